@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { ConfigError } from "../config/config.js";
+import { describeConfig, loadConfig } from "../config/load-config.js";
+import { serve } from "./serve.js";
+
+const USAGE = `berth — a container registry (OCI distribution spec v1.1, drop-in for CNCF distribution)
+
+Usage:
+  berth serve [config.yml]       run the registry (default: filesystem storage in ./data, port 5000)
+  berth config check FILE        validate a configuration and print the effective settings
+  berth --version                print the version
+  berth --help                   print this help
+
+Every configuration key can be set from the environment as REGISTRY_<KEY_PATH>,
+for example REGISTRY_HTTP_ADDR=:5001 or REGISTRY_STORAGE_DELETE_ENABLED=true.
+`;
+
+const SERVE_USAGE = `Usage: berth serve [config.yml]
+
+Runs the registry. Without a file it runs on the embedded default: filesystem storage under
+./data, listening on :5000. The file uses distribution's config.yml keys; REGISTRY_* environment
+variables override them. Stop it with Ctrl-C (SIGINT) or SIGTERM: in-flight requests finish first.
+`;
+
+const CONFIG_USAGE = `Usage: berth config check FILE
+
+Validates FILE (plus REGISTRY_* environment overrides), prints warnings for keys berth ignores,
+and prints the effective configuration with secrets masked. Exits 1 when the file is invalid.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string };
+  return pkg.version ?? "unknown";
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { help: { type: "boolean", short: "h" }, version: { type: "boolean", short: "v" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const [command, ...rest] = positionals;
+  if (values.version) {
+    process.stdout.write(`berth ${version()}\n`);
+    return 0;
+  }
+  if (command === undefined) {
+    process.stdout.write(USAGE);
+    return values.help ? 0 : 2;
+  }
+  if (command === "serve") {
+    if (values.help) {
+      process.stdout.write(SERVE_USAGE);
+      return 0;
+    }
+    if (rest.length > 1) return usageError(`serve takes at most one configuration file, got ${rest.length}`);
+    return runServe(rest[0]);
+  }
+  if (command === "config") {
+    if (values.help || rest[0] !== "check" || rest.length !== 2) {
+      process.stdout.write(CONFIG_USAGE);
+      return values.help ? 0 : 2;
+    }
+    const { config, warnings, source } = await loadConfig({ file: rest[1], env: process.env });
+    for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
+    process.stdout.write(`${source}: valid\n${JSON.stringify(describeConfig(config), null, 2)}\n`);
+    return 0;
+  }
+  if (command === "help") {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  return usageError(`unknown command ${JSON.stringify(command)}`);
+}
+
+async function runServe(file: string | undefined): Promise<number> {
+  const { config, warnings } = await loadConfig({ file, env: process.env });
+  const running = await serve(config, warnings);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      const drain = config.http.drainTimeoutMs > 0 ? config.http.drainTimeoutMs : 10_000;
+      const force = setTimeout(() => {
+        running.server.closeAllConnections();
+      }, drain);
+      force.unref();
+      void running.close().then(resolve);
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+  return 0;
+}
+
+function usageError(message: string): number {
+  process.stderr.write(`berth: ${message}\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`berth: ${err.message}\n`);
+    } else if (err instanceof Error && "code" in err && typeof err.code === "string" && err.code.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`berth: ${err.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+      return;
+    } else if (err instanceof Error && "code" in err && (err.code === "EADDRINUSE" || err.code === "EACCES")) {
+      process.stderr.write(`berth: cannot listen: ${err.message}\n`);
+    } else {
+      process.stderr.write(`berth: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

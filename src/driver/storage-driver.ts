@@ -1,0 +1,131 @@
+import type { Readable } from "node:stream";
+
+/**
+ * A StorageDriver stores bytes at slash-separated absolute paths ("/docker/registry/v2/…").
+ * It knows nothing of blobs, digests or repositories: that is the storage layer's job.
+ *
+ * Contract shared by every driver (filesystem, inmemory, s3), checked by test/driver-suite.ts:
+ * - Paths are validated by `assertValidPath` before a driver sees them: absolute, no empty
+ *   segment, no "." or "..", characters from [A-Za-z0-9._:/-] only. A driver may rely on it.
+ * - A missing path is reported as `PathNotFoundError`, never as a driver-specific error.
+ * - Directories are implicit: writing a file creates its parents; deleting the last file in a
+ *   directory may or may not leave the directory (object stores have none), so callers never
+ *   depend on empty directories existing.
+ * - Every method is safe to call concurrently on different paths. Concurrent writers on the same
+ *   path are the caller's business (the upload layer serialises them).
+ */
+export interface StorageDriver {
+  /** Short name for logs and errors: "filesystem", "inmemory", "s3". */
+  readonly name: string;
+
+  /** The whole content of a small object. PathNotFoundError when absent or a directory. */
+  getContent(path: string): Promise<Buffer>;
+
+  /**
+   * Stores a small object atomically and durably: readers see the old or the new content, never a
+   * mix, and once the promise resolves the content survives a crash of the process.
+   */
+  putContent(path: string, content: Uint8Array): Promise<void>;
+
+  /**
+   * A stream of the object's bytes from `offset` (inclusive) to `end` (exclusive, default the end of
+   * the object). PathNotFoundError when absent. An offset past the end yields an empty stream.
+   * The caller destroys the stream when it stops reading early.
+   */
+  reader(path: string, offset?: number, end?: number): Promise<Readable>;
+
+  /**
+   * A resumable writer. With `append` false any previous content (committed or not) is discarded.
+   * With `append` true the writer continues what an earlier writer left with `close()` (or what
+   * was committed), and `size` starts at that length.
+   */
+  writer(path: string, append: boolean): Promise<FileWriter>;
+
+  /** Size, modification time and kind of a path. PathNotFoundError when absent. */
+  stat(path: string): Promise<FileInfo>;
+
+  /**
+   * Absolute paths of the direct children of a directory, in no particular order.
+   * PathNotFoundError when the directory does not exist (or has no children, for object stores).
+   */
+  list(path: string): Promise<string[]>;
+
+  /**
+   * Moves an object. The destination appears whole or not at all and is replaced if present.
+   * PathNotFoundError when the source is absent.
+   */
+  move(sourcePath: string, destPath: string): Promise<void>;
+
+  /** Deletes an object or a directory tree. PathNotFoundError when nothing is there. */
+  delete(path: string): Promise<void>;
+
+  /**
+   * A URL from which a client may fetch the object directly (presigned S3 URL, CDN), or undefined
+   * when the driver serves bytes only through `reader`.
+   */
+  redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined>;
+
+  /**
+   * Depth-first traversal under `path` (not including it), children in lexical order. `visit`
+   * returning "skip" for a directory does not descend into it. PathNotFoundError when `path` is
+   * absent.
+   */
+  walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void>;
+}
+
+export interface FileInfo {
+  path: string;
+  /** Bytes for a file; 0 for a directory. */
+  size: number;
+  modTime: Date;
+  isDir: boolean;
+}
+
+/**
+ * Writes one object in pieces, possibly across processes (close, then `writer(path, true)`).
+ * `write` resolves when the chunk has been accepted; awaiting it is the backpressure.
+ * After `commit`, `cancel` or `close`, further writes reject.
+ */
+export interface FileWriter {
+  /** Bytes written so far, including those of earlier writers on the same path. */
+  readonly size: number;
+  write(chunk: Uint8Array): Promise<void>;
+  /** Makes what was written resumable by a later `writer(path, true)`. Idempotent. */
+  close(): Promise<void>;
+  /** Makes the content durable and visible at the path. */
+  commit(): Promise<void>;
+  /** Discards everything written, including earlier sessions. Safe to call more than once. */
+  cancel(): Promise<void>;
+}
+
+export class PathNotFoundError extends Error {
+  constructor(readonly path: string, readonly driverName: string) {
+    super(`${driverName}: path not found: ${path}`);
+    this.name = "PathNotFoundError";
+  }
+}
+
+export class InvalidPathError extends Error {
+  constructor(readonly path: string, reason: string) {
+    super(`invalid storage path ${JSON.stringify(path)}: ${reason}`);
+    this.name = "InvalidPathError";
+  }
+}
+
+const PATH_CHARS = /^[A-Za-z0-9._:/-]+$/;
+
+/** Validates a driver path; throws InvalidPathError. Called by every driver method. */
+export function assertValidPath(path: string): void {
+  if (path === "/") return;
+  if (!path.startsWith("/")) throw new InvalidPathError(path, "not absolute");
+  if (!PATH_CHARS.test(path)) throw new InvalidPathError(path, "characters outside [A-Za-z0-9._:/-]");
+  const segments = path.slice(1).split("/");
+  for (const segment of segments) {
+    if (segment === "") throw new InvalidPathError(path, "empty segment");
+    if (segment === "." || segment === "..") throw new InvalidPathError(path, "relative segment");
+  }
+}
+
+export function isPathNotFound(err: unknown): err is PathNotFoundError {
+  return err instanceof PathNotFoundError;
+}

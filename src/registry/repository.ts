@@ -1,0 +1,242 @@
+import type { Readable } from "node:stream";
+import { RegistryError } from "../errcode/registry-error.js";
+import { Digest } from "../reference/digest.js";
+import { assertTag } from "../reference/names.js";
+import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
+import { parseManifest, type Descriptor } from "../manifest/parse-manifest.js";
+import type { BlobStore } from "../storage/blob-store.js";
+import type { LinkedBlobStore } from "../storage/linked-blob-store.js";
+import type { ManifestStore, StoredManifest } from "../storage/manifest-store.js";
+import type { TagStore } from "../storage/tag-store.js";
+import type { ReferrerStore } from "../storage/referrer-store.js";
+import type { ChunkExpectation, UploadSession, UploadStore } from "../storage/upload-store.js";
+
+export interface RepositoryPolicy {
+  deleteEnabled: boolean;
+  readOnly: boolean;
+}
+
+export interface RepositoryParts {
+  name: string;
+  globalBlobs: BlobStore;
+  layers: LinkedBlobStore;
+  manifests: ManifestStore;
+  tags: TagStore;
+  referrers: ReferrerStore;
+  uploads: UploadStore;
+  exists: () => Promise<boolean>;
+}
+
+/** A manifest reference from a URL: a tag or a digest. */
+export type Reference = { tag: string } | { digest: Digest };
+
+export function parseReference(value: string): Reference {
+  if (value.includes(":")) return { digest: Digest.parse(value) };
+  assertTag(value);
+  return { tag: value };
+}
+
+/**
+ * One repository's domain API: blobs, uploads, manifests, tags and referrers. It enforces the
+ * registry's rules (references must exist, deletes only when enabled, nothing written when
+ * read-only) and knows nothing of HTTP.
+ */
+export class Repository {
+  readonly name: string;
+
+  constructor(
+    private readonly parts: RepositoryParts,
+    private readonly policy: RepositoryPolicy,
+  ) {
+    this.name = parts.name;
+  }
+
+  // --- blobs
+
+  /** BLOB_UNKNOWN unless the blob is linked in this repository. */
+  statBlob(digest: Digest): Promise<BlobDescriptor> {
+    return this.parts.layers.stat(digest);
+  }
+
+  async openBlob(digest: Digest, offset: number, end: number): Promise<Readable> {
+    return this.parts.globalBlobs.open(digest, offset, end);
+  }
+
+  blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
+    return this.parts.globalBlobs.redirectURL(digest, method);
+  }
+
+  /** Unlinks the blob from this repository; the bytes stay until garbage collection. */
+  async deleteBlob(digest: Digest): Promise<void> {
+    this.assertDeletable();
+    await this.parts.layers.unlink(digest);
+  }
+
+  /**
+   * Links a blob that `source` has into this repository. undefined when the source does not have
+   * it (the caller then starts an ordinary upload, as the spec says).
+   */
+  async mountBlob(digest: Digest, source: Repository): Promise<BlobDescriptor | undefined> {
+    this.assertWritable();
+    let descriptor: BlobDescriptor;
+    try {
+      descriptor = await source.statBlob(digest);
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === "BLOB_UNKNOWN") return undefined;
+      throw err;
+    }
+    await this.parts.layers.link(descriptor);
+    return descriptor;
+  }
+
+  // --- uploads
+
+  startUpload(): Promise<UploadSession> {
+    this.assertWritable();
+    return this.parts.uploads.start(this.name);
+  }
+
+  openUpload(id: string): Promise<UploadSession> {
+    return this.parts.uploads.open(this.name, id);
+  }
+
+  uploadSize(session: UploadSession): Promise<number> {
+    return this.parts.uploads.size(session);
+  }
+
+  appendUpload(session: UploadSession, body: AsyncIterable<Uint8Array>, expect?: ChunkExpectation): Promise<number> {
+    this.assertWritable();
+    return this.parts.uploads.append(session, body, expect);
+  }
+
+  /** Verifies and stores the blob, then links it here. */
+  async completeUpload(
+    session: UploadSession,
+    digest: Digest,
+    body: AsyncIterable<Uint8Array> | undefined,
+    expect?: ChunkExpectation,
+  ): Promise<BlobDescriptor> {
+    this.assertWritable();
+    const descriptor = await this.parts.uploads.complete(session, digest, body, expect);
+    await this.parts.layers.link(descriptor);
+    return descriptor;
+  }
+
+  cancelUpload(session: UploadSession): Promise<void> {
+    this.assertWritable();
+    return this.parts.uploads.cancel(session);
+  }
+
+  // --- manifests
+
+  /** MANIFEST_UNKNOWN when the tag or digest is not in this repository. */
+  async getManifest(reference: Reference): Promise<StoredManifest> {
+    const digest = "tag" in reference ? await this.parts.tags.resolve(reference.tag) : reference.digest;
+    return this.parts.manifests.get(digest);
+  }
+
+  /**
+   * Validates and stores a manifest exactly as pushed, then points `tags` at it. Every blob and
+   * child manifest it names must already be in this repository (MANIFEST_BLOB_UNKNOWN), and a
+   * digest reference must be the digest of the bytes (DIGEST_INVALID). Nothing is written unless
+   * every check passes.
+   */
+  async putManifest(
+    reference: Reference,
+    content: Buffer,
+    contentType: string | undefined,
+    extraTags: string[] = [],
+  ): Promise<{ digest: Digest; subject?: Descriptor }> {
+    this.assertWritable();
+    const manifest = parseManifest(content, contentType);
+    const algorithm = "digest" in reference ? reference.digest.algorithm : "sha256";
+    const computed = Digest.of(algorithm, content);
+    if ("digest" in reference && !computed.equals(reference.digest)) {
+      throw new RegistryError("DIGEST_INVALID", "manifest digest does not match its content", {
+        expected: reference.digest.toString(),
+        computed: computed.toString(),
+      });
+    }
+    const tags = "tag" in reference ? [reference.tag, ...extraTags] : extraTags;
+    for (const tag of tags) assertTag(tag);
+    await this.assertReferencesExist(manifest.blobs, manifest.manifests);
+
+    const digest = await this.parts.manifests.put(content, manifest.mediaType, algorithm);
+    if (manifest.subject) await this.parts.referrers.add(manifest.subject.digest, digest);
+    for (const tag of new Set(tags)) await this.parts.tags.tag(tag, digest);
+    return { digest, subject: manifest.subject };
+  }
+
+  /** By tag: removes the tag only. By digest: removes the manifest and every tag pointing to it. */
+  async deleteManifest(reference: Reference): Promise<void> {
+    this.assertDeletable();
+    if ("tag" in reference) {
+      await this.parts.tags.untag(reference.tag);
+      return;
+    }
+    const stored = await this.parts.manifests.get(reference.digest);
+    const subject = parseManifest(stored.content, undefined).subject;
+    for (const tag of await this.parts.tags.tagsOf(reference.digest)) await this.parts.tags.untag(tag);
+    await this.parts.manifests.delete(reference.digest);
+    if (subject) await this.parts.referrers.remove(subject.digest, reference.digest);
+  }
+
+  // --- tags and referrers
+
+  /** Sorted tag names. NAME_UNKNOWN when the repository does not exist. */
+  async listTags(): Promise<string[]> {
+    const tags = await this.parts.tags.all();
+    if (tags.length === 0 && !(await this.parts.exists())) {
+      throw new RegistryError("NAME_UNKNOWN", undefined, { name: this.name });
+    }
+    return tags;
+  }
+
+  /**
+   * Descriptors of the manifests in this repository whose subject is `subject`, optionally only
+   * those of one artifact type. Sorted by digest so pages and repeated calls agree.
+   */
+  async referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+    const found: Descriptor[] = [];
+    for (const candidate of await this.parts.referrers.candidates(subject)) {
+      let stored: StoredManifest;
+      try {
+        stored = await this.parts.manifests.get(candidate);
+      } catch (err) {
+        if (err instanceof RegistryError && err.code === "MANIFEST_UNKNOWN") continue;
+        throw err;
+      }
+      const manifest = parseManifest(stored.content, undefined);
+      if (!manifest.subject?.digest.equals(subject)) continue;
+      if (artifactType !== undefined && manifest.artifactType !== artifactType) continue;
+      found.push({
+        mediaType: manifest.mediaType,
+        digest: candidate,
+        size: stored.content.length,
+        artifactType: manifest.artifactType,
+        annotations: manifest.annotations,
+      });
+    }
+    return found.sort((a, b) => (a.digest.toString() < b.digest.toString() ? -1 : 1));
+  }
+
+  private async assertReferencesExist(blobs: Digest[], manifests: Digest[]): Promise<void> {
+    const checks = [
+      ...blobs.map(async (digest) => ((await this.parts.layers.exists(digest)) ? undefined : digest)),
+      ...manifests.map(async (digest) => ((await this.parts.manifests.exists(digest)) ? undefined : digest)),
+    ];
+    const missing = (await Promise.all(checks)).filter((d): d is Digest => d !== undefined);
+    if (missing.length > 0) {
+      throw new RegistryError("MANIFEST_BLOB_UNKNOWN", undefined, { digests: missing.map((d) => d.toString()) });
+    }
+  }
+
+  private assertWritable(): void {
+    if (this.policy.readOnly) throw new RegistryError("UNSUPPORTED", "registry is in read-only mode");
+  }
+
+  private assertDeletable(): void {
+    this.assertWritable();
+    if (!this.policy.deleteEnabled) throw new RegistryError("UNSUPPORTED", "deletes are disabled on this registry");
+  }
+}

@@ -1,0 +1,45 @@
+import { RegistryError } from "../errcode/registry-error.js";
+
+/** Above this, `n` is lowered: the client gets a Link to the next page, as the spec allows. */
+export const MAX_PAGE_SIZE = 10_000;
+
+export interface Page {
+  items: string[];
+  /** Query for the next page when there is one (`n=…&last=…`). */
+  next: string | undefined;
+}
+
+/**
+ * One page of a sorted list after `last`, at most `n` entries. PAGINATION_NUMBER_INVALID when `n`
+ * is not a non-negative integer. Without `n` the whole rest of the list is one page (the spec's
+ * tag listing; callers pass a default for the catalog).
+ */
+export function paginate(sorted: string[], query: URLSearchParams, defaultSize: number | undefined): Page {
+  const rawN = query.get("n");
+  let n = defaultSize;
+  if (rawN !== null && rawN !== "") {
+    if (!/^\d{1,15}$/.test(rawN)) throw new RegistryError("PAGINATION_NUMBER_INVALID", undefined, { n: rawN.slice(0, 50) });
+    n = Number(rawN);
+  }
+  if (n !== undefined) n = Math.min(n, MAX_PAGE_SIZE);
+  const last = query.get("last");
+  const from = last === null || last === "" ? 0 : firstAfter(sorted, last);
+  const rest = sorted.length - from;
+  const size = n === undefined ? rest : Math.min(n, rest);
+  const items = sorted.slice(from, from + size);
+  const lastItem = items[items.length - 1];
+  const more = from + size < sorted.length && lastItem !== undefined;
+  return { items, next: more ? `n=${size}&last=${encodeURIComponent(lastItem)}` : undefined };
+}
+
+/** Index of the first entry greater than `last` (binary search: the list is sorted). */
+function firstAfter(sorted: string[], last: string): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (sorted[mid]! <= last) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}

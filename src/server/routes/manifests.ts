@@ -1,0 +1,49 @@
+import { RegistryError } from "../../errcode/registry-error.js";
+import { parseReference } from "../../registry/repository.js";
+import { readLimitedBody } from "../request-body.js";
+import { locationFor, sendEmpty, type RequestContext } from "../request-context.js";
+
+/** The spec's suggested limit, and distribution's: larger manifests are refused unread. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** HEAD/GET /v2/<name>/manifests/<reference>: the bytes exactly as pushed. */
+export async function getManifest(ctx: RequestContext): Promise<void> {
+  const repository = ctx.registry.repository(ctx.params.name);
+  const manifest = await repository.getManifest(parseReference(ctx.params.reference));
+  const digest = manifest.digest.toString();
+  const etag = `"${digest}"`;
+  const headers = {
+    "Content-Type": manifest.mediaType,
+    "Content-Length": manifest.content.length,
+    "Docker-Content-Digest": digest,
+    ETag: etag,
+  };
+  if (ctx.req.headers["if-none-match"] === etag) {
+    ctx.res.writeHead(304, { "Docker-Content-Digest": digest, ETag: etag });
+    ctx.res.end();
+    return;
+  }
+  ctx.res.writeHead(200, headers);
+  ctx.res.end(ctx.req.method === "HEAD" ? undefined : manifest.content);
+}
+
+/** PUT /v2/<name>/manifests/<reference>[?tag=…]: 201 with the manifest's digest and Location. */
+export async function putManifest(ctx: RequestContext): Promise<void> {
+  const repository = ctx.registry.repository(ctx.params.name);
+  const reference = parseReference(ctx.params.reference);
+  const content = await readLimitedBody(ctx.req, MAX_MANIFEST_BYTES, () => new RegistryError("MANIFEST_TOO_LARGE", undefined, { limit: MAX_MANIFEST_BYTES }));
+  const { digest, subject } = await repository.putManifest(reference, content, ctx.req.headers["content-type"], ctx.query.getAll("tag"));
+  const headers: Record<string, string | number> = {
+    Location: locationFor(ctx, `/v2/${repository.name}/manifests/${digest.toString()}`),
+    "Docker-Content-Digest": digest.toString(),
+  };
+  if (subject) headers["OCI-Subject"] = subject.digest.toString();
+  sendEmpty(ctx.res, 201, headers);
+}
+
+/** DELETE /v2/<name>/manifests/<reference>: by digest the manifest, by tag the tag only. */
+export async function deleteManifest(ctx: RequestContext): Promise<void> {
+  const repository = ctx.registry.repository(ctx.params.name);
+  await repository.deleteManifest(parseReference(ctx.params.reference));
+  sendEmpty(ctx.res, 202);
+}

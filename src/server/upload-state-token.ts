@@ -1,0 +1,50 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { RegistryError } from "../errcode/registry-error.js";
+
+/** What an upload's Location carries in `_state`, signed so a client cannot alter it. */
+export interface UploadState {
+  name: string;
+  id: string;
+  startedAt: number;
+}
+
+/**
+ * Signs and checks upload state tokens with `http.secret`. Every node sharing the secret trusts
+ * a token any of them issued; a token names its repository, so it is refused in another one.
+ * The offset is deliberately not in the token: storage is the single authority on how many bytes
+ * an upload holds, so a stale Location (an earlier chunk's) still works.
+ */
+export class UploadStateSigner {
+  private readonly key: Buffer;
+
+  constructor(secret: string) {
+    this.key = Buffer.from(secret, "utf8");
+  }
+
+  sign(state: UploadState): string {
+    const payload = Buffer.from(JSON.stringify([state.name, state.id, state.startedAt])).toString("base64url");
+    return `${payload}.${this.mac(payload)}`;
+  }
+
+  /** BLOB_UPLOAD_INVALID for a malformed, tampered or foreign token. */
+  verify(token: string, expected: { name: string; id: string }): UploadState {
+    const dot = token.indexOf(".");
+    const payload = dot > 0 ? token.slice(0, dot) : "";
+    const given = Buffer.from(dot > 0 ? token.slice(dot + 1) : "", "base64url");
+    const wanted = Buffer.from(this.mac(payload), "base64url");
+    if (payload === "" || given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+      throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state is not valid");
+    }
+    const fields: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    if (!Array.isArray(fields) || fields.length !== 3) throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state is not valid");
+    const [name, id, startedAt] = fields as unknown[];
+    if (name !== expected.name || id !== expected.id || typeof startedAt !== "number") {
+      throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state does not belong to this upload");
+    }
+    return { name, id, startedAt };
+  }
+
+  private mac(payload: string): string {
+    return createHmac("sha256", this.key).update(payload).digest("base64url");
+  }
+}

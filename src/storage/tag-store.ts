@@ -1,0 +1,83 @@
+import type { StorageDriver } from "../driver/storage-driver.js";
+import { isPathNotFound } from "../driver/storage-driver.js";
+import { RegistryError } from "../errcode/registry-error.js";
+import { Digest } from "../reference/digest.js";
+import type { Logger } from "../log/logger.js";
+import { tagCurrentLinkPath, tagIndexEntryLinkPath, tagPath, tagsRootPath } from "./paths.js";
+
+/**
+ * A repository's tags: `current/link` names the manifest a tag points to; `index/` keeps every
+ * digest it ever pointed to (distribution's history, which its garbage collector reads).
+ */
+export class TagStore {
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly repository: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** MANIFEST_UNKNOWN when the tag does not exist (or its link is unreadable). */
+  async resolve(tag: string): Promise<Digest> {
+    let content: Buffer;
+    try {
+      content = await this.driver.getContent(tagCurrentLinkPath(this.repository, tag));
+    } catch (err) {
+      if (isPathNotFound(err)) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { tag });
+      throw err;
+    }
+    const digest = Digest.tryParse(content.toString("utf8").trim());
+    if (!digest) {
+      this.log.warn({ repository: this.repository, tag }, "ignoring corrupt tag link");
+      throw new RegistryError("MANIFEST_UNKNOWN", undefined, { tag });
+    }
+    return digest;
+  }
+
+  /** Points the tag at a manifest; the index entry is written first so history is never behind. */
+  async tag(tag: string, digest: Digest): Promise<void> {
+    const link = Buffer.from(digest.toString());
+    await this.driver.putContent(tagIndexEntryLinkPath(this.repository, tag, digest), link);
+    await this.driver.putContent(tagCurrentLinkPath(this.repository, tag), link);
+  }
+
+  /** MANIFEST_UNKNOWN when the tag does not exist. */
+  async untag(tag: string): Promise<void> {
+    try {
+      await this.driver.delete(tagPath(this.repository, tag));
+    } catch (err) {
+      if (isPathNotFound(err)) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { tag });
+      throw err;
+    }
+  }
+
+  /** Every tag name, sorted lexically. Empty when the repository has none. */
+  async all(): Promise<string[]> {
+    let children: string[];
+    try {
+      children = await this.driver.list(tagsRootPath(this.repository));
+    } catch (err) {
+      if (isPathNotFound(err)) return [];
+      throw err;
+    }
+    return children.map((child) => child.slice(child.lastIndexOf("/") + 1)).sort(compareStrings);
+  }
+
+  /** Tags whose current link names `digest`. */
+  async tagsOf(digest: Digest): Promise<string[]> {
+    const tags = await this.all();
+    const matches: string[] = [];
+    for (const tag of tags) {
+      try {
+        if ((await this.resolve(tag)).equals(digest)) matches.push(tag);
+      } catch (err) {
+        if (!(err instanceof RegistryError)) throw err;
+      }
+    }
+    return matches;
+  }
+}
+
+/** Code-unit order, as distribution and the spec's "lexical order" mean it (not locale order). */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
