@@ -89,6 +89,7 @@ export interface FileInfo {
 export interface FileWriter {
   /** Bytes written so far, including those of earlier writers on the same path. */
   readonly size: number;
+  /** The writer may keep `chunk` by reference until it flushes: callers must not reuse its memory. */
   write(chunk: Uint8Array): Promise<void>;
   /** Makes what was written resumable by a later `writer(path, true)`. Idempotent. */
   close(): Promise<void>;

@@ -1,0 +1,379 @@
+import { randomBytes } from "node:crypto";
+import { lstat, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { Readable } from "node:stream";
+import {
+  assertValidPath,
+  PathNotFoundError,
+  type FileInfo,
+  type FileWriter,
+  type StorageDriver,
+} from "./storage-driver.js";
+
+const READ_CHUNK = 1024 * 1024;
+const WRITE_BUFFER = 1024 * 1024;
+/** Linux IOV_MAX: more buffers than this would split one writev into several syscalls. */
+const MAX_IOVECS = 1024;
+
+const TEMP_SUFFIX = /\.tmp-[0-9a-f]{16}$/;
+const VALID_SEGMENT = /^[A-Za-z0-9._:-]+$/;
+
+/**
+ * Stores objects as plain files under a root directory, laid out like distribution's filesystem
+ * driver so that an existing distribution root can be served as is.
+ */
+export class FilesystemDriver implements StorageDriver {
+  readonly name = "filesystem";
+  readonly rootDirectory: string;
+
+  constructor(rootDirectory: string) {
+    this.rootDirectory = resolve(rootDirectory);
+  }
+
+  async getContent(path: string): Promise<Buffer> {
+    assertValidPath(path);
+    const { handle } = await this.#openFile(path);
+    try {
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async putContent(path: string, content: Uint8Array): Promise<void> {
+    assertValidPath(path);
+    const target = this.#fullPath(path);
+    const dir = dirname(target);
+    await this.#mkdirs(dir, path);
+    const temp = join(dir, tempName(target));
+    try {
+      await writeDurably(temp, content);
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw this.#mapError(err, path);
+    }
+    await fsyncDirectory(dir);
+  }
+
+  async reader(path: string, offset = 0, end?: number): Promise<Readable> {
+    assertValidPath(path);
+    assertOffset(offset, end);
+    const { handle, size } = await this.#openFile(path);
+    const stop = Math.min(end ?? size, size);
+    if (offset >= stop) {
+      await handle.close();
+      return Readable.from([], { objectMode: false });
+    }
+    // Node's `end` is inclusive; ours is exclusive.
+    return handle.createReadStream({ start: offset, end: stop - 1, highWaterMark: READ_CHUNK });
+  }
+
+  async writer(path: string, append: boolean): Promise<FileWriter> {
+    assertValidPath(path);
+    const full = this.#fullPath(path);
+    await this.#mkdirs(dirname(full), path);
+    try {
+      const handle = await open(full, append ? "a" : "w");
+      const size = append ? (await handle.stat()).size : 0;
+      return new FilesystemFileWriter(full, handle, size);
+    } catch (err) {
+      throw this.#mapError(err, path);
+    }
+  }
+
+  async stat(path: string): Promise<FileInfo> {
+    assertValidPath(path);
+    try {
+      const stats = await stat(this.#fullPath(path));
+      const isDir = stats.isDirectory();
+      return { path, size: isDir ? 0 : stats.size, modTime: stats.mtime, isDir };
+    } catch (err) {
+      throw this.#mapError(err, path);
+    }
+  }
+
+  async list(path: string): Promise<string[]> {
+    assertValidPath(path);
+    let names: string[];
+    try {
+      names = await readdir(this.#fullPath(path));
+    } catch (err) {
+      throw this.#mapError(err, path);
+    }
+    const prefix = path === "/" ? "/" : `${path}/`;
+    return names.filter(isContentName).map((name) => prefix + name);
+  }
+
+  async move(sourcePath: string, destPath: string): Promise<void> {
+    assertValidPath(sourcePath);
+    assertValidPath(destPath);
+    const source = this.#fullPath(sourcePath);
+    const dest = this.#fullPath(destPath);
+    try {
+      await lstat(source);
+    } catch (err) {
+      throw this.#mapError(err, sourcePath);
+    }
+    await this.#mkdirs(dirname(dest), destPath);
+    try {
+      await rename(source, dest);
+    } catch (err) {
+      throw this.#mapError(err, sourcePath);
+    }
+    await fsyncDirectory(dirname(dest));
+  }
+
+  async delete(path: string): Promise<void> {
+    assertValidPath(path);
+    const full = this.#fullPath(path);
+    try {
+      await lstat(full);
+    } catch (err) {
+      throw this.#mapError(err, path);
+    }
+    if (path === "/") {
+      // The root may be a mount point, which cannot be removed; empty it instead.
+      const children = await readdir(full);
+      await Promise.all(children.map((name) => rm(join(full, name), { recursive: true, force: true })));
+      return;
+    }
+    await rm(full, { recursive: true, force: true });
+  }
+
+  async redirectURL(path: string, _method: "GET" | "HEAD"): Promise<string | undefined> {
+    assertValidPath(path);
+    return undefined;
+  }
+
+  async walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void> {
+    assertValidPath(path);
+    await this.#walkChildren(await this.list(path), visit);
+  }
+
+  async #walkChildren(
+    children: string[],
+    visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip",
+  ): Promise<void> {
+    for (const child of children.sort()) {
+      const info = await this.#statIfPresent(child);
+      if (info === undefined) continue;
+      const decision = await visit(info);
+      if (!info.isDir || decision === "skip") continue;
+      const grandchildren = await this.#listIfPresent(child);
+      if (grandchildren !== undefined) await this.#walkChildren(grandchildren, visit);
+    }
+  }
+
+  /** Entries removed while a walk is under way are skipped rather than failing the walk. */
+  async #statIfPresent(path: string): Promise<FileInfo | undefined> {
+    return this.stat(path).catch(undefinedIfNotFound);
+  }
+
+  async #listIfPresent(path: string): Promise<string[] | undefined> {
+    return this.list(path).catch(undefinedIfNotFound);
+  }
+
+  /** Opens before checking the kind, so that a concurrent delete cannot slip in between. */
+  async #openFile(path: string): Promise<{ handle: FileHandle; size: number }> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.#fullPath(path), "r");
+    } catch (err) {
+      throw this.#mapError(err, path);
+    }
+    const stats = await handle.stat().catch(() => undefined);
+    // Opening a directory read-only succeeds on Linux; only a regular file holds content.
+    if (stats?.isFile()) return { handle, size: stats.size };
+    await handle.close();
+    throw new PathNotFoundError(path, this.name);
+  }
+
+  async #mkdirs(dir: string, path: string): Promise<void> {
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw this.#mapError(err, path);
+    }
+  }
+
+  #fullPath(path: string): string {
+    return join(this.rootDirectory, path);
+  }
+
+  #mapError(err: unknown, path: string): unknown {
+    return isNotFound(err) ? new PathNotFoundError(path, this.name) : err;
+  }
+}
+
+type WriterState = "open" | "closed" | "committed" | "cancelled";
+
+/**
+ * Writes straight into the target file, as distribution does for `_uploads/<id>/data`. Small chunks
+ * are gathered and written with one writev per MiB. Like stream.Writable, a chunk is held by
+ * reference until flushed, so callers must not reuse its memory after `write`.
+ */
+class FilesystemFileWriter implements FileWriter {
+  #size: number;
+  #state: WriterState = "open";
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  /** Serialises flushes; a failed flush leaves it rejected so every later operation fails too. */
+  #flushed: Promise<void> = Promise.resolve();
+  #finished: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly fullPath: string,
+    private readonly handle: FileHandle,
+    size: number,
+  ) {
+    this.#size = size;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#state !== "open") return Promise.reject(new Error(`writer is ${this.#state}: ${this.fullPath}`));
+    if (chunk.byteLength === 0) return this.#flushed;
+    this.#pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    this.#pendingBytes += chunk.byteLength;
+    this.#size += chunk.byteLength;
+    return this.#pendingBytes >= WRITE_BUFFER ? this.#flush() : this.#flushed;
+  }
+
+  close(): Promise<void> {
+    if (this.#state !== "open") return this.#finished.catch(() => undefined);
+    return this.#finish("closed", () => this.#flushAndClose());
+  }
+
+  commit(): Promise<void> {
+    if (this.#state === "committed") return this.#finished;
+    if (this.#state !== "open") return Promise.reject(new Error(`cannot commit a ${this.#state} writer: ${this.fullPath}`));
+    return this.#finish("committed", async () => {
+      try {
+        await this.#flushAndClose(true);
+      } catch (err) {
+        // The descriptor is gone: the writer can no longer commit, but can still be cancelled.
+        this.#state = "closed";
+        throw err;
+      }
+      await fsyncDirectory(dirname(this.fullPath));
+    });
+  }
+
+  cancel(): Promise<void> {
+    if (this.#state === "cancelled") return this.#finished;
+    if (this.#state === "committed") return Promise.reject(new Error(`writer already committed: ${this.fullPath}`));
+    const wasOpen = this.#state === "open";
+    const previous = this.#finished;
+    return this.#finish("cancelled", async () => {
+      this.#pending = [];
+      if (wasOpen) {
+        await this.#flushed.catch(() => undefined);
+        await this.handle.close();
+      } else {
+        await previous.catch(() => undefined);
+      }
+      await rm(this.fullPath, { force: true });
+    });
+  }
+
+  #finish(state: WriterState, operation: () => Promise<void>): Promise<void> {
+    this.#state = state;
+    this.#finished = operation();
+    return this.#finished;
+  }
+
+  async #flushAndClose(sync = false): Promise<void> {
+    try {
+      await this.#flush();
+      if (sync) await this.handle.datasync();
+    } finally {
+      await this.handle.close();
+    }
+  }
+
+  #flush(): Promise<void> {
+    const chunks = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (chunks.length > 0) this.#flushed = this.#flushed.then(() => writeAll(this.handle, chunks));
+    return this.#flushed;
+  }
+}
+
+async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<void> {
+  let buffers = chunks.length > MAX_IOVECS ? [Buffer.concat(chunks)] : chunks;
+  while (buffers.length > 0) {
+    const { bytesWritten } = await handle.writev(buffers);
+    buffers = dropWritten(buffers, bytesWritten);
+  }
+}
+
+/** What remains after a short write of `count` bytes. */
+function dropWritten(buffers: Buffer[], count: number): Buffer[] {
+  if (count === 0) throw new Error("writev wrote nothing");
+  let remaining = count;
+  const rest: Buffer[] = [];
+  for (const buffer of buffers) {
+    if (remaining >= buffer.length) {
+      remaining -= buffer.length;
+      continue;
+    }
+    rest.push(buffer.subarray(remaining));
+    remaining = 0;
+  }
+  return rest;
+}
+
+async function writeDurably(file: string, content: Uint8Array): Promise<void> {
+  const handle = await open(file, "wx");
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Makes a directory's entries (a rename, a new file) survive a crash. */
+async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function tempName(target: string): string {
+  // Truncated so that the temporary name stays within NAME_MAX; the random part keeps it unique.
+  return `.${basename(target).slice(0, 200)}.tmp-${randomBytes(8).toString("hex")}`;
+}
+
+/**
+ * Hides our temporary files and anything that is not a valid path segment (such as `lost+found`
+ * at the root of a mounted volume), which no caller could pass back to the driver.
+ */
+function isContentName(name: string): boolean {
+  if (name.startsWith(".") && TEMP_SUFFIX.test(name)) return false;
+  return VALID_SEGMENT.test(name);
+}
+
+function assertOffset(offset: number, end: number | undefined): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`invalid offset ${offset}`);
+  if (end !== undefined && (!Number.isSafeInteger(end) || end < 0)) throw new RangeError(`invalid end ${end}`);
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+function undefinedIfNotFound(err: unknown): undefined {
+  if (err instanceof PathNotFoundError) return undefined;
+  throw err;
+}

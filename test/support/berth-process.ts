@@ -1,0 +1,96 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The compiled CLI, as a user runs it. */
+export const BERTH_CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+export interface BerthProcess {
+  /** "http://127.0.0.1:<port>" */
+  url: string;
+  /** "127.0.0.1:<port>", for clients that want host:port (skopeo, podman). */
+  hostPort: string;
+  /** The storage root (filesystem driver), or undefined for inmemory. */
+  root: string | undefined;
+  child: ChildProcess;
+  /** Everything the process wrote to stderr (its log) so far. */
+  log(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface StartOptions {
+  /** YAML written to a temporary config file. `{{root}}` is replaced by a fresh storage directory. */
+  configYaml?: string;
+  /** Reuse an existing storage root instead of a fresh one. */
+  root?: string;
+  env?: Record<string, string>;
+  /** Remove the storage root on stop (default true unless `root` was given). */
+  cleanup?: boolean;
+}
+
+export const DEFAULT_TEST_CONFIG = `version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {{root}}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:0
+  secret: test-secret
+`;
+
+/**
+ * Starts `berth serve` in a child process on a free loopback port and resolves when it listens.
+ * Stops it by PID on `stop()`.
+ */
+export async function startBerth(options: StartOptions = {}): Promise<BerthProcess> {
+  const work = await mkdtemp(join(tmpdir(), "berth-test-"));
+  const root = options.root ?? join(work, "data");
+  const configPath = join(work, "config.yml");
+  await writeFile(configPath, (options.configYaml ?? DEFAULT_TEST_CONFIG).replaceAll("{{root}}", root));
+  const child = spawn(process.execPath, [BERTH_CLI, "serve", configPath], {
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const match = /listening on (http:\/\/[^\s,"]+)/.exec(output);
+      if (match) {
+        clearInterval(timer);
+        resolve(match[1]!.replace("[::]", "127.0.0.1").replace("0.0.0.0", "127.0.0.1"));
+      }
+    }, 20);
+    child.once("exit", (code) => {
+      clearInterval(timer);
+      reject(new Error(`berth exited with ${code} before listening:\n${output}`));
+    });
+  });
+  const cleanup = options.cleanup ?? options.root === undefined;
+  return {
+    url,
+    hostPort: url.replace(/^http:\/\//, ""),
+    root: root,
+    child,
+    log: () => output,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      let code: number | null = child.exitCode;
+      if (code === null && child.signalCode === null) {
+        code = await new Promise<number | null>((resolve) => {
+          child.once("exit", (c) => resolve(c));
+          child.kill(signal);
+        });
+      }
+      await rm(cleanup ? work : configPath, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
