@@ -42,6 +42,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   log.info({ listen: url, storage: describeStorage(config), readOnly: config.storage.readOnly, deleteEnabled: config.storage.deleteEnabled }, `berth listening on ${url}, storing in ${describeStorage(config)}`);
 
   const purging = config.storage.uploadPurging;
+  // setTimeout fires at once for delays past 2^31-1 ms (~24.8 days); a longer interval waits that long.
+  const intervalMs = Math.min(purging.intervalMs, 2 ** 31 - 1);
   let purgeTimer: NodeJS.Timeout | undefined;
   if (purging.enabled && !config.storage.readOnly) {
     const purge = async (): Promise<void> => {
@@ -53,13 +55,13 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     const schedule = (): void => {
       purgeTimer = setTimeout(() => {
         purge().catch((err: unknown) => log.error({ err }, "upload purge failed")).finally(schedule);
-      }, purging.intervalMs);
+      }, intervalMs);
       purgeTimer.unref();
     };
     // distribution waits a random part of the first interval so restarts do not purge in step.
     purgeTimer = setTimeout(() => {
       purge().catch((err: unknown) => log.error({ err }, "upload purge failed")).finally(schedule);
-    }, Math.min(purging.intervalMs, Math.floor(Math.random() * 60_000)));
+    }, Math.min(intervalMs, Math.floor(Math.random() * 60_000)));
     purgeTimer.unref();
   }
 

@@ -1,0 +1,926 @@
+/**
+ * Reads distribution's config.yml format plus REGISTRY_* environment overrides into a validated
+ * `Config`. Everything a running berth relies on is checked here, once, so that a bad
+ * configuration stops start-up with a message naming the key instead of failing later.
+ *
+ * Scalars are interpreted per key rather than by the YAML schema: distribution (Go, yaml.v2) turns
+ * `secret: 0123` into the string "0123" and `enabled: yes` into true, which a YAML 1.2 loader would
+ * read as the number 123 and the string "yes". We keep each scalar's source text and coerce it to
+ * the type the key expects, which also makes file values and environment values behave the same.
+ */
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
+import path from "node:path";
+import { isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from "yaml";
+import { ConfigError, type Config } from "./config.js";
+
+/** Used when no configuration file is given: a single-node registry storing under ./data. */
+export const DEFAULT_CONFIG_YAML = `# berth's built-in configuration, used when no configuration file is given.
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: ./data
+  delete:
+    enabled: false
+  maintenance:
+    uploadpurging:
+      enabled: true
+      age: 168h
+      interval: 24h
+      dryrun: false
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+`;
+
+/** What describeConfig prints instead of a secret. */
+export const MASK = "********";
+
+const DEFAULT_SOURCE = "(embedded default)";
+const ENV_PREFIX = "REGISTRY_";
+/** distribution reads the configuration file path from this variable; it is not a config key. */
+const CONFIG_PATH_ENV = "REGISTRY_CONFIGURATION_PATH";
+/** distribution's filesystem driver default, kept so a copied config.yml stores in the same place. */
+const DISTRIBUTION_ROOT_DIRECTORY = "/var/lib/registry";
+const DEFAULT_HTTP_ADDR = ":5000";
+const DEFAULT_BLOB_DESCRIPTOR_SIZE = 10000;
+const HOUR_MS = 3_600_000;
+
+export async function loadConfig(options: {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+}): Promise<{ config: Config; warnings: string[]; source: string }> {
+  const env = options.env ?? process.env;
+  const file = options.file ?? nonEmpty(env[CONFIG_PATH_ENV]);
+  if (file === undefined) {
+    return { ...parseConfig(DEFAULT_CONFIG_YAML, env, DEFAULT_SOURCE), source: DEFAULT_SOURCE };
+  }
+  const source = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(source, "utf8");
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ConfigError("(file)", `cannot read ${source}: ${reason}`);
+  }
+  return { ...parseConfig(text, env, source), source };
+}
+
+export function parseConfig(
+  yamlText: string,
+  env: NodeJS.ProcessEnv,
+  source: string,
+): { config: Config; warnings: string[] } {
+  const warnings: string[] = [];
+  const root = parseYaml(yamlText, source, warnings);
+  normalizeShorthands(root);
+  applyEnvironment(root, env, warnings);
+  normalizeShorthands(root);
+  checkKeys(root, ROOT_SPEC, "", warnings);
+  return { config: buildConfig(root, warnings), warnings };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The document tree: YAML nodes reduced to what validation needs, remembering scalar source text
+// and which environment variable (if any) produced a node, so errors can point at it.
+
+type Raw = RawNull | RawScalar | RawMap | RawSeq;
+interface RawBase {
+  env?: string;
+}
+interface RawNull extends RawBase {
+  kind: "null";
+}
+interface RawScalar extends RawBase {
+  kind: "scalar";
+  text: string;
+  /** Unquoted and untagged: only these may mean null or (for env values) be trimmed. */
+  plain: boolean;
+}
+interface RawMap extends RawBase {
+  kind: "map";
+  entries: Map<string, Raw>;
+}
+interface RawSeq extends RawBase {
+  kind: "seq";
+  items: Raw[];
+}
+
+const NULL_WORDS = new Set(["", "~", "null", "Null", "NULL"]);
+
+/** Bounds alias expansion: a few anchors can otherwise expand into billions of nodes. */
+const MAX_NODES = 100_000;
+const MAX_DEPTH = 64;
+
+interface Converter {
+  doc: Document;
+  source: string;
+  budget: number;
+}
+
+function parseYaml(text: string, source: string, warnings: string[]): RawMap {
+  const doc = parseDocument(text.replace(/^\uFEFF/, ""), { merge: true, uniqueKeys: true });
+  const first = doc.errors[0];
+  if (first !== undefined) {
+    throw new ConfigError("(file)", `${source}: ${yamlProblem(first.message, first.linePos?.[0])}`);
+  }
+  for (const w of doc.warnings) warnings.push(`${source}: ${yamlProblem(w.message, w.linePos?.[0])}`);
+  const root = toRaw(doc.contents, { doc, source, budget: MAX_NODES }, 0);
+  if (root.kind === "null") return { kind: "map", entries: new Map() };
+  if (root.kind !== "map") {
+    throw new ConfigError("(file)", `${source}: expected a mapping of configuration keys at the top level`);
+  }
+  return root;
+}
+
+function yamlProblem(message: string, pos: { line: number; col: number } | undefined): string {
+  // The library appends " at line L, column C:" and a source excerpt; we report position once.
+  const head = (message.split(" at line ")[0] ?? message).trim();
+  return pos === undefined ? `syntax error: ${head}` : `syntax error at line ${pos.line}, column ${pos.col}: ${head}`;
+}
+
+function toRaw(node: unknown, cx: Converter, depth: number): Raw {
+  cx.budget -= 1;
+  if (cx.budget < 0 || depth > MAX_DEPTH) {
+    throw new ConfigError("(file)", `${cx.source}: document too large or too deeply nested (check anchors and aliases)`);
+  }
+  if (node === null || node === undefined) return { kind: "null" };
+  if (isAlias(node)) return toRaw(node.resolve(cx.doc), cx, depth + 1);
+  if (isScalar(node)) {
+    const plain = node.type === "PLAIN" && node.tag === undefined;
+    const text = plain ? (node.source ?? String(node.value ?? "")) : String(node.value ?? "");
+    if (plain && NULL_WORDS.has(text)) return { kind: "null" };
+    return { kind: "scalar", text, plain };
+  }
+  if (isSeq(node)) {
+    return { kind: "seq", items: node.items.map((item) => toRaw(item, cx, depth + 1)) };
+  }
+  if (isMap(node)) {
+    const entries = new Map<string, Raw>();
+    const merged: RawMap[] = [];
+    for (const pair of node.items) {
+      const key = pair.key;
+      if (!isScalar(key)) {
+        throw new ConfigError("(file)", `${cx.source}: only plain keys are supported, found a complex mapping key`);
+      }
+      if (typeof key.value === "symbol" || (key.type === "PLAIN" && key.source === "<<")) {
+        merged.push(...mergeSources(toRaw(pair.value, cx, depth + 1), cx.source));
+        continue;
+      }
+      const name = key.type === "PLAIN" ? (key.source ?? String(key.value)) : String(key.value);
+      entries.set(name, toRaw(pair.value, cx, depth + 1));
+    }
+    // YAML merge semantics: explicit keys win, then earlier merge sources over later ones.
+    for (const source of merged) {
+      for (const [k, v] of source.entries) if (!entries.has(k)) entries.set(k, v);
+    }
+    return { kind: "map", entries };
+  }
+  throw new ConfigError("(file)", `${cx.source}: unsupported YAML node`);
+}
+
+function mergeSources(value: Raw, source: string): RawMap[] {
+  const list = value.kind === "seq" ? value.items : [value];
+  return list.map((item) => {
+    if (item.kind !== "map") throw new ConfigError("(file)", `${source}: a << merge key needs a mapping or a list of mappings`);
+    return item;
+  });
+}
+
+function emptyMap(env?: string): RawMap {
+  return env === undefined ? { kind: "map", entries: new Map() } : { kind: "map", entries: new Map(), env };
+}
+
+function isEmpty(node: Raw): boolean {
+  return node.kind === "null" || (node.kind === "map" && node.entries.size === 0) || (node.kind === "seq" && node.items.length === 0);
+}
+
+/**
+ * distribution accepts `storage: inmemory` and `auth: silly` (a bare type name) as shorthand for a
+ * section with no parameters; rewrite them so the rest of the code sees one shape.
+ */
+function normalizeShorthands(root: RawMap): void {
+  for (const key of ["storage", "auth"]) {
+    const node = root.entries.get(key);
+    if (node?.kind === "scalar") {
+      const section = emptyMap(node.env);
+      section.entries.set(node.text, node.env === undefined ? { kind: "null" } : { kind: "null", env: node.env });
+      root.entries.set(key, section);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The keys berth knows: distribution's names, and what berth does with each.
+
+type Spec =
+  | { kind: "value" }
+  /** A map whose keys are the user's (log.fields, http.headers); envKey names an entry from env. */
+  | { kind: "freemap"; envKey: (rest: string[]) => string }
+  | { kind: "section"; keys: Readonly<Record<string, Spec>> }
+  /** distribution feature berth lacks and whose absence changes nothing a client relies on. */
+  | { kind: "ignored" }
+  /** Security feature berth lacks: ignoring it would silently expose the registry. */
+  | { kind: "refused"; problem: string; nameChild: boolean }
+  | { kind: "unsupported-driver" };
+
+const VALUE: Spec = { kind: "value" };
+const IGNORED: Spec = { kind: "ignored" };
+const UNSUPPORTED_DRIVER: Spec = { kind: "unsupported-driver" };
+const section = (keys: Record<string, Spec>): Spec => ({ kind: "section", keys });
+
+/** Keys under storage that configure the storage layer rather than naming a driver. */
+const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
+const SUPPORTED_DRIVERS = "berth supports filesystem and inmemory";
+
+const ROOT_SPEC: Spec = section({
+  version: VALUE,
+  loglevel: VALUE,
+  log: section({
+    level: VALUE,
+    formatter: VALUE,
+    fields: { kind: "freemap", envKey: (rest) => rest.join("_").toLowerCase() },
+    accesslog: section({ disabled: VALUE }),
+    hooks: IGNORED,
+    reportcaller: IGNORED,
+  }),
+  storage: section({
+    filesystem: section({ rootdirectory: VALUE, maxthreads: VALUE }),
+    inmemory: section({}),
+    s3: UNSUPPORTED_DRIVER,
+    azure: UNSUPPORTED_DRIVER,
+    gcs: UNSUPPORTED_DRIVER,
+    swift: UNSUPPORTED_DRIVER,
+    oss: UNSUPPORTED_DRIVER,
+    delete: section({ enabled: VALUE }),
+    redirect: section({ disable: VALUE }),
+    maintenance: section({
+      uploadpurging: section({ enabled: VALUE, age: VALUE, interval: VALUE, dryrun: VALUE }),
+      readonly: section({ enabled: VALUE }),
+    }),
+    // layerinfo is distribution's older name for blobdescriptor, still honoured there.
+    cache: section({ blobdescriptor: VALUE, blobdescriptorsize: VALUE, layerinfo: VALUE }),
+    tag: IGNORED,
+  }),
+  http: section({
+    addr: VALUE,
+    net: VALUE,
+    host: VALUE,
+    prefix: VALUE,
+    secret: VALUE,
+    relativeurls: VALUE,
+    draintimeout: VALUE,
+    headers: { kind: "freemap", envKey: headerNameFromEnv },
+    tls: {
+      kind: "refused",
+      problem: "TLS is not supported yet; refusing to start without it (terminate TLS in a reverse proxy and remove http.tls)",
+      nameChild: false,
+    },
+    debug: IGNORED,
+    http2: IGNORED,
+    h2c: IGNORED,
+  }),
+  auth: {
+    kind: "refused",
+    problem: "authentication is not supported yet; refusing to start without it (put an authenticating reverse proxy in front and remove auth)",
+    nameChild: true,
+  },
+  notifications: IGNORED,
+  redis: IGNORED,
+  health: IGNORED,
+  proxy: IGNORED,
+  validation: IGNORED,
+  compatibility: IGNORED,
+  reporting: IGNORED,
+  middleware: IGNORED,
+  policy: IGNORED,
+  catalog: IGNORED,
+});
+
+/** REGISTRY_HTTP_HEADERS_X_FRAME_OPTIONS → X-Frame-Options: env names cannot hold "-". */
+function headerNameFromEnv(rest: string[]): string {
+  return rest
+    .flatMap((part) => part.split("-"))
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1).toLowerCase())
+    .join("-");
+}
+
+function joinKey(parent: string, key: string): string {
+  return parent === "" ? key : `${parent}.${key}`;
+}
+
+function fromEnv(node: Raw | undefined): string {
+  return node?.env === undefined ? "" : ` (from environment variable ${node.env})`;
+}
+
+function fail(key: string, node: Raw | undefined, problem: string): ConfigError {
+  return new ConfigError(key, problem + fromEnv(node));
+}
+
+/** Warns about unknown and ignored keys, refuses security sections and foreign storage drivers. */
+function checkKeys(node: RawMap, spec: Spec, at: string, warnings: string[]): void {
+  if (spec.kind !== "section") return;
+  for (const [key, child] of node.entries) {
+    const where = joinKey(at, key);
+    const childSpec = spec.keys[key];
+    if (childSpec === undefined) {
+      // distribution treats any other key under storage as a driver name and fails to start.
+      if (at === "storage") throw fail(where, child, `unknown storage driver; ${SUPPORTED_DRIVERS}`);
+      warnings.push(`unknown key ${where}${fromEnv(child)}`);
+      continue;
+    }
+    switch (childSpec.kind) {
+      case "section":
+        if (child.kind === "map") checkKeys(child, childSpec, where, warnings);
+        break;
+      case "ignored":
+        if (!isEmpty(child)) warnings.push(`${where} is not supported by berth yet and is ignored${fromEnv(child)}`);
+        break;
+      case "refused":
+        if (isEmpty(child)) break;
+        if (childSpec.nameChild && child.kind === "map") {
+          const [type, params] = child.entries.entries().next().value ?? [];
+          throw fail(type === undefined ? where : joinKey(where, type), params ?? child, childSpec.problem);
+        }
+        throw fail(where, child, childSpec.problem);
+      case "unsupported-driver":
+        throw fail(where, child, `storage driver not supported yet; ${SUPPORTED_DRIVERS}`);
+      case "value":
+      case "freemap":
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment overrides, as distribution's configuration parser applies them.
+
+function applyEnvironment(root: RawMap, env: NodeJS.ProcessEnv, warnings: string[]): void {
+  // Lexical order applies REGISTRY_STORAGE (a driver switch) before REGISTRY_STORAGE_FILESYSTEM_*,
+  // the order distribution uses.
+  const names = Object.keys(env)
+    .filter((name) => name.startsWith(ENV_PREFIX) && name !== CONFIG_PATH_ENV)
+    .sort();
+  for (const name of names) {
+    const value = env[name];
+    if (value === undefined) continue;
+    const target = resolveEnvPath(name.slice(ENV_PREFIX.length).split("_"));
+    if (target === undefined) {
+      warnings.push(`environment variable ${name} matches no configuration key and is ignored`);
+      continue;
+    }
+    if (target.length === 1 && target[0] === "version") {
+      warnings.push(`environment variable ${name} cannot change version and is ignored`);
+      continue;
+    }
+    const parsed = parseEnvValue(name, value);
+    if (target.length === 1 && target[0] === "storage" && parsed.kind === "scalar") {
+      switchStorageDriver(root, parsed.text, name);
+      continue;
+    }
+    setAt(root, target, parsed, name);
+  }
+}
+
+/** Maps env path segments onto configuration keys, or undefined when they name no known key. */
+function resolveEnvPath(segments: string[]): string[] | undefined {
+  if (segments.some((s) => s === "")) return undefined;
+  const keys: string[] = [];
+  let spec: Spec = ROOT_SPEC;
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i] ?? "";
+    const rest = segments.slice(i);
+    switch (spec.kind) {
+      case "section": {
+        const key = Object.keys(spec.keys).find((k) => k.toUpperCase() === segment.toUpperCase());
+        const next = key === undefined ? undefined : spec.keys[key];
+        if (key === undefined || next === undefined) return undefined;
+        keys.push(key);
+        spec = next;
+        break;
+      }
+      case "freemap":
+        return [...keys, spec.envKey(rest)];
+      case "ignored":
+      case "refused":
+      case "unsupported-driver":
+        // Contents are not interpreted, but must exist so the section is warned about or refused.
+        return [...keys, ...rest.map((s) => s.toLowerCase())];
+      case "value":
+        return undefined;
+    }
+  }
+  return keys;
+}
+
+/**
+ * distribution unmarshals an env value as YAML into the key's type. We do the same for quoted
+ * values and flow collections, and otherwise keep the text as a plain scalar: it is then coerced
+ * like a file value ("true" → boolean for boolean keys, "12345" stays a string for http.secret),
+ * while characters YAML would treat specially (#, @, ": ") survive in secrets. A value that only
+ * looks like YAML ("[::1]:5000") stays text; a key wanting a mapping then reports it.
+ */
+function parseEnvValue(name: string, value: string): Raw {
+  const trimmed = value.trim();
+  const first = trimmed.charAt(0);
+  if (first === "{" || first === "[" || first === '"' || first === "'") {
+    const doc = parseDocument(trimmed, { merge: true, uniqueKeys: true });
+    if (doc.errors.length === 0) return tagEnv(toRaw(doc.contents, { doc, source: name, budget: MAX_NODES }, 0), name);
+  }
+  if (NULL_WORDS.has(trimmed)) return { kind: "null", env: name };
+  return { kind: "scalar", text: trimmed, plain: true, env: name };
+}
+
+function tagEnv(node: Raw, name: string): Raw {
+  node.env = name;
+  if (node.kind === "map") for (const child of node.entries.values()) tagEnv(child, name);
+  if (node.kind === "seq") for (const child of node.items) tagEnv(child, name);
+  return node;
+}
+
+function findKey(map: RawMap, key: string): string | undefined {
+  if (map.entries.has(key)) return key;
+  const upper = key.toUpperCase();
+  for (const existing of map.entries.keys()) if (existing.toUpperCase() === upper) return existing;
+  return undefined;
+}
+
+function setAt(root: RawMap, keys: string[], value: Raw, env: string): void {
+  let map = root;
+  for (let i = 0; i < keys.length - 1; i++) {
+    const key = keys[i] ?? "";
+    const existingKey = findKey(map, key);
+    const existing = existingKey === undefined ? undefined : map.entries.get(existingKey);
+    if (existing?.kind === "map") {
+      map = existing;
+      continue;
+    }
+    // Missing or not a mapping (null, or a type error in the file): the override replaces it.
+    if (existingKey !== undefined) map.entries.delete(existingKey);
+    const created = emptyMap(env);
+    map.entries.set(key, created);
+    map = created;
+  }
+  const last = keys[keys.length - 1] ?? "";
+  const existingKey = findKey(map, last);
+  if (existingKey !== undefined) map.entries.delete(existingKey);
+  map.entries.set(last, value);
+}
+
+/**
+ * REGISTRY_STORAGE=<driver> selects the driver, dropping the file's driver section. Unlike
+ * distribution it keeps delete, cache, maintenance and redirect: erasing them as a side effect
+ * of choosing a driver would silently change behaviour. Selecting the already configured driver
+ * keeps its parameters.
+ */
+function switchStorageDriver(root: RawMap, driver: string, env: string): void {
+  const name = driver.toLowerCase();
+  const storageKey = findKey(root, "storage");
+  const existing = storageKey === undefined ? undefined : root.entries.get(storageKey);
+  const storage = existing?.kind === "map" ? existing : emptyMap(env);
+  root.entries.set(storageKey ?? "storage", storage);
+  for (const key of [...storage.entries.keys()]) {
+    if (!NON_DRIVER_STORAGE_KEYS.has(key) && key !== name) storage.entries.delete(key);
+  }
+  if (!storage.entries.has(name)) storage.entries.set(name, emptyMap(env));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed readers. Absent and null values read as undefined so callers apply defaults.
+
+function describe(node: Raw): string {
+  switch (node.kind) {
+    case "scalar":
+      return JSON.stringify(node.text);
+    case "map":
+      return "a mapping";
+    case "seq":
+      return "a list";
+    case "null":
+      return "nothing";
+  }
+}
+
+function child(map: RawMap | undefined, key: string): Raw | undefined {
+  return map?.entries.get(key);
+}
+
+function readSection(node: Raw | undefined, key: string): RawMap | undefined {
+  if (node === undefined || node.kind === "null") return undefined;
+  if (node.kind === "map") return node;
+  throw fail(key, node, `expected a mapping, got ${describe(node)}`);
+}
+
+function readString(node: Raw | undefined, key: string): string | undefined {
+  if (node === undefined || node.kind === "null") return undefined;
+  if (node.kind === "scalar") return node.text;
+  throw fail(key, node, `expected a string, got ${describe(node)}`);
+}
+
+// Go's yaml.v2 (YAML 1.1) booleans, so `enabled: yes` means what it meant to distribution.
+const TRUE_WORDS = new Set(["true", "True", "TRUE", "yes", "Yes", "YES", "y", "Y", "on", "On", "ON"]);
+const FALSE_WORDS = new Set(["false", "False", "FALSE", "no", "No", "NO", "n", "N", "off", "Off", "OFF"]);
+
+function readBool(node: Raw | undefined, key: string): boolean | undefined {
+  if (node === undefined || node.kind === "null") return undefined;
+  if (node.kind === "scalar") {
+    if (TRUE_WORDS.has(node.text)) return true;
+    if (FALSE_WORDS.has(node.text)) return false;
+  }
+  throw fail(key, node, `expected a boolean, got ${describe(node)}`);
+}
+
+function readPositiveInt(node: Raw | undefined, key: string): number | undefined {
+  if (node === undefined || node.kind === "null") return undefined;
+  if (node.kind === "scalar" && /^\+?\d+$/.test(node.text)) {
+    const n = Number(node.text);
+    if (Number.isSafeInteger(n) && n > 0) return n;
+  }
+  throw fail(key, node, `expected a positive integer, got ${describe(node)}`);
+}
+
+function readEnum<T extends string>(node: Raw | undefined, key: string, allowed: readonly T[]): T | undefined {
+  const text = readString(node, key);
+  if (text === undefined) return undefined;
+  const lower = text.toLowerCase();
+  const found = allowed.find((a) => a === lower);
+  if (found === undefined) throw fail(key, node, `expected one of ${allowed.join(", ")}, got ${JSON.stringify(text)}`);
+  return found;
+}
+
+/** Milliseconds; rejects negative durations, which no berth setting can use. */
+function readDuration(node: Raw | undefined, key: string): number | undefined {
+  const text = readString(node, key);
+  if (text === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = parseGoDuration(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw fail(key, node, `expected a duration such as "168h", "1h30m" or "500ms", got ${JSON.stringify(text)}: ${reason}`);
+  }
+  if (ms < 0) throw fail(key, node, `must not be negative, got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Go durations (time.ParseDuration), the format distribution's config uses.
+
+const UNIT_NS: Readonly<Record<string, bigint>> = {
+  ns: 1n,
+  us: 1_000n,
+  "\u00b5s": 1_000n, // µ MICRO SIGN
+  "\u03bcs": 1_000n, // μ GREEK SMALL LETTER MU
+  ms: 1_000_000n,
+  s: 1_000_000_000n,
+  m: 60_000_000_000n,
+  h: 3_600_000_000_000n,
+};
+const MAX_DURATION_NS = (1n << 63n) - 1n;
+
+/**
+ * Parses a Go duration ("168h", "24h0m0s", "1h30m", "1.5h", "500ms", "0") into milliseconds.
+ * Throws an Error saying what is wrong; the caller adds the key.
+ */
+export function parseGoDuration(text: string): number {
+  let rest = text;
+  let negative = false;
+  if (rest.startsWith("-") || rest.startsWith("+")) {
+    negative = rest.startsWith("-");
+    rest = rest.slice(1);
+  }
+  if (rest === "0") return 0;
+  if (rest === "") throw new Error("empty duration");
+  let totalNs = 0n;
+  while (rest !== "") {
+    const number = /^(\d*)(?:\.(\d*))?/.exec(rest);
+    const whole = number?.[1] ?? "";
+    const fraction = number?.[2];
+    if (whole === "" && (fraction === undefined || fraction === "")) throw new Error(`expected a number at ${JSON.stringify(rest)}`);
+    rest = rest.slice(number?.[0].length ?? 0);
+    const unit = /^[^\d.]*/.exec(rest)?.[0] ?? "";
+    if (unit === "") throw new Error(`missing unit after ${whole}${fraction === undefined ? "" : "." + fraction} (use ns, us, ms, s, m or h)`);
+    const unitNs = UNIT_NS[unit];
+    if (unitNs === undefined) throw new Error(`unknown unit ${JSON.stringify(unit)} (use ns, us, ms, s, m or h)`);
+    rest = rest.slice(unit.length);
+    let ns = BigInt(whole === "" ? "0" : whole) * unitNs;
+    if (fraction !== undefined && fraction !== "") ns += (BigInt(fraction) * unitNs) / 10n ** BigInt(fraction.length);
+    totalNs += ns;
+    if (totalNs > MAX_DURATION_NS) throw new Error("duration too large");
+  }
+  const ms = Number(totalNs) / 1e6;
+  return negative && ms !== 0 ? -ms : ms;
+}
+
+/** Formats milliseconds the way Go's time.Duration.String does ("168h0m0s", "1.5s", "500ms"). */
+export function formatGoDuration(ms: number): string {
+  let ns = BigInt(Math.round(ms * 1e6));
+  const sign = ns < 0n ? "-" : "";
+  if (ns < 0n) ns = -ns;
+  if (ns === 0n) return "0s";
+  if (ns < 1_000n) return `${sign}${ns}ns`;
+  if (ns < 1_000_000n) return `${sign}${decimal(ns, 3)}\u00b5s`;
+  if (ns < 1_000_000_000n) return `${sign}${decimal(ns, 6)}ms`;
+  const hours = ns / 3_600_000_000_000n;
+  const minutes = (ns / 60_000_000_000n) % 60n;
+  const seconds = decimal(ns % 60_000_000_000n, 9);
+  if (hours > 0n) return `${sign}${hours}h${minutes}m${seconds}s`;
+  if (minutes > 0n) return `${sign}${minutes}m${seconds}s`;
+  return `${sign}${seconds}s`;
+}
+
+function decimal(value: bigint, scaleDigits: number): string {
+  const scale = 10n ** BigInt(scaleDigits);
+  const frac = (value % scale).toString().padStart(scaleDigits, "0").replace(/0+$/, "");
+  return frac === "" ? `${value / scale}` : `${value / scale}.${frac}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listen address (http.addr), as Go's net.Listen("tcp", addr) accepts it.
+
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * Splits "host:port" / ":port" / "[v6]:port" into host (empty: all interfaces) and port.
+ * Port 0 is accepted: it asks the OS for a free port, which tests use.
+ */
+export function parseListenAddress(addr: string): { host: string; port: number } {
+  let host: string;
+  let portText: string;
+  if (addr.startsWith("[")) {
+    const close = addr.indexOf("]");
+    if (close < 0) throw new Error("missing ']' after IPv6 address");
+    host = addr.slice(1, close);
+    const after = addr.slice(close + 1);
+    if (!after.startsWith(":")) throw new Error('missing port (expected "[host]:port")');
+    portText = after.slice(1);
+    const zoneless = host.replace(/%[\w.-]+$/, "");
+    if (isIP(zoneless) !== 6) throw new Error(`${JSON.stringify(host)} is not an IPv6 address`);
+  } else {
+    const colon = addr.lastIndexOf(":");
+    if (colon < 0) throw new Error('missing port (expected "host:port" or ":port")');
+    host = addr.slice(0, colon);
+    portText = addr.slice(colon + 1);
+    if (host.includes(":")) throw new Error('too many colons (write IPv6 addresses as "[::1]:5000")');
+    if (host !== "" && isIP(host) === 0 && !HOSTNAME.test(host)) throw new Error(`${JSON.stringify(host)} is not a valid host name or IP address`);
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
+    throw new Error(`${JSON.stringify(portText)} is not a port number (0-65535)`);
+  }
+  return { host, port: Number(portText) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building the Config.
+
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Node's setHeader rejects anything outside these (notably CR/LF), which would fail per request.
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+function buildConfig(root: RawMap, warnings: string[]): Config {
+  const versionNode = child(root, "version");
+  const version = readString(versionNode, "version");
+  if (version === undefined) throw fail("version", versionNode, 'required; set "version: 0.1"');
+  if (version !== "0.1") throw fail("version", versionNode, `unsupported version ${JSON.stringify(version)}; berth reads version 0.1`);
+
+  return { version, log: buildLog(root, warnings), storage: buildStorage(root, warnings), http: buildHttp(root) };
+}
+
+function buildLog(root: RawMap, warnings: string[]): Config["log"] {
+  const LEVELS = ["error", "warn", "warning", "info", "debug"] as const;
+  const log = readSection(child(root, "log"), "log");
+  let level = readEnum(child(log, "level"), "log.level", LEVELS);
+  // distribution still honours the deprecated top-level key when log.level is absent.
+  const legacy = readEnum(child(root, "loglevel"), "loglevel", LEVELS);
+  if (legacy !== undefined) {
+    warnings.push(level === undefined ? "loglevel is deprecated; use log.level" : "loglevel is deprecated and overridden by log.level");
+    level ??= legacy;
+  }
+
+  const fieldsNode = child(log, "fields");
+  const fields: Record<string, string> = {};
+  for (const [name, value] of readSection(fieldsNode, "log.fields")?.entries ?? []) {
+    fields[name] = readString(value, `log.fields.${name}`) ?? "";
+  }
+
+  return {
+    level: level === undefined ? "info" : level === "warning" ? "warn" : level,
+    formatter: readEnum(child(log, "formatter"), "log.formatter", ["text", "json", "logstash"] as const) ?? "text",
+    accessLogDisabled: readBool(child(readSection(child(log, "accesslog"), "log.accesslog"), "disabled"), "log.accesslog.disabled") ?? false,
+    fields,
+  };
+}
+
+function buildStorage(root: RawMap, warnings: string[]): Config["storage"] {
+  const storageNode = child(root, "storage");
+  const storage = readSection(storageNode, "storage");
+  if (storage === undefined) throw fail("storage", storageNode, "no storage driver configured; add storage.filesystem or storage.inmemory");
+  const drivers = [...storage.entries.keys()].filter((k) => !NON_DRIVER_STORAGE_KEYS.has(k));
+  if (drivers.length === 0) throw fail("storage", storageNode, "no storage driver configured; add storage.filesystem or storage.inmemory");
+  if (drivers.length > 1) {
+    throw fail("storage", storageNode, `exactly one storage driver must be configured, found ${drivers.join(" and ")}`);
+  }
+
+  let driver: Config["storage"]["driver"];
+  if (drivers[0] === "filesystem") {
+    const fs = readSection(child(storage, "filesystem"), "storage.filesystem");
+    const dir = readString(child(fs, "rootdirectory"), "storage.filesystem.rootdirectory");
+    const maxThreads = readPositiveInt(child(fs, "maxthreads"), "storage.filesystem.maxthreads");
+    if (maxThreads !== undefined) warnings.push("storage.filesystem.maxthreads is not supported by berth yet and is ignored");
+    driver = { kind: "filesystem", rootDirectory: path.resolve(process.cwd(), dir === undefined || dir === "" ? DISTRIBUTION_ROOT_DIRECTORY : dir) };
+  } else {
+    readSection(child(storage, "inmemory"), "storage.inmemory");
+    driver = { kind: "inmemory" };
+  }
+
+  const maintenance = readSection(child(storage, "maintenance"), "storage.maintenance");
+  const purging = readSection(child(maintenance, "uploadpurging"), "storage.maintenance.uploadpurging");
+  const P = "storage.maintenance.uploadpurging";
+  const ageMs = readDuration(child(purging, "age"), `${P}.age`) ?? 168 * HOUR_MS;
+  const intervalMs = readDuration(child(purging, "interval"), `${P}.interval`) ?? 24 * HOUR_MS;
+  // Age 0 would delete uploads still in progress; interval 0 would purge in a busy loop.
+  if (ageMs === 0) throw fail(`${P}.age`, child(purging, "age"), "must be greater than zero");
+  if (intervalMs === 0) throw fail(`${P}.interval`, child(purging, "interval"), "must be greater than zero");
+
+  const cache = readSection(child(storage, "cache"), "storage.cache");
+  const cacheKey = child(cache, "blobdescriptor") !== undefined ? "blobdescriptor" : "layerinfo";
+  const cacheNode = child(cache, cacheKey);
+  const cacheType = readString(cacheNode, `storage.cache.${cacheKey}`);
+  let blobDescriptor: "inmemory" | undefined;
+  if (cacheType === "inmemory") {
+    blobDescriptor = "inmemory";
+  } else if (cacheType === "redis") {
+    throw fail(`storage.cache.${cacheKey}`, cacheNode, 'redis is not supported yet; use "inmemory" or remove the cache');
+  } else if (cacheType !== undefined && cacheType !== "") {
+    // distribution logs and runs without a cache here; a cache never changes what clients see.
+    warnings.push(`storage.cache.${cacheKey}: unknown cache type ${JSON.stringify(cacheType)}, caching disabled`);
+  }
+
+  return {
+    driver,
+    deleteEnabled: readBool(child(readSection(child(storage, "delete"), "storage.delete"), "enabled"), "storage.delete.enabled") ?? false,
+    redirectDisabled: readBool(child(readSection(child(storage, "redirect"), "storage.redirect"), "disable"), "storage.redirect.disable") ?? false,
+    uploadPurging: {
+      enabled: readBool(child(purging, "enabled"), `${P}.enabled`) ?? true,
+      ageMs,
+      intervalMs,
+      dryRun: readBool(child(purging, "dryrun"), `${P}.dryrun`) ?? false,
+    },
+    readOnly:
+      readBool(
+        child(readSection(child(maintenance, "readonly"), "storage.maintenance.readonly"), "enabled"),
+        "storage.maintenance.readonly.enabled",
+      ) ?? false,
+    cache: {
+      blobDescriptor,
+      blobDescriptorSize: readPositiveInt(child(cache, "blobdescriptorsize"), "storage.cache.blobdescriptorsize") ?? DEFAULT_BLOB_DESCRIPTOR_SIZE,
+    },
+  };
+}
+
+function buildHttp(root: RawMap): Config["http"] {
+  const http = readSection(child(root, "http"), "http");
+
+  const netNode = child(http, "net");
+  const net = readString(netNode, "http.net") ?? "tcp";
+  if (net === "unix") throw fail("http.net", netNode, "unix sockets are not supported yet; use tcp");
+  if (net !== "tcp" && net !== "") throw fail("http.net", netNode, `${JSON.stringify(net)} is not supported; use tcp`);
+
+  const addrNode = child(http, "addr");
+  const addr = readString(addrNode, "http.addr") ?? DEFAULT_HTTP_ADDR;
+  let listen: { host: string; port: number };
+  try {
+    listen = parseListenAddress(addr);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw fail("http.addr", addrNode, `invalid listen address ${JSON.stringify(addr)}: ${reason}`);
+  }
+
+  const hostNode = child(http, "host");
+  const hostText = readString(hostNode, "http.host");
+  const host = hostText === undefined || hostText === "" ? undefined : parseBaseUrl(hostText, hostNode);
+
+  const prefixNode = child(http, "prefix");
+  const prefix = readString(prefixNode, "http.prefix") ?? "/";
+  if (prefix !== "/" && prefix !== "") {
+    throw fail("http.prefix", prefixNode, `only "/" is supported yet, got ${JSON.stringify(prefix)}`);
+  }
+
+  const configuredSecret = readString(child(http, "secret"), "http.secret");
+  const secretGenerated = configuredSecret === undefined || configuredSecret === "";
+
+  return {
+    addr,
+    listenHost: listen.host,
+    listenPort: listen.port,
+    host,
+    prefix: "/",
+    secret: secretGenerated ? randomBytes(32).toString("hex") : configuredSecret,
+    secretGenerated,
+    headers: readHeaders(child(http, "headers")),
+    relativeUrls: readBool(child(http, "relativeurls"), "http.relativeurls") ?? false,
+    drainTimeoutMs: readDuration(child(http, "draintimeout"), "http.draintimeout") ?? 0,
+  };
+}
+
+/** http.host becomes the origin Location headers are built on, so only scheme://host[:port]. */
+function parseBaseUrl(text: string, node: Raw | undefined): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw fail("http.host", node, `expected an absolute URL such as "https://registry.example.com", got ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw fail("http.host", node, `expected an http or https URL, got ${JSON.stringify(text)}`);
+  }
+  if (url.hostname === "") throw fail("http.host", node, `URL has no host: ${JSON.stringify(text)}`);
+  if (url.username !== "" || url.password !== "") throw fail("http.host", node, "must not contain credentials");
+  if (url.pathname !== "/" || url.search !== "" || url.hash !== "") {
+    throw fail("http.host", node, `must be scheme://host[:port] without path, query or fragment, got ${JSON.stringify(text)}`);
+  }
+  return url.origin;
+}
+
+function readHeaders(node: Raw | undefined): Record<string, string[]> {
+  const headers: Record<string, string[]> = {};
+  for (const [name, value] of readSection(node, "http.headers")?.entries ?? []) {
+    const key = `http.headers.${name}`;
+    if (!HEADER_NAME.test(name)) throw fail(key, value, "not a valid HTTP header name");
+    let values: string[];
+    if (value.kind === "seq") {
+      values = value.items.map((item, i) => readString(item, `${key}[${i}]`) ?? "");
+    } else {
+      // A single string is unambiguous; distribution wants a list but nothing is gained by refusing.
+      const single = readString(value, key);
+      values = single === undefined ? [] : [single];
+    }
+    for (const v of values) {
+      if (!HEADER_VALUE.test(v)) throw fail(key, value, `invalid header value ${JSON.stringify(v)}`);
+    }
+    headers[name] = values;
+  }
+  return headers;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The effective configuration under distribution's key names, secrets masked, for
+ * `berth config check` to print as YAML or JSON.
+ */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const { log, storage, http } = config;
+  const driver: Record<string, unknown> =
+    storage.driver.kind === "filesystem" ? { filesystem: { rootdirectory: storage.driver.rootDirectory } } : { inmemory: {} };
+  const cache: Record<string, unknown> = {};
+  if (storage.cache.blobDescriptor !== undefined) {
+    cache["blobdescriptor"] = storage.cache.blobDescriptor;
+    cache["blobdescriptorsize"] = storage.cache.blobDescriptorSize;
+  }
+  const httpOut: Record<string, unknown> = { addr: http.addr, net: "tcp" };
+  if (http.host !== undefined) httpOut["host"] = http.host;
+  Object.assign(httpOut, {
+    prefix: http.prefix,
+    secret: MASK,
+    headers: Object.fromEntries(Object.entries(http.headers).map(([k, v]) => [k, [...v]])),
+    relativeurls: http.relativeUrls,
+    draintimeout: formatGoDuration(http.drainTimeoutMs),
+  });
+  return {
+    version: config.version,
+    log: {
+      level: log.level,
+      formatter: log.formatter,
+      fields: { ...log.fields },
+      accesslog: { disabled: log.accessLogDisabled },
+    },
+    storage: {
+      ...driver,
+      delete: { enabled: storage.deleteEnabled },
+      redirect: { disable: storage.redirectDisabled },
+      maintenance: {
+        uploadpurging: {
+          enabled: storage.uploadPurging.enabled,
+          age: formatGoDuration(storage.uploadPurging.ageMs),
+          interval: formatGoDuration(storage.uploadPurging.intervalMs),
+          dryrun: storage.uploadPurging.dryRun,
+        },
+        readonly: { enabled: storage.readOnly },
+      },
+      cache,
+    },
+    http: httpOut,
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}

@@ -1,0 +1,788 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { ConfigError, type Config } from "../src/config/config.js";
+import {
+  DEFAULT_CONFIG_YAML,
+  describeConfig,
+  formatGoDuration,
+  loadConfig,
+  parseConfig,
+  parseGoDuration,
+  parseListenAddress,
+} from "../src/config/load-config.js";
+
+const HOUR = 3_600_000;
+const MINIMAL = "version: 0.1\nstorage:\n  inmemory:\n";
+
+function parse(yaml: string, env: NodeJS.ProcessEnv = {}): { config: Config; warnings: string[] } {
+  return parseConfig(yaml, env, "test.yml");
+}
+
+/** Asserts a ConfigError for `key` whose message contains `fragment`. */
+function assertConfigError(run: () => unknown, key: string, fragment: string): void {
+  assert.throws(run, (err: unknown) => {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    assert.equal(err.key, key, err.message);
+    assert.ok(err.message.startsWith(`configuration: ${key}: `), err.message);
+    assert.ok(err.message.includes(fragment), `${JSON.stringify(err.message)} lacks ${JSON.stringify(fragment)}`);
+    return true;
+  });
+}
+
+async function withTempDir<T>(run: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "berth-config-"));
+  try {
+    return await run(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const DEBIAN_CONFIG = `version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/docker-registry
+  delete:
+    enabled: true
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+`;
+
+describe("embedded default configuration", () => {
+  it("is used when no file is given, storing under ./data and listening on :5000", async () => {
+    const { config, warnings, source } = await loadConfig({ env: {} });
+    assert.equal(source, "(embedded default)");
+    assert.deepEqual(warnings, []);
+    assert.equal(config.version, "0.1");
+    assert.deepEqual(config.log, { level: "info", formatter: "text", accessLogDisabled: false, fields: {} });
+    assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: path.resolve(process.cwd(), "data") });
+    assert.equal(config.storage.deleteEnabled, false);
+    assert.equal(config.storage.redirectDisabled, false);
+    assert.equal(config.storage.readOnly, false);
+    assert.deepEqual(config.storage.uploadPurging, { enabled: true, ageMs: 168 * HOUR, intervalMs: 24 * HOUR, dryRun: false });
+    assert.deepEqual(config.storage.cache, { blobDescriptor: "inmemory", blobDescriptorSize: 10000 });
+    assert.equal(config.http.addr, ":5000");
+    assert.equal(config.http.listenHost, "");
+    assert.equal(config.http.listenPort, 5000);
+    assert.equal(config.http.host, undefined);
+    assert.equal(config.http.prefix, "/");
+    assert.deepEqual(config.http.headers, { "X-Content-Type-Options": ["nosniff"] });
+    assert.equal(config.http.relativeUrls, false);
+    assert.equal(config.http.drainTimeoutMs, 0);
+  });
+
+  it("generates a random 32-byte secret per load when none is configured", async () => {
+    const a = await loadConfig({ env: {} });
+    const b = await loadConfig({ env: {} });
+    assert.equal(a.config.http.secretGenerated, true);
+    assert.match(a.config.http.secret, /^[0-9a-f]{64}$/);
+    assert.notEqual(a.config.http.secret, b.config.http.secret);
+  });
+
+  it("is exported as YAML text that parses to the same configuration", () => {
+    const { config } = parse(DEFAULT_CONFIG_YAML);
+    assert.equal(config.storage.driver.kind, "filesystem");
+    assert.equal(config.http.addr, ":5000");
+  });
+
+  it("takes environment overrides", async () => {
+    const { config } = await loadConfig({ env: { REGISTRY_STORAGE: "inmemory", REGISTRY_HTTP_ADDR: "127.0.0.1:0" } });
+    assert.deepEqual(config.storage.driver, { kind: "inmemory" });
+    assert.equal(config.http.listenPort, 0);
+  });
+});
+
+describe("loading a configuration file", () => {
+  it("reads the file named by options.file and reports its absolute path as the source", async () => {
+    await withTempDir(async (dir) => {
+      const file = path.join(dir, "config.yml");
+      await writeFile(file, MINIMAL);
+      const { config, source } = await loadConfig({ file, env: {} });
+      assert.equal(source, file);
+      assert.deepEqual(config.storage.driver, { kind: "inmemory" });
+    });
+  });
+
+  it("reads the file named by REGISTRY_CONFIGURATION_PATH when no file is given, as distribution does", async () => {
+    await withTempDir(async (dir) => {
+      const file = path.join(dir, "config.yml");
+      await writeFile(file, MINIMAL);
+      const { config, source, warnings } = await loadConfig({ env: { REGISTRY_CONFIGURATION_PATH: file } });
+      assert.equal(source, file);
+      assert.deepEqual(warnings, []);
+      assert.deepEqual(config.storage.driver, { kind: "inmemory" });
+    });
+  });
+
+  it("fails naming the file when it cannot be read", async () => {
+    await withTempDir(async (dir) => {
+      const file = path.join(dir, "missing.yml");
+      await assert.rejects(loadConfig({ file, env: {} }), (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(err.key, "(file)");
+        assert.ok(err.message.includes(`cannot read ${file}`), err.message);
+        return true;
+      });
+    });
+  });
+});
+
+describe("distribution configuration files", () => {
+  it("starts on Debian's /etc/docker/registry/config.yml with a warning for health", () => {
+    const { config, warnings } = parse(DEBIAN_CONFIG);
+    assert.deepEqual(warnings, ["health is not supported by berth yet and is ignored"]);
+    assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: "/var/lib/docker-registry" });
+    assert.equal(config.storage.deleteEnabled, true);
+    assert.deepEqual(config.storage.cache, { blobDescriptor: "inmemory", blobDescriptorSize: 10000 });
+    assert.deepEqual(config.log.fields, { service: "registry" });
+    assert.equal(config.log.level, "info");
+    assert.equal(config.http.listenHost, "");
+    assert.equal(config.http.listenPort, 5000);
+    assert.deepEqual(config.http.headers, { "X-Content-Type-Options": ["nosniff"] });
+    // No maintenance section: distribution's upload purging defaults apply.
+    assert.deepEqual(config.storage.uploadPurging, { enabled: true, ageMs: 168 * HOUR, intervalMs: 24 * HOUR, dryRun: false });
+  });
+
+  it("reads every supported key", () => {
+    const { config, warnings } = parse(`version: 0.1
+log:
+  level: debug
+  formatter: json
+  accesslog:
+    disabled: true
+  fields:
+    service: registry
+    environment: staging
+storage:
+  filesystem:
+    rootdirectory: /srv/registry
+  delete:
+    enabled: true
+  redirect:
+    disable: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+      age: 24h0m0s
+      interval: 1h30m
+      dryrun: true
+    readonly:
+      enabled: true
+  cache:
+    blobdescriptor: inmemory
+    blobdescriptorsize: 500
+http:
+  addr: 127.0.0.1:5001
+  net: tcp
+  host: https://registry.example.com:8443
+  prefix: /
+  secret: asecretforlocaldevelopment
+  relativeurls: true
+  draintimeout: 60s
+  headers:
+    X-Content-Type-Options: [nosniff]
+    Strict-Transport-Security: [max-age=31536000, includeSubDomains]
+`);
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.log, {
+      level: "debug",
+      formatter: "json",
+      accessLogDisabled: true,
+      fields: { service: "registry", environment: "staging" },
+    });
+    assert.deepEqual(config.storage, {
+      driver: { kind: "filesystem", rootDirectory: "/srv/registry" },
+      deleteEnabled: true,
+      redirectDisabled: true,
+      uploadPurging: { enabled: false, ageMs: 24 * HOUR, intervalMs: 1.5 * HOUR, dryRun: true },
+      readOnly: true,
+      cache: { blobDescriptor: "inmemory", blobDescriptorSize: 500 },
+    });
+    assert.deepEqual(config.http, {
+      addr: "127.0.0.1:5001",
+      listenHost: "127.0.0.1",
+      listenPort: 5001,
+      host: "https://registry.example.com:8443",
+      prefix: "/",
+      secret: "asecretforlocaldevelopment",
+      secretGenerated: false,
+      headers: {
+        "X-Content-Type-Options": ["nosniff"],
+        "Strict-Transport-Security": ["max-age=31536000", "includeSubDomains"],
+      },
+      relativeUrls: true,
+      drainTimeoutMs: 60_000,
+    });
+  });
+
+  it("accepts the `storage: inmemory` shorthand distribution allows", () => {
+    const { config } = parse("version: 0.1\nstorage: inmemory\n");
+    assert.deepEqual(config.storage.driver, { kind: "inmemory" });
+  });
+
+  it("defaults rootdirectory to /var/lib/registry like distribution when the filesystem section has none", () => {
+    const { config } = parse("version: 0.1\nstorage:\n  filesystem:\n");
+    assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: "/var/lib/registry" });
+  });
+
+  it("resolves a relative rootdirectory against the working directory", () => {
+    const { config } = parse("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: var/registry\n");
+    assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: path.resolve(process.cwd(), "var/registry") });
+  });
+
+  it("runs without a blob descriptor cache when storage.cache is absent", () => {
+    const { config } = parse(MINIMAL);
+    assert.deepEqual(config.storage.cache, { blobDescriptor: undefined, blobDescriptorSize: 10000 });
+  });
+
+  it("defaults http.addr to :5000 and generates a secret when the http section is absent", () => {
+    const { config } = parse(MINIMAL);
+    assert.equal(config.http.addr, ":5000");
+    assert.equal(config.http.listenPort, 5000);
+    assert.equal(config.http.secretGenerated, true);
+    assert.deepEqual(config.http.headers, {});
+  });
+
+  it("reads YAML 1.1 booleans (yes/no/on/off) as Go's yaml.v2 does", () => {
+    const { config } = parse(`${MINIMAL}  delete:\n    enabled: yes\n  redirect:\n    disable: On\nlog:\n  accesslog:\n    disabled: no\n`);
+    assert.equal(config.storage.deleteEnabled, true);
+    assert.equal(config.storage.redirectDisabled, true);
+    assert.equal(config.log.accessLogDisabled, false);
+  });
+
+  it("keeps numeric-looking strings as written (secret 0123, version \"0.1\")", () => {
+    const { config } = parse('version: "0.1"\nstorage: inmemory\nhttp:\n  secret: 0123\nlog:\n  fields:\n    build: 007\n');
+    assert.equal(config.http.secret, "0123");
+    assert.equal(config.http.secretGenerated, false);
+    assert.deepEqual(config.log.fields, { build: "007" });
+  });
+
+  it("resolves anchors and << merge keys", () => {
+    const { config, warnings } = parse(`version: 0.1
+x-common: &purge
+  enabled: true
+  age: 2h
+storage:
+  inmemory:
+  maintenance:
+    uploadpurging:
+      <<: *purge
+      interval: 30m
+`);
+    assert.deepEqual(warnings, ["unknown key x-common"]);
+    assert.deepEqual(config.storage.uploadPurging, { enabled: true, ageMs: 2 * HOUR, intervalMs: 0.5 * HOUR, dryRun: false });
+  });
+
+  it("accepts log levels case-insensitively and 'warning' as warn", () => {
+    assert.equal(parse(`${MINIMAL}log:\n  level: DEBUG\n`).config.log.level, "debug");
+    assert.equal(parse(`${MINIMAL}log:\n  level: warning\n`).config.log.level, "warn");
+    assert.equal(parse(`${MINIMAL}log:\n  formatter: logstash\n`).config.log.formatter, "logstash");
+  });
+
+  it("honours the deprecated top-level loglevel when log.level is absent, with a warning", () => {
+    const legacy = parse(`${MINIMAL}loglevel: debug\n`);
+    assert.equal(legacy.config.log.level, "debug");
+    assert.deepEqual(legacy.warnings, ["loglevel is deprecated; use log.level"]);
+    const both = parse(`${MINIMAL}loglevel: debug\nlog:\n  level: error\n`);
+    assert.equal(both.config.log.level, "error");
+    assert.deepEqual(both.warnings, ["loglevel is deprecated and overridden by log.level"]);
+  });
+
+  it("reads the legacy storage.cache.layerinfo name and warns about unknown cache types", () => {
+    assert.equal(parse(`${MINIMAL}  cache:\n    layerinfo: inmemory\n`).config.storage.cache.blobDescriptor, "inmemory");
+    const unknown = parse(`${MINIMAL}  cache:\n    blobdescriptor: memcached\n`);
+    assert.equal(unknown.config.storage.cache.blobDescriptor, undefined);
+    assert.deepEqual(unknown.warnings, ['storage.cache.blobdescriptor: unknown cache type "memcached", caching disabled']);
+  });
+
+  it("accepts a single string as a header value", () => {
+    const { config } = parse(`${MINIMAL}http:\n  headers:\n    X-Frame-Options: DENY\n`);
+    assert.deepEqual(config.http.headers, { "X-Frame-Options": ["DENY"] });
+  });
+
+  it("warns that storage.filesystem.maxthreads is ignored", () => {
+    const { warnings } = parse("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/r\n    maxthreads: 100\n");
+    assert.deepEqual(warnings, ["storage.filesystem.maxthreads is not supported by berth yet and is ignored"]);
+  });
+});
+
+describe("environment overrides", () => {
+  it("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY replaces the root directory", () => {
+    const { config, warnings } = parse(DEBIAN_CONFIG, { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: "/somewhere" });
+    assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: "/somewhere" });
+    assert.deepEqual(warnings, ["health is not supported by berth yet and is ignored"]);
+  });
+
+  it("REGISTRY_HTTP_ADDR replaces the listen address", () => {
+    const { config } = parse(DEBIAN_CONFIG, { REGISTRY_HTTP_ADDR: "[::1]:6000" });
+    assert.equal(config.http.addr, "[::1]:6000");
+    assert.equal(config.http.listenHost, "::1");
+    assert.equal(config.http.listenPort, 6000);
+  });
+
+  it("REGISTRY_STORAGE_DELETE_ENABLED=true creates the section and reads a boolean", () => {
+    const { config } = parse(MINIMAL, { REGISTRY_STORAGE_DELETE_ENABLED: "true" });
+    assert.equal(config.storage.deleteEnabled, true);
+    assert.equal(parse(DEBIAN_CONFIG, { REGISTRY_STORAGE_DELETE_ENABLED: "false" }).config.storage.deleteEnabled, false);
+  });
+
+  it("REGISTRY_LOG_LEVEL and REGISTRY_LOG_FORMATTER set logging", () => {
+    const { config } = parse(MINIMAL, { REGISTRY_LOG_LEVEL: "debug", REGISTRY_LOG_FORMATTER: "json" });
+    assert.equal(config.log.level, "debug");
+    assert.equal(config.log.formatter, "json");
+  });
+
+  it("REGISTRY_HTTP_SECRET keeps a numeric value as a string", () => {
+    const { config } = parse(MINIMAL, { REGISTRY_HTTP_SECRET: "12345" });
+    assert.equal(config.http.secret, "12345");
+    assert.equal(config.http.secretGenerated, false);
+  });
+
+  it("REGISTRY_HTTP_SECRET keeps characters YAML would treat specially, and unquotes quoted values", () => {
+    assert.equal(parse(MINIMAL, { REGISTRY_HTTP_SECRET: "@s3cr#t: x" }).config.http.secret, "@s3cr#t: x");
+    assert.equal(parse(MINIMAL, { REGISTRY_HTTP_SECRET: '"quoted value"' }).config.http.secret, "quoted value");
+  });
+
+  it("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_* set durations and flags", () => {
+    const { config } = parse(DEBIAN_CONFIG, {
+      REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE: "1h30m",
+      REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL: "10s",
+      REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN: "true",
+      REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED: "false",
+      REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED: "true",
+    });
+    assert.deepEqual(config.storage.uploadPurging, { enabled: false, ageMs: 1.5 * HOUR, intervalMs: 10_000, dryRun: true });
+    assert.equal(config.storage.readOnly, true);
+  });
+
+  it("sets the remaining keys: redirect, cache, host, prefix, net, relativeurls, draintimeout, accesslog", () => {
+    const { config, warnings } = parse(MINIMAL, {
+      REGISTRY_STORAGE_REDIRECT_DISABLE: "true",
+      REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR: "inmemory",
+      REGISTRY_STORAGE_CACHE_BLOBDESCRIPTORSIZE: "42",
+      REGISTRY_HTTP_HOST: "http://localhost:5000",
+      REGISTRY_HTTP_PREFIX: "/",
+      REGISTRY_HTTP_NET: "tcp",
+      REGISTRY_HTTP_RELATIVEURLS: "true",
+      REGISTRY_HTTP_DRAINTIMEOUT: "500ms",
+      REGISTRY_LOG_ACCESSLOG_DISABLED: "true",
+    });
+    assert.deepEqual(warnings, []);
+    assert.equal(config.storage.redirectDisabled, true);
+    assert.deepEqual(config.storage.cache, { blobDescriptor: "inmemory", blobDescriptorSize: 42 });
+    assert.equal(config.http.host, "http://localhost:5000");
+    assert.equal(config.http.relativeUrls, true);
+    assert.equal(config.http.drainTimeoutMs, 500);
+    assert.equal(config.log.accessLogDisabled, true);
+  });
+
+  it("REGISTRY_STORAGE=inmemory replaces the file's driver but keeps delete, cache and maintenance", () => {
+    const { config } = parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "inmemory" });
+    assert.deepEqual(config.storage.driver, { kind: "inmemory" });
+    assert.equal(config.storage.deleteEnabled, true);
+    assert.equal(config.storage.cache.blobDescriptor, "inmemory");
+  });
+
+  it("REGISTRY_STORAGE=filesystem switches driver before REGISTRY_STORAGE_FILESYSTEM_* apply", () => {
+    // Insertion order deliberately puts the parameter first: application order must not depend on it.
+    const { config } = parse(MINIMAL, {
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: "/data/registry",
+      REGISTRY_STORAGE: "filesystem",
+    });
+    assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: "/data/registry" });
+  });
+
+  it("REGISTRY_STORAGE naming the configured driver keeps its parameters", () => {
+    const { config } = parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "filesystem" });
+    assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: "/var/lib/docker-registry" });
+  });
+
+  it("REGISTRY_STORAGE_INMEMORY alongside a filesystem file is two drivers", () => {
+    assertConfigError(() => parse(DEBIAN_CONFIG, { REGISTRY_STORAGE_INMEMORY: "" }), "storage", "exactly one storage driver");
+  });
+
+  it("matches key segments case-insensitively", () => {
+    const { config, warnings } = parse(MINIMAL, { REGISTRY_Http_Addr: "localhost:7000", REGISTRY_storage_delete_Enabled: "yes" });
+    assert.deepEqual(warnings, []);
+    assert.equal(config.http.listenHost, "localhost");
+    assert.equal(config.storage.deleteEnabled, true);
+  });
+
+  it("REGISTRY_LOG_FIELDS_<NAME> adds a log field, lower-cased", () => {
+    const { config } = parse(DEBIAN_CONFIG, { REGISTRY_LOG_FIELDS_ENVIRONMENT: "staging", REGISTRY_LOG_FIELDS_SERVICE: "berth" });
+    assert.deepEqual(config.log.fields, { service: "berth", environment: "staging" });
+  });
+
+  it("REGISTRY_HTTP_HEADERS_<NAME> sets a header, underscores becoming hyphens", () => {
+    const { config } = parse(DEBIAN_CONFIG, {
+      REGISTRY_HTTP_HEADERS_X_FRAME_OPTIONS: "[DENY]",
+      REGISTRY_HTTP_HEADERS_X_CONTENT_TYPE_OPTIONS: "[nosniff, other]",
+    });
+    assert.deepEqual(config.http.headers, { "X-Content-Type-Options": ["nosniff", "other"], "X-Frame-Options": ["DENY"] });
+  });
+
+  it("a flow mapping value replaces a whole section", () => {
+    const { config } = parse(DEBIAN_CONFIG, { REGISTRY_LOG_FIELDS: "{team: infra, region: eu}" });
+    assert.deepEqual(config.log.fields, { team: "infra", region: "eu" });
+  });
+
+  it("warns about REGISTRY_ variables that match no key, without changing the configuration", () => {
+    const { config, warnings } = parse(MINIMAL, {
+      REGISTRY_FOO_BAR: "1",
+      REGISTRY_HTTP_ADDR_EXTRA: "x",
+      REGISTRY_STORAGE_FILESYSTEM_NOPE: "x",
+      REGISTRY_STORAGE__DELETE: "x",
+      HOME: "/root",
+    });
+    assert.deepEqual(warnings, [
+      "environment variable REGISTRY_FOO_BAR matches no configuration key and is ignored",
+      "environment variable REGISTRY_HTTP_ADDR_EXTRA matches no configuration key and is ignored",
+      "environment variable REGISTRY_STORAGE_FILESYSTEM_NOPE matches no configuration key and is ignored",
+      "environment variable REGISTRY_STORAGE__DELETE matches no configuration key and is ignored",
+    ]);
+    // The unknown filesystem parameter must not have created a second driver section.
+    assert.deepEqual(config.storage.driver, { kind: "inmemory" });
+  });
+
+  it("does not let REGISTRY_VERSION change the version", () => {
+    const { config, warnings } = parse(MINIMAL, { REGISTRY_VERSION: "2.8.3" });
+    assert.equal(config.version, "0.1");
+    assert.deepEqual(warnings, ["environment variable REGISTRY_VERSION cannot change version and is ignored"]);
+  });
+
+  it("warns about overrides of sections berth ignores, naming the variable", () => {
+    const { warnings } = parse(MINIMAL, { REGISTRY_NOTIFICATIONS_EVENTS_INCLUDEREFERENCES: "true" });
+    assert.deepEqual(warnings, [
+      "notifications is not supported by berth yet and is ignored (from environment variable REGISTRY_NOTIFICATIONS_EVENTS_INCLUDEREFERENCES)",
+    ]);
+  });
+
+  it("names the key and the variable when an override has the wrong type", () => {
+    assertConfigError(
+      () => parse(MINIMAL, { REGISTRY_STORAGE_DELETE_ENABLED: "maybe" }),
+      "storage.delete.enabled",
+      'expected a boolean, got "maybe" (from environment variable REGISTRY_STORAGE_DELETE_ENABLED)',
+    );
+  });
+
+  it("refuses auth and unsupported drivers set through the environment", () => {
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_AUTH_HTPASSWD_REALM: "basic" }), "auth.htpasswd", "refusing to start without it");
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_AUTH: "silly" }), "auth.silly", "refusing to start without it");
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_HTTP_TLS_CERTIFICATE: "/c.pem" }), "http.tls", "refusing to start without it");
+    assertConfigError(() => parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "s3" }), "storage.s3", "storage driver not supported yet");
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_STORAGE_S3_REGION: "us-east-1" }), "storage.s3", "storage driver not supported yet");
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_STORAGE: "bogus" }), "storage.bogus", "unknown storage driver");
+  });
+
+  it("keeps values that only look like YAML as text, so a malformed mapping is reported by key", () => {
+    assertConfigError(
+      () => parse(MINIMAL, { REGISTRY_LOG_FIELDS: "{a: [" }),
+      "log.fields",
+      'expected a mapping, got "{a: [" (from environment variable REGISTRY_LOG_FIELDS)',
+    );
+  });
+});
+
+describe("configuration errors name the key", () => {
+  it("reports a type error with the full key path and the value", () => {
+    assert.throws(
+      () => parse(`${MINIMAL}  delete:\n    enabled: yes please\n`),
+      (err: unknown) => err instanceof ConfigError && err.message === 'configuration: storage.delete.enabled: expected a boolean, got "yes please"',
+    );
+  });
+
+  it("reports sections and strings of the wrong shape", () => {
+    assertConfigError(() => parse("version: 0.1\nstorage: [inmemory]\n"), "storage", "expected a mapping, got a list");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  addr: {port: 5000}\n`), "http.addr", "expected a string, got a mapping");
+    assertConfigError(() => parse(`${MINIMAL}http: yes\n`), "http", 'expected a mapping, got "yes"');
+    assertConfigError(() => parse(`${MINIMAL}log:\n  fields:\n    nested: {a: b}\n`), "log.fields.nested", "expected a string");
+  });
+
+  it("requires positive integers where counts are expected", () => {
+    for (const bad of ["0", "-5", "abc", "1.5"]) {
+      assertConfigError(
+        () => parse(`${MINIMAL}  cache:\n    blobdescriptorsize: ${bad}\n`),
+        "storage.cache.blobdescriptorsize",
+        "expected a positive integer",
+      );
+    }
+  });
+
+  it("requires version 0.1", () => {
+    assertConfigError(() => parse("storage: inmemory\n"), "version", "required");
+    assertConfigError(() => parse("version: 1.0\nstorage: inmemory\n"), "version", 'unsupported version "1.0"');
+    assertConfigError(() => parse("version: 0.10\nstorage: inmemory\n"), "version", 'unsupported version "0.10"');
+  });
+
+  it("rejects unknown log levels and formatters", () => {
+    assertConfigError(() => parse(`${MINIMAL}log:\n  level: verbose\n`), "log.level", 'expected one of error, warn, warning, info, debug, got "verbose"');
+    assertConfigError(() => parse(`${MINIMAL}log:\n  formatter: xml\n`), "log.formatter", 'got "xml"');
+  });
+
+  it("reports YAML syntax errors against (file) with the line", () => {
+    assertConfigError(() => parse("version: 0.1\nstorage:\n  inmemory: [\nhttp:\n"), "(file)", "test.yml: syntax error at line");
+    assertConfigError(() => parse("version: 0.1\nhttp:\n  addr: :5000\n  addr: :6000\n"), "(file)", "syntax error at line 4");
+    assertConfigError(() => parse("- version\n- 0.1\n"), "(file)", "expected a mapping of configuration keys");
+  });
+
+  it("refuses storage drivers berth does not implement yet", () => {
+    for (const driver of ["s3", "azure", "gcs", "swift", "oss"]) {
+      assertConfigError(
+        () => parse(`version: 0.1\nstorage:\n  ${driver}:\n    bucket: b\n  delete:\n    enabled: true\n`),
+        `storage.${driver}`,
+        "storage driver not supported yet",
+      );
+    }
+    assertConfigError(() => parse("version: 0.1\nstorage:\n  rados:\n    pool: p\n"), "storage.rados", "unknown storage driver");
+  });
+
+  it("requires exactly one storage driver", () => {
+    assertConfigError(
+      () => parse("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /r\n  inmemory:\n"),
+      "storage",
+      "exactly one storage driver must be configured, found filesystem and inmemory",
+    );
+    assertConfigError(() => parse("version: 0.1\nstorage:\n  delete:\n    enabled: true\n"), "storage", "no storage driver configured");
+    assertConfigError(() => parse("version: 0.1\n"), "storage", "no storage driver configured");
+  });
+
+  it("refuses auth, which berth does not implement yet, rather than run an open registry", () => {
+    for (const type of ["htpasswd", "token", "silly"]) {
+      assertConfigError(
+        () => parse(`${MINIMAL}auth:\n  ${type}:\n    realm: basic-realm\n`),
+        `auth.${type}`,
+        "authentication is not supported yet; refusing to start without it",
+      );
+    }
+    assertConfigError(() => parse(`${MINIMAL}auth: silly\n`), "auth.silly", "not supported yet; refusing to start without it");
+  });
+
+  it("accepts an empty auth section, which configures nothing", () => {
+    assert.deepEqual(parse(`${MINIMAL}auth:\n`).warnings, []);
+  });
+
+  it("refuses http.tls rather than serve plain HTTP where TLS was configured", () => {
+    assertConfigError(
+      () => parse(`${MINIMAL}http:\n  tls:\n    certificate: /etc/certs/domain.crt\n    key: /etc/certs/domain.key\n`),
+      "http.tls",
+      "TLS is not supported yet; refusing to start without it",
+    );
+  });
+
+  it("refuses the redis blob descriptor cache", () => {
+    assertConfigError(() => parse(`${MINIMAL}  cache:\n    blobdescriptor: redis\n`), "storage.cache.blobdescriptor", "redis is not supported yet");
+  });
+
+  it("accepts only tcp for http.net", () => {
+    assertConfigError(() => parse(`${MINIMAL}http:\n  net: unix\n  addr: /run/registry.sock\n`), "http.net", "not supported yet");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  net: tcp6\n`), "http.net", "use tcp");
+  });
+
+  it("accepts only / for http.prefix", () => {
+    assert.equal(parse(`${MINIMAL}http:\n  prefix: ""\n`).config.http.prefix, "/");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: /registry/\n`), "http.prefix", 'only "/" is supported yet');
+  });
+
+  it("requires http.host to be an http(s) URL without a path", () => {
+    assert.equal(parse(`${MINIMAL}http:\n  host: https://r.example.com/\n`).config.http.host, "https://r.example.com");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  host: r.example.com\n`), "http.host", "expected an absolute URL");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  host: ftp://r.example.com\n`), "http.host", "expected an http or https URL");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  host: https://r.example.com/v2\n`), "http.host", "without path");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  host: https://u:p@r.example.com\n`), "http.host", "credentials");
+  });
+
+  it("rejects invalid header names and values", () => {
+    assertConfigError(() => parse(`${MINIMAL}http:\n  headers:\n    "Bad Header": [x]\n`), "http.headers.Bad Header", "not a valid HTTP header name");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  headers:\n    X-Evil: ["a\\r\\nSet-Cookie: x"]\n`), "http.headers.X-Evil", "invalid header value");
+  });
+
+  it("rejects invalid durations naming the key", () => {
+    const P = "storage.maintenance.uploadpurging";
+    const purge = (k: string, v: string): string => `${MINIMAL}  maintenance:\n    uploadpurging:\n      ${k}: ${v}\n`;
+    assertConfigError(() => parse(purge("age", "7d")), `${P}.age`, 'unknown unit "d"');
+    assertConfigError(() => parse(purge("interval", "10")), `${P}.interval`, "missing unit");
+    assertConfigError(() => parse(purge("age", "0")), `${P}.age`, "must be greater than zero");
+    assertConfigError(() => parse(purge("interval", "0s")), `${P}.interval`, "must be greater than zero");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  draintimeout: -1s\n`), "http.draintimeout", "must not be negative");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  draintimeout: soon\n`), "http.draintimeout", 'expected a duration such as "168h"');
+  });
+});
+
+describe("durations", () => {
+  it("parses Go durations into milliseconds", () => {
+    const cases: Array<[string, number]> = [
+      ["168h", 168 * HOUR],
+      ["24h0m0s", 24 * HOUR],
+      ["1h30m", 1.5 * HOUR],
+      ["1.5h", 1.5 * HOUR],
+      ["10s", 10_000],
+      ["500ms", 500],
+      [".5s", 500],
+      ["1.s", 1000],
+      ["0", 0],
+      ["0s", 0],
+      ["+2m", 120_000],
+      ["-1m", -60_000],
+      ["2h45m30.5s", 2 * HOUR + 45 * 60_000 + 30_500],
+      ["1500us", 1.5],
+      ["1500\u00b5s", 1.5],
+      ["1500\u03bcs", 1.5],
+      ["250000ns", 0.25],
+    ];
+    for (const [text, ms] of cases) assert.equal(parseGoDuration(text), ms, text);
+  });
+
+  it("rejects what time.ParseDuration rejects", () => {
+    for (const text of ["", "10", "1d", "h", ".h", "1h 30m", " 1h", "1e3s", "9223372036854775808ns", "--1s"]) {
+      assert.throws(() => parseGoDuration(text), Error, JSON.stringify(text));
+    }
+  });
+
+  it("formats milliseconds like Go's Duration.String", () => {
+    const cases: Array<[number, string]> = [
+      [168 * HOUR, "168h0m0s"],
+      [24 * HOUR, "24h0m0s"],
+      [1.5 * HOUR, "1h30m0s"],
+      [90_000, "1m30s"],
+      [1500, "1.5s"],
+      [500, "500ms"],
+      [0.001, "1\u00b5s"],
+      [0, "0s"],
+    ];
+    for (const [ms, text] of cases) assert.equal(formatGoDuration(ms), text, String(ms));
+  });
+});
+
+describe("listen addresses", () => {
+  it("splits host and port the way net.Listen reads them", () => {
+    assert.deepEqual(parseListenAddress(":5000"), { host: "", port: 5000 });
+    assert.deepEqual(parseListenAddress("127.0.0.1:5000"), { host: "127.0.0.1", port: 5000 });
+    assert.deepEqual(parseListenAddress("[::1]:5000"), { host: "::1", port: 5000 });
+    assert.deepEqual(parseListenAddress("[::]:443"), { host: "::", port: 443 });
+    assert.deepEqual(parseListenAddress("localhost:5000"), { host: "localhost", port: 5000 });
+    assert.deepEqual(parseListenAddress("0.0.0.0:0"), { host: "0.0.0.0", port: 0 });
+  });
+
+  it("rejects malformed addresses, naming http.addr", () => {
+    for (const addr of ["5000", "::1:5000", "localhost:99999", "localhost:", "localhost:http", "[::1]5000", "[::1", "bad_host!:5000", "[127.0.0.1]:5000"]) {
+      assertConfigError(() => parse(`${MINIMAL}http:\n  addr: "${addr}"\n`), "http.addr", `invalid listen address ${JSON.stringify(addr)}`);
+    }
+  });
+});
+
+describe("describeConfig", () => {
+  it("masks the secret and uses distribution's key names", () => {
+    const { config } = parse(`${DEBIAN_CONFIG.replace("http:\n", "http:\n  secret: hunter2-very-secret\n  host: https://r.example.com\n")}`);
+    const described = describeConfig(config);
+    const text = JSON.stringify(described);
+    assert.ok(!text.includes("hunter2-very-secret"), text);
+    assert.deepEqual(described, {
+      version: "0.1",
+      log: { level: "info", formatter: "text", fields: { service: "registry" }, accesslog: { disabled: false } },
+      storage: {
+        filesystem: { rootdirectory: "/var/lib/docker-registry" },
+        delete: { enabled: true },
+        redirect: { disable: false },
+        maintenance: {
+          uploadpurging: { enabled: true, age: "168h0m0s", interval: "24h0m0s", dryrun: false },
+          readonly: { enabled: false },
+        },
+        cache: { blobdescriptor: "inmemory", blobdescriptorsize: 10000 },
+      },
+      http: {
+        addr: ":5000",
+        net: "tcp",
+        host: "https://r.example.com",
+        prefix: "/",
+        secret: "********",
+        headers: { "X-Content-Type-Options": ["nosniff"] },
+        relativeurls: false,
+        draintimeout: "0s",
+      },
+    });
+  });
+
+  it("masks a generated secret too and describes the inmemory driver", () => {
+    const { config } = parse(MINIMAL);
+    const described = describeConfig(config);
+    assert.ok(!JSON.stringify(described).includes(config.http.secret));
+    assert.deepEqual((described["storage"] as Record<string, unknown>)["inmemory"], {});
+    assert.deepEqual((described["http"] as Record<string, unknown>)["secret"], "********");
+  });
+});
+
+describe("unknown and unsupported keys", () => {
+  it("warns about keys distribution does not have, with their full path", () => {
+    const { warnings } = parse(`version: 0.1
+colour: blue
+storage:
+  inmemory:
+    size: 10
+  delete:
+    enabled: true
+    soft: true
+http:
+  adress: :5000
+log:
+  fields:
+    anything: goes
+`);
+    assert.deepEqual(warnings, [
+      "unknown key colour",
+      "unknown key storage.inmemory.size",
+      "unknown key storage.delete.soft",
+      "unknown key http.adress",
+    ]);
+  });
+
+  it("warns about distribution sections berth ignores", () => {
+    const sections = ["notifications", "redis", "health", "proxy", "validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
+    const yaml = MINIMAL + sections.map((s) => `${s}:\n  something: 1\n`).join("");
+    const { warnings } = parse(yaml);
+    assert.deepEqual(warnings, sections.map((s) => `${s} is not supported by berth yet and is ignored`));
+  });
+
+  it("warns about nested distribution keys berth ignores", () => {
+    const { warnings } = parse(`${MINIMAL}  tag:
+    concurrencylimit: 8
+log:
+  reportcaller: true
+  hooks:
+    - type: mail
+http:
+  debug:
+    addr: :5001
+  http2:
+    disabled: true
+  h2c:
+    enabled: true
+`);
+    assert.deepEqual(warnings, [
+      "storage.tag is not supported by berth yet and is ignored",
+      "log.reportcaller is not supported by berth yet and is ignored",
+      "log.hooks is not supported by berth yet and is ignored",
+      "http.debug is not supported by berth yet and is ignored",
+      "http.http2 is not supported by berth yet and is ignored",
+      "http.h2c is not supported by berth yet and is ignored",
+    ]);
+  });
+
+  it("does not warn about empty ignored sections", () => {
+    assert.deepEqual(parse(`${MINIMAL}health:\nnotifications: {}\n`).warnings, []);
+  });
+});
