@@ -94,6 +94,10 @@ export function uploadStartedAtPath(name: string, id: string): string {
   return `${uploadPath(name, id)}/startedat`;
 }
 
+export function uploadHashStatesPath(name: string, id: string, algorithm: string): string {
+  return `${uploadPath(name, id)}/hashstates/${algorithm}`;
+}
+
 export function uploadHashStatePath(name: string, id: string, algorithm: string, offset: number): string {
   return `${uploadPath(name, id)}/hashstates/${algorithm}/${offset}`;
 }

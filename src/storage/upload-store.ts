@@ -1,11 +1,12 @@
-import { createHash, randomUUID, type Hash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { FileWriter, StorageDriver } from "../driver/storage-driver.js";
 import { isPathNotFound } from "../driver/storage-driver.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
 import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
 import type { BlobStore } from "./blob-store.js";
-import { uploadDataPath, uploadPath, uploadStartedAtPath } from "./paths.js";
+import { newUploadHash, resumeUploadHash, type UploadHash } from "../hash/upload-hash.js";
+import { uploadDataPath, uploadHashStatePath, uploadHashStatesPath, uploadPath, uploadStartedAtPath } from "./paths.js";
 
 /** An upload in progress, identified by repository and id; its bytes live in storage. */
 export interface UploadSession {
@@ -22,7 +23,7 @@ export interface ChunkExpectation {
 
 const UPLOAD_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const RESUMABLE_ALGORITHM: DigestAlgorithm = "sha256";
-/** Hashers kept for uploads in flight; an evicted one only costs a re-read at completion. */
+/** Hashers kept for uploads in flight; an evicted one costs reading its saved state back. */
 const MAX_LIVE_HASHERS = 4096;
 
 /**
@@ -30,15 +31,17 @@ const MAX_LIVE_HASHERS = 4096;
  * sharing the storage can continue them. Completion verifies the digest and moves the bytes into
  * the global store; a blob is never visible under a digest its bytes do not have.
  *
- * The SHA-256 state of each upload is kept in this process while the upload is in flight, so
- * completing an upload streamed through this process costs no re-read. When the state is not
- * here (another process received the chunks, or this one restarted) completion re-reads the bytes.
+ * The SHA-256 of each upload is computed while its bytes stream in, and its state is saved after
+ * every chunk as `hashstates/sha256/<offset>` (distribution's file and format). Whichever process
+ * receives the next chunk or the final PUT resumes from the live hasher in memory or, failing
+ * that, from the saved state plus whatever bytes arrived after it; only when neither exists (the
+ * native hasher is not built, or distribution wrote no state) are the bytes read again.
  *
  * Chunks of one upload are serialised within the process; the driver writer is the single
  * authority on the current offset.
  */
 export class UploadStore {
-  private readonly hashers = new Map<string, { hash: Hash; offset: number }>();
+  private readonly hashers = new Map<string, UploadHash>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -87,6 +90,8 @@ export class UploadStore {
         await this.ingest(session, writer, body, expect);
       } finally {
         await writer.close();
+        // Only once the bytes are in storage may a state claim them.
+        await this.saveHashState(session, writer.size);
       }
       return writer.size;
     });
@@ -137,9 +142,7 @@ export class UploadStore {
       throw new RegistryError("RANGE_INVALID", "chunk does not start at the end of the upload", { offset: start }, rangeHeader(start));
     }
     const key = hasherKey(session);
-    let hasher = this.hashers.get(key);
-    this.hashers.delete(key);
-    if (!hasher || hasher.offset !== start) hasher = start === 0 ? { hash: createHash(RESUMABLE_ALGORITHM), offset: 0 } : undefined;
+    const hasher = await this.hasherAt(session, start);
     let received = 0;
     try {
       for await (const chunk of body) {
@@ -147,7 +150,7 @@ export class UploadStore {
         if (expect.length !== undefined && received > expect.length) {
           throw new RegistryError("SIZE_INVALID", "chunk is longer than its declared length");
         }
-        hasher?.hash.update(chunk);
+        hasher?.update(chunk as Buffer);
         await writer.write(chunk);
       }
       if (expect.length !== undefined && received !== expect.length) {
@@ -155,25 +158,74 @@ export class UploadStore {
       }
     } finally {
       // Keep the hasher only if it has seen exactly the bytes the writer holds.
-      if (hasher && writer.size === start + received) {
-        hasher.offset = writer.size;
-        this.rememberHasher(key, hasher);
-      }
+      if (hasher && writer.size === hasher.length) this.rememberHasher(key, hasher);
     }
   }
 
-  /** The digest of the upload's bytes: from the live hasher when there is one, else re-read. */
-  private async digestOf(session: UploadSession, size: number, algorithm: DigestAlgorithm): Promise<Digest> {
+  /**
+   * A hasher that has seen exactly the first `offset` bytes: the live one, or one resumed from the
+   * newest saved state at or below `offset` and caught up by reading the bytes after it.
+   * undefined when no state exists (the digest is then computed by re-reading at completion).
+   */
+  private async hasherAt(session: UploadSession, offset: number): Promise<UploadHash | undefined> {
     const key = hasherKey(session);
     const live = this.hashers.get(key);
     this.hashers.delete(key);
-    if (live && live.offset === size && algorithm === RESUMABLE_ALGORITHM) {
-      return Digest.fromHash(algorithm, live.hash);
+    if (live && live.length === offset) return live;
+    const saved = await this.loadHashState(session, offset);
+    if (offset === 0) return newUploadHash();
+    if (!saved) return undefined;
+    if (saved.length < offset) {
+      const rest = await this.driver.reader(uploadDataPath(session.repository, session.id), saved.length, offset);
+      for await (const chunk of rest) saved.update(chunk as Buffer);
     }
-    if (size === 0) return Digest.of(algorithm, new Uint8Array(0));
+    return saved.length === offset ? saved : undefined;
+  }
+
+  private async loadHashState(session: UploadSession, atMost: number): Promise<UploadHash | undefined> {
+    let offsets: number[];
+    try {
+      const dir = uploadHashStatesPath(session.repository, session.id, RESUMABLE_ALGORITHM);
+      offsets = (await this.driver.list(dir)).map((p) => Number(p.slice(p.lastIndexOf("/") + 1)));
+    } catch (err) {
+      if (isPathNotFound(err)) return undefined;
+      throw err;
+    }
+    // A state past the end describes bytes that are not there (lost in a crash): it could later
+    // vouch for different bytes at the same offsets, so it goes.
+    for (const stale of offsets.filter((o) => !Number.isSafeInteger(o) || o > atMost)) {
+      await this.driver.delete(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, stale)).catch(() => undefined);
+    }
+    const best = offsets.filter((o) => Number.isSafeInteger(o) && o <= atMost).sort((a, b) => b - a)[0];
+    if (best === undefined) return undefined;
+    try {
+      const resumed = resumeUploadHash(await this.driver.getContent(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, best)));
+      return resumed && resumed.length === best ? resumed : undefined;
+    } catch (err) {
+      if (isPathNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Saves the live hasher's state, when it is at `size`, where every process can resume it. */
+  private async saveHashState(session: UploadSession, size: number): Promise<void> {
+    const hasher = this.hashers.get(hasherKey(session));
+    const state = hasher?.length === size ? hasher.marshal() : undefined;
+    if (!state) return;
+    await this.driver.putContent(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, size), state);
+  }
+
+  /** The digest of the upload's bytes: from the live or saved hash state when there is one, else re-read. */
+  private async digestOf(session: UploadSession, size: number, algorithm: DigestAlgorithm): Promise<Digest> {
+    if (algorithm === RESUMABLE_ALGORITHM) {
+      const hasher = await this.hasherAt(session, size);
+      if (hasher) return Digest.parse(`${algorithm}:${hasher.hexDigest()}`);
+    }
     const hash = createHash(algorithm);
-    const stream = await this.driver.reader(uploadDataPath(session.repository, session.id), 0);
-    for await (const chunk of stream) hash.update(chunk as Buffer);
+    if (size > 0) {
+      const stream = await this.driver.reader(uploadDataPath(session.repository, session.id), 0, size);
+      for await (const chunk of stream) hash.update(chunk as Buffer);
+    }
     return Digest.fromHash(algorithm, hash);
   }
 
@@ -186,7 +238,7 @@ export class UploadStore {
     }
   }
 
-  private rememberHasher(key: string, hasher: { hash: Hash; offset: number }): void {
+  private rememberHasher(key: string, hasher: UploadHash): void {
     this.hashers.set(key, hasher);
     if (this.hashers.size > MAX_LIVE_HASHERS) {
       const oldest = this.hashers.keys().next().value;
