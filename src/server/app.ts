@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from "../log/logger.js";
 import type { Registry } from "../registry/registry.js";
 import { sendError } from "./error-response.js";
+import { discardUnreadBody } from "./request-body.js";
 import type { RequestContext, ServerSettings } from "./request-context.js";
 import { route } from "./router.js";
 import { UploadStateSigner } from "./upload-state-token.js";
@@ -58,6 +59,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
       options.log.info({ method: req.method, route: routeName }, "client disconnected before the request completed");
       res.destroy();
     } else {
+      discardUnreadBody(req);
       sendError(req, res, err, options.log);
     }
   } finally {

@@ -1,5 +1,5 @@
 import { RegistryError } from "../../errcode/registry-error.js";
-import { parseReference } from "../../registry/repository.js";
+import { parseReference, type Reference } from "../../registry/repository.js";
 import { readLimitedBody } from "../request-body.js";
 import { locationFor, sendEmpty, type RequestContext } from "../request-context.js";
 
@@ -9,7 +9,7 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** HEAD/GET /v2/<name>/manifests/<reference>: the bytes exactly as pushed. */
 export async function getManifest(ctx: RequestContext): Promise<void> {
   const repository = ctx.registry.repository(ctx.params.name);
-  const manifest = await repository.getManifest(parseReference(ctx.params.reference));
+  const manifest = await repository.getManifest(existingReference(ctx.params.reference));
   const digest = manifest.digest.toString();
   const etag = `"${digest}"`;
   const headers = {
@@ -38,12 +38,31 @@ export async function putManifest(ctx: RequestContext): Promise<void> {
     "Docker-Content-Digest": digest.toString(),
   };
   if (subject) headers["OCI-Subject"] = subject.digest.toString();
+  // The spec: a registry that applies `?tag=` tags names each of them in OCI-Tag.
+  const queryTags = [...new Set(ctx.query.getAll("tag"))];
+  if (queryTags.length > 0) headers["OCI-Tag"] = queryTags.join(", ");
   sendEmpty(ctx.res, 201, headers);
+}
+
+/**
+ * The reference of a manifest to read or delete. A tag outside the tag grammar can never have been
+ * pushed, so it names no manifest: 404 MANIFEST_UNKNOWN, as distribution (whose routes do not
+ * match such a tag) and the conformance suite expect, rather than the 400 a push gets.
+ */
+function existingReference(value: string): Reference {
+  try {
+    return parseReference(value);
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === "TAG_INVALID") {
+      throw new RegistryError("MANIFEST_UNKNOWN", undefined, { tag: value.slice(0, 200) });
+    }
+    throw err;
+  }
 }
 
 /** DELETE /v2/<name>/manifests/<reference>: by digest the manifest, by tag the tag only. */
 export async function deleteManifest(ctx: RequestContext): Promise<void> {
   const repository = ctx.registry.repository(ctx.params.name);
-  await repository.deleteManifest(parseReference(ctx.params.reference));
+  await repository.deleteManifest(existingReference(ctx.params.reference));
   sendEmpty(ctx.res, 202);
 }

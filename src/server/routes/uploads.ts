@@ -1,7 +1,9 @@
 import { RegistryError } from "../../errcode/registry-error.js";
 import { Digest } from "../../reference/digest.js";
+import { isValidRepositoryName } from "../../reference/names.js";
 import type { Repository } from "../../registry/repository.js";
 import { rangeHeader, type ChunkExpectation, type UploadSession } from "../../storage/upload-store.js";
+import { bodyChunks } from "../request-body.js";
 import { declaredLength, hasBody, locationFor, sendEmpty, type RequestContext } from "../request-context.js";
 
 /**
@@ -14,12 +16,15 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   const mount = ctx.query.get("mount");
   const from = ctx.query.get("from");
   if (mount !== null && from !== null) {
-    const digest = Digest.parse(mount);
-    const source = ctx.registry.repository(from);
-    const mounted = await repository.mountBlob(digest, source);
-    if (mounted) {
-      sendBlobCreated(ctx, repository, digest);
-      return;
+    // A mount whose digest or source name is invalid falls back to an ordinary upload, as the spec
+    // and distribution do: the client then pushes the blob instead.
+    const digest = Digest.tryParse(mount);
+    if (digest && isValidRepositoryName(from)) {
+      const mounted = await repository.mountBlob(digest, ctx.registry.repository(from));
+      if (mounted) {
+        sendBlobCreated(ctx, repository, digest);
+        return;
+      }
     }
   }
   const digestParam = ctx.query.get("digest");
@@ -27,7 +32,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
     const digest = Digest.parse(digestParam);
     const session = await repository.startUpload();
     try {
-      await repository.completeUpload(session, digest, ctx.req, { length: declaredLength(ctx.req) });
+      await repository.completeUpload(session, digest, bodyChunks(ctx.req), { length: declaredLength(ctx.req) });
     } catch (err) {
       await cancelQuietly(repository, session);
       throw err;
@@ -46,7 +51,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
 export async function patchUpload(ctx: RequestContext): Promise<void> {
   const { repository, session } = await openUpload(ctx);
   const expect = chunkExpectation(ctx);
-  const size = await repository.appendUpload(session, ctx.req, expect);
+  const size = await repository.appendUpload(session, bodyChunks(ctx.req), expect);
   sendUploadAccepted(ctx, 202, session, size);
 }
 
@@ -56,7 +61,7 @@ export async function completeUpload(ctx: RequestContext): Promise<void> {
   const digestParam = ctx.query.get("digest");
   if (digestParam === null) throw new RegistryError("DIGEST_INVALID", "the digest parameter is required");
   const digest = Digest.parse(digestParam);
-  const body = hasBody(ctx.req) ? ctx.req : undefined;
+  const body = hasBody(ctx.req) ? bodyChunks(ctx.req) : undefined;
   await repository.completeUpload(session, digest, body, body ? chunkExpectation(ctx) : {});
   sendBlobCreated(ctx, repository, digest);
 }

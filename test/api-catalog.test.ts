@@ -1,0 +1,95 @@
+/** GET /v2/_catalog?n=&last=: repository names in lexical order, paginated with Link headers. */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { startBerth, type BerthProcess } from "./support/berth-process.js";
+import { RegistryClient, expectError, nextLink, randomBlob } from "./support/registry-client.js";
+
+let berth: BerthProcess;
+let client: RegistryClient;
+// This file's server holds exactly these repositories (pushed out of order).
+const repositories = ["zeta", "alpha/one", "alpha", "beta/deep/nested", "a0", "alpha/two", "alpha-dash", "b"];
+const sorted = [...repositories].sort();
+
+before(async () => {
+  berth = await startBerth();
+  client = new RegistryClient(berth.url);
+  for (const name of repositories) await client.pushImage(name, "latest");
+});
+
+after(async () => {
+  await berth.stop();
+});
+
+async function catalog(query: string): Promise<{ response: Response; repositories: string[] }> {
+  const { response, body } = await client.getJSON<{ repositories: string[] }>(`/v2/_catalog${query}`);
+  return { response, repositories: body.repositories };
+}
+
+test("GET /v2/_catalog answers 200 with every repository in lexical order", async () => {
+  const { response, repositories: listed } = await catalog("");
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type")!, /^application\/json/);
+  assert.deepEqual(listed, sorted);
+  assert.equal(response.headers.get("link"), null);
+});
+
+test("GET /v2/_catalog?n= answers the first n names and a Link to the next page", async () => {
+  const { response, repositories: listed } = await catalog("?n=3");
+  assert.deepEqual(listed, sorted.slice(0, 3));
+  const link = new URL(nextLink(response)!, berth.url);
+  assert.equal(link.pathname, "/v2/_catalog");
+  assert.equal(link.searchParams.get("n"), "3");
+  assert.equal(link.searchParams.get("last"), sorted[2]);
+});
+
+test("GET /v2/_catalog following Link headers visits every repository once", async () => {
+  const seen: string[] = [];
+  let url: string | undefined = "/v2/_catalog?n=3";
+  let pages = 0;
+  while (url) {
+    const { response, body } = await client.getJSON<{ repositories: string[] }>(new URL(url, berth.url).toString());
+    seen.push(...body.repositories);
+    const next: string | undefined = nextLink(response);
+    url = next;
+    pages += 1;
+    assert.ok(pages <= 5, "pagination terminates");
+  }
+  assert.deepEqual(seen, sorted);
+  assert.equal(pages, 3);
+});
+
+test("GET /v2/_catalog?n=&last= answers the names after last", async () => {
+  const { repositories: listed } = await catalog("?n=2&last=alpha/one");
+  assert.deepEqual(listed, sorted.slice(sorted.indexOf("alpha/one") + 1, sorted.indexOf("alpha/one") + 3));
+});
+
+test("GET /v2/_catalog?last= without n answers every name after last", async () => {
+  const { repositories: listed } = await catalog("?last=b");
+  assert.deepEqual(listed, sorted.slice(sorted.indexOf("b") + 1));
+});
+
+test("GET /v2/_catalog?n=0 answers 200 with an empty list", async () => {
+  const { response, repositories: listed } = await catalog("?n=0");
+  assert.equal(response.status, 200);
+  assert.deepEqual(listed, []);
+});
+
+test("GET /v2/_catalog?n=-5 answers 400 PAGINATION_NUMBER_INVALID", async () => {
+  await expectError(await client.fetch("/v2/_catalog?n=-5"), 400, "PAGINATION_NUMBER_INVALID");
+});
+
+test("GET /v2/_catalog?n=ten answers 400 PAGINATION_NUMBER_INVALID", async () => {
+  await expectError(await client.fetch("/v2/_catalog?n=ten"), 400, "PAGINATION_NUMBER_INVALID");
+});
+
+test("GET /v2/_catalog does not list a repository that holds only blobs", async () => {
+  await client.pushBlob("blobs-only", randomBlob());
+  const { repositories: listed } = await catalog("");
+  assert.equal(listed.includes("blobs-only"), false);
+});
+
+test("GET /v2/_catalog lists a repository once its first manifest is pushed", async () => {
+  await client.pushImage("late/comer", "v1");
+  const { repositories: listed } = await catalog("");
+  assert.ok(listed.includes("late/comer"));
+});
