@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -70,14 +71,17 @@ describe("berth command line", () => {
     }
   });
 
-  it("a configuration naming auth berth cannot enforce exits 1 instead of starting open", async () => {
+  it("a configuration whose htpasswd file does not exist exits 1 naming auth.htpasswd.path, instead of starting open or creating it", async () => {
     const dir = await mkdtemp(join(tmpdir(), "berth-cli-"));
     try {
       const file = join(dir, "config.yml");
-      await writeFile(file, "version: 0.1\nstorage:\n  inmemory: {}\nauth:\n  htpasswd:\n    realm: r\n    path: /etc/htpasswd\nhttp:\n  addr: 127.0.0.1:0\n");
+      const htpasswd = join(dir, "auth", "htpasswd");
+      await writeFile(file, `version: 0.1\nstorage:\n  inmemory: {}\nauth:\n  htpasswd:\n    realm: r\n    path: ${htpasswd}\nhttp:\n  addr: 127.0.0.1:0\n`);
       const result = await berth(["serve", file]);
       assert.equal(result.code, 1);
-      assert.match(result.stderr, /auth/);
+      assert.match(result.stderr, /auth\.htpasswd\.path: .*does not exist; create it with: htpasswd -cB/);
+      assert.doesNotMatch(result.stderr, /listening/);
+      assert.equal(existsSync(htpasswd), false, "no htpasswd file (and no password in a log) is made up");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -146,12 +150,15 @@ http: { addr: 127.0.0.1:0, secret: s }
     try {
       const started = await fetch(`${registry.url}/v2/purge/me/blobs/uploads/`, { method: "POST" });
       assert.equal(started.status, 202);
-      const location = started.headers.get("location")!;
+      // Without `_state`: a token older than the purging age is refused on its own (400).
+      const location = started.headers.get("location")!.split("?")[0]!;
       assert.equal((await fetch(location)).status, 204);
       await waitFor(async () => (await fetch(location)).status === 404, 10_000);
       const gone = await fetch(location);
       assert.equal(gone.status, 404);
       assert.equal(((await gone.json()) as { errors: Array<{ code: string }> }).errors[0]!.code, "BLOB_UPLOAD_UNKNOWN");
+      const uploads = join(registry.root!, "docker/registry/v2/repositories/purge/me/_uploads");
+      assert.deepEqual(await readdir(uploads).catch(() => []), []);
       // The log line travels through a pipe and may arrive after the 404.
       await waitFor(() => /purged stale uploads/.test(registry.log()), 10_000);
     } finally {

@@ -26,6 +26,8 @@ describe("storage paths", () => {
     [paths.uploadStartedAtPath("library/ubuntu", "abc"), `${REPO}/_uploads/abc/startedat`],
     [paths.uploadHashStatePath("library/ubuntu", "abc", "sha256", 1024), `${REPO}/_uploads/abc/hashstates/sha256/1024`],
     [paths.referrerLinkPath("library/ubuntu", D, D), `${REPO}/_referrers/sha256/${HEX}/sha256/${HEX}/link`],
+    [paths.referrersIndexedPath("library/ubuntu", "sha256"), `${REPO}/_referrers/_indexed/sha256`],
+    [paths.referrersIndexedMarkerPath("library/ubuntu", D), `${REPO}/_referrers/_indexed/sha256/${HEX}`],
   ];
   for (const [actual, expected] of cases) {
     it(`builds ${expected}`, () => assert.equal(actual, expected));

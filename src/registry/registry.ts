@@ -30,7 +30,7 @@ export class Registry {
 
   constructor(private readonly options: RegistryOptions) {
     this.driver = options.driver;
-    this.blobs = new BlobStore(options.driver, options.cache);
+    this.blobs = new BlobStore(options.driver, options.cache, options.log);
     this.uploads = new UploadStore(options.driver, this.blobs);
     this.manifestContents = new ManifestContentCache(options.manifestCacheBytes ?? 32 * 1024 * 1024);
   }
@@ -50,7 +50,7 @@ export class Registry {
         name,
         globalBlobs: this.blobs,
         layers,
-        manifests: new ManifestStore(this.blobs, revisions, this.manifestContents),
+        manifests: new ManifestStore(this.blobs, revisions, this.manifestContents, log, name),
         tags: new TagStore(driver, name, log),
         referrers: new ReferrerStore(driver, name),
         uploads: this.uploads,

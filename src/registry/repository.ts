@@ -6,7 +6,7 @@ import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
 import { parseManifest, type Descriptor } from "../manifest/parse-manifest.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import type { LinkedBlobStore } from "../storage/linked-blob-store.js";
-import type { ManifestStore, StoredManifest } from "../storage/manifest-store.js";
+import { CorruptManifestError, type ManifestStore, type StoredManifest } from "../storage/manifest-store.js";
 import type { TagStore } from "../storage/tag-store.js";
 import type { ReferrerStore } from "../storage/referrer-store.js";
 import type { ChunkExpectation, UploadSession, UploadStore } from "../storage/upload-store.js";
@@ -26,6 +26,9 @@ export interface RepositoryParts {
   uploads: UploadStore;
   exists: () => Promise<boolean>;
 }
+
+/** Unindexed revisions read at once when the referrers index catches up with the tree. */
+const INDEXING_BATCH = 16;
 
 /** A manifest reference from a URL: a tag or a digest. */
 export type Reference = { tag: string } | { digest: Digest };
@@ -58,8 +61,9 @@ export class Repository {
     return this.parts.layers.stat(digest);
   }
 
+  /** Bytes [offset, end); a whole blob is checked against its digest while it streams (once per process). */
   async openBlob(digest: Digest, offset: number, end: number): Promise<Readable> {
-    return this.parts.globalBlobs.open(digest, offset, end);
+    return this.parts.globalBlobs.openChecked(digest, offset, end);
   }
 
   blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
@@ -163,6 +167,8 @@ export class Repository {
 
     const digest = await this.parts.manifests.put(content, manifest.mediaType, algorithm);
     if (manifest.subject) await this.parts.referrers.add(manifest.subject.digest, digest);
+    // The marker follows the referrer link (see ReferrerStore).
+    await this.parts.referrers.markIndexed(digest);
     for (const tag of new Set(tags)) await this.parts.tags.tag(tag, digest);
     return { digest, subject: manifest.subject };
   }
@@ -174,11 +180,34 @@ export class Repository {
       await this.parts.tags.untag(reference.tag);
       return;
     }
-    const stored = await this.parts.manifests.get(reference.digest);
-    const subject = parseManifest(stored.content, undefined).subject;
+    const subject = await this.storedSubject(reference.digest);
+    // Marker first: an interrupted delete leaves an unmarked revision (re-indexed), never a
+    // marked one whose referrer link is gone.
+    await this.parts.referrers.unmark(reference.digest);
     for (const tag of await this.parts.tags.tagsOf(reference.digest)) await this.parts.tags.untag(tag);
     await this.parts.manifests.delete(reference.digest);
-    if (subject) await this.parts.referrers.remove(subject.digest, reference.digest);
+    if (subject) await this.parts.referrers.remove(subject, reference.digest);
+  }
+
+  /**
+   * The subject a stored manifest names. MANIFEST_UNKNOWN when the repository does not have it;
+   * undefined when it has none, or its stored bytes are damaged or not a manifest berth parses
+   * (such a manifest can still be deleted; a referrer entry it may have left is ignored on read).
+   */
+  private async storedSubject(digest: Digest): Promise<Digest | undefined> {
+    let stored: StoredManifest;
+    try {
+      stored = await this.parts.manifests.get(digest);
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === "UNKNOWN") return undefined;
+      throw err;
+    }
+    try {
+      return parseManifest(stored.content, undefined).subject?.digest;
+    } catch (err) {
+      if (err instanceof RegistryError) return undefined;
+      throw err;
+    }
   }
 
   // --- tags and referrers
@@ -197,16 +226,34 @@ export class Repository {
    * those of one artifact type. Sorted by digest so pages and repeated calls agree.
    */
   async referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+    const candidates = new Map<string, Digest>();
+    for (const candidate of await this.parts.referrers.candidates(subject)) candidates.set(candidate.toString(), candidate);
+    // Revisions stored by distribution (or left unindexed by a crash) are indexed first.
+    const unindexed = await this.parts.referrers.unindexed();
+    for (let i = 0; i < unindexed.length; i += INDEXING_BATCH) {
+      const batch = unindexed.slice(i, i + INDEXING_BATCH);
+      const subjects = await Promise.all(batch.map((revision) => this.indexReferrer(revision)));
+      batch.forEach((revision, j) => {
+        if (subjects[j]?.equals(subject)) candidates.set(revision.toString(), revision);
+      });
+    }
     const found: Descriptor[] = [];
-    for (const candidate of await this.parts.referrers.candidates(subject)) {
+    for (const candidate of candidates.values()) {
       let stored: StoredManifest;
       try {
         stored = await this.parts.manifests.get(candidate);
       } catch (err) {
-        if (err instanceof RegistryError && err.code === "MANIFEST_UNKNOWN") continue;
+        // Gone (distribution deleted it) or damaged (logged by the store): not a referrer to serve.
+        if (err instanceof RegistryError && (err.code === "MANIFEST_UNKNOWN" || err.code === "UNKNOWN")) continue;
         throw err;
       }
-      const manifest = parseManifest(stored.content, undefined);
+      let manifest: ReturnType<typeof parseManifest>;
+      try {
+        manifest = parseManifest(stored.content, undefined);
+      } catch (err) {
+        if (err instanceof RegistryError) continue;
+        throw err;
+      }
       if (!manifest.subject?.digest.equals(subject)) continue;
       if (artifactType !== undefined && manifest.artifactType !== artifactType) continue;
       found.push({
@@ -218,6 +265,35 @@ export class Repository {
       });
     }
     return found.sort((a, b) => (a.digest.toString() < b.digest.toString() ? -1 : 1));
+  }
+
+  /**
+   * Adds a revision the referrers index does not cover yet: reads it once, writes its referrer
+   * link (when it has a subject) and then its marker. Returns its subject. A revision that cannot
+   * be read now (gone, or damaged bytes) stays unmarked and is tried again on a later request; one
+   * whose bytes are sound but not a manifest berth parses is marked (a digest's bytes never
+   * change). In read-only mode nothing is written: the answer is computed all the same.
+   */
+  private async indexReferrer(revision: Digest): Promise<Digest | undefined> {
+    let subject: Digest | undefined;
+    try {
+      subject = parseManifest((await this.parts.manifests.get(revision)).content, undefined).subject?.digest;
+    } catch (err) {
+      // Sound bytes that are not a manifest (or not one berth parses) never change: indexed, no subject.
+      const permanent =
+        (err instanceof CorruptManifestError && err.reason === "not-a-manifest") ||
+        (err instanceof RegistryError && err.code === "MANIFEST_INVALID");
+      if (!permanent) {
+        // Gone, or damaged bytes that may yet be repaired: left unmarked, tried again next time.
+        if (err instanceof RegistryError && (err.code === "MANIFEST_UNKNOWN" || err.code === "UNKNOWN")) return undefined;
+        throw err;
+      }
+    }
+    if (!this.policy.readOnly) {
+      if (subject) await this.parts.referrers.add(subject, revision);
+      await this.parts.referrers.markIndexed(revision);
+    }
+    return subject;
   }
 
   private async assertReferencesExist(blobs: Digest[], manifests: Digest[]): Promise<void> {

@@ -1,21 +1,40 @@
-import type { Readable } from "node:stream";
+import { createHash, type Hash } from "node:crypto";
+import { pipeline, Transform, type Readable, type TransformCallback } from "node:stream";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { isPathNotFound } from "../driver/storage-driver.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
 import type { BlobDescriptor, BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
+import type { Logger } from "../log/logger.js";
 import { blobDataPath } from "./paths.js";
 
 export const OCTET_STREAM = "application/octet-stream";
+
+/** Digests whose bytes this process has hashed and found sound; bounded, oldest forgotten first. */
+const MAX_VERIFIED_DIGESTS = 65_536;
+
+/** A blob whose stored bytes do not hash to its digest: the stream that found it fails with this. */
+export class BlobContentMismatchError extends Error {
+  constructor(
+    readonly digest: string,
+    readonly computed: string,
+  ) {
+    super(`stored blob ${digest} does not match its digest (its bytes hash to ${computed})`);
+    this.name = "BlobContentMismatchError";
+  }
+}
 
 /**
  * The global, content-addressed blob store: each digest's bytes once, at blobs/…/data. It is never
  * reachable from the API directly; repositories see blobs through a LinkedBlobStore.
  */
 export class BlobStore {
+  private readonly verified = new Set<string>();
+
   constructor(
     readonly driver: StorageDriver,
     private readonly cache: BlobDescriptorCache,
+    private readonly log?: Logger,
   ) {}
 
   /** BLOB_UNKNOWN when the bytes are not stored. */
@@ -54,6 +73,41 @@ export class BlobStore {
     }
   }
 
+  /**
+   * Like `open`, for serving. When [offset, end) is the whole blob and this process has not yet
+   * verified the digest, the bytes are hashed as they stream and the last chunk is held back
+   * until the digest is known: on a mismatch the stream fails instead (and it is logged), so a
+   * client never receives the complete body of a damaged blob. Once sound, a digest streams
+   * unchecked (content-addressed data is never rewritten), so the cost is at most one hash per
+   * blob per process, and none for blobs this process stored (their bytes were hashed on the way
+   * in). Ranges that are not the whole blob cannot be checked and are served as stored.
+   */
+  async openChecked(digest: Digest, offset: number, end: number): Promise<Readable> {
+    const key = digest.toString();
+    if (offset !== 0 || this.verified.has(key)) return this.open(digest, offset, end);
+    const { size } = await this.stat(digest);
+    const stream = await this.open(digest, 0, end);
+    if (end < size) return stream;
+    const verifier = new DigestVerifier(digest, (computed) => {
+      if (computed === undefined) {
+        this.markVerified(digest);
+        return;
+      }
+      this.log?.error(
+        { digest: key, computed, path: blobDataPath(digest) },
+        "stored blob does not match its digest: download cut short (the data file is damaged; nothing was deleted)",
+      );
+    });
+    // Errors travel both ways: a failing read fails the verifier, a destroyed verifier stops the read.
+    return pipeline(stream, verifier, () => undefined);
+  }
+
+  /** Records that the stored bytes of `digest` are known to match it (hashed here, on write or read). */
+  private markVerified(digest: Digest): void {
+    this.verified.add(digest.toString());
+    if (this.verified.size > MAX_VERIFIED_DIGESTS) this.verified.delete(this.verified.values().next().value!);
+  }
+
   /** The whole content of a small blob (a manifest). */
   async get(digest: Digest): Promise<Buffer> {
     try {
@@ -69,6 +123,7 @@ export class BlobStore {
     const digest = Digest.of(algorithm, content);
     if (!(await this.exists(digest))) {
       await this.driver.putContent(blobDataPath(digest), content);
+      this.markVerified(digest);
     }
     const descriptor = { digest, size: content.length, mediaType: OCTET_STREAM };
     this.cache.set(descriptor);
@@ -84,6 +139,8 @@ export class BlobStore {
       await this.driver.delete(sourcePath).catch(() => undefined);
     } else {
       await this.driver.move(sourcePath, blobDataPath(digest));
+      // The caller verified these bytes against the digest as they arrived.
+      this.markVerified(digest);
     }
     const descriptor = { digest, size, mediaType: OCTET_STREAM };
     this.cache.set(descriptor);
@@ -98,5 +155,41 @@ export class BlobStore {
   async delete(digest: Digest): Promise<void> {
     this.cache.clear(digest);
     await this.driver.delete(blobDataPath(digest));
+  }
+}
+
+/**
+ * Passes bytes through one chunk behind while hashing them; at the end, releases the last chunk
+ * only if the digest matches, else fails with BlobContentMismatchError. `done` hears undefined
+ * (sound) or the computed digest (damaged).
+ */
+class DigestVerifier extends Transform {
+  private readonly hash: Hash;
+  private held: Buffer | undefined;
+
+  constructor(
+    private readonly digest: Digest,
+    private readonly done: (computed: string | undefined) => void,
+  ) {
+    super();
+    this.hash = createHash(digest.algorithm);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    const previous = this.held;
+    this.held = chunk;
+    callback(null, previous);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const computed = Digest.fromHash(this.digest.algorithm, this.hash);
+    if (computed.equals(this.digest)) {
+      this.done(undefined);
+      callback(null, this.held);
+      return;
+    }
+    this.done(computed.toString());
+    callback(new BlobContentMismatchError(this.digest.toString(), computed.toString()));
   }
 }

@@ -17,10 +17,13 @@ import type { Digest } from "../reference/digest.js";
  *       _uploads/<id>/hashstates/<alg>/<offset>                      hash state after <offset> bytes
  *       _referrers/<alg>/<subject hex>/<alg>/<hex>/link              berth only: manifests whose
  *                                                                    subject is the digest
+ *       _referrers/_indexed/<alg>/<hex>                              berth only: revision <hex> is
+ *                                                                    covered by the index above
  *
  * distribution skips every directory under a repository whose name starts with "_" and that it
  * does not know, so `_referrers` is invisible to it; berth re-checks each entry against
  * `_manifests/revisions` when it reads, so entries that distribution left stale are ignored.
+ * Revisions without an `_indexed` marker (pushed through distribution) are indexed when found.
  */
 export const ROOT = "/docker/registry/v2";
 export const BLOBS_ROOT = `${ROOT}/blobs`;
@@ -108,4 +111,13 @@ export function referrersPath(name: string, subject: Digest): string {
 
 export function referrerLinkPath(name: string, subject: Digest, referrer: Digest): string {
   return `${referrersPath(name, subject)}/${referrer.algorithm}/${referrer.hex}/link`;
+}
+
+/** Markers of the revisions the referrers index covers (one empty file per revision, by algorithm). */
+export function referrersIndexedPath(name: string, algorithm: string): string {
+  return `${repositoryPath(name)}/_referrers/_indexed/${algorithm}`;
+}
+
+export function referrersIndexedMarkerPath(name: string, revision: Digest): string {
+  return `${referrersIndexedPath(name, revision.algorithm)}/${revision.hex}`;
 }

@@ -1,13 +1,33 @@
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { isPathNotFound } from "../driver/storage-driver.js";
-import { Digest, isAlgorithm } from "../reference/digest.js";
-import { referrerLinkPath, referrersPath } from "./paths.js";
+import { Digest, isAlgorithm, type DigestAlgorithm } from "../reference/digest.js";
+import {
+  manifestRevisionsPath,
+  referrerLinkPath,
+  referrersIndexedMarkerPath,
+  referrersIndexedPath,
+  referrersPath,
+} from "./paths.js";
+
+const ALGORITHMS: DigestAlgorithm[] = ["sha256", "sha512"];
 
 /**
  * The referrers index berth keeps beside distribution's layout: for each subject digest, a link per
  * manifest that names it as `subject`. Entries are hints: readers confirm each against the
  * repository's manifest revisions, so an entry left behind (by distribution deleting a manifest,
  * or a crash between two writes) is never served.
+ *
+ * Coverage: `_referrers/_indexed/<alg>/<hex>` marks a revision whose referrer link (if it has a
+ * subject) is written. A revision without a marker was stored by someone who does not keep this
+ * index (distribution) or by a berth that stopped between two writes; `unindexed()` finds those
+ * with two directory listings and no reads, so the repository can index them (reading each new
+ * manifest once) before answering. Invariants every writer keeps:
+ *   - the link is written before the marker (a marker never vouches for a missing link);
+ *   - the marker is removed before the revision and its link (a crash leaves an unmarked
+ *     revision, which is re-indexed, never a marked one without its link).
+ * Stale markers and links of deleted revisions are harmless: readers check revisions first, and if
+ * the same manifest comes back (a re-push through distribution) its old link and marker are still
+ * true, since a digest's content never changes.
  */
 export class ReferrerStore {
   constructor(
@@ -26,6 +46,40 @@ export class ReferrerStore {
     } catch (err) {
       if (!isPathNotFound(err)) throw err;
     }
+  }
+
+  /** Records that the index covers `revision` (its referrer link, if any, is already written). */
+  async markIndexed(revision: Digest): Promise<void> {
+    await this.driver.putContent(referrersIndexedMarkerPath(this.repository, revision), Buffer.alloc(0));
+  }
+
+  /** Forgets that the index covers `revision`: first step of deleting it. */
+  async unmark(revision: Digest): Promise<void> {
+    try {
+      await this.driver.delete(referrersIndexedMarkerPath(this.repository, revision));
+    } catch (err) {
+      if (!isPathNotFound(err)) throw err;
+    }
+  }
+
+  /**
+   * Revisions of the repository the index does not cover: those under `_manifests/revisions`
+   * without a marker. Two listings per algorithm; nothing is read. Sorted, so callers index in a
+   * stable order.
+   */
+  async unindexed(): Promise<Digest[]> {
+    const found: Digest[] = [];
+    for (const algorithm of ALGORITHMS) {
+      const revisions = await this.names(`${manifestRevisionsPath(this.repository)}/${algorithm}`);
+      if (revisions.length === 0) continue;
+      const marked = new Set(await this.names(referrersIndexedPath(this.repository, algorithm)));
+      for (const hex of revisions) {
+        if (marked.has(hex)) continue;
+        const digest = Digest.tryParse(`${algorithm}:${hex}`);
+        if (digest) found.push(digest);
+      }
+    }
+    return found.sort((a, b) => (a.toString() < b.toString() ? -1 : a.toString() > b.toString() ? 1 : 0));
   }
 
   /** Candidate referrers of `subject`, in no particular order. */
@@ -55,5 +109,15 @@ export class ReferrerStore {
       }
     }
     return found;
+  }
+
+  /** Base names of a directory's children; none when it does not exist. */
+  private async names(path: string): Promise<string[]> {
+    try {
+      return (await this.driver.list(path)).map((child) => child.slice(child.lastIndexOf("/") + 1));
+    } catch (err) {
+      if (isPathNotFound(err)) return [];
+      throw err;
+    }
   }
 }
