@@ -1,0 +1,106 @@
+import { parseArgs } from "node:util";
+import { loadConfig } from "../config/load-config.js";
+import { garbageCollect, StorageInUseError, type GcSummary } from "../gc/garbage-collect.js";
+import { createProgress, formatBytes } from "../gc/progress.js";
+import { ManifestDeletionError } from "../gc/sweep.js";
+import { createDriver, describeStorage } from "./compose.js";
+
+export const GC_USAGE = `Usage: berth garbage-collect [config.yml] [--dry-run] [--delete-untagged]
+
+Deletes the blobs no manifest refers to, as distribution's "registry garbage-collect" does, on the
+same storage. Progress goes to standard error, the summary to standard output.
+
+  -d, --dry-run          report what would be deleted; delete nothing
+  -m, --delete-untagged  also delete manifests no tag reaches (the children of a tagged index and
+                         the referrers of a kept manifest, such as signatures, are kept)
+  -h, --help             print this help
+
+It refuses to run while a registry that writes to the storage is running (berth serve announces
+itself there); run it with the registry stopped or read-only (storage.maintenance.readonly.enabled).
+Exit status: 0 done, 1 failed or stopped (nothing unsafe was deleted), 2 usage, 3 storage in use.
+`;
+
+export const EXIT_STORAGE_IN_USE = 3;
+
+/** `berth garbage-collect …`: resolves to the process exit status. */
+export async function runGarbageCollect(argv: string[]): Promise<number> {
+  let values: { "dry-run"?: boolean; "delete-untagged"?: boolean; help?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      options: {
+        "dry-run": { type: "boolean", short: "d" },
+        "delete-untagged": { type: "boolean", short: "m" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: true,
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`berth garbage-collect: ${err instanceof Error ? err.message : String(err)}\n\n${GC_USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(GC_USAGE);
+    return 0;
+  }
+  if (positionals.length > 1) {
+    process.stderr.write(`berth garbage-collect: at most one configuration file, got ${positionals.length}\n\n${GC_USAGE}`);
+    return 2;
+  }
+  const { config, warnings } = await loadConfig({ file: positionals[0], env: process.env });
+  for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
+  if (config.storage.driver.kind === "inmemory") {
+    process.stderr.write("berth garbage-collect: storage is inmemory: there is nothing persistent to collect\n");
+    return 1;
+  }
+  const options = { dryRun: values["dry-run"] === true, deleteUntagged: values["delete-untagged"] === true };
+  const progress = createProgress(process.stderr);
+  progress.info(
+    `berth garbage-collect: ${describeStorage(config)}` +
+      `${options.deleteUntagged ? ", deleting untagged manifests" : ""}${options.dryRun ? " (dry run: nothing is deleted)" : ""}`,
+  );
+  let summary: GcSummary;
+  try {
+    summary = await garbageCollect(createDriver(config), options, progress);
+  } catch (err) {
+    progress.finish();
+    if (err instanceof StorageInUseError) {
+      process.stderr.write(`berth garbage-collect: ${err.message}\n`);
+      return EXIT_STORAGE_IN_USE;
+    }
+    if (err instanceof ManifestDeletionError) {
+      process.stderr.write(`berth garbage-collect: ${err.message}\nNo blob was deleted. Fix the cause and run it again.\n`);
+      return 1;
+    }
+    throw err;
+  }
+  process.stdout.write(formatSummary(summary));
+  return summary.sweepRefused || summary.failures > 0 ? 1 : 0;
+}
+
+/** The closing report: what was deleted, or what would be. */
+export function formatSummary(s: GcSummary): string {
+  const would = s.dryRun || s.sweepRefused;
+  const verb = (done: string): string => (would ? `would be ${done}` : done);
+  const lines: string[] = [];
+  if (s.sweepRefused) {
+    lines.push(`Garbage collection stopped before the sweep: nothing was deleted.`);
+    lines.push(`${s.unreadable.length} manifest(s) could not be parsed, so what they refer to is unknown:`);
+    for (const m of s.unreadable) lines.push(`  ${m.repository}@${m.digest}: ${m.reason}`);
+    lines.push(`Repair or delete them (DELETE /v2/<name>/manifests/<digest>) and run garbage-collect again.`);
+  } else if (s.dryRun) {
+    lines.push(`Garbage collection dry run: nothing was deleted.`);
+  } else {
+    lines.push(s.failures > 0 ? `Garbage collection finished with ${s.failures} failed deletion(s).` : `Garbage collection finished.`);
+  }
+  lines.push(`  repositories scanned: ${s.repositories}`);
+  lines.push(`  manifests scanned: ${s.manifestsScanned}`);
+  lines.push(`  blobs marked: ${s.blobsMarked}`);
+  lines.push(`  blobs ${verb("deleted")}: ${s.blobsDeleted} (${s.bytesDeleted} bytes, ${formatBytes(s.bytesDeleted)})`);
+  lines.push(`  manifests ${verb("deleted")}: ${s.manifestsDeleted}${s.deleteUntagged ? "" : " (untagged manifests are kept without --delete-untagged)"}`);
+  lines.push(`  layer links ${verb("removed")}: ${s.layerLinksRemoved}`);
+  if (s.warnings > 0) lines.push(`  warnings: ${s.warnings} (above)`);
+  return `${lines.join("\n")}\n`;
+}
