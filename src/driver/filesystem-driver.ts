@@ -12,6 +12,8 @@ import {
 } from "./storage-driver.js";
 
 const READ_CHUNK = 1024 * 1024;
+/** Flushed bytes after which the writer starts an early writeback (see #startWriteback). */
+const EARLY_WRITEBACK_BYTES = 64 * 1024 * 1024;
 const WRITE_BUFFER = 1024 * 1024;
 /** Linux IOV_MAX: more buffers than this would split one writev into several syscalls. */
 const MAX_IOVECS = 1024;
@@ -221,6 +223,10 @@ class FilesystemFileWriter implements FileWriter {
   #pendingBytes = 0;
   /** Serialises flushes; a failed flush leaves it rejected so every later operation fails too. */
   #flushed: Promise<void> = Promise.resolve();
+  /** Bytes flushed since the last early writeback started. */
+  #unsynced = 0;
+  /** The early writeback in flight, if any (see #startWriteback). */
+  #syncing: Promise<void> | undefined;
   #finished: Promise<void> = Promise.resolve();
 
   constructor(
@@ -273,6 +279,7 @@ class FilesystemFileWriter implements FileWriter {
       this.#pending = [];
       if (wasOpen) {
         await this.#flushed.catch(() => undefined);
+        await this.#syncing;
         await this.handle.close();
       } else {
         await previous.catch(() => undefined);
@@ -290,6 +297,7 @@ class FilesystemFileWriter implements FileWriter {
   async #flushAndClose(sync = false): Promise<void> {
     try {
       await this.#flush();
+      await this.#syncing;
       if (sync) await this.handle.datasync();
     } finally {
       await this.handle.close();
@@ -298,10 +306,34 @@ class FilesystemFileWriter implements FileWriter {
 
   #flush(): Promise<void> {
     const chunks = this.#pending;
+    const bytes = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
-    if (chunks.length > 0) this.#flushed = this.#flushed.then(() => writeAll(this.handle, chunks));
+    if (chunks.length > 0) {
+      this.#flushed = this.#flushed.then(async () => {
+        await writeAll(this.handle, chunks);
+        this.#unsynced += bytes;
+        if (this.#unsynced >= EARLY_WRITEBACK_BYTES) this.#startWriteback();
+      });
+    }
     return this.#flushed;
+  }
+
+  /**
+   * Starts writing dirty pages to disk while more bytes arrive, without waiting for it. The kernel
+   * would otherwise hold a whole multi-GiB upload in the page cache until commit, and the commit's
+   * fdatasync would then stall the client for the full write-out. Only one runs at a time; a
+   * failure here is reported by the commit's own fdatasync.
+   */
+  #startWriteback(): void {
+    if (this.#syncing) return;
+    this.#unsynced = 0;
+    this.#syncing = this.handle
+      .datasync()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#syncing = undefined;
+      });
   }
 }
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 export const BERTH_CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
 export interface BerthProcess {
-  /** "http://127.0.0.1:<port>" */
+  /** "http://127.0.0.1:<port>" ("https://…" when the configuration has http.tls) */
   url: string;
   /** "127.0.0.1:<port>", for clients that want host:port (skopeo, podman). */
   hostPort: string;
@@ -26,6 +26,8 @@ export interface StartOptions {
   /** Reuse an existing storage root instead of a fresh one. */
   root?: string;
   env?: Record<string, string>;
+  /** Extra arguments for `berth serve` (before the configuration file), e.g. ["--workers", "2"]. */
+  args?: string[];
   /** Remove the storage root on stop (default true unless `root` was given). */
   cleanup?: boolean;
 }
@@ -54,7 +56,7 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
   const root = options.root ?? join(work, "data");
   const configPath = join(work, "config.yml");
   await writeFile(configPath, (options.configYaml ?? DEFAULT_TEST_CONFIG).replaceAll("{{root}}", root));
-  const child = spawn(process.execPath, [BERTH_CLI, "serve", configPath], {
+  const child = spawn(process.execPath, [BERTH_CLI, "serve", ...(options.args ?? []), configPath], {
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -63,7 +65,7 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
   child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setInterval(() => {
-      const match = /listening on (http:\/\/[^\s,"]+)/.exec(output);
+      const match = /listening on (https?:\/\/[^\s,"]+)/.exec(output);
       if (match) {
         clearInterval(timer);
         resolve(match[1]!.replace("[::]", "127.0.0.1").replace("0.0.0.0", "127.0.0.1"));
@@ -77,7 +79,7 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
   const cleanup = options.cleanup ?? options.root === undefined;
   return {
     url,
-    hostPort: url.replace(/^http:\/\//, ""),
+    hostPort: url.replace(/^https?:\/\//, ""),
     root: root,
     child,
     log: () => output,
@@ -89,7 +91,8 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
           child.kill(signal);
         });
       }
-      await rm(cleanup ? work : configPath, { recursive: true, force: true });
+      // `work` holds the config, and the storage root unless one was given.
+      await rm(cleanup || options.root !== undefined ? work : configPath, { recursive: true, force: true });
       return code;
     },
   };
