@@ -227,6 +227,9 @@ http:
       },
       relativeUrls: true,
       drainTimeoutMs: 60_000,
+      timeouts: { readHeaderMs: 30_000, idleMs: 5_000, inactivityMs: 300_000 },
+      tls: undefined,
+      http2Disabled: false,
     });
   });
 
@@ -480,10 +483,10 @@ describe("environment overrides", () => {
     );
   });
 
-  it("refuses auth and unsupported drivers set through the environment", () => {
-    assertConfigError(() => parse(MINIMAL, { REGISTRY_AUTH_HTPASSWD_REALM: "basic" }), "auth.htpasswd", "refusing to start without it");
-    assertConfigError(() => parse(MINIMAL, { REGISTRY_AUTH: "silly" }), "auth.silly", "refusing to start without it");
-    assertConfigError(() => parse(MINIMAL, { REGISTRY_HTTP_TLS_CERTIFICATE: "/c.pem" }), "http.tls", "refusing to start without it");
+  it("refuses incomplete auth and TLS, and unsupported drivers, set through the environment", () => {
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_AUTH_HTPASSWD_REALM: "basic" }), "auth.htpasswd.path", "required");
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_AUTH: "silly" }), "auth.silly.realm", "required");
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_HTTP_TLS_CERTIFICATE: "/c.pem" }), "http.tls.key", "required when http.tls.certificate is set");
     assertConfigError(() => parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "s3" }), "storage.s3", "storage driver not supported yet");
     assertConfigError(() => parse(MINIMAL, { REGISTRY_STORAGE_S3_REGION: "us-east-1" }), "storage.s3", "storage driver not supported yet");
     assertConfigError(() => parse(MINIMAL, { REGISTRY_STORAGE: "bogus" }), "storage.bogus", "unknown storage driver");
@@ -561,27 +564,8 @@ describe("configuration errors name the key", () => {
     assertConfigError(() => parse("version: 0.1\n"), "storage", "no storage driver configured");
   });
 
-  it("refuses auth, which berth does not implement yet, rather than run an open registry", () => {
-    for (const type of ["htpasswd", "token", "silly"]) {
-      assertConfigError(
-        () => parse(`${MINIMAL}auth:\n  ${type}:\n    realm: basic-realm\n`),
-        `auth.${type}`,
-        "authentication is not supported yet; refusing to start without it",
-      );
-    }
-    assertConfigError(() => parse(`${MINIMAL}auth: silly\n`), "auth.silly", "not supported yet; refusing to start without it");
-  });
-
   it("accepts an empty auth section, which configures nothing", () => {
     assert.deepEqual(parse(`${MINIMAL}auth:\n`).warnings, []);
-  });
-
-  it("refuses http.tls rather than serve plain HTTP where TLS was configured", () => {
-    assertConfigError(
-      () => parse(`${MINIMAL}http:\n  tls:\n    certificate: /etc/certs/domain.crt\n    key: /etc/certs/domain.key\n`),
-      "http.tls",
-      "TLS is not supported yet; refusing to start without it",
-    );
   });
 
   it("refuses the redis blob descriptor cache", () => {
@@ -713,6 +697,8 @@ describe("describeConfig", () => {
         headers: { "X-Content-Type-Options": ["nosniff"] },
         relativeurls: false,
         draintimeout: "0s",
+        timeout: { readheader: "30s", idle: "5s", inactivity: "5m0s" },
+        http2: { disabled: false },
       },
     });
   });
@@ -767,8 +753,6 @@ log:
 http:
   debug:
     addr: :5001
-  http2:
-    disabled: true
   h2c:
     enabled: true
 `);
@@ -777,12 +761,51 @@ http:
       "log.reportcaller is not supported by berth yet and is ignored",
       "log.hooks is not supported by berth yet and is ignored",
       "http.debug is not supported by berth yet and is ignored",
-      "http.http2 is not supported by berth yet and is ignored",
       "http.h2c is not supported by berth yet and is ignored",
     ]);
   });
 
   it("does not warn about empty ignored sections", () => {
     assert.deepEqual(parse(`${MINIMAL}health:\nnotifications: {}\n`).warnings, []);
+  });
+});
+
+describe("http.timeout (berth's connection timeouts)", () => {
+  it("defaults to 30s for headers, 5s idle between requests and 5m of inactivity", () => {
+    const { config, warnings } = parse(MINIMAL);
+    assert.deepEqual(config.http.timeouts, { readHeaderMs: 30_000, idleMs: 5_000, inactivityMs: 300_000 });
+    assert.deepEqual(warnings, []);
+  });
+
+  it("reads readheader, idle and inactivity as durations, each on its own", () => {
+    const { config, warnings } = parse(`${MINIMAL}http:\n  timeout:\n    readheader: 1s\n    idle: 90s\n    inactivity: 1h\n`);
+    assert.deepEqual(config.http.timeouts, { readHeaderMs: 1_000, idleMs: 90_000, inactivityMs: HOUR });
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(parse(`${MINIMAL}http:\n  timeout:\n    idle: 500ms\n`).config.http.timeouts, { readHeaderMs: 30_000, idleMs: 500, inactivityMs: 300_000 });
+  });
+
+  it("takes REGISTRY_HTTP_TIMEOUT_* overrides", () => {
+    const { config } = parse(MINIMAL, { REGISTRY_HTTP_TIMEOUT_READHEADER: "2s", REGISTRY_HTTP_TIMEOUT_INACTIVITY: "10m" });
+    assert.deepEqual(config.http.timeouts, { readHeaderMs: 2_000, idleMs: 5_000, inactivityMs: 600_000 });
+  });
+
+  it("refuses zero, negative and unit-less values, naming the key", () => {
+    assertConfigError(() => parse(`${MINIMAL}http:\n  timeout:\n    readheader: 0s\n`), "http.timeout.readheader", "greater than zero");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  timeout:\n    idle: "0"\n`), "http.timeout.idle", "greater than zero");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  timeout:\n    inactivity: -5s\n`), "http.timeout.inactivity", "");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  timeout:\n    inactivity: "300"\n`), "http.timeout.inactivity", "duration");
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_HTTP_TIMEOUT_IDLE: "0" }), "http.timeout.idle", "REGISTRY_HTTP_TIMEOUT_IDLE");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  timeout: 5s\n`), "http.timeout", "mapping");
+  });
+
+  it("warns about an unknown key under http.timeout", () => {
+    const { warnings } = parse(`${MINIMAL}http:\n  timeout:\n    write: 5s\n`);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /http\.timeout\.write/);
+  });
+
+  it("is printed by describeConfig under distribution-style names", () => {
+    const { config } = parse(`${MINIMAL}http:\n  timeout:\n    readheader: 10s\n    idle: 1m\n    inactivity: 2h\n`);
+    assert.deepEqual((describeConfig(config).http as Record<string, unknown>).timeout, { readheader: "10s", idle: "1m0s", inactivity: "2h0m0s" });
   });
 });

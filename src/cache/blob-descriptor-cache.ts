@@ -19,13 +19,24 @@ export interface BlobDescriptorCache {
   clear(digest: Digest, repository?: string): void;
 }
 
-/** A bounded least-recently-used map, the `inmemory` cache (storage.cache.blobdescriptor). */
+/**
+ * A bounded least-recently-used map, the `inmemory` cache (storage.cache.blobdescriptor).
+ *
+ * With `repositoryScoped` false it keeps only global entries. That is what a process sharing its
+ * storage with others (a worker) must do: a link another process deletes cannot be cleared
+ * here, whereas a global entry only says the bytes exist, which stays true until garbage
+ * collection (which does not run beside a writable registry).
+ */
 export class InMemoryBlobDescriptorCache implements BlobDescriptorCache {
   private readonly entries = new Map<string, BlobDescriptor>();
 
-  constructor(private readonly maxEntries: number) {}
+  constructor(
+    private readonly maxEntries: number,
+    private readonly repositoryScoped = true,
+  ) {}
 
   get(digest: Digest, repository?: string): BlobDescriptor | undefined {
+    if (repository !== undefined && !this.repositoryScoped) return undefined;
     const key = cacheKey(digest, repository);
     const found = this.entries.get(key);
     if (found) {
@@ -37,6 +48,7 @@ export class InMemoryBlobDescriptorCache implements BlobDescriptorCache {
   }
 
   set(descriptor: BlobDescriptor, repository?: string): void {
+    if (repository !== undefined && !this.repositoryScoped) return;
     const key = cacheKey(descriptor.digest, repository);
     this.entries.delete(key);
     this.entries.set(key, descriptor);

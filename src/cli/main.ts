@@ -3,13 +3,18 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError } from "../config/config.js";
 import { describeConfig, loadConfig } from "../config/load-config.js";
+import { CollectionRunningError } from "../gc/registry-lease.js";
+import { runGarbageCollect } from "./garbage-collect.js";
 import { serve } from "./serve.js";
+import { isWorker, parseWorkerCount, runWorkers } from "./workers.js";
 
 const USAGE = `berth — a container registry (OCI distribution spec v1.1, drop-in for CNCF distribution)
 
 Usage:
   berth serve [config.yml]       run the registry (default: filesystem storage in ./data, port 5000)
   berth config check FILE        validate a configuration and print the effective settings
+  berth garbage-collect [config.yml] [--dry-run] [--delete-untagged]
+                                 delete blobs no manifest refers to (distribution's garbage-collect)
   berth --version                print the version
   berth --help                   print this help
 
@@ -17,11 +22,14 @@ Every configuration key can be set from the environment as REGISTRY_<KEY_PATH>,
 for example REGISTRY_HTTP_ADDR=:5001 or REGISTRY_STORAGE_DELETE_ENABLED=true.
 `;
 
-const SERVE_USAGE = `Usage: berth serve [config.yml]
+const SERVE_USAGE = `Usage: berth serve [--workers N|auto] [config.yml]
 
 Runs the registry. Without a file it runs on the embedded default: filesystem storage under
 ./data, listening on :5000. The file uses distribution's config.yml keys; REGISTRY_* environment
 variables override them. Stop it with Ctrl-C (SIGINT) or SIGTERM: in-flight requests finish first.
+
+  --workers N|auto   run N processes sharing the port ("auto": one per core). Workers are nodes
+                     like any other, so this needs shared storage (filesystem or s3, not inmemory).
 `;
 
 const CONFIG_USAGE = `Usage: berth config check FILE
@@ -36,9 +44,11 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // garbage-collect has flags of its own (--dry-run, -m, …): it parses its arguments itself.
+  if (argv[0] === "garbage-collect") return runGarbageCollect(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { help: { type: "boolean", short: "h" }, version: { type: "boolean", short: "v" } },
+    options: { help: { type: "boolean", short: "h" }, version: { type: "boolean", short: "v" }, workers: { type: "string" } },
     allowPositionals: true,
     strict: true,
   });
@@ -57,6 +67,11 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (rest.length > 1) return usageError(`serve takes at most one configuration file, got ${rest.length}`);
+    if (values.workers !== undefined && !isWorker()) {
+      const count = parseWorkerCount(values.workers);
+      if (count === undefined) return usageError(`--workers takes a positive number or "auto", got ${JSON.stringify(values.workers)}`);
+      if (count > 1) return runWorkers(count, (await loadConfig({ file: rest[0], env: process.env })).config);
+    }
     return runServe(rest[0]);
   }
   if (command === "config") {
@@ -104,9 +119,11 @@ function usageError(message: string): number {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // A worker's IPC channel to the primary would keep it alive after the server closed.
+    if (isWorker()) process.disconnect?.();
   },
   (err: unknown) => {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof CollectionRunningError) {
       process.stderr.write(`berth: ${err.message}\n`);
     } else if (err instanceof Error && "code" in err && typeof err.code === "string" && err.code.startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`berth: ${err.message}\n\n${USAGE}`);

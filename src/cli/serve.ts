@@ -1,13 +1,15 @@
 import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
 import type { Config } from "../config/config.js";
+import type { StorageDriver } from "../driver/storage-driver.js";
+import { CollectionRunningError, acquireServeLease, type RegistryLease } from "../gc/registry-lease.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
+import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createDriver, createRegistry, describeStorage, serverSettings } from "./compose.js";
+import { createAccessController, createDriver, createRegistry, describeStorage, serverSettings } from "./compose.js";
 
 export interface RunningRegistry {
-  server: Server;
+  server: RegistryServer;
   url: string;
   close(): Promise<void>;
 }
@@ -22,24 +24,47 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   }
   const driver = createDriver(config);
   const registry = createRegistry(config, driver, log);
+  const access = await createAccessController(config, log);
   const server = createRegistryServer({
     registry,
     settings: serverSettings(config),
     secret: config.http.secret,
     log,
     accessLog: !config.log.accessLogDisabled,
+    timeouts: config.http.timeouts,
+    // An upload older than the purging age may be purged at any moment: its token expires with it.
+    uploadStateMaxAgeMs: config.storage.uploadPurging.ageMs,
+    access,
+    ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.http.listenPort, config.http.listenHost || undefined, () => {
-      server.off("error", reject);
-      resolve();
+  // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.
+  const lease = await acquireLease(config, driver, log);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.http.listenPort, config.http.listenHost || undefined, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    await lease?.release();
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
-  log.info({ listen: url, storage: describeStorage(config), readOnly: config.storage.readOnly, deleteEnabled: config.storage.deleteEnabled }, `berth listening on ${url}, storing in ${describeStorage(config)}`);
+  const url = `${config.http.tls === undefined ? "http" : "https"}://${host}:${address.port}`;
+  log.info(
+    {
+      listen: url,
+      storage: describeStorage(config),
+      readOnly: config.storage.readOnly,
+      deleteEnabled: config.storage.deleteEnabled,
+      auth: config.auth?.kind ?? "none",
+      ...(config.http.tls === undefined ? {} : { tls: config.http.tls.minimumVersion, mutualTLS: config.http.tls.clientCAs.length > 0, http2: !config.http.http2Disabled }),
+    },
+    `berth listening on ${url}, storing in ${describeStorage(config)}`,
+  );
 
   const purging = config.storage.uploadPurging;
   // setTimeout fires at once for delays past 2^31-1 ms (~24.8 days); a longer interval waits that long.
@@ -74,6 +99,26 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await lease?.release();
     },
   };
+}
+
+/**
+ * The lease garbage-collect looks for (src/gc/registry-lease.ts). A writable registry that cannot
+ * write it, or that finds a collection running, does not start; a read-only one runs without it if
+ * it must (its storage may well be read-only).
+ */
+async function acquireLease(config: Config, driver: StorageDriver, log: Logger): Promise<RegistryLease | undefined> {
+  if (config.storage.driver.kind === "inmemory") return undefined;
+  try {
+    return await acquireServeLease(driver, { readOnly: config.storage.readOnly, log });
+  } catch (err) {
+    if (err instanceof CollectionRunningError) throw err;
+    if (!config.storage.readOnly) {
+      throw new Error(`cannot write the registry lease that keeps garbage-collect away: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    log.warn({ err }, "read-only registry: could not write its lease (harmless: garbage-collect may run beside a read-only registry)");
+    return undefined;
+  }
 }

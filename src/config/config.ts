@@ -12,7 +12,7 @@ export interface Config {
     fields: Record<string, string>;
   };
   storage: {
-    driver: FilesystemStorage | InMemoryStorage;
+    driver: FilesystemStorage | InMemoryStorage | S3Storage;
     deleteEnabled: boolean;
     redirectDisabled: boolean;
     uploadPurging: {
@@ -41,7 +41,65 @@ export interface Config {
     headers: Record<string, string[]>;
     relativeUrls: boolean;
     drainTimeoutMs: number;
+    /** Connection timeouts, milliseconds (http.timeout.*, a berth extension). */
+    timeouts: HttpTimeouts;
+    /** HTTPS (http.tls); undefined serves plain HTTP. */
+    tls: TlsConfig | undefined;
+    /** http.http2.disabled: over TLS, offer HTTP/1.1 only. */
+    http2Disabled: boolean;
   };
+  /** The `auth` section's access controller; undefined is an open registry. */
+  auth: AuthConfig | undefined;
+}
+
+/** http.tls. Paths are absolute; the files are read when the server starts. */
+export interface TlsConfig {
+  certificate: string;
+  key: string;
+  /** CA bundles client certificates must chain to (mutual TLS); empty: no client certificates. */
+  clientCAs: string[];
+  minimumVersion: "TLSv1.2" | "TLSv1.3";
+  /** OpenSSL names of the TLS 1.2 suites offered (from distribution's Go names); empty: the default list. */
+  cipherSuites: string[];
+}
+
+export type AuthConfig = HtpasswdAuthConfig | TokenAuthConfig | SillyAuthConfig;
+
+export interface HtpasswdAuthConfig {
+  kind: "htpasswd";
+  realm: string;
+  /** Absolute path of the htpasswd file. */
+  path: string;
+}
+
+export interface TokenAuthConfig {
+  kind: "token";
+  realm: string;
+  service: string;
+  issuer: string;
+  /** Absolute paths; at least one of the two is set. */
+  rootCertBundle: string | undefined;
+  jwks: string | undefined;
+  /** JWS algorithms tokens may be signed with. */
+  signingAlgorithms: TokenSigningAlgorithm[];
+  autoRedirect: boolean;
+  autoRedirectPath: string;
+}
+
+export interface SillyAuthConfig {
+  kind: "silly";
+  realm: string;
+  service: string;
+}
+
+/** How long the server waits on a client before closing its connection. All greater than zero. */
+export interface HttpTimeouts {
+  /** From the first byte of a request until its last header line (slowloris). */
+  readHeaderMs: number;
+  /** A kept-alive connection waiting for its next request. */
+  idleMs: number;
+  /** No byte moving either way while a request is in progress (a stalled upload or download). */
+  inactivityMs: number;
 }
 
 export interface FilesystemStorage {
@@ -52,6 +110,37 @@ export interface FilesystemStorage {
 export interface InMemoryStorage {
   kind: "inmemory";
 }
+
+/** storage.s3: distribution's keys, defaults applied. Sizes in bytes. */
+export interface S3Storage {
+  kind: "s3";
+  bucket: string;
+  region: string;
+  /** Endpoint of an S3-compatible server; the AWS endpoint of `region` when undefined. */
+  regionEndpoint: string | undefined;
+  /** undefined: credentials from the AWS SDK's default chain (environment, profile, instance role). */
+  accessKey: string | undefined;
+  secretKey: string | undefined;
+  sessionToken: string | undefined;
+  /** Key prefix, as distribution: "/registry" stores under "registry/docker/registry/v2/…". */
+  rootDirectory: string;
+  forcePathStyle: boolean;
+  encrypt: boolean;
+  keyId: string | undefined;
+  secure: boolean;
+  skipVerify: boolean;
+  chunkSize: number;
+  multipartCopyChunkSize: number;
+  multipartCopyMaxConcurrency: number;
+  multipartCopyThresholdSize: number;
+  /** "NONE" sends no storage class. */
+  storageClass: string;
+  objectAcl: string | undefined;
+}
+
+/** Asymmetric JWS algorithms token auth verifies with public keys; HMAC (HS*) never applies there. */
+export const TOKEN_SIGNING_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
+export type TokenSigningAlgorithm = (typeof TOKEN_SIGNING_ALGORITHMS)[number];
 
 /** A configuration problem, naming the key. Start-up prints it and exits with status 1. */
 export class ConfigError extends Error {

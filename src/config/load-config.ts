@@ -13,7 +13,7 @@ import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import path from "node:path";
 import { isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from "yaml";
-import { ConfigError, type Config } from "./config.js";
+import { ConfigError, TOKEN_SIGNING_ALGORITHMS, type Config, type S3Storage, type TokenSigningAlgorithm } from "./config.js";
 
 /** Used when no configuration file is given: a single-node registry storing under ./data. */
 export const DEFAULT_CONFIG_YAML = `# berth's built-in configuration, used when no configuration file is given.
@@ -238,7 +238,8 @@ const section = (keys: Record<string, Spec>): Spec => ({ kind: "section", keys }
 
 /** Keys under storage that configure the storage layer rather than naming a driver. */
 const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
-const SUPPORTED_DRIVERS = "berth supports filesystem and inmemory";
+const SUPPORTED_DRIVERS = "berth supports filesystem, s3 and inmemory";
+const SUPPORTED_AUTH = "berth supports htpasswd, token and silly";
 
 const ROOT_SPEC: Spec = section({
   version: VALUE,
@@ -254,7 +255,31 @@ const ROOT_SPEC: Spec = section({
   storage: section({
     filesystem: section({ rootdirectory: VALUE, maxthreads: VALUE }),
     inmemory: section({}),
-    s3: UNSUPPORTED_DRIVER,
+    s3: section({
+      accesskey: VALUE,
+      secretkey: VALUE,
+      sessiontoken: VALUE,
+      region: VALUE,
+      regionendpoint: VALUE,
+      bucket: VALUE,
+      rootdirectory: VALUE,
+      forcepathstyle: VALUE,
+      encrypt: VALUE,
+      keyid: VALUE,
+      secure: VALUE,
+      skipverify: VALUE,
+      v4auth: VALUE,
+      chunksize: VALUE,
+      multipartcopychunksize: VALUE,
+      multipartcopymaxconcurrency: VALUE,
+      multipartcopythresholdsize: VALUE,
+      storageclass: VALUE,
+      objectacl: VALUE,
+      useragent: IGNORED,
+      usedualstack: IGNORED,
+      accelerate: IGNORED,
+      loglevel: IGNORED,
+    }),
     azure: UNSUPPORTED_DRIVER,
     gcs: UNSUPPORTED_DRIVER,
     swift: UNSUPPORTED_DRIVER,
@@ -277,21 +302,38 @@ const ROOT_SPEC: Spec = section({
     secret: VALUE,
     relativeurls: VALUE,
     draintimeout: VALUE,
+    timeout: section({ readheader: VALUE, idle: VALUE, inactivity: VALUE }),
     headers: { kind: "freemap", envKey: headerNameFromEnv },
-    tls: {
-      kind: "refused",
-      problem: "TLS is not supported yet; refusing to start without it (terminate TLS in a reverse proxy and remove http.tls)",
-      nameChild: false,
-    },
+    tls: section({
+      certificate: VALUE,
+      key: VALUE,
+      clientcas: VALUE,
+      minimumtls: VALUE,
+      ciphersuites: VALUE,
+      letsencrypt: {
+        kind: "refused",
+        problem: "Let's Encrypt is not supported; obtain the certificate outside berth and set http.tls.certificate and http.tls.key",
+        nameChild: false,
+      },
+    }),
     debug: IGNORED,
-    http2: IGNORED,
+    http2: section({ disabled: VALUE }),
     h2c: IGNORED,
   }),
-  auth: {
-    kind: "refused",
-    problem: "authentication is not supported yet; refusing to start without it (put an authenticating reverse proxy in front and remove auth)",
-    nameChild: true,
-  },
+  auth: section({
+    htpasswd: section({ realm: VALUE, path: VALUE }),
+    token: section({
+      realm: VALUE,
+      service: VALUE,
+      issuer: VALUE,
+      rootcertbundle: VALUE,
+      jwks: VALUE,
+      signingalgorithms: VALUE,
+      autoredirect: VALUE,
+      autoredirectpath: VALUE,
+    }),
+    silly: section({ realm: VALUE, service: VALUE }),
+  }),
   notifications: IGNORED,
   redis: IGNORED,
   health: IGNORED,
@@ -333,6 +375,8 @@ function checkKeys(node: RawMap, spec: Spec, at: string, warnings: string[]): vo
     if (childSpec === undefined) {
       // distribution treats any other key under storage as a driver name and fails to start.
       if (at === "storage") throw fail(where, child, `unknown storage driver; ${SUPPORTED_DRIVERS}`);
+      // distribution fails to start on an access controller it does not know: so must we.
+      if (at === "auth") throw fail(where, child, `unknown auth type; ${SUPPORTED_AUTH}`);
       warnings.push(`unknown key ${where}${fromEnv(child)}`);
       continue;
     }
@@ -690,7 +734,13 @@ function buildConfig(root: RawMap, warnings: string[]): Config {
   if (version === undefined) throw fail("version", versionNode, 'required; set "version: 0.1"');
   if (version !== "0.1") throw fail("version", versionNode, `unsupported version ${JSON.stringify(version)}; berth reads version 0.1`);
 
-  return { version, log: buildLog(root, warnings), storage: buildStorage(root, warnings), http: buildHttp(root) };
+  return {
+    version,
+    log: buildLog(root, warnings),
+    storage: buildStorage(root, warnings),
+    http: { ...buildHttp(root), ...buildTls(root, warnings) },
+    auth: buildAuth(root, warnings),
+  };
 }
 
 function buildLog(root: RawMap, warnings: string[]): Config["log"] {
@@ -721,9 +771,9 @@ function buildLog(root: RawMap, warnings: string[]): Config["log"] {
 function buildStorage(root: RawMap, warnings: string[]): Config["storage"] {
   const storageNode = child(root, "storage");
   const storage = readSection(storageNode, "storage");
-  if (storage === undefined) throw fail("storage", storageNode, "no storage driver configured; add storage.filesystem or storage.inmemory");
+  if (storage === undefined) throw fail("storage", storageNode, "no storage driver configured; add storage.filesystem, storage.s3 or storage.inmemory");
   const drivers = [...storage.entries.keys()].filter((k) => !NON_DRIVER_STORAGE_KEYS.has(k));
-  if (drivers.length === 0) throw fail("storage", storageNode, "no storage driver configured; add storage.filesystem or storage.inmemory");
+  if (drivers.length === 0) throw fail("storage", storageNode, "no storage driver configured; add storage.filesystem, storage.s3 or storage.inmemory");
   if (drivers.length > 1) {
     throw fail("storage", storageNode, `exactly one storage driver must be configured, found ${drivers.join(" and ")}`);
   }
@@ -735,6 +785,8 @@ function buildStorage(root: RawMap, warnings: string[]): Config["storage"] {
     const maxThreads = readPositiveInt(child(fs, "maxthreads"), "storage.filesystem.maxthreads");
     if (maxThreads !== undefined) warnings.push("storage.filesystem.maxthreads is not supported by berth yet and is ignored");
     driver = { kind: "filesystem", rootDirectory: path.resolve(process.cwd(), dir === undefined || dir === "" ? DISTRIBUTION_ROOT_DIRECTORY : dir) };
+  } else if (drivers[0] === "s3") {
+    driver = buildS3(readSection(child(storage, "s3"), "storage.s3"), child(storage, "s3"), warnings);
   } else {
     readSection(child(storage, "inmemory"), "storage.inmemory");
     driver = { kind: "inmemory" };
@@ -785,7 +837,59 @@ function buildStorage(root: RawMap, warnings: string[]): Config["storage"] {
   };
 }
 
-function buildHttp(root: RawMap): Config["http"] {
+const MiB = 1024 * 1024;
+const S3_MIN_PART = 5 * MiB;
+const S3_MAX_PART = 5 * 1024 * MiB;
+
+/** storage.s3, with distribution's defaults and limits. */
+function buildS3(s3: RawMap | undefined, node: Raw | undefined, warnings: string[]): S3Storage {
+  const at = "storage.s3";
+  const str = (key: string): string | undefined => nonEmpty(readString(child(s3, key), `${at}.${key}`));
+  const bool = (key: string, fallback: boolean): boolean => readBool(child(s3, key), `${at}.${key}`) ?? fallback;
+  const size = (key: string, fallback: number, min: number, max: number): number => {
+    const value = readPositiveInt(child(s3, key), `${at}.${key}`) ?? fallback;
+    if (value < min || value > max) throw fail(`${at}.${key}`, child(s3, key), `must be between ${min} and ${max} bytes, got ${value}`);
+    return value;
+  };
+  const bucket = str("bucket");
+  if (bucket === undefined) throw fail(`${at}.bucket`, child(s3, "bucket") ?? node, "required");
+  const region = str("region");
+  if (region === undefined) throw fail(`${at}.region`, child(s3, "region") ?? node, "required (any region name for an S3-compatible server)");
+  const regionEndpoint = str("regionendpoint");
+  if (regionEndpoint !== undefined && !/^(https?:\/\/)?[^\s/]+(\/[^\s]*)?$/.test(regionEndpoint)) {
+    throw fail(`${at}.regionendpoint`, child(s3, "regionendpoint"), `expected a URL or host:port, got ${JSON.stringify(regionEndpoint)}`);
+  }
+  const accessKey = str("accesskey");
+  const secretKey = str("secretkey");
+  if ((accessKey === undefined) !== (secretKey === undefined)) {
+    const missing = accessKey === undefined ? "accesskey" : "secretkey";
+    throw fail(`${at}.${missing}`, node, "accesskey and secretkey go together (leave both out to use the AWS credential chain)");
+  }
+  if (readBool(child(s3, "v4auth"), `${at}.v4auth`) === false) warnings.push(`${at}.v4auth: false is ignored; berth always signs requests with AWS Signature Version 4`);
+  return {
+    kind: "s3",
+    bucket,
+    region,
+    regionEndpoint,
+    accessKey,
+    secretKey,
+    sessionToken: str("sessiontoken"),
+    rootDirectory: str("rootdirectory") ?? "",
+    forcePathStyle: bool("forcepathstyle", false),
+    encrypt: bool("encrypt", false),
+    keyId: str("keyid"),
+    secure: bool("secure", true),
+    skipVerify: bool("skipverify", false),
+    chunkSize: size("chunksize", 10 * MiB, S3_MIN_PART, S3_MAX_PART),
+    multipartCopyChunkSize: size("multipartcopychunksize", 32 * MiB, S3_MIN_PART, S3_MAX_PART),
+    multipartCopyMaxConcurrency: size("multipartcopymaxconcurrency", 100, 1, 10_000),
+    multipartCopyThresholdSize: size("multipartcopythresholdsize", 32 * MiB, 1, S3_MAX_PART),
+    storageClass: str("storageclass") ?? "STANDARD",
+    objectAcl: str("objectacl"),
+  };
+}
+
+function buildHttp(root: RawMap): Omit<Config["http"], "tls" | "http2Disabled"> {
   const http = readSection(child(root, "http"), "http");
 
   const netNode = child(http, "net");
@@ -827,6 +931,26 @@ function buildHttp(root: RawMap): Config["http"] {
     headers: readHeaders(child(http, "headers")),
     relativeUrls: readBool(child(http, "relativeurls"), "http.relativeurls") ?? false,
     drainTimeoutMs: readDuration(child(http, "draintimeout"), "http.draintimeout") ?? 0,
+    timeouts: readTimeouts(child(http, "timeout")),
+  };
+}
+
+/** Defaults for http.timeout.*: Node's keep-alive default, and generous bounds for slow links. */
+export const DEFAULT_HTTP_TIMEOUTS: Config["http"]["timeouts"] = { readHeaderMs: 30_000, idleMs: 5_000, inactivityMs: 300_000 };
+
+/** http.timeout (berth's, not distribution's): each a duration greater than zero. */
+function readTimeouts(node: Raw | undefined): Config["http"]["timeouts"] {
+  const section = readSection(node, "http.timeout");
+  const read = (key: "readheader" | "idle" | "inactivity", fallback: number): number => {
+    const valueNode = child(section, key);
+    const value = readDuration(valueNode, `http.timeout.${key}`) ?? fallback;
+    if (value <= 0) throw fail(`http.timeout.${key}`, valueNode, "must be greater than zero");
+    return value;
+  };
+  return {
+    readHeaderMs: read("readheader", DEFAULT_HTTP_TIMEOUTS.readHeaderMs),
+    idleMs: read("idle", DEFAULT_HTTP_TIMEOUTS.idleMs),
+    inactivityMs: read("inactivity", DEFAULT_HTTP_TIMEOUTS.inactivityMs),
   };
 }
 
@@ -871,6 +995,205 @@ function readHeaders(node: Raw | undefined): Record<string, string[]> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// TLS (http.tls, http.http2) and access control (auth). Files are only named here; the server
+// reads them at start (src/cli/compose.ts), so `config check` works on another machine.
+
+/** distribution's (Go's) TLS 1.2 cipher suite names → OpenSSL's. */
+const TLS12_CIPHER_SUITES: Readonly<Record<string, string>> = {
+  TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: "ECDHE-ECDSA-AES128-GCM-SHA256",
+  TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: "ECDHE-RSA-AES128-GCM-SHA256",
+  TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: "ECDHE-ECDSA-AES256-GCM-SHA384",
+  TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: "ECDHE-RSA-AES256-GCM-SHA384",
+  TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256: "ECDHE-ECDSA-CHACHA20-POLY1305",
+  TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256: "ECDHE-RSA-CHACHA20-POLY1305",
+  TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA: "ECDHE-ECDSA-AES128-SHA",
+  TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA: "ECDHE-ECDSA-AES256-SHA",
+  TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA: "ECDHE-RSA-AES128-SHA",
+  TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA: "ECDHE-RSA-AES256-SHA",
+  TLS_RSA_WITH_AES_128_GCM_SHA256: "AES128-GCM-SHA256",
+  TLS_RSA_WITH_AES_256_GCM_SHA384: "AES256-GCM-SHA384",
+  TLS_RSA_WITH_AES_128_CBC_SHA: "AES128-SHA",
+  TLS_RSA_WITH_AES_256_CBC_SHA: "AES256-SHA",
+};
+/** Go always enables every TLS 1.3 suite whatever the list says; naming one is accepted and changes nothing. */
+const TLS13_CIPHER_SUITES = new Set(["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]);
+
+function buildTls(root: RawMap, warnings: string[]): Pick<Config["http"], "tls" | "http2Disabled"> {
+  const http = readSection(child(root, "http"), "http");
+  const http2 = readSection(child(http, "http2"), "http.http2");
+  const http2Disabled = readBool(child(http2, "disabled"), "http.http2.disabled") ?? false;
+  const tlsNode = child(http, "tls");
+  const tls = readSection(tlsNode, "http.tls");
+  const K = "http.tls";
+  const certificate = readString(child(tls, "certificate"), `${K}.certificate`) ?? "";
+  const key = readString(child(tls, "key"), `${K}.key`) ?? "";
+  const clientCAs = readStringList(child(tls, "clientcas"), `${K}.clientcas`);
+  if (certificate === "") {
+    // distribution serves plain HTTP when no certificate is set; anything that only makes sense
+    // with TLS would then be silently dropped, so it is refused instead.
+    if (key !== "") throw fail(`${K}.certificate`, child(tls, "key"), "required when http.tls.key is set");
+    if (clientCAs.length > 0) throw fail(`${K}.certificate`, child(tls, "clientcas"), "required when http.tls.clientcas is set (client certificates need TLS)");
+    return { tls: undefined, http2Disabled };
+  }
+  if (key === "") throw fail(`${K}.key`, child(tls, "key") ?? tlsNode, "required when http.tls.certificate is set");
+
+  const versionNode = child(tls, "minimumtls");
+  const versionText = (readString(versionNode, `${K}.minimumtls`) ?? "").toLowerCase();
+  let minimumVersion: "TLSv1.2" | "TLSv1.3";
+  if (versionText === "" || versionText === "tls1.2") minimumVersion = "TLSv1.2";
+  else if (versionText === "tls1.3") minimumVersion = "TLSv1.3";
+  else if (versionText === "tls1.0" || versionText === "tls1.1") {
+    warnings.push(`${K}.minimumtls: ${versionText} is insecure and not offered; berth uses tls1.2${fromEnv(versionNode)}`);
+    minimumVersion = "TLSv1.2";
+  } else {
+    throw fail(`${K}.minimumtls`, versionNode, `expected tls1.2 or tls1.3, got ${JSON.stringify(versionText)}`);
+  }
+
+  const suitesNode = child(tls, "ciphersuites");
+  const cipherSuites: string[] = [];
+  for (const name of readStringList(suitesNode, `${K}.ciphersuites`)) {
+    const openssl = TLS12_CIPHER_SUITES[name];
+    if (openssl !== undefined) cipherSuites.push(openssl);
+    else if (!TLS13_CIPHER_SUITES.has(name)) {
+      const reason = name.includes("3DES") ? "3DES suites are insecure and not supported" : "unknown cipher suite";
+      throw fail(`${K}.ciphersuites`, suitesNode, `${reason}: ${JSON.stringify(name)}`);
+    }
+  }
+  if (cipherSuites.length > 0 && minimumVersion === "TLSv1.3") {
+    warnings.push(`${K}.ciphersuites is ignored with minimumtls tls1.3 (TLS 1.3 suites are not configurable)${fromEnv(suitesNode)}`);
+    cipherSuites.length = 0;
+  }
+  return {
+    tls: {
+      certificate: absolute(certificate),
+      key: absolute(key),
+      clientCAs: clientCAs.map(absolute),
+      minimumVersion,
+      cipherSuites,
+    },
+    http2Disabled,
+  };
+}
+
+function buildAuth(root: RawMap, warnings: string[]): Config["auth"] {
+  const authNode = child(root, "auth");
+  const auth = readSection(authNode, "auth");
+  const types = [...(auth?.entries.keys() ?? [])];
+  const type = types[0];
+  if (type === undefined) return undefined;
+  if (types.length > 1) throw fail("auth", authNode, `exactly one auth type must be configured, found ${types.join(" and ")}`);
+  const at = `auth.${type}`;
+  const params = readSection(child(auth, type), at);
+  const optional = (key: string): string | undefined => {
+    const value = readString(child(params, key), `${at}.${key}`);
+    return value === undefined || value === "" ? undefined : value;
+  };
+  const required = (key: string, what: string): string => {
+    const value = optional(key);
+    if (value === undefined) throw fail(`${at}.${key}`, child(params, key) ?? child(auth, type), `required: ${what}`);
+    return value;
+  };
+  switch (type) {
+    case "htpasswd":
+      return {
+        kind: "htpasswd",
+        realm: required("realm", "the realm named in the Basic challenge"),
+        path: absolute(required("path", "the htpasswd file (htpasswd -B) to check passwords against")),
+      };
+    case "silly":
+      return { kind: "silly", realm: required("realm", "the token realm named in the challenge"), service: required("service", "the service named in the challenge") };
+    case "token": {
+      const realm = required("realm", "the URL of the token service clients are sent to");
+      const service = required("service", "this registry's name, which tokens must have as audience (aud)");
+      const issuer = required("issuer", "the token issuer's name, which tokens must carry as iss");
+      const rootCertBundle = optional("rootcertbundle");
+      const jwks = optional("jwks");
+      if (rootCertBundle === undefined && jwks === undefined) {
+        throw fail(`${at}.rootcertbundle`, child(auth, type), "required: the certificates (or auth.token.jwks, the keys) that token signatures are checked with");
+      }
+      const algorithmsNode = child(params, "signingalgorithms");
+      let signingAlgorithms: TokenSigningAlgorithm[] = [...TOKEN_SIGNING_ALGORITHMS];
+      const listed = readStringList(algorithmsNode, `${at}.signingalgorithms`);
+      if (listed.length > 0) {
+        signingAlgorithms = [];
+        for (const alg of listed) {
+          const known = TOKEN_SIGNING_ALGORITHMS.find((a) => a === alg);
+          if (known !== undefined) signingAlgorithms.push(known);
+          else if (/^HS(256|384|512)$/.test(alg)) {
+            warnings.push(`${at}.signingalgorithms: ${alg} needs a shared secret, which token auth never has; ignored${fromEnv(algorithmsNode)}`);
+          } else {
+            throw fail(`${at}.signingalgorithms`, algorithmsNode, `unsupported signing algorithm ${JSON.stringify(alg)}; use ${TOKEN_SIGNING_ALGORITHMS.join(", ")}`);
+          }
+        }
+        if (signingAlgorithms.length === 0) throw fail(`${at}.signingalgorithms`, algorithmsNode, "no usable signing algorithm left");
+      }
+      const autoRedirect = readBool(child(params, "autoredirect"), `${at}.autoredirect`) ?? false;
+      const autoRedirectPath = optional("autoredirectpath") ?? "/auth/token";
+      if (!autoRedirectPath.startsWith("/")) throw fail(`${at}.autoredirectpath`, child(params, "autoredirectpath"), "must start with /");
+      return {
+        kind: "token",
+        realm,
+        service,
+        issuer,
+        rootCertBundle: rootCertBundle === undefined ? undefined : absolute(rootCertBundle),
+        jwks: jwks === undefined ? undefined : absolute(jwks),
+        signingAlgorithms,
+        autoRedirect,
+        autoRedirectPath,
+      };
+    }
+    default:
+      throw fail(at, child(auth, type), `unknown auth type; ${SUPPORTED_AUTH}`);
+  }
+}
+
+/** A list of strings; a single string is a one-item list (as http.headers accepts). */
+function readStringList(node: Raw | undefined, key: string): string[] {
+  if (node === undefined || node.kind === "null") return [];
+  if (node.kind === "seq") return node.items.map((item, i) => readString(item, `${key}[${i}]`) ?? "").filter((v) => v !== "");
+  const single = readString(node, key);
+  return single === undefined || single === "" ? [] : [single];
+}
+
+function absolute(file: string): string {
+  return path.resolve(process.cwd(), file);
+}
+
+function describeTls(http: Config["http"]): Record<string, unknown> {
+  const out: Record<string, unknown> = { http2: { disabled: http.http2Disabled } };
+  const tls = http.tls;
+  if (tls !== undefined) {
+    out["tls"] = {
+      certificate: tls.certificate,
+      key: tls.key,
+      clientcas: [...tls.clientCAs],
+      minimumtls: tls.minimumVersion === "TLSv1.3" ? "tls1.3" : "tls1.2",
+      ciphersuites: tls.cipherSuites.map((openssl) => Object.entries(TLS12_CIPHER_SUITES).find(([, v]) => v === openssl)?.[0] ?? openssl),
+    };
+  }
+  return out;
+}
+
+function describeAuth(auth: Config["auth"]): Record<string, unknown> | undefined {
+  switch (auth?.kind) {
+    case undefined:
+      return undefined;
+    case "htpasswd":
+      return { htpasswd: { realm: auth.realm, path: auth.path } };
+    case "silly":
+      return { silly: { realm: auth.realm, service: auth.service } };
+    case "token": {
+      const token: Record<string, unknown> = { realm: auth.realm, service: auth.service, issuer: auth.issuer };
+      if (auth.rootCertBundle !== undefined) token["rootcertbundle"] = auth.rootCertBundle;
+      if (auth.jwks !== undefined) token["jwks"] = auth.jwks;
+      Object.assign(token, { signingalgorithms: [...auth.signingAlgorithms], autoredirect: auth.autoRedirect });
+      if (auth.autoRedirect) token["autoredirectpath"] = auth.autoRedirectPath;
+      return { token };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /**
  * The effective configuration under distribution's key names, secrets masked, for
@@ -879,7 +1202,11 @@ function readHeaders(node: Raw | undefined): Record<string, string[]> {
 export function describeConfig(config: Config): Record<string, unknown> {
   const { log, storage, http } = config;
   const driver: Record<string, unknown> =
-    storage.driver.kind === "filesystem" ? { filesystem: { rootdirectory: storage.driver.rootDirectory } } : { inmemory: {} };
+    storage.driver.kind === "filesystem"
+      ? { filesystem: { rootdirectory: storage.driver.rootDirectory } }
+      : storage.driver.kind === "s3"
+        ? { s3: describeS3(storage.driver) }
+        : { inmemory: {} };
   const cache: Record<string, unknown> = {};
   if (storage.cache.blobDescriptor !== undefined) {
     cache["blobdescriptor"] = storage.cache.blobDescriptor;
@@ -893,6 +1220,11 @@ export function describeConfig(config: Config): Record<string, unknown> {
     headers: Object.fromEntries(Object.entries(http.headers).map(([k, v]) => [k, [...v]])),
     relativeurls: http.relativeUrls,
     draintimeout: formatGoDuration(http.drainTimeoutMs),
+    timeout: {
+      readheader: formatGoDuration(http.timeouts.readHeaderMs),
+      idle: formatGoDuration(http.timeouts.idleMs),
+      inactivity: formatGoDuration(http.timeouts.inactivityMs),
+    },
   });
   return {
     version: config.version,
@@ -917,8 +1249,31 @@ export function describeConfig(config: Config): Record<string, unknown> {
       },
       cache,
     },
-    http: httpOut,
+    http: { ...httpOut, ...describeTls(http) },
+    ...(config.auth === undefined ? {} : { auth: describeAuth(config.auth) }),
   };
+}
+
+function describeS3(s3: S3Storage): Record<string, unknown> {
+  const out: Record<string, unknown> = { bucket: s3.bucket, region: s3.region };
+  if (s3.regionEndpoint !== undefined) out["regionendpoint"] = s3.regionEndpoint;
+  if (s3.accessKey !== undefined) Object.assign(out, { accesskey: s3.accessKey, secretkey: MASK });
+  if (s3.sessionToken !== undefined) out["sessiontoken"] = MASK;
+  Object.assign(out, {
+    rootdirectory: s3.rootDirectory,
+    forcepathstyle: s3.forcePathStyle,
+    encrypt: s3.encrypt,
+    ...(s3.keyId === undefined ? {} : { keyid: s3.keyId }),
+    secure: s3.secure,
+    skipverify: s3.skipVerify,
+    chunksize: s3.chunkSize,
+    multipartcopychunksize: s3.multipartCopyChunkSize,
+    multipartcopymaxconcurrency: s3.multipartCopyMaxConcurrency,
+    multipartcopythresholdsize: s3.multipartCopyThresholdSize,
+    storageclass: s3.storageClass,
+    ...(s3.objectAcl === undefined ? {} : { objectacl: s3.objectAcl }),
+  });
+  return out;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

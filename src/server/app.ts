@@ -1,10 +1,14 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { OPEN_ACCESS, type AccessController } from "../auth/access-controller.js";
+import { requiredAccess } from "../auth/required-access.js";
+import type { TlsConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import type { Registry } from "../registry/registry.js";
 import { sendError } from "./error-response.js";
 import { discardUnreadBody } from "./request-body.js";
 import type { RequestContext, ServerSettings } from "./request-context.js";
 import { route } from "./router.js";
+import { createTlsServer, type RegistryServer } from "./tls-server.js";
 import { UploadStateSigner } from "./upload-state-token.js";
 
 export interface ServerOptions {
@@ -13,21 +17,65 @@ export interface ServerOptions {
   secret: string;
   log: Logger;
   accessLog: boolean;
+  /** Connection timeouts (http.timeout.*); the defaults when absent. */
+  timeouts?: ServerTimeouts;
+  /** Upload state tokens older than this are refused (storage.maintenance.uploadpurging.age). */
+  uploadStateMaxAgeMs?: number;
+  /** Who may do what (the `auth` section); an open registry when absent. */
+  access?: AccessController;
+  /** Serve HTTPS (http.tls); plain HTTP when absent. */
+  tls?: TlsConfig;
+  /** Over TLS, offer HTTP/2 beside HTTP/1.1 (default true; http.http2.disabled turns it off). */
+  http2?: boolean;
 }
 
-/** Timeouts that keep a few slow or idle connections from holding the server. */
-const HEADERS_TIMEOUT_MS = 30_000;
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
-/** Inactivity on a socket, not a bound on transfers: a multi-GiB push may take as long as it needs. */
-const SOCKET_IDLE_TIMEOUT_MS = 300_000;
+/** Timeouts that keep a few slow or idle connections from holding the server, in milliseconds. */
+export interface ServerTimeouts {
+  /** From a request's first byte to the end of its headers: slow-header (slowloris) clients. */
+  readHeaderMs: number;
+  /** A kept-alive connection between requests. */
+  idleMs: number;
+  /** Inactivity on a socket, not a bound on transfers: a multi-GiB push may take as long as it needs. */
+  inactivityMs: number;
+}
+
+export const DEFAULT_SERVER_TIMEOUTS: ServerTimeouts = { readHeaderMs: 30_000, idleMs: 5_000, inactivityMs: 300_000 };
+
+/** Node's timers fire at once for delays past 2^31-1 ms: a longer configured timeout waits that long. */
+function timerMs(ms: number): number {
+  return Math.min(2 ** 31 - 1, Math.max(1, Math.round(ms)));
+}
 
 /** The HTTP server: decodes the route, runs its handler, renders any error in one place. */
-export function createRegistryServer(options: ServerOptions): Server {
-  const signer = new UploadStateSigner(options.secret);
-  const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
-    void handle(req, res, options, signer);
-  });
-  server.setTimeout(SOCKET_IDLE_TIMEOUT_MS, (socket) => socket.destroy());
+export function createRegistryServer(options: ServerOptions): RegistryServer {
+  const signer = new UploadStateSigner(options.secret, options.uploadStateMaxAgeMs);
+  const timeouts = options.timeouts ?? DEFAULT_SERVER_TIMEOUTS;
+  const headersTimeout = timerMs(timeouts.readHeaderMs);
+  if (options.tls !== undefined) {
+    const limits = {
+      headersTimeout,
+      keepAliveTimeout: timerMs(timeouts.idleMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeout / 4))),
+      inactivityMs: timerMs(timeouts.inactivityMs),
+    };
+    return createTlsServer(options.tls, options.http2 ?? true, limits, (req, res) => {
+      void handle(req, res, options, signer);
+    });
+  }
+  const server = createServer(
+    {
+      headersTimeout,
+      requestTimeout: 0,
+      keepAliveTimeout: timerMs(timeouts.idleMs),
+      // Node checks header deadlines on this interval (30 s by default): a short header timeout
+      // needs a shorter interval to be kept.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeout / 4))),
+    },
+    (req, res) => {
+      void handle(req, res, options, signer);
+    },
+  );
+  server.setTimeout(timerMs(timeouts.inactivityMs), (socket) => socket.destroy());
   return server;
 }
 
@@ -35,14 +83,20 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
   const started = process.hrtime.bigint();
   res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
   for (const [name, values] of options.settings.headers) res.setHeader(name, values);
-  const rawURL = req.url ?? "/";
+  // An absolute-form target ("GET http://host/v2/ HTTP/1.1", as sent to a proxy) is routed by its
+  // path, as HTTP/1.1 servers must; the authority in it is ignored like any Host header.
+  const rawURL = (req.url ?? "/").replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "") || "/";
   const queryStart = rawURL.indexOf("?");
   const path = queryStart === -1 ? rawURL : rawURL.slice(0, queryStart);
   const query = new URLSearchParams(queryStart === -1 ? "" : rawURL.slice(queryStart + 1));
   let routeName = "none";
+  let user: string | undefined;
   try {
     const match = route(req.method ?? "GET", path);
     routeName = match.route;
+    // The one access check: before the handler reads a byte of the body or touches storage.
+    const needed = requiredAccess(match.route, req.method ?? "GET", match.params.name, query);
+    ({ user } = await (options.access ?? OPEN_ACCESS).authorize(req, needed));
     const ctx: RequestContext = {
       req,
       res,
@@ -65,7 +119,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
   } finally {
     if (options.accessLog) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      options.log.info({ method: req.method, path, route: routeName, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, "request");
+      options.log.info({ method: req.method, path, route: routeName, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(user === undefined ? {} : { user }) }, "request");
     }
   }
 }

@@ -35,7 +35,8 @@ export function locationFor(ctx: RequestContext, path: string): string {
   const forwardedProto = firstHeader(ctx.req.headers["x-forwarded-proto"]);
   const forwardedHost = firstHeader(ctx.req.headers["x-forwarded-host"]);
   const proto = forwardedProto ?? ("encrypted" in ctx.req.socket && ctx.req.socket.encrypted ? "https" : "http");
-  const host = forwardedHost ?? ctx.req.headers.host;
+  // HTTP/2 carries the host in the :authority pseudo-header (a Host header is optional there).
+  const host = forwardedHost ?? ctx.req.headers.host ?? firstHeader(ctx.req.headers[":authority"]);
   return host ? `${proto}://${host}${path}` : path;
 }
 

@@ -8,16 +8,25 @@ export interface UploadState {
   startedAt: number;
 }
 
+/** distribution's default upload purging age: an upload older than this is abandoned. */
+export const DEFAULT_UPLOAD_STATE_MAX_AGE_MS = 168 * 3_600_000;
+
 /**
  * Signs and checks upload state tokens with `http.secret`. Every node sharing the secret trusts
- * a token any of them issued; a token names its repository, so it is refused in another one.
+ * a token any of them issued; a token names its repository, so it is refused in another one, and
+ * expires with the upload it names: once its upload is older than `maxAgeMs` (the upload purging
+ * age), the purger may have removed it, and the token is refused.
  * The offset is deliberately not in the token: storage is the single authority on how many bytes
  * an upload holds, so a stale Location (an earlier chunk's) still works.
  */
 export class UploadStateSigner {
   private readonly key: Buffer;
 
-  constructor(secret: string) {
+  constructor(
+    secret: string,
+    private readonly maxAgeMs: number = DEFAULT_UPLOAD_STATE_MAX_AGE_MS,
+    private readonly now: () => number = Date.now,
+  ) {
     this.key = Buffer.from(secret, "utf8");
   }
 
@@ -26,21 +35,29 @@ export class UploadStateSigner {
     return `${payload}.${this.mac(payload)}`;
   }
 
-  /** BLOB_UPLOAD_INVALID for a malformed, tampered or foreign token. */
+  /** BLOB_UPLOAD_INVALID for a malformed, tampered, expired or foreign token. */
   verify(token: string, expected: { name: string; id: string }): UploadState {
     const dot = token.indexOf(".");
     const payload = dot > 0 ? token.slice(0, dot) : "";
-    const given = Buffer.from(dot > 0 ? token.slice(dot + 1) : "", "base64url");
-    const wanted = Buffer.from(this.mac(payload), "base64url");
+    // The MAC is compared as text, not decoded: base64url decoding ignores stray characters and the
+    // unused low bits of the last one, so several spellings would decode to the same MAC.
+    const given = Buffer.from(dot > 0 ? token.slice(dot + 1) : "", "latin1");
+    const wanted = Buffer.from(this.mac(payload), "latin1");
     if (payload === "" || given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
       throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state is not valid");
     }
-    const fields: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    let fields: unknown;
+    try {
+      fields = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    } catch {
+      throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state is not valid");
+    }
     if (!Array.isArray(fields) || fields.length !== 3) throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state is not valid");
     const [name, id, startedAt] = fields as unknown[];
-    if (name !== expected.name || id !== expected.id || typeof startedAt !== "number") {
+    if (name !== expected.name || id !== expected.id || typeof startedAt !== "number" || !Number.isFinite(startedAt)) {
       throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state does not belong to this upload");
     }
+    if (this.now() - startedAt > this.maxAgeMs) throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state has expired");
     return { name, id, startedAt };
   }
 

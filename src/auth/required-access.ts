@@ -1,0 +1,52 @@
+import type { Access } from "./access-controller.js";
+
+/** The routes whose first path parameter is a repository name (src/server/router.ts). */
+const REPOSITORY_ROUTES = new Set(["tags", "manifest", "uploads", "upload", "blob", "referrers"]);
+
+/**
+ * The access a request needs, from its route, method and query, as distribution's app.go decides
+ * it:
+ *
+ * | request | needs |
+ * | --- | --- |
+ * | `GET /v2/` | nothing (but the caller must still authenticate) |
+ * | `GET /v2/_catalog` | `registry:catalog:*` |
+ * | GET or HEAD on a repository | `repository:<name>:pull` |
+ * | POST, PUT or PATCH on a repository | `repository:<name>:pull,push` |
+ * | DELETE on a repository | `repository:<name>:delete` |
+ * | `POST …/blobs/uploads/?from=<other>` (a cross-repository mount) | also `repository:<other>:pull` |
+ *
+ * Names are taken as routed, before validation: a request for an invalid name is refused for
+ * lack of access before it could learn that the name is invalid.
+ */
+export function requiredAccess(route: string, method: string, name: string, query: URLSearchParams): Access[] {
+  if (route === "catalog") return [{ type: "registry", name: "catalog", action: "*" }];
+  if (!REPOSITORY_ROUTES.has(route)) return [];
+  const needed = repositoryAccess(method, name);
+  const from = query.get("from");
+  if (route === "uploads" && method === "POST" && from !== null && from !== "") {
+    // Mounting reads the blob from the other repository: that needs pull there.
+    needed.push(...repositoryAccess("GET", from));
+  }
+  return needed;
+}
+
+function repositoryAccess(method: string, name: string): Access[] {
+  switch (method) {
+    case "GET":
+    case "HEAD":
+      return [{ type: "repository", name, action: "pull" }];
+    case "POST":
+    case "PUT":
+    case "PATCH":
+      return [
+        { type: "repository", name, action: "pull" },
+        { type: "repository", name, action: "push" },
+      ];
+    case "DELETE":
+      return [{ type: "repository", name, action: "delete" }];
+    default:
+      // The router only lets the methods above through; anything else needs everything.
+      return [{ type: "repository", name, action: "*" }];
+  }
+}
