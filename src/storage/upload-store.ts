@@ -68,14 +68,16 @@ export class UploadStore {
     }
   }
 
-  /** Bytes received so far. */
+  /**
+   * Bytes received so far. Asked of a writer, not `stat`: an object store shows uploaded parts
+   * only once the upload is committed.
+   */
   async size(session: UploadSession): Promise<number> {
-    try {
-      return (await this.driver.stat(uploadDataPath(session.repository, session.id))).size;
-    } catch (err) {
-      if (isPathNotFound(err)) return 0;
-      throw err;
-    }
+    return this.locked(session, async () => {
+      const writer = await this.driver.writer(uploadDataPath(session.repository, session.id), true);
+      await writer.close();
+      return writer.size;
+    });
   }
 
   /**
@@ -117,15 +119,23 @@ export class UploadStore {
         await writer.close();
         throw err;
       }
-      await writer.close();
       const size = writer.size;
-      const computed = await this.digestOf(session, size, digest.algorithm);
-      if (!computed.equals(digest)) {
-        await this.remove(session);
-        throw new RegistryError("DIGEST_INVALID", undefined, { expected: digest.toString(), computed: computed.toString() });
+      const live = this.hashers.get(hasherKey(session));
+      if (digest.algorithm === RESUMABLE_ALGORITHM && live?.length === size) {
+        // The common case: this process hashed every byte as it arrived.
+        const computed = Digest.parse(`${digest.algorithm}:${live.hexDigest()}`);
+        if (!computed.equals(digest)) await writer.close();
+        await this.verify(session, digest, computed);
+        await writer.commit();
+      } else {
+        await writer.close();
+        const resumed = digest.algorithm === RESUMABLE_ALGORITHM ? await this.hasherAt(session, size) : undefined;
+        if (resumed) await this.verify(session, digest, Digest.parse(`${digest.algorithm}:${resumed.hexDigest()}`));
+        // A fresh writer continues the closed one; its commit is what makes the bytes durable.
+        await (await this.driver.writer(dataPath, true)).commit();
+        // No hash state covers the bytes: read them back, now that the commit made them readable.
+        if (!resumed) await this.verify(session, digest, await this.rehash(dataPath, size, digest.algorithm));
       }
-      // A fresh writer continues the closed one; its commit is what makes the bytes durable.
-      await (await this.driver.writer(dataPath, true)).commit();
       const descriptor = await this.blobs.adopt(dataPath, digest, size);
       await this.remove(session);
       return descriptor;
@@ -176,8 +186,14 @@ export class UploadStore {
     if (offset === 0) return newUploadHash();
     if (!saved) return undefined;
     if (saved.length < offset) {
-      const rest = await this.driver.reader(uploadDataPath(session.repository, session.id), saved.length, offset);
-      for await (const chunk of rest) saved.update(chunk as Buffer);
+      try {
+        const rest = await this.driver.reader(uploadDataPath(session.repository, session.id), saved.length, offset);
+        for await (const chunk of rest) saved.update(chunk as Buffer);
+      } catch (err) {
+        // An object store cannot read an upload before it is committed; completion re-reads it then.
+        if (isPathNotFound(err)) return undefined;
+        throw err;
+      }
     }
     return saved.length === offset ? saved : undefined;
   }
@@ -215,15 +231,17 @@ export class UploadStore {
     await this.driver.putContent(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, size), state);
   }
 
-  /** The digest of the upload's bytes: from the live or saved hash state when there is one, else re-read. */
-  private async digestOf(session: UploadSession, size: number, algorithm: DigestAlgorithm): Promise<Digest> {
-    if (algorithm === RESUMABLE_ALGORITHM) {
-      const hasher = await this.hasherAt(session, size);
-      if (hasher) return Digest.parse(`${algorithm}:${hasher.hexDigest()}`);
-    }
+  /** DIGEST_INVALID, after removing the upload, unless the bytes' digest is the one claimed. */
+  private async verify(session: UploadSession, claimed: Digest, computed: Digest): Promise<void> {
+    if (computed.equals(claimed)) return;
+    await this.remove(session);
+    throw new RegistryError("DIGEST_INVALID", undefined, { expected: claimed.toString(), computed: computed.toString() });
+  }
+
+  private async rehash(path: string, size: number, algorithm: DigestAlgorithm): Promise<Digest> {
     const hash = createHash(algorithm);
     if (size > 0) {
-      const stream = await this.driver.reader(uploadDataPath(session.repository, session.id), 0, size);
+      const stream = await this.driver.reader(path, 0, size);
       for await (const chunk of stream) hash.update(chunk as Buffer);
     }
     return Digest.fromHash(algorithm, hash);
