@@ -683,7 +683,6 @@ describe("internal errors answer 500 UNKNOWN without detail", () => {
 
   test(
     "a manifest naming one layer 27000 times is answered without exhausting file descriptors (no 500 EMFILE)",
-    { todo: "src/registry/repository.ts assertReferencesExist checks every reference at once, duplicates included: EMFILE under ulimit -n 20000" },
     async () => {
       const target = uniqueName("fanout");
       const config = randomBlob();
@@ -707,10 +706,7 @@ describe("internal errors answer 500 UNKNOWN without detail", () => {
 // Concurrent requests on the same content
 
 describe("concurrent requests on the same content never answer 500", () => {
-  const RACE =
-    "src/driver/filesystem-driver.ts: putContent/writer create the parent directories, then write; a concurrent delete " +
-    "of that directory in between makes the write fail (ENOENT → PathNotFound → 500), and delete's rm -r fails with " +
-    "ENOTEMPTY when a file appears in the tree it is removing";
+
 
   /** Runs `round` `times` times, each round's requests at once; fails listing any 500. */
   async function noInternalErrors(times: number, round: () => Array<Promise<Response>>): Promise<void> {
@@ -719,7 +715,7 @@ describe("concurrent requests on the same content never answer 500", () => {
     assert.equal(statuses.filter((status) => status === 500).length, 0, `statuses: ${statuses.join(" ")}`);
   }
 
-  test("DELETE of a blob racing a mount of it and another DELETE", { todo: RACE }, async () => {
+  test("DELETE of a blob racing a mount of it and another DELETE", async () => {
     const source = uniqueName("race");
     const target = uniqueName("race");
     const digest = await client.pushBlob(source, randomBlob());
@@ -730,7 +726,7 @@ describe("concurrent requests on the same content never answer 500", () => {
     ]);
   });
 
-  test("PUT of a manifest racing DELETE of it by digest and by tag", { todo: RACE }, async () => {
+  test("PUT of a manifest racing DELETE of it by digest and by tag", async () => {
     const target = uniqueName("race");
     const pushed = await client.pushImage(target, "t");
     await noInternalErrors(40, () => [

@@ -12,6 +12,8 @@ import {
 } from "./storage-driver.js";
 
 const READ_CHUNK = 1024 * 1024;
+/** Attempts at a write whose directory a concurrent delete keeps removing. */
+const DIRECTORY_RACE_RETRIES = 5;
 /** Flushed bytes after which the writer starts an early writeback (see #startWriteback). */
 const EARLY_WRITEBACK_BYTES = 64 * 1024 * 1024;
 const WRITE_BUFFER = 1024 * 1024;
@@ -47,15 +49,16 @@ export class FilesystemDriver implements StorageDriver {
     assertValidPath(path);
     const target = this.#fullPath(path);
     const dir = dirname(target);
-    await this.#mkdirs(dir, path);
-    const temp = join(dir, tempName(target));
-    try {
-      await writeDurably(temp, content);
-      await rename(temp, target);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw this.#mapError(err, path);
-    }
+    await this.#inDirectory(dir, path, async () => {
+      const temp = join(dir, tempName(target));
+      try {
+        await writeDurably(temp, content);
+        await rename(temp, target);
+      } catch (err) {
+        await rm(temp, { force: true });
+        throw err;
+      }
+    });
     await fsyncDirectory(dir);
   }
 
@@ -75,14 +78,9 @@ export class FilesystemDriver implements StorageDriver {
   async writer(path: string, append: boolean): Promise<FileWriter> {
     assertValidPath(path);
     const full = this.#fullPath(path);
-    await this.#mkdirs(dirname(full), path);
-    try {
-      const handle = await open(full, append ? "a" : "w");
-      const size = append ? (await handle.stat()).size : 0;
-      return new FilesystemFileWriter(full, handle, size);
-    } catch (err) {
-      throw this.#mapError(err, path);
-    }
+    const handle = await this.#inDirectory(dirname(full), path, () => open(full, append ? "a" : "w"));
+    const size = append ? (await handle.stat()).size : 0;
+    return new FilesystemFileWriter(full, handle, size);
   }
 
   async stat(path: string): Promise<FileInfo> {
@@ -118,12 +116,15 @@ export class FilesystemDriver implements StorageDriver {
     } catch (err) {
       throw this.#mapError(err, sourcePath);
     }
-    await this.#mkdirs(dirname(dest), destPath);
-    try {
-      await rename(source, dest);
-    } catch (err) {
-      throw this.#mapError(err, sourcePath);
-    }
+    await this.#inDirectory(dirname(dest), sourcePath, async () => {
+      try {
+        await rename(source, dest);
+      } catch (err) {
+        // The source itself being gone is final; only a vanished destination directory is retried.
+        if (isNotFound(err)) await lstat(source).catch(() => Promise.reject(new PathNotFoundError(sourcePath, this.name)));
+        throw err;
+      }
+    });
     await fsyncDirectory(dirname(dest));
   }
 
@@ -141,7 +142,7 @@ export class FilesystemDriver implements StorageDriver {
       await Promise.all(children.map((name) => rm(join(full, name), { recursive: true, force: true })));
       return;
     }
-    await rm(full, { recursive: true, force: true });
+    await removeTree(full);
   }
 
   async redirectURL(path: string, _method: "GET" | "HEAD"): Promise<string | undefined> {
@@ -192,11 +193,20 @@ export class FilesystemDriver implements StorageDriver {
     throw new PathNotFoundError(path, this.name);
   }
 
-  async #mkdirs(dir: string, path: string): Promise<void> {
-    try {
-      await mkdir(dir, { recursive: true });
-    } catch (err) {
-      throw this.#mapError(err, path);
+  /**
+   * Creates `dir` and runs `operation` in it. A concurrent delete may remove the directory between
+   * the two (another request deleting the same repository path); the operation is then retried
+   * with the directory made again, so racing writers and deleters each finish instead of failing.
+   */
+  async #inDirectory<T>(dir: string, path: string, operation: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await mkdir(dir, { recursive: true });
+        return await operation();
+      } catch (err) {
+        if (err instanceof PathNotFoundError) throw err;
+        if (!isNotFound(err) || attempt >= DIRECTORY_RACE_RETRIES) throw this.#mapError(err, path);
+      }
     }
   }
 
@@ -373,7 +383,14 @@ async function writeDurably(file: string, content: Uint8Array): Promise<void> {
 
 /** Makes a directory's entries (a rename, a new file) survive a crash. */
 async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
+  let handle: FileHandle;
+  try {
+    handle = await open(dir, "r");
+  } catch (err) {
+    // A concurrent delete removed the directory after our write: what it held is meant to be gone.
+    if (isNotFound(err)) return;
+    throw err;
+  }
   try {
     await handle.sync();
   } finally {
@@ -408,4 +425,20 @@ function isNotFound(err: unknown): boolean {
 function undefinedIfNotFound(err: unknown): undefined {
   if (err instanceof PathNotFoundError) return undefined;
   throw err;
+}
+
+/**
+ * rm -r that tolerates files appearing while it runs (a concurrent write into the tree being
+ * deleted makes rmdir fail with ENOTEMPTY): it tries again, and the delete wins.
+ */
+async function removeTree(full: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await rm(full, { recursive: true, force: true });
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOTEMPTY" || attempt >= DIRECTORY_RACE_RETRIES) throw err;
+    }
+  }
 }

@@ -3,7 +3,7 @@ import { isPathNotFound } from "../driver/storage-driver.js";
 import { Digest } from "../reference/digest.js";
 import { blobDataPath } from "../storage/paths.js";
 import { manifestReferences, UnreadableManifestError, type ManifestReferences } from "./manifest-references.js";
-import { STORAGE_CONCURRENCY, mapConcurrent } from "./concurrency.js";
+import { STORAGE_CONCURRENCY, mapConcurrent } from "../storage/map-concurrent.js";
 import type { GcProgress } from "./progress.js";
 import { isSoundLink, listLayerLinks, listRepositories, listRevisionLinks, readTags, type LinkEntry } from "./storage-scan.js";
 

@@ -3,7 +3,7 @@ import { isPathNotFound } from "../driver/storage-driver.js";
 import { Digest } from "../reference/digest.js";
 import { BLOBS_ROOT, REPOSITORIES_ROOT, layersRootPath, manifestRevisionsPath, tagCurrentLinkPath, tagsRootPath } from "../storage/paths.js";
 import { compareStrings } from "../storage/tag-store.js";
-import { STORAGE_CONCURRENCY, mapConcurrent } from "./concurrency.js";
+import { STORAGE_CONCURRENCY, mapConcurrent } from "../storage/map-concurrent.js";
 
 /**
  * Read-only enumerations of distribution's layout for the collector: repositories, their link

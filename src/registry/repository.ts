@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import { RegistryError } from "../errcode/registry-error.js";
+import { STORAGE_CONCURRENCY, mapConcurrent } from "../storage/map-concurrent.js";
 import { Digest } from "../reference/digest.js";
 import { assertTag } from "../reference/names.js";
 import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
@@ -296,12 +297,18 @@ export class Repository {
     return subject;
   }
 
+  /**
+   * MANIFEST_BLOB_UNKNOWN naming every reference this repository lacks. Each distinct digest is
+   * checked once, a few at a time: a manifest may name one layer thousands of times, and checking
+   * all at once would exhaust file descriptors for every other request.
+   */
   private async assertReferencesExist(blobs: Digest[], manifests: Digest[]): Promise<void> {
     const checks = [
-      ...blobs.map(async (digest) => ((await this.parts.layers.exists(digest)) ? undefined : digest)),
-      ...manifests.map(async (digest) => ((await this.parts.manifests.exists(digest)) ? undefined : digest)),
+      ...distinct(blobs).map((digest) => () => this.parts.layers.exists(digest).then((found) => (found ? undefined : digest))),
+      ...distinct(manifests).map((digest) => () => this.parts.manifests.exists(digest).then((found) => (found ? undefined : digest))),
     ];
-    const missing = (await Promise.all(checks)).filter((d): d is Digest => d !== undefined);
+    const results = await mapConcurrent(checks, STORAGE_CONCURRENCY, (check) => check());
+    const missing = results.filter((d): d is Digest => d !== undefined);
     if (missing.length > 0) {
       throw new RegistryError("MANIFEST_BLOB_UNKNOWN", undefined, { digests: missing.map((d) => d.toString()) });
     }
@@ -315,4 +322,10 @@ export class Repository {
     this.assertWritable();
     if (!this.policy.deleteEnabled) throw new RegistryError("UNSUPPORTED", "deletes are disabled on this registry");
   }
+}
+
+function distinct(digests: Digest[]): Digest[] {
+  const seen = new Map<string, Digest>();
+  for (const digest of digests) seen.set(digest.toString(), digest);
+  return [...seen.values()];
 }
