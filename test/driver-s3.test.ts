@@ -4,7 +4,7 @@ import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand } from "@aws-sdk/client-s3";
-import { PENDING_SUFFIX, S3Driver, type S3DriverOptions } from "../src/driver/s3-driver.js";
+import { PENDING_SUFFIX, S3Driver, type S3DriverOptions } from "../src/driver/s3/s3-driver.js";
 import { PathNotFoundError } from "../src/driver/storage-driver.js";
 import { createDriver, describeStorage } from "../src/cli/compose.js";
 import { ConfigError } from "../src/config/config.js";

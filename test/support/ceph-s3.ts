@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import type { S3DriverOptions } from "../../src/driver/s3-driver.js";
+import type { S3DriverOptions } from "../../src/driver/s3/s3-driver.js";
 import { describeRun, findOnPath, run } from "./external-program.js";
 
 /** The repository's scripts/ directory (tests run from dist/test/support). */

@@ -1,0 +1,268 @@
+/** The FileWriter of the S3 driver: a multipart upload that a later session can continue. */
+import type { FileWriter } from "../storage-driver.js";
+import type { Bucket, Part } from "./bucket.js";
+import { KiB, MIN_PART_SIZE } from "./s3-limits.js";
+import { pendingKey, storePending, type WriterState } from "./writer-state.js";
+
+type Phase = "open" | "closed" | "committed" | "cancelled";
+
+/**
+ * S3 has no append, so a writer streams into a multipart upload: bytes are gathered up to
+ * `chunksize`, then uploaded as one part while the next one fills (at most two parts in memory;
+ * awaiting `write` is the backpressure).
+ *
+ * `close()` leaves the multipart upload open: a later `writer(path, true)` finds it
+ * (ListMultipartUploads for the key) and its parts (ListParts) and continues. The only bytes that
+ * cannot go into a part at close are a tail under 5 MiB (S3 accepts a part that small only as the
+ * last one of a completed upload). That tail is stored as a side object `<key>~pending`, tagged with
+ * the upload id and the number of parts it follows; the next session reads it back (it is under
+ * 5 MiB) as the start of its buffer, so it becomes the head of that session's next part. The tags
+ * make a crash harmless: a pending object whose upload or part count does not match (because a
+ * later part already took its bytes, or the upload was completed or aborted) is ignored.
+ * distribution instead uploads the small tail as a part, and on the next write completes the upload
+ * and starts a new one whose first part is a copy of the whole object (re-copying everything so
+ * far on every small-tail session, and exposing a partial object at the path in between); the side
+ * object costs one small PUT per close and one GET per reopen instead.
+ *
+ * `commit()` uploads the buffer as the last part and completes the upload (a writer that never
+ * filled a part commits with a single PutObject, empty or not), then checks the stored size with a
+ * HEAD. `cancel()` aborts the upload and removes the side object and any committed object.
+ */
+export class MultipartWriter implements FileWriter {
+  readonly #b: Bucket;
+  readonly #key: string;
+  readonly #chunkSize: number;
+  #uploadId: string | undefined;
+  #parts: Part[];
+  #partBytes: number;
+  #stale: string[];
+  #pendingStored: boolean;
+  #base: { size: number; copied: boolean } | undefined;
+  #phase: Phase = "open";
+  #size: number;
+  /** True once this session has changed anything (from the start without `append`). */
+  #dirty: boolean;
+  /**
+   * The part being filled. Grows geometrically up to chunkSize, so small writers stay small; once a
+   * part has been cut, full-size buffers are recycled (see #queuePart).
+   */
+  #buffer: Buffer;
+  /** Full-size buffers whose part upload finished, ready to fill again. */
+  #free: Buffer[] = [];
+  #cutParts = 0;
+  #fill: number;
+  /** Writes absorbed one after another on this chain; a failure leaves it rejected. */
+  #writing: Promise<void> = Promise.resolve();
+  /** Part uploads run one after another on this chain; a failure leaves it rejected. */
+  #chain: Promise<void> = Promise.resolve();
+  #queued: Array<Promise<void>> = [];
+  #error: unknown;
+  #finished: Promise<void> = Promise.resolve();
+
+  constructor(bucket: Bucket, key: string, state: WriterState) {
+    this.#b = bucket;
+    this.#key = key;
+    this.#chunkSize = bucket.o.chunkSize;
+    this.#uploadId = state.uploadId;
+    this.#parts = state.parts;
+    this.#partBytes = state.parts.reduce((sum, part) => sum + part.size, 0);
+    this.#stale = state.stale;
+    this.#pendingStored = state.pendingStored;
+    this.#base = state.base;
+    this.#dirty = state.fresh;
+    this.#buffer = state.tail;
+    this.#fill = state.tail.length;
+    this.#size = this.#partBytes + this.#fill + (state.base && !state.base.copied ? state.base.size : 0);
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#phase !== "open") return Promise.reject(new Error(`writer is ${this.#phase}: ${this.#key}`));
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (chunk.byteLength === 0) return this.#writing;
+    this.#dirty = true;
+    this.#size += chunk.byteLength;
+    // Chained, so that writes not awaited keep their order while one waits for a free buffer.
+    const absorbed = this.#writing.then(() => this.#absorb(chunk));
+    absorbed.catch((err: unknown) => {
+      this.#error ??= err;
+    });
+    this.#writing = absorbed;
+    return absorbed;
+  }
+
+  close(): Promise<void> {
+    if (this.#phase !== "open") return this.#finished.catch(() => undefined);
+    this.#phase = "closed";
+    this.#finished = this.#persist();
+    return this.#finished;
+  }
+
+  commit(): Promise<void> {
+    if (this.#phase === "committed") return this.#finished;
+    if (this.#phase !== "open") return Promise.reject(new Error(`cannot commit a ${this.#phase} writer: ${this.#key}`));
+    this.#phase = "committed";
+    this.#finished = this.#commit().catch((err: unknown) => {
+      // It can still be cancelled; a later writer resumes from what was stored.
+      this.#phase = "closed";
+      throw err;
+    });
+    return this.#finished;
+  }
+
+  cancel(): Promise<void> {
+    if (this.#phase === "cancelled") return this.#finished;
+    if (this.#phase === "committed") return Promise.reject(new Error(`writer already committed: ${this.#key}`));
+    const previous = this.#finished;
+    this.#phase = "cancelled";
+    this.#finished = (async () => {
+      await previous.catch(() => undefined);
+      await this.#writing.catch(() => undefined);
+      await this.#chain.catch(() => undefined);
+      this.#buffer = Buffer.alloc(0);
+      this.#fill = 0;
+      const uploads = [...this.#stale, ...(this.#uploadId === undefined ? [] : [this.#uploadId])];
+      await Promise.all([
+        ...uploads.map((id) => this.#b.abortUpload(this.#key, id)),
+        this.#b.deleteKey(pendingKey(this.#key)),
+        this.#b.deleteKey(this.#key),
+      ]);
+      this.#uploadId = undefined;
+    })();
+    return this.#finished;
+  }
+
+  /**
+   * Copies a chunk into the part being filled, cutting parts as they fill. Once a part is cut while
+   * the previous one is still uploading, it waits for that upload: at most two parts exist, one
+   * uploading and one filling (or waiting to upload).
+   */
+  async #absorb(chunk: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.byteLength && this.#phase !== "cancelled") {
+      const take = Math.min(chunk.byteLength - offset, this.#chunkSize - this.#fill);
+      this.#reserve(this.#fill + take);
+      this.#buffer.set(chunk.subarray(offset, offset + take), this.#fill);
+      this.#fill += take;
+      offset += take;
+      if (this.#fill === this.#chunkSize) {
+        this.#queuePart(this.#takeBuffer());
+        if (this.#queued.length >= 2) await this.#queued[this.#queued.length - 2];
+      }
+    }
+  }
+
+  #reserve(needed: number): void {
+    if (this.#buffer.length >= needed) return;
+    const capacity =
+      this.#cutParts > 0 ? this.#chunkSize : Math.min(this.#chunkSize, Math.max(needed, 64 * KiB, this.#buffer.length * 2));
+    const grown = (capacity === this.#chunkSize ? this.#free.pop() : undefined) ?? Buffer.allocUnsafe(capacity);
+    this.#buffer.copy(grown, 0, 0, this.#fill);
+    this.#buffer = grown;
+  }
+
+  #takeBuffer(): Buffer {
+    const bytes = this.#buffer.subarray(0, this.#fill);
+    this.#buffer = Buffer.alloc(0);
+    this.#fill = 0;
+    return bytes;
+  }
+
+  /**
+   * Uploads `bytes` after the parts queued before it. A full-size buffer goes back to the free list
+   * once its part is stored: the SDK keeps a reference to a request's body for a while after the
+   * request, so allocating a fresh buffer per part would keep one more part alive than the two that
+   * backpressure allows.
+   */
+  #queuePart(bytes: Buffer): void {
+    this.#cutParts++;
+    const link = this.#chain.then(async () => {
+      await this.#uploadPart(bytes);
+      if (bytes.buffer.byteLength >= this.#chunkSize && bytes.byteOffset === 0 && this.#free.length < 2) {
+        this.#free.push(Buffer.from(bytes.buffer, 0, this.#chunkSize));
+      }
+    });
+    // Recorded here so that a failure no one awaits is not an unhandled rejection.
+    link.catch((err: unknown) => {
+      this.#error ??= err;
+    });
+    this.#chain = link;
+    this.#queued.push(link);
+    const forget = (): void => {
+      this.#queued.splice(this.#queued.indexOf(link), 1);
+    };
+    link.then(forget, forget);
+  }
+
+  async #ensureUpload(): Promise<string> {
+    if (this.#uploadId === undefined) this.#uploadId = await this.#b.createUpload(this.#key);
+    if (this.#base !== undefined && !this.#base.copied) {
+      // Continuing a committed object of 5 MiB or more: its bytes become the first parts, server-side.
+      const copied = await this.#b.copyParts(this.#key, this.#base.size, this.#key, this.#uploadId, this.#parts.length + 1);
+      this.#parts.push(...copied);
+      this.#partBytes += this.#base.size;
+      this.#base.copied = true;
+    }
+    return this.#uploadId;
+  }
+
+  async #uploadPart(bytes: Buffer): Promise<void> {
+    const uploadId = await this.#ensureUpload();
+    const part = await this.#b.uploadPart(this.#key, uploadId, this.#parts.length + 1, bytes);
+    this.#parts.push(part);
+    this.#partBytes += part.size;
+  }
+
+  /** close(): everything written becomes parts, except a tail under 5 MiB, which goes to the side object. */
+  async #persist(): Promise<void> {
+    await this.#writing;
+    if (!this.#dirty) {
+      await this.#chain;
+      return;
+    }
+    if (this.#fill >= MIN_PART_SIZE) this.#queuePart(this.#takeBuffer());
+    await this.#chain;
+    const tail = this.#takeBuffer();
+    // A committed object being continued must be in the upload before a tail can follow it.
+    if (this.#base !== undefined && !this.#base.copied) await this.#ensureUpload();
+    // Without an upload, even an empty tail is stored: it stands for the content in place of any
+    // committed object (which a writer without `append` discards).
+    if (tail.length > 0 || this.#uploadId === undefined) {
+      await storePending(this.#b, this.#key, tail, this.#uploadId, this.#parts.length);
+      this.#pendingStored = true;
+    } else if (this.#pendingStored) {
+      await this.#b.deleteKey(pendingKey(this.#key));
+      this.#pendingStored = false;
+    }
+  }
+
+  async #commit(): Promise<void> {
+    if (!this.#dirty && this.#base !== undefined && this.#uploadId === undefined && !this.#pendingStored) {
+      return; // a committed object reopened and left as it was
+    }
+    await this.#writing;
+    await this.#chain;
+    const tail = this.#takeBuffer();
+    if (this.#parts.length === 0 && (this.#base === undefined || this.#base.copied)) {
+      await this.#b.putObject(this.#key, tail);
+      await this.#b.verifySize(this.#key, this.#size);
+      if (this.#uploadId !== undefined) this.#stale.push(this.#uploadId);
+      this.#uploadId = undefined;
+    } else {
+      if (tail.length > 0) this.#queuePart(tail);
+      else await this.#ensureUpload();
+      await this.#chain;
+      await this.#b.completeUpload(this.#key, this.#uploadId!, this.#parts, this.#size);
+      this.#uploadId = undefined;
+    }
+    await Promise.all([
+      ...this.#stale.map((id) => this.#b.abortUpload(this.#key, id)),
+      this.#pendingStored ? this.#b.deleteKey(pendingKey(this.#key)) : undefined,
+    ]);
+    this.#stale = [];
+    this.#pendingStored = false;
+  }
+}

@@ -1,0 +1,207 @@
+import { PassThrough, Readable, pipeline } from "node:stream";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { assertValidPath, PathNotFoundError, type FileInfo, type FileWriter, type StorageDriver } from "../storage-driver.js";
+import { Bucket, isValidSegment } from "./bucket.js";
+import { MultipartWriter } from "./multipart-writer.js";
+import { asPathNotFound, isInvalidRange } from "./s3-errors.js";
+import { KiB, MAX_PART_SIZE } from "./s3-limits.js";
+import { createClient, resolveOptions, type S3DriverOptions, type S3DriverTuning, type S3ResolvedOptions } from "./s3-options.js";
+import { Walker, type Visit } from "./s3-walk.js";
+import { freshState, pendingKey, resumeState } from "./writer-state.js";
+
+export type { S3DriverOptions, S3DriverTuning, S3ResolvedOptions } from "./s3-options.js";
+export { PENDING_SUFFIX } from "./writer-state.js";
+
+/** How long a redirect URL stays valid (distribution: 20 minutes). */
+const REDIRECT_EXPIRY_SECONDS = 20 * 60;
+
+/**
+ * Stores objects in an S3 bucket (AWS, Ceph radosgw, MinIO…), with the key layout of distribution's
+ * s3-aws driver: the key of a path is `rootdirectory` + path without its leading slash, so a bucket
+ * written by distribution is served as it is. Directories are key prefixes.
+ */
+export class S3Driver implements StorageDriver {
+  readonly name = "s3";
+  /** The SDK client, for instrumentation (middleware) and tests. */
+  readonly client: S3Client;
+  readonly #b: Bucket;
+
+  constructor(options: S3DriverOptions, tuning: S3DriverTuning = {}) {
+    const resolved = resolveOptions(options, tuning);
+    this.client = createClient(options, resolved);
+    this.#b = new Bucket(this.client, resolved);
+  }
+
+  /** The configuration in effect: bucket, key prefix (`root`), sizes, with defaults applied. */
+  get options(): Readonly<S3ResolvedOptions> {
+    return this.#b.o;
+  }
+
+  async getContent(path: string): Promise<Buffer> {
+    assertValidPath(path);
+    try {
+      return (await this.#b.getObject(this.#b.key(path))).bytes;
+    } catch (err) {
+      throw asPathNotFound(err, path, this.name);
+    }
+  }
+
+  async putContent(path: string, content: Uint8Array): Promise<void> {
+    assertValidPath(path);
+    await this.#b.putObject(this.#b.key(path), content);
+  }
+
+  async reader(path: string, offset = 0, end?: number): Promise<Readable> {
+    assertValidPath(path);
+    assertOffset(offset, end);
+    const key = this.#b.key(path);
+    if (end === undefined || end > offset) {
+      const range = offset === 0 && end === undefined ? undefined : `bytes=${offset}-${end === undefined ? "" : end - 1}`;
+      try {
+        const body = await this.#b.getBody(key, range);
+        // The SDK's body is the HTTP response, which a consumer cannot destroy synchronously (Node
+        // aborts its request instead); the pass-through can be, and the pipeline then aborts the response.
+        const stream = new PassThrough({ highWaterMark: 256 * KiB });
+        pipeline(body, stream, () => undefined);
+        return stream;
+      } catch (err) {
+        // 416: the offset is at or past the end (or the object is empty); an absent object answers 404.
+        if (!isInvalidRange(err)) throw asPathNotFound(err, path, this.name);
+      }
+    }
+    if ((await this.#b.head(key)) === undefined) throw new PathNotFoundError(path, this.name);
+    return Readable.from([], { objectMode: false });
+  }
+
+  async writer(path: string, append: boolean): Promise<FileWriter> {
+    assertValidPath(path);
+    const key = this.#b.key(path);
+    return new MultipartWriter(this.#b, key, append ? await resumeState(this.#b, key) : await freshState(this.#b, key));
+  }
+
+  /** HeadObject for a file; for a directory, a listing of one key under `<key>/`. */
+  async stat(path: string): Promise<FileInfo> {
+    assertValidPath(path);
+    if (path === "/") return { path, size: 0, modTime: new Date(0), isDir: true };
+    const key = this.#b.key(path);
+    const head = await this.#b.head(key);
+    if (head !== undefined) return { path, size: head.size, modTime: head.modTime, isDir: false };
+    const first = (await this.#b.listPage({ Prefix: `${key}/`, MaxKeys: 1 })).Contents?.[0];
+    if (first === undefined) throw new PathNotFoundError(path, this.name);
+    return { path, size: 0, modTime: first.LastModified ?? new Date(0), isDir: true };
+  }
+
+  /** Files and common prefixes of a delimited listing, page by page; side objects are not shown. */
+  async list(path: string): Promise<string[]> {
+    assertValidPath(path);
+    const prefix = this.#b.dirPrefix(path);
+    const children: string[] = [];
+    let seen = 0;
+    for await (const page of this.#b.listPages({ Prefix: prefix, Delimiter: "/" })) {
+      for (const object of page.Contents ?? []) {
+        seen++;
+        if (isValidSegment(object.Key!.slice(prefix.length))) children.push(this.#b.pathOf(object.Key!));
+      }
+      for (const common of page.CommonPrefixes ?? []) {
+        seen++;
+        const dir = common.Prefix!.slice(0, -1);
+        if (isValidSegment(dir.slice(prefix.length))) children.push(this.#b.pathOf(dir));
+      }
+    }
+    if (seen === 0) throw new PathNotFoundError(path, this.name);
+    return children;
+  }
+
+  /**
+   * Server-side copy, then delete of the source: CopyObject up to `multipartcopythresholdsize`,
+   * a multipart copy (UploadPartCopy, `multipartcopymaxconcurrency` parts at a time) above it.
+   * The bytes never pass through this process.
+   */
+  async move(sourcePath: string, destPath: string): Promise<void> {
+    assertValidPath(sourcePath);
+    assertValidPath(destPath);
+    const source = this.#b.key(sourcePath);
+    const dest = this.#b.key(destPath);
+    const head = await this.#b.head(source);
+    if (head === undefined) throw new PathNotFoundError(sourcePath, this.name);
+    try {
+      if (head.size <= this.#b.o.copyThreshold && head.size <= MAX_PART_SIZE) {
+        await this.#b.copyObject(source, dest);
+      } else {
+        await this.#b.multipartCopy(source, head.size, dest);
+      }
+    } catch (err) {
+      throw asPathNotFound(err, sourcePath, this.name);
+    }
+    await this.#b.deleteKey(source);
+  }
+
+  /**
+   * Deletes the object at the path, everything under it and the path's side object (DeleteObjects,
+   * 1000 keys a request), and aborts the multipart uploads of those keys, so that abandoned uploads
+   * do not keep their parts. PathNotFoundError when none of these exist.
+   */
+  async delete(path: string): Promise<void> {
+    assertValidPath(path);
+    const key = this.#b.key(path);
+    const dirPrefix = this.#b.dirPrefix(path);
+    const isRoot = path === "/";
+    const [uploads, top] = await Promise.all([
+      this.#b.listUploads(isRoot ? dirPrefix : key, (k) => isRoot || k === key || k.startsWith(dirPrefix)),
+      isRoot ? { keys: [], hasDir: true } : this.#nameLevel(key),
+    ]);
+    let found = top.keys.length > 0;
+    if (found) await this.#b.deleteKeys(top.keys);
+    if (top.hasDir) {
+      // Page by page, listing again from the start: what was deleted is no longer listed.
+      for (;;) {
+        const page = await this.#b.listPage({ Prefix: dirPrefix });
+        const keys = (page.Contents ?? []).map((object) => object.Key!);
+        if (keys.length === 0) break;
+        found = true;
+        await this.#b.deleteKeys(keys);
+        if (!page.IsTruncated) break;
+      }
+    }
+    await Promise.all(uploads.map((upload) => this.#b.abortUpload(upload.key, upload.uploadId)));
+    if (!found && uploads.length === 0) throw new PathNotFoundError(path, this.name);
+  }
+
+  /** A presigned GET or HEAD URL, valid for 20 minutes. */
+  async redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined> {
+    assertValidPath(path);
+    return this.#b.presignedURL(this.#b.key(path), method, REDIRECT_EXPIRY_SECONDS);
+  }
+
+  /**
+   * Depth-first, children in lexical order, from a flat (recursive) listing: one request per
+   * thousand keys rather than one per directory. See Walker for how S3's key order (where "a-b" and
+   * "a.b" sort before "a/…") is turned into the lexical order of path segments.
+   */
+  async walk(path: string, visit: Visit): Promise<void> {
+    assertValidPath(path);
+    const walker = new Walker(this.#b, visit);
+    if (!(await walker.walkDir(this.#b.dirPrefix(path)))) throw new PathNotFoundError(path, this.name);
+  }
+
+  /**
+   * One delimited listing of a key's name prefix: the object and its side object, and whether a
+   * directory of that name exists (its siblings sharing the prefix, such as "blob2", are ignored).
+   */
+  async #nameLevel(key: string): Promise<{ keys: string[]; hasDir: boolean }> {
+    const keys: string[] = [];
+    let hasDir = false;
+    for await (const page of this.#b.listPages({ Prefix: key, Delimiter: "/" })) {
+      for (const object of page.Contents ?? []) {
+        if (object.Key === key || object.Key === pendingKey(key)) keys.push(object.Key);
+      }
+      if ((page.CommonPrefixes ?? []).some((common) => common.Prefix === `${key}/`)) hasDir = true;
+    }
+    return { keys, hasDir };
+  }
+}
+
+function assertOffset(offset: number, end: number | undefined): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`invalid offset ${offset}`);
+  if (end !== undefined && (!Number.isSafeInteger(end) || end < 0)) throw new RangeError(`invalid end ${end}`);
+}

@@ -1,0 +1,128 @@
+/** The S3 driver's configuration: the options as configured, their checked form, and the SDK client they make. */
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { S3Client, type ObjectCannedACL, type ServerSideEncryption, type StorageClass } from "@aws-sdk/client-s3";
+import { MAX_PART_SIZE, MiB, MIN_PART_SIZE } from "./s3-limits.js";
+
+/**
+ * The S3 driver's configuration, with the keys (and defaults) of distribution's `storage.s3`.
+ * Sizes are in bytes.
+ */
+export interface S3DriverOptions {
+  /** Access key id; when absent, credentials come from the AWS SDK's default chain (environment, profile, SSO, instance role…). */
+  accesskey?: string;
+  secretkey?: string;
+  sessiontoken?: string;
+  /** AWS region (or any region name a compatible server accepts); when absent, from AWS_REGION / the profile. */
+  region?: string;
+  /** Endpoint of an S3-compatible server ("https://minio:9000", "127.0.0.1:7480"); the AWS endpoint when absent. */
+  regionendpoint?: string;
+  bucket: string;
+  /** Prefix of every key, like distribution ("/registry" → keys "registry/docker/registry/v2/…"). */
+  rootdirectory?: string;
+  /** Path-style requests (http://endpoint/bucket/key), which most compatible servers need. Default false. */
+  forcepathstyle?: boolean;
+  /** Server-side encryption (AES256, or aws:kms with `keyid`). Default false. */
+  encrypt?: boolean;
+  /** KMS key id for `encrypt`. */
+  keyid?: string;
+  /** Scheme for a `regionendpoint` given without one, and for the AWS endpoint: https when true (default). */
+  secure?: boolean;
+  /** Do not verify the server's TLS certificate. Default false. */
+  skipverify?: boolean;
+  /** Size of the parts a writer uploads. Default 10 MiB, at least 5 MiB. */
+  chunksize?: number;
+  /** Size of the parts of a multipart copy (move of a large object). Default 32 MiB. */
+  multipartcopychunksize?: number;
+  /** Parts of one multipart copy copied at the same time. Default 100. */
+  multipartcopymaxconcurrency?: number;
+  /** Objects larger than this are moved with a multipart copy, smaller ones with CopyObject. Default 32 MiB. */
+  multipartcopythresholdsize?: number;
+  /** Storage class of written objects. Default STANDARD; "NONE" sends none (for servers that refuse the header). */
+  storageclass?: string;
+  /** Canned ACL of written objects; none is sent when absent (buckets with ACLs disabled refuse most). */
+  objectacl?: string;
+}
+
+/** Knobs for tests and benchmarks, not configuration. */
+export interface S3DriverTuning {
+  /** MaxKeys of listings (S3's maximum and default: 1000). Small values exercise pagination. */
+  listPageSize?: number;
+}
+
+/** S3DriverOptions with defaults applied and sizes checked. */
+export interface S3ResolvedOptions {
+  bucket: string;
+  /** Key prefix: `rootdirectory` without leading or trailing slashes ("" for none). */
+  root: string;
+  chunkSize: number;
+  copyChunkSize: number;
+  copyConcurrency: number;
+  copyThreshold: number;
+  storageClass: StorageClass | undefined;
+  acl: ObjectCannedACL | undefined;
+  sse: ServerSideEncryption | undefined;
+  kmsKeyId: string | undefined;
+  listPageSize: number;
+}
+
+export function resolveOptions(options: S3DriverOptions, tuning: S3DriverTuning): S3ResolvedOptions {
+  if (typeof options.bucket !== "string" || options.bucket === "") throw new Error("s3: bucket is required");
+  const partSize = `between ${MIN_PART_SIZE} and ${MAX_PART_SIZE} bytes`;
+  const storageClass = options.storageclass ?? "STANDARD";
+  const encrypt = options.encrypt ?? false;
+  return {
+    bucket: options.bucket,
+    root: (options.rootdirectory ?? "").replace(/^\/+|\/+$/g, ""),
+    chunkSize: integerOption("chunksize", options.chunksize ?? 10 * MiB, MIN_PART_SIZE, MAX_PART_SIZE, partSize),
+    copyChunkSize: integerOption("multipartcopychunksize", options.multipartcopychunksize ?? 32 * MiB, MIN_PART_SIZE, MAX_PART_SIZE, partSize),
+    copyConcurrency: integerOption("multipartcopymaxconcurrency", options.multipartcopymaxconcurrency ?? 100, 1, Infinity, "a positive integer"),
+    copyThreshold: integerOption("multipartcopythresholdsize", options.multipartcopythresholdsize ?? 32 * MiB, 0, MAX_PART_SIZE, `between 0 and ${MAX_PART_SIZE} bytes`),
+    storageClass: storageClass === "NONE" ? undefined : (storageClass as StorageClass),
+    acl: options.objectacl === undefined || options.objectacl === "" ? undefined : (options.objectacl as ObjectCannedACL),
+    sse: encrypt ? (options.keyid ? "aws:kms" : "AES256") : undefined,
+    kmsKeyId: encrypt && options.keyid ? options.keyid : undefined,
+    listPageSize: integerOption("listPageSize", tuning.listPageSize ?? 1000, 1, 1000, "between 1 and 1000"),
+  };
+}
+
+/** `value` when it is a safe integer from `min` to `max`; otherwise an error saying what it must be. */
+function integerOption(name: string, value: number, min: number, max: number, mustBe: string): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new Error(`s3: ${name} must be ${mustBe}, got ${value}`);
+  return value;
+}
+
+/** The SDK client for the options' endpoint and credentials, with sockets enough for `multipartcopymaxconcurrency`. */
+export function createClient(options: S3DriverOptions, resolved: S3ResolvedOptions): S3Client {
+  // berth pins SDK releases that support its Node versions; the SDK's warning that later releases
+  // will not is addressed to whoever upgrades the dependency, not to a registry's operator.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  const maxSockets = Math.max(50, resolved.copyConcurrency);
+  return new S3Client({
+    region: options.region,
+    endpoint: endpointOf(options),
+    forcePathStyle: options.forcepathstyle ?? false,
+    credentials:
+      options.accesskey !== undefined && options.accesskey !== ""
+        ? { accessKeyId: options.accesskey, secretAccessKey: options.secretkey ?? "", sessionToken: options.sessiontoken }
+        : undefined,
+    // Checksums only where the API demands them: S3-compatible servers (Ceph 16, older MinIO) reject
+    // the aws-chunked trailers that the default ("WHEN_SUPPORTED") puts on every upload.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+    requestHandler: {
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets, rejectUnauthorized: !(options.skipverify ?? false) }),
+    },
+  });
+}
+
+function endpointOf(options: S3DriverOptions): string | undefined {
+  const secure = options.secure ?? true;
+  const endpoint = options.regionendpoint;
+  if (endpoint !== undefined && endpoint !== "") {
+    return /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `${secure ? "https" : "http"}://${endpoint}`;
+  }
+  if (!secure && options.region) return `http://s3.${options.region}.amazonaws.com`;
+  return undefined;
+}
