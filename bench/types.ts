@@ -1,0 +1,66 @@
+import type { RandomFile } from "./registry-ops.js";
+import type { RunningServer } from "./servers.js";
+
+export interface Sizes {
+  /** The big blob of the upload and download cases. */
+  blobBytes: number;
+  /** PATCH chunk size of chunked-upload. */
+  chunkBytes: number;
+  /** Seconds of each wrk run (after a warm-up of `warmupSec`). */
+  wrkSec: number;
+  warmupSec: number;
+  /** push-50-images: images and layers per image, layer size. */
+  images: number;
+  layersPerImage: number;
+  layerBytes: number;
+  /** skopeo: layers and bytes per layer. */
+  skopeoLayers: number;
+  skopeoLayerBytes: number;
+  /** tags-list: tags in the repository. */
+  tags: number;
+}
+
+export interface BenchContext {
+  quick: boolean;
+  sizes: Sizes;
+  /** Scratch directory of this benchmark run (removed at the end). */
+  tmpRoot: string;
+  /** The pre-generated random blob (generated on first use). */
+  blob(): Promise<RandomFile>;
+  /** berth `serve --workers N`, when asked for (--berth-workers). */
+  berthWorkers?: number;
+  /** Data prepared once per benchmark run by a case, keyed by case. */
+  shared: Map<string, unknown>;
+}
+
+export interface Measurement {
+  /** The case's metric (MB/s, req/s or seconds). */
+  value: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  /** Anything else worth keeping in the JSON record. */
+  extra?: Record<string, unknown>;
+}
+
+export interface BenchCase<S = unknown> {
+  name: string;
+  /** One line: what is measured. */
+  description: string;
+  unit: "MB/s" | "req/s" | "s";
+  higherIsBetter: boolean;
+  /** Reports p50/p99 latency. */
+  latency?: boolean;
+  /** Run `sync` before the timed part (upload cases). */
+  syncBefore?: boolean;
+  /** Once per benchmark run, before any server starts (not timed). */
+  prepare?(ctx: BenchContext): Promise<void>;
+  /** Per run, on the fresh server (not timed; its peak RSS is reset afterwards). */
+  setup?(srv: RunningServer, ctx: BenchContext): Promise<S>;
+  /** The timed part. */
+  run(srv: RunningServer, ctx: BenchContext, state: S): Promise<Measurement>;
+  /** After the run (not timed), also when it failed: close connections and files. */
+  teardown?(state: S): Promise<void>;
+}
+
+export const MB = 1e6;
+export const MiB = 1 << 20;
