@@ -83,6 +83,12 @@ function defineContentTests(test: Define): void {
     assert.deepEqual(await driver.getContent(`${dir}/file`), content);
   });
 
+  test("putContent without durability still round trips and replaces atomically", async (driver, dir) => {
+    await driver.putContent(`${dir}/file`, text("first"), { durable: false });
+    await driver.putContent(`${dir}/file`, text("second"), { durable: false });
+    assert.equal((await driver.getContent(`${dir}/file`)).toString(), "second");
+  });
+
   test("putContent overwrites existing content", async (driver, dir) => {
     await driver.putContent(`${dir}/file`, text("a much longer first version"));
     await driver.putContent(`${dir}/file`, text("second"));

@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import {
   assertValidPath,
+  type PutOptions,
   PathNotFoundError,
   type FileInfo,
   type FileWriter,
@@ -45,21 +46,22 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async putContent(path: string, content: Uint8Array): Promise<void> {
+  async putContent(path: string, content: Uint8Array, options: PutOptions = {}): Promise<void> {
+    const durable = options.durable ?? true;
     assertValidPath(path);
     const target = this.#fullPath(path);
     const dir = dirname(target);
     await this.#inDirectory(dir, path, async () => {
       const temp = join(dir, tempName(target));
       try {
-        await writeDurably(temp, content);
+        await writeTemporary(temp, content, durable);
         await rename(temp, target);
       } catch (err) {
         await rm(temp, { force: true });
         throw err;
       }
     });
-    await fsyncDirectory(dir);
+    if (durable) await fsyncDirectory(dir);
   }
 
   async reader(path: string, offset = 0, end?: number): Promise<Readable> {
@@ -371,11 +373,11 @@ function dropWritten(buffers: Buffer[], count: number): Buffer[] {
   return rest;
 }
 
-async function writeDurably(file: string, content: Uint8Array): Promise<void> {
+async function writeTemporary(file: string, content: Uint8Array, durable: boolean): Promise<void> {
   const handle = await open(file, "wx");
   try {
     await handle.writeFile(content);
-    await handle.sync();
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }

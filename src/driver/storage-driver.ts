@@ -23,9 +23,12 @@ export interface StorageDriver {
 
   /**
    * Stores a small object atomically and durably: readers see the old or the new content, never a
-   * mix, and once the promise resolves the content survives a crash of the process.
+   * mix, and once the promise resolves the content survives a crash of the process (and of the
+   * machine). With `durable: false` it is still atomic but may be lost in a machine crash: for
+   * what the caller can do without or rebuild (hash states, markers, heartbeats), where waiting
+   * for the disk buys nothing.
    */
-  putContent(path: string, content: Uint8Array): Promise<void>;
+  putContent(path: string, content: Uint8Array, options?: PutOptions): Promise<void>;
 
   /**
    * A stream of the object's bytes from `offset` (inclusive) to `end` (exclusive, default the end of
@@ -71,6 +74,11 @@ export interface StorageDriver {
    * absent.
    */
   walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void>;
+}
+
+export interface PutOptions {
+  /** Default true. */
+  durable?: boolean;
 }
 
 export interface FileInfo {

@@ -112,7 +112,8 @@ export class RegistryLease {
   private async write(): Promise<void> {
     if (this.released) return;
     this.record.refreshedAt = new Date().toISOString();
-    await this.driver.putContent(this.path, Buffer.from(`${JSON.stringify(this.record)}\n`));
+    // Not durable: after a machine crash the registry that wrote it is gone as well.
+    await this.driver.putContent(this.path, Buffer.from(`${JSON.stringify(this.record)}\n`), { durable: false });
   }
 }
 

@@ -50,7 +50,8 @@ export class ReferrerStore {
 
   /** Records that the index covers `revision` (its referrer link, if any, is already written). */
   async markIndexed(revision: Digest): Promise<void> {
-    await this.driver.putContent(referrersIndexedMarkerPath(this.repository, revision), Buffer.alloc(0));
+    // Not durable: a marker lost in a crash only means that manifest is indexed again.
+    await this.driver.putContent(referrersIndexedMarkerPath(this.repository, revision), Buffer.alloc(0), { durable: false });
   }
 
   /** Forgets that the index covers `revision`: first step of deleting it. */

@@ -51,7 +51,8 @@ export class UploadStore {
 
   async start(repository: string): Promise<UploadSession> {
     const session = { repository, id: randomUUID(), startedAt: new Date() };
-    await this.driver.putContent(uploadStartedAtPath(repository, session.id), Buffer.from(session.startedAt.toISOString()));
+    // Not durable: an upload start lost in a crash is one the client simply starts again.
+    await this.driver.putContent(uploadStartedAtPath(repository, session.id), Buffer.from(session.startedAt.toISOString()), { durable: false });
     return session;
   }
 
@@ -228,7 +229,8 @@ export class UploadStore {
     const hasher = this.hashers.get(hasherKey(session));
     const state = hasher?.length === size ? hasher.marshal() : undefined;
     if (!state) return;
-    await this.driver.putContent(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, size), state);
+    // Not durable: a state lost in a crash means an older one, or a re-read, at completion.
+    await this.driver.putContent(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, size), state, { durable: false });
   }
 
   /** DIGEST_INVALID, after removing the upload, unless the bytes' digest is the one claimed. */
