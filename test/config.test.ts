@@ -570,8 +570,8 @@ describe("configuration errors name the key", () => {
     assert.deepEqual(parse(`${MINIMAL}auth:\n`).warnings, []);
   });
 
-  it("refuses the redis blob descriptor cache", () => {
-    assertConfigError(() => parse(`${MINIMAL}  cache:\n    blobdescriptor: redis\n`), "storage.cache.blobdescriptor", "redis is not supported yet");
+  it("wants the redis section for the redis blob descriptor cache (see the redis block)", () => {
+    assertConfigError(() => parse(`${MINIMAL}  cache:\n    blobdescriptor: redis\n`), "redis", "required by storage.cache.blobdescriptor: redis");
   });
 
   it("accepts only tcp for http.net", () => {
@@ -739,7 +739,7 @@ log:
   });
 
   it("warns about distribution sections berth ignores", () => {
-    const sections = ["notifications", "redis", "health", "proxy", "validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
+    const sections = ["notifications", "health", "proxy", "validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
     const yaml = MINIMAL + sections.map((s) => `${s}:\n  something: 1\n`).join("");
     const { warnings } = parse(yaml);
     assert.deepEqual(warnings, sections.map((s) => `${s} is not supported by berth yet and is ignored`));
@@ -809,5 +809,157 @@ describe("http.timeout (berth's connection timeouts)", () => {
   it("is printed by describeConfig under distribution-style names", () => {
     const { config } = parse(`${MINIMAL}http:\n  timeout:\n    readheader: 10s\n    idle: 1m\n    inactivity: 2h\n`);
     assert.deepEqual((describeConfig(config).http as Record<string, unknown>).timeout, { readheader: "10s", idle: "1m0s", inactivity: "2h0m0s" });
+  });
+});
+
+describe("redis section and the redis blob descriptor cache", () => {
+  const REDIS_CACHE = `${MINIMAL}  cache:\n    blobdescriptor: redis\n`;
+
+  it("reads distribution 2.8's keys", () => {
+    const { config, warnings } = parse(`${REDIS_CACHE}redis:
+  addr: redis.internal:6380
+  password: asecret
+  db: 3
+  dialtimeout: 10ms
+  readtimeout: 20ms
+  writetimeout: 30ms
+  pool:
+    maxidle: 16
+    maxactive: 64
+    idletimeout: 300s
+  tls:
+    enabled: true
+`);
+    assert.deepEqual(warnings, []);
+    assert.equal(config.storage.cache.blobDescriptor, "redis");
+    assert.deepEqual(config.redis, {
+      addr: "redis.internal:6380",
+      host: "redis.internal",
+      port: 6380,
+      username: undefined,
+      password: "asecret",
+      db: 3,
+      dialTimeoutMs: 10,
+      readTimeoutMs: 20,
+      writeTimeoutMs: 30,
+      tls: true,
+      pool: { maxIdle: 16, maxActive: 64, idleTimeoutMs: 300_000 },
+    });
+  });
+
+  it("applies defaults, and reads the legacy layerinfo name", () => {
+    const { config, warnings } = parse(`${MINIMAL}  cache:\n    layerinfo: redis\nredis:\n  addr: localhost:6379\n`);
+    assert.deepEqual(warnings, []);
+    assert.equal(config.storage.cache.blobDescriptor, "redis");
+    assert.deepEqual(config.redis, {
+      addr: "localhost:6379",
+      host: "localhost",
+      port: 6379,
+      username: undefined,
+      password: undefined,
+      db: 0,
+      dialTimeoutMs: 5_000,
+      readTimeoutMs: 1_000,
+      writeTimeoutMs: 1_000,
+      tls: false,
+      pool: { maxIdle: 0, maxActive: 0, idleTimeoutMs: 0 },
+    });
+    // A zero timeout means the default, not "none".
+    assert.equal(parse(`${REDIS_CACHE}redis:\n  addr: localhost:6379\n  readtimeout: 0s\n`).config.redis?.readTimeoutMs, 1_000);
+    // ":6379" is the local host, and IPv6 addresses are bracketed.
+    assert.equal(parse(`${REDIS_CACHE}redis:\n  addr: ":6379"\n`).config.redis?.host, "localhost");
+    const v6 = parse(`${REDIS_CACHE}redis:\n  addr: "[::1]:7000"\n`).config.redis;
+    assert.deepEqual([v6?.host, v6?.port], ["::1", 7000]);
+  });
+
+  it("reads distribution 3.x's username, single-entry addrs and pool names", () => {
+    const { config, warnings } = parse(`${REDIS_CACHE}redis:
+  addrs: [cache.example.com:6379]
+  username: alice
+  password: "123456"
+  db: 1
+  maxidleconns: 16
+  poolsize: 64
+  connmaxidletime: 300s
+`);
+    assert.deepEqual(warnings, []);
+    assert.equal(config.redis?.addr, "cache.example.com:6379");
+    assert.equal(config.redis?.username, "alice");
+    assert.equal(config.redis?.password, "123456");
+    assert.deepEqual(config.redis?.pool, { maxIdle: 16, maxActive: 64, idleTimeoutMs: 300_000 });
+  });
+
+  it("refuses the redis cache without a server, naming the key", () => {
+    assertConfigError(() => parse(REDIS_CACHE), "redis", "required by storage.cache.blobdescriptor: redis");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n`), "redis", "required");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  password: x\n`), "redis.addr", "required by storage.cache.blobdescriptor: redis");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: ""\n`), "redis.addr", "required");
+  });
+
+  it("refuses bad values, naming the key", () => {
+    const bad = (body: string) => () => parse(`${REDIS_CACHE}redis:\n  addr: localhost:6379\n${body}`);
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: localhost\n`), "redis.addr", "missing port");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: localhost:0\n`), "redis.addr", "port 0");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n`), "redis.addrs", "one Redis server");
+    assertConfigError(bad("  db: -1\n"), "redis.db", "non-negative integer");
+    assertConfigError(bad("  db: one\n"), "redis.db", "non-negative integer");
+    assertConfigError(bad("  dialtimeout: 10\n"), "redis.dialtimeout", "duration");
+    assertConfigError(bad("  readtimeout: -1s\n"), "redis.readtimeout", "negative");
+    assertConfigError(bad("  tls:\n    enabled: maybe\n"), "redis.tls.enabled", "boolean");
+    assertConfigError(bad("  pool:\n    maxactive: lots\n"), "redis.pool.maxactive", "non-negative integer");
+    assertConfigError(bad("  tls:\n    certificate: /etc/redis/client.pem\n"), "redis.tls.certificate", "not supported yet");
+    assertConfigError(() => parse(REDIS_CACHE, { REGISTRY_REDIS_ADDR: "nohost" }), "redis.addr", "REGISTRY_REDIS_ADDR");
+  });
+
+  it("takes REGISTRY_REDIS_* overrides", () => {
+    const { config, warnings } = parse(REDIS_CACHE, {
+      REGISTRY_REDIS_ADDR: "10.0.0.5:6379",
+      REGISTRY_REDIS_PASSWORD: "from-env",
+      REGISTRY_REDIS_DB: "2",
+      REGISTRY_REDIS_TLS_ENABLED: "true",
+    });
+    assert.deepEqual(warnings, []);
+    assert.equal(config.redis?.host, "10.0.0.5");
+    assert.equal(config.redis?.password, "from-env");
+    assert.equal(config.redis?.db, 2);
+    assert.equal(config.redis?.tls, true);
+    const switched = parse(`${MINIMAL}redis:\n  addr: localhost:6379\n`, { REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR: "redis" });
+    assert.equal(switched.config.storage.cache.blobDescriptor, "redis");
+  });
+
+  it("checks a redis section no cache uses, and says it is unused", () => {
+    const { config, warnings } = parse(`${MINIMAL}redis:\n  addr: localhost:6379\n  password: x\n`);
+    assert.equal(config.storage.cache.blobDescriptor, undefined);
+    assert.equal(config.redis?.addr, "localhost:6379");
+    assert.deepEqual(warnings, ["redis is configured but unused: only storage.cache.blobdescriptor: redis connects to it"]);
+    assertConfigError(() => parse(`${MINIMAL}redis:\n  db: x\n`), "redis.db", "non-negative integer");
+    assert.equal(parse(`${MINIMAL}redis:\n`).config.redis, undefined);
+  });
+
+  it("warns about redis keys it does not know, and about addrs beside addr", () => {
+    const { warnings } = parse(`${REDIS_CACHE}redis:\n  addr: localhost:6379\n  sentinelpassword: x\n`);
+    assert.deepEqual(warnings, ["unknown key redis.sentinelpassword"]);
+    const both = parse(`${REDIS_CACHE}redis:\n  addr: localhost:6379\n  addrs: [a:1, b:2]\n`);
+    assert.equal(both.config.redis?.addr, "localhost:6379");
+    assert.deepEqual(both.warnings, ["redis.addrs is ignored: redis.addr is set"]);
+  });
+
+  it("masks the password in describeConfig", () => {
+    const { config } = parse(`${REDIS_CACHE}redis:\n  addr: localhost:6379\n  username: bob\n  password: hunter2\n  readtimeout: 250ms\n`);
+    const described = describeConfig(config);
+    assert.ok(!JSON.stringify(described).includes("hunter2"));
+    assert.deepEqual(described.redis, {
+      addr: "localhost:6379",
+      username: "bob",
+      password: "********",
+      db: 0,
+      dialtimeout: "5s",
+      readtimeout: "250ms",
+      writetimeout: "1s",
+      pool: { maxidle: 0, maxactive: 0, idletimeout: "0s" },
+      tls: { enabled: false },
+    });
+    assert.deepEqual((describeConfig(config).storage as Record<string, unknown>).cache, { blobdescriptor: "redis", blobdescriptorsize: 10000 });
+    assert.equal(describeConfig(parse(MINIMAL).config).redis, undefined);
   });
 });

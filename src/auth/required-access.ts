@@ -1,5 +1,13 @@
 import type { Access } from "./access-controller.js";
 
+/** Routes anyone may call without credentials: the health check load balancers probe. */
+const PUBLIC_ROUTES = new Set(["health"]);
+
+/** True for a route that needs no authentication at all (not even the "who are you?" of `GET /v2/`). */
+export function isPublicRoute(route: string): boolean {
+  return PUBLIC_ROUTES.has(route);
+}
+
 /** The routes whose first path parameter is a repository name (src/server/router.ts). */
 const REPOSITORY_ROUTES = new Set(["tags", "manifest", "uploads", "upload", "blob", "referrers"]);
 

@@ -6,8 +6,9 @@ import type { Config } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { FilesystemDriver } from "../driver/filesystem-driver.js";
 import { InMemoryDriver } from "../driver/inmemory-driver.js";
-import { S3Driver } from "../driver/s3-driver.js";
-import { InMemoryBlobDescriptorCache, NoBlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
+import { S3Driver } from "../driver/s3/s3-driver.js";
+import { InMemoryBlobDescriptorCache, NoBlobDescriptorCache, type BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
+import { RedisBlobDescriptorCache } from "../cache/redis-blob-descriptor-cache.js";
 import type { Logger } from "../log/logger.js";
 import { Registry } from "../registry/registry.js";
 import type { ServerSettings } from "../server/request-context.js";
@@ -45,11 +46,51 @@ export function createDriver(config: Config): StorageDriver {
   }
 }
 
+/** The registry's blob descriptor cache; a redis one connects when the registry is opened. */
+export function createBlobDescriptorCache(config: Config, log: Logger): BlobDescriptorCache {
+  switch (config.storage.cache.blobDescriptor) {
+    case "inmemory":
+      return new InMemoryBlobDescriptorCache(config.storage.cache.blobDescriptorSize, !isWorker());
+    case "redis": {
+      // The loader guarantees the section and its address when the cache is redis.
+      const redis = config.redis!;
+      return new RedisBlobDescriptorCache({
+        host: redis.host,
+        port: redis.port,
+        username: redis.username,
+        password: redis.password,
+        db: redis.db,
+        tls: redis.tls,
+        dialTimeoutMs: redis.dialTimeoutMs,
+        commandTimeoutMs: Math.max(redis.readTimeoutMs, redis.writeTimeoutMs),
+        log,
+      });
+    }
+    case undefined:
+      return new NoBlobDescriptorCache();
+  }
+}
+
+/**
+ * After garbage-collect deleted blobs: a shared (Redis) blob descriptor cache still describes them,
+ * and every registry using it would go on answering that they exist. Forgets every descriptor
+ * there. Resolves to a line for the operator, or undefined when no shared cache is configured;
+ * rejects when the cache could not be cleared.
+ */
+export async function forgetSharedBlobDescriptors(config: Config, log: Logger): Promise<string | undefined> {
+  if (config.storage.cache.blobDescriptor !== "redis") return undefined;
+  const cache = createBlobDescriptorCache(config, log) as RedisBlobDescriptorCache;
+  try {
+    // Long enough for a few connection attempts: Redis may be restarting.
+    const deleted = await cache.forgetAll(Math.max(3 * config.redis!.dialTimeoutMs, 2_000));
+    return `cleared the Redis blob descriptor cache at ${config.redis!.addr} (${deleted} keys)`;
+  } finally {
+    await cache.close();
+  }
+}
+
 export function createRegistry(config: Config, driver: StorageDriver, log: Logger): Registry {
-  const cache =
-    config.storage.cache.blobDescriptor === "inmemory"
-      ? new InMemoryBlobDescriptorCache(config.storage.cache.blobDescriptorSize, !isWorker())
-      : new NoBlobDescriptorCache();
+  const cache = createBlobDescriptorCache(config, log);
   return new Registry({
     driver,
     cache,

@@ -3,7 +3,9 @@ import { loadConfig } from "../config/load-config.js";
 import { garbageCollect, StorageInUseError, type GcSummary } from "../gc/garbage-collect.js";
 import { createProgress, formatBytes } from "../gc/progress.js";
 import { ManifestDeletionError } from "../gc/sweep.js";
-import { createDriver, describeStorage } from "./compose.js";
+import { createLogger } from "../log/logger.js";
+import type { Config } from "../config/config.js";
+import { createDriver, describeStorage, forgetSharedBlobDescriptors } from "./compose.js";
 
 export const GC_USAGE = `Usage: berth garbage-collect [config.yml] [--dry-run] [--delete-untagged]
 
@@ -17,6 +19,8 @@ same storage. Progress goes to standard error, the summary to standard output.
 
 It refuses to run while a registry that writes to the storage is running (berth serve announces
 itself there); run it with the registry stopped or read-only (storage.maintenance.readonly.enabled).
+With storage.cache.blobdescriptor: redis, the Redis cache is cleared once something was deleted
+(registries sharing it would otherwise go on describing the deleted blobs).
 Exit status: 0 done, 1 failed or stopped (nothing unsafe was deleted), 2 usage, 3 storage in use.
 `;
 
@@ -72,12 +76,35 @@ export async function runGarbageCollect(argv: string[]): Promise<number> {
     }
     if (err instanceof ManifestDeletionError) {
       process.stderr.write(`berth garbage-collect: ${err.message}\nNo blob was deleted. Fix the cause and run it again.\n`);
+      // Manifests before the one that failed may be gone.
+      await forgetCachedDescriptors(config);
       return 1;
     }
     throw err;
   }
   process.stdout.write(formatSummary(summary));
-  return summary.sweepRefused || summary.failures > 0 ? 1 : 0;
+  const deleted = !summary.dryRun && summary.blobsDeleted + summary.manifestsDeleted + summary.layerLinksRemoved > 0;
+  const cacheCleared = deleted ? await forgetCachedDescriptors(config) : true;
+  return summary.sweepRefused || summary.failures > 0 || !cacheCleared ? 1 : 0;
+}
+
+/**
+ * A Redis blob descriptor cache outlives the registries that filled it: after a collection it
+ * would still say the deleted blobs exist. Clears it; false (reported) when that failed.
+ */
+async function forgetCachedDescriptors(config: Config): Promise<boolean> {
+  const log = createLogger({ level: "error", formatter: "text" });
+  try {
+    const done = await forgetSharedBlobDescriptors(config, log);
+    if (done !== undefined) process.stderr.write(`berth garbage-collect: ${done}\n`);
+    return true;
+  } catch (err) {
+    process.stderr.write(
+      `berth garbage-collect: could not clear the Redis blob descriptor cache (${err instanceof Error ? err.message : String(err)}): ` +
+        `it still describes the deleted blobs. Clear it before registries use it again (delete the keys blobs::* and repository::*::blobs*).\n`,
+    );
+    return false;
+  }
 }
 
 /** The closing report: what was deleted, or what would be. */

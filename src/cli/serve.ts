@@ -51,6 +51,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     await lease?.release();
     throw err;
   }
+  // Only now does the cache connect (Redis): a start that failed above leaves nothing open.
+  registry.open();
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `${config.http.tls === undefined ? "http" : "https"}://${host}:${address.port}`;
@@ -100,6 +102,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
         server.closeIdleConnections();
       });
       await lease?.release();
+      await registry.close();
     },
   };
 }

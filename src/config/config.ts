@@ -24,7 +24,7 @@ export interface Config {
       dryRun: boolean;
     };
     readOnly: boolean;
-    cache: { blobDescriptor: "inmemory" | undefined; blobDescriptorSize: number };
+    cache: { blobDescriptor: "inmemory" | "redis" | undefined; blobDescriptorSize: number };
   };
   http: {
     /** host:port or :port as distribution writes it */
@@ -50,6 +50,28 @@ export interface Config {
   };
   /** The `auth` section's access controller; undefined is an open registry. */
   auth: AuthConfig | undefined;
+  /** The `redis` section (the redis blob descriptor cache's server); undefined when absent. */
+  redis: RedisConfig | undefined;
+}
+
+/**
+ * redis: distribution 2.8's keys (addr, password, db, dialtimeout, readtimeout, writetimeout,
+ * pool.*, tls.enabled) plus 3.x's username and single-entry addrs. Durations in milliseconds.
+ */
+export interface RedisConfig {
+  /** host:port as configured; undefined only when no cache uses Redis (then nothing connects). */
+  addr: string | undefined;
+  host: string;
+  port: number;
+  username: string | undefined;
+  password: string | undefined;
+  db: number;
+  dialTimeoutMs: number;
+  readTimeoutMs: number;
+  writeTimeoutMs: number;
+  tls: boolean;
+  /** Accepted for distribution's configs; berth multiplexes one connection, so they bound nothing. */
+  pool: { maxIdle: number; maxActive: number; idleTimeoutMs: number };
 }
 
 /** http.tls. Paths are absolute; the files are read when the server starts. */

@@ -13,7 +13,7 @@ import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import path from "node:path";
 import { isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from "yaml";
-import { ConfigError, TOKEN_SIGNING_ALGORITHMS, type Config, type S3Storage, type TokenSigningAlgorithm } from "./config.js";
+import { ConfigError, TOKEN_SIGNING_ALGORITHMS, type Config, type RedisConfig, type S3Storage, type TokenSigningAlgorithm } from "./config.js";
 
 /** Used when no configuration file is given: a single-node registry storing under ./data. */
 export const DEFAULT_CONFIG_YAML = `# berth's built-in configuration, used when no configuration file is given.
@@ -240,6 +240,8 @@ const section = (keys: Record<string, Spec>): Spec => ({ kind: "section", keys }
 const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
 const SUPPORTED_DRIVERS = "berth supports filesystem, s3 and inmemory";
 const SUPPORTED_AUTH = "berth supports htpasswd, token and silly";
+const REDIS_TLS_FILES =
+  "client certificates and private CAs for Redis are not supported yet; use redis.tls.enabled: true with a server certificate the system trusts";
 
 const ROOT_SPEC: Spec = section({
   version: VALUE,
@@ -335,7 +337,27 @@ const ROOT_SPEC: Spec = section({
     silly: section({ realm: VALUE, service: VALUE }),
   }),
   notifications: IGNORED,
-  redis: IGNORED,
+  redis: section({
+    addr: VALUE,
+    // distribution 3.x (go-redis): a list of addresses, and its names for the pool settings.
+    addrs: VALUE,
+    username: VALUE,
+    password: VALUE,
+    db: VALUE,
+    dialtimeout: VALUE,
+    readtimeout: VALUE,
+    writetimeout: VALUE,
+    pool: section({ maxidle: VALUE, maxactive: VALUE, idletimeout: VALUE }),
+    maxidleconns: VALUE,
+    poolsize: VALUE,
+    connmaxidletime: VALUE,
+    tls: section({
+      enabled: VALUE,
+      certificate: { kind: "refused", problem: REDIS_TLS_FILES, nameChild: false },
+      key: { kind: "refused", problem: REDIS_TLS_FILES, nameChild: false },
+      clientcas: { kind: "refused", problem: REDIS_TLS_FILES, nameChild: false },
+    }),
+  }),
   health: IGNORED,
   proxy: IGNORED,
   validation: IGNORED,
@@ -734,12 +756,14 @@ function buildConfig(root: RawMap, warnings: string[]): Config {
   if (version === undefined) throw fail("version", versionNode, 'required; set "version: 0.1"');
   if (version !== "0.1") throw fail("version", versionNode, `unsupported version ${JSON.stringify(version)}; berth reads version 0.1`);
 
+  const storage = buildStorage(root, warnings);
   return {
     version,
     log: buildLog(root, warnings),
-    storage: buildStorage(root, warnings),
+    storage,
     http: { ...buildHttp(root), ...buildTls(root, warnings) },
     auth: buildAuth(root, warnings),
+    redis: buildRedis(root, storage.cache.blobDescriptor === "redis", warnings),
   };
 }
 
@@ -805,11 +829,10 @@ function buildStorage(root: RawMap, warnings: string[]): Config["storage"] {
   const cacheKey = child(cache, "blobdescriptor") !== undefined ? "blobdescriptor" : "layerinfo";
   const cacheNode = child(cache, cacheKey);
   const cacheType = readString(cacheNode, `storage.cache.${cacheKey}`);
-  let blobDescriptor: "inmemory" | undefined;
-  if (cacheType === "inmemory") {
-    blobDescriptor = "inmemory";
-  } else if (cacheType === "redis") {
-    throw fail(`storage.cache.${cacheKey}`, cacheNode, 'redis is not supported yet; use "inmemory" or remove the cache');
+  let blobDescriptor: "inmemory" | "redis" | undefined;
+  if (cacheType === "inmemory" || cacheType === "redis") {
+    // redis: its server is the top-level redis section, checked in buildRedis.
+    blobDescriptor = cacheType;
   } else if (cacheType !== undefined && cacheType !== "") {
     // distribution logs and runs without a cache here; a cache never changes what clients see.
     warnings.push(`storage.cache.${cacheKey}: unknown cache type ${JSON.stringify(cacheType)}, caching disabled`);
@@ -887,6 +910,107 @@ function buildS3(s3: RawMap | undefined, node: Raw | undefined, warnings: string
     storageClass: str("storageclass") ?? "STANDARD",
     objectAcl: str("objectacl"),
   };
+}
+
+const DEFAULT_REDIS_DIAL_TIMEOUT_MS = 5_000;
+const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 1_000;
+
+/**
+ * The top-level redis section. Its server is required (redis.addr) when the redis blob descriptor
+ * cache is configured; a section nothing uses is checked all the same, and reported.
+ */
+function buildRedis(root: RawMap, used: boolean, warnings: string[]): RedisConfig | undefined {
+  const at = "redis";
+  const node = child(root, at);
+  const redis = readSection(node, at);
+  if (redis === undefined || redis.entries.size === 0) {
+    if (used) throw fail(at, node, "required by storage.cache.blobdescriptor: redis; set redis.addr to the server's host:port");
+    return undefined;
+  }
+  const nonNegativeInt = (key: string): number | undefined => {
+    const valueNode = child(redis, key);
+    const text = readString(valueNode, `${at}.${key}`);
+    if (text === undefined || text === "") return undefined;
+    if (!/^\+?\d{1,9}$/.test(text)) throw fail(`${at}.${key}`, valueNode, `expected a non-negative integer, got ${JSON.stringify(text)}`);
+    return Number(text);
+  };
+  const pool = readSection(child(redis, "pool"), `${at}.pool`);
+  const poolInt = (key: string, alias: string): number => {
+    const valueNode = child(pool, key);
+    const text = readString(valueNode, `${at}.pool.${key}`);
+    if (text !== undefined && text !== "") {
+      if (!/^\+?\d{1,9}$/.test(text)) throw fail(`${at}.pool.${key}`, valueNode, `expected a non-negative integer, got ${JSON.stringify(text)}`);
+      return Number(text);
+    }
+    return nonNegativeInt(alias) ?? 0;
+  };
+  // 0 (or absent) means the default, as a zero timeout would mean "none" to distribution.
+  const duration = (key: string, fallback: number): number => readDuration(child(redis, key), `${at}.${key}`) || fallback;
+
+  const addrNode = child(redis, "addr");
+  let addr = nonEmpty(readString(addrNode, `${at}.addr`));
+  let addrSource = addrNode;
+  const addrsNode = child(redis, "addrs");
+  const addrs = readStringList(addrsNode, `${at}.addrs`);
+  if (addr === undefined && addrs.length > 0) {
+    if (addrs.length > 1) {
+      throw fail(`${at}.addrs`, addrsNode, `berth connects to one Redis server (cluster and sentinel are not supported); got ${addrs.length} addresses`);
+    }
+    addr = addrs[0];
+    addrSource = addrsNode;
+  } else if (addr !== undefined && addrs.length > 0) {
+    warnings.push(`${at}.addrs is ignored: ${at}.addr is set${fromEnv(addrsNode)}`);
+  }
+  let host = "";
+  let port = 0;
+  if (addr === undefined) {
+    if (used) throw fail(`${at}.addr`, node, "required by storage.cache.blobdescriptor: redis: the server's host:port, such as localhost:6379");
+  } else {
+    const key = addrSource === addrsNode ? `${at}.addrs` : `${at}.addr`;
+    try {
+      ({ host, port } = parseListenAddress(addr));
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw fail(key, addrSource, `invalid Redis address ${JSON.stringify(addr)}: ${reason}`);
+    }
+    if (port === 0) throw fail(key, addrSource, `invalid Redis address ${JSON.stringify(addr)}: port 0`);
+    if (host === "") host = "localhost";
+  }
+  if (!used) warnings.push(`${at} is configured but unused: only storage.cache.blobdescriptor: redis connects to it`);
+  const tls = readSection(child(redis, "tls"), `${at}.tls`);
+  return {
+    addr,
+    host,
+    port,
+    username: nonEmpty(readString(child(redis, "username"), `${at}.username`)),
+    password: nonEmpty(readString(child(redis, "password"), `${at}.password`)),
+    db: nonNegativeInt("db") ?? 0,
+    dialTimeoutMs: duration("dialtimeout", DEFAULT_REDIS_DIAL_TIMEOUT_MS),
+    readTimeoutMs: duration("readtimeout", DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
+    writeTimeoutMs: duration("writetimeout", DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
+    tls: readBool(child(tls, "enabled"), `${at}.tls.enabled`) ?? false,
+    pool: {
+      maxIdle: poolInt("maxidle", "maxidleconns"),
+      maxActive: poolInt("maxactive", "poolsize"),
+      idleTimeoutMs: readDuration(child(pool, "idletimeout"), `${at}.pool.idletimeout`) ?? readDuration(child(redis, "connmaxidletime"), `${at}.connmaxidletime`) ?? 0,
+    },
+  };
+}
+
+function describeRedis(redis: RedisConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (redis.addr !== undefined) out["addr"] = redis.addr;
+  if (redis.username !== undefined) out["username"] = redis.username;
+  if (redis.password !== undefined) out["password"] = MASK;
+  Object.assign(out, {
+    db: redis.db,
+    dialtimeout: formatGoDuration(redis.dialTimeoutMs),
+    readtimeout: formatGoDuration(redis.readTimeoutMs),
+    writetimeout: formatGoDuration(redis.writeTimeoutMs),
+    pool: { maxidle: redis.pool.maxIdle, maxactive: redis.pool.maxActive, idletimeout: formatGoDuration(redis.pool.idleTimeoutMs) },
+    tls: { enabled: redis.tls },
+  });
+  return out;
 }
 
 function buildHttp(root: RawMap): Omit<Config["http"], "tls" | "http2Disabled"> {
@@ -1251,6 +1375,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     },
     http: { ...httpOut, ...describeTls(http) },
     ...(config.auth === undefined ? {} : { auth: describeAuth(config.auth) }),
+    ...(config.redis === undefined ? {} : { redis: describeRedis(config.redis) }),
   };
 }
 

@@ -39,6 +39,21 @@ export class Registry {
     return this.options.readOnly;
   }
 
+  /** Problems by component, for GET /debug/health; empty when all is well. */
+  health(): Promise<Record<string, string>> {
+    return this.options.cache.health();
+  }
+
+  /** Starts background work (the cache's connection), once the server listens. */
+  open(): void {
+    this.options.cache.open?.();
+  }
+
+  /** Stops background work and closes connections (the cache's), at shutdown. */
+  async close(): Promise<void> {
+    await this.options.cache.close?.();
+  }
+
   /** NAME_INVALID for a name outside the spec's grammar. The repository need not exist yet. */
   repository(name: string): Repository {
     assertRepositoryName(name);

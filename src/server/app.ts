@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { OPEN_ACCESS, type AccessController } from "../auth/access-controller.js";
-import { requiredAccess } from "../auth/required-access.js";
+import { isPublicRoute, requiredAccess } from "../auth/required-access.js";
 import type { TlsConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import type { Registry } from "../registry/registry.js";
@@ -96,7 +96,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
     routeName = match.route;
     // The one access check: before the handler reads a byte of the body or touches storage.
     const needed = requiredAccess(match.route, req.method ?? "GET", match.params.name, query);
-    ({ user } = await (options.access ?? OPEN_ACCESS).authorize(req, needed));
+    if (!isPublicRoute(match.route)) ({ user } = await (options.access ?? OPEN_ACCESS).authorize(req, needed));
     const ctx: RequestContext = {
       req,
       res,

@@ -39,13 +39,13 @@ export class BlobStore {
 
   /** BLOB_UNKNOWN when the bytes are not stored. */
   async stat(digest: Digest): Promise<BlobDescriptor> {
-    const cached = this.cache.get(digest);
+    const cached = await this.cache.get(digest);
     if (cached) return cached;
     try {
       const info = await this.driver.stat(blobDataPath(digest));
       if (info.isDir) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
       const descriptor = { digest, size: info.size, mediaType: OCTET_STREAM };
-      this.cache.set(descriptor);
+      await this.cache.set(descriptor);
       return descriptor;
     } catch (err) {
       if (isPathNotFound(err)) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
@@ -126,7 +126,7 @@ export class BlobStore {
       this.markVerified(digest);
     }
     const descriptor = { digest, size: content.length, mediaType: OCTET_STREAM };
-    this.cache.set(descriptor);
+    await this.cache.set(descriptor);
     return descriptor;
   }
 
@@ -143,7 +143,7 @@ export class BlobStore {
       this.markVerified(digest);
     }
     const descriptor = { digest, size, mediaType: OCTET_STREAM };
-    this.cache.set(descriptor);
+    await this.cache.set(descriptor);
     return descriptor;
   }
 
@@ -153,7 +153,7 @@ export class BlobStore {
 
   /** Removes the bytes (garbage collection only: the API deletes links, never global blobs). */
   async delete(digest: Digest): Promise<void> {
-    this.cache.clear(digest);
+    await this.cache.clear(digest);
     await this.driver.delete(blobDataPath(digest));
   }
 }

@@ -26,12 +26,12 @@ export class LinkedBlobStore {
 
   /** BLOB_UNKNOWN unless linked here and stored globally. */
   async stat(digest: Digest): Promise<BlobDescriptor> {
-    const cached = this.cache.get(digest, this.repository);
+    const cached = await this.cache.get(digest, this.repository);
     if (cached) return cached;
     const linked = await this.readLink(digest);
     if (!linked) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
     const descriptor = await this.blobs.stat(digest);
-    this.cache.set(descriptor, this.repository);
+    await this.cache.set(descriptor, this.repository);
     return descriptor;
   }
 
@@ -47,12 +47,12 @@ export class LinkedBlobStore {
 
   async link(descriptor: BlobDescriptor): Promise<void> {
     await this.driver.putContent(this.linkPath(descriptor.digest), Buffer.from(descriptor.digest.toString()));
-    this.cache.set(descriptor, this.repository);
+    await this.cache.set(descriptor, this.repository);
   }
 
   /** BLOB_UNKNOWN when not linked. */
   async unlink(digest: Digest): Promise<void> {
-    this.cache.clear(digest, this.repository);
+    await this.cache.clear(digest, this.repository);
     const path = this.linkPath(digest);
     try {
       await this.driver.delete(path.slice(0, -"/link".length));

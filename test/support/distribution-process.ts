@@ -45,6 +45,8 @@ export interface DistributionOptions {
   extraYaml?: string;
   /** Milliseconds to wait for `/v2/` to answer. Default 20 s. */
   startTimeoutMs?: number;
+  /** REGISTRY_* overrides for keys inside the generated sections (e.g. REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR). */
+  env?: Record<string, string>;
 }
 
 /** The config the helper writes: the same one `garbage-collect` is run with. */
@@ -105,7 +107,7 @@ async function startOnce(programPath: string, options: DistributionOptions): Pro
   const url = `http://${hostPort}`;
   await writeFile(configPath, distributionConfig(options.root, hostPort, options.extraYaml));
   // Distribution reads REGISTRY_* from the environment: none from the test runner may leak in.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("REGISTRY_")));
+  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("REGISTRY_"))), ...options.env };
   const child = spawn(programPath, ["serve", configPath], { env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));

@@ -1,0 +1,387 @@
+/**
+ * The `redis` blob descriptor cache (storage.cache.blobdescriptor: redis), shared by every node
+ * that points at the same Redis.
+ *
+ * Keys are distribution's (registry/storage/cache/redis/redis.go), so a Redis shared with
+ * distribution registries on the same storage stays coherent both ways:
+ *
+ * | key | type | holds |
+ * | --- | --- | --- |
+ * | `blobs::<digest>` | hash | `digest`, `size`, `mediatype` (the bytes exist; media type set once) |
+ * | `repository::<name>::blobs` | set | digests linked in the repository |
+ * | `repository::<name>::blobs::<digest>` | hash | `mediatype` of the blob in that repository |
+ *
+ * A repository-scoped get answers only when the digest is a member of the repository's set, the
+ * global hash has `digest` and `size`, and the repository's hash has a media type (distribution
+ * 3's rule; 2.8 errs on the last, which its callers also treat as a miss). Clearing a repository
+ * entry removes the membership and the repository hash (either alone makes distribution miss);
+ * clearing the global entry removes the global hash, which makes every repository miss.
+ *
+ * Failure handling: Redis is a cache, never a dependency. When it is unreachable (refused, closed,
+ * or a command not answered within the command timeout) the cache is marked down, once, with one
+ * log line: gets miss (the registry reads storage), sets are dropped, and clears are remembered in
+ * a bounded list. A probe checks Redis every second; when it answers again the remembered clears
+ * are replayed, in order and before any other command of this process, and only then is the cache
+ * used again (one more log line). So a stale entry never outlives a delete made here. Should more
+ * clears pile up than the list holds, every blob descriptor key is deleted on recovery instead.
+ *
+ * One connection carries every command (ioredis pipelines them), so commands reach Redis in the
+ * order they were issued, including commands that timed out on a stalled server and run when it
+ * resumes: a set issued before a clear never lands after it.
+ */
+import { isIP } from "node:net";
+import { Redis, ReplyError, type RedisOptions } from "ioredis";
+import type { Digest } from "../reference/digest.js";
+import type { Logger } from "../log/logger.js";
+import { validateDescriptor, validateKey, type BlobDescriptor, type BlobDescriptorCache } from "./blob-descriptor-cache.js";
+
+export interface RedisBlobDescriptorCacheOptions {
+  host: string;
+  port: number;
+  username?: string | undefined;
+  password?: string | undefined;
+  db: number;
+  tls: boolean;
+  /** Connecting (TCP and TLS handshake) gives up after this long (redis.dialtimeout). */
+  dialTimeoutMs: number;
+  /** A command not answered within this long marks Redis unreachable (redis.readtimeout/writetimeout). */
+  commandTimeoutMs: number;
+  log: Logger;
+  /** How often an unreachable Redis is checked on. Default 1000 ms. */
+  probeIntervalMs?: number;
+  /** Clears remembered while Redis is unreachable, at most. Default 10000. */
+  maxPendingClears?: number;
+}
+
+/** Reconnect delays: 100 ms doubling up to 2 s. */
+const MAX_RECONNECT_DELAY_MS = 2000;
+const DEFAULT_PROBE_INTERVAL_MS = 1000;
+const DEFAULT_MAX_PENDING_CLEARS = 10_000;
+/** Clears replayed per MULTI on recovery. */
+const REPLAY_BATCH = 256;
+const OCTET_STREAM = "application/octet-stream";
+
+interface PendingClear {
+  digest: string;
+  repository: string | undefined;
+}
+
+export class RedisBlobDescriptorCache implements BlobDescriptorCache {
+  private readonly client: Redis;
+  private readonly log: Logger;
+  private readonly where: string;
+  private readonly probeIntervalMs: number;
+  private readonly maxPendingClears: number;
+  /** Commands go to Redis only while up. */
+  private up = false;
+  /** Why Redis is not up, for health: a short phrase without addresses or internals. */
+  private reason = "not connected yet";
+  /** True once "unreachable" was logged for the current outage. */
+  private announcedDown = false;
+  private connectedOnce = false;
+  private recovering = false;
+  private opened = false;
+  private closed = false;
+  private probe: NodeJS.Timeout | undefined;
+  /** Clears Redis has not confirmed, oldest first, keyed "<repository>\n<digest>". */
+  private readonly pending = new Map<string, PendingClear>();
+  /** More clears were missed than `pending` holds: forget every blob descriptor on recovery. */
+  private forgetAllOnRecovery = false;
+
+  constructor(options: RedisBlobDescriptorCacheOptions) {
+    this.log = options.log;
+    this.where = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
+    this.probeIntervalMs = options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+    this.maxPendingClears = options.maxPendingClears ?? DEFAULT_MAX_PENDING_CLEARS;
+    const redisOptions: RedisOptions = {
+      host: options.host,
+      port: options.port,
+      db: options.db,
+      connectTimeout: options.dialTimeoutMs,
+      commandTimeout: options.commandTimeoutMs,
+      // Fail fast instead of queueing while disconnected, and never resend a command that may
+      // already have run: the cache decides what to do with a failed command (drop it, or
+      // remember a clear).
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times - 1, 5), MAX_RECONNECT_DELAY_MS),
+      lazyConnect: true,
+      // At close, a connection that does not close at once (a frozen server) is destroyed soon.
+      disconnectTimeout: 200,
+      // RESP2 and no CLIENT SETINFO: works with any Redis a distribution registry may share.
+      protocol: 2,
+      disableClientInfo: true,
+      connectionName: "berth",
+      ...(options.username === undefined ? {} : { username: options.username }),
+      ...(options.password === undefined ? {} : { password: options.password }),
+      // TLS checks the server's certificate against the system's CAs (SNI only for a host name).
+      ...(options.tls ? { tls: isIP(options.host) === 0 ? { servername: options.host } : {} } : {}),
+    };
+    this.client = new Redis(redisOptions);
+    this.client.on("error", (err: Error) => this.failed(err));
+    this.client.on("close", () => {
+      // When already down, the error that closed the connection (refused, timed out) says more.
+      if (this.up) this.failed(new Error("connection lost"));
+    });
+    this.client.on("ready", () => void this.recover());
+  }
+
+  open(): void {
+    if (this.opened || this.closed) return;
+    this.opened = true;
+    // Failures arrive as "error" events (with their cause); the promise adds nothing.
+    this.client.connect().catch(() => undefined);
+    this.probe = setInterval(() => {
+      if (!this.up && this.client.status === "ready") void this.recover();
+    }, this.probeIntervalMs);
+    this.probe.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.up = false;
+    this.reason = "closed";
+    if (this.probe) clearInterval(this.probe);
+    this.client.disconnect(false);
+  }
+
+  async get(digest: Digest, repository?: string): Promise<BlobDescriptor | undefined> {
+    validateKey(digest, repository);
+    if (!this.up) return undefined;
+    const d = digest.toString();
+    try {
+      if (repository === undefined) {
+        const reply = await this.client.hmget(globalKey(d), "digest", "size", "mediatype");
+        return parseGlobal(digest, reply);
+      }
+      const results = await this.client
+        .multi()
+        .sismember(repositorySetKey(repository), d)
+        .hmget(globalKey(d), "digest", "size", "mediatype")
+        .hget(repositoryHashKey(repository, d), "mediatype")
+        .exec();
+      const [member, global, mediaType] = execResults(results);
+      if (member !== 1) return undefined;
+      const descriptor = parseGlobal(digest, global as Array<string | null>);
+      if (descriptor === undefined || typeof mediaType !== "string") return undefined;
+      return mediaType === "" ? descriptor : { ...descriptor, mediaType };
+    } catch (err) {
+      this.commandFailed(err);
+      return undefined;
+    }
+  }
+
+  async set(descriptor: BlobDescriptor, repository?: string): Promise<void> {
+    validateDescriptor(descriptor);
+    validateKey(descriptor.digest, repository);
+    if (!this.up) return;
+    const d = descriptor.digest.toString();
+    const multi = this.client.multi();
+    if (repository !== undefined) multi.sadd(repositorySetKey(repository), d);
+    multi.hset(globalKey(d), "digest", d, "size", String(descriptor.size));
+    // The global media type is the first one set, as distribution's HSETNX.
+    multi.hsetnx(globalKey(d), "mediatype", descriptor.mediaType);
+    if (repository !== undefined) multi.hset(repositoryHashKey(repository, d), "mediatype", descriptor.mediaType);
+    try {
+      execResults(await multi.exec());
+    } catch (err) {
+      this.commandFailed(err);
+    }
+  }
+
+  async clear(digest: Digest, repository?: string): Promise<void> {
+    validateKey(digest, repository);
+    const entry = { digest: digest.toString(), repository };
+    if (!this.up) {
+      this.remember(entry);
+      return;
+    }
+    try {
+      execResults(await addClear(this.client.multi(), entry).exec());
+    } catch (err) {
+      // It may or may not have run: replaying it is harmless, forgetting it is not.
+      this.remember(entry);
+      this.failed(err);
+    }
+  }
+
+  async health(): Promise<Record<string, string>> {
+    if (this.up) {
+      try {
+        await this.client.ping();
+      } catch (err) {
+        this.failed(err);
+      }
+    }
+    return this.up ? {} : { redis: `unreachable: ${this.reason}` };
+  }
+
+  /** Clears not yet confirmed by Redis (for tests). */
+  get pendingClears(): number {
+    return this.pending.size;
+  }
+
+  /** A get or set failed: an error reply (a foreign key of another type) is only a miss. */
+  private commandFailed(err: unknown): void {
+    if (isReplyError(err)) {
+      this.log.debug({ err: err.message }, "redis blob descriptor cache: command refused");
+      return;
+    }
+    this.failed(err);
+  }
+
+  /** Redis is unreachable (or refused a clear): stop using it until a probe succeeds. */
+  private failed(err: unknown): void {
+    if (this.closed) return;
+    this.up = false;
+    this.reason = describeFailure(err);
+    if (this.announcedDown) return;
+    this.announcedDown = true;
+    this.log.warn(
+      { redis: this.where, err: err instanceof Error ? err.message : String(err) },
+      "redis blob descriptor cache unreachable: serving blob descriptors from storage until it is back",
+    );
+  }
+
+  private remember(entry: PendingClear): void {
+    if (this.forgetAllOnRecovery) return;
+    const key = `${entry.repository ?? ""}\n${entry.digest}`;
+    this.pending.delete(key);
+    this.pending.set(key, entry);
+    if (this.pending.size > this.maxPendingClears) {
+      this.pending.clear();
+      this.forgetAllOnRecovery = true;
+    }
+  }
+
+  /** Redis answers again: replay what it missed, then use it. Runs once at a time. */
+  private async recover(): Promise<void> {
+    if (this.up || this.recovering || this.closed) return;
+    this.recovering = true;
+    let replayed = 0;
+    try {
+      await this.client.ping();
+      if (this.forgetAllOnRecovery) {
+        await this.forgetEverything();
+        this.forgetAllOnRecovery = false;
+        this.log.warn({ redis: this.where }, "redis blob descriptor cache: too many clears missed while unreachable; forgot every blob descriptor");
+      }
+      // Clears that arrive meanwhile join `pending` (the cache is still down) and are replayed too.
+      while (this.pending.size > 0) {
+        const batch = [...this.pending].slice(0, REPLAY_BATCH);
+        const multi = this.client.multi();
+        for (const [, entry] of batch) addClear(multi, entry);
+        execResults(await multi.exec());
+        for (const [key] of batch) this.pending.delete(key);
+        replayed += batch.length;
+      }
+      if (this.closed) return;
+      this.up = true;
+      this.reason = "";
+      if (this.announcedDown) {
+        this.log.info({ redis: this.where, replayedClears: replayed }, "redis blob descriptor cache reachable again");
+      } else if (!this.connectedOnce) {
+        this.log.info({ redis: this.where }, "redis blob descriptor cache connected");
+      }
+      this.announcedDown = false;
+      this.connectedOnce = true;
+    } catch (err) {
+      this.failed(err);
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  /**
+   * Deletes every blob descriptor in Redis, this process's or another's (garbage-collect, after
+   * deleting blobs behind every registry's back). Connects first, waiting up to `timeoutMs`;
+   * rejects when Redis cannot be reached or fails. Resolves to the number of keys deleted.
+   */
+  async forgetAll(timeoutMs: number): Promise<number> {
+    this.open();
+    const deadline = Date.now() + timeoutMs;
+    while (!this.up) {
+      if (this.closed || Date.now() > deadline) throw new Error(`redis at ${this.where} ${this.closed ? "closed" : `unreachable: ${this.reason}`}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.forgetEverything();
+  }
+
+  /** Deletes every key of distribution's blob descriptor layout; resolves to how many. */
+  private async forgetEverything(): Promise<number> {
+    let deleted = 0;
+    for (const pattern of ["blobs::*", "repository::*::blobs*"]) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await this.client.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+        if (keys.length > 0) deleted += await this.client.del(...keys);
+        cursor = next;
+      } while (cursor !== "0");
+    }
+    return deleted;
+  }
+}
+
+/** An error reply from Redis (as opposed to a connection problem or a timeout). */
+function isReplyError(err: unknown): err is Error {
+  return err instanceof (ReplyError as unknown as typeof Error);
+}
+
+function globalKey(digest: string): string {
+  return `blobs::${digest}`;
+}
+
+function repositorySetKey(repository: string): string {
+  return `repository::${repository}::blobs`;
+}
+
+function repositoryHashKey(repository: string, digest: string): string {
+  return `repository::${repository}::blobs::${digest}`;
+}
+
+type Multi = ReturnType<Redis["multi"]>;
+
+function addClear(multi: Multi, entry: PendingClear): Multi {
+  if (entry.repository === undefined) return multi.del(globalKey(entry.digest));
+  return multi.srem(repositorySetKey(entry.repository), entry.digest).del(repositoryHashKey(entry.repository, entry.digest));
+}
+
+/** The replies of a MULTI, or the first error among them. */
+function execResults(results: Array<[Error | null, unknown]> | null): unknown[] {
+  if (results === null) throw new Error("transaction aborted");
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
+function parseGlobal(digest: Digest, reply: Array<string | null>): BlobDescriptor | undefined {
+  const [stored, size, mediaType] = reply;
+  // distribution may map one digest to a descriptor of another algorithm; berth wants its own.
+  if (stored !== digest.toString() || typeof size !== "string" || !/^\d{1,16}$/.test(size)) return undefined;
+  const n = Number(size);
+  if (!Number.isSafeInteger(n)) return undefined;
+  return { digest, size: n, mediaType: typeof mediaType === "string" && mediaType !== "" ? mediaType : OCTET_STREAM };
+}
+
+/** A short reason for health: what went wrong, without addresses, keys or server internals. */
+function describeFailure(err: unknown): string {
+  if (isReplyError(err)) {
+    const code = /^[A-Z]+/.exec(err.message)?.[0];
+    if (code === "NOAUTH" || code === "WRONGPASS") return "authentication failed";
+    return `error reply${code === undefined ? "" : ` ${code}`}`;
+  }
+  const code = err instanceof Error && "code" in err ? String(err.code) : "";
+  const message = err instanceof Error ? err.message : String(err);
+  if (message === "Command timed out") return "command timed out";
+  if (code === "ECONNREFUSED") return "connection refused";
+  if (code === "ETIMEDOUT") return "connect timed out";
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "host not found";
+  if (/CERT|UNABLE_TO_VERIFY|SELF_SIGNED/.test(code)) return "TLS certificate not trusted";
+  if (code.startsWith("ERR_SSL") || code.startsWith("ERR_TLS")) return "TLS handshake failed";
+  if (code === "ECONNRESET" || message === "connection lost" || message === "Connection is closed.") return "connection lost";
+  if (message.startsWith("Stream isn't writeable")) return "not connected";
+  return "connection failed";
+}

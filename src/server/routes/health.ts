@@ -1,0 +1,12 @@
+import { sendJSON, type RequestContext } from "../request-context.js";
+
+/**
+ * GET /debug/health, where distribution serves its health checks: 200 `{}` when all is well, 503
+ * with one short problem per component otherwise (`{"redis":"unreachable: connection refused"}`).
+ * It needs no credentials (load balancers probe it), so it tells nothing beyond that.
+ */
+export async function getHealth(ctx: RequestContext): Promise<void> {
+  const problems = await ctx.registry.health();
+  const healthy = Object.keys(problems).length === 0;
+  sendJSON(ctx, healthy ? 200 : 503, problems, { "Cache-Control": "no-store" });
+}
