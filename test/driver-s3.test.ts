@@ -508,7 +508,7 @@ storage:
       });
     };
 
-    it("reads distribution's keys, with its defaults", () => {
+    it("reads distribution's keys, with its defaults", async () => {
       const { config, warnings } = parse(YAML);
       assert.deepEqual(warnings, []);
       assert.deepEqual(config.storage.driver, {
@@ -533,7 +533,7 @@ storage:
         objectAcl: undefined,
       });
       assert.equal(config.storage.redirectDisabled, false, "redirects are on by default");
-      const driver = createDriver(config);
+      const driver = await createDriver(config);
       assert.ok(driver instanceof S3Driver);
       assert.equal(driver.options.root, "prefix");
       assert.equal(driver.options.chunkSize, 6 * MiB);

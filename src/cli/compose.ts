@@ -1,28 +1,32 @@
 import { OPEN_ACCESS, type AccessController } from "../auth/access-controller.js";
-import { HtpasswdAccessController } from "../auth/htpasswd.js";
 import { SillyAccessController } from "../auth/silly.js";
-import { loadTokenAccessController } from "../auth/token.js";
 import type { Config } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { FilesystemDriver } from "../driver/filesystem-driver.js";
 import { InMemoryDriver } from "../driver/inmemory-driver.js";
-import { S3Driver } from "../driver/s3/s3-driver.js";
 import { InMemoryBlobDescriptorCache, NoBlobDescriptorCache, type BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
-import { RedisBlobDescriptorCache } from "../cache/redis-blob-descriptor-cache.js";
+import type { RedisBlobDescriptorCache } from "../cache/redis-blob-descriptor-cache.js";
 import type { Logger } from "../log/logger.js";
 import { Registry } from "../registry/registry.js";
 import type { ServerSettings } from "../server/request-context.js";
 import { isWorker } from "./workers.js";
 
-/** The composition root: configuration in, wired parts out. Nothing else chooses implementations. */
-export function createDriver(config: Config): StorageDriver {
+/**
+ * The composition root: configuration in, wired parts out. Nothing else chooses implementations.
+ *
+ * Parts that pull in large libraries (the AWS SDK, ioredis, jose, bcrypt) are imported only when
+ * the configuration asks for them: a registry on the filesystem should not pay ~40 MiB of resident
+ * memory for code it never runs.
+ */
+export async function createDriver(config: Config): Promise<StorageDriver> {
   const driver = config.storage.driver;
   switch (driver.kind) {
     case "filesystem":
       return new FilesystemDriver(driver.rootDirectory);
     case "inmemory":
       return new InMemoryDriver();
-    case "s3":
+    case "s3": {
+      const { S3Driver } = await import("../driver/s3/s3-driver.js");
       return new S3Driver({
         bucket: driver.bucket,
         region: driver.region,
@@ -43,17 +47,19 @@ export function createDriver(config: Config): StorageDriver {
         storageclass: driver.storageClass,
         objectacl: driver.objectAcl,
       });
+    }
   }
 }
 
 /** The registry's blob descriptor cache; a redis one connects when the registry is opened. */
-export function createBlobDescriptorCache(config: Config, log: Logger): BlobDescriptorCache {
+export async function createBlobDescriptorCache(config: Config, log: Logger): Promise<BlobDescriptorCache> {
   switch (config.storage.cache.blobDescriptor) {
     case "inmemory":
       return new InMemoryBlobDescriptorCache(config.storage.cache.blobDescriptorSize, !isWorker());
     case "redis": {
       // The loader guarantees the section and its address when the cache is redis.
       const redis = config.redis!;
+      const { RedisBlobDescriptorCache } = await import("../cache/redis-blob-descriptor-cache.js");
       return new RedisBlobDescriptorCache({
         host: redis.host,
         port: redis.port,
@@ -79,7 +85,7 @@ export function createBlobDescriptorCache(config: Config, log: Logger): BlobDesc
  */
 export async function forgetSharedBlobDescriptors(config: Config, log: Logger): Promise<string | undefined> {
   if (config.storage.cache.blobDescriptor !== "redis") return undefined;
-  const cache = createBlobDescriptorCache(config, log) as RedisBlobDescriptorCache;
+  const cache = (await createBlobDescriptorCache(config, log)) as RedisBlobDescriptorCache;
   try {
     // Long enough for a few connection attempts: Redis may be restarting.
     const deleted = await cache.forgetAll(Math.max(3 * config.redis!.dialTimeoutMs, 2_000));
@@ -89,8 +95,8 @@ export async function forgetSharedBlobDescriptors(config: Config, log: Logger): 
   }
 }
 
-export function createRegistry(config: Config, driver: StorageDriver, log: Logger): Registry {
-  const cache = createBlobDescriptorCache(config, log);
+export async function createRegistry(config: Config, driver: StorageDriver, log: Logger): Promise<Registry> {
+  const cache = await createBlobDescriptorCache(config, log);
   return new Registry({
     driver,
     cache,
@@ -137,9 +143,13 @@ export async function createAccessController(config: Config, log: Logger): Promi
     case "silly":
       log.warn("auth.silly accepts any Authorization header: it is for testing clients, it secures nothing");
       return new SillyAccessController(auth);
-    case "htpasswd":
+    case "htpasswd": {
+      const { HtpasswdAccessController } = await import("../auth/htpasswd.js");
       return HtpasswdAccessController.open(auth, log);
-    case "token":
+    }
+    case "token": {
+      const { loadTokenAccessController } = await import("../auth/token.js");
       return loadTokenAccessController(auth, log);
+    }
   }
 }

@@ -67,7 +67,7 @@ export async function runGarbageCollect(argv: string[]): Promise<number> {
   );
   let summary: GcSummary;
   try {
-    summary = await garbageCollect(createDriver(config), options, progress);
+    summary = await garbageCollect(await createDriver(config), options, progress);
   } catch (err) {
     progress.finish();
     if (err instanceof StorageInUseError) {

@@ -22,8 +22,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   if (config.http.secretGenerated) {
     log.warn("http.secret is not set: generated one for this process; set it when running more than one node");
   }
-  const driver = createDriver(config);
-  const registry = createRegistry(config, driver, log);
+  const driver = await createDriver(config);
+  const registry = await createRegistry(config, driver, log);
   const access = await createAccessController(config, log);
   const server = createRegistryServer({
     registry,
