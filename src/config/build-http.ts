@@ -1,0 +1,116 @@
+// http, apart from TLS (build-tls.ts): listen address, public URL, headers and timeouts.
+import { randomBytes } from "node:crypto";
+import type { Config } from "./config.js";
+import { parseListenAddress } from "./listen-address.js";
+import { child, fail, readBool, readDuration, readSection, readString } from "./raw-values.js";
+import type { Raw, RawMap } from "./raw-yaml.js";
+
+const DEFAULT_HTTP_ADDR = ":5000";
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Node's setHeader rejects anything outside these (notably CR/LF), which would fail per request.
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+export function buildHttp(root: RawMap): Omit<Config["http"], "tls" | "http2Disabled"> {
+  const http = readSection(child(root, "http"), "http");
+
+  const netNode = child(http, "net");
+  const net = readString(netNode, "http.net") ?? "tcp";
+  if (net === "unix") throw fail("http.net", netNode, "unix sockets are not supported yet; use tcp");
+  if (net !== "tcp" && net !== "") throw fail("http.net", netNode, `${JSON.stringify(net)} is not supported; use tcp`);
+
+  const addrNode = child(http, "addr");
+  const addr = readString(addrNode, "http.addr") ?? DEFAULT_HTTP_ADDR;
+  let listen: { host: string; port: number };
+  try {
+    listen = parseListenAddress(addr);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw fail("http.addr", addrNode, `invalid listen address ${JSON.stringify(addr)}: ${reason}`);
+  }
+
+  const hostNode = child(http, "host");
+  const hostText = readString(hostNode, "http.host");
+  const host = hostText === undefined || hostText === "" ? undefined : parseBaseUrl(hostText, hostNode);
+
+  const prefixNode = child(http, "prefix");
+  const prefix = readString(prefixNode, "http.prefix") ?? "/";
+  if (prefix !== "/" && prefix !== "") {
+    throw fail("http.prefix", prefixNode, `only "/" is supported yet, got ${JSON.stringify(prefix)}`);
+  }
+
+  const configuredSecret = readString(child(http, "secret"), "http.secret");
+  const secretGenerated = configuredSecret === undefined || configuredSecret === "";
+
+  return {
+    addr,
+    listenHost: listen.host,
+    listenPort: listen.port,
+    host,
+    prefix: "/",
+    secret: secretGenerated ? randomBytes(32).toString("hex") : configuredSecret,
+    secretGenerated,
+    headers: readHeaders(child(http, "headers")),
+    relativeUrls: readBool(child(http, "relativeurls"), "http.relativeurls") ?? false,
+    drainTimeoutMs: readDuration(child(http, "draintimeout"), "http.draintimeout") ?? 0,
+    timeouts: readTimeouts(child(http, "timeout")),
+  };
+}
+
+/** Defaults for http.timeout.*: Node's keep-alive default, and generous bounds for slow links. */
+export const DEFAULT_HTTP_TIMEOUTS: Config["http"]["timeouts"] = { readHeaderMs: 30_000, idleMs: 5_000, inactivityMs: 300_000 };
+
+/** http.timeout (berth's, not distribution's): each a duration greater than zero. */
+function readTimeouts(node: Raw | undefined): Config["http"]["timeouts"] {
+  const section = readSection(node, "http.timeout");
+  const read = (key: "readheader" | "idle" | "inactivity", fallback: number): number => {
+    const valueNode = child(section, key);
+    const value = readDuration(valueNode, `http.timeout.${key}`) ?? fallback;
+    if (value <= 0) throw fail(`http.timeout.${key}`, valueNode, "must be greater than zero");
+    return value;
+  };
+  return {
+    readHeaderMs: read("readheader", DEFAULT_HTTP_TIMEOUTS.readHeaderMs),
+    idleMs: read("idle", DEFAULT_HTTP_TIMEOUTS.idleMs),
+    inactivityMs: read("inactivity", DEFAULT_HTTP_TIMEOUTS.inactivityMs),
+  };
+}
+
+/** http.host becomes the origin Location headers are built on, so only scheme://host[:port]. */
+function parseBaseUrl(text: string, node: Raw | undefined): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw fail("http.host", node, `expected an absolute URL such as "https://registry.example.com", got ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw fail("http.host", node, `expected an http or https URL, got ${JSON.stringify(text)}`);
+  }
+  if (url.hostname === "") throw fail("http.host", node, `URL has no host: ${JSON.stringify(text)}`);
+  if (url.username !== "" || url.password !== "") throw fail("http.host", node, "must not contain credentials");
+  if (url.pathname !== "/" || url.search !== "" || url.hash !== "") {
+    throw fail("http.host", node, `must be scheme://host[:port] without path, query or fragment, got ${JSON.stringify(text)}`);
+  }
+  return url.origin;
+}
+
+function readHeaders(node: Raw | undefined): Record<string, string[]> {
+  const headers: Record<string, string[]> = {};
+  for (const [name, value] of readSection(node, "http.headers")?.entries ?? []) {
+    const key = `http.headers.${name}`;
+    if (!HEADER_NAME.test(name)) throw fail(key, value, "not a valid HTTP header name");
+    let values: string[];
+    if (value.kind === "seq") {
+      values = value.items.map((item, i) => readString(item, `${key}[${i}]`) ?? "");
+    } else {
+      // A single string is unambiguous; distribution wants a list but nothing is gained by refusing.
+      const single = readString(value, key);
+      values = single === undefined ? [] : [single];
+    }
+    for (const v of values) {
+      if (!HEADER_VALUE.test(v)) throw fail(key, value, `invalid header value ${JSON.stringify(v)}`);
+    }
+    headers[name] = values;
+  }
+  return headers;
+}

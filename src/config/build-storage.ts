@@ -1,0 +1,80 @@
+// storage: the driver, deletion, redirects, upload purging, read-only mode and the blob descriptor cache.
+import { buildS3 } from "./build-s3.js";
+import { NON_DRIVER_STORAGE_KEYS } from "./config-schema.js";
+import type { Config } from "./config.js";
+import { absolutePath, child, fail, readBool, readDuration, readPositiveInt, readSection, readString } from "./raw-values.js";
+import type { RawMap } from "./raw-yaml.js";
+
+/** distribution's filesystem driver default, kept so a copied config.yml stores in the same place. */
+const DISTRIBUTION_ROOT_DIRECTORY = "/var/lib/registry";
+const DEFAULT_BLOB_DESCRIPTOR_SIZE = 10000;
+const HOUR_MS = 3_600_000;
+const NO_DRIVER = "no storage driver configured; add storage.filesystem, storage.s3 or storage.inmemory";
+
+export function buildStorage(root: RawMap, warnings: string[]): Config["storage"] {
+  const storageNode = child(root, "storage");
+  const storage = readSection(storageNode, "storage");
+  if (storage === undefined) throw fail("storage", storageNode, NO_DRIVER);
+  const drivers = [...storage.entries.keys()].filter((k) => !NON_DRIVER_STORAGE_KEYS.has(k));
+  if (drivers.length === 0) throw fail("storage", storageNode, NO_DRIVER);
+  if (drivers.length > 1) {
+    throw fail("storage", storageNode, `exactly one storage driver must be configured, found ${drivers.join(" and ")}`);
+  }
+
+  let driver: Config["storage"]["driver"];
+  if (drivers[0] === "filesystem") {
+    const fs = readSection(child(storage, "filesystem"), "storage.filesystem");
+    const dir = readString(child(fs, "rootdirectory"), "storage.filesystem.rootdirectory");
+    const maxThreads = readPositiveInt(child(fs, "maxthreads"), "storage.filesystem.maxthreads");
+    if (maxThreads !== undefined) warnings.push("storage.filesystem.maxthreads is not supported by berth yet and is ignored");
+    driver = { kind: "filesystem", rootDirectory: absolutePath(dir === undefined || dir === "" ? DISTRIBUTION_ROOT_DIRECTORY : dir) };
+  } else if (drivers[0] === "s3") {
+    driver = buildS3(readSection(child(storage, "s3"), "storage.s3"), child(storage, "s3"), warnings);
+  } else {
+    readSection(child(storage, "inmemory"), "storage.inmemory");
+    driver = { kind: "inmemory" };
+  }
+
+  const maintenance = readSection(child(storage, "maintenance"), "storage.maintenance");
+  const purging = readSection(child(maintenance, "uploadpurging"), "storage.maintenance.uploadpurging");
+  const P = "storage.maintenance.uploadpurging";
+  const ageMs = readDuration(child(purging, "age"), `${P}.age`) ?? 168 * HOUR_MS;
+  const intervalMs = readDuration(child(purging, "interval"), `${P}.interval`) ?? 24 * HOUR_MS;
+  // Age 0 would delete uploads still in progress; interval 0 would purge in a busy loop.
+  if (ageMs === 0) throw fail(`${P}.age`, child(purging, "age"), "must be greater than zero");
+  if (intervalMs === 0) throw fail(`${P}.interval`, child(purging, "interval"), "must be greater than zero");
+
+  const cache = readSection(child(storage, "cache"), "storage.cache");
+  const cacheKey = child(cache, "blobdescriptor") !== undefined ? "blobdescriptor" : "layerinfo";
+  const cacheNode = child(cache, cacheKey);
+  const cacheType = readString(cacheNode, `storage.cache.${cacheKey}`);
+  let blobDescriptor: "inmemory" | "redis" | undefined;
+  if (cacheType === "inmemory" || cacheType === "redis") {
+    // redis: its server is the top-level redis section, checked in buildRedis.
+    blobDescriptor = cacheType;
+  } else if (cacheType !== undefined && cacheType !== "") {
+    // distribution logs and runs without a cache here; a cache never changes what clients see.
+    warnings.push(`storage.cache.${cacheKey}: unknown cache type ${JSON.stringify(cacheType)}, caching disabled`);
+  }
+
+  return {
+    driver,
+    deleteEnabled: readBool(child(readSection(child(storage, "delete"), "storage.delete"), "enabled"), "storage.delete.enabled") ?? false,
+    redirectDisabled: readBool(child(readSection(child(storage, "redirect"), "storage.redirect"), "disable"), "storage.redirect.disable") ?? false,
+    uploadPurging: {
+      enabled: readBool(child(purging, "enabled"), `${P}.enabled`) ?? true,
+      ageMs,
+      intervalMs,
+      dryRun: readBool(child(purging, "dryrun"), `${P}.dryrun`) ?? false,
+    },
+    readOnly:
+      readBool(
+        child(readSection(child(maintenance, "readonly"), "storage.maintenance.readonly"), "enabled"),
+        "storage.maintenance.readonly.enabled",
+      ) ?? false,
+    cache: {
+      blobDescriptor,
+      blobDescriptorSize: readPositiveInt(child(cache, "blobdescriptorsize"), "storage.cache.blobdescriptorsize") ?? DEFAULT_BLOB_DESCRIPTOR_SIZE,
+    },
+  };
+}

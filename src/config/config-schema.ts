@@ -1,0 +1,203 @@
+/**
+ * The keys berth knows: distribution's names, and what berth does with each. checkKeys warns
+ * about keys berth ignores and refuses those whose absence would change what clients see.
+ */
+import { fail, fromEnv } from "./raw-values.js";
+import { isEmpty, type RawMap } from "./raw-yaml.js";
+
+export type Spec =
+  | { kind: "value" }
+  /** A map whose keys are the user's (log.fields, http.headers); envKey names an entry from env. */
+  | { kind: "freemap"; envKey: (rest: string[]) => string }
+  | { kind: "section"; keys: Readonly<Record<string, Spec>> }
+  /** distribution feature berth lacks and whose absence changes nothing a client relies on. */
+  | { kind: "ignored" }
+  /** Security feature berth lacks: ignoring it would silently expose the registry. */
+  | { kind: "refused"; problem: string; nameChild: boolean }
+  | { kind: "unsupported-driver" };
+
+const VALUE: Spec = { kind: "value" };
+const IGNORED: Spec = { kind: "ignored" };
+const UNSUPPORTED_DRIVER: Spec = { kind: "unsupported-driver" };
+const section = (keys: Record<string, Spec>): Spec => ({ kind: "section", keys });
+
+/** Keys under storage that configure the storage layer rather than naming a driver. */
+export const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
+export const SUPPORTED_DRIVERS = "berth supports filesystem, s3 and inmemory";
+export const SUPPORTED_AUTH = "berth supports htpasswd, token and silly";
+const REDIS_TLS_FILES =
+  "client certificates and private CAs for Redis are not supported yet; use redis.tls.enabled: true with a server certificate the system trusts";
+
+export const ROOT_SPEC: Spec = section({
+  version: VALUE,
+  loglevel: VALUE,
+  log: section({
+    level: VALUE,
+    formatter: VALUE,
+    fields: { kind: "freemap", envKey: (rest) => rest.join("_").toLowerCase() },
+    accesslog: section({ disabled: VALUE }),
+    hooks: IGNORED,
+    reportcaller: IGNORED,
+  }),
+  storage: section({
+    filesystem: section({ rootdirectory: VALUE, maxthreads: VALUE }),
+    inmemory: section({}),
+    s3: section({
+      accesskey: VALUE,
+      secretkey: VALUE,
+      sessiontoken: VALUE,
+      region: VALUE,
+      regionendpoint: VALUE,
+      bucket: VALUE,
+      rootdirectory: VALUE,
+      forcepathstyle: VALUE,
+      encrypt: VALUE,
+      keyid: VALUE,
+      secure: VALUE,
+      skipverify: VALUE,
+      v4auth: VALUE,
+      chunksize: VALUE,
+      multipartcopychunksize: VALUE,
+      multipartcopymaxconcurrency: VALUE,
+      multipartcopythresholdsize: VALUE,
+      storageclass: VALUE,
+      objectacl: VALUE,
+      useragent: IGNORED,
+      usedualstack: IGNORED,
+      accelerate: IGNORED,
+      loglevel: IGNORED,
+    }),
+    azure: UNSUPPORTED_DRIVER,
+    gcs: UNSUPPORTED_DRIVER,
+    swift: UNSUPPORTED_DRIVER,
+    oss: UNSUPPORTED_DRIVER,
+    delete: section({ enabled: VALUE }),
+    redirect: section({ disable: VALUE }),
+    maintenance: section({
+      uploadpurging: section({ enabled: VALUE, age: VALUE, interval: VALUE, dryrun: VALUE }),
+      readonly: section({ enabled: VALUE }),
+    }),
+    // layerinfo is distribution's older name for blobdescriptor, still honoured there.
+    cache: section({ blobdescriptor: VALUE, blobdescriptorsize: VALUE, layerinfo: VALUE }),
+    tag: IGNORED,
+  }),
+  http: section({
+    addr: VALUE,
+    net: VALUE,
+    host: VALUE,
+    prefix: VALUE,
+    secret: VALUE,
+    relativeurls: VALUE,
+    draintimeout: VALUE,
+    timeout: section({ readheader: VALUE, idle: VALUE, inactivity: VALUE }),
+    headers: { kind: "freemap", envKey: headerNameFromEnv },
+    tls: section({
+      certificate: VALUE,
+      key: VALUE,
+      clientcas: VALUE,
+      minimumtls: VALUE,
+      ciphersuites: VALUE,
+      letsencrypt: {
+        kind: "refused",
+        problem: "Let's Encrypt is not supported; obtain the certificate outside berth and set http.tls.certificate and http.tls.key",
+        nameChild: false,
+      },
+    }),
+    debug: IGNORED,
+    http2: section({ disabled: VALUE }),
+    h2c: IGNORED,
+  }),
+  auth: section({
+    htpasswd: section({ realm: VALUE, path: VALUE }),
+    token: section({
+      realm: VALUE,
+      service: VALUE,
+      issuer: VALUE,
+      rootcertbundle: VALUE,
+      jwks: VALUE,
+      signingalgorithms: VALUE,
+      autoredirect: VALUE,
+      autoredirectpath: VALUE,
+    }),
+    silly: section({ realm: VALUE, service: VALUE }),
+  }),
+  notifications: IGNORED,
+  redis: section({
+    addr: VALUE,
+    // distribution 3.x (go-redis): a list of addresses, and its names for the pool settings.
+    addrs: VALUE,
+    username: VALUE,
+    password: VALUE,
+    db: VALUE,
+    dialtimeout: VALUE,
+    readtimeout: VALUE,
+    writetimeout: VALUE,
+    pool: section({ maxidle: VALUE, maxactive: VALUE, idletimeout: VALUE }),
+    maxidleconns: VALUE,
+    poolsize: VALUE,
+    connmaxidletime: VALUE,
+    tls: section({
+      enabled: VALUE,
+      certificate: { kind: "refused", problem: REDIS_TLS_FILES, nameChild: false },
+      key: { kind: "refused", problem: REDIS_TLS_FILES, nameChild: false },
+      clientcas: { kind: "refused", problem: REDIS_TLS_FILES, nameChild: false },
+    }),
+  }),
+  health: IGNORED,
+  proxy: IGNORED,
+  validation: IGNORED,
+  compatibility: IGNORED,
+  reporting: IGNORED,
+  middleware: IGNORED,
+  policy: IGNORED,
+  catalog: IGNORED,
+});
+
+/** REGISTRY_HTTP_HEADERS_X_FRAME_OPTIONS → X-Frame-Options: env names cannot hold "-". */
+function headerNameFromEnv(rest: string[]): string {
+  return rest
+    .flatMap((part) => part.split("-"))
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1).toLowerCase())
+    .join("-");
+}
+
+function joinKey(parent: string, key: string): string {
+  return parent === "" ? key : `${parent}.${key}`;
+}
+
+/** Warns about unknown and ignored keys, refuses security sections and foreign storage drivers. */
+export function checkKeys(node: RawMap, spec: Spec, at: string, warnings: string[]): void {
+  if (spec.kind !== "section") return;
+  for (const [key, child] of node.entries) {
+    const where = joinKey(at, key);
+    const childSpec = spec.keys[key];
+    if (childSpec === undefined) {
+      // distribution treats any other key under storage as a driver name and fails to start.
+      if (at === "storage") throw fail(where, child, `unknown storage driver; ${SUPPORTED_DRIVERS}`);
+      // distribution fails to start on an access controller it does not know: so must we.
+      if (at === "auth") throw fail(where, child, `unknown auth type; ${SUPPORTED_AUTH}`);
+      warnings.push(`unknown key ${where}${fromEnv(child)}`);
+      continue;
+    }
+    switch (childSpec.kind) {
+      case "section":
+        if (child.kind === "map") checkKeys(child, childSpec, where, warnings);
+        break;
+      case "ignored":
+        if (!isEmpty(child)) warnings.push(`${where} is not supported by berth yet and is ignored${fromEnv(child)}`);
+        break;
+      case "refused":
+        if (isEmpty(child)) break;
+        if (childSpec.nameChild && child.kind === "map") {
+          const [type, params] = child.entries.entries().next().value ?? [];
+          throw fail(type === undefined ? where : joinKey(where, type), params ?? child, childSpec.problem);
+        }
+        throw fail(where, child, childSpec.problem);
+      case "unsupported-driver":
+        throw fail(where, child, `storage driver not supported yet; ${SUPPORTED_DRIVERS}`);
+      case "value":
+      case "freemap":
+        break;
+    }
+  }
+}

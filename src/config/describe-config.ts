@@ -1,0 +1,138 @@
+/**
+ * The effective configuration under distribution's key names, secrets masked, for
+ * `berth config check` to print as YAML or JSON.
+ */
+import { TLS12_CIPHER_SUITES } from "./build-tls.js";
+import type { Config, RedisConfig, S3Storage } from "./config.js";
+import { formatGoDuration } from "./go-duration.js";
+
+/** What describeConfig prints instead of a secret. */
+export const MASK = "********";
+
+export function describeConfig(config: Config): Record<string, unknown> {
+  const { log, storage, http } = config;
+  const driver: Record<string, unknown> =
+    storage.driver.kind === "filesystem"
+      ? { filesystem: { rootdirectory: storage.driver.rootDirectory } }
+      : storage.driver.kind === "s3"
+        ? { s3: describeS3(storage.driver) }
+        : { inmemory: {} };
+  const cache: Record<string, unknown> = {};
+  if (storage.cache.blobDescriptor !== undefined) {
+    cache["blobdescriptor"] = storage.cache.blobDescriptor;
+    cache["blobdescriptorsize"] = storage.cache.blobDescriptorSize;
+  }
+  const httpOut: Record<string, unknown> = { addr: http.addr, net: "tcp" };
+  if (http.host !== undefined) httpOut["host"] = http.host;
+  Object.assign(httpOut, {
+    prefix: http.prefix,
+    secret: MASK,
+    headers: Object.fromEntries(Object.entries(http.headers).map(([k, v]) => [k, [...v]])),
+    relativeurls: http.relativeUrls,
+    draintimeout: formatGoDuration(http.drainTimeoutMs),
+    timeout: {
+      readheader: formatGoDuration(http.timeouts.readHeaderMs),
+      idle: formatGoDuration(http.timeouts.idleMs),
+      inactivity: formatGoDuration(http.timeouts.inactivityMs),
+    },
+  });
+  return {
+    version: config.version,
+    log: {
+      level: log.level,
+      formatter: log.formatter,
+      fields: { ...log.fields },
+      accesslog: { disabled: log.accessLogDisabled },
+    },
+    storage: {
+      ...driver,
+      delete: { enabled: storage.deleteEnabled },
+      redirect: { disable: storage.redirectDisabled },
+      maintenance: {
+        uploadpurging: {
+          enabled: storage.uploadPurging.enabled,
+          age: formatGoDuration(storage.uploadPurging.ageMs),
+          interval: formatGoDuration(storage.uploadPurging.intervalMs),
+          dryrun: storage.uploadPurging.dryRun,
+        },
+        readonly: { enabled: storage.readOnly },
+      },
+      cache,
+    },
+    http: { ...httpOut, ...describeTls(http) },
+    ...(config.auth === undefined ? {} : { auth: describeAuth(config.auth) }),
+    ...(config.redis === undefined ? {} : { redis: describeRedis(config.redis) }),
+  };
+}
+
+function describeS3(s3: S3Storage): Record<string, unknown> {
+  const out: Record<string, unknown> = { bucket: s3.bucket, region: s3.region };
+  if (s3.regionEndpoint !== undefined) out["regionendpoint"] = s3.regionEndpoint;
+  if (s3.accessKey !== undefined) Object.assign(out, { accesskey: s3.accessKey, secretkey: MASK });
+  if (s3.sessionToken !== undefined) out["sessiontoken"] = MASK;
+  Object.assign(out, {
+    rootdirectory: s3.rootDirectory,
+    forcepathstyle: s3.forcePathStyle,
+    encrypt: s3.encrypt,
+    ...(s3.keyId === undefined ? {} : { keyid: s3.keyId }),
+    secure: s3.secure,
+    skipverify: s3.skipVerify,
+    chunksize: s3.chunkSize,
+    multipartcopychunksize: s3.multipartCopyChunkSize,
+    multipartcopymaxconcurrency: s3.multipartCopyMaxConcurrency,
+    multipartcopythresholdsize: s3.multipartCopyThresholdSize,
+    storageclass: s3.storageClass,
+    ...(s3.objectAcl === undefined ? {} : { objectacl: s3.objectAcl }),
+  });
+  return out;
+}
+
+function describeRedis(redis: RedisConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (redis.addr !== undefined) out["addr"] = redis.addr;
+  if (redis.username !== undefined) out["username"] = redis.username;
+  if (redis.password !== undefined) out["password"] = MASK;
+  Object.assign(out, {
+    db: redis.db,
+    dialtimeout: formatGoDuration(redis.dialTimeoutMs),
+    readtimeout: formatGoDuration(redis.readTimeoutMs),
+    writetimeout: formatGoDuration(redis.writeTimeoutMs),
+    pool: { maxidle: redis.pool.maxIdle, maxactive: redis.pool.maxActive, idletimeout: formatGoDuration(redis.pool.idleTimeoutMs) },
+    tls: { enabled: redis.tls },
+  });
+  return out;
+}
+
+function describeTls(http: Config["http"]): Record<string, unknown> {
+  const out: Record<string, unknown> = { http2: { disabled: http.http2Disabled } };
+  const tls = http.tls;
+  if (tls !== undefined) {
+    out["tls"] = {
+      certificate: tls.certificate,
+      key: tls.key,
+      clientcas: [...tls.clientCAs],
+      minimumtls: tls.minimumVersion === "TLSv1.3" ? "tls1.3" : "tls1.2",
+      ciphersuites: tls.cipherSuites.map((openssl) => Object.entries(TLS12_CIPHER_SUITES).find(([, v]) => v === openssl)?.[0] ?? openssl),
+    };
+  }
+  return out;
+}
+
+function describeAuth(auth: Config["auth"]): Record<string, unknown> | undefined {
+  switch (auth?.kind) {
+    case undefined:
+      return undefined;
+    case "htpasswd":
+      return { htpasswd: { realm: auth.realm, path: auth.path } };
+    case "silly":
+      return { silly: { realm: auth.realm, service: auth.service } };
+    case "token": {
+      const token: Record<string, unknown> = { realm: auth.realm, service: auth.service, issuer: auth.issuer };
+      if (auth.rootCertBundle !== undefined) token["rootcertbundle"] = auth.rootCertBundle;
+      if (auth.jwks !== undefined) token["jwks"] = auth.jwks;
+      Object.assign(token, { signingalgorithms: [...auth.signingAlgorithms], autoredirect: auth.autoRedirect });
+      if (auth.autoRedirect) token["autoredirectpath"] = auth.autoRedirectPath;
+      return { token };
+    }
+  }
+}
