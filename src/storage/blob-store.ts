@@ -53,14 +53,8 @@ export class BlobStore {
     }
   }
 
-  async exists(digest: Digest): Promise<boolean> {
-    try {
-      await this.stat(digest);
-      return true;
-    } catch (err) {
-      if (err instanceof RegistryError && err.code === "BLOB_UNKNOWN") return false;
-      throw err;
-    }
+  exists(digest: Digest): Promise<boolean> {
+    return answersKnown(() => this.stat(digest));
   }
 
   /** A stream of bytes [offset, end). */
@@ -191,5 +185,16 @@ class DigestVerifier extends Transform {
     }
     this.done(computed.toString());
     callback(new BlobContentMismatchError(this.digest.toString(), computed.toString()));
+  }
+}
+
+/** True when `stat` finds the blob, false when it answers BLOB_UNKNOWN; other failures propagate. */
+export async function answersKnown(stat: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await stat();
+    return true;
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === "BLOB_UNKNOWN") return false;
+    throw err;
   }
 }

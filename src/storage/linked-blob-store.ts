@@ -4,7 +4,7 @@ import { RegistryError } from "../errcode/registry-error.js";
 import { Digest } from "../reference/digest.js";
 import type { BlobDescriptor, BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
 import type { Logger } from "../log/logger.js";
-import type { BlobStore } from "./blob-store.js";
+import { answersKnown, type BlobStore } from "./blob-store.js";
 
 /**
  * A repository's view of the global blob store: a blob is visible in the repository only when its
@@ -35,14 +35,8 @@ export class LinkedBlobStore {
     return descriptor;
   }
 
-  async exists(digest: Digest): Promise<boolean> {
-    try {
-      await this.stat(digest);
-      return true;
-    } catch (err) {
-      if (err instanceof RegistryError && err.code === "BLOB_UNKNOWN") return false;
-      throw err;
-    }
+  exists(digest: Digest): Promise<boolean> {
+    return answersKnown(() => this.stat(digest));
   }
 
   async link(descriptor: BlobDescriptor): Promise<void> {
