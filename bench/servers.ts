@@ -228,7 +228,8 @@ export async function startServer(kind: ServerKind, opts: StartOptions): Promise
     kind === "berth"
       ? spawn(
           process.execPath,
-          [BERTH_MAIN, "serve", ...(opts.berthWorkers ? ["--workers", String(opts.berthWorkers)] : []), configFile],
+          // The same V8 flag as berth's `bin` and `npm start` (see src/cli/main.ts).
+          ["--max-semi-space-size=2", BERTH_MAIN, "serve", ...(opts.berthWorkers ? ["--workers", String(opts.berthWorkers)] : []), configFile],
           { stdio: ["ignore", log, log], env },
         )
       : spawn(DISTRIBUTION_BIN, ["serve", configFile], { stdio: ["ignore", log, log], env });
