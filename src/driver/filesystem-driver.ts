@@ -16,7 +16,7 @@ const READ_CHUNK = 1024 * 1024;
 /** Attempts at a write whose directory a concurrent delete keeps removing. */
 const DIRECTORY_RACE_RETRIES = 5;
 /** Flushed bytes after which the writer starts an early writeback (see #startWriteback). */
-const EARLY_WRITEBACK_BYTES = 64 * 1024 * 1024;
+const EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024;
 const WRITE_BUFFER = 1024 * 1024;
 /** Linux IOV_MAX: more buffers than this would split one writev into several syscalls. */
 const MAX_IOVECS = 1024;
@@ -307,12 +307,21 @@ class FilesystemFileWriter implements FileWriter {
   }
 
   async #flushAndClose(sync = false): Promise<void> {
+    let closeLater: Promise<void> | undefined;
     try {
       await this.#flush();
-      await this.#syncing;
-      if (sync) await this.handle.datasync();
+      if (sync) {
+        await this.#syncing;
+        await this.handle.datasync();
+      } else {
+        // The bytes are in the file already; a writeback still running need not hold up the
+        // caller (a chunked upload's next PATCH opens its own descriptor). The descriptor closes
+        // when the writeback ends.
+        closeLater = this.#syncing;
+      }
     } finally {
-      await this.handle.close();
+      if (closeLater) void closeLater.finally(() => this.handle.close().catch(() => undefined));
+      else await this.handle.close();
     }
   }
 
