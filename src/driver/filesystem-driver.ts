@@ -4,6 +4,7 @@ import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import {
+  assertOffset,
   assertValidPath,
   type PutOptions,
   PathNotFoundError,
@@ -423,10 +424,6 @@ function isContentName(name: string): boolean {
   return VALID_SEGMENT.test(name);
 }
 
-function assertOffset(offset: number, end: number | undefined): void {
-  if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`invalid offset ${offset}`);
-  if (end !== undefined && (!Number.isSafeInteger(end) || end < 0)) throw new RangeError(`invalid end ${end}`);
-}
 
 function isNotFound(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;

@@ -1,5 +1,6 @@
 import { Readable } from "node:stream";
 import {
+  assertOffset,
   assertValidPath,
   PathNotFoundError,
   type FileInfo,
@@ -275,7 +276,3 @@ function childPrefix(path: string): string {
   return path === "/" ? "/" : `${path}/`;
 }
 
-function assertOffset(offset: number, end: number | undefined): void {
-  if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`invalid offset ${offset}`);
-  if (end !== undefined && (!Number.isSafeInteger(end) || end < 0)) throw new RangeError(`invalid end ${end}`);
-}

@@ -135,6 +135,12 @@ export function assertValidPath(path: string): void {
   }
 }
 
+/** Validates a reader's byte range (offsets are the caller's, not the network's); RangeError. */
+export function assertOffset(offset: number, end: number | undefined): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`invalid offset ${offset}`);
+  if (end !== undefined && (!Number.isSafeInteger(end) || end < 0)) throw new RangeError(`invalid end ${end}`);
+}
+
 export function isPathNotFound(err: unknown): err is PathNotFoundError {
   return err instanceof PathNotFoundError;
 }

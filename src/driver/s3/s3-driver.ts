@@ -1,6 +1,6 @@
 import { PassThrough, Readable, pipeline } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { assertValidPath, PathNotFoundError, type FileInfo, type FileWriter, type StorageDriver } from "../storage-driver.js";
+import { assertOffset, assertValidPath, PathNotFoundError, type FileInfo, type FileWriter, type StorageDriver } from "../storage-driver.js";
 import { Bucket, isValidSegment } from "./bucket.js";
 import { MultipartWriter } from "./multipart-writer.js";
 import { asPathNotFound, isInvalidRange } from "./s3-errors.js";
@@ -201,7 +201,3 @@ export class S3Driver implements StorageDriver {
   }
 }
 
-function assertOffset(offset: number, end: number | undefined): void {
-  if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`invalid offset ${offset}`);
-  if (end !== undefined && (!Number.isSafeInteger(end) || end < 0)) throw new RangeError(`invalid end ${end}`);
-}
