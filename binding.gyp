@@ -4,6 +4,12 @@
       "target_name": "sha256_state",
       "sources": ["native/sha256_state.c"],
       "cflags": ["-O2", "-Wall", "-Wno-deprecated-declarations"]
+    },
+    {
+      "target_name": "sendfile_pump",
+      "sources": ["native/sendfile_pump.c"],
+      "cflags": ["-O2", "-Wall"],
+      "libraries": ["-lpthread"]
     }
   ]
 }

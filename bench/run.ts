@@ -226,6 +226,15 @@ async function main(): Promise<number> {
     snapshot = await mkdtemp(join(resultsDir, ".berth-snapshot-"));
     const distSrc = fileURLToPath(new URL("../src/", import.meta.url));
     await cp(distSrc, join(snapshot, "dist", "src"), { recursive: true });
+    // The native addons (resumable SHA-256, sendfile) load from build/Release next to dist/: without
+    // this copy the snapshot would measure berth's pure-Node fallbacks.
+    const addons = fileURLToPath(new URL("../../build/Release/", import.meta.url));
+    for (const name of ["sha256_state.node", "sendfile_pump.node"]) {
+      await cp(join(addons, name), join(snapshot, "build", "Release", name)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "ENOENT") throw err;
+        process.stdout.write(`warning: build/Release/${name} is not built; berth runs without it\n`);
+      });
+    }
     snapshotForCleanup = snapshot;
     setBerthMain(join(snapshot, "dist", "src", "cli", "main.js"));
   }

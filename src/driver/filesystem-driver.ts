@@ -6,6 +6,7 @@ import { Readable } from "node:stream";
 import {
   assertOffset,
   assertValidPath,
+  markLocalFileRange,
   type PutOptions,
   PathNotFoundError,
   type FileInfo,
@@ -75,7 +76,8 @@ export class FilesystemDriver implements StorageDriver {
       return Readable.from([], { objectMode: false });
     }
     // Node's `end` is inclusive; ours is exclusive.
-    return handle.createReadStream({ start: offset, end: stop - 1, highWaterMark: READ_CHUNK });
+    const stream = handle.createReadStream({ start: offset, end: stop - 1, highWaterMark: READ_CHUNK });
+    return markLocalFileRange(stream, { fd: handle.fd, start: offset, end: stop });
   }
 
   async writer(path: string, append: boolean): Promise<FileWriter> {

@@ -76,6 +76,32 @@ export interface StorageDriver {
   walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void>;
 }
 
+/**
+ * Where a reader's bytes lie when they are a range of a local file: a server may hand
+ * [start, end) of `fd` to the kernel (sendfile) instead of consuming the stream. Using `fd` and
+ * reading the stream are alternatives; either way the stream is destroyed afterwards, which
+ * closes the file.
+ */
+export interface LocalFileRange {
+  readonly fd: number;
+  readonly start: number;
+  /** Exclusive. */
+  readonly end: number;
+}
+
+const localFileRanges = new WeakMap<Readable, LocalFileRange>();
+
+/** Records that `stream` reads `range` (drivers with local files call this on their readers). */
+export function markLocalFileRange(stream: Readable, range: LocalFileRange): Readable {
+  localFileRanges.set(stream, range);
+  return stream;
+}
+
+/** The local file range behind a driver's reader, when it has one. */
+export function localFileRangeOf(stream: Readable): LocalFileRange | undefined {
+  return localFileRanges.get(stream);
+}
+
 export interface PutOptions {
   /** Default true. */
   durable?: boolean;

@@ -1,4 +1,4 @@
-import { createRequire } from "node:module";
+import { loadAddon } from "../native/load-addon.js";
 
 /**
  * SHA-256 whose state can be saved and resumed by another process, in distribution's format, so an
@@ -37,20 +37,7 @@ const BLOCK = 64;
 const GO_MAGIC = Buffer.from("sha\x03", "binary");
 const GO_SIZE = GO_MAGIC.length + 32 + BLOCK + 8;
 
-function loadAddon(): Sha256Addon | undefined {
-  const require = createRequire(import.meta.url);
-  for (const candidate of ["../../../build/Release/sha256_state.node", "../../build/Release/sha256_state.node"]) {
-    try {
-      const addon = require(candidate) as Sha256Addon;
-      if (addon.stateSize === CTX_SIZE) return addon;
-    } catch {
-      // Not built here; try the next location, then fall back.
-    }
-  }
-  return undefined;
-}
-
-const addon = loadAddon();
+const addon = loadAddon<Sha256Addon>("sha256_state", (candidate) => candidate.stateSize === CTX_SIZE);
 
 export const resumableSha256Available = addon !== undefined;
 

@@ -1,6 +1,8 @@
 import { pipeline } from "node:stream/promises";
 import { Digest } from "../../reference/digest.js";
+import { localFileRangeOf } from "../../driver/storage-driver.js";
 import { parseRange } from "../byte-range.js";
+import { isClientGone, sendFileRange } from "../send-file-range.js";
 import { sendEmpty, type RequestContext } from "../request-context.js";
 
 /**
@@ -40,11 +42,15 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
   const stream = await repository.openBlob(digest, start, end);
   ctx.res.writeHead(status, headers);
   try {
+    const file = localFileRangeOf(stream);
+    if (file && (await sendFileRange(ctx.res, file, () => stream.destroy()))) return;
     await pipeline(stream, ctx.res);
   } catch (err) {
+    stream.destroy();
     // A client that stops reading is not a server failure; cut the response and move on.
-    if (ctx.res.destroyed || ctx.req.destroyed) {
-      ctx.log.debug({ digest: digest.toString() }, "client went away during blob download");
+    if (isClientGone(err) || ctx.res.destroyed || ctx.req.destroyed) {
+      ctx.res.destroy();
+      ctx.log.debug({ digest: digest.toString(), err }, "client went away during blob download");
       return;
     }
     throw err;

@@ -1,0 +1,75 @@
+import { constants } from "node:os";
+import { loadAddon } from "./load-addon.js";
+
+/**
+ * sendfile(2) from a background thread (native/sendfile_pump.c): the kernel moves file pages to a
+ * socket without copying them through JavaScript buffers. Unavailable (undefined) when the addon
+ * was not built or on a platform without Linux's sendfile; callers then stream.
+ */
+export interface SendfilePump {
+  /**
+   * Sends bytes [offset, offset + length) of `fileFd` to `socketFd`. Both descriptors are
+   * duplicated at once: the caller may close its file right after this returns. The socket must
+   * be left alone (no writes) until `done` settles. `stallMs` > 0 fails the transfer with
+   * ETIMEDOUT when the peer accepts nothing for that long.
+   */
+  send(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number): SendfileTransfer;
+}
+
+export interface SendfileTransfer {
+  /** Resolves when every byte was handed to the kernel; rejects with a system error (code EPIPE, ETIMEDOUT, ECANCELED…). */
+  readonly done: Promise<void>;
+  /** Stops the transfer; `done` rejects with ECANCELED unless it already settled. */
+  cancel(): void;
+}
+
+interface PumpAddon {
+  init(onComplete: (id: number, errno: number, sent: number) => void): void;
+  start(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number): number;
+  cancel(id: number): void;
+}
+
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, value]) => [value, name]));
+
+class NativeSendfilePump implements SendfilePump {
+  readonly #addon: PumpAddon;
+  readonly #waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+
+  constructor(addon: PumpAddon) {
+    this.#addon = addon;
+    addon.init((id, errno, sent) => this.#complete(id, errno, sent));
+  }
+
+  send(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number): SendfileTransfer {
+    const id = this.#addon.start(socketFd, fileFd, offset, length, Math.max(0, Math.floor(stallMs)));
+    const done = new Promise<void>((resolve, reject) => this.#waiting.set(id, { resolve, reject }));
+    return { done, cancel: () => this.#addon.cancel(id) };
+  }
+
+  #complete(id: number, errno: number, sent: number): void {
+    const waiter = this.#waiting.get(id);
+    if (!waiter) return;
+    this.#waiting.delete(id);
+    if (errno === 0) {
+      waiter.resolve();
+      return;
+    }
+    const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+    const err = Object.assign(new Error(`sendfile failed after ${sent} bytes: ${code}`), { code, errno, bytesSent: sent });
+    waiter.reject(err);
+  }
+}
+
+function load(): SendfilePump | undefined {
+  if (process.platform !== "linux") return undefined;
+  const addon = loadAddon<PumpAddon>("sendfile_pump", (candidate) => typeof candidate.start === "function");
+  return addon ? new NativeSendfilePump(addon) : undefined;
+}
+
+let pump: SendfilePump | undefined | null = null;
+
+/** The process's pump, started on first use (one thread for every transfer). */
+export function sendfilePump(): SendfilePump | undefined {
+  if (pump === null) pump = load();
+  return pump;
+}

@@ -1,0 +1,75 @@
+import type { ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { LocalFileRange } from "../driver/storage-driver.js";
+import { sendfilePump } from "../native/sendfile-pump.js";
+
+const EMPTY = Buffer.alloc(0);
+
+/** Errors of a transfer that mean the client is gone or stopped reading, not that the server failed. */
+const CLIENT_GONE = new Set(["EPIPE", "ECONNRESET", "ECANCELED", "ETIMEDOUT"]);
+
+export function isClientGone(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && CLIENT_GONE.has(code);
+}
+
+/**
+ * Sends the body of `res` (status and headers already given to writeHead) as the bytes of a local
+ * file range, with sendfile(2): no copy through JavaScript, no buffers for the garbage collector.
+ * This is how Go's net/http (and so distribution) serves files.
+ *
+ * Returns false, having touched nothing, when the connection cannot take it — TLS or HTTP/2 (the
+ * bytes must pass through their framing), or the native pump is not built — and the caller
+ * streams instead. `release` runs as soon as the pump holds its own descriptors: the caller closes
+ * its file there. Rejects when the transfer fails, the response half sent; `isClientGone` tells the
+ * client's failures from the server's.
+ */
+export async function sendFileRange(res: ServerResponse, range: LocalFileRange, release: () => void): Promise<boolean> {
+  const pump = sendfilePump();
+  const socket = res.socket;
+  const fd = socket ? plainSocketFd(socket) : undefined;
+  if (!pump || !socket || fd === undefined || res.req.httpVersionMajor !== 1) return false;
+
+  // The pump writes behind Node's back: the headers must be in the kernel before the first byte.
+  await headersFlushed(res, socket);
+  // Node sees no writes while the kernel sends, so its inactivity timer would cut a long download;
+  // the pump applies the same limit to the peer's progress instead.
+  const inactivityMs = socket.timeout ?? 0;
+  socket.setTimeout(0);
+  const transfer = pump.send(fd, range.fd, range.start, range.end - range.start, inactivityMs);
+  release();
+  const cancel = () => transfer.cancel();
+  socket.once("close", cancel);
+  try {
+    await transfer.done;
+  } finally {
+    socket.off("close", cancel);
+  }
+  socket.setTimeout(inactivityMs);
+  res.end();
+  return true;
+}
+
+/** The descriptor of a plain TCP socket; undefined for TLS sockets and anything without one. */
+function plainSocketFd(socket: Socket): number | undefined {
+  if ("encrypted" in socket && socket.encrypted) return undefined;
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === "number" && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * Resolves once the status line and headers have left Node for the kernel. An empty write's
+ * callback runs after every earlier write on the socket completed; if the socket closes first,
+ * Node drops that callback, hence the race with 'close'.
+ */
+function headersFlushed(res: ServerResponse, socket: Socket): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onClose = () => reject(Object.assign(new Error("connection closed before the body"), { code: "ECONNRESET" }));
+    socket.once("close", onClose);
+    res.write(EMPTY, (err) => {
+      socket.off("close", onClose);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
+}
