@@ -20,6 +20,7 @@ const DIRECTORY_RACE_RETRIES = 5;
 /** Flushed bytes after which the writer starts an early writeback (see #startWriteback). */
 const EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024;
 const WRITE_BUFFER = 1024 * 1024;
+const RESOLVED = Promise.resolve();
 /** Linux IOV_MAX: more buffers than this would split one writev into several syscalls. */
 const MAX_IOVECS = 1024;
 
@@ -238,6 +239,8 @@ class FilesystemFileWriter implements FileWriter {
   #pendingBytes = 0;
   /** Serialises flushes; a failed flush leaves it rejected so every later operation fails too. */
   #flushed: Promise<void> = Promise.resolve();
+  /** The first failed flush: later writes reject with it at once. */
+  #failure: Error | undefined;
   /** Bytes flushed since the last early writeback started. */
   #unsynced = 0;
   /** The early writeback in flight, if any (see #startWriteback). */
@@ -256,13 +259,23 @@ class FilesystemFileWriter implements FileWriter {
     return this.#size;
   }
 
+  /**
+   * Double-buffered: bytes gather while the previous writev runs in the threadpool, and the caller
+   * waits only when a full buffer must queue behind a flush still in flight. Waiting on every
+   * flush would stop reading the socket during each writev, leaving the network and the disk to
+   * take turns.
+   */
   write(chunk: Uint8Array): Promise<void> {
     if (this.#state !== "open") return Promise.reject(new Error(`writer is ${this.#state}: ${this.fullPath}`));
-    if (chunk.byteLength === 0) return this.#flushed;
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (chunk.byteLength === 0) return RESOLVED;
     this.#pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.#pendingBytes += chunk.byteLength;
     this.#size += chunk.byteLength;
-    return this.#pendingBytes >= WRITE_BUFFER ? this.#flush() : this.#flushed;
+    if (this.#pendingBytes < WRITE_BUFFER) return RESOLVED;
+    const inFlight = this.#flushed;
+    void this.#flush().catch(() => undefined);
+    return inFlight;
   }
 
   close(): Promise<void> {
@@ -338,6 +351,9 @@ class FilesystemFileWriter implements FileWriter {
         await writeAll(this.handle, chunks);
         this.#unsynced += bytes;
         if (this.#unsynced >= EARLY_WRITEBACK_BYTES) this.#startWriteback();
+      });
+      this.#flushed.catch((err: unknown) => {
+        this.#failure ??= err instanceof Error ? err : new Error(String(err));
       });
     }
     return this.#flushed;
