@@ -229,7 +229,7 @@ export async function startServer(kind: ServerKind, opts: StartOptions): Promise
       ? spawn(
           process.execPath,
           // The same V8 flag as berth's `bin` and `npm start` (see src/cli/main.ts).
-          ["--max-semi-space-size=2", BERTH_MAIN, "serve", ...(opts.berthWorkers ? ["--workers", String(opts.berthWorkers)] : []), configFile],
+          [...(process.env.BENCH_BERTH_NODE_FLAGS ?? "--max-semi-space-size=2").split(" "), BERTH_MAIN, "serve", ...(opts.berthWorkers ? ["--workers", String(opts.berthWorkers)] : []), configFile],
           { stdio: ["ignore", log, log], env },
         )
       : spawn(DISTRIBUTION_BIN, ["serve", configFile], { stdio: ["ignore", log, log], env });

@@ -19,7 +19,7 @@ const READ_CHUNK = 1024 * 1024;
 const DIRECTORY_RACE_RETRIES = 5;
 /** Flushed bytes after which the writer starts an early writeback (see #startWriteback). */
 const EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024;
-const WRITE_BUFFER = 1024 * 1024;
+const WRITE_BUFFER = 256 * 1024;
 const RESOLVED = Promise.resolve();
 /** Linux IOV_MAX: more buffers than this would split one writev into several syscalls. */
 const MAX_IOVECS = 1024;
@@ -200,18 +200,25 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   /**
-   * Creates `dir` and runs `operation` in it. A concurrent delete may remove the directory between
-   * the two (another request deleting the same repository path); the operation is then retried
-   * with the directory made again, so racing writers and deleters each finish instead of failing.
+   * Runs `operation` in `dir`, creating the directory when the operation finds it missing. Trying
+   * first saves a mkdir round trip through the threadpool on every write to an existing directory
+   * (most of them). A concurrent delete may remove the directory again before the retry (another
+   * request deleting the same repository path); the directory is then made again, so racing
+   * writers and deleters each finish instead of failing.
    */
   async #inDirectory<T>(dir: string, path: string, operation: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await mkdir(dir, { recursive: true });
         return await operation();
       } catch (err) {
         if (err instanceof PathNotFoundError) throw err;
-        if (!isNotFound(err) || attempt >= DIRECTORY_RACE_RETRIES) throw this.#mapError(err, path);
+        if (!isNotFound(err) || attempt > DIRECTORY_RACE_RETRIES) throw this.#mapError(err, path);
+      }
+      try {
+        await mkdir(dir, { recursive: true });
+      } catch (err) {
+        // A file where a directory belongs, or no permission: the operation's own error says it better.
+        if (!isNotFound(err)) throw this.#mapError(err, path);
       }
     }
   }
