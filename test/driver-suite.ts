@@ -357,6 +357,16 @@ function defineWriterTests(test: Define): void {
     assert.equal((await driver.stat(`${dir}/file`)).size, 11);
   });
 
+  test("commit({ durableName: false }) then move: the bytes are readable at the destination", async (driver, dir) => {
+    const writer = await driver.writer(`${dir}/_uploads/id/data`, false);
+    await writer.write(text("moved next"));
+    await writer.commit({ durableName: false });
+    assert.equal((await driver.getContent(`${dir}/_uploads/id/data`)).toString(), "moved next");
+    await driver.move(`${dir}/_uploads/id/data`, `${dir}/blobs/data`);
+    assert.equal((await driver.getContent(`${dir}/blobs/data`)).toString(), "moved next");
+    await assert.rejects(driver.getContent(`${dir}/_uploads/id/data`), PathNotFoundError);
+  });
+
   test("writer creates parent directories", async (driver, dir) => {
     const writer = await driver.writer(`${dir}/_uploads/id/data`, false);
     await writer.write(text("data"));

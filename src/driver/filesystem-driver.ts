@@ -6,6 +6,7 @@ import { Readable } from "node:stream";
 import {
   assertOffset,
   assertValidPath,
+  type CommitOptions,
   markLocalFileRange,
   type PutOptions,
   PathNotFoundError,
@@ -290,7 +291,7 @@ class FilesystemFileWriter implements FileWriter {
     return this.#finish("closed", () => this.#flushAndClose());
   }
 
-  commit(): Promise<void> {
+  commit(options: CommitOptions = {}): Promise<void> {
     if (this.#state === "committed") return this.#finished;
     if (this.#state !== "open") return Promise.reject(new Error(`cannot commit a ${this.#state} writer: ${this.fullPath}`));
     return this.#finish("committed", async () => {
@@ -301,7 +302,7 @@ class FilesystemFileWriter implements FileWriter {
         this.#state = "closed";
         throw err;
       }
-      await fsyncDirectory(dirname(this.fullPath));
+      if (options.durableName ?? true) await fsyncDirectory(dirname(this.fullPath));
     });
   }
 

@@ -128,9 +128,18 @@ export interface FileWriter {
   /** Makes what was written resumable by a later `writer(path, true)`. Idempotent. */
   close(): Promise<void>;
   /** Makes the content durable and visible at the path. */
-  commit(): Promise<void>;
+  commit(options?: CommitOptions): Promise<void>;
   /** Discards everything written, including earlier sessions. Safe to call more than once. */
   cancel(): Promise<void>;
+}
+
+export interface CommitOptions {
+  /**
+   * Default true. false: only the bytes need be durable now, because the caller moves the object
+   * next and `move` makes its destination durable; a driver may skip making this name durable
+   * (the filesystem driver then saves a directory fsync per upload).
+   */
+  durableName?: boolean;
 }
 
 export class PathNotFoundError extends Error {

@@ -127,13 +127,14 @@ export class UploadStore {
         const computed = Digest.parse(`${digest.algorithm}:${live.hexDigest()}`);
         if (!computed.equals(digest)) await writer.close();
         await this.verify(session, digest, computed);
-        await writer.commit();
+        // adopt() moves the bytes next, and the move makes the blob's name durable.
+        await writer.commit({ durableName: false });
       } else {
         await writer.close();
         const resumed = digest.algorithm === RESUMABLE_ALGORITHM ? await this.hasherAt(session, size) : undefined;
         if (resumed) await this.verify(session, digest, Digest.parse(`${digest.algorithm}:${resumed.hexDigest()}`));
         // A fresh writer continues the closed one; its commit is what makes the bytes durable.
-        await (await this.driver.writer(dataPath, true)).commit();
+        await (await this.driver.writer(dataPath, true)).commit({ durableName: false });
         // No hash state covers the bytes: read them back, now that the commit made them readable.
         if (!resumed) await this.verify(session, digest, await this.rehash(dataPath, size, digest.algorithm));
       }
