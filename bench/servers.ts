@@ -228,8 +228,9 @@ export async function startServer(kind: ServerKind, opts: StartOptions): Promise
     kind === "berth"
       ? spawn(
           process.execPath,
-          // The same V8 flag as berth's `bin` and `npm start` (see src/cli/main.ts).
-          [...(process.env.BENCH_BERTH_NODE_FLAGS ?? "--max-semi-space-size=2").split(" "), BERTH_MAIN, "serve", ...(opts.berthWorkers ? ["--workers", String(opts.berthWorkers)] : []), configFile],
+          // The same V8 flag as berth's `bin` and `npm start` (see src/cli/main.ts), unless
+          // BENCH_BERTH_NODE_FLAGS replaces it (profiling; empty for node's defaults).
+          [...(process.env.BENCH_BERTH_NODE_FLAGS ?? "--max-semi-space-size=2").split(" ").filter(Boolean), BERTH_MAIN, "serve", ...(opts.berthWorkers ? ["--workers", String(opts.berthWorkers)] : []), configFile],
           { stdio: ["ignore", log, log], env },
         )
       : spawn(DISTRIBUTION_BIN, ["serve", configFile], { stdio: ["ignore", log, log], env });

@@ -23,7 +23,6 @@ import {
   expectHeadError,
   indexOf,
   json,
-  randomBlob,
   randomImage,
   snapshotTree,
   uniqueName,
