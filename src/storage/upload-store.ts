@@ -184,8 +184,8 @@ export class UploadStore {
     const live = this.hashers.get(key);
     this.hashers.delete(key);
     if (live && live.length === offset) return live;
-    const saved = await this.loadHashState(session, offset);
     if (offset === 0) return newUploadHash();
+    const saved = await this.loadHashState(session, offset);
     if (!saved) return undefined;
     if (saved.length < offset) {
       try {
