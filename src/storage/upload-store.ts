@@ -57,12 +57,21 @@ export class UploadStore {
   }
 
   /** BLOB_UPLOAD_UNKNOWN for an id that is malformed, finished, cancelled or never existed. */
-  async open(repository: string, id: string): Promise<UploadSession> {
+  /**
+   * The upload `id`; BLOB_UPLOAD_UNKNOWN unless it exists. `startedAt` is the start time a verified
+   * upload state token already vouches for: the upload's file is then only checked for, not read.
+   */
+  async open(repository: string, id: string, startedAt?: Date): Promise<UploadSession> {
     if (!UPLOAD_ID.test(id)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: id.slice(0, 200) });
     try {
+      if (startedAt) {
+        const info = await this.driver.stat(uploadStartedAtPath(repository, id));
+        if (info.isDir) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id });
+        return { repository, id, startedAt };
+      }
       const raw = await this.driver.getContent(uploadStartedAtPath(repository, id));
-      const startedAt = new Date(raw.toString("utf8").trim());
-      return { repository, id, startedAt: Number.isNaN(startedAt.getTime()) ? new Date(0) : startedAt };
+      const stored = new Date(raw.toString("utf8").trim());
+      return { repository, id, startedAt: Number.isNaN(stored.getTime()) ? new Date(0) : stored };
     } catch (err) {
       if (isPathNotFound(err)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id });
       throw err;

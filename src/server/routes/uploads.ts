@@ -83,8 +83,8 @@ async function openUpload(ctx: RequestContext): Promise<{ repository: Repository
   const repository = ctx.registry.repository(ctx.params.name);
   const id = ctx.params.reference;
   const state = ctx.query.get("_state");
-  if (state !== null) ctx.signer.verify(state, { name: repository.name, id });
-  const session = await repository.openUpload(id);
+  const verified = state !== null ? ctx.signer.verify(state, { name: repository.name, id }) : undefined;
+  const session = await repository.openUpload(id, verified ? new Date(verified.startedAt) : undefined);
   return { repository, session };
 }
 
