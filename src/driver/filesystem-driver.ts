@@ -17,6 +17,8 @@ import {
 } from "./storage-driver.js";
 
 const READ_CHUNK = 1024 * 1024;
+/** Entries of one directory removed at once by a recursive delete. */
+const REMOVE_CONCURRENCY = 32;
 /** Attempts at a write whose directory a concurrent delete keeps removing. */
 const DIRECTORY_RACE_RETRIES = 5;
 /** Flushed bytes after which the writer starts an early writeback (see #startWriteback). */
@@ -484,12 +486,10 @@ function undefinedIfNotFound(err: unknown): undefined {
 
 /**
  * rm -r that tolerates files appearing while it runs (a concurrent write into the tree being
- * deleted makes rmdir fail with ENOTEMPTY): it tries again, and the delete wins.
- */
-/**
- * Removes a file or a directory tree; a missing path is not an error. One listing per directory
- * (its entries' types come with it) instead of fs.rm's stat of every entry: removing an upload
- * directory after its blob was moved out costs three calls instead of eight.
+ * deleted makes rmdir fail with ENOTEMPTY): it tries again, and the delete wins. A missing path is
+ * not an error. One listing per directory (entries come with their types) instead of fs.rm's stat
+ * of every entry: removing an upload directory after its blob was moved out costs three calls
+ * instead of eight.
  */
 async function removeTree(full: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -515,12 +515,15 @@ async function removeEntry(full: string): Promise<void> {
     await unlink(full).catch(ignoreNotFound);
     return;
   }
-  await Promise.all(
-    entries.map((entry) => {
-      const child = join(full, entry.name);
-      return entry.isDirectory() ? removeEntry(child) : unlink(child).catch(ignoreNotFound);
-    }),
-  );
+  // A bounded number at a time: a repository's tree can hold many thousands of entries.
+  for (let i = 0; i < entries.length; i += REMOVE_CONCURRENCY) {
+    await Promise.all(
+      entries.slice(i, i + REMOVE_CONCURRENCY).map((entry) => {
+        const child = join(full, entry.name);
+        return entry.isDirectory() ? removeEntry(child) : unlink(child).catch(ignoreNotFound);
+      }),
+    );
+  }
   await rmdir(full).catch(ignoreNotFound);
 }
 
