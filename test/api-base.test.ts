@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { rm, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { DEFAULT_TEST_CONFIG, startBerth, type BerthProcess } from "./support/berth-process.js";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import {
   RegistryClient,
   digestOf,
@@ -93,7 +93,7 @@ describe("read-only mode (storage.maintenance.readonly.enabled: true)", () => {
     blobDigest = await w.pushBlob(name, blob);
     uploadLocation = (await w.startUpload(name)).location.replace(writable.url, "");
     await writable.stop();
-    const config = DEFAULT_TEST_CONFIG.replace("storage:\n", "storage:\n  maintenance:\n    readonly:\n      enabled: true\n");
+    const config = testConfig({ storage: "  maintenance:\n    readonly:\n      enabled: true" });
     readOnly = await startBerth({ root: writable.root!, configYaml: config, cleanup: true });
     ro = new RegistryClient(readOnly.url);
   });

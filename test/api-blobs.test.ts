@@ -1,7 +1,7 @@
 /** HEAD/GET/DELETE /v2/<name>/blobs/<digest>: pulls, ranges, per-repository links, deletes. */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { DEFAULT_TEST_CONFIG, startBerth, type BerthProcess } from "./support/berth-process.js";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import {
   RegistryClient,
   digestOf,
@@ -204,7 +204,7 @@ describe("with storage.delete.enabled false", () => {
   let nd: RegistryClient;
 
   before(async () => {
-    noDelete = await startBerth({ configYaml: DEFAULT_TEST_CONFIG.replace(/delete:\n\s+enabled: true/, "delete:\n    enabled: false") });
+    noDelete = await startBerth({ configYaml: testConfig({ deleteEnabled: false }) });
     nd = new RegistryClient(noDelete.url);
   });
 

@@ -17,7 +17,7 @@ import { freshDigest, runBlobDescriptorCacheSuite } from "./cache-suite.js";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BERTH_CLI, startBerth, type BerthProcess } from "./support/berth-process.js";
+import { BERTH_CLI, JSON_TEST_LOG, startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { describeRun, run } from "./support/external-program.js";
 import { requireDistribution, startDistribution } from "./support/distribution-process.js";
 import { layerLinkPath } from "../src/storage/paths.js";
@@ -31,11 +31,11 @@ const redisProgram = requireRedis();
 const skip = redisProgram.skip;
 const OCTET = "application/octet-stream";
 
-/** A cache on `server`, connected (healthy) before it is returned. */
-async function connectedCache(
+/** A cache on `server`, not opened yet, logging into memory. */
+function unopenedCache(
   server: RedisServer,
   overrides: Partial<RedisBlobDescriptorCacheOptions> = {},
-): Promise<{ cache: RedisBlobDescriptorCache; logs: ReturnType<typeof memoryLogger> }> {
+): { cache: RedisBlobDescriptorCache; logs: ReturnType<typeof memoryLogger> } {
   const logs = memoryLogger();
   const cache = new RedisBlobDescriptorCache({
     host: "127.0.0.1",
@@ -48,6 +48,15 @@ async function connectedCache(
     log: logs.log,
     ...overrides,
   });
+  return { cache, logs };
+}
+
+/** A cache on `server`, connected (healthy) before it is returned. */
+async function connectedCache(
+  server: RedisServer,
+  overrides: Partial<RedisBlobDescriptorCacheOptions> = {},
+): Promise<{ cache: RedisBlobDescriptorCache; logs: ReturnType<typeof memoryLogger> }> {
+  const { cache, logs } = unopenedCache(server, overrides);
   cache.open();
   await waitFor(async () => Object.keys(await cache.health()).length === 0, "the cache to connect to redis");
   return { cache, logs };
@@ -250,17 +259,7 @@ describe("redis blob descriptor cache: outages", { skip }, () => {
   it("reports Redis unreachable from the start, once, and connects when it appears", async () => {
     const server = await startRedis();
     await server.kill();
-    const logs = memoryLogger();
-    const cache = new RedisBlobDescriptorCache({
-      host: "127.0.0.1",
-      port: server.port,
-      db: 0,
-      tls: false,
-      dialTimeoutMs: 1000,
-      commandTimeoutMs: 300,
-      probeIntervalMs: 100,
-      log: logs.log,
-    });
+    const { cache, logs } = unopenedCache(server);
     try {
       const digest = freshDigest();
       assert.equal(await cache.get(digest), undefined, "before open(), a miss");
@@ -284,34 +283,23 @@ describe("redis blob descriptor cache: outages", { skip }, () => {
 
 /** berth's configuration with the redis cache on `redisAddr`; `{{root}}` is the storage root. */
 function redisCacheConfig(redisAddr: string): string {
-  return `version: 0.1
-log:
-  level: info
-  formatter: json
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {{root}}
-  delete:
-    enabled: true
-  cache:
-    blobdescriptor: redis
-http:
-  addr: 127.0.0.1:0
-  secret: test-secret
-redis:
-  addr: ${redisAddr}
-  password: ""
-  db: 0
-  dialtimeout: 1s
-  readtimeout: 300ms
-  writetimeout: 300ms
-  pool:
-    maxidle: 16
-    maxactive: 64
-    idletimeout: 300s
-`;
+  return testConfig({
+    log: JSON_TEST_LOG,
+    storage: "  cache:\n    blobdescriptor: redis",
+    sections: [
+      "redis:",
+      `  addr: ${redisAddr}`,
+      '  password: ""',
+      "  db: 0",
+      "  dialtimeout: 1s",
+      "  readtimeout: 300ms",
+      "  writetimeout: 300ms",
+      "  pool:",
+      "    maxidle: 16",
+      "    maxactive: 64",
+      "    idletimeout: 300s",
+    ].join("\n"),
+  });
 }
 
 describe("berth garbage-collect with the redis cache", { skip }, () => {

@@ -31,7 +31,7 @@ import { after, before, describe, it, type TestContext } from "node:test";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { resumableSha256Available, unmarshalSha256 } from "../src/hash/resumable-sha256.js";
 import { describeConfig, parseConfig } from "../src/config/load-config.js";
-import { BERTH_CLI, startBerth, type BerthProcess } from "./support/berth-process.js";
+import { BERTH_CLI, JSON_TEST_LOG, startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import {
   decodeDistributionUploadState,
   DISTRIBUTION_SECRET,
@@ -70,26 +70,11 @@ const ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].
 
 /** berth on a given root: same http.secret as distribution (a shared deployment), purging off. */
 function berthConfig(options: { readOnly?: boolean } = {}): string {
-  return `version: 0.1
-log:
-  level: info
-  formatter: json
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {{root}}
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-    readonly:
-      enabled: ${options.readOnly === true}
-http:
-  addr: 127.0.0.1:0
-  secret: ${DISTRIBUTION_SECRET}
-`;
+  return testConfig({
+    log: JSON_TEST_LOG,
+    storage: `  maintenance:\n    uploadpurging:\n      enabled: false\n    readonly:\n      enabled: ${options.readOnly === true}`,
+    secret: DISTRIBUTION_SECRET,
+  });
 }
 
 type Kind = "berth" | "distribution";

@@ -15,7 +15,7 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DEFAULT_TEST_CONFIG, startBerth, type BerthProcess } from "./support/berth-process.js";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { describeRun, requireProgram, run, type RunResult } from "./support/external-program.js";
 import { buildTestLayouts, MEDIA_TYPE, type Descriptor, type TestLayouts } from "./support/oci-layout.js";
 
@@ -62,7 +62,7 @@ describe("podman against berth", () => {
       "--events-backend", "none",
     ];
     // Access log on: a failing podman command's message quotes berth's log of the exchange.
-    berth = await startBerth({ configYaml: DEFAULT_TEST_CONFIG.replace(/(accesslog:\s*\n\s*disabled:) true/, "$1 false") });
+    berth = await startBerth({ configYaml: testConfig({ log: "  level: info\n  accesslog:\n    disabled: false" }) });
   });
 
   after(async () => {

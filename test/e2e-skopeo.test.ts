@@ -10,14 +10,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DEFAULT_TEST_CONFIG, startBerth, type BerthProcess } from "./support/berth-process.js";
+import { DEFAULT_TEST_CONFIG, startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { describeRun, requireProgram, run, type RunResult } from "./support/external-program.js";
 import { buildTestLayouts, MEDIA_TYPE, readLayout, sha256Digest, type Descriptor, type TestLayouts } from "./support/oci-layout.js";
 
 const skopeo = requireProgram("skopeo");
 
 /** The default test configuration with the access log on: failure messages quote it, the mount test reads it. */
-const CONFIG_WITH_ACCESS_LOG = DEFAULT_TEST_CONFIG.replace(/(accesslog:\s*\n\s*disabled:) true/, "$1 false");
+const CONFIG_WITH_ACCESS_LOG = testConfig({ log: "  level: info\n  accesslog:\n    disabled: false" });
 
 const MANIFEST_ACCEPT = [MEDIA_TYPE.imageManifest, MEDIA_TYPE.imageIndex].join(", ");
 

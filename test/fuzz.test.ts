@@ -15,7 +15,7 @@ import { readdir, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
-import { DEFAULT_TEST_CONFIG, startBerth, type BerthProcess } from "./support/berth-process.js";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { errorBodyProblem, exchange, fuzzSeed, generateCase, leaks, Random, type FuzzTarget } from "./support/fuzz-requests.js";
 import { OCI_MANIFEST, RegistryClient, randomImage, registryTree, type ImageParts } from "./support/registry-client.js";
 
@@ -35,7 +35,7 @@ let handled = 0;
 
 before(async () => {
   // The access log tells when a handler has finished (see waitForHandler).
-  berth = await startBerth({ configYaml: DEFAULT_TEST_CONFIG.replace("disabled: true", "disabled: false") });
+  berth = await startBerth({ configYaml: testConfig({ log: "  level: info\n  accesslog:\n    disabled: false" }) });
   let partial = "";
   berth.child.stderr!.on("data", (chunk: string) => {
     const lines = (partial + chunk).split("\n");

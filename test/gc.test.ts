@@ -2,7 +2,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { startBerth, type BerthProcess } from "./support/berth-process.js";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { run, describeRun, requireProgram } from "./support/external-program.js";
 
 const scriptProgram = requireProgram("script");
@@ -33,21 +33,7 @@ import { TerminalProgress, PlainProgress, formatBytes } from "../src/gc/progress
 import { manifestReferences, UnreadableManifestError } from "../src/gc/manifest-references.js";
 
 const ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].join(", ");
-const READ_ONLY_CONFIG = `version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {{root}}
-  maintenance:
-    readonly:
-      enabled: true
-http:
-  addr: 127.0.0.1:0
-  secret: test-secret
-`;
+const READ_ONLY_CONFIG = testConfig({ deleteEnabled: false, storage: "  maintenance:\n    readonly:\n      enabled: true" });
 
 let tree: { root: string; facts: GcTreeFacts; cleanup(): Promise<void> };
 const cleanups: (() => Promise<unknown>)[] = [];

@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import bcrypt from "bcryptjs";
-import { startBerth, type BerthProcess } from "./support/berth-process.js";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { errorBodyProblem, exchange, httpRequest, leaks, signUploadPayload, signUploadState, type Exchange, type RawResponse } from "./support/fuzz-requests.js";
 import {
   OCI_MANIFEST,
@@ -756,20 +756,7 @@ describe("concurrent requests on the same content never answer 500", () => {
 // Servers with their own configuration
 
 function configWith(extra: { http?: string; log?: string; storage?: string }): string {
-  return `version: 0.1
-log:
-${extra.log ?? "  level: info\n  accesslog:\n    disabled: true"}
-storage:
-  filesystem:
-    rootdirectory: {{root}}
-  delete:
-    enabled: true
-${extra.storage ?? ""}
-http:
-  addr: 127.0.0.1:0
-  secret: ${SECRET}
-${extra.http ?? ""}
-`;
+  return testConfig({ ...extra, secret: SECRET });
 }
 
 describe("upload state tokens expire with storage.maintenance.uploadpurging.age", () => {

@@ -5,19 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { startBerth, type BerthProcess } from "./support/berth-process.js";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { freePort } from "./support/distribution-process.js";
 import { RegistryClient, waitFor } from "./support/registry-client.js";
-
-const config = (extra: string) => `version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {{root}}
-${extra}`;
 
 describe("GET /debug/health", () => {
   describe("with an in-memory cache and auth that wants credentials for everything", () => {
@@ -25,16 +15,11 @@ describe("GET /debug/health", () => {
     let client: RegistryClient;
     before(async () => {
       berth = await startBerth({
-        configYaml: config(`  cache:
-    blobdescriptor: inmemory
-http:
-  addr: 127.0.0.1:0
-  secret: test-secret
-auth:
-  silly:
-    realm: https://auth.example.com/token
-    service: registry.example.com
-`),
+        configYaml: testConfig({
+          deleteEnabled: false,
+          storage: "  cache:\n    blobdescriptor: inmemory",
+          sections: "auth:\n  silly:\n    realm: https://auth.example.com/token\n    service: registry.example.com",
+        }),
       });
       client = new RegistryClient(berth.url);
     });
@@ -68,17 +53,11 @@ auth:
       // A port nothing listens on: connections are refused.
       const port = await freePort();
       berth = await startBerth({
-        configYaml: config(`  cache:
-    blobdescriptor: redis
-http:
-  addr: 127.0.0.1:0
-  secret: test-secret
-redis:
-  addr: 127.0.0.1:${port}
-  password: sesame
-  dialtimeout: 200ms
-  readtimeout: 200ms
-`),
+        configYaml: testConfig({
+          deleteEnabled: false,
+          storage: "  cache:\n    blobdescriptor: redis",
+          sections: `redis:\n  addr: 127.0.0.1:${port}\n  password: sesame\n  dialtimeout: 200ms\n  readtimeout: 200ms`,
+        }),
       });
       client = new RegistryClient(berth.url);
     });

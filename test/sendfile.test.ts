@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sendfilePump, type SendfilePump } from "../src/native/sendfile-pump.js";
-import { DEFAULT_TEST_CONFIG, startBerth, type BerthProcess } from "./support/berth-process.js";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { RegistryClient, randomBlob, uniqueName, waitFor } from "./support/registry-client.js";
 
 const pump = sendfilePump();
@@ -198,7 +198,7 @@ describe("blob downloads through the server (http.timeout.inactivity: 1s)", { sk
   let pid: number;
 
   before(async () => {
-    berth = await startBerth({ configYaml: `${DEFAULT_TEST_CONFIG}  timeout:\n    inactivity: 1s\n` });
+    berth = await startBerth({ configYaml: testConfig({ http: "  timeout:\n    inactivity: 1s" }) });
     client = new RegistryClient(berth.url);
     digest = await client.pushBlob(name, blob);
     pid = berth.child.pid!;

@@ -1,6 +1,7 @@
 import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { LocalFileRange } from "../driver/storage-driver.js";
+import type { Readable } from "node:stream";
+import { localFileRangeOf } from "../driver/storage-driver.js";
 import { sendfilePump } from "../native/sendfile-pump.js";
 
 const EMPTY = Buffer.alloc(0);
@@ -14,21 +15,23 @@ export function isClientGone(err: unknown): boolean {
 }
 
 /**
- * Sends the body of `res` (status and headers already given to writeHead) as the bytes of a local
- * file range, with sendfile(2): no copy through JavaScript, no buffers for the garbage collector.
- * This is how Go's net/http (and so distribution) serves files.
+ * Sends the body of `res` (status and headers already given to writeHead): the bytes `stream`
+ * would read, taken with sendfile(2) from the local file behind it (see `localFileRangeOf`) — no
+ * copy through JavaScript, no buffers for the garbage collector. This is how Go's net/http (and
+ * so distribution) serves files.
  *
- * Returns false, having touched nothing, when the connection cannot take it — TLS or HTTP/2 (the
- * bytes must pass through their framing), or the native pump is not built — and the caller
- * streams instead. `release` runs as soon as the pump holds its own descriptors: the caller closes
- * its file there. Rejects when the transfer fails, the response half sent; `isClientGone` tells the
- * client's failures from the server's.
+ * Returns false, having touched neither, when the stream has no local file or the connection
+ * cannot take it — TLS or HTTP/2 (the bytes must pass through their framing), or the native pump
+ * is not built — and the caller streams instead. Otherwise the stream is destroyed (its file
+ * closed) as soon as the pump holds its own descriptors. Rejects when the transfer fails, the
+ * response half sent; `isClientGone` tells the client's failures from the server's.
  */
-export async function sendFileRange(res: ServerResponse, range: LocalFileRange, release: () => void): Promise<boolean> {
+export async function sendFileRange(res: ServerResponse, stream: Readable): Promise<boolean> {
+  const range = localFileRangeOf(stream);
   const pump = sendfilePump();
   const socket = res.socket;
   const fd = socket ? plainSocketFd(socket) : undefined;
-  if (!pump || !socket || fd === undefined || res.req.httpVersionMajor !== 1) return false;
+  if (!range || !pump || !socket || fd === undefined || res.req.httpVersionMajor !== 1) return false;
 
   // The pump writes behind Node's back: the headers must be in the kernel before the first byte.
   await headersFlushed(res, socket);
@@ -37,7 +40,8 @@ export async function sendFileRange(res: ServerResponse, range: LocalFileRange, 
   const inactivityMs = socket.timeout ?? 0;
   socket.setTimeout(0);
   const transfer = pump.send(fd, range.fd, range.start, range.end - range.start, inactivityMs);
-  release();
+  // The pump holds its own descriptors now: closing the stream closes only ours.
+  stream.destroy();
   const cancel = () => transfer.cancel();
   socket.once("close", cancel);
   try {

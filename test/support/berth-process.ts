@@ -32,20 +32,46 @@ export interface StartOptions {
   cleanup?: boolean;
 }
 
-export const DEFAULT_TEST_CONFIG = `version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {{root}}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:0
-  secret: test-secret
-`;
+/** The parts of a test configuration that differ between tests; everything else is shared. */
+export interface TestConfigParts {
+  /** The lines under `log:` (default: level info, access log off). */
+  log?: string;
+  /** `storage.delete.enabled` (default true; false leaves the key out, as distribution's default). */
+  deleteEnabled?: boolean;
+  /** More lines under `storage:`, after filesystem and delete. */
+  storage?: string;
+  /** `http.secret` (default "test-secret"). */
+  secret?: string;
+  /** More lines under `http:`, after addr and secret. */
+  http?: string;
+  /** Top-level sections after `http:` (auth, redis, …). */
+  sections?: string;
+}
+
+/** A berth configuration for tests: filesystem storage at `{{root}}`, a free loopback port. */
+export function testConfig(parts: TestConfigParts = {}): string {
+  const lines = [
+    "version: 0.1",
+    "log:",
+    parts.log ?? "  level: info\n  accesslog:\n    disabled: true",
+    "storage:",
+    "  filesystem:",
+    "    rootdirectory: {{root}}",
+    ...(parts.deleteEnabled === false ? [] : ["  delete:", "    enabled: true"]),
+    ...(parts.storage ? [parts.storage] : []),
+    "http:",
+    "  addr: 127.0.0.1:0",
+    `  secret: ${parts.secret ?? "test-secret"}`,
+    ...(parts.http ? [parts.http] : []),
+    ...(parts.sections ? [parts.sections] : []),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** Log lines for tests that read berth's log as JSON. */
+export const JSON_TEST_LOG = "  level: info\n  formatter: json\n  accesslog:\n    disabled: true";
+
+export const DEFAULT_TEST_CONFIG = testConfig();
 
 /**
  * Starts `berth serve` in a child process on a free loopback port and resolves when it listens.

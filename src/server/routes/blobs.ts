@@ -1,6 +1,5 @@
 import { pipeline } from "node:stream/promises";
 import { Digest } from "../../reference/digest.js";
-import { localFileRangeOf } from "../../driver/storage-driver.js";
 import { parseRange } from "../byte-range.js";
 import { isClientGone, sendFileRange } from "../send-file-range.js";
 import { sendEmpty, type RequestContext } from "../request-context.js";
@@ -42,8 +41,7 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
   const stream = await repository.openBlob(digest, start, end);
   ctx.res.writeHead(status, headers);
   try {
-    const file = localFileRangeOf(stream);
-    if (file && (await sendFileRange(ctx.res, file, () => stream.destroy()))) return;
+    if (await sendFileRange(ctx.res, stream)) return;
     await pipeline(stream, ctx.res);
   } catch (err) {
     stream.destroy();
