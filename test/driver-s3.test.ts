@@ -9,8 +9,8 @@ import { PathNotFoundError } from "../src/driver/storage-driver.js";
 import { createDriver, describeStorage } from "../src/cli/compose.js";
 import { ConfigError } from "../src/config/config.js";
 import { describeConfig, MASK, parseConfig } from "../src/config/load-config.js";
-import { cephSkipReason, startCephS3, type CephS3 } from "./support/ceph-s3.js";
-import { startBerth, type BerthProcess } from "./support/berth-process.js";
+import { cephSkipReason, s3DriverConfig, startCephS3, type CephS3 } from "./support/ceph-s3.js";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { describeRun, run } from "./support/external-program.js";
 import { digestOf, randomBlob, RegistryClient, uniqueName } from "./support/registry-client.js";
 import { runDriverSuite } from "./driver-suite.js";
@@ -383,7 +383,7 @@ function defineTests(): void {
     const processes: BerthProcess[] = [];
     const drivers: S3Driver[] = [];
     const rootdirectory = `/berth-e2e-${randomBytes(4).toString("hex")}`;
-    const start = async (extraStorage = ""): Promise<RegistryClient> => {
+    const start = async (extraStorage?: string): Promise<RegistryClient> => {
       const berth = await startBerth({ configYaml: s3ConfigYaml(cephServer(), rootdirectory, extraStorage) });
       processes.push(berth);
       return new RegistryClient(berth.url);
@@ -467,7 +467,7 @@ function defineTests(): void {
     });
 
     it("serves the bytes itself with storage.redirect.disable", async () => {
-      const client = await start("  redirect:\n    disable: true\n");
+      const client = await start("  redirect:\n    disable: true");
       const name = uniqueName("s3");
       const blob = randomBlob(70_000);
       const digest = await client.pushBlob(name, blob, { chunkSize: 30_000 });
@@ -635,28 +635,8 @@ async function memoryProbe(input: string): Promise<void> {
 }
 
 /** A berth configuration storing on the test's S3 server. */
-function s3ConfigYaml(s3: CephS3, rootdirectory: string, extraStorage: string): string {
-  return `version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  s3:
-    accesskey: ${s3.accessKeyId}
-    secretkey: ${s3.secretAccessKey}
-    region: ${s3.region}
-    regionendpoint: ${s3.endpoint}
-    bucket: ${s3.bucket}
-    forcepathstyle: true
-    rootdirectory: ${rootdirectory}
-    chunksize: ${5 * MiB}
-  delete:
-    enabled: true
-${extraStorage}http:
-  addr: 127.0.0.1:0
-  secret: test-secret
-`;
+function s3ConfigYaml(s3: CephS3, rootdirectory: string, extraStorage?: string): string {
+  return testConfig({ driver: s3DriverConfig(s3, rootdirectory), storage: extraStorage });
 }
 
 /** The SDK commands the driver sends from now on, as "<command> <key>". */

@@ -23,8 +23,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import { startBerth, type BerthProcess } from "./support/berth-process.js";
-import { cephSkipReason, startCephS3, type CephS3 } from "./support/ceph-s3.js";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
+import { cephSkipReason, s3DriverConfig, startCephS3, type CephS3 } from "./support/ceph-s3.js";
 import { describeRun, requireProgram, run, type RunResult } from "./support/external-program.js";
 import { requireNginx, startNginxProxy, type NginxProxy } from "./support/nginx-proxy.js";
 import { buildTestLayouts, readLayout, sha256Digest, type TestLayouts } from "./support/oci-layout.js";
@@ -86,30 +86,14 @@ describe("many stateless nodes: three berth processes on one S3 bucket, one Redi
 
   function nodeConfig(): string {
     assert.ok(ceph && redis);
-    return `version: 0.1
-log:
-  level: info
-  formatter: json
-storage:
-  s3:
-    accesskey: ${ceph.accessKeyId}
-    secretkey: ${ceph.secretAccessKey}
-    region: ${ceph.region}
-    regionendpoint: ${ceph.endpoint}
-    bucket: ${ceph.bucket}
-    forcepathstyle: true
-    rootdirectory: ${rootdirectory}
-    chunksize: ${5 * MiB}
-  cache:
-    blobdescriptor: redis
-  delete:
-    enabled: true
-redis:
-  addr: ${redis.addr}
-http:
-  addr: 127.0.0.1:0
-  secret: ${secret}
-`;
+    return testConfig({
+      // No accesslog key: the access log stays at its default (on), as this test always ran it.
+      log: "  level: info\n  formatter: json",
+      driver: s3DriverConfig(ceph, rootdirectory),
+      storage: "  cache:\n    blobdescriptor: redis",
+      secret,
+      sections: `redis:\n  addr: ${redis.addr}`,
+    });
   }
 
   /** The object key of a path under the registry's root directory. */

@@ -36,6 +36,8 @@ export interface StartOptions {
 export interface TestConfigParts {
   /** The lines under `log:` (default: level info, access log off). */
   log?: string;
+  /** The storage driver's lines under `storage:` (default: filesystem at `{{root}}`). */
+  driver?: string;
   /** `storage.delete.enabled` (default true; false leaves the key out, as distribution's default). */
   deleteEnabled?: boolean;
   /** More lines under `storage:`, after filesystem and delete. */
@@ -48,15 +50,14 @@ export interface TestConfigParts {
   sections?: string;
 }
 
-/** A berth configuration for tests: filesystem storage at `{{root}}`, a free loopback port. */
+/** A berth configuration for tests: filesystem storage at `{{root}}` unless told, a free loopback port. */
 export function testConfig(parts: TestConfigParts = {}): string {
   const lines = [
     "version: 0.1",
     "log:",
     parts.log ?? "  level: info\n  accesslog:\n    disabled: true",
     "storage:",
-    "  filesystem:",
-    "    rootdirectory: {{root}}",
+    parts.driver ?? "  filesystem:\n    rootdirectory: {{root}}",
     ...(parts.deleteEnabled === false ? [] : ["  delete:", "    enabled: true"]),
     ...(parts.storage ? [parts.storage] : []),
     "http:",

@@ -53,6 +53,21 @@ export interface CephS3 {
   stop(): Promise<void>;
 }
 
+/** berth's `storage.s3` lines for this server and bucket (test/support/berth-process.ts testConfig). */
+export function s3DriverConfig(s3: CephS3, rootdirectory: string): string {
+  return [
+    "  s3:",
+    `    accesskey: ${s3.accessKeyId}`,
+    `    secretkey: ${s3.secretAccessKey}`,
+    `    region: ${s3.region}`,
+    `    regionendpoint: ${s3.endpoint}`,
+    `    bucket: ${s3.bucket}`,
+    "    forcepathstyle: true",
+    `    rootdirectory: ${rootdirectory}`,
+    `    chunksize: ${5 * 1024 * 1024}`,
+  ].join("\n");
+}
+
 /**
  * Starts a cluster (about 3 seconds) and creates a bucket. A watchdog started with it stops the
  * cluster should this process die without calling `stop()`.
