@@ -10,6 +10,11 @@
       "sources": ["native/sendfile_pump.c"],
       "cflags": ["-O2", "-Wall"],
       "libraries": ["-lpthread"]
+    },
+    {
+      "target_name": "release_buffer",
+      "sources": ["native/release_buffer.c"],
+      "cflags": ["-O2", "-Wall"]
     }
   ]
 }

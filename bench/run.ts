@@ -9,7 +9,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +24,9 @@ import { generateRandomFile, type RandomFile } from "./registry-ops.js";
 import { formatSummary, summarize, type RunRecord } from "./report.js";
 import { BERTH_MAIN, readMachineBusyCpu, readReapedChildrenCpu, setBerthMain, SERVER_KINDS, startServer, type RunningServer, type ServerKind } from "./servers.js";
 import { MiB, type BenchCase, type BenchContext, type Sizes } from "./types.js";
+
+/** The addons binding.gyp builds; a missing one is reported, since berth then runs its fallback. */
+const BERTH_ADDONS = ["sha256_state.node", "sendfile_pump.node", "release_buffer.node"];
 
 const FULL: Sizes = {
   blobBytes: 1024 * MiB,
@@ -226,14 +229,13 @@ async function main(): Promise<number> {
     snapshot = await mkdtemp(join(resultsDir, ".berth-snapshot-"));
     const distSrc = fileURLToPath(new URL("../src/", import.meta.url));
     await cp(distSrc, join(snapshot, "dist", "src"), { recursive: true });
-    // The native addons (resumable SHA-256, sendfile) load from build/Release next to dist/: without
-    // this copy the snapshot would measure berth's pure-Node fallbacks.
+    // The native addons load from build/Release next to dist/: without this copy the snapshot
+    // would measure berth's pure-Node fallbacks.
     const addons = fileURLToPath(new URL("../../build/Release/", import.meta.url));
-    for (const name of ["sha256_state.node", "sendfile_pump.node"]) {
-      await cp(join(addons, name), join(snapshot, "build", "Release", name)).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== "ENOENT") throw err;
-        process.stdout.write(`warning: build/Release/${name} is not built; berth runs without it\n`);
-      });
+    const built = (await readdir(addons).catch(() => [])).filter((name) => name.endsWith(".node"));
+    for (const name of built) await cp(join(addons, name), join(snapshot, "build", "Release", name));
+    for (const name of BERTH_ADDONS.filter((addon) => !built.includes(addon))) {
+      process.stdout.write(`warning: build/Release/${name} is not built; berth runs without it\n`);
     }
     snapshotForCleanup = snapshot;
     setBerthMain(join(snapshot, "dist", "src", "cli", "main.js"));

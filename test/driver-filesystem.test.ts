@@ -7,10 +7,14 @@ import { FilesystemDriver } from "../src/driver/filesystem-driver.js";
 import { PathNotFoundError } from "../src/driver/storage-driver.js";
 import { runDriverSuite } from "./driver-suite.js";
 
-runDriverSuite("filesystem", async () => {
-  const root = await mkdtemp(join(tmpdir(), "berth-fs-driver-"));
-  return { driver: new FilesystemDriver(root), cleanup: () => rm(root, { recursive: true, force: true }) };
-});
+runDriverSuite(
+  "filesystem",
+  async () => {
+    const root = await mkdtemp(join(tmpdir(), "berth-fs-driver-"));
+    return { driver: new FilesystemDriver(root), cleanup: () => rm(root, { recursive: true, force: true }) };
+  },
+  { copiesChunks: true },
+);
 
 describe("filesystem storage driver specifics", () => {
   let root: string;

@@ -25,6 +25,8 @@ export interface DriverFixture {
 export interface DriverSuiteOptions {
   /** Test title → reason, for behaviour a driver cannot offer. */
   skip?: Record<string, string>;
+  /** Whether the driver's writers copy each chunk before write() returns (FileWriter.copiesChunks). */
+  copiesChunks?: boolean;
 }
 
 type TestBody = (driver: StorageDriver, dir: string) => Promise<void>;
@@ -69,7 +71,7 @@ export function runDriverSuite(
     describe("stat and list", () => defineStatAndListTests(test));
     describe("move and delete", () => defineMoveAndDeleteTests(test));
     describe("reader", () => defineReaderTests(test));
-    describe("writer", () => defineWriterTests(test));
+    describe("writer", () => defineWriterTests(test, options.copiesChunks ?? false));
     describe("walk", () => defineWalkTests(test));
   });
 }
@@ -345,7 +347,7 @@ function defineReaderTests(test: Define): void {
   });
 }
 
-function defineWriterTests(test: Define): void {
+function defineWriterTests(test: Define, copiesChunks: boolean): void {
   test("writer writes a new file and commit makes it visible", async (driver, dir) => {
     const writer = await driver.writer(`${dir}/file`, false);
     assert.equal(writer.size, 0);
@@ -425,6 +427,34 @@ function defineWriterTests(test: Define): void {
     await writer.commit();
     assert.deepEqual([...(await driver.getContent(`${dir}/file`))], [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 200]);
   });
+
+  // An upload frees each body chunk after write() only when the writer says it copied it: a writer
+  // that keeps chunks by reference must not claim to.
+  test("writers declare whether they copy chunks", async (driver, dir) => {
+    const writer = await driver.writer(`${dir}/file`, false);
+    assert.equal(writer.copiesChunks ?? false, copiesChunks);
+    await writer.cancel();
+  });
+
+  if (copiesChunks) {
+  test("a writer that copies chunks keeps its bytes when the caller reuses the memory", async (driver, dir) => {
+    const writer = await driver.writer(`${dir}/file`, false);
+    // Sizes that end mid-buffer, fill one exactly and span several, all through one scratch buffer.
+    const sizes = [100 * 1024, 412 * 1024, 256 * 1024, 3 * MiB + 7, 1];
+    const scratch = Buffer.alloc(Math.max(...sizes));
+    const expected: Buffer[] = [];
+    const writes: Promise<void>[] = [];
+    for (const [i, size] of sizes.entries()) {
+      scratch.fill(i + 1, 0, size);
+      expected.push(Buffer.from(scratch.subarray(0, size)));
+      writes.push(writer.write(scratch.subarray(0, size)));
+      scratch.fill(0xee);
+    }
+    await Promise.all(writes);
+    await writer.commit();
+    assert.ok((await driver.getContent(`${dir}/file`)).equals(Buffer.concat(expected)));
+  });
+  }
 
   test("writes that are not awaited keep their order", async (driver, dir) => {
     // Runs of over a thousand tiny chunks between large ones, as a chatty client would send.

@@ -123,7 +123,12 @@ export interface FileInfo {
 export interface FileWriter {
   /** Bytes written so far, including those of earlier writers on the same path. */
   readonly size: number;
-  /** The writer may keep `chunk` by reference until it flushes: callers must not reuse its memory. */
+  /**
+   * true when write() has copied the chunk by the time it returns, so the caller may reuse or free
+   * the chunk's memory at once. Otherwise the writer may keep the chunk by reference until it
+   * flushes, and the caller must leave its memory alone.
+   */
+  readonly copiesChunks?: boolean;
   write(chunk: Uint8Array): Promise<void>;
   /** Makes what was written resumable by a later `writer(path, true)`. Idempotent. */
   close(): Promise<void>;

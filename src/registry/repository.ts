@@ -10,7 +10,7 @@ import type { LinkedBlobStore } from "../storage/linked-blob-store.js";
 import { CorruptManifestError, type ManifestStore, type StoredManifest } from "../storage/manifest-store.js";
 import type { TagStore } from "../storage/tag-store.js";
 import type { ReferrerStore } from "../storage/referrer-store.js";
-import type { ChunkExpectation, UploadSession, UploadStore } from "../storage/upload-store.js";
+import type { ChunkExpectation, UploadBody, UploadSession, UploadStore } from "../storage/upload-store.js";
 
 export interface RepositoryPolicy {
   deleteEnabled: boolean;
@@ -110,7 +110,7 @@ export class Repository {
     return this.parts.uploads.size(session);
   }
 
-  appendUpload(session: UploadSession, body: AsyncIterable<Uint8Array>, expect?: ChunkExpectation): Promise<number> {
+  appendUpload(session: UploadSession, body: UploadBody, expect?: ChunkExpectation): Promise<number> {
     this.assertWritable();
     return this.parts.uploads.append(session, body, expect);
   }
@@ -119,7 +119,7 @@ export class Repository {
   async completeUpload(
     session: UploadSession,
     digest: Digest,
-    body: AsyncIterable<Uint8Array> | undefined,
+    body: UploadBody | undefined,
     expect?: ChunkExpectation,
   ): Promise<BlobDescriptor> {
     this.assertWritable();

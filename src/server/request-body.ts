@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { RegistryError } from "../errcode/registry-error.js";
+import type { UploadBody } from "../storage/upload-store.js";
 import { declaredLength } from "./request-context.js";
 
 /**
@@ -74,8 +75,12 @@ export function discardUnreadBody(req: IncomingMessage): void {
 /**
  * The request body as chunks, for streaming into storage. Unlike iterating the request itself,
  * stopping early (a chunk refused midway) does not destroy the request, so the refusal can still
- * be answered.
+ * be answered. Over HTTP/1 every chunk is a fresh copy made by Node's parser, which the upload may
+ * free once written; HTTP/2 delivers slices of a buffer shared by the session.
  */
-export function bodyChunks(req: IncomingMessage): AsyncIterable<Uint8Array> {
-  return { [Symbol.asyncIterator]: () => req.iterator({ destroyOnReturn: false }) };
+export function bodyChunks(req: IncomingMessage): UploadBody {
+  return {
+    [Symbol.asyncIterator]: () => req.iterator({ destroyOnReturn: false }),
+    chunksReleasable: req.httpVersionMajor === 1,
+  };
 }

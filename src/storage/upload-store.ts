@@ -5,6 +5,7 @@ import { RegistryError } from "../errcode/registry-error.js";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
 import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
 import type { BlobStore } from "./blob-store.js";
+import { releaseChunk } from "../native/release-buffer.js";
 import { newUploadHash, resumeUploadHash, type UploadHash } from "../hash/upload-hash.js";
 import { uploadDataPath, uploadHashStatePath, uploadHashStatesPath, uploadPath, uploadStartedAtPath } from "./paths.js";
 
@@ -14,6 +15,13 @@ export interface UploadSession {
   id: string;
   startedAt: Date;
 }
+
+/**
+ * An upload's bytes as they arrive. `chunksReleasable`: each chunk is memory of its own that
+ * nothing else reads once it is yielded (Node's HTTP/1 parser copies every body chunk into a fresh
+ * buffer), so the upload may free it as soon as the writer has it.
+ */
+export type UploadBody = AsyncIterable<Uint8Array> & { readonly chunksReleasable?: boolean };
 
 /** What a chunk promises about itself: `start` from Content-Range, `length` from Content-Length. */
 export interface ChunkExpectation {
@@ -95,7 +103,7 @@ export class UploadStore {
    * does not start where the upload ends. If the body fails midway (client gone) what arrived is
    * kept and the upload stays resumable from its new size.
    */
-  async append(session: UploadSession, body: AsyncIterable<Uint8Array>, expect: ChunkExpectation = {}): Promise<number> {
+  async append(session: UploadSession, body: UploadBody, expect: ChunkExpectation = {}): Promise<number> {
     return this.locked(session, async () => {
       const writer = await this.driver.writer(uploadDataPath(session.repository, session.id), true);
       try {
@@ -117,7 +125,7 @@ export class UploadStore {
   async complete(
     session: UploadSession,
     digest: Digest,
-    body: AsyncIterable<Uint8Array> | undefined,
+    body: UploadBody | undefined,
     expect: ChunkExpectation = {},
   ): Promise<BlobDescriptor> {
     return this.locked(session, async () => {
@@ -157,13 +165,14 @@ export class UploadStore {
     await this.locked(session, () => this.remove(session));
   }
 
-  private async ingest(session: UploadSession, writer: FileWriter, body: AsyncIterable<Uint8Array>, expect: ChunkExpectation): Promise<void> {
+  private async ingest(session: UploadSession, writer: FileWriter, body: UploadBody, expect: ChunkExpectation): Promise<void> {
     const start = writer.size;
     if (expect.start !== undefined && expect.start !== start) {
       throw new RegistryError("RANGE_INVALID", "chunk does not start at the end of the upload", { offset: start }, rangeHeader(start));
     }
     const key = hasherKey(session);
     const hasher = await this.hasherAt(session, start);
+    const releasable = body.chunksReleasable === true && writer.copiesChunks === true;
     let received = 0;
     try {
       for await (const chunk of body) {
@@ -172,7 +181,10 @@ export class UploadStore {
           throw new RegistryError("SIZE_INVALID", "chunk is longer than its declared length");
         }
         hasher?.update(chunk as Buffer);
-        await writer.write(chunk);
+        const written = writer.write(chunk);
+        // Nothing reads the chunk after this: free it now rather than at a later collection.
+        if (releasable) releaseChunk(chunk);
+        await written;
       }
       if (expect.length !== undefined && received !== expect.length) {
         throw new RegistryError("SIZE_INVALID", "chunk is shorter than its declared length");

@@ -1,0 +1,25 @@
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+static napi_value release(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  bool is_arraybuffer = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_is_arraybuffer(env, argv[0], &is_arraybuffer) != napi_ok || !is_arraybuffer) {
+    napi_throw_type_error(env, NULL, "release_buffer.release(arrayBuffer)");
+    return NULL;
+  }
+  napi_get_boolean(env, napi_detach_arraybuffer(env, argv[0]) == napi_ok, &result);
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  if (napi_create_function(env, "release", NAPI_AUTO_LENGTH, release, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "release", fn) != napi_ok) {
+    return NULL;
+  }
+  return exports;
+}
