@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -273,7 +273,9 @@ export async function startServer(kind: ServerKind, opts: StartOptions): Promise
         clearTimeout(timer);
       }
       log.end();
-      await rm(dir, { recursive: true, force: true });
+      // The storage stays until the run's temporary root is removed at the end: ext4 scans past
+      // recently deleted inodes when it allocates new ones (for a minute or more), so removing a
+      // round's thousands of files here slowed whichever server ran next.
     },
   };
 
