@@ -1,3 +1,10 @@
+/*
+ * release(arrayBuffer): detaches an ArrayBuffer, so that its memory is freed now (when nothing
+ * else holds its backing store) instead of whenever V8 collects the object. berth calls it for
+ * upload body chunks once they are copied into the filesystem writer's buffers; see
+ * src/native/release-buffer.ts for which chunks qualify. Returns false for a buffer that cannot be
+ * detached (Node marks some, such as its pool for small Buffers, as not transferable).
+ */
 #define NAPI_VERSION 8
 #include <node_api.h>
 

@@ -437,23 +437,23 @@ function defineWriterTests(test: Define, copiesChunks: boolean): void {
   });
 
   if (copiesChunks) {
-  test("a writer that copies chunks keeps its bytes when the caller reuses the memory", async (driver, dir) => {
-    const writer = await driver.writer(`${dir}/file`, false);
-    // Sizes that end mid-buffer, fill one exactly and span several, all through one scratch buffer.
-    const sizes = [100 * 1024, 412 * 1024, 256 * 1024, 3 * MiB + 7, 1];
-    const scratch = Buffer.alloc(Math.max(...sizes));
-    const expected: Buffer[] = [];
-    const writes: Promise<void>[] = [];
-    for (const [i, size] of sizes.entries()) {
-      scratch.fill(i + 1, 0, size);
-      expected.push(Buffer.from(scratch.subarray(0, size)));
-      writes.push(writer.write(scratch.subarray(0, size)));
-      scratch.fill(0xee);
-    }
-    await Promise.all(writes);
-    await writer.commit();
-    assert.ok((await driver.getContent(`${dir}/file`)).equals(Buffer.concat(expected)));
-  });
+    test("a writer that copies chunks keeps its bytes when the caller reuses the memory", async (driver, dir) => {
+      const writer = await driver.writer(`${dir}/file`, false);
+      // Sizes that end mid-buffer, fill one exactly and span several, all through one scratch buffer.
+      const sizes = [100 * 1024, 412 * 1024, 256 * 1024, 3 * MiB + 7, 1];
+      const scratch = Buffer.alloc(Math.max(...sizes));
+      const expected: Buffer[] = [];
+      const writes: Promise<void>[] = [];
+      for (const [i, size] of sizes.entries()) {
+        scratch.fill(i + 1, 0, size);
+        expected.push(Buffer.from(scratch.subarray(0, size)));
+        writes.push(writer.write(scratch.subarray(0, size)));
+        scratch.fill(0xee);
+      }
+      await Promise.all(writes);
+      await writer.commit();
+      assert.ok((await driver.getContent(`${dir}/file`)).equals(Buffer.concat(expected)));
+    });
   }
 
   test("writes that are not awaited keep their order", async (driver, dir) => {

@@ -16,7 +16,8 @@ export const canReleaseChunks = addon !== undefined;
  * V8 frees an ArrayBuffer's memory only when it collects the object. An upload's body chunk that
  * is still referenced while a few young-generation collections pass (its copy waiting for a flush)
  * is promoted, and then waits for a full collection, which V8 starts only after external memory
- * has grown by 64 MiB: under 50 concurrent uploads that garbage was half of berth's peak memory.
+ * has grown by 64 MiB: under 50 concurrent pushes that garbage was about a third of berth's peak
+ * memory.
  *
  * The caller must own the memory: afterwards every view of it is empty. Only a chunk spanning its
  * whole ArrayBuffer is released, so a view into a shared allocation (Node's pool for small
