@@ -15,6 +15,11 @@
       "target_name": "release_buffer",
       "sources": ["native/release_buffer.c"],
       "cflags": ["-O2", "-Wall"]
+    },
+    {
+      "target_name": "durable_file",
+      "sources": ["native/durable_file.c"],
+      "cflags": ["-O2", "-Wall"]
     }
   ]
 }

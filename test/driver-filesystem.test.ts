@@ -7,14 +7,17 @@ import { FilesystemDriver } from "../src/driver/filesystem-driver.js";
 import { PathNotFoundError } from "../src/driver/storage-driver.js";
 import { runDriverSuite } from "./driver-suite.js";
 
-runDriverSuite(
-  "filesystem",
-  async () => {
-    const root = await mkdtemp(join(tmpdir(), "berth-fs-driver-"));
-    return { driver: new FilesystemDriver(root), cleanup: () => rm(root, { recursive: true, force: true }) };
-  },
-  { copiesChunks: true },
-);
+// Twice: durable writes through the native addon (the default where it is built) and through node:fs.
+for (const nativeFileOps of [true, false]) {
+  runDriverSuite(
+    nativeFileOps ? "filesystem" : "filesystem (node:fs file operations)",
+    async () => {
+      const root = await mkdtemp(join(tmpdir(), "berth-fs-driver-"));
+      return { driver: new FilesystemDriver(root, { nativeFileOps }), cleanup: () => rm(root, { recursive: true, force: true }) };
+    },
+    { copiesChunks: true },
+  );
+}
 
 describe("filesystem storage driver specifics", () => {
   let root: string;

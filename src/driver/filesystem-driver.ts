@@ -15,6 +15,8 @@ import {
   type FileWriter,
   type StorageDriver,
 } from "./storage-driver.js";
+import { nativeFileOps } from "../native/durable-file.js";
+import { type DurableFileOps, nodeFileOps } from "./durable-file-ops.js";
 import { WriteBufferPool } from "./write-buffer-pool.js";
 
 const READ_CHUNK = 1024 * 1024;
@@ -43,8 +45,15 @@ export class FilesystemDriver implements StorageDriver {
   readonly name = "filesystem";
   readonly rootDirectory: string;
 
-  constructor(rootDirectory: string) {
+  readonly #ops: DurableFileOps;
+
+  /**
+   * @param options.nativeFileOps default true: durable writes through the native addon when it is
+   *   built (one threadpool job per write); false: through node:fs, as without the addon.
+   */
+  constructor(rootDirectory: string, options: { nativeFileOps?: boolean } = {}) {
     this.rootDirectory = resolve(rootDirectory);
+    this.#ops = ((options.nativeFileOps ?? true) && nativeFileOps) || nodeFileOps;
   }
 
   async getContent(path: string): Promise<Buffer> {
@@ -72,19 +81,7 @@ export class FilesystemDriver implements StorageDriver {
     assertValidPath(path);
     const target = this.#fullPath(path);
     const dir = dirname(target);
-    await this.#inDirectory(dir, path, async () => {
-      const temp = join(dir, tempName(target));
-      // Opened exclusively: when the open fails (the directory is missing) there is nothing to remove.
-      const handle = await open(temp, "wx");
-      try {
-        await writeAndClose(handle, content, durable);
-        await rename(temp, target);
-      } catch (err) {
-        await rm(temp, { force: true });
-        throw err;
-      }
-    });
-    if (durable) await fsyncDirectory(dir);
+    await this.#inDirectory(dir, path, () => this.#ops.put(join(dir, tempName(target)), target, content, durable ? dir : undefined));
   }
 
   async reader(path: string, offset = 0, end?: number): Promise<Readable> {
@@ -106,7 +103,7 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.#fullPath(path);
     const handle = await this.#inDirectory(dirname(full), path, () => open(full, append ? "a" : "w"));
     const size = append ? (await handle.stat()).size : 0;
-    return new FilesystemFileWriter(full, handle, size);
+    return new FilesystemFileWriter(full, handle, size, this.#ops);
   }
 
   async stat(path: string): Promise<FileInfo> {
@@ -137,21 +134,15 @@ export class FilesystemDriver implements StorageDriver {
     assertValidPath(destPath);
     const source = this.#fullPath(sourcePath);
     const dest = this.#fullPath(destPath);
-    try {
-      await lstat(source);
-    } catch (err) {
-      throw this.#mapError(err, sourcePath);
-    }
     await this.#inDirectory(dirname(dest), sourcePath, async () => {
       try {
-        await rename(source, dest);
+        await this.#ops.move(source, dest, dirname(dest));
       } catch (err) {
         // The source itself being gone is final; only a vanished destination directory is retried.
         if (isNotFound(err)) await lstat(source).catch(() => Promise.reject(new PathNotFoundError(sourcePath, this.name)));
         throw err;
       }
     });
-    await fsyncDirectory(dirname(dest));
   }
 
   async delete(path: string): Promise<void> {
@@ -280,6 +271,7 @@ class FilesystemFileWriter implements FileWriter {
     private readonly fullPath: string,
     private readonly handle: FileHandle,
     size: number,
+    private readonly ops: DurableFileOps,
   ) {
     this.#size = size;
   }
@@ -330,7 +322,7 @@ class FilesystemFileWriter implements FileWriter {
         this.#state = "closed";
         throw err;
       }
-      if (options.durableName ?? true) await fsyncDirectory(dirname(this.fullPath));
+      if (options.durableName ?? true) await this.ops.syncDirectory(dirname(this.fullPath));
     });
   }
 
@@ -426,32 +418,6 @@ async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
     const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
     if (bytesWritten === 0) throw new Error("write wrote nothing");
     offset += bytesWritten;
-  }
-}
-
-async function writeAndClose(handle: FileHandle, content: Uint8Array, durable: boolean): Promise<void> {
-  try {
-    await handle.writeFile(content);
-    if (durable) await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Makes a directory's entries (a rename, a new file) survive a crash. */
-async function fsyncDirectory(dir: string): Promise<void> {
-  let handle: FileHandle;
-  try {
-    handle = await open(dir, "r");
-  } catch (err) {
-    // A concurrent delete removed the directory after our write: what it held is meant to be gone.
-    if (isNotFound(err)) return;
-    throw err;
-  }
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

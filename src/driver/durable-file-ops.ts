@@ -1,0 +1,67 @@
+import { open, rename, rm } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+
+/**
+ * The filesystem driver's durable file operations. Two implementations with the same syscalls and
+ * guarantees: `nodeFileOps` chains node:fs calls (each one a round trip through libuv's
+ * threadpool), and the native addon (src/native/durable-file.ts) runs each operation as one
+ * threadpool job, which many small pushes need (a dozen link files per image, eight round trips
+ * each).
+ */
+export interface DurableFileOps {
+  /**
+   * Writes `data` into `temp` (created exclusively: it must not exist) and renames it onto
+   * `target`. With `syncDir`, the file is fsynced before the rename and `syncDir` after it. The
+   * temporary file is removed when a step after its creation fails.
+   */
+  put(temp: string, target: string, data: Uint8Array, syncDir: string | undefined): Promise<void>;
+  /** Renames `source` to `dest`, then fsyncs `syncDir` when given. */
+  move(source: string, dest: string, syncDir: string | undefined): Promise<void>;
+  /** Makes a directory's entries (a rename, a new file) survive a crash. A directory that is gone counts as synced. */
+  syncDirectory(dir: string): Promise<void>;
+}
+
+export const nodeFileOps: DurableFileOps = {
+  async put(temp, target, data, syncDir) {
+    // Opened exclusively: when the open fails there is nothing to remove.
+    const handle = await open(temp, "wx");
+    try {
+      await writeAndClose(handle, data, syncDir !== undefined);
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    if (syncDir !== undefined) await nodeFileOps.syncDirectory(syncDir);
+  },
+
+  async move(source, dest, syncDir) {
+    await rename(source, dest);
+    if (syncDir !== undefined) await nodeFileOps.syncDirectory(syncDir);
+  },
+
+  async syncDirectory(dir) {
+    let handle: FileHandle;
+    try {
+      handle = await open(dir, "r");
+    } catch (err) {
+      // A concurrent delete removed the directory after our write: what it held is meant to be gone.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
+};
+
+async function writeAndClose(handle: FileHandle, content: Uint8Array, durable: boolean): Promise<void> {
+  try {
+    await handle.writeFile(content);
+    if (durable) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The filesystem driver's durable file operations, native (native/durable_file.c) and node:fs,
+ * held to the same behaviour: what lands on disk, what is left behind, and the errors callers map.
+ */
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type DurableFileOps, nodeFileOps } from "../src/driver/durable-file-ops.js";
+import { nativeFileOps } from "../src/native/durable-file.js";
+
+const implementations: [string, DurableFileOps | undefined][] = [
+  ["native", nativeFileOps],
+  ["node:fs", nodeFileOps],
+];
+
+for (const [name, ops] of implementations) {
+  const skip = ops === undefined && process.env.CI !== "true" && "native durable_file addon not built (npm install builds it)";
+
+  describe(`durable file operations (${name})`, { skip }, () => {
+    let root: string;
+    const use = (): DurableFileOps => {
+      assert.ok(ops, "the native durable_file addon is not built");
+      return ops;
+    };
+
+    before(async () => {
+      root = await mkdtemp(join(tmpdir(), "berth-durable-ops-"));
+    });
+
+    after(async () => {
+      await rm(root, { recursive: true, force: true });
+    });
+
+    it("put writes the bytes under the target name, durably or not, and leaves no temporary file", async () => {
+      const dir = join(root, "put");
+      await mkdir(dir);
+      await use().put(join(dir, ".a.tmp"), join(dir, "a"), Buffer.from("durable"), dir);
+      await use().put(join(dir, ".b.tmp"), join(dir, "b"), new Uint8Array([1, 2, 3]).subarray(1), undefined);
+      await use().put(join(dir, ".a.tmp"), join(dir, "a"), Buffer.from("replaced"), dir);
+      assert.equal(await readFile(join(dir, "a"), "utf8"), "replaced");
+      assert.deepEqual([...(await readFile(join(dir, "b")))], [2, 3]);
+      assert.deepEqual((await readdir(dir)).sort(), ["a", "b"]);
+    });
+
+    it("put into a missing directory fails with ENOENT and creates nothing", async () => {
+      const err = await use().put(join(root, "missing", ".x.tmp"), join(root, "missing", "x"), Buffer.from("x"), join(root, "missing")).then(
+        () => assert.fail("put succeeded"),
+        (e: NodeJS.ErrnoException) => e,
+      );
+      assert.equal(err.code, "ENOENT");
+      assert.equal(err.syscall, "open");
+      assert.deepEqual(await readdir(root).then((names) => names.includes("missing")), false);
+    });
+
+    it("put refuses an existing temporary file and leaves it alone", async () => {
+      const dir = join(root, "exclusive");
+      await mkdir(dir);
+      await writeFile(join(dir, ".t.tmp"), "someone else's");
+      const err = await use().put(join(dir, ".t.tmp"), join(dir, "t"), Buffer.from("mine"), dir).then(
+        () => assert.fail("put succeeded"),
+        (e: NodeJS.ErrnoException) => e,
+      );
+      assert.equal(err.code, "EEXIST");
+      assert.equal(await readFile(join(dir, ".t.tmp"), "utf8"), "someone else's");
+      assert.deepEqual(await readdir(dir), [".t.tmp"]);
+    });
+
+    it("put removes its temporary file when the rename fails", async () => {
+      const dir = join(root, "rename-fails");
+      await mkdir(join(dir, "target", "occupied"), { recursive: true });
+      // A non-empty directory cannot be replaced by a file.
+      const err = await use().put(join(dir, ".t.tmp"), join(dir, "target"), Buffer.from("x"), dir).then(
+        () => assert.fail("put succeeded"),
+        (e: NodeJS.ErrnoException) => e,
+      );
+      assert.equal(err.code, "EISDIR");
+      assert.deepEqual(await readdir(dir), ["target"]);
+    });
+
+    it("move renames and syncs; a missing source fails with ENOENT", async () => {
+      const dir = join(root, "move");
+      await mkdir(join(dir, "to"), { recursive: true });
+      await writeFile(join(dir, "from"), "moved");
+      await use().move(join(dir, "from"), join(dir, "to", "here"), join(dir, "to"));
+      assert.equal(await readFile(join(dir, "to", "here"), "utf8"), "moved");
+      const err = await use().move(join(dir, "from"), join(dir, "to", "again"), undefined).then(
+        () => assert.fail("move succeeded"),
+        (e: NodeJS.ErrnoException) => e,
+      );
+      assert.equal(err.code, "ENOENT");
+    });
+
+    it("syncDirectory syncs a directory and treats a vanished one as synced", async () => {
+      await use().syncDirectory(root);
+      await use().syncDirectory(join(root, "never-existed"));
+    });
+  });
+}
