@@ -127,6 +127,14 @@ static void set_string(napi_env env, napi_value object, const char* name, const 
   if (napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v) == napi_ok) napi_set_named_property(env, object, name, v);
 }
 
+static void free_op(napi_env env, op_t* op) {
+  if (op->data_ref) napi_delete_reference(env, op->data_ref);
+  free(op->path_a);
+  free(op->path_b);
+  free(op->sync_dir);
+  free(op);
+}
+
 static void complete(napi_env env, napi_status status, void* data) {
   op_t* op = data;
   if (status == napi_ok && op->err == 0) {
@@ -149,12 +157,8 @@ static void complete(napi_env env, napi_status status, void* data) {
     if (op->err_path) set_string(env, error, "path", op->err_path);
     napi_reject_deferred(env, op->deferred, error);
   }
-  if (op->data_ref) napi_delete_reference(env, op->data_ref);
   napi_delete_async_work(env, op->work);
-  free(op->path_a);
-  free(op->path_b);
-  free(op->sync_dir);
-  free(op);
+  free_op(env, op);
 }
 
 /* A JS string argument as a malloc'd C string; NULL (with a pending exception) when it is not one. */
@@ -173,6 +177,7 @@ static char* string_arg(napi_env env, napi_value value) {
   return out;
 }
 
+/* Queues op and returns its promise; on failure frees op and returns NULL with an exception pending. */
 static napi_value queue(napi_env env, op_t* op) {
   napi_value promise, name;
   if (napi_create_promise(env, &op->deferred, &promise) != napi_ok ||
@@ -180,6 +185,7 @@ static napi_value queue(napi_env env, op_t* op) {
       napi_create_async_work(env, NULL, name, execute, complete, op, &op->work) != napi_ok ||
       napi_queue_async_work(env, op->work) != napi_ok) {
     napi_throw_error(env, NULL, "durable_file: could not queue the operation");
+    free_op(env, op);
     return NULL;
   }
   return promise;
@@ -190,13 +196,6 @@ static op_t* new_op(napi_env env, op_kind kind) {
   if (op == NULL) napi_throw_error(env, NULL, "durable_file: out of memory");
   else op->kind = kind;
   return op;
-}
-
-static void free_op(op_t* op) {
-  free(op->path_a);
-  free(op->path_b);
-  free(op->sync_dir);
-  free(op);
 }
 
 /* syncDir: "" means none. Returns 0, or -1 with an exception pending. */
@@ -228,54 +227,38 @@ static napi_value put_file(napi_env env, napi_callback_info info) {
   if (op == NULL) return NULL;
   if ((op->path_a = string_arg(env, argv[0])) == NULL || (op->path_b = string_arg(env, argv[1])) == NULL ||
       sync_dir_arg(env, argv[3], op) != 0 || napi_create_reference(env, argv[2], 1, &op->data_ref) != napi_ok) {
-    free_op(op);
+    free_op(env, op);
     return NULL;
   }
   op->data = bytes;
   op->length = length;
-  napi_value promise = queue(env, op);
-  if (promise == NULL) {
-    napi_delete_reference(env, op->data_ref);
-    free_op(op);
+  return queue(env, op);
+}
+
+/* An operation on paths only: (path_a[, path_b][, syncDir]), `count` arguments. */
+static napi_value path_op(napi_env env, napi_callback_info info, op_kind kind, size_t count, const char* usage) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
   }
-  return promise;
+  op_t* op = new_op(env, kind);
+  if (op == NULL) return NULL;
+  if ((op->path_a = string_arg(env, argv[0])) == NULL || (count > 1 && (op->path_b = string_arg(env, argv[1])) == NULL) ||
+      (count > 2 && sync_dir_arg(env, argv[2], op) != 0)) {
+    free_op(env, op);
+    return NULL;
+  }
+  return queue(env, op);
 }
 
 static napi_value move_file(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3) {
-    napi_throw_type_error(env, NULL, "durable_file.move(source, dest, syncDir)");
-    return NULL;
-  }
-  op_t* op = new_op(env, OP_MOVE);
-  if (op == NULL) return NULL;
-  if ((op->path_a = string_arg(env, argv[0])) == NULL || (op->path_b = string_arg(env, argv[1])) == NULL ||
-      sync_dir_arg(env, argv[2], op) != 0) {
-    free_op(op);
-    return NULL;
-  }
-  napi_value promise = queue(env, op);
-  if (promise == NULL) free_op(op);
-  return promise;
+  return path_op(env, info, OP_MOVE, 3, "durable_file.move(source, dest, syncDir)");
 }
 
 static napi_value sync_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) {
-    napi_throw_type_error(env, NULL, "durable_file.syncDirectory(dir)");
-    return NULL;
-  }
-  op_t* op = new_op(env, OP_SYNC_DIR);
-  if (op == NULL) return NULL;
-  if ((op->path_a = string_arg(env, argv[0])) == NULL) {
-    free_op(op);
-    return NULL;
-  }
-  napi_value promise = queue(env, op);
-  if (promise == NULL) free_op(op);
-  return promise;
+  return path_op(env, info, OP_SYNC_DIR, 1, "durable_file.syncDirectory(dir)");
 }
 
 NAPI_MODULE_INIT() {
