@@ -156,7 +156,7 @@ export class FilesystemDriver implements StorageDriver {
     if (path === "/") {
       // The root may be a mount point, which cannot be removed; empty it instead.
       const children = await readdir(full);
-      await Promise.all(children.map((name) => rm(join(full, name), { recursive: true, force: true })));
+      await Promise.all(children.map((name) => removeTree(join(full, name))));
       return;
     }
     await removeTree(full);

@@ -1,4 +1,4 @@
-import { constants } from "node:os";
+import { getSystemErrorName } from "node:util";
 import { loadAddon } from "./load-addon.js";
 
 /**
@@ -29,8 +29,6 @@ interface PumpAddon {
   cancel(id: number): void;
 }
 
-const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, value]) => [value, name]));
-
 class NativeSendfilePump implements SendfilePump {
   readonly #addon: PumpAddon;
   readonly #waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
@@ -54,7 +52,7 @@ class NativeSendfilePump implements SendfilePump {
       waiter.resolve();
       return;
     }
-    const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+    const code = getSystemErrorName(-errno);
     const err = Object.assign(new Error(`sendfile failed after ${sent} bytes: ${code}`), { code, errno, bytesSent: sent });
     waiter.reject(err);
   }

@@ -64,9 +64,9 @@ export class UploadStore {
     return session;
   }
 
-  /** BLOB_UPLOAD_UNKNOWN for an id that is malformed, finished, cancelled or never existed. */
   /**
-   * The upload `id`; BLOB_UPLOAD_UNKNOWN unless it exists. `startedAt` is the start time a verified
+   * The upload `id`; BLOB_UPLOAD_UNKNOWN for an id that is malformed, finished, cancelled or never
+   * existed. `startedAt` is the start time a verified
    * upload state token already vouches for: the upload's file is then only checked for, not read.
    */
   async open(repository: string, id: string, startedAt?: Date): Promise<UploadSession> {
