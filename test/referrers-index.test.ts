@@ -14,7 +14,7 @@ import type { StorageDriver } from "../src/driver/storage-driver.js";
 import { RegistryError } from "../src/errcode/registry-error.js";
 import { createLogger } from "../src/log/logger.js";
 import { Digest } from "../src/reference/digest.js";
-import { Registry } from "../src/registry/registry.js";
+import { StorageRegistry as Registry } from "../src/registry/storage-registry.js";
 import type { Repository } from "../src/registry/repository.js";
 import { BlobContentMismatchError, BlobStore } from "../src/storage/blob-store.js";
 import { storedMediaType } from "../src/storage/manifest-store.js";

@@ -7,7 +7,7 @@ import { InMemoryDriver } from "../driver/inmemory-driver.js";
 import { InMemoryBlobDescriptorCache, NoBlobDescriptorCache, type BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
 import type { RedisBlobDescriptorCache } from "../cache/redis-blob-descriptor-cache.js";
 import type { Logger } from "../log/logger.js";
-import { Registry } from "../registry/registry.js";
+import { StorageRegistry } from "../registry/storage-registry.js";
 import type { ServerSettings } from "../server/request-context.js";
 import { isWorker } from "./workers.js";
 
@@ -95,9 +95,9 @@ export async function forgetSharedBlobDescriptors(config: Config, log: Logger): 
   }
 }
 
-export async function createRegistry(config: Config, driver: StorageDriver, log: Logger): Promise<Registry> {
+export async function createRegistry(config: Config, driver: StorageDriver, log: Logger): Promise<StorageRegistry> {
   const cache = await createBlobDescriptorCache(config, log);
-  return new Registry({
+  return new StorageRegistry({
     driver,
     cache,
     log,

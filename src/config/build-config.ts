@@ -2,6 +2,7 @@
 import { buildAuth } from "./build-auth.js";
 import { buildHttp } from "./build-http.js";
 import { buildLog } from "./build-log.js";
+import { buildProxy } from "./build-proxy.js";
 import { buildRedis } from "./build-redis.js";
 import { buildStorage } from "./build-storage.js";
 import { buildTls } from "./build-tls.js";
@@ -23,5 +24,6 @@ export function buildConfig(root: RawMap, warnings: string[]): Config {
     http: { ...buildHttp(root), ...buildTls(root, warnings) },
     auth: buildAuth(root, warnings),
     redis: buildRedis(root, storage.cache.blobDescriptor === "redis", warnings),
+    proxy: buildProxy(root, warnings),
   };
 }

@@ -21,6 +21,23 @@ const IGNORED: Spec = { kind: "ignored" };
 const UNSUPPORTED_DRIVER: Spec = { kind: "unsupported-driver" };
 const section = (keys: Record<string, Spec>): Spec => ({ kind: "section", keys });
 
+/** The keys of one upstream: distribution's four, then berth's (src/config/build-proxy.ts). */
+const UPSTREAM_KEYS: Record<string, Spec> = {
+  remoteurl: VALUE,
+  username: VALUE,
+  password: VALUE,
+  ttl: VALUE,
+  prefix: VALUE,
+  namespaces: VALUE,
+  libraryprefix: VALUE,
+  maxstaleness: VALUE,
+  maxsize: VALUE,
+  connecttimeout: VALUE,
+  readtimeout: VALUE,
+};
+/** One entry of proxy.upstreams. */
+export const UPSTREAM_SPEC: Spec = section(UPSTREAM_KEYS);
+
 /** Keys under storage that configure the storage layer rather than naming a driver. */
 export const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
 export const SUPPORTED_DRIVERS = "berth supports filesystem, s3 and inmemory";
@@ -144,7 +161,7 @@ export const ROOT_SPEC: Spec = section({
     }),
   }),
   health: IGNORED,
-  proxy: IGNORED,
+  proxy: section({ ...UPSTREAM_KEYS, upstreams: VALUE }),
   validation: IGNORED,
   compatibility: IGNORED,
   reporting: IGNORED,

@@ -52,6 +52,43 @@ export interface Config {
   auth: AuthConfig | undefined;
   /** The `redis` section (the redis blob descriptor cache's server); undefined when absent. */
   redis: RedisConfig | undefined;
+  /** The `proxy` section: the pull-through cache's upstreams; undefined for an ordinary registry. */
+  proxy: ProxyConfig | undefined;
+}
+
+/**
+ * proxy: distribution's keys (remoteurl, username, password, ttl) as the shorthand for one
+ * upstream serving every name, plus berth's `upstreams` list, each serving a repository prefix.
+ */
+export interface ProxyConfig {
+  /** Longest prefix first, so the first whose prefix matches a name is the one that serves it. */
+  upstreams: UpstreamConfig[];
+}
+
+export interface UpstreamConfig {
+  /** Repository names under `<prefix>/` are mirrored from this upstream; "" serves every name. */
+  prefix: string;
+  /** Base URL without a trailing slash, "https://registry-1.docker.io". */
+  remoteURL: string;
+  username: string | undefined;
+  password: string | undefined;
+  /** Milliseconds since the last pull after which cached content is removed; 0 keeps it forever. */
+  ttlMs: number;
+  /** containerd's `?ns=` values this upstream answers (registry hosts, "docker.io"). */
+  namespaces: string[];
+  /** One-component names reach the upstream as `library/<name>` (Docker Hub's official images). */
+  libraryPrefix: boolean;
+  /**
+   * How long after the last successful revalidation a tag may still be served from the cache
+   * while the upstream fails; undefined: as long as it is cached.
+   */
+  maxStalenessMs: number | undefined;
+  /** Bytes of blobs kept for this upstream; the least recently pulled go first when over it. */
+  maxSizeBytes: number | undefined;
+  /** Establishing a connection (and TLS) with the upstream. */
+  connectTimeoutMs: number;
+  /** Waiting for response headers, or for the next bytes of a body. */
+  readTimeoutMs: number;
 }
 
 /**

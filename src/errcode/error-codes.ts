@@ -1,7 +1,8 @@
 /**
  * The one table of registry error codes: code → HTTP status → message. Call sites name a code;
  * they never choose a status. The OCI distribution spec defines most codes; PAGINATION_NUMBER_INVALID,
- * RANGE_INVALID, UNKNOWN and NOT_FOUND follow distribution's extensions.
+ * RANGE_INVALID, UNKNOWN, NOT_FOUND and UNAVAILABLE (a mirror's upstream failing) follow
+ * distribution's extensions.
  */
 export const ERROR_CODES = {
   BLOB_UNKNOWN: { status: 404, message: "blob unknown to registry" },
@@ -23,6 +24,7 @@ export const ERROR_CODES = {
   PAGINATION_NUMBER_INVALID: { status: 400, message: "invalid number of results requested" },
   MANIFEST_TOO_LARGE: { status: 413, message: "manifest too large" },
   NOT_FOUND: { status: 404, message: "no such registry API endpoint" },
+  UNAVAILABLE: { status: 503, message: "service unavailable" },
   UNKNOWN: { status: 500, message: "unknown error" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

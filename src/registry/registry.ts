@@ -1,109 +1,30 @@
-import type { StorageDriver } from "../driver/storage-driver.js";
-import { isPathNotFound } from "../driver/storage-driver.js";
-import type { BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
-import type { Logger } from "../log/logger.js";
-import { assertRepositoryName } from "../reference/names.js";
-import { BlobStore } from "../storage/blob-store.js";
-import { LinkedBlobStore } from "../storage/linked-blob-store.js";
-import { ManifestContentCache } from "../storage/manifest-content-cache.js";
-import { ManifestStore } from "../storage/manifest-store.js";
-import { REPOSITORIES_ROOT, layerLinkPath, manifestRevisionLinkPath, repositoryPath } from "../storage/paths.js";
-import { ReferrerStore } from "../storage/referrer-store.js";
-import { TagStore, compareStrings } from "../storage/tag-store.js";
-import { UploadStore } from "../storage/upload-store.js";
-import { Repository, type RepositoryPolicy } from "./repository.js";
+import type { Repository } from "./repository.js";
 
-export interface RegistryOptions extends RepositoryPolicy {
-  driver: StorageDriver;
-  cache: BlobDescriptorCache;
-  log: Logger;
-  /** Bytes of manifest content kept in memory, shared by all repositories. */
-  manifestCacheBytes?: number;
+/** A repository name as a request addresses it, after any mirror namespace was applied. */
+export interface ResolvedName {
+  name: string;
+  /** The namespace (upstream registry host) that served the request, for the OCI-Namespace header. */
+  namespace?: string;
 }
 
-/** The registry: repositories by name, and the catalog of names. */
-export class Registry {
-  readonly driver: StorageDriver;
-  private readonly blobs: BlobStore;
-  private readonly uploads: UploadStore;
-  private readonly manifestContents: ManifestContentCache;
-
-  constructor(private readonly options: RegistryOptions) {
-    this.driver = options.driver;
-    this.blobs = new BlobStore(options.driver, options.cache, options.log);
-    this.uploads = new UploadStore(options.driver, this.blobs);
-    this.manifestContents = new ManifestContentCache(options.manifestCacheBytes ?? 32 * 1024 * 1024);
-  }
-
-  get readOnly(): boolean {
-    return this.options.readOnly;
-  }
-
-  /** Problems by component, for GET /debug/health; empty when all is well. */
-  health(): Promise<Record<string, string>> {
-    return this.options.cache.health();
-  }
-
-  /** Starts background work (the cache's connection), once the server listens. */
-  open(): void {
-    this.options.cache.open?.();
-  }
-
-  /** Stops background work and closes connections (the cache's), at shutdown. */
-  async close(): Promise<void> {
-    await this.options.cache.close?.();
-  }
-
+/**
+ * The registry the HTTP server serves: repositories by name and the catalog of names. The one
+ * kept in storage is StorageRegistry; the pull-through cache wraps it (src/proxy/).
+ */
+export interface Registry {
   /** NAME_INVALID for a name outside the spec's grammar. The repository need not exist yet. */
-  repository(name: string): Repository {
-    assertRepositoryName(name);
-    const { driver, cache, log } = this.options;
-    const layers = new LinkedBlobStore(driver, this.blobs, name, (d) => layerLinkPath(name, d), cache, log);
-    const revisions = new LinkedBlobStore(driver, this.blobs, name, (d) => manifestRevisionLinkPath(name, d), cache, log);
-    return new Repository(
-      {
-        name,
-        globalBlobs: this.blobs,
-        layers,
-        manifests: new ManifestStore(this.blobs, revisions, this.manifestContents, log, name),
-        tags: new TagStore(driver, name, log),
-        referrers: new ReferrerStore(driver, name),
-        uploads: this.uploads,
-        exists: () => this.repositoryExists(name),
-      },
-      this.options,
-    );
-  }
-
+  repository(name: string): Repository;
   /**
-   * Every repository name, sorted. A repository is a directory under `repositories/` holding
-   * `_manifests`, found as distribution finds it: directories starting with "_" are never descended.
+   * The repository a request means. `namespace` is containerd's `?ns=<host>`, the registry the
+   * client asked a mirror for; a registry that mirrors nothing ignores it.
    */
-  async catalog(): Promise<string[]> {
-    const names: string[] = [];
-    const prefix = REPOSITORIES_ROOT.length + 1;
-    try {
-      await this.driver.walk(REPOSITORIES_ROOT, (info) => {
-        if (!info.isDir) return;
-        const base = info.path.slice(info.path.lastIndexOf("/") + 1);
-        if (base === "_manifests") {
-          names.push(info.path.slice(prefix, -"/_manifests".length));
-          return "skip";
-        }
-        if (base.startsWith("_")) return "skip";
-      });
-    } catch (err) {
-      if (!isPathNotFound(err)) throw err;
-    }
-    return names.sort(compareStrings);
-  }
-
-  private async repositoryExists(name: string): Promise<boolean> {
-    try {
-      return (await this.driver.stat(repositoryPath(name))).isDir;
-    } catch (err) {
-      if (isPathNotFound(err)) return false;
-      throw err;
-    }
-  }
+  resolveName(name: string, namespace: string | undefined): ResolvedName;
+  /** Every repository name, sorted. */
+  catalog(): Promise<string[]>;
+  /** Problems by component, for GET /debug/health; empty when all is well. */
+  health(): Promise<Record<string, string>>;
+  /** Starts background work, once the server listens. */
+  open(): void;
+  /** Stops background work and closes connections, at shutdown. */
+  close(): Promise<void>;
 }

@@ -94,6 +94,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
   try {
     const match = route(req.method ?? "GET", path);
     routeName = match.route;
+    if (match.params.name !== "") {
+      // A mirror maps containerd's ?ns=<registry host> to the repository that caches it.
+      const resolved = options.registry.resolveName(match.params.name, query.get("ns") ?? undefined);
+      match.params.name = resolved.name;
+      if (resolved.namespace !== undefined) res.setHeader("OCI-Namespace", resolved.namespace);
+    }
     // The one access check: before the handler reads a byte of the body or touches storage.
     const needed = requiredAccess(match.route, req.method ?? "GET", match.params.name, query);
     if (!isPublicRoute(match.route)) ({ user } = await (options.access ?? OPEN_ACCESS).authorize(req, needed));

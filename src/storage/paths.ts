@@ -121,3 +121,15 @@ export function referrersIndexedPath(name: string, algorithm: string): string {
 export function referrersIndexedMarkerPath(name: string, revision: Digest): string {
   return `${referrersIndexedPath(name, revision.algorithm)}/${revision.hex}`;
 }
+
+/**
+ * When a mirrored repository last served a manifest or blob (the pull-through cache's expiry
+ * bookkeeping). Under "_proxy", a directory distribution never reads.
+ */
+export function proxyPullRecordsPath(name: string, kind: "manifests" | "blobs"): string {
+  return `${repositoryPath(name)}/_proxy/pulled/${kind}`;
+}
+
+export function proxyPullRecordPath(name: string, kind: "manifests" | "blobs", digest: Digest): string {
+  return `${proxyPullRecordsPath(name, kind)}/${digest.algorithm}/${digest.hex}`;
+}

@@ -1,0 +1,98 @@
+import type { StorageDriver } from "../driver/storage-driver.js";
+import { isPathNotFound } from "../driver/storage-driver.js";
+import type { Logger } from "../log/logger.js";
+import { Digest, isAlgorithm } from "../reference/digest.js";
+import { proxyPullRecordPath, proxyPullRecordsPath } from "../storage/paths.js";
+
+export type PulledKind = "manifests" | "blobs";
+
+/** Writes remembered per process before the map is emptied (it only spares storage writes). */
+const MAX_REMEMBERED = 100_000;
+
+/**
+ * When each cached manifest and blob of a mirrored repository was last pulled, kept in storage so
+ * that every node sharing it sees the same bookkeeping and a restart loses none of it. A record
+ * holds the time as RFC 3339 text.
+ *
+ * A pull rewrites its record only when the stored time is older than `resolutionMs`: expiry counts
+ * from the last pull with that resolution, and a busy mirror writes each record at most once per
+ * interval rather than on every pull.
+ */
+export class PullRecords {
+  /** What this process last wrote or read for a record, epoch milliseconds. */
+  private readonly known = new Map<string, number>();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly resolutionMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Records a pull now. Never fails the pull: a lost record only makes expiry come sooner. */
+  touch(repository: string, kind: PulledKind, digest: Digest): void {
+    const path = proxyPullRecordPath(repository, kind, digest);
+    const now = Date.now();
+    const last = this.known.get(path);
+    if (last !== undefined && now - last < this.resolutionMs) return;
+    if (this.known.size >= MAX_REMEMBERED) this.known.clear();
+    this.known.set(path, now);
+    this.driver.putContent(path, Buffer.from(new Date(now).toISOString()), { durable: false }).catch((err: unknown) => {
+      this.known.delete(path);
+      this.log.warn({ err, repository, digest: digest.toString() }, "could not record a pull for cache expiry");
+    });
+  }
+
+  /** Every record of a repository's manifests or blobs: digest → last pull. */
+  async all(repository: string, kind: PulledKind): Promise<Map<string, { digest: Digest; pulledAt: number }>> {
+    const records = new Map<string, { digest: Digest; pulledAt: number }>();
+    const root = proxyPullRecordsPath(repository, kind);
+    let algorithms: string[];
+    try {
+      algorithms = await this.driver.list(root);
+    } catch (err) {
+      if (isPathNotFound(err)) return records;
+      throw err;
+    }
+    for (const algorithmPath of algorithms) {
+      const algorithm = algorithmPath.slice(algorithmPath.lastIndexOf("/") + 1);
+      if (!isAlgorithm(algorithm)) continue;
+      let entries: string[];
+      try {
+        entries = await this.driver.list(algorithmPath);
+      } catch (err) {
+        if (isPathNotFound(err)) continue;
+        throw err;
+      }
+      for (const entry of entries) {
+        const digest = Digest.tryParse(`${algorithm}:${entry.slice(entry.lastIndexOf("/") + 1)}`);
+        if (!digest) continue;
+        const pulledAt = await this.read(entry);
+        if (pulledAt !== undefined) records.set(digest.toString(), { digest, pulledAt });
+      }
+    }
+    return records;
+  }
+
+  /** The last recorded pull, epoch milliseconds; undefined when none is recorded. */
+  pulledAt(repository: string, kind: PulledKind, digest: Digest): Promise<number | undefined> {
+    return this.read(proxyPullRecordPath(repository, kind, digest));
+  }
+
+  async remove(repository: string, kind: PulledKind, digest: Digest): Promise<void> {
+    const path = proxyPullRecordPath(repository, kind, digest);
+    this.known.delete(path);
+    await this.driver.delete(path).catch((err: unknown) => {
+      if (!isPathNotFound(err)) throw err;
+    });
+  }
+
+  private async read(path: string): Promise<number | undefined> {
+    try {
+      const time = Date.parse((await this.driver.getContent(path)).toString("utf8").trim());
+      return Number.isNaN(time) ? undefined : time;
+    } catch (err) {
+      if (isPathNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+}
