@@ -7,6 +7,7 @@ import { InMemoryDriver } from "../driver/inmemory-driver.js";
 import { InMemoryBlobDescriptorCache, NoBlobDescriptorCache, type BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
 import type { RedisBlobDescriptorCache } from "../cache/redis-blob-descriptor-cache.js";
 import type { Logger } from "../log/logger.js";
+import type { Registry } from "../registry/registry.js";
 import { StorageRegistry } from "../registry/storage-registry.js";
 import type { ServerSettings } from "../server/request-context.js";
 import { isWorker } from "./workers.js";
@@ -95,15 +96,19 @@ export async function forgetSharedBlobDescriptors(config: Config, log: Logger): 
   }
 }
 
-export async function createRegistry(config: Config, driver: StorageDriver, log: Logger): Promise<StorageRegistry> {
+/** The registry kept in storage, behind the pull-through cache when the `proxy` section asks for one. */
+export async function createRegistry(config: Config, driver: StorageDriver, log: Logger): Promise<Registry> {
   const cache = await createBlobDescriptorCache(config, log);
-  return new StorageRegistry({
+  const local = new StorageRegistry({
     driver,
     cache,
     log,
     deleteEnabled: config.storage.deleteEnabled,
     readOnly: config.storage.readOnly,
   });
+  if (config.proxy === undefined) return local;
+  const { createMirror } = await import("../proxy/mirror.js");
+  return createMirror(local, driver, config.proxy, log);
 }
 
 export function serverSettings(config: Config): ServerSettings {

@@ -31,6 +31,8 @@ export interface ProxyShared {
   /** Manifest fetches and tag revalidations in flight, by repository and reference. */
   manifestFetches: SingleFlight<StoredManifest>;
   tagChecks: SingleFlight<Digest | undefined>;
+  /** A blob was added to the cache of `upstream` (its size limit may need enforcing). */
+  grew(upstream: Upstream): void;
   log: Logger;
 }
 
@@ -278,6 +280,7 @@ export class ProxyRepository implements Repository {
     }
     this.upstream.stats.blobFills++;
     this.shared.records.touch(this.name, "blobs", digest);
+    this.shared.grew(this.upstream);
   }
 
   private async remoteTags(): Promise<string[] | undefined> {
