@@ -739,7 +739,7 @@ log:
   });
 
   it("warns about distribution sections berth ignores", () => {
-    const sections = ["notifications", "health", "proxy", "validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
+    const sections = ["notifications", "health", "validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
     const yaml = MINIMAL + sections.map((s) => `${s}:\n  something: 1\n`).join("");
     const { warnings } = parse(yaml);
     assert.deepEqual(warnings, sections.map((s) => `${s} is not supported by berth yet and is ignored`));
@@ -961,5 +961,95 @@ describe("redis section and the redis blob descriptor cache", () => {
     });
     assert.deepEqual((describeConfig(config).storage as Record<string, unknown>).cache, { blobdescriptor: "redis", blobdescriptorsize: 10000 });
     assert.equal(describeConfig(parse(MINIMAL).config).redis, undefined);
+  });
+});
+
+describe("proxy (pull-through cache)", () => {
+  it("reads distribution's keys as one upstream serving every name, with distribution's defaults", () => {
+    const { config, warnings } = parse(`${MINIMAL}proxy:\n  remoteurl: https://registry-1.docker.io/\n  username: bob\n  password: pw\n`);
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.proxy, {
+      upstreams: [
+        {
+          prefix: "",
+          remoteURL: "https://registry-1.docker.io",
+          username: "bob",
+          password: "pw",
+          ttlMs: 168 * 3_600_000,
+          namespaces: ["docker.io"],
+          libraryPrefix: true,
+          maxStalenessMs: undefined,
+          maxSizeBytes: undefined,
+          connectTimeoutMs: 5_000,
+          readTimeoutMs: 30_000,
+        },
+      ],
+    });
+  });
+
+  it("takes REGISTRY_PROXY_* overrides, and ttl 0 as never expiring", () => {
+    const { config } = parse(MINIMAL, { REGISTRY_PROXY_REMOTEURL: "http://upstream.test:5000", REGISTRY_PROXY_TTL: "0" });
+    const upstream = config.proxy?.upstreams[0];
+    assert.equal(upstream?.remoteURL, "http://upstream.test:5000");
+    assert.equal(upstream?.ttlMs, 0);
+    assert.deepEqual(upstream?.namespaces, ["upstream.test:5000"]);
+    assert.equal(upstream?.libraryPrefix, false);
+  });
+
+  it("reads a list of upstreams, each with its own prefix, credentials, TTL and limits, longest prefix first", () => {
+    const { config, warnings } = parse(`${MINIMAL}proxy:
+  upstreams:
+    - prefix: hub
+      remoteurl: https://registry-1.docker.io
+      ttl: 24h
+      maxsize: 10GiB
+      maxstaleness: 1h
+    - prefix: hub/internal/
+      remoteurl: https://ghcr.io
+      username: u
+      password: p
+      namespaces: [ghcr.io, GHCR.example]
+      libraryprefix: false
+      connecttimeout: 2s
+      readtimeout: 10s
+      color: blue
+`);
+    assert.deepEqual(warnings, ["unknown key proxy.upstreams[1].color"]);
+    const [first, second] = config.proxy?.upstreams ?? [];
+    assert.equal(first?.prefix, "hub/internal");
+    assert.deepEqual(first?.namespaces, ["ghcr.io", "ghcr.example"]);
+    assert.equal(first?.connectTimeoutMs, 2_000);
+    assert.equal(first?.readTimeoutMs, 10_000);
+    assert.equal(second?.prefix, "hub");
+    assert.equal(second?.maxSizeBytes, 10 * 2 ** 30);
+    assert.equal(second?.maxStalenessMs, 3_600_000);
+    assert.equal(second?.ttlMs, 24 * 3_600_000);
+  });
+
+  it("refuses an upstream without a URL, with a URL that is not http(s), or with credentials in the URL", () => {
+    assertConfigError(() => parse(`${MINIMAL}proxy:\n  username: a\n  password: b\n`), "proxy.remoteurl", "required");
+    assertConfigError(() => parse(`${MINIMAL}proxy:\n  remoteurl: ftp://x\n`), "proxy.remoteurl", "http or https");
+    assertConfigError(() => parse(`${MINIMAL}proxy:\n  remoteurl: not a url\n`), "proxy.remoteurl", "is not a URL");
+    assertConfigError(() => parse(`${MINIMAL}proxy:\n  remoteurl: https://u:p@x\n`), "proxy.remoteurl", "credentials go in username");
+  });
+
+  it("refuses half credentials, bad prefixes, duplicate prefixes and namespaces, and bad sizes", () => {
+    assertConfigError(() => parse(`${MINIMAL}proxy:\n  remoteurl: https://x\n  username: a\n`), "proxy.password", "go together");
+    const list = (entries: string) => `${MINIMAL}proxy:\n  upstreams:\n${entries}`;
+    assertConfigError(() => parse(list("    - remoteurl: https://x\n")), "proxy.upstreams[0].prefix", "required");
+    assertConfigError(() => parse(list("    - prefix: Hub\n      remoteurl: https://x\n")), "proxy.upstreams[0].prefix", "not a repository name prefix");
+    assertConfigError(
+      () => parse(list("    - prefix: a\n      remoteurl: https://x\n    - prefix: a\n      remoteurl: https://y\n")),
+      "proxy.upstreams",
+      "two upstreams serve the prefix a",
+    );
+    assertConfigError(
+      () => parse(list("    - prefix: a\n      remoteurl: https://x\n    - prefix: b\n      remoteurl: https://x\n")),
+      "proxy.upstreams",
+      "answer the namespace x",
+    );
+    assertConfigError(() => parse(list("    - prefix: a\n      remoteurl: https://x\n      maxsize: lots\n")), "proxy.upstreams[0].maxsize", "expected a size");
+    assertConfigError(() => parse(list("    - prefix: a\n      remoteurl: https://x\n      readtimeout: 0s\n")), "proxy.upstreams[0].readtimeout", "greater than zero");
+    assertConfigError(() => parse(`${MINIMAL}proxy:\n  remoteurl: https://x\n  prefix: a\n`), "proxy.prefix", "give a prefix to an entry");
   });
 });

@@ -3,7 +3,7 @@
  * `berth config check` to print as YAML or JSON.
  */
 import { TLS12_CIPHER_SUITES } from "./build-tls.js";
-import type { Config, RedisConfig, S3Storage } from "./config.js";
+import type { Config, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
 import { formatGoDuration } from "./go-duration.js";
 
 /** What describeConfig prints instead of a secret. */
@@ -62,6 +62,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     http: { ...httpOut, ...describeTls(http) },
     ...(config.auth === undefined ? {} : { auth: describeAuth(config.auth) }),
     ...(config.redis === undefined ? {} : { redis: describeRedis(config.redis) }),
+    ...(config.proxy === undefined ? {} : { proxy: { upstreams: config.proxy.upstreams.map(describeUpstream) } }),
   };
 }
 
@@ -85,6 +86,22 @@ function describeS3(s3: S3Storage): Record<string, unknown> {
     ...(s3.objectAcl === undefined ? {} : { objectacl: s3.objectAcl }),
   });
   return out;
+}
+
+/** Every upstream in the list form, the shorthand's one included (its prefix is empty). */
+function describeUpstream(upstream: UpstreamConfig): Record<string, unknown> {
+  return {
+    prefix: upstream.prefix,
+    remoteurl: upstream.remoteURL,
+    ...(upstream.username === undefined ? {} : { username: upstream.username, password: MASK }),
+    ttl: formatGoDuration(upstream.ttlMs),
+    namespaces: upstream.namespaces,
+    libraryprefix: upstream.libraryPrefix,
+    ...(upstream.maxStalenessMs === undefined ? {} : { maxstaleness: formatGoDuration(upstream.maxStalenessMs) }),
+    ...(upstream.maxSizeBytes === undefined ? {} : { maxsize: upstream.maxSizeBytes }),
+    connecttimeout: formatGoDuration(upstream.connectTimeoutMs),
+    readtimeout: formatGoDuration(upstream.readTimeoutMs),
+  };
 }
 
 function describeRedis(redis: RedisConfig): Record<string, unknown> {
