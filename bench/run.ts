@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { blobGet } from "./cases/blob-get.js";
 import { chunkedUpload, monoUpload } from "./cases/upload.js";
+import { mirrorColdPull, mirrorColdPull20, mirrorWarmPull } from "./cases/mirror.js";
 import { pushImages } from "./cases/push-images.js";
 import { skopeoRoundTrip } from "./cases/skopeo.js";
 import { headManifest, manifestGet, tagsList } from "./cases/small-requests.js";
@@ -66,6 +67,9 @@ export const ALL_CASES: BenchCase<any>[] = [
   tagsList(16),
   pushImages,
   skopeoRoundTrip,
+  mirrorColdPull,
+  mirrorWarmPull,
+  mirrorColdPull20,
 ];
 
 const USAGE = `Usage: npm run bench -- [--rounds N] [--cases a,b] [--quick] [--list]

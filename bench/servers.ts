@@ -208,6 +208,8 @@ export interface StartOptions {
   /** berth only: `serve --workers N` (N processes sharing the port). */
   berthWorkers?: number;
   readyTimeoutMs?: number;
+  /** YAML appended to the generated config (top-level sections, e.g. `proxy:`), for both kinds. */
+  extraYaml?: string;
 }
 
 export async function startServer(kind: ServerKind, opts: StartOptions): Promise<RunningServer> {
@@ -216,7 +218,8 @@ export async function startServer(kind: ServerKind, opts: StartOptions): Promise
   await mkdir(storage);
   const port = await freePort();
   const configFile = join(dir, "config.yml");
-  await writeFile(configFile, configYaml(kind, storage, port));
+  const extra = opts.extraYaml ? (opts.extraYaml.endsWith("\n") ? opts.extraYaml : `${opts.extraYaml}\n`) : "";
+  await writeFile(configFile, configYaml(kind, storage, port) + extra);
   const logFile = join(dir, "server.log");
   const log = createWriteStream(logFile);
   await new Promise((resolve) => log.once("open", resolve));

@@ -46,7 +46,7 @@ export interface BenchCase<S = unknown> {
   name: string;
   /** One line: what is measured. */
   description: string;
-  unit: "MB/s" | "req/s" | "s";
+  unit: "MB/s" | "req/s" | "s" | "ms";
   higherIsBetter: boolean;
   /** Reports p50/p99 latency. */
   latency?: boolean;

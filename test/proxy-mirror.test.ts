@@ -4,7 +4,7 @@
  * the upstream is slow, down, rate-limited or lying.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
@@ -79,6 +79,12 @@ function revisionLink(name: string, digest: string): string {
   return join(registryTree(mirror.root!), "repositories", name, "_manifests", "revisions", "sha256", digest.slice(7), "link");
 }
 
+/** Waits until the mirror's storage has `tag` pointing at `digest` (manifests are stored behind the response). */
+async function cachedTag(name: string, tag: string, digest: string): Promise<void> {
+  const link = join(registryTree(mirror.root!), "repositories", name, "_manifests", "tags", tag, "current", "link");
+  await waitFor(() => existsSync(link) && readFileSync(link, "utf8") === digest && existsSync(revisionLink(name, digest)), `${name}:${tag} to be cached`);
+}
+
 /** Pushes an image to the upstream as `remote:tag`. */
 async function upstreamImage(remote: string, tag: string, options: Parameters<typeof randomImage>[0] = {}): Promise<ImageParts> {
   return up.pushImage(remote, tag, randomImage(options));
@@ -100,7 +106,7 @@ describe("reads through the mirror", () => {
     assert.equal(first.response.headers.get("content-type"), image.mediaType);
     assert.equal(proxy.count("HEAD", MANIFESTS), 1);
     assert.equal(proxy.count("GET", MANIFESTS), 1);
-    assert.ok(existsSync(revisionLink(name, image.digest)), "the manifest is cached");
+    await waitFor(() => existsSync(revisionLink(name, image.digest)), "the manifest to be cached");
 
     proxy.resetCounts();
     const again = await client.get(`/v2/${name}/manifests/v1`);
@@ -124,6 +130,7 @@ describe("reads through the mirror", () => {
     const moved = await client.get(`/v2/${name}/manifests/latest`);
     assert.deepEqual(moved.bytes, second.bytes);
     assert.equal(proxy.count("GET", MANIFESTS), 1);
+    await cachedTag(name, "latest", second.digest);
     proxy.setUp(false);
     const stale = await client.get(`/v2/${name}/manifests/latest`);
     assert.deepEqual(stale.bytes, second.bytes, "the cached tag points at the new digest");
@@ -283,6 +290,7 @@ describe("when the upstream fails", () => {
     await upstreamImage(remote, "v2");
     const name = `up/${remote}`;
     assert.equal((await client.get(`/v2/${name}/manifests/v1`)).response.status, 200);
+    await cachedTag(name, "v1", image.digest);
 
     proxy.setUp(false);
     const stale = await client.get(`/v2/${name}/manifests/v1`);
@@ -344,6 +352,7 @@ describe("what a mirror accepts and lists", () => {
     await expectError(await client.send(`/v2/${name}/blobs/uploads/`, { method: "POST" }), 405, "UNSUPPORTED");
     await expectError(await client.putManifest(name, "v2", image.bytes, image.mediaType), 405, "UNSUPPORTED");
     await client.get(`/v2/${name}/manifests/v1`);
+    await waitFor(() => existsSync(revisionLink(name, image.digest)), "the manifest to be cached");
     await expectError(await client.send(`/v2/${name}/manifests/${image.digest}`, { method: "DELETE" }), 405, "UNSUPPORTED");
     await expectError(await client.send(`/v2/${name}/blobs/${digestOf(image.config)}`, { method: "DELETE" }), 405, "UNSUPPORTED");
     assert.ok(existsSync(revisionLink(name, image.digest)), "the cached manifest is still there");
@@ -359,7 +368,8 @@ describe("what a mirror accepts and lists", () => {
     await upstreamImage(remote, "a");
     await upstreamImage(remote, "b");
     const name = `up/${remote}`;
-    await client.get(`/v2/${name}/manifests/a`);
+    const cached = await client.get(`/v2/${name}/manifests/a`);
+    await cachedTag(name, "a", cached.response.headers.get("docker-content-digest")!);
     assert.equal((await up.send(`/v2/${remote}/manifests/a`, { method: "DELETE" })).status, 202);
     assert.deepEqual(await client.tags(name), ["a", "b"]);
     proxy.setUp(false);
@@ -372,7 +382,8 @@ describe("what a mirror accepts and lists", () => {
     const uncached = uniqueName("uncataloged");
     await upstreamImage(cached, "v1");
     await upstreamImage(uncached, "v1");
-    await client.get(`/v2/up/${cached}/manifests/v1`);
+    const pulled = await client.get(`/v2/up/${cached}/manifests/v1`);
+    await cachedTag(`up/${cached}`, "v1", pulled.response.headers.get("docker-content-digest")!);
     const { body } = await client.getJSON<{ repositories: string[] }>("/v2/_catalog");
     assert.ok(body.repositories.includes(`up/${cached}`));
     assert.ok(!body.repositories.some((r) => r.endsWith(uncached)));
@@ -385,7 +396,7 @@ describe("what a mirror accepts and lists", () => {
     assert.equal(response.response.status, 200);
     assert.deepEqual(response.bytes, image.bytes);
     assert.equal(response.response.headers.get("oci-namespace"), "upstream.test");
-    assert.ok(existsSync(revisionLink(`up/${remote}`, image.digest)));
+    await waitFor(() => existsSync(revisionLink(`up/${remote}`, image.digest)), "the manifest cached under the prefix");
     const digest = digestOf(image.layers[0]!);
     const blob = await client.get(`/v2/${remote}/blobs/${digest}?ns=upstream.test`);
     assert.ok(blob.bytes.equals(image.layers[0]!));

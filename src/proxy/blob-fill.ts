@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { open, unlink, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -29,9 +30,9 @@ const READ_CHUNK = 256 * 1024;
  * the fill, a fast one streams as the bytes arrive, and a client that disconnects only closes its
  * reader: the fill goes on for the others and for the cache. Memory stays at a few chunks.
  *
- * The last byte of the blob is held back from every reader until storage has verified the
- * digest: on a mismatch readers fail instead, so no client ever receives the complete body of
- * bytes that are not the blob it asked for.
+ * The last byte of the blob is held back from every reader until the whole body has been hashed
+ * and matches the digest: on a mismatch readers fail instead, so no client ever receives the
+ * complete body of bytes that are not the blob it asked for.
  */
 export class BlobFill {
   size: number | undefined;
@@ -117,14 +118,17 @@ export class BlobFill {
       // The fill's own reference: readers still streaming keep the spool open.
       this.release();
     }
-    this.size = this.written;
-    this.verified = true;
-    this.notify();
   }
 
-  /** The upstream body, each chunk spooled for the readers before storage takes it. */
+  /**
+   * The upstream body, each chunk spooled for the readers before storage takes it. The fill hashes
+   * the bytes too, so readers get the last byte as soon as the body is verified, without waiting
+   * for storage to make the blob durable (storage verifies again on its own).
+   */
   private async *tee(source: FillSource): AsyncGenerator<Buffer> {
+    const hash = createHash(this.digest.algorithm);
     for await (const chunk of source.body) {
+      hash.update(chunk);
       if (this.size !== undefined && this.written + chunk.length > this.size) {
         throw new UpstreamError("invalid", this.upstream, `it sent more bytes than the ${this.size} it announced`);
       }
@@ -140,6 +144,12 @@ export class BlobFill {
     if (this.size !== undefined && this.written !== this.size) {
       throw new UpstreamError("unreachable", this.upstream, `the blob ended after ${this.written} of ${this.size} bytes`);
     }
+    if (hash.digest("hex") !== this.digest.hex) {
+      throw new UpstreamError("invalid", this.upstream, `it sent bytes that do not match ${this.digest.toString()}; nothing was stored`);
+    }
+    this.size = this.written;
+    this.verified = true;
+    this.notify();
   }
 
   private notify(): void {

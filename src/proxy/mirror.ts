@@ -28,6 +28,7 @@ export function createMirror(local: StorageRegistry, driver: StorageDriver, conf
     fills: new BlobFills(),
     records,
     manifestFetches: new SingleFlight<StoredManifest>(),
+    storingManifests: new Map<string, StoredManifest>(),
     tagChecks: new SingleFlight<Digest | undefined>(),
     grew: (upstream: Upstream) => expiry.grew(upstream),
     log,

@@ -3,7 +3,7 @@ import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import type { Logger } from "../log/logger.js";
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from "../manifest/media-types.js";
-import type { Descriptor } from "../manifest/parse-manifest.js";
+import { parseManifest, type Descriptor } from "../manifest/parse-manifest.js";
 import { Digest } from "../reference/digest.js";
 import { isValidTag } from "../reference/names.js";
 import type { Reference, Repository } from "../registry/repository.js";
@@ -30,6 +30,8 @@ export interface ProxyShared {
   records: PullRecords;
   /** Manifest fetches and tag revalidations in flight, by repository and reference. */
   manifestFetches: SingleFlight<StoredManifest>;
+  /** Verified manifests being written to storage, by `<repository>@<digest>`: served meanwhile. */
+  storingManifests: Map<string, StoredManifest>;
   tagChecks: SingleFlight<Digest | undefined>;
   /** A blob was added to the cache of `upstream` (its size limit may need enforcing). */
   grew(upstream: Upstream): void;
@@ -142,7 +144,7 @@ export class ProxyRepository implements Repository {
 
   async getManifest(reference: Reference): Promise<StoredManifest> {
     if ("digest" in reference) {
-      const cached = await this.localManifest(reference.digest);
+      const cached = this.storingManifest(reference.digest) ?? (await this.localManifest(reference.digest));
       if (cached) return cached;
       return this.fetchManifest(reference.digest.toString(), reference.digest, undefined);
     }
@@ -158,6 +160,8 @@ export class ProxyRepository implements Repository {
       // The upstream answered the HEAD without a digest: the GET by tag tells it.
       return this.fetchManifest(tag, undefined, tag);
     }
+    const storing = this.storingManifest(digest);
+    if (storing) return storing;
     const cached = await this.localManifest(digest);
     if (!cached) return this.fetchManifest(digest.toString(), digest, tag);
     if (!(await this.localTagIs(tag, digest))) await this.local.storeManifest(cached.content, cached.mediaType, digest, [tag]);
@@ -245,13 +249,35 @@ export class ProxyRepository implements Repository {
         this.shared.log.error({ repository: this.name, upstream: this.upstream.url, claimed: claimed.toString(), computed: computed.toString() }, "upstream manifest does not match its digest: not stored");
         throw new UpstreamError("invalid", this.upstream.url, `it sent a manifest whose bytes do not match ${claimed.toString()}; nothing was stored`);
       }
-      const mediaType = contentType(response.headers["content-type"]) ?? storedMediaType(content) ?? OCI_MANIFEST;
-      await this.local.storeManifest(content, mediaType, claimed, tag === undefined ? [] : [tag]);
-      this.upstream.stats.manifestFills++;
-      this.shared.records.touch(this.name, "manifests", claimed);
-      // The media type berth serves is the one it would read back from storage.
-      return (await this.localManifest(claimed)) ?? { digest: claimed, mediaType, content };
+      // Served with the media type storage would give it back with, and parsed before anything
+      // is stored or served: schema 1 and what is not a manifest are refused here.
+      const mediaType = storedMediaType(content) ?? contentType(response.headers["content-type"]) ?? OCI_MANIFEST;
+      parseManifest(content, mediaType);
+      const manifest = { digest: claimed, mediaType, content };
+      this.store(manifest, tag);
+      return manifest;
     });
+  }
+
+  /**
+   * Writes a verified manifest (and its tag) to storage while the client already has it: the
+   * client does not wait for the writes, and requests for it meanwhile are answered from memory.
+   */
+  private store(manifest: StoredManifest, tag: string | undefined): void {
+    const key = `${this.name}@${manifest.digest.toString()}`;
+    this.shared.storingManifests.set(key, manifest);
+    this.local
+      .storeManifest(manifest.content, manifest.mediaType, manifest.digest, tag === undefined ? [] : [tag])
+      .then(() => {
+        this.upstream.stats.manifestFills++;
+        this.shared.records.touch(this.name, "manifests", manifest.digest);
+      })
+      .catch((err: unknown) => this.shared.log.error({ err, repository: this.name, digest: manifest.digest.toString() }, "could not cache a manifest from the upstream"))
+      .finally(() => this.shared.storingManifests.delete(key));
+  }
+
+  private storingManifest(digest: Digest): StoredManifest | undefined {
+    return this.shared.storingManifests.get(`${this.name}@${digest.toString()}`);
   }
 
   private async fetchBlob(digest: Digest): Promise<FillSource> {
@@ -273,7 +299,8 @@ export class ProxyRepository implements Repository {
       await this.local.completeUpload(session, digest, body, { length: size });
     } catch (err) {
       await this.local.cancelUpload(session).catch(() => undefined);
-      if (err instanceof RegistryError && err.code === "DIGEST_INVALID") {
+      // The fill finds a mismatch as the body ends; storage would find it on completion.
+      if ((err instanceof UpstreamError && err.failure === "invalid") || (err instanceof RegistryError && err.code === "DIGEST_INVALID")) {
         this.shared.log.error({ repository: this.name, upstream: this.upstream.url, digest: digest.toString() }, "upstream blob does not match its digest: not stored");
       }
       throw err;
