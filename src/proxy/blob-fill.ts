@@ -20,15 +20,22 @@ export interface FillSource {
 export type FillStore = (body: UploadBody, size: number | undefined) => Promise<void>;
 
 const READ_CHUNK = 256 * 1024;
+/** Received bytes kept in memory for readers that keep up, once the spool has them too. */
+const MEMORY_WINDOW = 4 * 1024 * 1024;
+/** How far the spool may fall behind the network before the download waits for it. */
+const MAX_UNSPOOLED = 8 * 1024 * 1024;
 
 /**
  * One upstream download of a blob, shared by every client that asks for it while it runs.
  *
- * The bytes are written as they arrive to a spool file on local disk and, in the same pass, into
- * storage through an ordinary upload, which verifies the digest and makes the blob durable. Each
- * client reads the spool at its own pace (FillReader), so a slow client never slows the others or
- * the fill, a fast one streams as the bytes arrive, and a client that disconnects only closes its
- * reader: the fill goes on for the others and for the cache. Memory stays at a few chunks.
+ * Each chunk from the upstream is readable at once by the clients and by storage, which takes the
+ * bytes through an ordinary upload that verifies the digest again and makes the blob durable.
+ * Clients and storage read at their own pace (FillReader, `storageBody`): the most recent chunks are kept in memory, so a client that keeps
+ * up is served from there without touching a disk, and every chunk is also written to a spool
+ * file on local disk, off the download's path, for clients that fall behind or join late. A slow
+ * client never slows the others or the fill, and one that disconnects only closes its reader: the
+ * fill goes on for the others and for the cache. Memory stays bounded: the recent window, plus
+ * what the spool has not written yet (the download waits when that grows too large).
  *
  * The last byte of the blob is held back from every reader until the whole body has been hashed
  * and matches the digest: on a mismatch readers fail instead, so no client ever receives the
@@ -36,14 +43,21 @@ const READ_CHUNK = 256 * 1024;
  */
 export class BlobFill {
   size: number | undefined;
-  written = 0;
+  /** Bytes received from the upstream: in memory or in the spool (or both). */
+  received = 0;
   verified = false;
   error: Error | undefined;
   /** Resolves once the upstream answered and the spool exists; rejects when either failed. */
   readonly ready: Promise<void>;
-  /** Resolves when the blob is in storage; rejects when the fill failed. */
+  /** Resolves when the blob is in storage; rejects when the download or the storing failed. */
   readonly done: Promise<void>;
   private spool: FileHandle | undefined;
+  /** Bytes [0, spooled) are in the spool file. */
+  private spooled = 0;
+  private spoolTail: Promise<void> = Promise.resolve();
+  private spoolError: Error | undefined;
+  /** Recent chunks in order; every byte below `received` is here or below `spooled`. */
+  private readonly recent: Array<{ start: number; bytes: Buffer }> = [];
   private references = 1;
   private wake: () => void = () => undefined;
   private progress: Promise<void>;
@@ -63,10 +77,11 @@ export class BlobFill {
     this.done = this.run(fetch, store, markReady).then(
       () => undefined,
       (err: unknown) => {
-        this.error = err instanceof Error ? err : new Error(String(err));
-        failReady(this.error);
-        this.notify();
-        throw this.error;
+        const error = err instanceof Error ? err : new Error(String(err));
+        failReady(error);
+        // A storage failure after a verified download leaves readers alone: their bytes are sound.
+        if (!this.verified) this.failDownload(error);
+        throw error;
       },
     );
     // Nobody may be waiting on either when the fill fails after every client left.
@@ -80,16 +95,24 @@ export class BlobFill {
     return new FillReader(this, offset, end);
   }
 
-  /** Resolves at the next write, the verification or the failure. */
+  /** Resolves at the next chunk, the verification or the failure. */
   nextChange(): Promise<void> {
     return this.progress;
   }
 
-  /** Reads spooled bytes at `position`; only ever asked for bytes already written. */
-  async readAt(buffer: Buffer, position: number): Promise<number> {
-    if (!this.spool) throw new Error("blob fill spool is not open");
+  /** Received bytes from `position`, at most up to `limit`: from memory when recent, else from the spool. */
+  async read(position: number, limit: number): Promise<Buffer> {
+    for (const chunk of this.recent) {
+      const chunkEnd = chunk.start + chunk.bytes.length;
+      if (position >= chunk.start && position < chunkEnd) {
+        return chunk.bytes.subarray(position - chunk.start, Math.min(chunkEnd, limit) - chunk.start);
+      }
+    }
+    if (!this.spool || position >= this.spooled) throw new Error("blob fill bytes are neither in memory nor spooled");
+    const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.min(limit, this.spooled) - position));
     const { bytesRead } = await this.spool.read(buffer, 0, buffer.length, position);
-    return bytesRead;
+    if (bytesRead === 0) throw new Error("blob fill spool ended early");
+    return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
   }
 
   release(): void {
@@ -106,14 +129,26 @@ export class BlobFill {
       throw err;
     }
     markReady();
+    // Storage reads the fill like a client does: a slow disk never slows the download.
+    const stored = store(this.storageBody(), source.size);
+    stored.catch(() => undefined);
     try {
-      await store(this.tee(source), source.size);
-    } catch (err) {
-      source.body.destroy();
-      if (err instanceof RegistryError && (err.code === "DIGEST_INVALID" || err.code === "SIZE_INVALID")) {
-        throw new UpstreamError("invalid", this.upstream, `it sent bytes that do not match ${this.digest.toString()}; nothing was stored`);
+      try {
+        await this.download(source);
+      } catch (err) {
+        source.body.destroy();
+        this.failDownload(err);
+        await stored.catch(() => undefined);
+        throw err;
       }
-      throw err;
+      try {
+        await stored;
+      } catch (err) {
+        if (err instanceof RegistryError && (err.code === "DIGEST_INVALID" || err.code === "SIZE_INVALID")) {
+          throw new UpstreamError("invalid", this.upstream, `it sent bytes that do not match ${this.digest.toString()}; nothing was stored`);
+        }
+        throw err;
+      }
     } finally {
       // The fill's own reference: readers still streaming keep the spool open.
       this.release();
@@ -121,35 +156,85 @@ export class BlobFill {
   }
 
   /**
-   * The upstream body, each chunk spooled for the readers before storage takes it. The fill hashes
-   * the bytes too, so readers get the last byte as soon as the body is verified, without waiting
-   * for storage to make the blob durable (storage verifies again on its own).
+   * Receives the upstream body as fast as it comes: each chunk is readable by clients at once,
+   * and on its way to the spool. The bytes are hashed on the way, so readers get the last byte as
+   * soon as the body is verified, without waiting for storage to make the blob durable.
    */
-  private async *tee(source: FillSource): AsyncGenerator<Buffer> {
+  private async download(source: FillSource): Promise<void> {
     const hash = createHash(this.digest.algorithm);
     for await (const chunk of source.body) {
-      hash.update(chunk);
-      if (this.size !== undefined && this.written + chunk.length > this.size) {
+      if (this.spoolError) throw this.spoolError;
+      if (this.size !== undefined && this.received + chunk.length > this.size) {
         throw new UpstreamError("invalid", this.upstream, `it sent more bytes than the ${this.size} it announced`);
       }
-      let offset = 0;
-      while (offset < chunk.length) {
-        const { bytesWritten } = await this.spool!.write(chunk, offset, chunk.length - offset, this.written + offset);
-        offset += bytesWritten;
-      }
-      this.written += chunk.length;
+      hash.update(chunk);
+      this.recent.push({ start: this.received, bytes: chunk });
+      this.spoolChunk(chunk, this.received);
+      this.received += chunk.length;
       this.notify();
-      yield chunk;
+      // The spool may lag behind the network, but not by much: what it has not written is in memory.
+      if (this.received - this.spooled > MAX_UNSPOOLED) {
+        await this.spoolTail;
+        if (this.spoolError) throw this.spoolError;
+      }
     }
-    if (this.size !== undefined && this.written !== this.size) {
-      throw new UpstreamError("unreachable", this.upstream, `the blob ended after ${this.written} of ${this.size} bytes`);
+    if (this.size !== undefined && this.received !== this.size) {
+      throw new UpstreamError("unreachable", this.upstream, `the blob ended after ${this.received} of ${this.size} bytes`);
     }
     if (hash.digest("hex") !== this.digest.hex) {
       throw new UpstreamError("invalid", this.upstream, `it sent bytes that do not match ${this.digest.toString()}; nothing was stored`);
     }
-    this.size = this.written;
+    this.size = this.received;
     this.verified = true;
     this.notify();
+  }
+
+  /** The bytes for storage, read from the fill as they arrive; fails when the download does. */
+  private async *storageBody(): AsyncGenerator<Buffer> {
+    let position = 0;
+    for (;;) {
+      if (this.error) throw this.error;
+      if (position < this.received) {
+        const bytes = await this.read(position, this.received);
+        position += bytes.length;
+        yield bytes;
+      } else if (this.verified) {
+        return;
+      } else {
+        await this.nextChange();
+      }
+    }
+  }
+
+  /** Readers (storage among them) fail from now on. */
+  private failDownload(err: unknown): void {
+    this.error = err instanceof Error ? err : new Error(String(err));
+    this.notify();
+  }
+
+  /** Queues a chunk for the spool; writes happen one after another, off the download's path. */
+  private spoolChunk(chunk: Buffer, start: number): void {
+    this.spoolTail = this.spoolTail.then(async () => {
+      if (this.spoolError || !this.spool) return;
+      try {
+        let offset = 0;
+        while (offset < chunk.length) {
+          const { bytesWritten } = await this.spool.write(chunk, offset, chunk.length - offset, start + offset);
+          offset += bytesWritten;
+        }
+      } catch (err) {
+        this.spoolError = err instanceof Error ? err : new Error(String(err));
+        return;
+      }
+      this.spooled = start + chunk.length;
+      // Spooled chunks leave memory once they are older than the window readers keep up within.
+      while (this.recent.length > 0) {
+        const first = this.recent[0]!;
+        const firstEnd = first.start + first.bytes.length;
+        if (firstEnd > this.spooled || this.received - firstEnd < MEMORY_WINDOW) break;
+        this.recent.shift();
+      }
+    });
   }
 
   private notify(): void {
@@ -163,8 +248,10 @@ export class BlobFill {
   }
 
   private async closeSpool(): Promise<void> {
+    await this.spoolTail;
     const spool = this.spool;
     this.spool = undefined;
+    this.recent.length = 0;
     await spool?.close().catch(() => undefined);
     await unlink(this.spoolPath).catch(() => undefined);
   }
@@ -192,19 +279,17 @@ class FillReader extends Readable {
     for (;;) {
       const fill = this.fill;
       if (fill.error) throw fill.error;
-      const end = this.end ?? (fill.verified ? fill.written : Number.POSITIVE_INFINITY);
+      const end = this.end ?? (fill.verified ? fill.received : Number.POSITIVE_INFINITY);
       if (this.position >= end) {
         this.push(null);
         return;
       }
-      // Everything written is readable except the blob's last byte, which waits for verification.
-      const readable = Math.min(end, fill.verified ? fill.written : fill.written - 1);
+      // Everything received is readable except the blob's last byte, which waits for verification.
+      const readable = Math.min(end, fill.verified ? fill.received : fill.received - 1);
       if (this.position < readable) {
-        const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, readable - this.position));
-        const read = await fill.readAt(buffer, this.position);
-        if (read === 0) throw new Error("blob fill spool ended early");
-        this.position += read;
-        this.push(read === buffer.length ? buffer : buffer.subarray(0, read));
+        const bytes = await fill.read(this.position, readable);
+        this.position += bytes.length;
+        this.push(bytes);
         return;
       }
       await fill.nextChange();

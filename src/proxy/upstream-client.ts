@@ -117,7 +117,8 @@ export class UpstreamClient {
     url.searchParams.set("scope", scope);
     if (this.config.username !== undefined) url.searchParams.set("account", this.config.username);
     const headers: Record<string, string> = this.basicCredentials ? { Authorization: this.basicCredentials } : {};
-    const response = await this.send("GET", url.toString(), headers, false);
+    // The realm is where the upstream sends clients to authenticate: the credentials go there.
+    const response = await this.send("GET", url.toString(), headers, url.origin);
     if (response.status === 401 || response.status === 403) {
       response.body.resume();
       throw new UpstreamError("denied", this.config.remoteURL, `its token service refused berth's credentials (${response.status})`);
@@ -133,17 +134,16 @@ export class UpstreamClient {
   }
 
   /**
-   * One request, following redirects. Authorization goes only to the configured origin: a
-   * redirect elsewhere (a CDN) is fetched without it.
+   * One request, following redirects. Authorization goes only to `origin` (the upstream's, or its
+   * token service's): a redirect elsewhere (a CDN) is fetched without it.
    */
-  private async send(method: "GET" | "HEAD", url: string, headers: Record<string, string>, followRedirects = true): Promise<UpstreamResponse> {
-    const origin = new URL(this.config.remoteURL).origin;
+  private async send(method: "GET" | "HEAD", url: string, headers: Record<string, string>, origin = new URL(this.config.remoteURL).origin): Promise<UpstreamResponse> {
     let current = new URL(url);
     for (let hops = 0; ; hops++) {
       const sameOrigin = current.origin === origin;
       const sent = sameOrigin ? headers : withoutAuthorization(headers);
       const response = await this.once(method, current, sent);
-      if (!followRedirects || !REDIRECT_STATUSES.has(response.status)) {
+      if (!REDIRECT_STATUSES.has(response.status)) {
         if (response.status >= 500 || response.status === 429) {
           response.body.resume();
           throw new UpstreamError("status", this.config.remoteURL, `it answered ${response.status}${response.status === 429 ? " (too many requests)" : ""}`);
