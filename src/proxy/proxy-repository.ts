@@ -103,7 +103,11 @@ export class ProxyRepository implements Repository {
 
   async blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
     // Only bytes in storage can be fetched from it directly.
-    return (await this.localBlob(digest)) ? this.local.blobRedirectURL(digest, method) : undefined;
+    if (!(await this.localBlob(digest))) return undefined;
+    const url = await this.local.blobRedirectURL(digest, method);
+    // A GET answered with a redirect is a pull like any other.
+    if (url !== undefined && method === "GET") this.shared.records.touch(this.name, "blobs", digest);
+    return url;
   }
 
   deleteBlob(): Promise<void> {
@@ -196,7 +200,6 @@ export class ProxyRepository implements Repository {
     }
     if (remote === undefined && cached.length === 0) throw failure ?? new RegistryError("NAME_UNKNOWN", undefined, { name: this.name });
     if (failure) {
-      this.upstream.stats.staleServed++;
       this.shared.log.warn({ repository: this.name, upstream: this.upstream.url, reason: failure.message }, "upstream failed: listing the cached tags only");
     }
     return [...new Set([...(remote ?? []), ...cached])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -268,10 +271,7 @@ export class ProxyRepository implements Repository {
     this.shared.storingManifests.set(key, manifest);
     this.local
       .storeManifest(manifest.content, manifest.mediaType, manifest.digest, tag === undefined ? [] : [tag])
-      .then(() => {
-        this.upstream.stats.manifestFills++;
-        this.shared.records.touch(this.name, "manifests", manifest.digest);
-      })
+      .then(() => this.shared.records.touch(this.name, "manifests", manifest.digest))
       .catch((err: unknown) => this.shared.log.error({ err, repository: this.name, digest: manifest.digest.toString() }, "could not cache a manifest from the upstream"))
       .finally(() => this.shared.storingManifests.delete(key));
   }
@@ -305,7 +305,6 @@ export class ProxyRepository implements Repository {
       }
       throw err;
     }
-    this.upstream.stats.blobFills++;
     this.shared.records.touch(this.name, "blobs", digest);
     this.shared.grew(this.upstream);
   }
@@ -397,7 +396,6 @@ export class ProxyRepository implements Repository {
     if (maxStaleness !== undefined && (staleFor === undefined || staleFor > maxStaleness)) throw failure;
     const manifest = await this.localManifest(digest);
     if (!manifest) throw failure;
-    this.upstream.stats.staleServed++;
     this.shared.log.warn(
       { repository: this.name, tag, digest: digest.toString(), upstream: this.upstream.url, reason: failure.message, staleForMs: staleFor },
       "upstream failed: serving the cached tag",

@@ -14,12 +14,13 @@ const MAX_REMEMBERED = 100_000;
  * that every node sharing it sees the same bookkeeping and a restart loses none of it. A record
  * holds the time as RFC 3339 text.
  *
- * A pull rewrites its record only when the stored time is older than `resolutionMs`: expiry counts
- * from the last pull with that resolution, and a busy mirror writes each record at most once per
- * interval rather than on every pull.
+ * A process rewrites a record only when it last wrote it more than `resolutionMs` ago:
+ * expiry counts from the last pull with that resolution, and a busy mirror writes each record at
+ * most once per interval per node rather than on every pull. (Deciding from the stored time would
+ * cost a read per pull.)
  */
 export class PullRecords {
-  /** What this process last wrote or read for a record, epoch milliseconds. */
+  /** When this process last wrote each record, epoch milliseconds. */
   private readonly known = new Map<string, number>();
 
   constructor(

@@ -2,22 +2,12 @@ import type { UpstreamConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import { UpstreamClient } from "./upstream-client.js";
 
-/** What the mirror did for an upstream since start, for logs and (later) metrics. */
-export interface UpstreamStats {
-  /** Tags served from the cache because the upstream failed. */
-  staleServed: number;
-  /** Blobs and manifests fetched from the upstream and stored. */
-  blobFills: number;
-  manifestFills: number;
-}
-
 /**
  * One mirrored registry: its configuration, its client, which local names it serves and what
  * they are called upstream, and when each cached tag was last confirmed with it.
  */
 export class Upstream {
   readonly client: UpstreamClient;
-  readonly stats: UpstreamStats = { staleServed: 0, blobFills: 0, manifestFills: 0 };
   /** `<repository>:<tag>` → epoch milliseconds of the last successful revalidation. */
   private readonly validated = new Map<string, number>();
 
