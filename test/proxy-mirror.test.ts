@@ -344,6 +344,29 @@ describe("when the upstream fails", () => {
   });
 });
 
+describe("an upstream that is not there", () => {
+  test("the mirror starts anyway, answers 503 UNAVAILABLE for what it lacks, and serves once the upstream is back", async () => {
+    const gone = await startUpstreamProxy(upstream.url);
+    gone.setUp(false);
+    const lonely = await startBerth({
+      configYaml: testConfig({ sections: `proxy:\n  remoteurl: ${gone.url}\n  connecttimeout: 1s\n  readtimeout: 1s` }),
+    });
+    try {
+      const remote = uniqueName("later");
+      const image = await upstreamImage(remote, "v1");
+      const mirrorClient = new RegistryClient(lonely.url);
+      assert.equal((await mirrorClient.send("/v2/")).status, 200);
+      const error = await expectError(await mirrorClient.send(`/v2/${remote}/manifests/v1`), 503, "UNAVAILABLE");
+      assert.match(error.message, new RegExp(gone.url.replace(/[.]/g, "\\.")));
+      gone.setUp(true);
+      assert.deepEqual((await mirrorClient.get(`/v2/${remote}/manifests/v1`)).bytes, image.bytes);
+    } finally {
+      await lonely.stop();
+      await gone.close();
+    }
+  });
+});
+
 describe("what a mirror accepts and lists", () => {
   test("pushes and deletes into a mirrored namespace answer 405 UNSUPPORTED; other names are a local registry", async () => {
     const remote = uniqueName("readonly");
