@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { open, unlink, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -307,7 +307,8 @@ class FillReader extends Readable {
 
 /**
  * The fills in progress in this process, one per repository and digest, and the directory their
- * spool files live in (removed at close).
+ * spool files live in (removed at close; those of processes killed before then are removed when
+ * the next one starts filling).
  */
 export class BlobFills {
   private readonly fills = new Map<string, BlobFill>();
@@ -321,6 +322,7 @@ export class BlobFills {
     const running = this.fills.get(key);
     if (running && !running.error) return running;
     if (!this.created) {
+      removeOrphanedSpools();
       mkdirSync(this.directory, { recursive: true, mode: 0o700 });
       this.created = true;
     }
@@ -341,5 +343,30 @@ export class BlobFills {
 
   close(): void {
     if (this.created) rmSync(this.directory, { recursive: true, force: true });
+  }
+}
+
+/** Spool directories of berth processes that are gone (killed before they could remove them). */
+function removeOrphanedSpools(): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const pid = /^berth-proxy-(\d+)$/.exec(entry)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || isAlive(Number(pid))) continue;
+    rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, owned by someone else.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
