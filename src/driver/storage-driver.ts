@@ -87,6 +87,13 @@ export interface LocalFileRange {
   readonly start: number;
   /** Exclusive. */
   readonly end: number;
+  /**
+   * For a file still being written (a pull-through cache's download): resolves, once bytes past
+   * `position` are readable, to how far they are; rejects when the file will never be complete.
+   * Absent: all of [start, end) is there now. The stream must then stay open until the range is
+   * sent, since the descriptor is used again for each part.
+   */
+  readonly available?: (position: number) => Promise<number>;
 }
 
 const localFileRanges = new WeakMap<Readable, LocalFileRange>();

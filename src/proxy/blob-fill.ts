@@ -4,6 +4,7 @@ import { open, unlink, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { markLocalFileRange } from "../driver/storage-driver.js";
 import type { Digest } from "../reference/digest.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import type { UploadBody } from "../storage/upload-store.js";
@@ -24,18 +25,21 @@ const READ_CHUNK = 256 * 1024;
 const MEMORY_WINDOW = 4 * 1024 * 1024;
 /** How far the spool may fall behind the network before the download waits for it. */
 const MAX_UNSPOOLED = 8 * 1024 * 1024;
+/** Chunks written to the spool in one writev at most (IOV_MAX is 1024). */
+const MAX_SPOOL_BATCH = 256;
 
 /**
  * One upstream download of a blob, shared by every client that asks for it while it runs.
  *
  * Each chunk from the upstream is readable at once by the clients and by storage, which takes the
  * bytes through an ordinary upload that verifies the digest again and makes the blob durable.
- * Clients and storage read at their own pace (FillReader, `storageBody`): the most recent chunks are kept in memory, so a client that keeps
- * up is served from there without touching a disk, and every chunk is also written to a spool
- * file on local disk, off the download's path, for clients that fall behind or join late. A slow
- * client never slows the others or the fill, and one that disconnects only closes its reader: the
- * fill goes on for the others and for the cache. Memory stays bounded: the recent window, plus
- * what the spool has not written yet (the download waits when that grows too large).
+ * Every chunk is also written to a spool file on local disk, in batches, off the download's path.
+ * Over plain HTTP/1.1 clients are sent the spool with sendfile(2) as it grows, like any stored
+ * blob; otherwise (TLS, HTTP/2) and for storage, readers take the most recent chunks from memory
+ * and older ones from the spool. A slow client never slows the others or the fill, and one that
+ * disconnects only closes its reader: the fill goes on for the others and for the cache. Memory
+ * stays bounded: the recent window, plus what the spool has not written yet (the download waits
+ * when that grows too large).
  *
  * The last byte of the blob is held back from every reader until the whole body has been hashed
  * and matches the digest: on a mismatch readers fail instead, so no client ever receives the
@@ -54,7 +58,9 @@ export class BlobFill {
   private spool: FileHandle | undefined;
   /** Bytes [0, spooled) are in the spool file. */
   private spooled = 0;
-  private spoolTail: Promise<void> = Promise.resolve();
+  /** Chunks received but not yet handed to a spool write, in order. */
+  private readonly spoolQueue: Buffer[] = [];
+  private spoolWriting: Promise<void> | undefined;
   private spoolError: Error | undefined;
   /** Recent chunks in order; every byte below `received` is here or below `spooled`. */
   private readonly recent: Array<{ start: number; bytes: Buffer }> = [];
@@ -115,6 +121,25 @@ export class BlobFill {
     return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
   }
 
+  /**
+   * Resolves, once spooled bytes past `position` are readable, to how far they are (the blob's
+   * last byte waits for verification); rejects when the download failed. For sendfile(2) from the
+   * spool.
+   */
+  async spooledPast(position: number): Promise<number> {
+    for (;;) {
+      if (this.error) throw this.error;
+      const readable = this.verified ? this.spooled : Math.min(this.spooled, this.received - 1);
+      if (readable > position) return readable;
+      await this.nextChange();
+    }
+  }
+
+  /** The spool's descriptor, once the upstream answered and until the last reader is done. */
+  get spoolFd(): number | undefined {
+    return this.spool?.fd;
+  }
+
   release(): void {
     if (--this.references === 0) void this.closeSpool();
   }
@@ -169,12 +194,12 @@ export class BlobFill {
       }
       hash.update(chunk);
       this.recent.push({ start: this.received, bytes: chunk });
-      this.spoolChunk(chunk, this.received);
+      this.spoolChunk(chunk);
       this.received += chunk.length;
       this.notify();
       // The spool may lag behind the network, but not by much: what it has not written is in memory.
       if (this.received - this.spooled > MAX_UNSPOOLED) {
-        await this.spoolTail;
+        await this.spoolWriting;
         if (this.spoolError) throw this.spoolError;
       }
     }
@@ -212,21 +237,27 @@ export class BlobFill {
     this.notify();
   }
 
-  /** Queues a chunk for the spool; writes happen one after another, off the download's path. */
-  private spoolChunk(chunk: Buffer, start: number): void {
-    this.spoolTail = this.spoolTail.then(async () => {
-      if (this.spoolError || !this.spool) return;
+  /**
+   * Queues a chunk for the spool. Writes happen off the download's path, one at a time, each
+   * taking every chunk queued meanwhile in one writev: a threadpool round trip per batch rather
+   * than per network read, so the spool keeps up while storage's own writes share the pool.
+   */
+  private spoolChunk(chunk: Buffer): void {
+    this.spoolQueue.push(chunk);
+    this.spoolWriting ??= this.drainSpool().finally(() => (this.spoolWriting = undefined));
+  }
+
+  private async drainSpool(): Promise<void> {
+    while (this.spoolQueue.length > 0 && !this.spoolError && this.spool) {
+      const batch = this.spoolQueue.splice(0, MAX_SPOOL_BATCH);
       try {
-        let offset = 0;
-        while (offset < chunk.length) {
-          const { bytesWritten } = await this.spool.write(chunk, offset, chunk.length - offset, start + offset);
-          offset += bytesWritten;
-        }
+        await writeAll(this.spool, batch, this.spooled);
       } catch (err) {
         this.spoolError = err instanceof Error ? err : new Error(String(err));
         return;
       }
-      this.spooled = start + chunk.length;
+      for (const chunk of batch) this.spooled += chunk.length;
+      this.notify();
       // Spooled chunks leave memory once they are older than the window readers keep up within.
       while (this.recent.length > 0) {
         const first = this.recent[0]!;
@@ -234,7 +265,7 @@ export class BlobFill {
         if (firstEnd > this.spooled || this.received - firstEnd < MEMORY_WINDOW) break;
         this.recent.shift();
       }
-    });
+    }
   }
 
   private notify(): void {
@@ -248,7 +279,7 @@ export class BlobFill {
   }
 
   private async closeSpool(): Promise<void> {
-    await this.spoolTail;
+    await this.spoolWriting;
     const spool = this.spool;
     this.spool = undefined;
     this.recent.length = 0;
@@ -269,6 +300,9 @@ class FillReader extends Readable {
   ) {
     super({ highWaterMark: READ_CHUNK });
     this.position = offset;
+    // Over plain HTTP/1.1 the server sends the spool with sendfile(2) instead of reading this stream.
+    const fd = fill.spoolFd;
+    if (fd !== undefined && end !== undefined) markLocalFileRange(this, { fd, start: offset, end, available: (position) => fill.spooledPast(position) });
   }
 
   override _read(): void {
@@ -368,5 +402,16 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     // EPERM: alive, owned by someone else.
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Writes `buffers` at `position`, continuing after short writes. */
+async function writeAll(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  const pending = [...buffers];
+  while (pending.length > 0) {
+    let { bytesWritten } = await file.writev(pending, position);
+    position += bytesWritten;
+    while (pending.length > 0 && bytesWritten >= pending[0]!.length) bytesWritten -= pending.shift()!.length;
+    if (bytesWritten > 0) pending[0] = pending[0]!.subarray(bytesWritten);
   }
 }

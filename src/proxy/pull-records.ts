@@ -1,7 +1,8 @@
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { isPathNotFound } from "../driver/storage-driver.js";
 import type { Logger } from "../log/logger.js";
-import { Digest, isAlgorithm } from "../reference/digest.js";
+import type { Digest } from "../reference/digest.js";
+import { listDigests } from "../storage/digest-listing.js";
 import { proxyPullRecordPath, proxyPullRecordsPath } from "../storage/paths.js";
 
 export type PulledKind = "manifests" | "blobs";
@@ -46,30 +47,9 @@ export class PullRecords {
   /** Every record of a repository's manifests or blobs: digest → last pull. */
   async all(repository: string, kind: PulledKind): Promise<Map<string, { digest: Digest; pulledAt: number }>> {
     const records = new Map<string, { digest: Digest; pulledAt: number }>();
-    const root = proxyPullRecordsPath(repository, kind);
-    let algorithms: string[];
-    try {
-      algorithms = await this.driver.list(root);
-    } catch (err) {
-      if (isPathNotFound(err)) return records;
-      throw err;
-    }
-    for (const algorithmPath of algorithms) {
-      const algorithm = algorithmPath.slice(algorithmPath.lastIndexOf("/") + 1);
-      if (!isAlgorithm(algorithm)) continue;
-      let entries: string[];
-      try {
-        entries = await this.driver.list(algorithmPath);
-      } catch (err) {
-        if (isPathNotFound(err)) continue;
-        throw err;
-      }
-      for (const entry of entries) {
-        const digest = Digest.tryParse(`${algorithm}:${entry.slice(entry.lastIndexOf("/") + 1)}`);
-        if (!digest) continue;
-        const pulledAt = await this.read(entry);
-        if (pulledAt !== undefined) records.set(digest.toString(), { digest, pulledAt });
-      }
+    for (const digest of await listDigests(this.driver, proxyPullRecordsPath(repository, kind))) {
+      const pulledAt = await this.read(proxyPullRecordPath(repository, kind, digest));
+      if (pulledAt !== undefined) records.set(digest.toString(), { digest, pulledAt });
     }
     return records;
   }

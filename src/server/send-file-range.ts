@@ -2,7 +2,7 @@ import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { localFileRangeOf } from "../driver/storage-driver.js";
-import { sendfilePump } from "../native/sendfile-pump.js";
+import { sendfilePump, type SendfileTransfer } from "../native/sendfile-pump.js";
 
 const EMPTY = Buffer.alloc(0);
 
@@ -39,15 +39,32 @@ export async function sendFileRange(res: ServerResponse, stream: Readable): Prom
   // the pump applies the same limit to the peer's progress instead.
   const inactivityMs = socket.timeout ?? 0;
   socket.setTimeout(0);
-  const transfer = pump.send(fd, range.fd, range.start, range.end - range.start, inactivityMs);
-  // The pump holds its own descriptors now: closing the stream closes only ours.
-  stream.destroy();
-  const cancel = () => transfer.cancel();
+  let current: SendfileTransfer | undefined;
+  let closed = false;
+  const cancel = () => {
+    closed = true;
+    current?.cancel();
+  };
   socket.once("close", cancel);
   try {
-    await transfer.done;
+    if (!range.available) {
+      current = pump.send(fd, range.fd, range.start, range.end - range.start, inactivityMs);
+      // The pump holds its own descriptors now: closing the stream closes only ours.
+      stream.destroy();
+      await current.done;
+    } else {
+      // A file still being written: each part as soon as it is readable.
+      for (let position = range.start; position < range.end; ) {
+        const upTo = Math.min(range.end, await range.available(position));
+        if (closed) throw Object.assign(new Error("connection closed mid-body"), { code: "ECONNRESET" });
+        current = pump.send(fd, range.fd, position, upTo - position, inactivityMs);
+        await current.done;
+        position = upTo;
+      }
+    }
   } finally {
     socket.off("close", cancel);
+    if (range.available) stream.destroy();
   }
   socket.setTimeout(inactivityMs);
   res.end();

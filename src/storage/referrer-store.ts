@@ -1,6 +1,7 @@
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { isPathNotFound } from "../driver/storage-driver.js";
-import { Digest, isAlgorithm, type DigestAlgorithm } from "../reference/digest.js";
+import { Digest, type DigestAlgorithm } from "../reference/digest.js";
+import { listDigests } from "./digest-listing.js";
 import {
   manifestRevisionsPath,
   referrerLinkPath,
@@ -84,32 +85,8 @@ export class ReferrerStore {
   }
 
   /** Candidate referrers of `subject`, in no particular order. */
-  async candidates(subject: Digest): Promise<Digest[]> {
-    const root = referrersPath(this.repository, subject);
-    let algorithms: string[];
-    try {
-      algorithms = await this.driver.list(root);
-    } catch (err) {
-      if (isPathNotFound(err)) return [];
-      throw err;
-    }
-    const found: Digest[] = [];
-    for (const algorithmPath of algorithms) {
-      const algorithm = algorithmPath.slice(algorithmPath.lastIndexOf("/") + 1);
-      if (!isAlgorithm(algorithm)) continue;
-      let entries: string[];
-      try {
-        entries = await this.driver.list(algorithmPath);
-      } catch (err) {
-        if (isPathNotFound(err)) continue;
-        throw err;
-      }
-      for (const entry of entries) {
-        const digest = Digest.tryParse(`${algorithm}:${entry.slice(entry.lastIndexOf("/") + 1)}`);
-        if (digest) found.push(digest);
-      }
-    }
-    return found;
+  candidates(subject: Digest): Promise<Digest[]> {
+    return listDigests(this.driver, referrersPath(this.repository, subject));
   }
 
   /** Base names of a directory's children; none when it does not exist. */
