@@ -22,9 +22,9 @@ export type FillStore = (body: UploadBody, size: number | undefined) => Promise<
 
 const READ_CHUNK = 256 * 1024;
 /** Received bytes kept in memory for readers that keep up, once the spool has them too. */
-const MEMORY_WINDOW = 4 * 1024 * 1024;
+const MEMORY_WINDOW = 1024 * 1024;
 /** How far the spool may fall behind the network before the download waits for it. */
-const MAX_UNSPOOLED = 8 * 1024 * 1024;
+const MAX_UNSPOOLED = 4 * 1024 * 1024;
 /** Chunks written to the spool in one writev at most (IOV_MAX is 1024). */
 const MAX_SPOOL_BATCH = 256;
 
