@@ -367,6 +367,26 @@ describe("an upstream that is not there", () => {
   });
 });
 
+describe("a read-only mirror (storage.maintenance.readonly)", () => {
+  test("serves what it has not cached from the upstream, verified, and writes nothing", async () => {
+    const readOnly = await startBerth({
+      configYaml: testConfig({ storage: "  maintenance:\n    readonly:\n      enabled: true", sections: `proxy:\n  remoteurl: ${proxy.url}` }),
+    });
+    try {
+      const remote = uniqueName("readonly-mirror");
+      const image = await upstreamImage(remote, "v1", { layers: 1, layerSize: 100_000 });
+      const mirrorClient = new RegistryClient(readOnly.url);
+      assert.deepEqual((await mirrorClient.get(`/v2/${remote}/manifests/v1`)).bytes, image.bytes);
+      assert.ok((await mirrorClient.get(`/v2/${remote}/blobs/${digestOf(image.layers[0]!)}`)).bytes.equals(image.layers[0]!));
+      assert.equal((await mirrorClient.fetch(`/v2/${remote}/blobs/${digestOf(image.config)}`, { method: "HEAD" })).status, 200);
+      await expectError(await mirrorClient.send(`/v2/${remote}/blobs/uploads/`, { method: "POST" }), 405, "UNSUPPORTED");
+      assert.deepEqual(await filesUnder(registryTree(readOnly.root!)), []);
+    } finally {
+      await readOnly.stop();
+    }
+  });
+});
+
 describe("what a mirror accepts and lists", () => {
   test("pushes and deletes into a mirrored namespace answer 405 UNSUPPORTED; other names are a local registry", async () => {
     const remote = uniqueName("readonly");

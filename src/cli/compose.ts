@@ -108,7 +108,7 @@ export async function createRegistry(config: Config, driver: StorageDriver, log:
   });
   if (config.proxy === undefined) return local;
   const { createMirror } = await import("../proxy/mirror.js");
-  return createMirror(local, driver, config.proxy, log);
+  return createMirror(local, driver, config.proxy, config.storage.readOnly, log);
 }
 
 export function serverSettings(config: Config): ServerSettings {

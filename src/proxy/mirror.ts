@@ -15,15 +15,16 @@ const HOUR_MS = 3_600_000;
 
 /**
  * The pull-through cache over a registry kept in storage: its upstreams, the bookkeeping of
- * pulls in that storage, and the expiry that reads it.
+ * pulls in that storage, and the expiry that reads it (none of either when read-only).
  */
-export function createMirror(local: StorageRegistry, driver: StorageDriver, config: ProxyConfig, log: Logger): ProxyRegistry {
+export function createMirror(local: StorageRegistry, driver: StorageDriver, config: ProxyConfig, readOnly: boolean, log: Logger): ProxyRegistry {
   const upstreams = config.upstreams.map((upstream) => new Upstream(upstream, log));
   // A tenth of the shortest TTL (at most an hour): the resolution of "last pulled".
   const ttls = config.upstreams.map((u) => u.ttlMs).filter((ttl) => ttl > 0);
   const resolutionMs = Math.min(HOUR_MS, ...ttls.map((ttl) => ttl / 10));
-  const records = new PullRecords(driver, resolutionMs, log);
+  const records = new PullRecords(driver, resolutionMs, log, readOnly);
   const expiry = new CacheExpiry(driver, local, upstreams, records, log);
+  const maintenance = readOnly ? { start: () => undefined, stop: () => Promise.resolve() } : expiry;
   const shared = {
     fills: new BlobFills(),
     records,
@@ -33,5 +34,5 @@ export function createMirror(local: StorageRegistry, driver: StorageDriver, conf
     grew: (upstream: Upstream) => expiry.grew(upstream),
     log,
   };
-  return new ProxyRegistry(local, upstreams, shared, expiry, log);
+  return new ProxyRegistry(local, upstreams, shared, maintenance, log);
 }

@@ -44,7 +44,8 @@ export interface ProxyShared {
  * verified against its digest, stored and served as it arrives. Reads by tag revalidate with one
  * upstream HEAD and fetch only a digest not cached yet; when the upstream fails, a cached tag is
  * served within the upstream's maximum staleness. Pushes and deletes are refused (405 UNSUPPORTED),
- * as in distribution.
+ * as in distribution. In read-only mode it serves from the upstream what it has not cached, and
+ * caches nothing.
  */
 export class ProxyRepository implements Repository {
   readonly name: string;
@@ -72,10 +73,12 @@ export class ProxyRepository implements Repository {
     if (response.status === 404) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
     this.expectOk(response.status, "blob");
     // Stored already for another repository: the upstream confirmed this one has it, so link it.
-    try {
-      return await this.local.linkStoredBlob(digest);
-    } catch (err) {
-      if (!(err instanceof RegistryError && err.code === "BLOB_UNKNOWN")) throw err;
+    if (!this.local.readOnly) {
+      try {
+        return await this.local.linkStoredBlob(digest);
+      } catch (err) {
+        if (!(err instanceof RegistryError && err.code === "BLOB_UNKNOWN")) throw err;
+      }
     }
     const size = Number(response.headers["content-length"]);
     if (!Number.isSafeInteger(size) || size < 0) throw new UpstreamError("invalid", this.upstream.url, "it did not give the blob's size");
@@ -168,7 +171,7 @@ export class ProxyRepository implements Repository {
     if (storing) return storing;
     const cached = await this.localManifest(digest);
     if (!cached) return this.fetchManifest(digest.toString(), digest, tag);
-    if (!(await this.localTagIs(tag, digest))) await this.local.storeManifest(cached.content, cached.mediaType, digest, [tag]);
+    if (!this.local.readOnly && !(await this.localTagIs(tag, digest))) await this.local.storeManifest(cached.content, cached.mediaType, digest, [tag]);
     return cached;
   }
 
@@ -267,6 +270,9 @@ export class ProxyRepository implements Repository {
    * client does not wait for the writes, and requests for it meanwhile are answered from memory.
    */
   private store(manifest: StoredManifest, tag: string | undefined): void {
+    // A read-only mirror (storage.maintenance.readonly, say while garbage is collected) still
+    // serves what it fetches; it only stops caching.
+    if (this.local.readOnly) return;
     const key = `${this.name}@${manifest.digest.toString()}`;
     this.shared.storingManifests.set(key, manifest);
     this.local
@@ -294,6 +300,11 @@ export class ProxyRepository implements Repository {
 
   /** Writes a fill into storage as an ordinary upload: verified against the digest, durable, linked. */
   private async storeBlob(digest: Digest, body: UploadBody, size: number | undefined): Promise<void> {
+    if (this.local.readOnly) {
+      // Nothing is cached; the download (which verifies the digest) still needs its bytes taken.
+      for await (const chunk of body) void chunk;
+      return;
+    }
     const session = await this.local.startUpload();
     try {
       await this.local.completeUpload(session, digest, body, { length: size });

@@ -28,10 +28,13 @@ export class PullRecords {
     private readonly driver: StorageDriver,
     private readonly resolutionMs: number,
     private readonly log: Logger,
+    /** A read-only registry records nothing (and expires nothing). */
+    private readonly readOnly = false,
   ) {}
 
   /** Records a pull now. Never fails the pull: a lost record only makes expiry come sooner. */
   touch(repository: string, kind: PulledKind, digest: Digest): void {
+    if (this.readOnly) return;
     const path = proxyPullRecordPath(repository, kind, digest);
     const now = Date.now();
     const last = this.known.get(path);

@@ -47,6 +47,11 @@ export class StorageRepository implements Repository {
     this.name = parts.name;
   }
 
+  /** storage.maintenance.readonly: nothing is written, by clients or by the registry itself. */
+  get readOnly(): boolean {
+    return this.policy.readOnly;
+  }
+
   // --- blobs
 
   /** BLOB_UNKNOWN unless the blob is linked in this repository. */
