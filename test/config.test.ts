@@ -996,6 +996,14 @@ describe("proxy (pull-through cache)", () => {
     assert.equal(upstream?.libraryPrefix, false);
   });
 
+  it("takes a whole list of upstreams from REGISTRY_PROXY_UPSTREAMS", () => {
+    const { config, warnings } = parse(MINIMAL, { REGISTRY_PROXY_UPSTREAMS: "[{prefix: hub, remoteurl: https://registry-1.docker.io, ttl: 24h}]" });
+    assert.deepEqual(warnings, []);
+    assert.equal(config.proxy?.upstreams.length, 1);
+    assert.equal(config.proxy?.upstreams[0]?.prefix, "hub");
+    assert.equal(config.proxy?.upstreams[0]?.ttlMs, 24 * 3_600_000);
+  });
+
   it("reads a list of upstreams, each with its own prefix, credentials, TTL and limits, longest prefix first", () => {
     const { config, warnings } = parse(`${MINIMAL}proxy:
   upstreams:
