@@ -22,9 +22,16 @@ import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
-import { cephSkipReason, s3DriverConfig, startCephS3, type CephS3 } from "./support/ceph-s3.js";
+import {
+  cephSkipReason,
+  listKeys as listBucketKeys,
+  openMultipartUploads as openBucketMultipartUploads,
+  s3DriverConfig,
+  startCephS3,
+  type CephS3,
+} from "./support/ceph-s3.js";
 import { describeRun, requireProgram, run, type RunResult } from "./support/external-program.js";
 import { requireNginx, startNginxProxy, type NginxProxy } from "./support/nginx-proxy.js";
 import { buildTestLayouts, readLayout, sha256Digest, type TestLayouts } from "./support/oci-layout.js";
@@ -103,21 +110,8 @@ describe("many stateless nodes: three berth processes on one S3 bucket, one Redi
     return key(`blobs/sha256/${hex.slice(0, 2)}/${hex}/data`);
   };
 
-  async function listKeys(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await s3!.send(new ListObjectsV2Command({ Bucket: ceph!.bucket, Prefix: prefix, ContinuationToken: token }));
-      keys.push(...(page.Contents ?? []).map((object) => object.Key!));
-      token = page.NextContinuationToken;
-    } while (token !== undefined);
-    return keys.sort();
-  }
-
-  async function openMultipartUploads(prefix: string): Promise<string[]> {
-    const out = await s3!.send(new ListMultipartUploadsCommand({ Bucket: ceph!.bucket, Prefix: prefix }));
-    return (out.Uploads ?? []).map((upload) => upload.Key!);
-  }
+  const listKeys = (prefix: string): Promise<string[]> => listBucketKeys(s3!, ceph!.bucket, prefix);
+  const openMultipartUploads = (prefix: string): Promise<string[]> => openBucketMultipartUploads(s3!, ceph!.bucket, prefix);
 
   /** The same Location (path and `_state` query) on another node. */
   function onNode(location: string, node: Node): string {

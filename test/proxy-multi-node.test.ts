@@ -26,12 +26,17 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
-import { cephSkipReason, s3DriverConfig, startCephS3, type CephS3 } from "./support/ceph-s3.js";
+import {
+  cephSkipReason,
+  listKeys as listBucketKeys,
+  openMultipartUploads as openBucketMultipartUploads,
+  s3DriverConfig,
+  startCephS3,
+  type CephS3,
+} from "./support/ceph-s3.js";
 import { requireRedis, startRedis, type RedisServer } from "./support/redis-server.js";
 import {
   OCI_LAYER,
@@ -57,7 +62,6 @@ const cephSkip = cephSkipReason();
 const redisSkip = requireRedis().skip;
 const skip = cephSkip || redisSkip;
 
-const MANIFESTS = /\/manifests\//;
 const BLOBS = /\/blobs\/sha256:/;
 
 interface Node {
@@ -166,21 +170,8 @@ describe("one mirror, three berth nodes on one S3 bucket, one Redis, one secret"
   const pullRecord = (name: string, kind: "manifests" | "blobs", digest: string): string =>
     key(`repositories/${name}/_proxy/pulled/${kind}/sha256/${hexOf(digest)}`);
 
-  async function listKeys(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await s3!.send(new ListObjectsV2Command({ Bucket: ceph!.bucket, Prefix: prefix, ContinuationToken: token }));
-      keys.push(...(page.Contents ?? []).map((object) => object.Key!));
-      token = page.NextContinuationToken;
-    } while (token !== undefined);
-    return keys.sort();
-  }
-
-  async function openMultipartUploads(prefix: string): Promise<string[]> {
-    const out = await s3!.send(new ListMultipartUploadsCommand({ Bucket: ceph!.bucket, Prefix: prefix }));
-    return (out.Uploads ?? []).map((upload) => upload.Key!);
-  }
+  const listKeys = (prefix: string): Promise<string[]> => listBucketKeys(s3!, ceph!.bucket, prefix);
+  const openMultipartUploads = (prefix: string): Promise<string[]> => openBucketMultipartUploads(s3!, ceph!.bucket, prefix);
 
   /** The object's text, or undefined when it does not exist. */
   async function readObject(objectKey: string): Promise<string | undefined> {

@@ -10,6 +10,9 @@ import {
   type ManifestKind,
 } from "./media-types.js";
 
+/** The spec's suggested limit, and distribution's: larger manifests are refused, pushed or fetched. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
 /** A content descriptor as the OCI image spec defines it, validated. */
 export interface Descriptor {
   mediaType: string;

@@ -352,9 +352,9 @@ export class BlobFills {
 
   /** The fill of `digest` for `repository` in progress, or a new one started with `fetch`. */
   fill(repository: string, digest: Digest, upstream: string, fetch: () => Promise<FillSource>, store: FillStore): BlobFill {
-    const key = `${repository}@${digest.toString()}`;
-    const running = this.fills.get(key);
-    if (running && !running.error) return running;
+    const running = this.running(repository, digest);
+    if (running) return running;
+    const key = fillKey(repository, digest);
     if (!this.created) {
       removeOrphanedSpools();
       mkdirSync(this.directory, { recursive: true, mode: 0o700 });
@@ -371,13 +371,17 @@ export class BlobFills {
 
   /** The fill in progress, if any (a HEAD during a fill answers from it). */
   running(repository: string, digest: Digest): BlobFill | undefined {
-    const fill = this.fills.get(`${repository}@${digest.toString()}`);
+    const fill = this.fills.get(fillKey(repository, digest));
     return fill && !fill.error ? fill : undefined;
   }
 
   close(): void {
     if (this.created) rmSync(this.directory, { recursive: true, force: true });
   }
+}
+
+function fillKey(repository: string, digest: Digest): string {
+  return `${repository}@${digest.toString()}`;
 }
 
 /** Spool directories of berth processes that are gone (killed before they could remove them). */

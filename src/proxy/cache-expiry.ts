@@ -8,7 +8,7 @@ import { Digest } from "../reference/digest.js";
 import type { StorageRegistry } from "../registry/storage-registry.js";
 import { blobDataPath, repositoryPath, uploadsRootPath } from "../storage/paths.js";
 import type { ProxyMaintenance } from "./proxy-registry.js";
-import type { PullRecords } from "./pull-records.js";
+import type { PulledKind, PullRecords } from "./pull-records.js";
 import type { Upstream } from "./upstream.js";
 
 /** What one expiry run removed. */
@@ -98,15 +98,24 @@ export class CacheExpiry implements ProxyMaintenance {
     const byUpstream = new Map<Upstream, string[]>();
     for (const repository of await listRepositories(this.driver)) {
       const upstream = this.upstreams.find((u) => u.serves(repository));
-      if (upstream) byUpstream.set(upstream, [...(byUpstream.get(upstream) ?? []), repository]);
+      if (!upstream) continue;
+      const repositories = byUpstream.get(upstream);
+      if (repositories) repositories.push(repository);
+      else byUpstream.set(upstream, [repository]);
     }
     for (const [upstream, repositories] of byUpstream) {
       const remaining: CachedBlob[] = [];
+      /** Repositories that keep a manifest or a blob after this run. */
+      const occupied = new Set<string>();
       for (const repository of repositories) {
-        remaining.push(...(await this.expireRepository(repository, upstream.config.ttlMs, now, result, unlinked)));
+        const kept = await this.expireRepository(repository, upstream.config.ttlMs, now, result, unlinked);
+        remaining.push(...kept.blobs);
+        if (kept.manifests > 0) occupied.add(repository);
       }
-      if (upstream.config.maxSizeBytes !== undefined) await this.enforceSize(upstream.config.maxSizeBytes, remaining, result, unlinked);
-      for (const repository of repositories) if (await this.removeIfEmpty(repository)) result.repositories++;
+      const evicted = upstream.config.maxSizeBytes === undefined ? new Set<CachedBlob>() : await this.enforceSize(upstream.config.maxSizeBytes, remaining, result, unlinked);
+      for (const blob of remaining) if (!evicted.has(blob)) occupied.add(blob.repository);
+      // Storage has the last word (another node may have cached something meanwhile).
+      for (const repository of repositories) if (!occupied.has(repository) && (await this.removeIfEmpty(repository))) result.repositories++;
     }
     await this.deleteUnlinkedBlobs(unlinked, result);
     if (result.manifests + result.layerLinks + result.blobs > 0) this.log.info({ ...result }, "pull-through cache expiry removed content");
@@ -132,25 +141,31 @@ export class CacheExpiry implements ProxyMaintenance {
 
   /**
    * Removes what a repository has not served within `ttlMs`; returns the blobs it keeps, each with
-   * its last pull. Content found without a record (cached before records existed, or a record
+   * its last pull, and how many manifests it keeps. Content found without a record (cached before records existed, or a record
    * lost) is recorded as pulled now: it gets a whole TTL, never an immediate deletion.
    */
-  private async expireRepository(repository: string, ttlMs: number, now: number, result: ExpiryResult, unlinked: Set<string>): Promise<CachedBlob[]> {
+  private async expireRepository(
+    repository: string,
+    ttlMs: number,
+    now: number,
+    result: ExpiryResult,
+    unlinked: Set<string>,
+  ): Promise<{ blobs: CachedBlob[]; manifests: number }> {
     const repo = this.local.repository(repository);
     const revisions = (await listRevisionLinks(this.driver, repository)).filter(isSoundLink);
     const layers = (await listLayerLinks(this.driver, repository)).filter(isSoundLink);
     const manifestRecords = await this.records.all(repository, "manifests");
     const blobRecords = await this.records.all(repository, "blobs");
-    const pulledAt = (records: typeof manifestRecords, digest: Digest): number => {
-      const record = records.get(digest.toString());
+    const pulledAt = (kind: PulledKind, digest: Digest): number => {
+      const record = (kind === "manifests" ? manifestRecords : blobRecords).get(digest.toString());
       if (record) return record.pulledAt;
-      this.records.touch(repository, records === manifestRecords ? "manifests" : "blobs", digest);
+      this.records.touch(repository, kind, digest);
       return now;
     };
     const expired = (time: number): boolean => ttlMs > 0 && now - time >= ttlMs;
 
     // Manifests still within the TTL, and what they keep: an index keeps its children.
-    const manifestTimes = new Map(revisions.map((link) => [link.digest.toString(), pulledAt(manifestRecords, link.digest)]));
+    const manifestTimes = new Map(revisions.map((link) => [link.digest.toString(), pulledAt("manifests", link.digest)]));
     const live = new Map<string, number>();
     const blobTimes = new Map<string, number>();
     const visit = async (digest: string, time: number): Promise<void> => {
@@ -178,7 +193,7 @@ export class CacheExpiry implements ProxyMaintenance {
     const kept: CachedBlob[] = [];
     for (const link of layers) {
       const key = link.digest.toString();
-      const time = Math.max(pulledAt(blobRecords, link.digest), blobTimes.get(key) ?? 0);
+      const time = Math.max(pulledAt("blobs", link.digest), blobTimes.get(key) ?? 0);
       if (!expired(time)) {
         kept.push({ repository, digest: link.digest, pulledAt: time });
         continue;
@@ -186,11 +201,15 @@ export class CacheExpiry implements ProxyMaintenance {
       await this.unlinkLayer(repository, link.digest, unlinked);
       result.layerLinks++;
     }
-    return kept;
+    return { blobs: kept, manifests: live.size };
   }
 
-  /** Unlinks the least recently pulled blobs of an upstream until the bytes they hold fit `maxBytes`. */
-  private async enforceSize(maxBytes: number, blobs: CachedBlob[], result: ExpiryResult, unlinked: Set<string>): Promise<void> {
+  /**
+   * Unlinks the least recently pulled blobs of an upstream until the bytes they hold fit
+   * `maxBytes`; returns the ones it unlinked.
+   */
+  private async enforceSize(maxBytes: number, blobs: CachedBlob[], result: ExpiryResult, unlinked: Set<string>): Promise<Set<CachedBlob>> {
+    const evicted = new Set<CachedBlob>();
     const sizes = new Map<string, number>();
     const links = new Map<string, number>();
     for (const blob of blobs) {
@@ -209,11 +228,13 @@ export class CacheExpiry implements ProxyMaintenance {
       if (total <= maxBytes) break;
       const key = blob.digest.toString();
       await this.unlinkLayer(blob.repository, blob.digest, unlinked);
+      evicted.add(blob);
       result.layerLinks++;
       const left = (links.get(key) ?? 1) - 1;
       links.set(key, left);
       if (left === 0) total -= sizes.get(key) ?? 0;
     }
+    return evicted;
   }
 
   private async unlinkLayer(repository: string, digest: Digest, unlinked: Set<string>): Promise<void> {

@@ -2,7 +2,6 @@ import type { Logger } from "../log/logger.js";
 import type { Registry, ResolvedName } from "../registry/registry.js";
 import type { Repository } from "../registry/repository.js";
 import type { StorageRegistry } from "../registry/storage-registry.js";
-import type { BlobFills } from "./blob-fill.js";
 import { ProxyRepository, type ProxyShared } from "./proxy-repository.js";
 import type { Upstream } from "./upstream.js";
 
@@ -22,7 +21,7 @@ export class ProxyRegistry implements Registry {
     private readonly local: StorageRegistry,
     /** Longest prefix first. */
     private readonly upstreams: Upstream[],
-    private readonly shared: ProxyShared & { fills: BlobFills },
+    private readonly shared: ProxyShared,
     private readonly maintenance: ProxyMaintenance,
     private readonly log: Logger,
   ) {}

@@ -3,7 +3,7 @@ import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import type { Logger } from "../log/logger.js";
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from "../manifest/media-types.js";
-import { parseManifest, type Descriptor } from "../manifest/parse-manifest.js";
+import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor } from "../manifest/parse-manifest.js";
 import { Digest } from "../reference/digest.js";
 import { isValidTag } from "../reference/names.js";
 import type { Reference, Repository } from "../registry/repository.js";
@@ -18,8 +18,6 @@ import type { Upstream } from "./upstream.js";
 import { readSmallBody } from "./upstream-client.js";
 import { UpstreamError } from "./upstream-error.js";
 
-/** The spec's limit and distribution's: a larger manifest from an upstream is refused, not stored. */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_TAG_LIST_BYTES = 4 * 1024 * 1024;
 const MAX_TAG_PAGES = 100;
 const MANIFEST_ACCEPT = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST].join(", ");
@@ -50,6 +48,11 @@ export interface ProxyShared {
 export class ProxyRepository implements Repository {
   readonly name: string;
   private readonly remote: string;
+  /**
+   * Blobs found linked here during this request (a repository object serves one request): a GET
+   * asks for a blob's descriptor, its redirect and its bytes, and the link is read once for all.
+   */
+  private readonly linked = new Map<string, BlobDescriptor>();
 
   constructor(
     private readonly local: StorageRepository,
@@ -362,8 +365,12 @@ export class ProxyRepository implements Repository {
   // --- the local side
 
   private async localBlob(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const known = this.linked.get(digest.toString());
+    if (known) return known;
     try {
-      return await this.local.statBlob(digest);
+      const descriptor = await this.local.statBlob(digest);
+      this.linked.set(digest.toString(), descriptor);
+      return descriptor;
     } catch (err) {
       if (err instanceof RegistryError && err.code === "BLOB_UNKNOWN") return undefined;
       throw err;

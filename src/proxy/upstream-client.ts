@@ -66,7 +66,7 @@ export class UpstreamClient {
     const bearer = challenges.find((c) => c.scheme === "bearer");
     let authorization: string;
     if (bearer?.params.realm) {
-      authorization = `Bearer ${(await this.token(bearer.params.realm, bearer.params.service, scope, true)).token}`;
+      authorization = `Bearer ${(await this.token(bearer.params.realm, bearer.params.service, scope)).token}`;
     } else if (challenges.some((c) => c.scheme === "basic") && this.basicCredentials) {
       this.basic = true;
       authorization = this.basicCredentials;
@@ -93,10 +93,11 @@ export class UpstreamClient {
     return {};
   }
 
-  /** One token fetch per scope at a time: twenty clients missing at once share it. */
-  private token(realm: string, service: string | undefined, scope: string, renew: boolean): Promise<CachedToken> {
-    const cached = this.tokens.get(scope);
-    if (!renew && cached && cached.renewAt > Date.now()) return Promise.resolve(cached);
+  /**
+   * A fresh token for `scope` (the upstream refused the one cached, or there was none). One fetch
+   * per scope at a time: twenty clients missing at once share it.
+   */
+  private token(realm: string, service: string | undefined, scope: string): Promise<CachedToken> {
     let fetching = this.tokenFetches.get(scope);
     if (!fetching) {
       fetching = this.fetchToken(realm, service, scope).finally(() => this.tokenFetches.delete(scope));

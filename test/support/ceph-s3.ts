@@ -11,7 +11,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import type { S3DriverOptions } from "../../src/driver/s3/s3-driver.js";
 import { describeRun, findOnPath, run } from "./external-program.js";
 
@@ -144,4 +144,22 @@ function required(env: Record<string, string>, name: string): string {
   const value = env[name];
   if (value === undefined || value === "") throw new Error(`start-ceph.sh did not report ${name}`);
   return value;
+}
+
+/** Every key under `prefix` in `bucket`, sorted (all pages). */
+export async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    keys.push(...(page.Contents ?? []).map((object) => object.Key!));
+    token = page.NextContinuationToken;
+  } while (token !== undefined);
+  return keys.sort();
+}
+
+/** Keys of the multipart uploads still open under `prefix`. */
+export async function openMultipartUploads(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const out = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  return (out.Uploads ?? []).map((upload) => upload.Key!);
 }

@@ -1,10 +1,9 @@
 import { RegistryError } from "../../errcode/registry-error.js";
+import { MAX_MANIFEST_BYTES } from "../../manifest/parse-manifest.js";
 import { parseReference, type Reference } from "../../registry/repository.js";
 import { readLimitedBody } from "../request-body.js";
 import { locationFor, sendEmpty, type RequestContext } from "../request-context.js";
 
-/** The spec's suggested limit, and distribution's: larger manifests are refused unread. */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** HEAD/GET /v2/<name>/manifests/<reference>: the bytes exactly as pushed. */
 export async function getManifest(ctx: RequestContext): Promise<void> {
