@@ -50,6 +50,7 @@ export class CacheExpiry implements ProxyMaintenance {
   private timer: NodeJS.Timeout | undefined;
   private sizeTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private runAgain = false;
   private stopped = false;
   private readonly intervalMs: number | undefined;
 
@@ -130,12 +131,25 @@ export class CacheExpiry implements ProxyMaintenance {
     this.timer.unref();
   }
 
+  /**
+   * One run at a time. A run asked for while one is in progress happens after it: the one in
+   * progress may have listed storage before what prompted the request (a fill that grew the cache).
+   */
   private runGuarded(): Promise<void> {
-    if (this.running) return this.running;
+    if (this.running) {
+      this.runAgain = true;
+      return this.running;
+    }
     this.running = this.run()
       .then(() => undefined)
       .catch((err: unknown) => this.log.error({ err }, "pull-through cache expiry failed; it runs again later"))
-      .finally(() => (this.running = undefined));
+      .finally(() => {
+        this.running = undefined;
+        if (this.runAgain && !this.stopped) {
+          this.runAgain = false;
+          void this.runGuarded();
+        }
+      });
     return this.running;
   }
 
