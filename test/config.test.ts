@@ -469,9 +469,9 @@ describe("environment overrides", () => {
   });
 
   it("warns about overrides of sections berth ignores, naming the variable", () => {
-    const { warnings } = parse(MINIMAL, { REGISTRY_NOTIFICATIONS_EVENTS_INCLUDEREFERENCES: "true" });
+    const { warnings } = parse(MINIMAL, { REGISTRY_HEALTH_STORAGEDRIVER_ENABLED: "true" });
     assert.deepEqual(warnings, [
-      "notifications is not supported by berth yet and is ignored (from environment variable REGISTRY_NOTIFICATIONS_EVENTS_INCLUDEREFERENCES)",
+      "health is not supported by berth yet and is ignored (from environment variable REGISTRY_HEALTH_STORAGEDRIVER_ENABLED)",
     ]);
   });
 
@@ -739,7 +739,7 @@ log:
   });
 
   it("warns about distribution sections berth ignores", () => {
-    const sections = ["notifications", "health", "validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
+    const sections = ["health", "validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
     const yaml = MINIMAL + sections.map((s) => `${s}:\n  something: 1\n`).join("");
     const { warnings } = parse(yaml);
     assert.deepEqual(warnings, sections.map((s) => `${s} is not supported by berth yet and is ignored`));

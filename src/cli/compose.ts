@@ -96,8 +96,17 @@ export async function forgetSharedBlobDescriptors(config: Config, log: Logger): 
   }
 }
 
-/** The registry kept in storage, behind the pull-through cache when the `proxy` section asks for one. */
-export async function createRegistry(config: Config, driver: StorageDriver, log: Logger): Promise<Registry> {
+/** Who this process is: its lease's node id, and the hostname:port events name as their source. */
+export interface ProcessIdentity {
+  nodeId: string;
+  sourceAddr: string;
+}
+
+/**
+ * The registry kept in storage, behind the pull-through cache when the `proxy` section asks for
+ * one, recording events when `notifications` lists endpoints.
+ */
+export async function createRegistry(config: Config, driver: StorageDriver, log: Logger, identity: ProcessIdentity): Promise<Registry> {
   const cache = await createBlobDescriptorCache(config, log);
   const local = new StorageRegistry({
     driver,
@@ -106,9 +115,29 @@ export async function createRegistry(config: Config, driver: StorageDriver, log:
     deleteEnabled: config.storage.deleteEnabled,
     readOnly: config.storage.readOnly,
   });
-  if (config.proxy === undefined) return local;
-  const { createMirror } = await import("../proxy/mirror.js");
-  return createMirror(local, driver, config.proxy, config.storage.readOnly, log);
+  let registry: Registry = local;
+  if (config.proxy !== undefined) {
+    const { createMirror } = await import("../proxy/mirror.js");
+    registry = createMirror(local, driver, config.proxy, config.storage.readOnly, log);
+  }
+  if (config.notifications !== undefined) {
+    const [{ Notifier }, { NotifyingRegistry }] = await Promise.all([import("../notifications/notifier.js"), import("../notifications/notifying-registry.js")]);
+    const notifier = new Notifier({
+      config: config.notifications,
+      driver,
+      nodeId: identity.nodeId,
+      sourceAddr: identity.sourceAddr,
+      log,
+      drainMs: effectiveDrainMs(config),
+    });
+    registry = new NotifyingRegistry(registry, notifier);
+  }
+  return registry;
+}
+
+/** http.draintimeout, or 10 s when it is not set: how long a stopping process finishes its work. */
+export function effectiveDrainMs(config: Config): number {
+  return config.http.drainTimeoutMs > 0 ? config.http.drainTimeoutMs : 10_000;
 }
 
 export function serverSettings(config: Config): ServerSettings {

@@ -8,6 +8,7 @@ import { setFlagsFromString } from "node:v8";
 import { ConfigError } from "../config/config.js";
 import { describeConfig, loadConfig } from "../config/load-config.js";
 import { CollectionRunningError } from "../gc/registry-lease.js";
+import { effectiveDrainMs } from "./compose.js";
 import { runGarbageCollect } from "./garbage-collect.js";
 import { serve } from "./serve.js";
 import { isWorker, parseWorkerCount, runWorkers } from "./workers.js";
@@ -108,7 +109,7 @@ async function runServe(file: string | undefined): Promise<number> {
     const stop = (): void => {
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);
-      const drain = config.http.drainTimeoutMs > 0 ? config.http.drainTimeoutMs : 10_000;
+      const drain = effectiveDrainMs(config);
       const force = setTimeout(() => {
         running.server.closeAllConnections();
       }, drain);

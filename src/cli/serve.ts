@@ -1,4 +1,6 @@
+import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import type { Config } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { CollectionRunningError, acquireServeLease, type RegistryLease } from "../gc/registry-lease.js";
@@ -23,7 +25,9 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     log.warn("http.secret is not set: generated one for this process; set it when running more than one node");
   }
   const driver = await createDriver(config);
-  const registry = await createRegistry(config, driver, log);
+  // The lease's id names this process's notification outboxes too (src/notifications/).
+  const nodeId = randomBytes(8).toString("hex");
+  const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) });
   const access = await createAccessController(config, log);
   const server = createRegistryServer({
     registry,
@@ -38,7 +42,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
   });
   // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.
-  const lease = await acquireLease(config, driver, log);
+  const lease = await acquireLease(config, driver, log, nodeId);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -101,8 +105,10 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      await lease?.release();
+      // The registry first: notifications drain while the lease still says this process lives,
+      // so no other node adopts its outbox meanwhile.
       await registry.close();
+      await lease?.release();
     },
   };
 }
@@ -112,10 +118,10 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
  * write it, or that finds a collection running, does not start; a read-only one runs without it if
  * it must (its storage may well be read-only).
  */
-async function acquireLease(config: Config, driver: StorageDriver, log: Logger): Promise<RegistryLease | undefined> {
+async function acquireLease(config: Config, driver: StorageDriver, log: Logger, nodeId: string): Promise<RegistryLease | undefined> {
   if (config.storage.driver.kind === "inmemory") return undefined;
   try {
-    return await acquireServeLease(driver, { readOnly: config.storage.readOnly, log });
+    return await acquireServeLease(driver, { readOnly: config.storage.readOnly, log, nodeId });
   } catch (err) {
     if (err instanceof CollectionRunningError) throw err;
     if (!config.storage.readOnly) {
@@ -124,4 +130,9 @@ async function acquireLease(config: Config, driver: StorageDriver, log: Logger):
     log.warn({ err }, "read-only registry: could not write its lease (harmless: garbage-collect may run beside a read-only registry)");
     return undefined;
   }
+}
+
+/** distribution's event source address: the machine's hostname with the configured port. */
+function sourceAddr(config: Config): string {
+  return `${hostname()}:${config.http.listenPort}`;
 }

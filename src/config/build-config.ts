@@ -2,6 +2,7 @@
 import { buildAuth } from "./build-auth.js";
 import { buildHttp } from "./build-http.js";
 import { buildLog } from "./build-log.js";
+import { buildNotifications } from "./build-notifications.js";
 import { buildProxy } from "./build-proxy.js";
 import { buildRedis } from "./build-redis.js";
 import { buildStorage } from "./build-storage.js";
@@ -25,5 +26,6 @@ export function buildConfig(root: RawMap, warnings: string[]): Config {
     auth: buildAuth(root, warnings),
     redis: buildRedis(root, storage.cache.blobDescriptor === "redis", warnings),
     proxy: buildProxy(root, warnings),
+    notifications: buildNotifications(root, warnings),
   };
 }

@@ -38,6 +38,28 @@ const UPSTREAM_KEYS: Record<string, Spec> = {
 /** One entry of proxy.upstreams. */
 export const UPSTREAM_SPEC: Spec = section(UPSTREAM_KEYS);
 
+/**
+ * One entry of notifications.endpoints: distribution's keys (name, disabled, url, headers, timeout,
+ * threshold, backoff, ignoredmediatypes, ignore.mediatypes, ignore.actions), then berth's
+ * (src/config/build-notifications.ts).
+ */
+export const ENDPOINT_SPEC: Spec = section({
+  name: VALUE,
+  disabled: VALUE,
+  url: VALUE,
+  headers: VALUE,
+  timeout: VALUE,
+  threshold: VALUE,
+  backoff: VALUE,
+  ignoredmediatypes: VALUE,
+  ignore: section({ mediatypes: VALUE, actions: VALUE, headpulls: VALUE }),
+  repositories: VALUE,
+  format: VALUE,
+  signingkey: VALUE,
+  maxevents: VALUE,
+  maxage: VALUE,
+});
+
 /** Keys under storage that configure the storage layer rather than naming a driver. */
 export const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
 export const SUPPORTED_DRIVERS = "berth supports filesystem, s3 and inmemory";
@@ -138,7 +160,11 @@ export const ROOT_SPEC: Spec = section({
     }),
     silly: section({ realm: VALUE, service: VALUE }),
   }),
-  notifications: IGNORED,
+  notifications: section({
+    events: section({ includereferences: VALUE }),
+    // A list; each entry is checked against ENDPOINT_SPEC when it is built.
+    endpoints: VALUE,
+  }),
   redis: section({
     addr: VALUE,
     // distribution 3.x (go-redis): a list of addresses, and its names for the pool settings.

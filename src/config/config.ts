@@ -54,6 +54,57 @@ export interface Config {
   redis: RedisConfig | undefined;
   /** The `proxy` section: the pull-through cache's upstreams; undefined for an ordinary registry. */
   proxy: ProxyConfig | undefined;
+  /** The `notifications` section: webhook endpoints for registry events; undefined when none is enabled. */
+  notifications: NotificationsConfig | undefined;
+}
+
+/** notifications: distribution's endpoints and `events.includereferences`, plus berth's keys. */
+export interface NotificationsConfig {
+  /** Enabled endpoints only (`disabled: true` ones are dropped at load), names unique. */
+  endpoints: EndpointConfig[];
+  /** notifications.events.includereferences: manifest events list the descriptors they refer to. */
+  includeReferences: boolean;
+}
+
+export type EventAction = "push" | "pull" | "mount" | "delete";
+
+/** How an endpoint's envelopes are written. */
+export type EventFormat =
+  /** distribution 2.x: application/vnd.docker.distribution.events.v1+json (the default). */
+  | "v1"
+  /** distribution 3.x: application/vnd.docker.distribution.events.v2+json (OCI descriptor field order). */
+  | "v2"
+  /** CloudEvents 1.0, structured mode (application/cloudevents-batch+json). */
+  | "cloudevents";
+
+export interface EndpointConfig {
+  /** Unique among the endpoints: names the endpoint's queue in storage, its logs and its status. */
+  name: string;
+  /** http: or https: URL. */
+  url: string;
+  /** Extra request headers; values are secrets (never logged or shown). */
+  headers: Record<string, string[]>;
+  /** One delivery attempt, connect to last response byte. Default 1 s. */
+  timeoutMs: number;
+  /** Consecutive failures after which each retry waits `backoffMs`. Default 10. */
+  threshold: number;
+  /** Default 1 s. */
+  backoffMs: number;
+  /** Events whose target media type is one of these are not sent (ignoredmediatypes + ignore.mediatypes). */
+  ignoredMediaTypes: string[];
+  /** ignore.actions. */
+  ignoredActions: EventAction[];
+  /** berth: only events of repositories matching one of these globs (`*` within a path component, `**` across); empty: all. */
+  repositories: string[];
+  /** berth: no pull events for HEAD requests (clients probing whether a blob or manifest exists). */
+  ignoreHeadPulls: boolean;
+  format: EventFormat;
+  /** berth: HMAC-SHA256 key; each request carries `X-Berth-Signature-256: sha256=<hex>` of its body. */
+  signingKey: string | undefined;
+  /** berth: most events kept for this endpoint; past it the oldest are dropped. Default 100,000. */
+  maxEvents: number;
+  /** berth: events older than this are dropped undelivered. Default 7 days. */
+  maxAgeMs: number;
 }
 
 /**

@@ -2,12 +2,17 @@
  * The effective configuration under distribution's key names, secrets masked, for
  * `berth config check` to print as YAML or JSON.
  */
+import { maskURLPassword } from "./build-notifications.js";
 import { TLS12_CIPHER_SUITES } from "./build-tls.js";
-import type { Config, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
+import type { Config, EndpointConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
 import { formatGoDuration } from "./go-duration.js";
 
 /** What describeConfig prints instead of a secret. */
 export const MASK = "********";
+/** What describeConfig prints instead of each notification endpoint header's values. */
+export const REDACTED_HEADER = "<redacted>";
+/** What describeConfig prints for a notification endpoint's signing key, when one is set. */
+export const SIGNING_KEY_SET = "<set>";
 
 export function describeConfig(config: Config): Record<string, unknown> {
   const { log, storage, http } = config;
@@ -63,6 +68,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.auth === undefined ? {} : { auth: describeAuth(config.auth) }),
     ...(config.redis === undefined ? {} : { redis: describeRedis(config.redis) }),
     ...(config.proxy === undefined ? {} : { proxy: { upstreams: config.proxy.upstreams.map(describeUpstream) } }),
+    ...(config.notifications === undefined ? {} : { notifications: describeNotifications(config.notifications) }),
   };
 }
 
@@ -101,6 +107,31 @@ function describeUpstream(upstream: UpstreamConfig): Record<string, unknown> {
     ...(upstream.maxSizeBytes === undefined ? {} : { maxsize: upstream.maxSizeBytes }),
     connecttimeout: formatGoDuration(upstream.connectTimeoutMs),
     readtimeout: formatGoDuration(upstream.readTimeoutMs),
+  };
+}
+
+/** Enabled endpoints only. Header values and the signing key never appear, nor a password in the URL. */
+function describeNotifications(notifications: NotificationsConfig): Record<string, unknown> {
+  return {
+    events: { includereferences: notifications.includeReferences },
+    endpoints: notifications.endpoints.map(describeEndpoint),
+  };
+}
+
+function describeEndpoint(endpoint: EndpointConfig): Record<string, unknown> {
+  return {
+    name: endpoint.name,
+    url: maskURLPassword(endpoint.url),
+    headers: Object.fromEntries(Object.keys(endpoint.headers).map((name) => [name, REDACTED_HEADER])),
+    timeout: formatGoDuration(endpoint.timeoutMs),
+    threshold: endpoint.threshold,
+    backoff: formatGoDuration(endpoint.backoffMs),
+    ignore: { mediatypes: [...endpoint.ignoredMediaTypes], actions: [...endpoint.ignoredActions], headpulls: endpoint.ignoreHeadPulls },
+    repositories: [...endpoint.repositories],
+    format: endpoint.format,
+    ...(endpoint.signingKey === undefined ? {} : { signingkey: SIGNING_KEY_SET }),
+    maxevents: endpoint.maxEvents,
+    maxage: formatGoDuration(endpoint.maxAgeMs),
   };
 }
 

@@ -69,12 +69,14 @@ function resolveEnvPath(segments: string[]): string[] | undefined {
  * values and flow collections, and otherwise keep the text as a plain scalar: it is then coerced
  * like a file value ("true" → boolean for boolean keys, "12345" stays a string for http.secret),
  * while characters YAML would treat specially (#, @, ": ") survive in secrets. A value that only
- * looks like YAML ("[::1]:5000") stays text; a key wanting a mapping then reports it.
+ * looks like YAML ("[::1]:5000") stays text; a key wanting a mapping then reports it. A block
+ * sequence ("- name: a\n  url: …", as REGISTRY_NOTIFICATIONS_ENDPOINTS is often written in a
+ * compose or Kubernetes file) is YAML too: distribution could not read it as a string either.
  */
 function parseEnvValue(name: string, value: string): Raw {
   const trimmed = value.trim();
   const first = trimmed.charAt(0);
-  if (first === "{" || first === "[" || first === '"' || first === "'") {
+  if (first === "{" || first === "[" || first === '"' || first === "'" || /^-\s/.test(trimmed)) {
     const doc = parseYamlDocument(trimmed);
     if (doc.errors.length === 0) return tagEnv(documentToRaw(doc, name), name);
   }

@@ -60,6 +60,29 @@ export function readStringList(node: Raw | undefined, key: string): string[] {
   return single === undefined ? [] : [single];
 }
 
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Node's setHeader rejects anything outside these (notably CR/LF), which would fail per request.
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * Header name → values, as Go's http.Header reads from YAML: each value a list of strings, or a
+ * single string as a one-item list. Names must be HTTP tokens, values printable on one line.
+ * (http.headers has its own copy in build-http.ts, which quotes bad values back.)
+ */
+export function readHeaderMap(node: Raw | undefined, key: string): Record<string, string[]> {
+  const headers: Record<string, string[]> = {};
+  for (const [name, value] of readSection(node, key)?.entries ?? []) {
+    const at = `${key}.${name}`;
+    if (!HEADER_NAME.test(name)) throw fail(at, value, "not a valid HTTP header name");
+    const single = value.kind === "seq" ? undefined : readString(value, at);
+    const values = value.kind === "seq" ? value.items.map((item, i) => readString(item, `${at}[${i}]`) ?? "") : single === undefined ? [] : [single];
+    // The value is not quoted back: header values are often credentials.
+    if (!values.every((v) => HEADER_VALUE.test(v))) throw fail(at, value, "invalid header value: only tabs and printable characters, on one line");
+    headers[name] = values;
+  }
+  return headers;
+}
+
 // Go's yaml.v2 (YAML 1.1) booleans, so `enabled: yes` means what it meant to distribution.
 const TRUE_WORDS = new Set(["true", "True", "TRUE", "yes", "Yes", "YES", "y", "Y", "on", "On", "ON"]);
 const FALSE_WORDS = new Set(["false", "False", "FALSE", "no", "No", "NO", "n", "N", "off", "Off", "OFF"]);

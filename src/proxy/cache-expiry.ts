@@ -300,7 +300,7 @@ export class CacheExpiry implements ProxyMaintenance {
   }
 
   /** Another node (or a client) removed it first: the goal is reached all the same. */
-  private async ignoreGone(work: () => Promise<void>): Promise<void> {
+  private async ignoreGone(work: () => Promise<unknown>): Promise<void> {
     try {
       await work();
     } catch (err) {

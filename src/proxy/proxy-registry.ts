@@ -1,5 +1,5 @@
 import type { Logger } from "../log/logger.js";
-import type { Registry, ResolvedName } from "../registry/registry.js";
+import type { Registry, RequestOrigin, ResolvedName } from "../registry/registry.js";
 import type { Repository } from "../registry/repository.js";
 import type { StorageRegistry } from "../registry/storage-registry.js";
 import { ProxyRepository, type ProxyShared } from "./proxy-repository.js";
@@ -47,6 +47,11 @@ export class ProxyRegistry implements Registry {
     const wanted = namespace.toLowerCase();
     const upstream = this.upstreams.find((u) => u.config.namespaces.includes(wanted));
     return upstream ? { name: upstream.localName(name), namespace: wanted } : { name };
+  }
+
+  /** Records nothing per request. */
+  forRequest(_origin: RequestOrigin): Registry {
+    return this;
   }
 
   catalog(): Promise<string[]> {

@@ -6,7 +6,7 @@ import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from "
 import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor } from "../manifest/parse-manifest.js";
 import { Digest } from "../reference/digest.js";
 import { isValidTag } from "../reference/names.js";
-import type { Reference, Repository } from "../registry/repository.js";
+import type { DeletedManifest, PutManifestResult, Reference, Repository } from "../registry/repository.js";
 import type { StorageRepository } from "../registry/storage-repository.js";
 import { OCTET_STREAM } from "../storage/blob-store.js";
 import { storedMediaType, type StoredManifest } from "../storage/manifest-store.js";
@@ -178,11 +178,11 @@ export class ProxyRepository implements Repository {
     return cached;
   }
 
-  putManifest(): Promise<{ digest: Digest; subject?: Descriptor }> {
+  putManifest(): Promise<PutManifestResult> {
     return this.refuse();
   }
 
-  deleteManifest(): Promise<void> {
+  deleteManifest(): Promise<DeletedManifest> {
     return this.refuse();
   }
 

@@ -1,4 +1,14 @@
+import type { IncomingMessage } from "node:http";
 import type { Repository } from "./repository.js";
+
+/** Who made a request, for decorators that record what each request did (notifications). */
+export interface RequestOrigin {
+  req: IncomingMessage;
+  /** The authenticated user, when the access controller named one. */
+  user: string | undefined;
+  /** The absolute (or, with http.relativeurls, relative) URL of a registry path such as /v2/… */
+  urlFor(path: string): string;
+}
 
 /** A repository name as a request addresses it, after any mirror namespace was applied. */
 export interface ResolvedName {
@@ -19,6 +29,11 @@ export interface Registry {
    * client asked a mirror for; a registry that mirrors nothing ignores it.
    */
   resolveName(name: string, namespace: string | undefined): ResolvedName;
+  /**
+   * The registry as one request sees it. Decorators that record who did what bind the request
+   * here; a registry that records nothing returns itself.
+   */
+  forRequest(origin: RequestOrigin): Registry;
   /** Every repository name, sorted. */
   catalog(): Promise<string[]>;
   /** Problems by component, for GET /debug/health; empty when all is well. */

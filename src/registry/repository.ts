@@ -15,6 +15,18 @@ export function parseReference(value: string): Reference {
   return { tag: value };
 }
 
+export interface PutManifestResult {
+  digest: Digest;
+  /** The manifest's media type, from its content or the request's Content-Type. */
+  mediaType: string;
+  subject?: Descriptor;
+}
+
+export interface DeletedManifest {
+  /** The tags the delete removed, in the order they were removed. */
+  untagged: string[];
+}
+
 /**
  * One repository's domain API, what the HTTP handlers call: blobs, uploads, manifests, tags and
  * referrers. Implemented by the repository kept in storage (StorageRepository) and by decorators
@@ -42,8 +54,9 @@ export interface Repository {
 
   /** MANIFEST_UNKNOWN when the tag or digest is not in this repository. */
   getManifest(reference: Reference): Promise<StoredManifest>;
-  putManifest(reference: Reference, content: Buffer, contentType: string | undefined, extraTags?: string[]): Promise<{ digest: Digest; subject?: Descriptor }>;
-  deleteManifest(reference: Reference): Promise<void>;
+  putManifest(reference: Reference, content: Buffer, contentType: string | undefined, extraTags?: string[]): Promise<PutManifestResult>;
+  /** By digest: the manifest and every tag that pointed at it; by tag: the tag only. */
+  deleteManifest(reference: Reference): Promise<DeletedManifest>;
 
   /** Sorted tag names. NAME_UNKNOWN when the repository does not exist. */
   listTags(): Promise<string[]>;

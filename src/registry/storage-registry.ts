@@ -12,7 +12,7 @@ import { REPOSITORIES_ROOT, layerLinkPath, manifestRevisionLinkPath, repositoryP
 import { ReferrerStore } from "../storage/referrer-store.js";
 import { TagStore, compareStrings } from "../storage/tag-store.js";
 import { UploadStore } from "../storage/upload-store.js";
-import type { Registry, ResolvedName } from "./registry.js";
+import type { Registry, RequestOrigin, ResolvedName } from "./registry.js";
 import { StorageRepository, type RepositoryPolicy } from "./storage-repository.js";
 
 export interface RegistryOptions extends RepositoryPolicy {
@@ -76,6 +76,11 @@ export class StorageRegistry implements Registry {
   /** Every request addresses the repository it names: nothing is mirrored here. */
   resolveName(name: string): ResolvedName {
     return { name };
+  }
+
+  /** Records nothing per request. */
+  forRequest(_origin: RequestOrigin): Registry {
+    return this;
   }
 
   /**

@@ -11,7 +11,7 @@ import { CorruptManifestError, type ManifestStore, type StoredManifest } from ".
 import type { TagStore } from "../storage/tag-store.js";
 import type { ReferrerStore } from "../storage/referrer-store.js";
 import type { ChunkExpectation, UploadBody, UploadSession, UploadStore } from "../storage/upload-store.js";
-import type { Reference, Repository } from "./repository.js";
+import type { DeletedManifest, PutManifestResult, Reference, Repository } from "./repository.js";
 
 export interface RepositoryPolicy {
   deleteEnabled: boolean;
@@ -171,7 +171,7 @@ export class StorageRepository implements Repository {
     content: Buffer,
     contentType: string | undefined,
     extraTags: string[] = [],
-  ): Promise<{ digest: Digest; subject?: Descriptor }> {
+  ): Promise<PutManifestResult> {
     this.assertWritable();
     const manifest = parseManifest(content, contentType);
     const algorithm = "digest" in reference ? reference.digest.algorithm : "sha256";
@@ -191,7 +191,7 @@ export class StorageRepository implements Repository {
     // The marker follows the referrer link (see ReferrerStore).
     await this.parts.referrers.markIndexed(digest);
     for (const tag of new Set(tags)) await this.parts.tags.tag(tag, digest);
-    return { digest, subject: manifest.subject };
+    return { digest, mediaType: manifest.mediaType, subject: manifest.subject };
   }
 
   /**
@@ -215,13 +215,13 @@ export class StorageRepository implements Repository {
   }
 
   /** By tag: removes the tag only. By digest: removes the manifest and every tag pointing to it. */
-  async deleteManifest(reference: Reference): Promise<void> {
+  async deleteManifest(reference: Reference): Promise<DeletedManifest> {
     this.assertDeletable();
     if ("tag" in reference) {
       await this.parts.tags.untag(reference.tag);
-      return;
+      return { untagged: [reference.tag] };
     }
-    await this.removeManifest(reference.digest);
+    return { untagged: await this.removeManifest(reference.digest) };
   }
 
   /**
@@ -229,14 +229,16 @@ export class StorageRepository implements Repository {
    * by digest, and the registry's own housekeeping (a mirror's cache expiry). MANIFEST_UNKNOWN when
    * the repository does not have it.
    */
-  async removeManifest(digest: Digest): Promise<void> {
+  async removeManifest(digest: Digest): Promise<string[]> {
     const subject = await this.storedSubject(digest);
     // Marker first: an interrupted delete leaves an unmarked revision (re-indexed), never a
     // marked one whose referrer link is gone.
     await this.parts.referrers.unmark(digest);
-    for (const tag of await this.parts.tags.tagsOf(digest)) await this.parts.tags.untag(tag);
+    const tags = await this.parts.tags.tagsOf(digest);
+    for (const tag of tags) await this.parts.tags.untag(tag);
     await this.parts.manifests.delete(digest);
     if (subject) await this.parts.referrers.remove(subject, digest);
+    return tags;
   }
 
   /**

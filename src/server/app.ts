@@ -6,7 +6,7 @@ import type { Logger } from "../log/logger.js";
 import type { Registry } from "../registry/registry.js";
 import { sendError } from "./error-response.js";
 import { discardUnreadBody } from "./request-body.js";
-import type { RequestContext, ServerSettings } from "./request-context.js";
+import { locationFor, type RequestContext, type ServerSettings } from "./request-context.js";
 import { route } from "./router.js";
 import { createTlsServer, type RegistryServer } from "./tls-server.js";
 import { UploadStateSigner } from "./upload-state-token.js";
@@ -113,6 +113,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
       settings: options.settings,
       log: options.log,
     };
+    ctx.registry = options.registry.forRequest({ req, user, urlFor: (path) => locationFor(ctx, path) });
     await match.handler(ctx);
   } catch (err) {
     if (isClientGone(req, res)) {

@@ -1,0 +1,156 @@
+import type { EventFormat } from "../config/config.js";
+import type { EventTarget, RegistryEvent } from "./registry-event.js";
+
+/** What one delivery sends: the body bytes and their Content-Type. */
+export interface EnvelopeBody {
+  contentType: string;
+  body: Buffer;
+}
+
+const CONTENT_TYPES: Record<EventFormat, string> = {
+  v1: "application/vnd.docker.distribution.events.v1+json",
+  v2: "application/vnd.docker.distribution.events.v2+json",
+  cloudevents: "application/cloudevents+json",
+};
+
+/**
+ * The body an endpoint receives for one event, byte for byte as distribution writes it: Go's
+ * json.MarshalIndent(envelope, "", "   "), which orders fields as its structs declare them and
+ * escapes <, >, & and the two Unicode line separators.
+ */
+export function envelopeFor(event: RegistryEvent, format: EventFormat): EnvelopeBody {
+  const value = format === "cloudevents" ? cloudEvent(event) : { events: [distributionEvent(event, format)] };
+  return { contentType: CONTENT_TYPES[format], body: Buffer.from(goJSON(value), "utf8") };
+}
+
+function goJSON(value: unknown): string {
+  return JSON.stringify(value, null, 3).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/**
+ * distribution's Event. Its target embeds a descriptor: 2.x's own (mediaType, size, digest, all
+ * omitted when empty), 3.x's OCI one (mediaType, digest, size, always written).
+ */
+function distributionEvent(event: RegistryEvent, format: "v1" | "v2"): Record<string, unknown> {
+  return {
+    id: event.id,
+    timestamp: event.timestamp,
+    action: event.action,
+    target: format === "v1" ? v1Target(event.target) : v2Target(event.target),
+    request: {
+      id: event.request.id,
+      ...(event.request.addr ? { addr: event.request.addr } : {}),
+      ...(event.request.host ? { host: event.request.host } : {}),
+      method: event.request.method,
+      useragent: event.request.useragent,
+    },
+    actor: event.actor.name ? { name: event.actor.name } : {},
+    source: {
+      ...(event.source.addr ? { addr: event.source.addr } : {}),
+      ...(event.source.instanceID ? { instanceID: event.source.instanceID } : {}),
+    },
+  };
+}
+
+function v1Target(target: EventTarget): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (target.mediaType) out.mediaType = target.mediaType;
+  if (target.size) out.size = target.size;
+  if (target.digest) out.digest = target.digest;
+  return withTargetTail(out, target, (d) => descriptorV1(d));
+}
+
+function v2Target(target: EventTarget): Record<string, unknown> {
+  const out: Record<string, unknown> = { mediaType: target.mediaType ?? "", digest: target.digest ?? "", size: target.size ?? 0 };
+  return withTargetTail(out, target, (d) => descriptorV2(d));
+}
+
+function withTargetTail(
+  out: Record<string, unknown>,
+  target: EventTarget,
+  descriptor: (d: Record<string, unknown>) => Record<string, unknown>,
+): Record<string, unknown> {
+  if (target.length) out.length = target.length;
+  if (target.repository) out.repository = target.repository;
+  if (target.fromRepository) out.fromRepository = target.fromRepository;
+  if (target.url) out.url = target.url;
+  if (target.tag) out.tag = target.tag;
+  if (target.references && target.references.length > 0) out.references = target.references.map(descriptor);
+  return out;
+}
+
+/** distribution 2.x's Descriptor: mediaType, size, digest, urls, annotations, platform. */
+function descriptorV1(d: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (isNonEmptyString(d.mediaType)) out.mediaType = d.mediaType;
+  if (typeof d.size === "number" && d.size !== 0) out.size = d.size;
+  if (isNonEmptyString(d.digest)) out.digest = d.digest;
+  addCommon(out, d, false);
+  return out;
+}
+
+/** The OCI image-spec Descriptor of distribution 3.x: mediaType, digest, size, then the optional rest. */
+function descriptorV2(d: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    mediaType: typeof d.mediaType === "string" ? d.mediaType : "",
+    digest: typeof d.digest === "string" ? d.digest : "",
+    size: typeof d.size === "number" ? d.size : 0,
+  };
+  addCommon(out, d, true);
+  return out;
+}
+
+function addCommon(out: Record<string, unknown>, d: Record<string, unknown>, oci: boolean): void {
+  if (Array.isArray(d.urls) && d.urls.length > 0) out.urls = d.urls.filter((u) => typeof u === "string");
+  if (isObject(d.annotations) && Object.keys(d.annotations).length > 0) out.annotations = sortedStrings(d.annotations);
+  if (oci && isNonEmptyString(d.data)) out.data = d.data;
+  if (isObject(d.platform)) out.platform = platform(d.platform);
+  if (oci && isNonEmptyString(d.artifactType)) out.artifactType = d.artifactType;
+}
+
+/** image-spec's Platform: Go writes a map's keys sorted, a struct's in declaration order. */
+function platform(p: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    architecture: typeof p.architecture === "string" ? p.architecture : "",
+    os: typeof p.os === "string" ? p.os : "",
+  };
+  if (isNonEmptyString(p["os.version"])) out["os.version"] = p["os.version"];
+  if (Array.isArray(p["os.features"]) && p["os.features"].length > 0) out["os.features"] = p["os.features"];
+  if (isNonEmptyString(p.variant)) out.variant = p.variant;
+  return out;
+}
+
+function sortedStrings(map: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(map).sort()) {
+    const value = map[key];
+    if (typeof value === "string") out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * CloudEvents 1.0, structured content mode: the distribution event is the data, so a receiver
+ * that knows distribution's events reads the same fields.
+ */
+function cloudEvent(event: RegistryEvent): Record<string, unknown> {
+  const subject = event.target.tag ?? event.target.digest;
+  return {
+    specversion: "1.0",
+    id: event.id,
+    source: `/${event.target.repository ?? ""}`,
+    type: `io.berth.registry.${event.action}`,
+    time: event.timestamp,
+    ...(subject ? { subject } : {}),
+    datacontenttype: "application/json",
+    data: distributionEvent(event, "v1"),
+  };
+}
+
+function isNonEmptyString(value: unknown): value is string {
+  return typeof value === "string" && value !== "";
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

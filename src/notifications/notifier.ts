@@ -1,0 +1,123 @@
+import { randomUUID } from "node:crypto";
+import type { EndpointConfig, NotificationsConfig } from "../config/config.js";
+import type { StorageDriver } from "../driver/storage-driver.js";
+import type { Logger } from "../log/logger.js";
+import { EndpointDispatcher, type EndpointStatus } from "./endpoint-dispatcher.js";
+import { EndpointOutbox, NOTIFICATIONS_ROOT, endpointKey } from "./endpoint-outbox.js";
+import { EventFilter } from "./event-filter.js";
+import { adoptOrphanedOutboxes } from "./outbox-adoption.js";
+import type { RegistryEvent, SourceRecord } from "./registry-event.js";
+import { WebhookSender } from "./webhook-sender.js";
+
+/** How often a node looks for outboxes of processes that are gone. */
+const ADOPTION_INTERVAL_MS = 15_000;
+
+export interface NotifierOptions {
+  config: NotificationsConfig;
+  driver: StorageDriver;
+  /** This process's lease id: its outboxes live under it. */
+  nodeId: string;
+  /** hostname:port, distribution's source.addr. */
+  sourceAddr: string;
+  log: Logger;
+  /** How long close() keeps delivering (http.draintimeout). */
+  drainMs: number;
+}
+
+interface Endpoint {
+  config: EndpointConfig;
+  filter: EventFilter;
+  outbox: EndpointOutbox;
+  dispatcher: EndpointDispatcher;
+}
+
+/**
+ * The notifications of one process: every endpoint's filter, outbox and dispatcher, and the search
+ * for outboxes that processes which are gone left behind.
+ */
+export class Notifier {
+  readonly source: SourceRecord;
+  readonly includeReferences: boolean;
+  private readonly endpoints: Endpoint[];
+  private adoptionTimer: NodeJS.Timeout | undefined;
+  private adopting: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: NotifierOptions) {
+    this.source = { addr: options.sourceAddr, instanceID: randomUUID() };
+    this.includeReferences = options.config.includeReferences;
+    this.endpoints = options.config.endpoints.map((config) => {
+      const outbox = new EndpointOutbox(options.driver, `${NOTIFICATIONS_ROOT}/${options.nodeId}/${endpointKey(config.name)}`);
+      return {
+        config,
+        filter: new EventFilter(config),
+        outbox,
+        dispatcher: new EndpointDispatcher(config, outbox, new WebhookSender(config), options.log),
+      };
+    });
+  }
+
+  /**
+   * Stores events in the outbox of every endpoint that wants them; resolves once they are stored.
+   * `durable` waits for the disk (a change's events); pulls are written but not synced, which
+   * survives a crash of the process, not of the machine.
+   */
+  record(events: RegistryEvent[], durable: boolean): Promise<unknown> {
+    const writes: Array<Promise<void>> = [];
+    for (const endpoint of this.endpoints) {
+      const wanted = events.filter((event) => endpoint.filter.accepts(event));
+      if (wanted.length > 0) writes.push(endpoint.outbox.append(wanted, durable));
+    }
+    return writes.length === 1 ? writes[0]! : Promise.all(writes);
+  }
+
+  /** Events that could not be stored: said once in the log, counted as dropped where wanted. */
+  lost(events: RegistryEvent[], err: unknown, served: boolean): void {
+    for (const endpoint of this.endpoints) {
+      endpoint.dispatcher.status.dropped += events.filter((event) => endpoint.filter.accepts(event)).length;
+    }
+    this.options.log.error(
+      { err, events: events.length, action: events[0]?.action, repository: events[0]?.target.repository },
+      served ? "notification events could not be stored and are lost; the pull was served" : "notification events could not be stored; the request fails",
+    );
+  }
+
+  status(): EndpointStatus[] {
+    return this.endpoints.map((endpoint) => endpoint.dispatcher.snapshot());
+  }
+
+  start(): void {
+    for (const endpoint of this.endpoints) endpoint.dispatcher.start();
+    const adopt = (): void => {
+      if (this.closed || this.adopting) return;
+      const outboxes = new Map(this.endpoints.map((endpoint) => [endpointKey(endpoint.config.name), endpoint.outbox]));
+      this.adopting = adoptOrphanedOutboxes(this.options.driver, this.options.nodeId, outboxes, this.options.log)
+        .then(() => undefined)
+        .catch((err: unknown) => this.options.log.error({ err }, "could not adopt the notification outboxes of gone processes; retrying later"))
+        .finally(() => {
+          this.adopting = undefined;
+        });
+    };
+    adopt();
+    this.adoptionTimer = setInterval(adopt, ADOPTION_INTERVAL_MS);
+    this.adoptionTimer.unref();
+  }
+
+  /**
+   * Delivers what it can within the drain time, then stops: what is left stays in the outbox for
+   * the next process (this node's after a restart, or another node once this one's lease is gone).
+   * An endpoint that is failing is not waited for.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.adoptionTimer) clearInterval(this.adoptionTimer);
+    await this.adopting;
+    const deadline = Date.now() + this.options.drainMs;
+    while (Date.now() < deadline && this.endpoints.some((e) => e.dispatcher.pending > 0 && !e.dispatcher.failing)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await Promise.all(this.endpoints.map((endpoint) => endpoint.dispatcher.close()));
+    const left = this.endpoints.reduce((sum, endpoint) => sum + endpoint.dispatcher.pending, 0);
+    if (left > 0) this.options.log.warn({ events: left }, "notification events left undelivered in the outbox at shutdown; they are delivered after a restart or by another node");
+  }
+}

@@ -1,0 +1,48 @@
+import type { Registry, RequestOrigin, ResolvedName } from "../registry/registry.js";
+import type { Repository } from "../registry/repository.js";
+import type { Notifier } from "./notifier.js";
+import { NotifyingRepository, RequestEvents } from "./notifying-repository.js";
+
+/**
+ * The registry with notifications: each request's repositories record events on its behalf
+ * (`forRequest`); everything else is the wrapped registry's.
+ */
+export class NotifyingRegistry implements Registry {
+  constructor(
+    private readonly inner: Registry,
+    private readonly notifier: Notifier,
+    private readonly events?: RequestEvents,
+  ) {}
+
+  repository(name: string): Repository {
+    const repository = this.inner.repository(name);
+    return this.events ? new NotifyingRepository(repository, this.events) : repository;
+  }
+
+  forRequest(origin: RequestOrigin): Registry {
+    return new NotifyingRegistry(this.inner.forRequest(origin), this.notifier, new RequestEvents(this.notifier, origin));
+  }
+
+  resolveName(name: string, namespace: string | undefined): ResolvedName {
+    return this.inner.resolveName(name, namespace);
+  }
+
+  catalog(): Promise<string[]> {
+    return this.inner.catalog();
+  }
+
+  health(): Promise<Record<string, string>> {
+    return this.inner.health();
+  }
+
+  open(): void {
+    this.inner.open();
+    this.notifier.start();
+  }
+
+  /** Delivers what it can within the drain time before the wrapped registry closes. */
+  async close(): Promise<void> {
+    await this.notifier.close();
+    await this.inner.close();
+  }
+}

@@ -1,0 +1,177 @@
+import { randomUUID } from "node:crypto";
+import type { Readable } from "node:stream";
+import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
+import type { EventAction } from "../config/config.js";
+import { RegistryError } from "../errcode/registry-error.js";
+import type { Descriptor } from "../manifest/parse-manifest.js";
+import type { Digest } from "../reference/digest.js";
+import type { RequestOrigin } from "../registry/registry.js";
+import type { DeletedManifest, PutManifestResult, Reference, Repository } from "../registry/repository.js";
+import type { StoredManifest } from "../storage/manifest-store.js";
+import type { ChunkExpectation, UploadBody, UploadSession } from "../storage/upload-store.js";
+import type { Notifier } from "./notifier.js";
+import { manifestReferences, newEvent, requestRecord, type EventTarget, type RegistryEvent, type RequestRecord } from "./registry-event.js";
+
+/** What a request's repositories share: the notifier and who asked. */
+export class RequestEvents {
+  private record: RequestRecord | undefined;
+
+  constructor(
+    readonly notifier: Notifier,
+    readonly origin: RequestOrigin,
+  ) {}
+
+  event(action: EventAction, target: EventTarget): RegistryEvent {
+    this.record ??= requestRecord(this.origin.req, randomUUID());
+    return newEvent(action, target, this.record, this.origin.user, this.notifier.source);
+  }
+
+  /**
+   * Stores the events before the request is answered. A change whose events cannot be stored
+   * fails (503: the client retries, and the retried change records them); a pull still serves,
+   * with the loss logged and counted.
+   */
+  async emit(events: RegistryEvent[], isPull: boolean): Promise<void> {
+    try {
+      await this.notifier.record(events, !isPull);
+    } catch (err) {
+      this.notifier.lost(events, err, isPull);
+      if (!isPull) throw new RegistryError("UNAVAILABLE", "the registry could not record the notification events of this change; retry");
+    }
+  }
+}
+
+/**
+ * A repository that records an event after each operation distribution's listener reports
+ * (notifications/listener.go): blob pulls, pushes, mounts and deletes; manifest pulls, pushes and
+ * deletes, and tag deletes.
+ */
+export class NotifyingRepository implements Repository {
+  constructor(
+    readonly inner: Repository,
+    private readonly events: RequestEvents,
+  ) {}
+
+  get name(): string {
+    return this.inner.name;
+  }
+
+  async statBlob(digest: Digest): Promise<BlobDescriptor> {
+    const descriptor = await this.inner.statBlob(digest);
+    // The blob GET/HEAD handler is the only caller: a stat is a pull, as distribution's ServeBlob.
+    await this.events.emit([this.events.event("pull", this.blobTarget(descriptor))], true);
+    return descriptor;
+  }
+
+  openBlob(digest: Digest, offset: number, end: number): Promise<Readable> {
+    return this.inner.openBlob(digest, offset, end);
+  }
+
+  blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
+    return this.inner.blobRedirectURL(digest, method);
+  }
+
+  async deleteBlob(digest: Digest): Promise<void> {
+    await this.inner.deleteBlob(digest);
+    await this.events.emit([this.events.event("delete", { digest: digest.toString(), repository: this.name })], false);
+  }
+
+  async mountBlob(digest: Digest, source: Repository): Promise<BlobDescriptor | undefined> {
+    // The source is read, not pulled: it records nothing.
+    const from = source instanceof NotifyingRepository ? source.inner : source;
+    const descriptor = await this.inner.mountBlob(digest, from);
+    if (descriptor) {
+      await this.events.emit([this.events.event("mount", { ...this.blobTarget(descriptor), fromRepository: from.name })], false);
+    }
+    return descriptor;
+  }
+
+  startUpload(): Promise<UploadSession> {
+    return this.inner.startUpload();
+  }
+
+  openUpload(id: string, startedAt?: Date): Promise<UploadSession> {
+    return this.inner.openUpload(id, startedAt);
+  }
+
+  uploadSize(session: UploadSession): Promise<number> {
+    return this.inner.uploadSize(session);
+  }
+
+  appendUpload(session: UploadSession, body: UploadBody, expect?: ChunkExpectation): Promise<number> {
+    return this.inner.appendUpload(session, body, expect);
+  }
+
+  async completeUpload(session: UploadSession, digest: Digest, body: UploadBody | undefined, expect?: ChunkExpectation): Promise<BlobDescriptor> {
+    const descriptor = await this.inner.completeUpload(session, digest, body, expect);
+    await this.events.emit([this.events.event("push", this.blobTarget(descriptor))], false);
+    return descriptor;
+  }
+
+  cancelUpload(session: UploadSession): Promise<void> {
+    return this.inner.cancelUpload(session);
+  }
+
+  async getManifest(reference: Reference): Promise<StoredManifest> {
+    const manifest = await this.inner.getManifest(reference);
+    const target = this.manifestTarget(manifest.digest, manifest.mediaType, manifest.content);
+    if ("tag" in reference) target.tag = reference.tag;
+    await this.events.emit([this.events.event("pull", target)], true);
+    return manifest;
+  }
+
+  async putManifest(reference: Reference, content: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
+    const result = await this.inner.putManifest(reference, content, contentType, extraTags);
+    const tags = [...new Set("tag" in reference ? [reference.tag, ...extraTags] : extraTags)];
+    // One push per tag the put applied (distribution knows only the one in the path), or one untagged.
+    const events = (tags.length > 0 ? tags : [undefined]).map((tag) => {
+      const target = this.manifestTarget(result.digest, result.mediaType, content);
+      if (tag !== undefined) target.tag = tag;
+      return this.events.event("push", target);
+    });
+    await this.events.emit(events, false);
+    return result;
+  }
+
+  async deleteManifest(reference: Reference): Promise<DeletedManifest> {
+    const deleted = await this.inner.deleteManifest(reference);
+    // As distribution's handler: the manifest first, then each tag that pointed at it.
+    const events = "digest" in reference ? [this.events.event("delete", { digest: reference.digest.toString(), repository: this.name })] : [];
+    for (const tag of deleted.untagged) events.push(this.events.event("delete", { repository: this.name, tag }));
+    await this.events.emit(events, false);
+    return deleted;
+  }
+
+  listTags(): Promise<string[]> {
+    return this.inner.listTags();
+  }
+
+  referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+    return this.inner.referrers(subject, artifactType);
+  }
+
+  private blobTarget(descriptor: BlobDescriptor): EventTarget {
+    const digest = descriptor.digest.toString();
+    return {
+      mediaType: descriptor.mediaType,
+      size: descriptor.size,
+      digest,
+      length: descriptor.size,
+      repository: this.name,
+      url: this.events.origin.urlFor(`/v2/${this.name}/blobs/${digest}`),
+    };
+  }
+
+  private manifestTarget(digest: Digest, mediaType: string, content: Buffer): EventTarget {
+    const target: EventTarget = {
+      mediaType,
+      size: content.length,
+      digest: digest.toString(),
+      length: content.length,
+      repository: this.name,
+      url: this.events.origin.urlFor(`/v2/${this.name}/manifests/${digest.toString()}`),
+    };
+    if (this.events.notifier.includeReferences) target.references = manifestReferences(content);
+    return target;
+  }
+}

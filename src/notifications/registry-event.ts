@@ -1,0 +1,114 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { isIP } from "node:net";
+import type { EventAction } from "../config/config.js";
+
+/**
+ * One registry event, shaped as distribution's notifications.Event (bridge.go) and kept in the
+ * outbox in this form: it is what every endpoint format is written from. Fields distribution
+ * leaves out when empty are absent here.
+ */
+export interface RegistryEvent {
+  id: string;
+  /** RFC 3339, UTC. */
+  timestamp: string;
+  action: EventAction;
+  target: EventTarget;
+  request: RequestRecord;
+  actor: { name?: string };
+  source: SourceRecord;
+}
+
+export interface EventTarget {
+  mediaType?: string;
+  size?: number;
+  digest?: string;
+  length?: number;
+  repository?: string;
+  fromRepository?: string;
+  url?: string;
+  tag?: string;
+  /** Descriptors a manifest refers to, as parsed from it (notifications.events.includereferences). */
+  references?: Array<Record<string, unknown>>;
+}
+
+export interface RequestRecord {
+  id: string;
+  addr?: string;
+  host?: string;
+  method: string;
+  useragent: string;
+}
+
+export interface SourceRecord {
+  /** hostname:port of the node, as distribution reports it. */
+  addr?: string;
+  /** Random per process. */
+  instanceID?: string;
+}
+
+/** The request record of an HTTP request: distribution's NewRequestRecord. */
+export function requestRecord(req: IncomingMessage, id: string): RequestRecord {
+  const record: RequestRecord = { id, method: req.method ?? "GET", useragent: firstValue(req.headers["user-agent"]) ?? "" };
+  const addr = remoteAddr(req);
+  if (addr) record.addr = addr;
+  const host = req.headers.host ?? firstValue(req.headers[":authority"]);
+  if (host) record.host = host;
+  return record;
+}
+
+/**
+ * distribution's context.RemoteAddr: the first X-Forwarded-For entry when it is an IP address,
+ * else X-Real-Ip when it is one, else the peer as "ip:port".
+ */
+export function remoteAddr(req: IncomingMessage): string {
+  const forwarded = firstValue(req.headers["x-forwarded-for"]);
+  if (forwarded) {
+    const first = forwarded.split(",")[0]?.trim() ?? "";
+    if (isIP(first) !== 0) return first;
+  }
+  const realIP = firstValue(req.headers["x-real-ip"])?.trim();
+  if (realIP && isIP(realIP) !== 0) return realIP;
+  const address = req.socket.remoteAddress;
+  if (address === undefined) return "";
+  return address.includes(":") ? `[${address}]:${req.socket.remotePort ?? 0}` : `${address}:${req.socket.remotePort ?? 0}`;
+}
+
+function firstValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** A new event with a fresh id and the current time. */
+export function newEvent(action: EventAction, target: EventTarget, request: RequestRecord, actor: string | undefined, source: SourceRecord): RegistryEvent {
+  return {
+    id: randomUUID(),
+    timestamp: new Date().toISOString(),
+    action,
+    target,
+    request,
+    actor: actor === undefined || actor === "" ? {} : { name: actor },
+    source,
+  };
+}
+
+/**
+ * The descriptors a manifest refers to, as distribution's Manifest.References(): an image's config
+ * then its layers, an index's manifests. Unparseable content has none (the push already checked it).
+ */
+export function manifestReferences(content: Buffer): Array<Record<string, unknown>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(content.toString("utf8"));
+  } catch {
+    return [];
+  }
+  if (typeof value !== "object" || value === null) return [];
+  const manifest = value as Record<string, unknown>;
+  const descriptors: unknown[] = [];
+  if (Array.isArray(manifest.manifests)) descriptors.push(...manifest.manifests);
+  else {
+    if (manifest.config !== undefined) descriptors.push(manifest.config);
+    if (Array.isArray(manifest.layers)) descriptors.push(...manifest.layers);
+  }
+  return descriptors.filter((d): d is Record<string, unknown> => typeof d === "object" && d !== null && !Array.isArray(d));
+}
