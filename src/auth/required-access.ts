@@ -18,7 +18,7 @@ const REPOSITORY_ROUTES = new Set(["tags", "manifest", "uploads", "upload", "blo
  * | request | needs |
  * | --- | --- |
  * | `GET /v2/` | nothing (but the caller must still authenticate) |
- * | `GET /v2/_catalog` | `registry:catalog:*` |
+ * | `GET /v2/_catalog`, `GET /debug/status` | `registry:catalog:*` |
  * | GET or HEAD on a repository | `repository:<name>:pull` |
  * | POST, PUT or PATCH on a repository | `repository:<name>:pull,push` |
  * | DELETE on a repository | `repository:<name>:delete` |
@@ -28,7 +28,8 @@ const REPOSITORY_ROUTES = new Set(["tags", "manifest", "uploads", "upload", "blo
  * lack of access before it could learn that the name is invalid.
  */
 export function requiredAccess(route: string, method: string, name: string, query: URLSearchParams): Access[] {
-  if (route === "catalog") return [{ type: "registry", name: "catalog", action: "*" }];
+  // The status page tells about the whole registry: it needs what listing every name needs.
+  if (route === "catalog" || route === "status") return [{ type: "registry", name: "catalog", action: "*" }];
   if (!REPOSITORY_ROUTES.has(route)) return [];
   const needed = repositoryAccess(method, name);
   const from = query.get("from");

@@ -79,7 +79,10 @@ function withTargetTail(
   return out;
 }
 
-/** distribution 2.x's Descriptor: mediaType, size, digest, urls, annotations, platform. */
+/**
+ * distribution 2.x's Descriptor: mediaType, size, digest, urls, annotations. Its Platform field is
+ * never filled in a reference (2.8 drops an index entry's platform), so it is not written.
+ */
 function descriptorV1(d: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (isNonEmptyString(d.mediaType)) out.mediaType = d.mediaType;
@@ -104,7 +107,7 @@ function addCommon(out: Record<string, unknown>, d: Record<string, unknown>, oci
   if (Array.isArray(d.urls) && d.urls.length > 0) out.urls = d.urls.filter((u) => typeof u === "string");
   if (isObject(d.annotations) && Object.keys(d.annotations).length > 0) out.annotations = sortedStrings(d.annotations);
   if (oci && isNonEmptyString(d.data)) out.data = d.data;
-  if (isObject(d.platform)) out.platform = platform(d.platform);
+  if (oci && isObject(d.platform)) out.platform = platform(d.platform);
   if (oci && isNonEmptyString(d.artifactType)) out.artifactType = d.artifactType;
 }
 

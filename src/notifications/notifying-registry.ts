@@ -35,6 +35,10 @@ export class NotifyingRegistry implements Registry {
     return this.inner.health();
   }
 
+  diagnostics(): Record<string, unknown> {
+    return { ...this.inner.diagnostics(), notifications: { endpoints: this.notifier.status() } };
+  }
+
   open(): void {
     this.inner.open();
     this.notifier.start();

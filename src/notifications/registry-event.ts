@@ -82,13 +82,26 @@ function firstValue(value: string | string[] | undefined): string | undefined {
 export function newEvent(action: EventAction, target: EventTarget, request: RequestRecord, actor: string | undefined, source: SourceRecord): RegistryEvent {
   return {
     id: randomUUID(),
-    timestamp: new Date().toISOString(),
+    timestamp: goTimestamp(),
     action,
     target,
     request,
     actor: actor === undefined || actor === "" ? {} : { name: actor },
     source,
   };
+}
+
+/**
+ * Now as Go's RFC 3339 with nanoseconds writes it: UTC, trailing zeros of the fraction cut. The
+ * wall clock gives milliseconds; the digits below them come from the monotonic clock, which keeps
+ * events of one process in order without drifting from the wall clock.
+ */
+export function goTimestamp(): string {
+  const ms = Date.now();
+  const sub = performance.now();
+  const nanos = Math.floor((sub - Math.floor(sub)) * 1e6);
+  const fraction = `${String(ms % 1000).padStart(3, "0")}${String(nanos).padStart(6, "0")}`.replace(/0+$/, "");
+  return `${new Date(ms).toISOString().slice(0, 19)}${fraction === "" ? "" : `.${fraction}`}Z`;
 }
 
 /**

@@ -49,6 +49,10 @@ export class ProxyRegistry implements Registry {
     return upstream ? { name: upstream.localName(name), namespace: wanted } : { name };
   }
 
+  diagnostics(): Record<string, unknown> {
+    return this.local.diagnostics();
+  }
+
   /** Records nothing per request. */
   forRequest(_origin: RequestOrigin): Registry {
     return this;

@@ -37,6 +37,12 @@ export interface Registry {
   /** Every repository name, sorted. */
   catalog(): Promise<string[]>;
   /** Problems by component, for GET /debug/health; empty when all is well. */
+  /**
+   * What background components report about themselves, by component, for GET /debug/status
+   * (notifications: each endpoint's queue and delivery counts). Never a credential.
+   */
+  diagnostics(): Record<string, unknown>;
+  /** Problems by component, for GET /debug/health; empty when all is well. */
   health(): Promise<Record<string, string>>;
   /** Starts background work, once the server listens. */
   open(): void;

@@ -78,6 +78,10 @@ export class StorageRegistry implements Registry {
     return { name };
   }
 
+  diagnostics(): Record<string, unknown> {
+    return {};
+  }
+
   /** Records nothing per request. */
   forRequest(_origin: RequestOrigin): Registry {
     return this;

@@ -1,6 +1,14 @@
 import { sendJSON, type RequestContext } from "../request-context.js";
 
 /**
+ * GET /debug/status: what background components report (notification queues and delivery
+ * counts). It needs the access the catalog needs: operators, not anonymous callers.
+ */
+export async function getStatus(ctx: RequestContext): Promise<void> {
+  sendJSON(ctx, 200, ctx.registry.diagnostics(), { "Cache-Control": "no-store" });
+}
+
+/**
  * GET /debug/health, where distribution serves its health checks: 200 `{}` when all is well, 503
  * with one short problem per component otherwise (`{"redis":"unreachable: connection refused"}`).
  * It needs no credentials (load balancers probe it), so it tells nothing beyond that.
