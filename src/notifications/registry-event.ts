@@ -93,8 +93,8 @@ export function newEvent(action: EventAction, target: EventTarget, request: Requ
 
 /**
  * Now as Go's RFC 3339 with nanoseconds writes it: UTC, trailing zeros of the fraction cut. The
- * wall clock gives milliseconds; the digits below them come from the monotonic clock, which keeps
- * events of one process in order without drifting from the wall clock.
+ * wall clock gives milliseconds; the digits below them come from the monotonic clock (read on its
+ * own it drifts from the wall clock over weeks), so they are precise in form only.
  */
 export function goTimestamp(): string {
   const ms = Date.now();
