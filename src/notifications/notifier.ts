@@ -11,6 +11,7 @@ import { WebhookSender } from "./webhook-sender.js";
 
 /** How often a node looks for outboxes of processes that are gone. */
 const ADOPTION_INTERVAL_MS = 15_000;
+const LOST_LOG_INTERVAL_MS = 10_000;
 
 export interface NotifierOptions {
   config: NotificationsConfig;
@@ -42,6 +43,8 @@ export class Notifier {
   private adoptionTimer: NodeJS.Timeout | undefined;
   private adopting: Promise<void> | undefined;
   private closed = false;
+  private lostLoggedAt = 0;
+  private lostSinceLog = 0;
 
   constructor(private readonly options: NotifierOptions) {
     this.source = { addr: options.sourceAddr, instanceID: randomUUID() };
@@ -71,15 +74,24 @@ export class Notifier {
     return writes.length === 1 ? writes[0]! : Promise.all(writes);
   }
 
-  /** Events that could not be stored: said once in the log, counted as dropped where wanted. */
+  /**
+   * Events that could not be stored: counted as dropped where wanted, and logged at most once per
+   * LOST_LOG_INTERVAL_MS with how many were lost since (storage that refuses writes, such as a
+   * read-only registry's, would otherwise log once per pull).
+   */
   lost(events: RegistryEvent[], err: unknown, served: boolean): void {
     for (const endpoint of this.endpoints) {
       endpoint.dispatcher.status.dropped += events.filter((event) => endpoint.filter.accepts(event)).length;
     }
+    this.lostSinceLog += events.length;
+    const now = Date.now();
+    if (now - this.lostLoggedAt < LOST_LOG_INTERVAL_MS) return;
     this.options.log.error(
-      { err, events: events.length, action: events[0]?.action, repository: events[0]?.target.repository },
+      { err, events: this.lostSinceLog, action: events[0]?.action, repository: events[0]?.target.repository },
       served ? "notification events could not be stored and are lost; the pull was served" : "notification events could not be stored; the request fails",
     );
+    this.lostLoggedAt = now;
+    this.lostSinceLog = 0;
   }
 
   status(): EndpointStatus[] {
