@@ -27,7 +27,7 @@ import { startTokenIssuer, type Acl, type TokenIssuer } from "./support/token-is
 const openssl = requireProgram("openssl");
 
 type Mode = "none" | "htpasswd" | "token" | "silly";
-type Action = "pull" | "push" | "delete" | "mount" | "catalog";
+type Action = "pull" | "push" | "delete" | "mount" | "catalog" | "status";
 const MODES: Mode[] = ["none", "htpasswd", "token", "silly"];
 const REPOSITORIES = ["team/app", "base/img"] as const;
 type Repository = (typeof REPOSITORIES)[number];
@@ -61,6 +61,7 @@ function tokenAllows(identity: Identity, repository: Repository, action: Action)
   const can = (name: string, a: string) => ACL(user, "repository", name, [a]).length > 0;
   switch (action) {
     case "catalog":
+    case "status":
       return user === "admin";
     case "pull":
       return can(repository, "pull");
@@ -167,6 +168,10 @@ describe("access matrix over real servers", { skip: openssl.skip }, () => {
       case "catalog":
         response = await call(mode, identity, "/v2/_catalog");
         break;
+      case "status":
+        // The status page tells about the whole registry: it needs the catalog's access.
+        response = await call(mode, identity, "/debug/status");
+        break;
       case "pull":
         response = await call(mode, identity, `/v2/${repository}/manifests/v1`, { headers: { accept: OCI_MANIFEST } });
         if (response.status === 200) assert.equal(digestOf(Buffer.from(await response.clone().arrayBuffer())), images.get(`${mode} ${repository}`));
@@ -198,7 +203,7 @@ describe("access matrix over real servers", { skip: openssl.skip }, () => {
       await unchanged?.();
       return false;
     }
-    const success = { catalog: 200, pull: 200, push: 201, delete: 202, mount: 201 }[action];
+    const success = { catalog: 200, status: 200, pull: 200, push: 201, delete: 202, mount: 201 }[action];
     assert.equal(response.status, success, `${action} answered ${response.status}: ${body}`);
     return true;
   }
@@ -206,9 +211,11 @@ describe("access matrix over real servers", { skip: openssl.skip }, () => {
   for (const mode of MODES) {
     describe(`auth mode ${mode}`, () => {
       for (const identity of IDENTITIES) {
-        it(`${identity.label}: catalog is ${expected(mode, identity, "team/app", "catalog") ? "allowed" : "denied"}`, async () => {
-          assert.equal(await attempt(mode, identity, "team/app", "catalog"), expected(mode, identity, "team/app", "catalog"));
-        });
+        for (const action of ["catalog", "status"] as const) {
+          it(`${identity.label}: ${action} is ${expected(mode, identity, "team/app", action) ? "allowed" : "denied"}`, async () => {
+            assert.equal(await attempt(mode, identity, "team/app", action), expected(mode, identity, "team/app", action));
+          });
+        }
         for (const repository of REPOSITORIES) {
           for (const action of ["pull", "push", "delete", "mount"] as const) {
             const allowed = expected(mode, identity, repository, action);
