@@ -74,7 +74,7 @@ export type EventFormat =
   | "v1"
   /** distribution 3.x: application/vnd.docker.distribution.events.v2+json (OCI descriptor field order). */
   | "v2"
-  /** CloudEvents 1.0, structured mode (application/cloudevents-batch+json). */
+  /** CloudEvents 1.0, one event per request in structured mode (application/cloudevents+json). */
   | "cloudevents";
 
 export interface EndpointConfig {

@@ -4,7 +4,7 @@ import { envelopeFor } from "./event-envelope.js";
 import type { BatchRef, EndpointOutbox } from "./endpoint-outbox.js";
 import type { WebhookSender } from "./webhook-sender.js";
 
-/** What an operator sees of one endpoint (GET /debug/notifications). Never a header or a key. */
+/** What an operator sees of one endpoint (GET /debug/status). Never a header or a key. */
 export interface EndpointStatus {
   name: string;
   /** Events stored and not yet delivered or dropped. */
@@ -127,15 +127,27 @@ export class EndpointDispatcher {
       // The limits may have passed while this endpoint failed: the head batch may be the one to go.
       if (this.overLimits(ref)) return;
     }
-    await this.outbox.remove(ref);
+    await this.removeHead(ref);
+  }
+
+  /**
+   * Removes the head batch. The outbox forgets its events before its first await, and the count of
+   * its delivered events goes with them in the same synchronous step, so `pending` never counts
+   * them out twice.
+   */
+  private async removeHead(ref: BatchRef): Promise<void> {
     this.headDelivered = 0;
+    await this.outbox.remove(ref);
   }
 
   private overLimits(head: BatchRef): boolean {
     return this.pending > this.config.maxEvents || Date.now() - head.at > this.config.maxAgeMs;
   }
 
-  /** Drops whole batches from the head while the queue is over `maxevents` or its head past `maxage`. */
+  /**
+   * Drops the oldest events while more than `maxevents` wait (only as many as needed: the head
+   * batch may lose part of its events) and whole batches whose events are past `maxage`.
+   */
   private async dropBeyondLimits(): Promise<void> {
     let dropped = 0;
     let reason = "";
@@ -143,7 +155,17 @@ export class EndpointDispatcher {
       for (;;) {
         const head = await this.outbox.head();
         if (head === undefined || !this.overLimits(head)) return;
-        reason = this.pending > this.config.maxEvents ? "maxevents" : "maxage";
+        const excess = this.pending - this.config.maxEvents;
+        const left = head.count - this.headDelivered;
+        if (excess > 0 && excess < left && Date.now() - head.at <= this.config.maxAgeMs) {
+          // Skipped like delivered ones: the rest of the batch is still sent.
+          this.headDelivered += excess;
+          this.status.dropped += excess;
+          dropped += excess;
+          reason = "maxevents";
+          return;
+        }
+        reason = excess > 0 ? "maxevents" : "maxage";
         dropped += await this.drop(head);
       }
     } finally {
@@ -154,9 +176,8 @@ export class EndpointDispatcher {
   /** Removes a batch undelivered; resolves to the events it dropped. */
   private async drop(ref: BatchRef): Promise<number> {
     const dropped = ref.count - this.headDelivered;
-    await this.outbox.remove(ref);
-    this.headDelivered = 0;
     this.status.dropped += dropped;
+    await this.removeHead(ref);
     return dropped;
   }
 

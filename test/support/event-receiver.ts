@@ -4,8 +4,9 @@
  * (accept, refuse with a status, hang, reset the connection, send a huge body, answer late).
  *
  * Each request is recorded once its body was read: method, path, headers (Node's lower-cased
- * object), the raw body, the parsed `events` array of the envelope (`[]` when the body is not a
- * JSON envelope), and the status answered (0 for "hang" and "reset", which answer nothing, and
+ * object, and the raw name/value list, where a header sent twice appears twice), the raw body,
+ * the parsed `events` array of the envelope (`[]` when the body is not a JSON envelope), and the
+ * status answered (0 for "hang" and "reset", which answer nothing, and
  * for a delayed answer until it is sent; it stays 0 when the sender gave up first).
  * A delivery counts as accepted when answered 2xx or 3xx, the rule distribution's sender uses:
  * `events()` and `waitForEvents()` only see accepted deliveries, so a retried event is counted
@@ -33,6 +34,8 @@ export interface Delivery {
   /** path and query as requested, e.g. "/events" */
   path: string;
   headers: IncomingHttpHeaders;
+  /** names and values as sent, alternating (Node's rawHeaders): a header sent twice appears twice */
+  rawHeaders: string[];
   /** the raw request body, as UTF-8 text */
   body: string;
   /** `body.events` when the body parsed as a JSON object with an `events` array, else [] */
@@ -118,7 +121,12 @@ function describeDeliveries(deliveries: readonly Delivery[]): string {
     .join("\n");
 }
 
-export function startEventReceiver(): Promise<EventReceiver> {
+export interface EventReceiverOptions {
+  /** Listen on this loopback port (e.g. the one of a receiver closed before, to bring it back); default a free one. */
+  port?: number;
+}
+
+export function startEventReceiver(options: EventReceiverOptions = {}): Promise<EventReceiver> {
   const deliveries: Delivery[] = [];
   let mode: ResponseMode = "ok";
   const sockets = new Set<Socket>();
@@ -171,7 +179,7 @@ export function startEventReceiver(): Promise<EventReceiver> {
     });
     req.on("end", () => {
       const body = Buffer.concat(chunks).toString("utf8");
-      const delivery: Delivery = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, body, events: parseEvents(body), status: 0 };
+      const delivery: Delivery = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, rawHeaders: req.rawHeaders, body, events: parseEvents(body), status: 0 };
       if (current === "hang") return record(delivery); // the socket stays in `sockets`, for close() to end
       if (current === "reset") {
         record(delivery);
@@ -220,7 +228,7 @@ export function startEventReceiver(): Promise<EventReceiver> {
 
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
       server.off("error", reject);
       const address = server.address();
       const port = typeof address === "object" && address ? address.port : 0;
