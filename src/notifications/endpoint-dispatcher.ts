@@ -1,4 +1,5 @@
 import type { EndpointConfig } from "../config/config.js";
+import { isPathNotFound } from "../driver/storage-driver.js";
 import type { Logger } from "../log/logger.js";
 import { envelopeFor } from "./event-envelope.js";
 import type { BatchRef, EndpointOutbox } from "./endpoint-outbox.js";
@@ -98,6 +99,12 @@ export class EndpointDispatcher {
     } catch (err) {
       if (err instanceof SyntaxError || (err instanceof Error && err.message === "not an event batch")) {
         this.logDropped(await this.drop(ref), `unreadable batch ${ref.path}`);
+        return;
+      }
+      if (isPathNotFound(err)) {
+        // Another node took it, believing this process gone (its adoption delivers the events).
+        this.log.warn({ endpoint: this.config.name, batch: ref.path }, "a notification batch was taken by another node; it delivers those events");
+        await this.removeHead(ref);
         return;
       }
       throw err;

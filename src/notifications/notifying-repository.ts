@@ -28,8 +28,9 @@ export class RequestEvents {
 
   /**
    * Stores the events before the request is answered. A change whose events cannot be stored
-   * fails (503: the client retries, and the retried change records them); a pull still serves,
-   * with the loss logged and counted.
+   * answers 503, so the client does not take it for recorded (a retried push records them again;
+   * a retried delete finds nothing left to delete, and its events are lost, logged); a pull still
+   * serves, with the loss logged and counted.
    */
   async emit(events: RegistryEvent[], isPull: boolean): Promise<void> {
     try {

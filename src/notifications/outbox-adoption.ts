@@ -1,20 +1,29 @@
 import { hostname } from "node:os";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { isPathNotFound } from "../driver/storage-driver.js";
-import { leasePath, readLeases, type LeaseStatus } from "../gc/registry-lease.js";
+import { LEASE_FRESH_MS, LEASE_REFRESH_MS, leasePath, readLeases, type LeaseStatus } from "../gc/registry-lease.js";
 import type { Logger } from "../log/logger.js";
 import { NOTIFICATIONS_ROOT, parseBatch, parseBatchName, type EndpointOutbox } from "./endpoint-outbox.js";
 
+/** A node that adopts an outbox names itself here first; other adopters leave that outbox alone. */
+const CLAIM_NAME = "claim.json";
+/** How long a claimant waits before reading its claim back: a rival's claim written meanwhile wins. */
+const CLAIM_SETTLE_MS = 1_000;
+
 /**
  * Delivers the events of processes that are gone. Each process writes its outbox under its own
- * lease's node id; an outbox whose lease is missing (a clean shutdown that could not deliver
- * everything), stale (the process stopped refreshing it: killed, crashed, or its machine is gone),
- * or held by a process on this machine that no longer exists (a restart after `kill -9`, found at
- * once rather than after the lease goes stale) is an orphan. Its events are appended to this
- * process's outboxes with their original ids, then its batches are removed.
+ * lease's node id. An outbox is an orphan when its lease is missing (a clean shutdown that could
+ * not deliver everything), when it belongs to a process on this machine that no longer exists (a
+ * restart after `kill -9`: found at once), or, for a process on another machine, when its lease has
+ * not been refreshed for LEASE_FRESH_MS + LEASE_REFRESH_MS by the storage's clock (compared with
+ * this process's own lease, so a clock that runs ahead here does not make live nodes look gone).
  *
- * Two nodes adopting the same orphan at once both deliver it: receivers see the same event id
- * twice, which at-least-once delivery allows.
+ * The adopter claims the orphan (`claim.json`, read back after CLAIM_SETTLE_MS so that of two
+ * nodes claiming at once one goes ahead), appends its events to its own outboxes with their
+ * original ids, and removes exactly the batches it adopted. A process wrongly taken for gone (its
+ * machine frozen longer than the lease) keeps its other batches, and one whose batch was taken
+ * skips it (src/notifications/endpoint-dispatcher.ts): receivers may see an event twice, which
+ * at-least-once delivery allows.
  */
 export async function adoptOrphanedOutboxes(
   driver: StorageDriver,
@@ -26,12 +35,16 @@ export async function adoptOrphanedOutboxes(
   const others = nodes.filter((path) => basename(path) !== selfNodeId);
   if (others.length === 0) return 0;
   const leases = new Map((await readLeases(driver)).map((lease) => [lease.path, lease]));
-  let adopted = 0;
+  const storageNow = leases.get(leasePath(selfNodeId))?.modTime;
+  const gone = (nodeId: string): boolean => isGone(leases.get(leasePath(nodeId)), storageNow);
+  let total = 0;
   for (const node of others) {
     const nodeId = basename(node);
-    if (!isOrphan(leases.get(leasePath(nodeId)))) continue;
+    if (!gone(nodeId) || !(await claim(driver, node, selfNodeId, gone))) continue;
+    let adopted = 0;
     let complete = true;
     for (const dir of await listOrEmpty(driver, node)) {
+      if (basename(dir) === CLAIM_NAME) continue;
       const outbox = outboxes.get(basename(dir));
       if (outbox === undefined) {
         // An endpoint this process does not have: left for a node configured with it.
@@ -40,16 +53,22 @@ export async function adoptOrphanedOutboxes(
       }
       adopted += await adoptQueue(driver, dir, outbox, log);
     }
-    if (complete) await deleteIgnoringMissing(driver, node);
+    if (complete && (await holdsNoBatch(driver, node))) await deleteIgnoringMissing(driver, node);
     if (adopted > 0) log.info({ node: nodeId, events: adopted }, "adopted the undelivered notification events of a registry process that is gone");
+    total += adopted;
   }
-  return adopted;
+  return total;
 }
 
-function isOrphan(lease: LeaseStatus | undefined): boolean {
-  if (lease === undefined || !lease.fresh) return true;
+function isGone(lease: LeaseStatus | undefined, storageNow: Date | undefined): boolean {
+  if (lease === undefined) return true;
   const record = lease.record;
-  return record !== undefined && record.host === hostname() && record.pid !== process.pid && !processExists(record.pid);
+  if (record !== undefined && record.host === hostname()) {
+    // Same pid, other node id: an earlier run of this process (a container's pid 1, restarted).
+    return record.pid === process.pid || !processExists(record.pid);
+  }
+  if (storageNow !== undefined) return storageNow.getTime() - lease.modTime.getTime() > LEASE_FRESH_MS + LEASE_REFRESH_MS;
+  return !lease.fresh;
 }
 
 function processExists(pid: number): boolean {
@@ -59,6 +78,27 @@ function processExists(pid: number): boolean {
   } catch (err) {
     // EPERM: it exists, owned by someone else.
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** True when this node may adopt the orphan: no live rival holds a claim on it, and its own claim stood. */
+async function claim(driver: StorageDriver, node: string, selfNodeId: string, gone: (nodeId: string) => boolean): Promise<boolean> {
+  const path = `${node}/${CLAIM_NAME}`;
+  const holder = await readClaim(driver, path);
+  if (holder !== undefined && holder !== selfNodeId && !gone(holder)) return false;
+  await driver.putContent(path, Buffer.from(JSON.stringify({ nodeId: selfNodeId })), { durable: false });
+  await new Promise((resolve) => setTimeout(resolve, CLAIM_SETTLE_MS));
+  return (await readClaim(driver, path)) === selfNodeId;
+}
+
+async function readClaim(driver: StorageDriver, path: string): Promise<string | undefined> {
+  try {
+    const value: unknown = JSON.parse((await driver.getContent(path)).toString("utf8"));
+    const nodeId = typeof value === "object" && value !== null ? (value as { nodeId?: unknown }).nodeId : undefined;
+    return typeof nodeId === "string" ? nodeId : undefined;
+  } catch (err) {
+    if (isPathNotFound(err) || err instanceof SyntaxError) return undefined;
+    throw err;
   }
 }
 
@@ -87,6 +127,15 @@ async function adoptQueue(driver: StorageDriver, dir: string, outbox: EndpointOu
     await deleteIgnoringMissing(driver, batch.path);
   }
   return adopted;
+}
+
+/** Checked again after adopting: a batch that appeared meanwhile keeps the directory. */
+async function holdsNoBatch(driver: StorageDriver, node: string): Promise<boolean> {
+  for (const child of await listOrEmpty(driver, node)) {
+    if (basename(child) === CLAIM_NAME) continue;
+    if ((await listOrEmpty(driver, child)).length > 0) return false;
+  }
+  return true;
 }
 
 async function listOrEmpty(driver: StorageDriver, path: string): Promise<string[]> {
