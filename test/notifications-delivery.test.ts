@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import type { EndpointConfig } from "../src/config/config.js";
 import { InMemoryDriver } from "../src/driver/inmemory-driver.js";
-import { EndpointDispatcher } from "../src/notifications/endpoint-dispatcher.js";
+import { EndpointDispatcher, type EndpointStatus } from "../src/notifications/endpoint-dispatcher.js";
 import { EndpointOutbox } from "../src/notifications/endpoint-outbox.js";
 import type { RegistryEvent } from "../src/notifications/registry-event.js";
 import type { WebhookSender } from "../src/notifications/webhook-sender.js";
@@ -110,18 +110,6 @@ function urlAt(port: number): string {
 }
 
 // --- /debug/status
-
-interface EndpointStatus {
-  name: string;
-  pending: number;
-  delivered: number;
-  failures: number;
-  dropped: number;
-  statuses: Record<string, number>;
-  lastError?: string;
-  lastErrorAt?: string;
-  lastDeliveredAt?: string;
-}
 
 const STATUS_KEYS = new Set(["name", "pending", "delivered", "failures", "dropped", "statuses", "lastError", "lastErrorAt", "lastDeliveredAt"]);
 
