@@ -48,6 +48,7 @@ const DEFAULTS: Omit<EndpointConfig, "name" | "url"> = {
   format: "v1",
   signingKey: undefined,
   maxEvents: 100_000,
+  maxBatch: 100,
   maxAgeMs: 168 * HOUR,
 };
 
@@ -109,6 +110,7 @@ describe("notifications: every key", () => {
       format: cloudevents
       signingkey: s3cret
       maxevents: 500
+      maxbatch: 20
       maxage: 24h
 `);
     assert.deepEqual(warnings, []);
@@ -129,6 +131,7 @@ describe("notifications: every key", () => {
           format: "cloudevents",
           signingKey: "s3cret",
           maxEvents: 500,
+          maxBatch: 20,
           maxAgeMs: 24 * HOUR,
         },
       ],
@@ -291,6 +294,12 @@ describe("notifications: bad input names the key", () => {
     assertConfigError(() => parse(withEndpoints("name: a\nurl: http://x\nformat: v3")), `${at}.format`, "expected one of v1, v2, cloudevents");
   });
 
+  it("refuses a maxbatch that is not a positive integer", () => {
+    for (const bad of ["0", "-1", "2.5", "many"]) {
+      assertConfigError(() => parse(withEndpoints(`name: a\nurl: http://x\nmaxbatch: ${bad}`)), "notifications.endpoints[0].maxbatch", "expected a positive integer");
+    }
+  });
+
   it("refuses a maxevents that is not a positive integer", () => {
     for (const bad of ["0", "-3", "many", "1e5"]) {
       assertConfigError(() => parse(withEndpoints(`name: a\nurl: http://x\nmaxevents: ${bad}`)), `${at}.maxevents`, "expected a positive integer");
@@ -421,6 +430,7 @@ describe("notifications: describeConfig", () => {
           format: "v2",
           signingkey: "<set>",
           maxevents: 100000,
+          maxbatch: 100,
           maxage: "168h0m0s",
         },
         {
@@ -434,6 +444,7 @@ describe("notifications: describeConfig", () => {
           repositories: [],
           format: "v1",
           maxevents: 100000,
+          maxbatch: 100,
           maxage: "168h0m0s",
         },
       ],

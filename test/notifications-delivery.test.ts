@@ -246,6 +246,40 @@ describe("notifications: an endpoint that is down, then up", () => {
   });
 });
 
+describe("notifications: events that pile up share requests", () => {
+  it("40 concurrent pulls while the receiver answers 500: stored together, then sent in envelopes of up to maxbatch (10), each event once and in order; maxbatch 1 sends them one by one", async (t) => {
+    const batched = await receiver(t);
+    const single = await receiver(t);
+    batched.respondWith({ status: 500 });
+    single.respondWith({ status: 500 });
+    const berth = await startRegistry(t, [
+      { name: "batched", url: batched.url, lines: ["maxbatch: 10"] },
+      { name: "single", url: single.url, lines: ["maxbatch: 1"] },
+    ]);
+    const client = new RegistryClient(berth.url);
+    const name = uniqueName("batch");
+    const [digest] = await pushBlobs(client, name, 1);
+    await waitForStatus(berth, "batched", "failing", (s) => s.failures >= 2);
+    // Concurrent requests' events are group-committed: a handful of stored batches hold all 40.
+    const pulls = await Promise.all(Array.from({ length: 40 }, () => client.fetch(`/v2/${name}/blobs/${digest}`, { method: "HEAD" })));
+    assert.deepEqual([...new Set(pulls.map((r) => r.status))], [200]);
+    batched.respondWith("ok");
+    single.respondWith("ok");
+    const fromBatched = await batched.waitForEvents(41, WAIT_MS);
+    const fromSingle = await single.waitForEvents(41, WAIT_MS);
+
+    for (const [label, received] of [["batched", fromBatched], ["single", fromSingle]] as const) {
+      assert.equal(received.length, 41, `${label}: every event once`);
+      assert.equal(new Set(ids(received)).size, 41, `${label}: no event twice`);
+      assert.deepEqual(received.map((e) => e.action), ["push", ...Array.from({ length: 40 }, () => "pull")], `${label}: in order`);
+    }
+    const sizes = batched.deliveries.filter((d) => d.status === 200).map((d) => d.events.length);
+    assert.ok(Math.max(...sizes) > 1, `some envelope held several events: ${sizes.join(",")}`);
+    assert.ok(Math.max(...sizes) <= 10, `no envelope beyond maxbatch: ${sizes.join(",")}`);
+    assert.deepEqual([...new Set(single.deliveries.map((d) => d.events.length))], [1], "maxbatch 1: one event per request");
+  });
+});
+
 describe("notifications: what counts as delivered, and when berth retries", () => {
   it("3xx answers count as delivered (no retry); a 4xx is a failure and is retried until accepted", async (t) => {
     const events = await receiver(t);
@@ -830,6 +864,7 @@ describe("notifications: SIGTERM with http.draintimeout 10m", () => {
       format: "v1",
       signingKey: undefined,
       maxEvents: 100,
+      maxBatch: 100,
       maxAgeMs: 3_600_000,
     };
     dispatcher = new EndpointDispatcher(config, outbox, sender, memoryLogger().log);

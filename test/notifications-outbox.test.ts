@@ -140,13 +140,13 @@ describe("event filters and envelopes", () => {
   it("escapes as Go does and writes each format's content type", () => {
     const e = event();
     e.request.useragent = "a<b>&c\u2028";
-    const v1 = envelopeFor(e, "v1");
+    const v1 = envelopeFor([e], "v1");
     assert.equal(v1.contentType, "application/vnd.docker.distribution.events.v1+json");
     assert.ok(v1.body.toString().includes('"useragent": "a\\u003cb\\u003e\\u0026c\\u2028"'));
     assert.deepEqual(JSON.parse(v1.body.toString()).events[0].request.useragent, "a<b>&c\u2028");
-    const v2 = JSON.parse(envelopeFor({ ...e, target: { repository: "r", tag: "t" }, action: "delete" }, "v2").body.toString());
+    const v2 = JSON.parse(envelopeFor([{ ...e, target: { repository: "r", tag: "t" }, action: "delete" }], "v2").body.toString());
     assert.deepEqual(Object.keys(v2.events[0].target), ["mediaType", "digest", "size", "repository", "tag"]);
-    const cloud = envelopeFor(e, "cloudevents");
+    const cloud = envelopeFor([e], "cloudevents");
     assert.equal(cloud.contentType, "application/cloudevents+json");
     const parsed = JSON.parse(cloud.body.toString());
     assert.equal(parsed.specversion, "1.0");

@@ -1,7 +1,7 @@
 // notifications: webhook endpoints for registry events. distribution's keys (events.includereferences;
 // per endpoint name, disabled, url, headers, timeout, threshold, backoff, ignoredmediatypes,
 // ignore.mediatypes, ignore.actions) plus berth's (repositories, ignore.headpulls, format,
-// signingkey, maxevents, maxage).
+// signingkey, maxevents, maxage, maxbatch).
 import { checkKeys, ENDPOINT_SPEC } from "./config-schema.js";
 import type { EndpointConfig, EventAction, EventFormat, NotificationsConfig } from "./config.js";
 import {
@@ -22,6 +22,7 @@ const DEFAULT_TIMEOUT_MS = 1_000;
 const DEFAULT_THRESHOLD = 10;
 const DEFAULT_BACKOFF_MS = 1_000;
 const DEFAULT_MAX_EVENTS = 100_000;
+const DEFAULT_MAX_BATCH = 100;
 const DEFAULT_MAX_AGE_MS = 168 * 3_600_000;
 const ACTIONS: readonly EventAction[] = ["push", "pull", "mount", "delete"];
 const FORMATS: readonly EventFormat[] = ["v1", "v2", "cloudevents"];
@@ -96,6 +97,7 @@ function buildEndpoint(entry: RawMap, at: string, node: Raw): EndpointConfig {
     format: readEnum(child(entry, "format"), `${at}.format`, FORMATS) ?? "v1",
     signingKey: readOptionalString(child(entry, "signingkey"), `${at}.signingkey`),
     maxEvents: readPositiveInt(child(entry, "maxevents"), `${at}.maxevents`) ?? DEFAULT_MAX_EVENTS,
+    maxBatch: readPositiveInt(child(entry, "maxbatch"), `${at}.maxbatch`) ?? DEFAULT_MAX_BATCH,
     maxAgeMs,
   };
 }

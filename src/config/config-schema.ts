@@ -57,6 +57,7 @@ export const ENDPOINT_SPEC: Spec = section({
   format: VALUE,
   signingkey: VALUE,
   maxevents: VALUE,
+  maxbatch: VALUE,
   maxage: VALUE,
 });
 

@@ -131,6 +131,7 @@ function describeEndpoint(endpoint: EndpointConfig): Record<string, unknown> {
     format: endpoint.format,
     ...(endpoint.signingKey === undefined ? {} : { signingkey: SIGNING_KEY_SET }),
     maxevents: endpoint.maxEvents,
+    maxbatch: endpoint.maxBatch,
     maxage: formatGoDuration(endpoint.maxAgeMs),
   };
 }

@@ -14,12 +14,12 @@ const CONTENT_TYPES: Record<EventFormat, string> = {
 };
 
 /**
- * The body an endpoint receives for one event, byte for byte as distribution writes it: Go's
+ * The body an endpoint receives for some events, byte for byte as distribution writes it: Go's
  * json.MarshalIndent(envelope, "", "   "), which orders fields as its structs declare them and
- * escapes <, >, & and the two Unicode line separators.
+ * escapes <, >, & and the two Unicode line separators. CloudEvents take one event per body.
  */
-export function envelopeFor(event: RegistryEvent, format: EventFormat): EnvelopeBody {
-  const value = format === "cloudevents" ? cloudEvent(event) : { events: [distributionEvent(event, format)] };
+export function envelopeFor(events: RegistryEvent[], format: EventFormat): EnvelopeBody {
+  const value = format === "cloudevents" ? cloudEvent(events[0]!) : { events: events.map((event) => distributionEvent(event, format)) };
   return { contentType: CONTENT_TYPES[format], body: Buffer.from(goJSON(value), "utf8") };
 }
 
