@@ -27,6 +27,10 @@ export interface RunRecord {
    * interrupt time. Large values flag a run disturbed by something else on the machine.
    */
   otherCpuS?: number;
+  /** Cases with a baseline (BenchCase.baseline): the same workload measured the other way in this run. */
+  baselineValue?: number;
+  baselineP50Ms?: number;
+  baselineP99Ms?: number;
   extra?: Record<string, unknown>;
 }
 
@@ -53,6 +57,15 @@ export interface CaseSummary {
   otherCpuS: Record<ServerKind, number | undefined>;
   ratio?: number;
   p99Ratio?: number;
+  /** Cases with a baseline: what it is, the target of value/baseline, medians and median per-run ratios. */
+  baselineLabel?: string;
+  baselineTarget?: string;
+  baseline?: Record<ServerKind, number | undefined>;
+  baselineP99Ms?: Record<ServerKind, number | undefined>;
+  /** Median over runs of value / baseline (each run pairs the two). */
+  vsBaseline?: Record<ServerKind, number | undefined>;
+  /** Median over runs of p99 / baseline p99. */
+  p99VsBaseline?: Record<ServerKind, number | undefined>;
 }
 
 function pick(records: RunRecord[], kind: ServerKind, f: (r: RunRecord) => number | undefined): number | undefined {
@@ -61,7 +74,7 @@ function pick(records: RunRecord[], kind: ServerKind, f: (r: RunRecord) => numbe
 
 export function summarize(
   records: RunRecord[],
-  cases: { name: string; unit: string; higherIsBetter: boolean; latency?: boolean }[],
+  cases: { name: string; unit: string; higherIsBetter: boolean; latency?: boolean; baseline?: { label: string; target?: string } }[],
 ): CaseSummary[] {
   const out: CaseSummary[] = [];
   for (const c of cases) {
@@ -85,6 +98,14 @@ export function summarize(
     };
     if (s.value.berth !== undefined && s.value.distribution) s.ratio = s.value.berth / s.value.distribution;
     if (s.p99Ms.berth !== undefined && s.p99Ms.distribution) s.p99Ratio = s.p99Ms.berth / s.p99Ms.distribution;
+    if (c.baseline) {
+      s.baselineLabel = c.baseline.label;
+      s.baselineTarget = c.baseline.target;
+      s.baseline = per((k) => pick(rs, k, (r) => r.baselineValue));
+      s.baselineP99Ms = per((k) => pick(rs, k, (r) => r.baselineP99Ms));
+      s.vsBaseline = per((k) => pick(rs, k, (r) => (r.value !== undefined && r.baselineValue ? r.value / r.baselineValue : undefined)));
+      s.p99VsBaseline = per((k) => pick(rs, k, (r) => (r.p99Ms !== undefined && r.baselineP99Ms ? r.p99Ms / r.baselineP99Ms : undefined)));
+    }
     out.push(s);
   }
   return out;
@@ -132,6 +153,21 @@ export function formatSummary(summaries: CaseSummary[]): string {
     fmt(s.otherCpuS.berth, 2),
     fmt(s.otherCpuS.distribution, 2),
   ]);
+  const withBaseline = summaries.filter((s) => s.baselineLabel !== undefined);
+  const vsBaseline = withBaseline.map((s) => [
+    s.case,
+    `${s.unit}${s.higherIsBetter ? " ↑" : " ↓"}`,
+    s.baselineLabel!,
+    fmt(s.value.berth),
+    fmt(s.baseline?.berth),
+    fmt(s.vsBaseline?.berth, 2),
+    s.baselineTarget ?? "",
+    s.latency ? fmt(s.p99VsBaseline?.berth, 2) : "",
+    fmt(s.value.distribution),
+    fmt(s.baseline?.distribution),
+    fmt(s.vsBaseline?.distribution, 2),
+    s.latency ? fmt(s.p99VsBaseline?.distribution, 2) : "",
+  ]);
   return [
     table(
       ["case", "unit", "berth", "distribution", "berth/dist", "p50 ms berth", "p50 ms dist", "p99 ms berth", "p99 ms dist", "p99 berth/dist"],
@@ -143,5 +179,17 @@ export function formatSummary(summaries: CaseSummary[]): string {
       ["case", "server CPU s berth", "server CPU s dist", "peak RSS MiB berth", "peak RSS MiB dist", "client CPU s (berth run)", "client CPU s (dist run)", "other CPU s (berth run)", "other CPU s (dist run)"],
       res,
     ),
+    ...(withBaseline.length === 0
+      ? []
+      : [
+          "",
+          "Against each case's baseline, measured in the same runs (ratio: median of per-run value / baseline):",
+          "",
+          table(
+            ["case", "unit", "baseline", "berth", "berth baseline", "berth ratio", "target", "berth p99 ratio", "dist", "dist baseline", "dist ratio", "dist p99 ratio"],
+            vsBaseline,
+            3,
+          ),
+        ]),
   ].join("\n");
 }

@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { blobGet } from "./cases/blob-get.js";
 import { chunkedUpload, monoUpload } from "./cases/upload.js";
 import { mirrorColdPull, mirrorColdPull20, mirrorWarmPull } from "./cases/mirror.js";
+import { notifyManifestGet, notifyPush50, notifyQueueMemory, notifySlowReceiver } from "./cases/notifications.js";
 import { pushImages } from "./cases/push-images.js";
 import { skopeoRoundTrip } from "./cases/skopeo.js";
 import { headManifest, manifestGet, tagsList } from "./cases/small-requests.js";
@@ -70,6 +71,10 @@ export const ALL_CASES: BenchCase<any>[] = [
   mirrorColdPull,
   mirrorWarmPull,
   mirrorColdPull20,
+  notifyPush50,
+  notifyManifestGet(16),
+  notifySlowReceiver,
+  notifyQueueMemory,
 ];
 
 const USAGE = `Usage: npm run bench -- [--rounds N] [--cases a,b] [--quick] [--list]
@@ -126,6 +131,9 @@ async function runOne(c: BenchCase<unknown>, kind: ServerKind, round: number, ct
       clientSelfCpuS: selfCpu,
       clientChildCpuS: childCpu,
       otherCpuS: Math.max(0, busy - (cpu1 - cpu0) - selfCpu - childCpu),
+      baselineValue: m.baseline?.value,
+      baselineP50Ms: m.baseline?.p50Ms,
+      baselineP99Ms: m.baseline?.p99Ms,
       extra: m.extra,
     });
   } catch (err) {
@@ -143,8 +151,14 @@ async function runOne(c: BenchCase<unknown>, kind: ServerKind, round: number, ct
 function describeRun(r: RunRecord): string {
   if (!r.ok) return `FAILED: ${r.error}`;
   const lat = r.p99Ms !== undefined ? `  p50 ${r.p50Ms?.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms` : "";
+  const digits = r.unit === "s" ? 2 : 1;
+  const base =
+    r.baselineValue !== undefined
+      ? `  (baseline ${r.baselineValue.toFixed(digits)}${r.baselineP99Ms !== undefined ? `, p99 ${r.baselineP99Ms.toFixed(2)} ms` : ""}: ` +
+        `ratio ${r.value !== undefined ? (r.value / r.baselineValue).toFixed(3) : "—"})`
+      : "";
   return (
-    `${r.value?.toFixed(r.unit === "s" ? 2 : 1)} ${r.unit}${lat}  ` +
+    `${r.value?.toFixed(digits)} ${r.unit}${lat}${base}  ` +
     `server CPU ${r.serverCpuS?.toFixed(2)} s, peak RSS ${r.serverPeakRssMiB?.toFixed(0)} MiB (setup ${r.setupPeakRssMiB?.toFixed(0)}), ` +
     `client CPU ${r.clientCpuS?.toFixed(2)} s, other ${r.otherCpuS?.toFixed(2)} s`
   );

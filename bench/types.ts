@@ -40,16 +40,27 @@ export interface Measurement {
   p99Ms?: number;
   /** Anything else worth keeping in the JSON record. */
   extra?: Record<string, unknown>;
+  /**
+   * The same workload with one thing changed (the case's `baseline.label`, e.g. without
+   * notifications), measured in the same run on its own fresh server: the report adds the ratio
+   * value / baseline per server kind.
+   */
+  baseline?: { value: number; p50Ms?: number; p99Ms?: number };
 }
 
 export interface BenchCase<S = unknown> {
   name: string;
   /** One line: what is measured. */
   description: string;
-  unit: "MB/s" | "req/s" | "s" | "ms";
+  unit: "MB/s" | "req/s" | "s" | "ms" | "MiB";
   higherIsBetter: boolean;
   /** Reports p50/p99 latency. */
   latency?: boolean;
+  /**
+   * The case measures itself against a baseline in every run (see `Measurement.baseline`): what
+   * the baseline is, and the target for value / baseline (e.g. "≥ 0.90").
+   */
+  baseline?: { label: string; target?: string };
   /** Run `sync` before the timed part (upload cases). */
   syncBefore?: boolean;
   /** Once per benchmark run, before any server starts (not timed). */
