@@ -191,3 +191,22 @@ export function assertOffset(offset: number, end: number | undefined): void {
 export function isPathNotFound(err: unknown): err is PathNotFoundError {
   return err instanceof PathNotFoundError;
 }
+
+/** The children of a directory, or none when it does not exist. */
+export async function listOrEmpty(driver: StorageDriver, path: string): Promise<string[]> {
+  try {
+    return await driver.list(path);
+  } catch (err) {
+    if (isPathNotFound(err)) return [];
+    throw err;
+  }
+}
+
+/** Deletes a path; one that is already gone is not an error. */
+export async function deleteIfPresent(driver: StorageDriver, path: string): Promise<void> {
+  try {
+    await driver.delete(path);
+  } catch (err) {
+    if (!isPathNotFound(err)) throw err;
+  }
+}

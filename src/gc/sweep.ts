@@ -1,5 +1,5 @@
 import type { StorageDriver } from "../driver/storage-driver.js";
-import { isPathNotFound } from "../driver/storage-driver.js";
+import { deleteIfPresent } from "../driver/storage-driver.js";
 import type { Digest } from "../reference/digest.js";
 import { manifestRevisionLinkPath, tagIndexEntryLinkPath } from "../storage/paths.js";
 import type { ManifestToDelete, MarkResult } from "./mark.js";
@@ -150,12 +150,4 @@ async function deleteManifest(driver: StorageDriver, manifest: ManifestToDelete)
 
 function parentOf(path: string): string {
   return path.slice(0, path.lastIndexOf("/"));
-}
-
-async function deleteIfPresent(driver: StorageDriver, path: string): Promise<void> {
-  try {
-    await driver.delete(path);
-  } catch (err) {
-    if (!isPathNotFound(err)) throw err;
-  }
 }

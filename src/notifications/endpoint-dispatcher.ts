@@ -2,7 +2,7 @@ import type { EndpointConfig } from "../config/config.js";
 import { isPathNotFound } from "../driver/storage-driver.js";
 import type { Logger } from "../log/logger.js";
 import { envelopeFor } from "./event-envelope.js";
-import type { BatchRef, EndpointOutbox } from "./endpoint-outbox.js";
+import { UnreadableBatchError, type BatchRef, type EndpointOutbox } from "./endpoint-outbox.js";
 import type { WebhookSender } from "./webhook-sender.js";
 
 /** Events waiting before several go in one request. */
@@ -100,7 +100,7 @@ export class EndpointDispatcher {
     try {
       events = await this.outbox.load(ref);
     } catch (err) {
-      if (err instanceof SyntaxError || (err instanceof Error && err.message === "not an event batch")) {
+      if (err instanceof UnreadableBatchError) {
         this.logDropped(await this.drop(ref), `unreadable batch ${ref.path}`);
         return;
       }

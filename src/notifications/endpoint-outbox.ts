@@ -1,5 +1,5 @@
 import type { StorageDriver } from "../driver/storage-driver.js";
-import { isPathNotFound } from "../driver/storage-driver.js";
+import { deleteIfPresent, listOrEmpty } from "../driver/storage-driver.js";
 import type { RegistryEvent } from "./registry-event.js";
 
 /**
@@ -41,15 +41,28 @@ export function parseBatchName(path: string): Omit<BatchRef, "events"> | undefin
   return { seq: Number(match[1]), count: Number(match[2]), at: Number(match[3]), path };
 }
 
-/** The events of a stored batch. Throws on content that is not one. */
+/** A stored batch whose content is not one (damaged, or not written by berth): it is dropped. */
+export class UnreadableBatchError extends Error {
+  constructor() {
+    super("not an event batch");
+    this.name = "UnreadableBatchError";
+  }
+}
+
+/** The events of a stored batch. UnreadableBatchError on content that is not one. */
 export function parseBatch(content: Buffer): RegistryEvent[] {
-  const value: unknown = JSON.parse(content.toString("utf8"));
+  let value: unknown;
+  try {
+    value = JSON.parse(content.toString("utf8"));
+  } catch {
+    throw new UnreadableBatchError();
+  }
   const events = typeof value === "object" && value !== null ? (value as { events?: unknown }).events : undefined;
-  if (!Array.isArray(events)) throw new Error("not an event batch");
+  if (!Array.isArray(events)) throw new UnreadableBatchError();
   for (const event of events) {
     const e = event as Partial<RegistryEvent> | null;
     if (typeof e !== "object" || e === null || typeof e.id !== "string" || typeof e.action !== "string" || typeof e.target !== "object") {
-      throw new Error("not an event batch");
+      throw new UnreadableBatchError();
     }
   }
   return events as RegistryEvent[];
@@ -154,11 +167,7 @@ export class EndpointOutbox {
     this.window.shift();
     if (ref.events) this.cachedEvents -= ref.events.length;
     this.pendingEvents -= ref.count;
-    try {
-      await this.driver.delete(ref.path);
-    } catch (err) {
-      if (!isPathNotFound(err)) throw err;
-    }
+    await deleteIfPresent(this.driver, ref.path);
   }
 
   /** Resolves when an append lands, or when `signal` fires. */
@@ -185,13 +194,10 @@ export class EndpointOutbox {
     try {
       let paths: string[];
       try {
-        paths = await this.driver.list(this.dir);
+        paths = await listOrEmpty(this.driver, this.dir);
       } catch (err) {
-        if (!isPathNotFound(err)) {
-          this.overflow = true;
-          throw err;
-        }
-        paths = [];
+        this.overflow = true;
+        throw err;
       }
       const refs = paths
         .map(parseBatchName)

@@ -1,9 +1,9 @@
 import { hostname } from "node:os";
 import type { StorageDriver } from "../driver/storage-driver.js";
-import { isPathNotFound } from "../driver/storage-driver.js";
+import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
 import { LEASE_FRESH_MS, LEASE_REFRESH_MS, leasePath, readLeases, type LeaseStatus } from "../gc/registry-lease.js";
 import type { Logger } from "../log/logger.js";
-import { NOTIFICATIONS_ROOT, parseBatch, parseBatchName, type EndpointOutbox } from "./endpoint-outbox.js";
+import { NOTIFICATIONS_ROOT, UnreadableBatchError, parseBatch, parseBatchName, type EndpointOutbox } from "./endpoint-outbox.js";
 
 /** A node that adopts an outbox names itself here first; other adopters leave that outbox alone. */
 const CLAIM_NAME = "claim.json";
@@ -53,7 +53,7 @@ export async function adoptOrphanedOutboxes(
       }
       adopted += await adoptQueue(driver, dir, outbox, log);
     }
-    if (complete && (await holdsNoBatch(driver, node))) await deleteIgnoringMissing(driver, node);
+    if (complete && (await holdsNoBatch(driver, node))) await deleteIfPresent(driver, node);
     if (adopted > 0) log.info({ node: nodeId, events: adopted }, "adopted the undelivered notification events of a registry process that is gone");
     total += adopted;
   }
@@ -121,10 +121,10 @@ async function adoptQueue(driver: StorageDriver, dir: string, outbox: EndpointOu
       await outbox.append(events, true);
       adopted += events.length;
     } catch (err) {
-      if (!(err instanceof SyntaxError) && !(err instanceof Error && err.message === "not an event batch")) throw err;
+      if (!(err instanceof UnreadableBatchError)) throw err;
       log.error({ batch: batch.path }, "unreadable notification batch of a gone process dropped");
     }
-    await deleteIgnoringMissing(driver, batch.path);
+    await deleteIfPresent(driver, batch.path);
   }
   return adopted;
 }
@@ -136,23 +136,6 @@ async function holdsNoBatch(driver: StorageDriver, node: string): Promise<boolea
     if ((await listOrEmpty(driver, child)).length > 0) return false;
   }
   return true;
-}
-
-async function listOrEmpty(driver: StorageDriver, path: string): Promise<string[]> {
-  try {
-    return await driver.list(path);
-  } catch (err) {
-    if (isPathNotFound(err)) return [];
-    throw err;
-  }
-}
-
-async function deleteIgnoringMissing(driver: StorageDriver, path: string): Promise<void> {
-  try {
-    await driver.delete(path);
-  } catch (err) {
-    if (!isPathNotFound(err)) throw err;
-  }
 }
 
 function basename(path: string): string {
