@@ -93,12 +93,14 @@ export class ProxyRepository implements Repository {
       this.shared.records.touch(this.name, "blobs", digest);
       return this.local.openBlob(digest, offset, end);
     }
+    // The pull happened now; the fill may land after later pulls have landed theirs.
+    const pulledAt = Date.now();
     const fill = this.shared.fills.fill(
       this.name,
       digest,
       this.upstream.url,
       () => this.fetchBlob(digest),
-      (body, size) => this.storeBlob(digest, body, size),
+      (body, size) => this.storeBlob(digest, body, size, pulledAt),
     );
     await fill.ready;
     if (fill.size !== undefined && end > fill.size) {
@@ -302,7 +304,7 @@ export class ProxyRepository implements Repository {
   }
 
   /** Writes a fill into storage as an ordinary upload: verified against the digest, durable, linked. */
-  private async storeBlob(digest: Digest, body: UploadBody, size: number | undefined): Promise<void> {
+  private async storeBlob(digest: Digest, body: UploadBody, size: number | undefined, pulledAt: number): Promise<void> {
     if (this.local.readOnly) {
       // Nothing is cached; the download (which verifies the digest) still needs its bytes taken.
       for await (const chunk of body) void chunk;
@@ -319,7 +321,7 @@ export class ProxyRepository implements Repository {
       }
       throw err;
     }
-    this.shared.records.touch(this.name, "blobs", digest);
+    this.shared.records.touch(this.name, "blobs", digest, pulledAt);
     this.shared.grew(this.upstream);
   }
 

@@ -32,11 +32,10 @@ export class PullRecords {
     private readonly readOnly = false,
   ) {}
 
-  /** Records a pull now. Never fails the pull: a lost record only makes expiry come sooner. */
-  touch(repository: string, kind: PulledKind, digest: Digest): void {
+  /** Records a pull (at `now`). Never fails the pull: a lost record only makes expiry come sooner. */
+  touch(repository: string, kind: PulledKind, digest: Digest, now = Date.now()): void {
     if (this.readOnly) return;
     const path = proxyPullRecordPath(repository, kind, digest);
-    const now = Date.now();
     const last = this.known.get(path);
     if (last !== undefined && now - last < this.resolutionMs) return;
     if (this.known.size >= MAX_REMEMBERED) this.known.clear();
