@@ -15,7 +15,7 @@ for (const nativeFileOps of [true, false]) {
       const root = await mkdtemp(join(tmpdir(), "berth-fs-driver-"));
       return { driver: new FilesystemDriver(root, { nativeFileOps }), cleanup: () => rm(root, { recursive: true, force: true }) };
     },
-    { copiesChunks: true },
+    { copiesChunks: true, appendLog: true },
   );
 }
 

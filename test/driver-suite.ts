@@ -27,6 +27,8 @@ export interface DriverSuiteOptions {
   skip?: Record<string, string>;
   /** Whether the driver's writers copy each chunk before write() returns (FileWriter.copiesChunks). */
   copiesChunks?: boolean;
+  /** The driver offers `appendLog` (object stores do not); its tests then run and it must be there. */
+  appendLog?: boolean;
 }
 
 type TestBody = (driver: StorageDriver, dir: string) => Promise<void>;
@@ -73,6 +75,7 @@ export function runDriverSuite(
     describe("reader", () => defineReaderTests(test));
     describe("writer", () => defineWriterTests(test, options.copiesChunks ?? false));
     describe("walk", () => defineWalkTests(test));
+    if (options.appendLog) describe("appendLog", () => defineAppendLogTests(test));
   });
 }
 
@@ -697,4 +700,52 @@ function text(value: string): Buffer {
 
 function slug(title: string): string {
   return title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+}
+
+function defineAppendLogTests(test: Define): void {
+  const open = (driver: StorageDriver, path: string) => {
+    assert.ok(driver.appendLog, `the ${driver.name} driver offers appendLog`);
+    return driver.appendLog(path);
+  };
+
+  test("appendLog creates the file and its directories; each append is readable once it resolves", async (driver, dir) => {
+    const log = await open(driver, `${dir}/queue/0001`);
+    assert.equal(log.size, 0);
+    assert.equal((await driver.getContent(`${dir}/queue/0001`)).length, 0);
+    await log.append(text("one\n"), false);
+    assert.equal((await driver.getContent(`${dir}/queue/0001`)).toString(), "one\n");
+    await log.append(text("two\n"), true);
+    assert.equal(log.size, 8);
+    assert.equal((await driver.getContent(`${dir}/queue/0001`)).toString(), "one\ntwo\n");
+    assert.deepEqual(await driver.list(`${dir}/queue`), [`${dir}/queue/0001`]);
+    await log.close();
+  });
+
+  test("appendLog keeps what a file holds and appends after it", async (driver, dir) => {
+    await driver.putContent(`${dir}/log`, text("before\n"));
+    const log = await open(driver, `${dir}/log`);
+    assert.equal(log.size, 7);
+    await log.append(text("after\n"), false);
+    await log.close();
+    assert.equal((await driver.getContent(`${dir}/log`)).toString(), "before\nafter\n");
+  });
+
+  test("appendLog truncate takes back a tail", async (driver, dir) => {
+    const log = await open(driver, `${dir}/log`);
+    await log.append(text("kept\n"), false);
+    await log.append(text("torn"), false);
+    await log.truncate(5);
+    assert.equal(log.size, 5);
+    await log.append(text("next\n"), false);
+    await log.close();
+    assert.equal((await driver.getContent(`${dir}/log`)).toString(), "kept\nnext\n");
+  });
+
+  test("a file appended to can be deleted", async (driver, dir) => {
+    const log = await open(driver, `${dir}/log`);
+    await log.append(randomBytes(10_000), true);
+    await log.close();
+    await driver.delete(`${dir}/log`);
+    await assert.rejects(driver.getContent(`${dir}/log`), PathNotFoundError);
+  });
 }

@@ -19,7 +19,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,6 +33,7 @@ import type { WebhookSender } from "../src/notifications/webhook-sender.js";
 import { BERTH_CLI, startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { startEventReceiver, type EventReceiver } from "./support/event-receiver.js";
 import { memoryLogger } from "./support/memory-logger.js";
+import { readOutboxes } from "./support/outbox-on-disk.js";
 import { OCI_MANIFEST, RegistryClient, digestOf, randomBlob, randomImage, uniqueName, type ImageParts } from "./support/registry-client.js";
 
 type Event = Record<string, unknown>;
@@ -777,21 +778,6 @@ describe("notifications: queue bounds", () => {
 });
 
 /** Every outbox batch file under the root, in (node, endpoint, seq) order, with its events. */
-async function outboxFiles(root: string): Promise<Array<{ path: string; events: Event[] }>> {
-  const base = join(root, "berth", "notifications");
-  let entries: string[];
-  try {
-    entries = (await readdir(base, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath ?? e.path, e.name));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
-  }
-  entries.sort();
-  return Promise.all(
-    entries.map(async (path) => ({ path: path.slice(base.length + 1), events: (JSON.parse(await readFile(path, "utf8")) as { events: Event[] }).events })),
-  );
-}
-
 /** Stops berth with SIGTERM; fails (after killing it) when it is still running after WAIT_MS. */
 async function stopWithin(berth: BerthProcess, what: string): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
@@ -818,7 +804,7 @@ describe("notifications: SIGTERM with http.draintimeout 10m", () => {
     assert.ok((await statusOf(berth, "slow")).pending > 0, "events still queued when SIGTERM is sent");
 
     assert.equal(await stopWithin(berth, "draining a healthy endpoint"), 0);
-    const left = (await outboxFiles(root)).flatMap((f) => f.events);
+    const left = (await readOutboxes(root)).flatMap((o) => o.undelivered);
     // A pending count that dipped to 0 while a delivered batch was being deleted once ended the
     // drain early now and then; the next test pins that down deterministically.
     assert.deepEqual(
@@ -889,9 +875,9 @@ describe("notifications: SIGTERM with http.draintimeout 10m", () => {
     // pending = the outbox's events - those of the head batch already delivered: both must drop in
     // one step when the head batch is removed, or the delivered batch is counted out twice.
     assert.deepEqual(
-      observed.map((line) => line.replace(/-\d+-\d+:/, ":")),
-      ["while removing 000000000000: pending 1", "while removing 000000000001: pending 0"],
-      "while the first batch (delivered) is removed, the second event is still pending",
+      observed,
+      ["while removing 000000000000.events: pending 1", "while removing 000000000001.events: pending 0"],
+      "while the first segment (delivered) is removed, the second event is still pending",
     );
   });
 
@@ -905,7 +891,7 @@ describe("notifications: SIGTERM with http.draintimeout 10m", () => {
     await waitForStatus(berth, "dead", "failing", (s) => s.failures >= 1);
 
     assert.equal(await stopWithin(berth, "waiting for a failing endpoint (it should not)"), 0);
-    assert.equal((await outboxFiles(root)).flatMap((f) => f.events).length, 3);
+    assert.equal((await readOutboxes(root)).flatMap((o) => o.undelivered).length, 3);
     assert.match(berth.log(), /notification events left undelivered in the outbox at shutdown/);
   });
 });
@@ -931,14 +917,13 @@ describe("notifications: the outbox across a restart", () => {
         assert.match(first.log(), /notification events left undelivered in the outbox at shutdown/);
       }
 
-      const files = await outboxFiles(root);
-      assert.ok(files.length > 0, "batch files remain");
-      for (const file of files) {
-        assert.match(file.path, /^[^/]+\/durable\/\d{12}-\d+-\d+$/, "<node id>/<endpoint>/<12-digit seq>-<count>-<ms>");
-        const count = Number(/-(\d+)-\d+$/.exec(file.path)![1]);
-        assert.equal(file.events.length, count, `${file.path}: the count in its name`);
-      }
-      const stored = files.flatMap((file) => file.events);
+      const outboxes = await readOutboxes(root);
+      assert.equal(outboxes.length, 1, "one outbox: this process's, of endpoint durable");
+      assert.match(outboxes[0]!.dir, /^[^/]+\/durable$/, "<node id>/<endpoint>");
+      assert.ok(outboxes[0]!.segments.length > 0, "segments remain");
+      for (const name of outboxes[0]!.segments) assert.match(name, /^\d{12}\.events$/, "<12-digit seq>.events");
+      assert.equal(outboxes[0]!.unreadable, 0);
+      const stored = outboxes[0]!.undelivered;
       assert.deepEqual(digests(stored), [...blobs, ...imageBlobDigests(image), image.digest], "2 blobs, then the image's config, layer and manifest");
 
       const events = await receiver(t, port);
@@ -950,12 +935,12 @@ describe("notifications: the outbox across a restart", () => {
       const left = await (async () => {
         const deadline = Date.now() + WAIT_MS;
         for (;;) {
-          const remaining = await outboxFiles(root);
+          const remaining = (await readOutboxes(root)).filter((o) => o.segments.length > 0);
           if (remaining.length === 0 || Date.now() > deadline) return remaining;
           await sleep(25);
         }
       })();
-      assert.deepEqual(left.map((f) => f.path), [], "the outbox is empty once delivered");
+      assert.deepEqual(left.map((o) => `${o.dir}: ${o.segments.join(", ")}`), [], "no segment is left once everything is delivered");
       assert.equal(events.events().length, stored.length, "each event delivered once");
     });
   }

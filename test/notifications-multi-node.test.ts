@@ -18,6 +18,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { parseSegment } from "../src/notifications/endpoint-outbox.js";
 import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { cephSkipReason, listKeys as listBucketKeys, s3DriverConfig, startCephS3, type CephS3 } from "./support/ceph-s3.js";
 import { startEventReceiver, type EventReceiver } from "./support/event-receiver.js";
@@ -113,12 +114,14 @@ describe("notifications on two berth nodes sharing one S3 bucket", { skip }, () 
 
   const outboxPrefix = (nodeId: string): string => `${prefix}/berth/notifications/${nodeId}/`;
 
-  /** The events stored in a node's outbox, batch by batch in order. */
+  /** The events stored in a node's outbox, segment by segment in order (on S3, an object per append). */
   async function outboxEvents(nodeId: string): Promise<StoredEvent[]> {
     const events: StoredEvent[] = [];
-    for (const key of await listKeys(outboxPrefix(nodeId))) {
-      assert.match(key, /\/hook\/\d{12}-\d+-\d+$/, "an outbox batch of endpoint hook");
-      events.push(...(JSON.parse(await readObject(key)) as { events: StoredEvent[] }).events);
+    for (const key of (await listKeys(outboxPrefix(nodeId))).sort()) {
+      assert.match(key, /\/hook\/\d{12}\.events$/, "an outbox segment of endpoint hook (and no cursor: nothing was delivered)");
+      const { events: stored, unreadable } = parseSegment(Buffer.from(await readObject(key)));
+      assert.equal(unreadable, 0, key);
+      events.push(...(stored as unknown as StoredEvent[]));
     }
     return events;
   }

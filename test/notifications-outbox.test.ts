@@ -1,9 +1,18 @@
-// The outbox's queue logic on the in-memory driver (a product driver, not a double): group commit,
-// the bounded window, refills from storage while appends land, and removal.
+// The outbox's queue logic on both kinds of storage: the in-memory driver (an object store's way:
+// one object per append) and the filesystem driver (one append log), both product drivers: group
+// commit, the bounded window, refills from storage while appends land, removal, the cursor, and
+// what a crash or a failed write leaves.
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { FilesystemDriver } from "../src/driver/filesystem-driver.js";
 import { InMemoryDriver } from "../src/driver/inmemory-driver.js";
-import { EndpointOutbox, endpointKey, parseBatchName } from "../src/notifications/endpoint-outbox.js";
+import type { AppendLog, StorageDriver } from "../src/driver/storage-driver.js";
+import { EndpointOutbox, endpointKey, parseSegment, segmentName, segmentSeq } from "../src/notifications/endpoint-outbox.js";
+import { adoptOrphanedOutboxes } from "../src/notifications/outbox-adoption.js";
+import { memoryLogger } from "./support/memory-logger.js";
 import { envelopeFor } from "../src/notifications/event-envelope.js";
 import { EventFilter, globToRegExp } from "../src/notifications/event-filter.js";
 import { goTimestamp, type RegistryEvent } from "../src/notifications/registry-event.js";
@@ -17,6 +26,27 @@ class FailingOnceDriver extends InMemoryDriver {
       throw new Error("disk full");
     }
     return super.putContent(path, content);
+  }
+}
+
+/** A fault-injecting filesystem driver: its first append writes half the bytes, then fails as a full disk would. */
+class TornAppendDriver extends FilesystemDriver {
+  private failed = false;
+  override async appendLog(path: string): Promise<AppendLog> {
+    const log = await super.appendLog(path);
+    return {
+      get size() {
+        return log.size;
+      },
+      append: async (data, sync) => {
+        if (this.failed) return log.append(data, sync);
+        this.failed = true;
+        await log.append(data.subarray(0, Math.floor(data.length / 2)), sync);
+        throw new Error("disk full");
+      },
+      truncate: (size) => log.truncate(size),
+      close: () => log.close(),
+    };
   }
 }
 
@@ -35,84 +65,167 @@ function event(repository = "team/app", method = "PUT", action: RegistryEvent["a
 }
 
 /** Takes everything from the head, in order, the way the dispatcher does. */
-async function drain(outbox: EndpointOutbox): Promise<string[]> {
+async function drain(outbox: EndpointOutbox, max = 100): Promise<string[]> {
   const ids: string[] = [];
   for (;;) {
-    const head = await outbox.head();
-    if (head === undefined) return ids;
-    for (const e of await outbox.load(head)) ids.push(e.id);
-    await outbox.remove(head);
+    const events = await outbox.peek(max);
+    if (events.length === 0) return ids;
+    for (const e of events) ids.push(e.id);
+    await outbox.consume(events.length);
   }
 }
 
-describe("notification outbox", () => {
-  it("group-commits concurrent appends and hands them out in order", async () => {
-    const driver = new InMemoryDriver();
-    const outbox = new EndpointOutbox(driver, "/berth/notifications/n1/ep");
-    const events = Array.from({ length: 50 }, () => event());
-    await Promise.all(events.map((e) => outbox.append([e], true)));
-    const stored = await driver.list("/berth/notifications/n1/ep");
-    // The first append is written alone; the 49 that arrived while it was written share one batch.
-    assert.equal(stored.length, 2);
-    assert.equal(outbox.pendingEvents, 50);
-    assert.deepEqual(await drain(outbox), events.map((e) => e.id));
-    assert.equal(outbox.pendingEvents, 0);
-    assert.deepEqual(await driver.list("/berth/notifications/n1/ep").catch(() => []), []);
-  });
+const work = await mkdtemp(join(tmpdir(), "berth-outbox-"));
+after(() => rm(work, { recursive: true, force: true }));
+let roots = 0;
+function filesystem(): { driver: FilesystemDriver; root: string } {
+  const root = join(work, `root-${roots++}`);
+  return { driver: new FilesystemDriver(root), root };
+}
 
-  it("keeps a bounded window and reads the rest back from storage, appends during refills included", async () => {
-    const driver = new InMemoryDriver();
-    const outbox = new EndpointOutbox(driver, "/berth/notifications/n1/ep");
-    const ids: string[] = [];
-    // 2,500 batches of one event: more than the window holds.
-    for (let i = 0; i < 2_500; i++) {
-      const e = event();
-      ids.push(e.id);
-      await outbox.append([e], false);
-    }
-    assert.equal(outbox.pendingEvents, 2_500);
-    const seen: string[] = [];
-    let appendedDuring = 0;
-    for (;;) {
-      const head = await outbox.head();
-      if (head === undefined) break;
-      for (const e of await outbox.load(head)) seen.push(e.id);
-      await outbox.remove(head);
-      // Keep appending while the consumer works through refills.
-      if (appendedDuring < 300) {
+const DIR = "/berth/notifications/n1/ep";
+const stores: Array<{ name: string; make: () => StorageDriver }> = [
+  { name: "in memory (an object per append)", make: () => new InMemoryDriver() },
+  { name: "filesystem (an append log)", make: () => filesystem().driver },
+];
+
+const listed = (driver: StorageDriver, dir = DIR): Promise<string[]> => driver.list(dir).catch(() => []);
+
+for (const store of stores) {
+  describe(`notification outbox, ${store.name}`, () => {
+    it("group-commits concurrent appends and hands them out in order; nothing stays once all is consumed", async () => {
+      const driver = store.make();
+      const outbox = new EndpointOutbox(driver, DIR);
+      const events = Array.from({ length: 50 }, () => event());
+      await Promise.all(events.map((e) => outbox.append([e], true)));
+      const stored = await listed(driver);
+      // The 50 appends of one turn of the event loop share one write: one segment either way.
+      assert.deepEqual(stored, [`${DIR}/${segmentName(0)}`], "one segment");
+      assert.equal(parseSegment(await driver.getContent(stored[0]!)).events.length, 50);
+      assert.equal(outbox.pendingEvents, 50);
+      assert.deepEqual(await drain(outbox), events.map((e) => e.id));
+      assert.equal(outbox.pendingEvents, 0);
+      await outbox.close();
+      assert.deepEqual(await listed(driver), [], "no segment and no cursor left");
+    });
+
+    it("keeps a bounded window and reads the rest back from storage, appends during refills included", async () => {
+      const driver = store.make();
+      const outbox = new EndpointOutbox(driver, DIR);
+      const ids: string[] = [];
+      // 2,500 appends of one event: more segments than the window holds (objects), more events than memory keeps.
+      for (let i = 0; i < 2_500; i++) {
         const e = event();
         ids.push(e.id);
-        appendedDuring++;
-        void outbox.append([e], false);
+        await outbox.append([e], false);
       }
-    }
-    // The last appends may still be in flight: wait for them and take the rest.
-    await outbox.append([event()], false).then(() => undefined);
-    seen.push(...(await drain(outbox)));
-    assert.deepEqual(seen.slice(0, ids.length), ids);
-    assert.equal(seen.length, ids.length + 1);
-    assert.equal(outbox.pendingEvents, 0);
-  });
+      assert.equal(outbox.pendingEvents, 2_500);
+      const seen: string[] = [];
+      let appendedDuring = 0;
+      for (;;) {
+        const events = await outbox.peek(7);
+        if (events.length === 0) break;
+        for (const e of events) seen.push(e.id);
+        await outbox.consume(events.length);
+        // Keep appending while the consumer works through refills.
+        if (appendedDuring < 300) {
+          const e = event();
+          ids.push(e.id);
+          appendedDuring++;
+          void outbox.append([e], false);
+        }
+      }
+      // The last appends may still be in flight: wait for them and take the rest.
+      await outbox.append([event()], false);
+      seen.push(...(await drain(outbox)));
+      assert.deepEqual(seen.slice(0, ids.length), ids);
+      assert.equal(seen.length, ids.length + 1);
+      assert.equal(outbox.pendingEvents, 0);
+      await outbox.close();
+    });
 
-  it("a failed write rejects its waiters and the next batch still goes through", async () => {
+    it("consuming part of a batch keeps the rest, and a cursor tells a later reader where delivery stopped", async () => {
+      const driver = store.make();
+      const outbox = new EndpointOutbox(driver, DIR);
+      const events = Array.from({ length: 5 }, () => event());
+      await outbox.append(events, true);
+      assert.deepEqual((await outbox.peek(2)).map((e) => e.id), events.slice(0, 2).map((e) => e.id));
+      await outbox.consume(2);
+      assert.equal(outbox.pendingEvents, 3);
+      await outbox.close();
+      assert.deepEqual(JSON.parse((await driver.getContent(`${DIR}/cursor`)).toString()), { seq: 0, consumed: 2 });
+
+      // Another process adopts it (no lease: a process that is gone) and gets the other three, once.
+      const adopter = new EndpointOutbox(driver, "/berth/notifications/n2/ep");
+      const adopted = await adoptOrphanedOutboxes(driver, "n2", new Map([["ep", adopter]]), memoryLogger().log);
+      assert.equal(adopted, 3);
+      assert.deepEqual(await drain(adopter), events.slice(2).map((e) => e.id));
+      assert.deepEqual(await listed(driver, "/berth/notifications/n1"), [], "the orphan's outbox is removed");
+      await adopter.close();
+    });
+  });
+}
+
+describe("notification outbox: failures and crashes", () => {
+  it("a failed write rejects its waiters and the next append still goes through (an object per append)", async () => {
     const driver = new FailingOnceDriver();
-    const outbox = new EndpointOutbox(driver, "/berth/notifications/n1/ep");
+    const outbox = new EndpointOutbox(driver, DIR);
     await assert.rejects(outbox.append([event()], true), /disk full/);
     const ok = event();
     await outbox.append([ok], true);
     assert.deepEqual(await drain(outbox), [ok.id]);
   });
 
-  it("names batches so a listing tells their order, size and age", () => {
-    assert.deepEqual(parseBatchName("/berth/notifications/n/ep/000000000042-3-1764680000000"), {
-      seq: 42,
-      count: 3,
-      at: 1764680000000,
-      path: "/berth/notifications/n/ep/000000000042-3-1764680000000",
-    });
-    assert.equal(parseBatchName("/berth/notifications/n/ep/garbage"), undefined);
+  it("an append log cut short by a failed write is trimmed back: the next append follows the last whole event", async () => {
+    const { root } = filesystem();
+    const driver = new TornAppendDriver(root);
+    const outbox = new EndpointOutbox(driver, DIR);
+    await assert.rejects(outbox.append([event(), event()], true), /disk full/);
+    const ok = event();
+    await outbox.append([ok], true);
+    const files = (await readdir(join(root, DIR))).filter((name) => segmentSeq(`/${name}`) !== undefined);
+    const content = Buffer.concat(await Promise.all(files.sort().map((name) => readFile(join(root, DIR, name)))));
+    assert.deepEqual(parseSegment(content), { events: [ok], unreadable: 0 }, "only the acknowledged event is stored");
+    assert.deepEqual(await drain(outbox), [ok.id]);
+    await outbox.close();
+  });
+
+  it("reads segments the way a crash leaves them: a torn last line is not an event, a damaged whole line is counted", () => {
+    const a = event();
+    const b = event();
+    const whole = `${JSON.stringify(a)}\n${JSON.stringify(b)}\n`;
+    assert.deepEqual(parseSegment(Buffer.from(whole + JSON.stringify(event()).slice(0, 40))), { events: [a, b], unreadable: 0 });
+    assert.deepEqual(parseSegment(Buffer.from(`${JSON.stringify(a)}\n{"not":"an event"}\nnot json\n${JSON.stringify(b)}\n`)), { events: [a, b], unreadable: 2 });
+    assert.deepEqual(parseSegment(Buffer.alloc(0)), { events: [], unreadable: 0 });
+  });
+
+  it("an idle append log is sealed and deleted a second after everything in it was consumed", async () => {
+    const { driver } = filesystem();
+    const outbox = new EndpointOutbox(driver, DIR);
+    await outbox.append([event(), event()], false);
+    await outbox.consume(1);
+    const until = async (count: number): Promise<string[]> => {
+      const deadline = Date.now() + 5_000;
+      while ((await listed(driver)).length !== count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      return listed(driver);
+    };
+    // The cursor is saved within 100 ms of the consumption.
+    assert.deepEqual(await until(2), [`${DIR}/${segmentName(0)}`, `${DIR}/cursor`].sort());
+    await outbox.consume(1);
+    assert.deepEqual(await until(0), [], "segment and cursor gone");
+    // Appends after that start a new segment.
+    const next = event();
+    await outbox.append([next], false);
+    assert.deepEqual(await listed(driver), [`${DIR}/${segmentName(1)}`]);
+    assert.deepEqual(await drain(outbox), [next.id]);
+    await outbox.close();
+  });
+
+  it("names segments so a listing tells their order, and endpoints so names never share a queue", () => {
+    assert.equal(segmentName(42), "000000000042.events");
+    assert.equal(segmentSeq("/berth/notifications/n/ep/000000000042.events"), 42);
+    assert.equal(segmentSeq("/berth/notifications/n/ep/cursor"), undefined);
     assert.equal(endpointKey("ci-hook"), "ci-hook");
-    // Distinct names never share a queue.
     assert.notEqual(endpointKey("a_b"), endpointKey("a.b"));
     assert.equal(endpointKey("a b/ü"), "a_20b_2f_c3_bc");
   });

@@ -19,7 +19,7 @@
  *      operations have started, after a further random 0–30 ms; a kill drawn past the end of the
  *      workload lands while berth is idle or still delivering;
  *   4. the events in the outboxes at that moment are read (`<root>/berth/notifications/…`), berth
- *      is started again on the same root, and the round waits until no outbox batch is left;
+ *      is started again on the same root, and the round waits until no outbox holds an undelivered event;
  *   5. the audit, by event key (action, repository, digest, tag, and the method for pulls, the
  *      source repository for mounts), counting distinct event ids:
  *      - missing:  acknowledged operations without a delivered event (must be 0);
@@ -38,6 +38,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { startBerth, testConfig, type BerthProcess } from "../test/support/berth-process.js";
 import { startEventReceiver, type ResponseMode } from "../test/support/event-receiver.js";
+import { readOutboxes } from "../test/support/outbox-on-disk.js";
 import { OCI_MANIFEST, digestOf, randomImage, withQuery, type RequestOptions } from "../test/support/registry-client.js";
 
 export interface CampaignOptions {
@@ -82,21 +83,19 @@ export interface CampaignSummary {
   deliveredUnacknowledged: number;
   /** Events found in the outboxes right after the kill. */
   outboxAtKill: number;
-  /** Outbox batches found right after the kill that did not parse (must be 0: batches are written whole). */
+  /** Complete outbox lines found right after the kill that are not events (must be 0: only a torn last line, never acknowledged, may be cut). */
   unreadableAtKill: number;
   missing: number;
   invented: number;
   lostFromOutbox: number;
   duplicates: number;
-  /** Rounds whose outboxes still held batches after drainTimeoutMs. */
+  /** Rounds whose outboxes still held undelivered events after drainTimeoutMs. */
   stuckRounds: number;
   durationMs: number;
   /** What went wrong, one line each (the first 50). */
   problems: string[];
 }
 
-/** The stored batch name: `<seq, 12 digits>-<count>-<ms>` (src/notifications/endpoint-outbox.ts). */
-const BATCH_NAME = /^\d{12}-\d+-\d+$/;
 const MANIFEST_ACCEPT = [
   OCI_MANIFEST,
   "application/vnd.oci.image.index.v1+json",
@@ -460,49 +459,22 @@ async function startNode(root: string, receiverURL: string, workers: number): Pr
 
 // --- the outboxes in storage
 
-async function batchFiles(root: string): Promise<string[]> {
-  const files: string[] = [];
-  async function visit(dir: string): Promise<void> {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw err;
-    }
-    for (const entry of entries) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) await visit(path);
-      else if (BATCH_NAME.test(entry.name)) files.push(path);
-    }
-  }
-  await visit(join(root, "berth", "notifications"));
-  return files;
-}
-
 /**
- * Event ids stored in the outboxes; a file gone meanwhile is skipped. Batches are written whole
- * (a temporary file renamed), so one that does not parse is a failure: counted in `unreadable`.
+ * Event ids stored in the outboxes (delivered ones included), how many of them are not yet marked
+ * delivered, and complete lines that are not events (must be 0: a kill can only cut the last line,
+ * which was never acknowledged and is not counted).
  */
-async function outboxEventIds(root: string, problems: string[]): Promise<{ ids: string[]; unreadable: number }> {
+async function outboxEventIds(root: string, problems: string[]): Promise<{ ids: string[]; undelivered: number; unreadable: number }> {
   const ids: string[] = [];
+  let undelivered = 0;
   let unreadable = 0;
-  for (const file of await batchFiles(root)) {
-    let text: string;
-    try {
-      text = await readFile(file, "utf8");
-    } catch {
-      continue;
-    }
-    try {
-      const batch = JSON.parse(text) as { events: Array<{ id: string }> };
-      ids.push(...batch.events.map((event) => event.id));
-    } catch {
-      unreadable++;
-      problems.push(`unreadable outbox batch ${file}: ${text.slice(0, 120)}`);
-    }
+  for (const outbox of await readOutboxes(root)) {
+    ids.push(...outbox.events.map((event) => event.id));
+    undelivered += outbox.undelivered.length;
+    unreadable += outbox.unreadable;
+    if (outbox.unreadable > 0) problems.push(`outbox ${outbox.dir}: ${outbox.unreadable} unreadable events`);
   }
-  return { ids, unreadable };
+  return { ids, undelivered, unreadable };
 }
 
 // --- the campaign
@@ -579,16 +551,16 @@ async function runRound(index: number, options: CampaignOptions, random: () => n
       await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 300)));
       receiver.respondWith("ok");
     }
-    // Every batch is removed only after its events were accepted (or adopted into another
-    // outbox): none left means everything that was stored has been delivered.
+    // An event leaves an outbox (its segment deleted, or the cursor past it) only after it was
+    // accepted or adopted into another outbox: none left means everything stored was delivered.
     const deadline = Date.now() + options.drainTimeoutMs;
-    let left = await batchFiles(root);
-    while (left.length > 0 && Date.now() < deadline) {
+    let left = (await outboxEventIds(root, [])).undelivered;
+    while (left > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 25));
-      left = await batchFiles(root);
+      left = (await outboxEventIds(root, [])).undelivered;
     }
-    const stuck = left.length > 0;
-    if (stuck) problems.push(`round ${label}: ${left.length} outbox batches left after ${options.drainTimeoutMs} ms: ${left.slice(0, 3).join(", ")}`);
+    const stuck = left > 0;
+    if (stuck) problems.push(`round ${label}: ${left} outbox events undelivered after ${options.drainTimeoutMs} ms`);
     await restarted.stop();
     restarted = undefined;
 
@@ -741,7 +713,7 @@ export function formatSummary(summary: CampaignSummary, options: Pick<CampaignOp
     `  operations acknowledged    ${n(summary.acknowledged)}   (events they owe: ${byAction})`,
     `  not acknowledged           ${n(summary.attempted - summary.acknowledged)}   (${unacknowledged || "none"})`,
     `  events delivered           ${n(summary.delivered)}   distinct ids, ${summary.deliveries} accepted deliveries; ${summary.deliveredUnacknowledged} of requests in flight at the kill`,
-    `  in an outbox at the kill   ${n(summary.outboxAtKill)}   events; ${summary.unreadableAtKill} unreadable batches (must be 0)`,
+    `  in an outbox at the kill   ${n(summary.outboxAtKill)}   events; ${summary.unreadableAtKill} unreadable (must be 0)`,
     `  missing                    ${n(summary.missing)}   (must be 0)`,
     `  invented                   ${n(summary.invented)}   (must be 0)`,
     `  lost from the outbox       ${n(summary.lostFromOutbox)}   (must be 0)`,

@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, open, readdir, rm, rmdir, stat, unlink } from "node:fs/promises";
-import type { Dirent } from "node:fs";
+import { type Dirent, writeSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import {
   assertOffset,
+  type AppendLog,
   assertValidPath,
   type CommitOptions,
   markLocalFileRange,
@@ -148,10 +149,16 @@ export class FilesystemDriver implements StorageDriver {
   async delete(path: string): Promise<void> {
     assertValidPath(path);
     const full = this.#fullPath(path);
+    let isDirectory: boolean;
     try {
-      await lstat(full);
+      isDirectory = (await lstat(full)).isDirectory();
     } catch (err) {
       throw this.#mapError(err, path);
+    }
+    if (!isDirectory) {
+      // A file goes in one more call; removeTree would first try to list it.
+      await unlink(full).catch(ignoreNotFound);
+      return;
     }
     if (path === "/") {
       // The root may be a mount point, which cannot be removed; empty it instead.
@@ -165,6 +172,21 @@ export class FilesystemDriver implements StorageDriver {
   async redirectURL(path: string, _method: "GET" | "HEAD"): Promise<string | undefined> {
     assertValidPath(path);
     return undefined;
+  }
+
+  async appendLog(path: string): Promise<AppendLog> {
+    assertValidPath(path);
+    const full = this.#fullPath(path);
+    const handle = await this.#inDirectory(dirname(full), path, () => open(full, "a"));
+    try {
+      const size = (await handle.stat()).size;
+      // The file's name is made durable once, so that synced appends need only fdatasync.
+      await this.#ops.syncDirectory(dirname(full));
+      return new FilesystemAppendLog(handle, size);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw this.#mapError(err, path);
+    }
   }
 
   async walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void> {
@@ -250,6 +272,63 @@ type WriterState = "open" | "closed" | "committed" | "cancelled";
  * copied into a buffer from `writeBuffers` and written one full buffer at a time; the caller's
  * chunk is never held (see WriteBufferPool).
  */
+/** Appends up to this size that need not be synced are written on the spot (see FilesystemAppendLog). */
+const INLINE_APPEND_MAX = 64 * 1024;
+/** An inline append slower than this means the kernel is holding writers back (dirty page throttling). */
+const SLOW_INLINE_APPEND_MS = 2;
+/** How long appends then go through the threadpool again, keeping the event loop out of it. */
+const INLINE_APPEND_BACKOFF_MS = 10_000;
+
+/**
+ * Appends through one descriptor opened with O_APPEND. A small append that need not be synced is
+ * written on the spot with a synchronous write(2) into the page cache: a few microseconds, where a
+ * round trip through libuv's threadpool costs tens of microseconds of CPU (measured on the 2-core
+ * VMs this project runs on: 35-55 µs per operation, 3-4 µs for a 1 KiB write(2)). Should one take
+ * longer than SLOW_INLINE_APPEND_MS (the kernel throttling a writer while much is dirty), appends go
+ * through the threadpool for INLINE_APPEND_BACKOFF_MS, so the event loop is held up once, briefly.
+ */
+class FilesystemAppendLog implements AppendLog {
+  #size: number;
+  #inlineAfter = 0;
+
+  constructor(
+    private readonly handle: FileHandle,
+    size: number,
+  ) {
+    this.#size = size;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  async append(data: Uint8Array, sync: boolean): Promise<void> {
+    if (!sync && data.byteLength <= INLINE_APPEND_MAX && Date.now() >= this.#inlineAfter) {
+      const started = performance.now();
+      for (let offset = 0; offset < data.byteLength; ) offset += writeSync(this.handle.fd, data, offset, data.byteLength - offset);
+      if (performance.now() - started > SLOW_INLINE_APPEND_MS) this.#inlineAfter = Date.now() + INLINE_APPEND_BACKOFF_MS;
+      this.#size += data.byteLength;
+      return;
+    }
+    for (let offset = 0; offset < data.byteLength; ) {
+      // A regular file takes a write whole unless the disk fills; what is short is written again.
+      const { bytesWritten } = await this.handle.write(data, offset, data.byteLength - offset);
+      offset += bytesWritten;
+    }
+    if (sync) await this.handle.datasync();
+    this.#size += data.byteLength;
+  }
+
+  async truncate(size: number): Promise<void> {
+    await this.handle.truncate(size);
+    this.#size = size;
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
 class FilesystemFileWriter implements FileWriter {
   readonly copiesChunks = true;
   #size: number;

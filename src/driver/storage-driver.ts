@@ -74,6 +74,31 @@ export interface StorageDriver {
    * absent.
    */
   walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void>;
+
+  /**
+   * Optional: opens `path` for appending, creating it and its parents (content already there is
+   * kept). Object stores cannot append and leave it out; callers then write whole objects. Drivers
+   * with it make small appends cheap: one write to an open file instead of a new object each.
+   */
+  appendLog?(path: string): Promise<AppendLog>;
+}
+
+/**
+ * A file that only grows. One appender at a time (the caller serialises appends); readers use
+ * `getContent`/`reader` on the same path and see every append that has resolved.
+ */
+export interface AppendLog {
+  /** Bytes in the file, as of the last append that resolved. */
+  readonly size: number;
+  /**
+   * Appends `data` whole. Once it resolves the bytes survive a crash of the process, and with
+   * `sync` a crash of the machine. A failed append may leave part of `data` behind; `truncate`
+   * takes it back off.
+   */
+  append(data: Uint8Array, sync: boolean): Promise<void>;
+  /** Cuts the file back to `size` bytes (after a failed append). */
+  truncate(size: number): Promise<void>;
+  close(): Promise<void>;
 }
 
 /**

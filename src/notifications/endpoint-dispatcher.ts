@@ -1,12 +1,16 @@
 import type { EndpointConfig } from "../config/config.js";
-import { isPathNotFound } from "../driver/storage-driver.js";
 import type { Logger } from "../log/logger.js";
 import { envelopeFor } from "./event-envelope.js";
-import { UnreadableBatchError, type BatchRef, type EndpointOutbox } from "./endpoint-outbox.js";
+import type { EndpointOutbox } from "./endpoint-outbox.js";
+import type { RegistryEvent } from "./registry-event.js";
 import type { WebhookSender } from "./webhook-sender.js";
 
 /** Events waiting before several go in one request. */
 const BATCH_BACKLOG = 10;
+/** Events a second (over the last second or more) from which several go in one request. */
+const BATCH_RATE = 100;
+/** While batching, the least time between two requests: events gather meanwhile. */
+const BATCH_LINGER_MS = 10;
 
 /** What an operator sees of one endpoint (GET /debug/status). Never a header or a key. */
 export interface EndpointStatus {
@@ -26,7 +30,8 @@ export interface EndpointStatus {
 }
 
 /**
- * Delivers one endpoint's outbox in order, one event per request as distribution does. Retries as
+ * Delivers one endpoint's outbox in order, one event per request as distribution does (several
+ * once a backlog builds up, see batchSize). Retries as
  * distribution's retrying sink: at once while fewer than `threshold` attempts in a row failed, then
  * once every `backoff`, without end; unlike distribution, `maxevents` and `maxage` bound what waits.
  * Each endpoint has its own dispatcher, so a dead endpoint delays no other.
@@ -36,8 +41,13 @@ export class EndpointDispatcher {
   private readonly stop = new AbortController();
   private running: Promise<void> | undefined;
   private recentFailures = 0;
-  /** Events of the head batch already delivered. */
-  private headDelivered = 0;
+  /** The outbox's count of unreadable events when last looked at. */
+  private unreadableSeen = 0;
+  /** Arrival rate: the outbox's append count at the start of the current measurement. */
+  private rateSince = { at: 0, appended: 0 };
+  /** Events a second over the last complete measurement (a second or more). */
+  private arrivalRate = 0;
+  private lastSendAt = 0;
 
   constructor(
     private readonly config: EndpointConfig,
@@ -56,7 +66,7 @@ export class EndpointDispatcher {
 
   /** Events waiting for this endpoint. */
   get pending(): number {
-    return Math.max(0, this.outbox.pendingEvents - this.headDelivered);
+    return Math.max(0, this.outbox.pendingEvents);
   }
 
   /** The last attempt failed: shutdown does not wait for this endpoint. */
@@ -78,128 +88,107 @@ export class EndpointDispatcher {
   private async run(): Promise<void> {
     const signal = this.stop.signal;
     while (!signal.aborted) {
-      let ref: BatchRef | undefined;
       try {
         await this.dropBeyondLimits();
-        ref = await this.outbox.head();
-        if (ref === undefined) {
+        const batch = this.batchSize();
+        if (batch > 1) {
+          // Many events a second: gather them for a moment rather than post each alone.
+          const wait = this.lastSendAt + BATCH_LINGER_MS - performance.now();
+          if (wait > 0) await sleep(wait, signal);
+        }
+        const events = await this.outbox.peek(batch);
+        this.noteUnreadable();
+        if (events.length === 0) {
           await this.outbox.waitForAppend(signal);
           continue;
         }
-        await this.deliverBatch(ref, signal);
+        await this.deliver(events, signal);
       } catch (err) {
-        // Storage trouble (listing, reading or deleting a batch): try again shortly.
+        // Storage trouble (listing, reading or deleting a segment): try again shortly.
         this.log.error({ err, endpoint: this.config.name }, "notification outbox could not be read; retrying");
         await sleep(this.config.backoffMs, signal);
       }
     }
   }
 
-  private async deliverBatch(ref: BatchRef, signal: AbortSignal): Promise<void> {
-    let events;
-    try {
-      events = await this.outbox.load(ref);
-    } catch (err) {
-      if (err instanceof UnreadableBatchError) {
-        this.logDropped(await this.drop(ref), `unreadable batch ${ref.path}`);
-        return;
-      }
-      if (isPathNotFound(err)) {
-        // Another node took it, believing this process gone (its adoption delivers the events).
-        this.log.warn({ endpoint: this.config.name, batch: ref.path }, "a notification batch was taken by another node; it delivers those events");
-        await this.removeHead(ref);
-        return;
-      }
-      throw err;
+  /** One attempt to deliver the head events; on success they leave the outbox. */
+  private async deliver(events: RegistryEvent[], signal: AbortSignal): Promise<void> {
+    this.lastSendAt = performance.now();
+    const result = await this.sender.send(envelopeFor(events, this.config.format), signal);
+    if (signal.aborted) return;
+    if (result.status !== undefined) this.status.statuses[String(result.status)] = (this.status.statuses[String(result.status)] ?? 0) + 1;
+    if (result.delivered) {
+      this.status.delivered += events.length;
+      this.status.lastDeliveredAt = new Date().toISOString();
+      if (this.recentFailures >= this.config.threshold) this.log.info({ endpoint: this.config.name }, "notification endpoint accepts events again");
+      this.recentFailures = 0;
+      // Takes them out of `pending` before its first await, in the same step as `delivered` counts them.
+      await this.outbox.consume(events.length);
+      return;
     }
-    while (this.headDelivered < events.length) {
-      if (signal.aborted) return;
-      const sending = events.slice(this.headDelivered, this.headDelivered + this.batchSize(events.length - this.headDelivered));
-      const result = await this.sender.send(envelopeFor(sending, this.config.format), signal);
-      if (signal.aborted) return;
-      if (result.status !== undefined) this.status.statuses[String(result.status)] = (this.status.statuses[String(result.status)] ?? 0) + 1;
-      if (result.delivered) {
-        this.headDelivered += sending.length;
-        this.status.delivered += sending.length;
-        this.status.lastDeliveredAt = new Date().toISOString();
-        if (this.recentFailures >= this.config.threshold) this.log.info({ endpoint: this.config.name }, "notification endpoint accepts events again");
-        this.recentFailures = 0;
-        continue;
-      }
-      this.status.failures++;
-      this.status.lastError = result.error;
-      this.status.lastErrorAt = new Date().toISOString();
-      this.recentFailures++;
-      if (this.recentFailures === this.config.threshold) {
-        this.log.warn({ endpoint: this.config.name, error: result.error, pending: this.pending }, `notification endpoint failed ${this.config.threshold} times in a row; retrying every ${this.config.backoffMs} ms`);
-      }
-      if (this.recentFailures >= this.config.threshold) await sleep(this.config.backoffMs, signal);
-      // The limits may have passed while this endpoint failed: the head batch may be the one to go.
-      if (this.overLimits(ref)) return;
+    this.status.failures++;
+    this.status.lastError = result.error;
+    this.status.lastErrorAt = new Date().toISOString();
+    this.recentFailures++;
+    if (this.recentFailures === this.config.threshold) {
+      this.log.warn({ endpoint: this.config.name, error: result.error, pending: this.pending }, `notification endpoint failed ${this.config.threshold} times in a row; retrying every ${this.config.backoffMs} ms`);
     }
-    await this.removeHead(ref);
+    if (this.recentFailures >= this.config.threshold) await sleep(this.config.backoffMs, signal);
   }
 
   /**
-   * Removes the head batch. The outbox forgets its events before its first await, and the count of
-   * its delivered events goes with them in the same synchronous step, so `pending` never counts
-   * them out twice.
+   * Events for the next request. One, as distribution sends them, while events are few; once
+   * BATCH_BACKLOG wait, or they arrive at BATCH_RATE a second or more, up to `maxbatch` from the
+   * head go together, at most one request every BATCH_LINGER_MS (distribution's envelope holds "one
+   * or more events"): at thousands of pulls a second a request per event would cost the registry
+   * more CPU than the pulls that caused them.
    */
-  private async removeHead(ref: BatchRef): Promise<void> {
-    this.headDelivered = 0;
-    await this.outbox.remove(ref);
+  private batchSize(): number {
+    if (this.config.format === "cloudevents" || this.config.maxBatch === 1) return 1;
+    const now = performance.now();
+    if (now - this.rateSince.at >= 1_000) {
+      const appended = this.outbox.appendedEvents;
+      this.arrivalRate = ((appended - this.rateSince.appended) * 1_000) / (now - this.rateSince.at);
+      this.rateSince = { at: now, appended };
+    }
+    return this.pending >= BATCH_BACKLOG || (this.arrivalRate >= BATCH_RATE && this.pending > 1) ? this.config.maxBatch : 1;
   }
 
-  /**
-   * Events for the next request. One, as distribution sends them, while the queue keeps up; once
-   * BATCH_BACKLOG events wait, up to `maxbatch` of the head batch go together (distribution's
-   * envelope holds "one or more events"): at thousands of events a second a request per event
-   * would cost the registry more CPU than the requests that caused them.
-   */
-  private batchSize(available: number): number {
-    if (this.config.format === "cloudevents" || this.pending < BATCH_BACKLOG) return 1;
-    return Math.min(available, this.config.maxBatch);
-  }
-
-  private overLimits(head: BatchRef): boolean {
-    return this.pending > this.config.maxEvents || Date.now() - head.at > this.config.maxAgeMs;
-  }
-
-  /**
-   * Drops the oldest events while more than `maxevents` wait (only as many as needed: the head
-   * batch may lose part of its events) and whole batches whose events are past `maxage`.
-   */
+  /** Drops the oldest events while more than `maxevents` wait, then those past `maxage`. */
   private async dropBeyondLimits(): Promise<void> {
-    let dropped = 0;
-    let reason = "";
+    const excess = this.pending - this.config.maxEvents;
+    if (excess > 0) {
+      this.status.dropped += excess;
+      await this.outbox.consume(excess);
+      this.logDropped(excess, "maxevents");
+    }
+    let expired = 0;
     try {
       for (;;) {
-        const head = await this.outbox.head();
-        if (head === undefined || !this.overLimits(head)) return;
-        const excess = this.pending - this.config.maxEvents;
-        const left = head.count - this.headDelivered;
-        if (excess > 0 && excess < left && Date.now() - head.at <= this.config.maxAgeMs) {
-          // Skipped like delivered ones: the rest of the batch is still sent.
-          this.headDelivered += excess;
-          this.status.dropped += excess;
-          dropped += excess;
-          reason = "maxevents";
-          return;
-        }
-        reason = excess > 0 ? "maxevents" : "maxage";
-        dropped += await this.drop(head);
+        const oldest = Date.now() - this.config.maxAgeMs;
+        const first = await this.outbox.peek(1);
+        if (first.length === 0 || Date.parse(first[0]!.timestamp) >= oldest) return;
+        const head = await this.outbox.peek(this.config.maxBatch);
+        let old = 0;
+        while (old < head.length && Date.parse(head[old]!.timestamp) < oldest) old++;
+        if (old === 0) return;
+        this.status.dropped += old;
+        expired += old;
+        await this.outbox.consume(old);
+        if (old < head.length) return;
       }
     } finally {
-      if (dropped > 0) this.logDropped(dropped, reason);
+      if (expired > 0) this.logDropped(expired, "maxage");
     }
   }
 
-  /** Removes a batch undelivered; resolves to the events it dropped. */
-  private async drop(ref: BatchRef): Promise<number> {
-    const dropped = ref.count - this.headDelivered;
-    this.status.dropped += dropped;
-    await this.removeHead(ref);
-    return dropped;
+  /** Events the outbox could not read back count as dropped. */
+  private noteUnreadable(): void {
+    const lost = this.outbox.unreadableEvents - this.unreadableSeen;
+    if (lost <= 0) return;
+    this.unreadableSeen = this.outbox.unreadableEvents;
+    this.status.dropped += lost;
+    this.logDropped(lost, "unreadable in storage");
   }
 
   private logDropped(dropped: number, reason: string): void {

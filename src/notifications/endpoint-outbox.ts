@@ -1,29 +1,29 @@
-import type { StorageDriver } from "../driver/storage-driver.js";
-import { deleteIfPresent, listOrEmpty } from "../driver/storage-driver.js";
+import type { AppendLog, StorageDriver } from "../driver/storage-driver.js";
+import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
 import type { RegistryEvent } from "./registry-event.js";
 
 /**
  * Outboxes live beside distribution's tree, like the leases (src/gc/registry-lease.ts):
- * `/berth/notifications/<node id>/<endpoint key>/<batch>`. Each process writes under its own node
- * id (its lease's), so nodes sharing an object store never write the same object.
+ * `/berth/notifications/<node id>/<endpoint key>/`. Each process writes under its own node id (its
+ * lease's), so nodes sharing an object store never write the same object.
  */
 export const NOTIFICATIONS_ROOT = "/berth/notifications";
 
-/** Batches listed into memory at a time; beyond them a queue is read back from storage. */
-const WINDOW_BATCHES = 1_000;
-/** Events kept in memory for delivery; the rest are read back from their batch. */
+/** Segments whose references are held in memory; beyond them a queue is found again by listing. */
+const WINDOW_SEGMENTS = 1_000;
+/** Events held in memory for delivery; the rest are read back from their segment. */
 const WINDOW_EVENTS = 2_000;
+/** An append log is sealed, and a new segment started, once it holds this much. */
+const SEGMENT_BYTES = 1024 * 1024;
+/** A segment that everything was delivered from is sealed (and deleted) from this size on. */
+const DRAINED_SEGMENT_BYTES = 64 * 1024;
+/** After this long with everything delivered and nothing appended, the open segment is sealed and deleted. */
+const IDLE_SEAL_MS = 1_000;
+/** How often the delivery cursor is saved while it moves: what a crash can make a receiver see twice. */
+const CURSOR_SAVE_MS = 100;
 
-/** A stored batch of events, named `<seq, 12 digits>-<event count>-<time of its first event, ms>`. */
-export interface BatchRef {
-  seq: number;
-  count: number;
-  /** Milliseconds since the epoch: when the batch's oldest event happened. */
-  at: number;
-  path: string;
-  /** The events, while they are kept in memory. */
-  events?: RegistryEvent[];
-}
+/** The cursor's name in an outbox directory: how far delivery got in its oldest segment. */
+export const CURSOR_NAME = "cursor";
 
 /** An endpoint name as one path component: [A-Za-z0-9-] kept, everything else `_xx` (UTF-8 hex). */
 export function endpointKey(name: string): string {
@@ -35,40 +35,76 @@ export function endpointKey(name: string): string {
     .join("");
 }
 
-export function parseBatchName(path: string): Omit<BatchRef, "events"> | undefined {
-  const match = /\/(\d{12})-(\d+)-(\d+)$/.exec(path);
-  if (!match) return undefined;
-  return { seq: Number(match[1]), count: Number(match[2]), at: Number(match[3]), path };
+/** A segment's name: `<seq, 12 digits>.events`, so a listing tells the order. */
+export function segmentName(seq: number): string {
+  return `${String(seq).padStart(12, "0")}.events`;
 }
 
-/** A stored batch whose content is not one (damaged, or not written by berth): it is dropped. */
-export class UnreadableBatchError extends Error {
-  constructor() {
-    super("not an event batch");
-    this.name = "UnreadableBatchError";
+/** The sequence number of a segment path; undefined for anything else (the cursor). */
+export function segmentSeq(path: string): number | undefined {
+  const match = /\/(\d{12})\.events$/.exec(path);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * The events of a segment: one JSON event per line. A last line without its newline is an append
+ * a crash cut short (never acknowledged) and is left out; a complete line that is not an event
+ * (damage) is counted in `unreadable`.
+ */
+export function parseSegment(content: Buffer): { events: RegistryEvent[]; unreadable: number } {
+  const events: RegistryEvent[] = [];
+  let unreadable = 0;
+  let start = 0;
+  for (let end = content.indexOf(10, start); end !== -1; start = end + 1, end = content.indexOf(10, start)) {
+    if (end === start) continue;
+    const event = parseEvent(content.toString("utf8", start, end));
+    if (event) events.push(event);
+    else unreadable++;
   }
+  return { events, unreadable };
 }
 
-/** The events of a stored batch. UnreadableBatchError on content that is not one. */
-export function parseBatch(content: Buffer): RegistryEvent[] {
+function parseEvent(line: string): RegistryEvent | undefined {
   let value: unknown;
   try {
-    value = JSON.parse(content.toString("utf8"));
+    value = JSON.parse(line);
   } catch {
-    throw new UnreadableBatchError();
+    return undefined;
   }
-  const events = typeof value === "object" && value !== null ? (value as { events?: unknown }).events : undefined;
-  if (!Array.isArray(events)) throw new UnreadableBatchError();
-  for (const event of events) {
-    const e = event as Partial<RegistryEvent> | null;
-    if (typeof e !== "object" || e === null || typeof e.id !== "string" || typeof e.action !== "string" || typeof e.target !== "object") {
-      throw new UnreadableBatchError();
-    }
-  }
-  return events as RegistryEvent[];
+  const e = value as Partial<RegistryEvent> | null;
+  if (typeof e !== "object" || e === null || typeof e.id !== "string" || typeof e.action !== "string" || typeof e.target !== "object") return undefined;
+  return e as RegistryEvent;
 }
 
-interface PendingBatch {
+/** How far delivery got: segments before `seq` are done, and the first `consumed` events of `seq`. */
+export interface OutboxCursor {
+  seq: number;
+  consumed: number;
+}
+
+export function parseCursor(content: Buffer): OutboxCursor | undefined {
+  try {
+    const value = JSON.parse(content.toString("utf8")) as Partial<OutboxCursor> | null;
+    if (value && Number.isSafeInteger(value.seq) && Number.isSafeInteger(value.consumed)) return { seq: value.seq!, consumed: value.consumed! };
+  } catch {
+    // a damaged cursor: delivery starts from the oldest segment (at least once)
+  }
+  return undefined;
+}
+
+/** A stored run of events. */
+interface Segment {
+  seq: number;
+  path: string;
+  /** Events stored in it; undefined until it is read (a segment found by listing). */
+  count: number | undefined;
+  /** Its events while held in memory: then exactly `count` of them. */
+  events: RegistryEvent[] | undefined;
+  /** Nothing more is appended to it. */
+  sealed: boolean;
+}
+
+interface PendingAppend {
   events: RegistryEvent[];
   durable: boolean;
   waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
@@ -76,26 +112,49 @@ interface PendingBatch {
 
 /**
  * One endpoint's queue of events, kept in storage. Writers append (a request waits until its
- * events are stored); one dispatcher reads from the head and removes what it delivered or dropped.
+ * events are stored); one dispatcher reads from the head (`peek`) and takes off what it delivered
+ * or dropped (`consume`).
  *
- * Appends are group-committed: while one batch is being written, every event that arrives joins the
- * next batch, so concurrent requests share one write (and one fsync) instead of queueing for their
- * own. Memory stays bounded however long the endpoint is down: at most WINDOW_BATCHES references
- * and WINDOW_EVENTS events are held; the rest is found again by listing the directory.
+ * The queue is a run of segments, one event per line. Where the driver can append (the
+ * filesystem), appends go to one open segment, a single write each, which is sealed at
+ * SEGMENT_BYTES (or once delivered) and deleted when everything in it is consumed; an object store
+ * gets one sealed segment per append. Appends are group-committed: the events of every request
+ * served in one turn of the event loop, and of those that arrive while a write is in progress,
+ * share one write (and one fsync).
+ *
+ * Delivery progress within a segment is saved in a cursor at most every CURSOR_SAVE_MS, so after
+ * a crash a receiver sees at most that much again (at least once; events keep their ids). Memory
+ * stays bounded however long the endpoint is down: at most WINDOW_SEGMENTS references and about
+ * WINDOW_EVENTS events; the rest is found again by listing the directory.
  */
 export class EndpointOutbox {
-  /** Events stored and not yet removed. */
+  /** Events stored and not yet consumed. */
   pendingEvents = 0;
+  /** Stored events that could not be read back (damage), given up on. */
+  unreadableEvents = 0;
+  /** Events ever appended (an arrival rate is measured from it). */
+  appendedEvents = 0;
   private nextSeq = 0;
-  private pending: PendingBatch | undefined;
-  private writing = false;
-  private readonly window: BatchRef[] = [];
-  private cachedEvents = 0;
-  /** Batches exist in storage beyond the window: the next refill lists them. */
+  private pending: PendingAppend | undefined;
+  private writing: Promise<void> | undefined;
+  private readonly window: Segment[] = [];
+  /** Events of the head segment already consumed. */
+  private consumed = 0;
+  private heldEvents = 0;
+  /** The open segment of an append log. */
+  private active: { segment: Segment; log: AppendLog } | undefined;
+  /** Segments exist in storage beyond the window: the next refill lists them. */
   private overflow = false;
   private refilling = false;
   private highestQueued = -1;
   private wake: (() => void) | undefined;
+  private cursorTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** The cursor in storage; "" for none. */
+  private cursorSaved = "";
+  /** Cursor writes, one after the other so that an older one never lands last. */
+  private cursorWrites: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -105,75 +164,236 @@ export class EndpointOutbox {
   /** Resolves once the events are stored (durably when asked), rejects when storage refused them. */
   append(events: RegistryEvent[], durable: boolean): Promise<void> {
     if (events.length === 0) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error("the notification outbox is closed"));
     return new Promise((resolve, reject) => {
       const batch = (this.pending ??= { events: [], durable: false, waiters: [] });
       for (const event of events) batch.events.push(event);
       batch.durable ||= durable;
       batch.waiters.push({ resolve, reject });
-      if (!this.writing) void this.flush();
+      this.writing ??= this.flushSoon();
     });
   }
 
+  /**
+   * Writes after the event loop's current turn, so that the events of every request that turn
+   * served share one write (and one fsync) even when a write completes at once.
+   */
+  private async flushSoon(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.flush();
+  }
+
   private async flush(): Promise<void> {
-    this.writing = true;
     while (this.pending !== undefined) {
       const batch = this.pending;
       this.pending = undefined;
-      const seq = this.nextSeq++;
-      const first = Date.parse(batch.events[0]?.timestamp ?? "");
-      const at = Number.isFinite(first) ? first : Date.now();
-      const ref: BatchRef = { seq, count: batch.events.length, at, path: `${this.dir}/${String(seq).padStart(12, "0")}-${batch.events.length}-${at}` };
+      let text = "";
+      for (const event of batch.events) text += `${JSON.stringify(event)}\n`;
+      const data = Buffer.from(text);
       try {
-        await this.driver.putContent(ref.path, Buffer.from(JSON.stringify({ events: batch.events })), { durable: batch.durable });
+        const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
+        this.stored(segment, batch.events);
       } catch (err) {
         for (const waiter of batch.waiters) waiter.reject(err);
         continue;
       }
-      this.enqueue(ref, batch.events);
       for (const waiter of batch.waiters) waiter.resolve();
     }
-    this.writing = false;
+    this.writing = undefined;
   }
 
-  private enqueue(ref: BatchRef, events: RegistryEvent[]): void {
-    this.pendingEvents += ref.count;
-    if (this.overflow || this.refilling || this.window.length >= WINDOW_BATCHES) {
+  /** An object store: the events become a sealed segment of their own. */
+  private async writeSegment(data: Buffer, durable: boolean): Promise<Segment> {
+    const seq = this.nextSeq++;
+    const segment: Segment = { seq, path: `${this.dir}/${segmentName(seq)}`, count: 0, events: [], sealed: true };
+    await this.driver.putContent(segment.path, data, { durable });
+    this.track(segment);
+    return segment;
+  }
+
+  private async appendToLog(data: Buffer, durable: boolean): Promise<Segment> {
+    let active = this.active;
+    if (active && (active.log.size >= SEGMENT_BYTES || (active.log.size >= DRAINED_SEGMENT_BYTES && this.isDrainedHead(active.segment)))) {
+      await this.seal();
+      active = undefined;
+    }
+    if (!active) {
+      const seq = this.nextSeq++;
+      const segment: Segment = { seq, path: `${this.dir}/${segmentName(seq)}`, count: 0, events: [], sealed: false };
+      active = this.active = { segment, log: await this.driver.appendLog!(segment.path) };
+      this.track(segment);
+    }
+    const before = active.log.size;
+    try {
+      await active.log.append(data, durable);
+    } catch (err) {
+      // Part of the data may be there: cut it off, or at least append nothing more after it.
+      await active.log.truncate(before).catch(() => this.seal());
+      throw err;
+    }
+    return active.segment;
+  }
+
+  /** A new segment: into the window unless the window is full (then a refill finds it). */
+  private track(segment: Segment): void {
+    if (this.overflow || this.refilling || this.window.length >= WINDOW_SEGMENTS) {
       this.overflow = true;
+      segment.events = undefined;
     } else {
-      if (this.cachedEvents + events.length <= WINDOW_EVENTS) {
-        ref.events = events;
-        this.cachedEvents += events.length;
-      }
-      this.window.push(ref);
-      this.highestQueued = ref.seq;
+      this.window.push(segment);
+      this.highestQueued = segment.seq;
+    }
+  }
+
+  private stored(segment: Segment, events: RegistryEvent[]): void {
+    segment.count = (segment.count ?? 0) + events.length;
+    this.pendingEvents += events.length;
+    this.appendedEvents += events.length;
+    if (segment.events) {
+      for (const event of events) segment.events.push(event);
+      this.heldEvents += events.length;
+      // Past the budget only the head keeps its events; the others are read back when their turn comes.
+      if (this.heldEvents > WINDOW_EVENTS && segment !== this.window[0]) this.release(segment);
     }
     this.wake?.();
   }
 
-  /** The oldest batch not yet removed, or undefined when the queue is empty. */
-  async head(): Promise<BatchRef | undefined> {
+  private release(segment: Segment): void {
+    if (!segment.events) return;
+    this.heldEvents -= segment.events.length;
+    segment.events = undefined;
+  }
+
+  private isDrainedHead(segment: Segment): boolean {
+    return this.window[0] === segment && this.consumed === segment.count;
+  }
+
+  /** Ends the open segment: nothing more goes in, and once consumed it is deleted. */
+  private async seal(): Promise<void> {
+    const active = this.active;
+    if (!active) return;
+    this.active = undefined;
+    active.segment.sealed = true;
+    await active.log.close().catch(() => undefined);
+    await this.removeConsumedHeads();
+  }
+
+  /**
+   * Up to `max` events from the head, in order, without taking them off. Empty when nothing waits.
+   * Segments not in memory are read back (the head always; the ones after it while the memory
+   * budget allows).
+   */
+  async peek(max: number): Promise<RegistryEvent[]> {
+    const out: RegistryEvent[] = [];
     if (this.window.length === 0 && this.overflow) await this.refill();
-    return this.window[0];
+    let skip = this.consumed;
+    // A snapshot: sealing may remove a consumed head meanwhile. Each segment holds an event or more.
+    for (const segment of this.window.slice(0, max + 1)) {
+      if (out.length >= max) break;
+      if (!segment.events && out.length > 0 && this.heldEvents >= WINDOW_EVENTS) break;
+      const events = segment.events ?? (await this.load(segment));
+      // Whole segments where they fit: a segment consumed whole is deleted and needs no cursor
+      // (on an object store, a cursor is a PUT).
+      if (out.length > 0 && out.length + events.length > max) break;
+      for (let j = skip; j < events.length && out.length < max; j++) out.push(events[j]!);
+      skip = 0;
+    }
+    // Nothing waits: a count that says otherwise (events given up on while read) is set right.
+    if (out.length === 0 && !this.waiting()) this.pendingEvents = 0;
+    return out;
   }
 
-  /** The events of a batch `head` returned. */
-  async load(ref: BatchRef): Promise<RegistryEvent[]> {
-    return ref.events ?? parseBatch(await this.driver.getContent(ref.path));
+  /** Events are stored that were not consumed yet. */
+  private waiting(): boolean {
+    const head = this.window[0];
+    return this.overflow || this.window.length > 1 || (head !== undefined && (head.count === undefined || head.count > this.consumed));
   }
 
-  /** Removes the head batch, delivered or dropped. */
-  async remove(ref: BatchRef): Promise<void> {
-    if (this.window[0] !== ref) throw new Error("only the head batch can be removed");
-    this.window.shift();
-    if (ref.events) this.cachedEvents -= ref.events.length;
-    this.pendingEvents -= ref.count;
-    await deleteIfPresent(this.driver, ref.path);
+  /** Takes the first `count` events off the queue (delivered or dropped). */
+  async consume(count: number): Promise<void> {
+    let left = count;
+    while (left > 0) {
+      const head = this.window[0];
+      if (!head) break;
+      if (head.count === undefined) await this.load(head);
+      const available = (head.count ?? 0) - this.consumed;
+      const taken = Math.min(left, available);
+      this.consumed += taken;
+      this.pendingEvents -= taken;
+      left -= taken;
+      if (taken === available && !(await this.removeConsumedHeads())) break;
+    }
+    this.scheduleCursorSave();
+    if (this.pendingEvents === 0) this.scheduleIdleSeal();
+  }
+
+  /** An idle outbox keeps no file of delivered events: its open segment goes once all is delivered. */
+  private scheduleIdleSeal(): void {
+    if (!this.active || this.idleTimer || this.closed) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      // Sealing takes the writer's turn, so no append is in flight.
+      if (this.writing || this.pending || !this.active || !this.isDrainedHead(this.active.segment)) return;
+      this.writing = this.seal()
+        .catch(() => undefined)
+        .finally(() => {
+          this.writing = this.pending ? this.flush() : undefined;
+        });
+    }, IDLE_SEAL_MS);
+    this.idleTimer.unref();
+  }
+
+  /** Removes head segments everything was consumed from; false when the head must stay (still open). */
+  private async removeConsumedHeads(): Promise<boolean> {
+    for (;;) {
+      const head = this.window[0];
+      if (!head || head.count === undefined || this.consumed < head.count) return true;
+      if (!head.sealed) return false;
+      // Forgotten before the first await, so that pending never counts its events out twice.
+      this.window.shift();
+      this.release(head);
+      this.consumed = 0;
+      this.scheduleCursorSave();
+      await deleteIfPresent(this.driver, head.path);
+      if (this.window.length === 0 && this.overflow) await this.refill();
+    }
+  }
+
+  /** The events of a segment, read back from storage; the head keeps them until it is removed. */
+  private async load(segment: Segment): Promise<RegistryEvent[]> {
+    for (;;) {
+      const expected = segment.count;
+      let content: Buffer;
+      let taken = false;
+      try {
+        content = await this.driver.getContent(segment.path);
+      } catch (err) {
+        if (!isPathNotFound(err)) throw err;
+        // Taken by another node that believed this process gone: its adoption delivers them.
+        taken = true;
+        content = Buffer.alloc(0);
+      }
+      if (segment.events) return segment.events; // an append filled it meanwhile
+      const { events, unreadable } = parseSegment(content);
+      if (expected !== undefined && segment.count !== expected) continue; // appended to while read: again
+      // Damaged, or taken by another node: what is not there is given up on.
+      const missing = expected === undefined ? unreadable : Math.max(0, expected - events.length);
+      if (!taken) this.unreadableEvents += missing;
+      this.pendingEvents -= missing;
+      const kept = expected === undefined ? events : events.slice(0, expected);
+      segment.count = kept.length;
+      if (this.consumed > kept.length && this.window[0] === segment) this.consumed = kept.length;
+      segment.events = kept;
+      this.heldEvents += kept.length;
+      if (this.window[0] !== segment && this.heldEvents > WINDOW_EVENTS) this.release(segment);
+      return kept;
+    }
   }
 
   /** Resolves when an append lands, or when `signal` fires. */
   waitForAppend(signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
-      if (this.window.length > 0 || this.overflow || signal.aborted) return resolve();
+      if (this.waiting() || signal.aborted) return resolve();
       const done = (): void => {
         this.wake = undefined;
         signal.removeEventListener("abort", done);
@@ -184,9 +404,46 @@ export class EndpointOutbox {
     });
   }
 
+  /** Saves the cursor now; no more appends are taken. What is left stays for the next process. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.writing;
+    if (this.cursorTimer) clearTimeout(this.cursorTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.cursorTimer = this.idleTimer = undefined;
+    await this.seal();
+    await this.saveCursor();
+  }
+
+  private scheduleCursorSave(): void {
+    if (this.cursorTimer || this.closed) return;
+    this.cursorTimer = setTimeout(() => {
+      this.cursorTimer = undefined;
+      void this.saveCursor().catch(() => undefined);
+    }, CURSOR_SAVE_MS);
+    this.cursorTimer.unref();
+  }
+
+  /** Not synced: a cursor lost in a power cut only means events delivered again. */
+  private saveCursor(): Promise<void> {
+    this.cursorWrites = this.cursorWrites.catch(() => undefined).then(() => this.writeCursor());
+    return this.cursorWrites;
+  }
+
+  /** A cursor is only needed while the head segment is partly consumed; otherwise there is none. */
+  private async writeCursor(): Promise<void> {
+    const head = this.window[0];
+    const wanted = head && this.consumed > 0 ? JSON.stringify({ seq: head.seq, consumed: this.consumed }) : "";
+    if (wanted === this.cursorSaved) return;
+    const path = `${this.dir}/${CURSOR_NAME}`;
+    if (wanted === "") await deleteIfPresent(this.driver, path);
+    else await this.driver.putContent(path, Buffer.from(wanted), { durable: false });
+    this.cursorSaved = wanted;
+  }
+
   /**
-   * Lists the batches this queue wrote but let go of from its window. Node ids are per process, so
-   * nothing else writes here (adopted events are appended as new batches).
+   * Lists the segments this queue wrote but let go of from its window. Node ids are per process, so
+   * nothing else writes here (adopted events are appended as new events).
    */
   private async refill(): Promise<void> {
     this.refilling = true;
@@ -199,15 +456,19 @@ export class EndpointOutbox {
         this.overflow = true;
         throw err;
       }
-      const refs = paths
-        .map(parseBatchName)
-        .filter((ref): ref is BatchRef => ref !== undefined && ref.seq > this.highestQueued)
+      const found = paths
+        .map((path) => ({ path, seq: segmentSeq(path) }))
+        .filter((s): s is { path: string; seq: number } => s.seq !== undefined && s.seq > this.highestQueued)
         .sort((a, b) => a.seq - b.seq);
-      const taken = refs.slice(0, WINDOW_BATCHES);
-      this.window.push(...taken);
+      const taken = found.slice(0, WINDOW_SEGMENTS);
+      for (const { path, seq } of taken) {
+        // The open segment keeps its own record: appends go on counting into it.
+        const segment = this.active?.segment.seq === seq ? this.active.segment : { seq, path, count: undefined, events: undefined, sealed: true };
+        this.window.push(segment);
+      }
       if (taken.length > 0) this.highestQueued = taken[taken.length - 1]!.seq;
       // An append that landed while listing set overflow already: the next refill finds it.
-      this.overflow ||= refs.length > taken.length;
+      this.overflow ||= found.length > taken.length;
     } finally {
       this.refilling = false;
     }

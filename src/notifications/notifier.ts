@@ -129,6 +129,7 @@ export class Notifier {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     await Promise.all(this.endpoints.map((endpoint) => endpoint.dispatcher.close()));
+    await Promise.all(this.endpoints.map((endpoint) => endpoint.outbox.close().catch((err: unknown) => this.options.log.warn({ err }, "notification outbox cursor not saved; some events may be delivered again"))));
     const left = this.endpoints.reduce((sum, endpoint) => sum + endpoint.dispatcher.pending, 0);
     if (left > 0) this.options.log.warn({ events: left }, "notification events left undelivered in the outbox at shutdown; they are delivered after a restart or by another node");
   }

@@ -3,7 +3,15 @@ import type { StorageDriver } from "../driver/storage-driver.js";
 import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
 import { LEASE_FRESH_MS, LEASE_REFRESH_MS, leasePath, readLeases, type LeaseStatus } from "../gc/registry-lease.js";
 import type { Logger } from "../log/logger.js";
-import { NOTIFICATIONS_ROOT, UnreadableBatchError, parseBatch, parseBatchName, type EndpointOutbox } from "./endpoint-outbox.js";
+import {
+  CURSOR_NAME,
+  NOTIFICATIONS_ROOT,
+  parseCursor,
+  parseSegment,
+  segmentSeq,
+  type EndpointOutbox,
+  type OutboxCursor,
+} from "./endpoint-outbox.js";
 
 /** A node that adopts an outbox names itself here first; other adopters leave that outbox alone. */
 const CLAIM_NAME = "claim.json";
@@ -20,10 +28,10 @@ const CLAIM_SETTLE_MS = 1_000;
  *
  * The adopter claims the orphan (`claim.json`, read back after CLAIM_SETTLE_MS so that of two
  * nodes claiming at once one goes ahead), appends its events to its own outboxes with their
- * original ids, and removes exactly the batches it adopted. A process wrongly taken for gone (its
- * machine frozen longer than the lease) keeps its other batches, and one whose batch was taken
- * skips it (src/notifications/endpoint-dispatcher.ts): receivers may see an event twice, which
- * at-least-once delivery allows.
+ * original ids, and removes exactly the segments it adopted. A process wrongly taken for gone (its
+ * machine frozen longer than the lease) keeps its other segments, and one whose segment was taken
+ * gives its events up (src/notifications/endpoint-outbox.ts, load): receivers may see an event
+ * twice, which at-least-once delivery allows.
  */
 export async function adoptOrphanedOutboxes(
   driver: StorageDriver,
@@ -53,7 +61,7 @@ export async function adoptOrphanedOutboxes(
       }
       adopted += await adoptQueue(driver, dir, outbox, log);
     }
-    if (complete && (await holdsNoBatch(driver, node))) await deleteIfPresent(driver, node);
+    if (complete && (await holdsNoSegment(driver, node))) await deleteIfPresent(driver, node);
     if (adopted > 0) log.info({ node: nodeId, events: adopted }, "adopted the undelivered notification events of a registry process that is gone");
     total += adopted;
   }
@@ -102,35 +110,45 @@ async function readClaim(driver: StorageDriver, path: string): Promise<string | 
   }
 }
 
+/**
+ * Appends an orphan's undelivered events to this process's outbox, oldest segment first, skipping
+ * what its cursor says was delivered, and removes each segment once its events are stored here.
+ */
 async function adoptQueue(driver: StorageDriver, dir: string, outbox: EndpointOutbox, log: Logger): Promise<number> {
-  const batches = (await listOrEmpty(driver, dir))
-    .map(parseBatchName)
-    .filter((ref) => ref !== undefined)
+  const paths = await listOrEmpty(driver, dir);
+  const segments = paths
+    .map((path) => ({ path, seq: segmentSeq(path) }))
+    .filter((s): s is { path: string; seq: number } => s.seq !== undefined)
     .sort((a, b) => a.seq - b.seq);
+  let cursor: OutboxCursor | undefined;
+  try {
+    cursor = parseCursor(await driver.getContent(`${dir}/${CURSOR_NAME}`));
+  } catch (err) {
+    if (!isPathNotFound(err)) throw err;
+  }
   let adopted = 0;
-  for (const batch of batches) {
+  for (const segment of segments) {
     let content: Buffer;
     try {
-      content = await driver.getContent(batch.path);
+      content = await driver.getContent(segment.path);
     } catch (err) {
       if (isPathNotFound(err)) continue; // adopted by another node meanwhile
       throw err;
     }
-    try {
-      const events = parseBatch(content);
-      await outbox.append(events, true);
-      adopted += events.length;
-    } catch (err) {
-      if (!(err instanceof UnreadableBatchError)) throw err;
-      log.error({ batch: batch.path }, "unreadable notification batch of a gone process dropped");
-    }
-    await deleteIfPresent(driver, batch.path);
+    const { events, unreadable } = parseSegment(content);
+    if (unreadable > 0) log.error({ segment: segment.path, events: unreadable }, "unreadable notification events of a gone process dropped");
+    const delivered = cursor === undefined || segment.seq > cursor.seq ? 0 : segment.seq < cursor.seq ? events.length : cursor.consumed;
+    const undelivered = events.slice(delivered);
+    if (undelivered.length > 0) await outbox.append(undelivered, true);
+    adopted += undelivered.length;
+    await deleteIfPresent(driver, segment.path);
   }
+  await deleteIfPresent(driver, `${dir}/${CURSOR_NAME}`);
   return adopted;
 }
 
-/** Checked again after adopting: a batch that appeared meanwhile keeps the directory. */
-async function holdsNoBatch(driver: StorageDriver, node: string): Promise<boolean> {
+/** Checked again after adopting: a segment that appeared meanwhile keeps the directory. */
+async function holdsNoSegment(driver: StorageDriver, node: string): Promise<boolean> {
   for (const child of await listOrEmpty(driver, node)) {
     if (basename(child) === CLAIM_NAME) continue;
     if ((await listOrEmpty(driver, child)).length > 0) return false;

@@ -98,11 +98,19 @@ export function newEvent(action: EventAction, target: EventTarget, request: Requ
  */
 export function goTimestamp(): string {
   const ms = Date.now();
+  const second = Math.floor(ms / 1000);
+  // The date and time to the second, formatted once a second: thousands of pulls a second share it.
+  if (second !== secondCache.second) secondCache = { second, text: new Date(second * 1000).toISOString().slice(0, 19) };
   const sub = performance.now();
   const nanos = Math.floor((sub - Math.floor(sub)) * 1e6);
-  const fraction = `${String(ms % 1000).padStart(3, "0")}${String(nanos).padStart(6, "0")}`.replace(/0+$/, "");
-  return `${new Date(ms).toISOString().slice(0, 19)}${fraction === "" ? "" : `.${fraction}`}Z`;
+  let fraction = `${String(ms % 1000).padStart(3, "0")}${String(nanos).padStart(6, "0")}`;
+  let end = fraction.length;
+  while (end > 0 && fraction.charCodeAt(end - 1) === 48) end--;
+  fraction = fraction.slice(0, end);
+  return `${secondCache.text}${fraction === "" ? "" : `.${fraction}`}Z`;
 }
+
+let secondCache = { second: -1, text: "" };
 
 /**
  * The descriptors a manifest refers to, as distribution's Manifest.References(): an image's config
