@@ -11,6 +11,8 @@ const BATCH_BACKLOG = 10;
 const BATCH_RATE = 100;
 /** While batching, the least time between two requests: events gather meanwhile. */
 const BATCH_LINGER_MS = 10;
+/** How often limits are enforced while backing off from a failing endpoint. */
+const LIMIT_CHECK_MS = 100;
 
 /** What an operator sees of one endpoint (GET /debug/status). Never a header or a key. */
 export interface EndpointStatus {
@@ -133,7 +135,16 @@ export class EndpointDispatcher {
     if (this.recentFailures === this.config.threshold) {
       this.log.warn({ endpoint: this.config.name, error: result.error, pending: this.pending }, `notification endpoint failed ${this.config.threshold} times in a row; retrying every ${this.config.backoffMs} ms`);
     }
-    if (this.recentFailures >= this.config.threshold) await sleep(this.config.backoffMs, signal);
+    if (this.recentFailures >= this.config.threshold) await this.backOff(signal);
+  }
+
+  /** Waits `backoff`, keeping the queue within its limits meanwhile (events keep arriving). */
+  private async backOff(signal: AbortSignal): Promise<void> {
+    const until = performance.now() + this.config.backoffMs;
+    for (let left = this.config.backoffMs; left > 0 && !signal.aborted; left = until - performance.now()) {
+      await sleep(Math.min(left, LIMIT_CHECK_MS), signal);
+      await this.dropBeyondLimits();
+    }
   }
 
   /**

@@ -122,10 +122,11 @@ interface PendingAppend {
  * served in one turn of the event loop, and of those that arrive while a write is in progress,
  * share one write (and one fsync).
  *
- * Delivery progress within a segment is saved in a cursor at most every CURSOR_SAVE_MS, so after
- * a crash a receiver sees at most that much again (at least once; events keep their ids). Memory
- * stays bounded however long the endpoint is down: at most WINDOW_SEGMENTS references and about
- * WINDOW_EVENTS events; the rest is found again by listing the directory.
+ * Delivery progress within a segment is saved in a cursor within CURSOR_SAVE_MS, so after a crash
+ * a receiver sees at most the last CURSOR_SAVE_MS of deliveries again (at least once; events keep
+ * their ids). Memory stays bounded however long the endpoint is down: at most WINDOW_SEGMENTS
+ * references and about WINDOW_EVENTS events (or one segment's); the rest is found again by listing
+ * the directory.
  */
 export class EndpointOutbox {
   /** Events stored and not yet consumed. */
@@ -407,7 +408,8 @@ export class EndpointOutbox {
   /** Saves the cursor now; no more appends are taken. What is left stays for the next process. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.writing;
+    // An idle seal may hand over to a flush of appends that came meanwhile: wait for all of it.
+    while (this.writing) await this.writing;
     if (this.cursorTimer) clearTimeout(this.cursorTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.cursorTimer = this.idleTimer = undefined;
