@@ -250,6 +250,16 @@ describe("event filters and envelopes", () => {
     assert.equal(heads.accepts(event("other/a", "GET", "pull")), false);
   });
 
+  it("tells before an event is built whether its action can pass (so ignored pulls cost nothing)", () => {
+    const noPulls = new EventFilter({ ignoredMediaTypes: [], ignoredActions: ["pull"], repositories: [], ignoreHeadPulls: false });
+    assert.equal(noPulls.mayAccept("pull", "GET"), false);
+    assert.equal(noPulls.mayAccept("push", "PUT"), true);
+    const noHeads = new EventFilter({ ignoredMediaTypes: [], ignoredActions: [], repositories: ["team/**"], ignoreHeadPulls: true });
+    assert.equal(noHeads.mayAccept("pull", "HEAD"), false);
+    // The repository filter needs the event: a GET may pass.
+    assert.equal(noHeads.mayAccept("pull", "GET"), true);
+  });
+
   it("escapes as Go does and writes each format's content type", () => {
     const e = event();
     e.request.useragent = "a<b>&c\u2028";

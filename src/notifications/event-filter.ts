@@ -16,6 +16,12 @@ export class EventFilter {
     this.repositories = config.repositories.map(globToRegExp);
   }
 
+  /** Whether any event of `action` for a request with `method` can pass (the other filters need the event). */
+  mayAccept(action: string, method: string | undefined): boolean {
+    if (this.actions.has(action)) return false;
+    return !(this.config.ignoreHeadPulls && action === "pull" && method === "HEAD");
+  }
+
   accepts(event: RegistryEvent): boolean {
     if (event.target.mediaType !== undefined && this.mediaTypes.has(event.target.mediaType)) return false;
     if (this.actions.has(event.action)) return false;

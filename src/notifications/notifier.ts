@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { EndpointConfig, NotificationsConfig } from "../config/config.js";
+import type { EndpointConfig, EventAction, NotificationsConfig } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import type { Logger } from "../log/logger.js";
 import { EndpointDispatcher, type EndpointStatus } from "./endpoint-dispatcher.js";
@@ -58,6 +58,11 @@ export class Notifier {
         dispatcher: new EndpointDispatcher(config, outbox, new WebhookSender(config), options.log),
       };
     });
+  }
+
+  /** Whether some endpoint may want an event of `action` for a request with `method`: if not, none need be built. */
+  wants(action: EventAction, method: string | undefined): boolean {
+    return this.endpoints.some((endpoint) => endpoint.filter.mayAccept(action, method));
   }
 
   /**

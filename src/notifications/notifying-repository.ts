@@ -21,6 +21,11 @@ export class RequestEvents {
     readonly origin: RequestOrigin,
   ) {}
 
+  /** Pulls are most of the traffic: where every endpoint ignores them, none is built. */
+  wants(action: EventAction): boolean {
+    return this.notifier.wants(action, this.origin.req.method);
+  }
+
   event(action: EventAction, target: EventTarget): RegistryEvent {
     this.record ??= requestRecord(this.origin.req, randomUUID());
     return newEvent(action, target, this.record, this.origin.user, this.notifier.source);
@@ -60,7 +65,7 @@ export class NotifyingRepository implements Repository {
   async statBlob(digest: Digest): Promise<BlobDescriptor> {
     const descriptor = await this.inner.statBlob(digest);
     // The blob GET/HEAD handler is the only caller: a stat is a pull, as distribution's ServeBlob.
-    await this.events.emit([this.events.event("pull", this.blobTarget(descriptor))], true);
+    if (this.events.wants("pull")) await this.events.emit([this.events.event("pull", this.blobTarget(descriptor))], true);
     return descriptor;
   }
 
@@ -115,6 +120,7 @@ export class NotifyingRepository implements Repository {
 
   async getManifest(reference: Reference): Promise<StoredManifest> {
     const manifest = await this.inner.getManifest(reference);
+    if (!this.events.wants("pull")) return manifest;
     const target = this.manifestTarget(manifest.digest, manifest.mediaType, manifest.content);
     if ("tag" in reference) target.tag = reference.tag;
     await this.events.emit([this.events.event("pull", target)], true);
