@@ -179,10 +179,7 @@ export class FilesystemDriver implements StorageDriver {
     const full = this.#fullPath(path);
     const handle = await this.#inDirectory(dirname(full), path, () => open(full, "a"));
     try {
-      const size = (await handle.stat()).size;
-      // The file's name is made durable once, so that synced appends need only fdatasync.
-      await this.#ops.syncDirectory(dirname(full));
-      return new FilesystemAppendLog(handle, size);
+      return new FilesystemAppendLog(handle, (await handle.stat()).size, () => this.#ops.syncDirectory(dirname(full)));
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw this.#mapError(err, path);
@@ -290,10 +287,14 @@ const INLINE_APPEND_BACKOFF_MS = 10_000;
 class FilesystemAppendLog implements AppendLog {
   #size: number;
   #inlineAfter = 0;
+  /** The file's name survives a power loss: its directory was synced after it was created. */
+  #nameSynced = false;
 
   constructor(
     private readonly handle: FileHandle,
     size: number,
+    /** Syncs the directory: once, before the first synced append counts as durable. */
+    private readonly syncName: () => Promise<void>,
   ) {
     this.#size = size;
   }
@@ -315,7 +316,12 @@ class FilesystemAppendLog implements AppendLog {
       const { bytesWritten } = await this.handle.write(data, offset, data.byteLength - offset);
       offset += bytesWritten;
     }
-    if (sync) await this.handle.datasync();
+    if (sync) {
+      await this.handle.datasync();
+      // Only then: a log that never holds a synced append never pays for a directory fsync.
+      if (!this.#nameSynced) await this.syncName();
+      this.#nameSynced = true;
+    }
     this.#size += data.byteLength;
   }
 
