@@ -33,9 +33,9 @@ export interface EndpointStatus {
 
 /**
  * Delivers one endpoint's outbox in order, one event per request as distribution does (several
- * once a backlog builds up, see batchSize). Retries as
- * distribution's retrying sink: at once while fewer than `threshold` attempts in a row failed, then
- * once every `backoff`, without end; unlike distribution, `maxevents` and `maxage` bound what waits.
+ * when they come fast or pile up, see batchSize). Retries as distribution's retrying sink: at once
+ * while fewer than `threshold` attempts in a row failed, then once every `backoff`, without end;
+ * unlike distribution, `maxevents` and `maxage` bound what waits.
  * Each endpoint has its own dispatcher, so a dead endpoint delays no other.
  */
 export class EndpointDispatcher {
@@ -43,8 +43,9 @@ export class EndpointDispatcher {
   private readonly stop = new AbortController();
   private running: Promise<void> | undefined;
   private recentFailures = 0;
-  /** The outbox's count of unreadable events when last looked at. */
+  /** The outbox's counts of unreadable and taken events when last looked at. */
   private unreadableSeen = 0;
+  private takenSeen = 0;
   /** Arrival rate: the outbox's append count at the start of the current measurement. */
   private rateSince = { at: 0, appended: 0 };
   /** Events a second over the last complete measurement (a second or more). */
@@ -193,8 +194,13 @@ export class EndpointDispatcher {
     }
   }
 
-  /** Events the outbox could not read back count as dropped. */
+  /** Events the outbox could not read back count as dropped; those another node took are its to deliver. */
   private noteUnreadable(): void {
+    const taken = this.outbox.takenEvents - this.takenSeen;
+    if (taken > 0) {
+      this.takenSeen = this.outbox.takenEvents;
+      this.log.warn({ endpoint: this.config.name, events: taken }, "notification events were taken by another node that believed this process gone; it delivers them");
+    }
     const lost = this.outbox.unreadableEvents - this.unreadableSeen;
     if (lost <= 0) return;
     this.unreadableSeen = this.outbox.unreadableEvents;

@@ -133,6 +133,8 @@ export class EndpointOutbox {
   pendingEvents = 0;
   /** Stored events that could not be read back (damage), given up on. */
   unreadableEvents = 0;
+  /** Stored events another node adopted, believing this process gone (it delivers them). */
+  takenEvents = 0;
   /** Events ever appended (an arrival rate is measured from it). */
   appendedEvents = 0;
   private nextSeq = 0;
@@ -379,7 +381,8 @@ export class EndpointOutbox {
       if (expected !== undefined && segment.count !== expected) continue; // appended to while read: again
       // Damaged, or taken by another node: what is not there is given up on.
       const missing = expected === undefined ? unreadable : Math.max(0, expected - events.length);
-      if (!taken) this.unreadableEvents += missing;
+      if (taken) this.takenEvents += missing;
+      else this.unreadableEvents += missing;
       this.pendingEvents -= missing;
       const kept = expected === undefined ? events : events.slice(0, expected);
       segment.count = kept.length;
