@@ -264,11 +264,6 @@ export class FilesystemDriver implements StorageDriver {
 
 type WriterState = "open" | "closed" | "committed" | "cancelled";
 
-/**
- * Writes straight into the target file, as distribution does for `_uploads/<id>/data`. Chunks are
- * copied into a buffer from `writeBuffers` and written one full buffer at a time; the caller's
- * chunk is never held (see WriteBufferPool).
- */
 /** Appends up to this size that need not be synced are written on the spot (see FilesystemAppendLog). */
 const INLINE_APPEND_MAX = 64 * 1024;
 /** An inline append slower than this means the kernel is holding writers back (dirty page throttling). */
@@ -335,6 +330,11 @@ class FilesystemAppendLog implements AppendLog {
   }
 }
 
+/**
+ * Writes straight into the target file, as distribution does for `_uploads/<id>/data`. Chunks are
+ * copied into a buffer from `writeBuffers` and written one full buffer at a time; the caller's
+ * chunk is never held (see WriteBufferPool).
+ */
 class FilesystemFileWriter implements FileWriter {
   readonly copiesChunks = true;
   #size: number;
