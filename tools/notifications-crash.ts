@@ -66,29 +66,38 @@ export const DEFAULT_OPTIONS: CampaignOptions = {
   log: (line) => process.stderr.write(`${line}\n`),
 };
 
-export interface CampaignSummary {
-  rounds: number;
-  /** Rounds whose receiver was down at the kill. */
-  roundsReceiverDown: number;
-  attempted: number;
-  acknowledged: number;
+/** What a round counts, and the campaign adds up over its rounds. */
+const COUNTS = [
+  "attempted",
+  "acknowledged",
+  /** Distinct event ids delivered. */
+  "delivered",
+  /** Accepted deliveries, duplicates included. */
+  "deliveries",
+  /** Events of operations not acknowledged (in flight at the kill) that were delivered anyway. */
+  "deliveredUnacknowledged",
+  /** Events found in the outboxes right after the kill. */
+  "outboxAtKill",
+  /** Complete outbox lines found right after the kill that are not events (must be 0: only a torn last line, never acknowledged, may be cut). */
+  "unreadableAtKill",
+  "missing",
+  "invented",
+  "lostFromOutbox",
+  "duplicates",
+] as const;
+
+type Counts = Record<(typeof COUNTS)[number], number>;
+
+interface Tallies {
   acknowledgedByAction: Record<string, number>;
   /** Operations not acknowledged, by why: "no answer (the kill)", or "<operation> answered <status>". */
   unacknowledged: Record<string, number>;
-  /** Distinct event ids delivered. */
-  delivered: number;
-  /** Accepted deliveries, duplicates included. */
-  deliveries: number;
-  /** Events of operations not acknowledged (in flight at the kill) that were delivered anyway. */
-  deliveredUnacknowledged: number;
-  /** Events found in the outboxes right after the kill. */
-  outboxAtKill: number;
-  /** Complete outbox lines found right after the kill that are not events (must be 0: only a torn last line, never acknowledged, may be cut). */
-  unreadableAtKill: number;
-  missing: number;
-  invented: number;
-  lostFromOutbox: number;
-  duplicates: number;
+}
+
+export interface CampaignSummary extends Counts, Tallies {
+  rounds: number;
+  /** Rounds whose receiver was down at the kill. */
+  roundsReceiverDown: number;
   /** Rounds whose outboxes still held undelivered events after drainTimeoutMs. */
   stuckRounds: number;
   durationMs: number;
@@ -479,21 +488,8 @@ async function outboxEventIds(root: string, problems: string[]): Promise<{ ids: 
 
 // --- the campaign
 
-interface RoundResult {
+interface RoundResult extends Counts, Tallies {
   receiverDown: boolean;
-  attempted: number;
-  acknowledged: number;
-  acksByAction: Record<string, number>;
-  unacknowledged: Record<string, number>;
-  delivered: number;
-  deliveries: number;
-  deliveredUnacknowledged: number;
-  outboxAtKill: number;
-  unreadableAtKill: number;
-  missing: number;
-  invented: number;
-  lostFromOutbox: number;
-  duplicates: number;
   stuck: boolean;
   problems: string[];
 }
@@ -609,7 +605,7 @@ async function runRound(index: number, options: CampaignOptions, random: () => n
       receiverDown,
       attempted: ledger.attempts,
       acknowledged: ledger.acks,
-      acksByAction: ledger.acksByAction,
+      acknowledgedByAction: ledger.acksByAction,
       unacknowledged: ledger.unacknowledged,
       delivered: byId.size,
       deliveries: events.length,
@@ -635,21 +631,11 @@ export async function runCampaign(partial: Partial<CampaignOptions> = {}): Promi
   const options: CampaignOptions = { ...DEFAULT_OPTIONS, ...partial };
   const started = Date.now();
   const summary: CampaignSummary = {
+    ...(Object.fromEntries(COUNTS.map((key) => [key, 0])) as Counts),
     rounds: 0,
     roundsReceiverDown: 0,
-    attempted: 0,
-    acknowledged: 0,
     acknowledgedByAction: {},
     unacknowledged: {},
-    delivered: 0,
-    deliveries: 0,
-    deliveredUnacknowledged: 0,
-    outboxAtKill: 0,
-    unreadableAtKill: 0,
-    missing: 0,
-    invented: 0,
-    lostFromOutbox: 0,
-    duplicates: 0,
     stuckRounds: 0,
     durationMs: 0,
     problems: [],
@@ -659,23 +645,10 @@ export async function runCampaign(partial: Partial<CampaignOptions> = {}): Promi
     const result = await runRound(index, options, random);
     summary.rounds++;
     if (result.receiverDown) summary.roundsReceiverDown++;
-    summary.attempted += result.attempted;
-    summary.acknowledged += result.acknowledged;
-    for (const [action, count] of Object.entries(result.acksByAction)) {
-      summary.acknowledgedByAction[action] = (summary.acknowledgedByAction[action] ?? 0) + count;
+    for (const key of COUNTS) summary[key] += result[key];
+    for (const tally of ["acknowledgedByAction", "unacknowledged"] as const) {
+      for (const [what, count] of Object.entries(result[tally])) summary[tally][what] = (summary[tally][what] ?? 0) + count;
     }
-    for (const [why, count] of Object.entries(result.unacknowledged)) {
-      summary.unacknowledged[why] = (summary.unacknowledged[why] ?? 0) + count;
-    }
-    summary.delivered += result.delivered;
-    summary.deliveries += result.deliveries;
-    summary.deliveredUnacknowledged += result.deliveredUnacknowledged;
-    summary.outboxAtKill += result.outboxAtKill;
-    summary.unreadableAtKill += result.unreadableAtKill;
-    summary.missing += result.missing;
-    summary.invented += result.invented;
-    summary.lostFromOutbox += result.lostFromOutbox;
-    summary.duplicates += result.duplicates;
     if (result.stuck) summary.stuckRounds++;
     for (const problem of result.problems) if (summary.problems.length < 50) summary.problems.push(problem);
     const bad = result.missing + result.invented + result.lostFromOutbox + result.unreadableAtKill > 0 || result.stuck;

@@ -26,6 +26,7 @@ import { freePort, readProcCpu, startServer, type RunningServer } from "../serve
 import type { BenchCase, BenchContext } from "../types.js";
 import { runWrk, type WrkResult } from "../wrk.js";
 import { pushImages } from "./push-images.js";
+import { sharedSmallImage } from "./small-requests.js";
 
 const RECEIVER_JS = fileURLToPath(new URL("../notify-receiver.js", import.meta.url));
 const ENDPOINT = "bench";
@@ -268,9 +269,28 @@ const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 // ---------------------------------------------------------------------------------------------
 // notify-push-50
 
+/** Keep-alive connections to each server of a pair. */
+interface PairConns {
+  notify: Conn[];
+  baseline: Conn[];
+}
+
 interface PushState {
   pair: Pair;
-  conns: { notify: Conn[]; baseline: Conn[] };
+  conns: PairConns;
+}
+
+/** `n` connections to each server of the pair; none is left open when one fails. */
+async function connectBoth(pair: Pair, n: number): Promise<PairConns> {
+  const conns: PairConns = { notify: [], baseline: [] };
+  try {
+    for (let i = 0; i < n; i++) conns.notify.push(await Conn.connect(pair.notify.host, pair.notify.port));
+    for (let i = 0; i < n; i++) conns.baseline.push(await Conn.connect(pair.baseline.host, pair.baseline.port));
+  } catch (err) {
+    for (const c of [...conns.notify, ...conns.baseline]) c.close();
+    throw err;
+  }
+  return conns;
 }
 
 function pushEventsExpected(ctx: BenchContext): number {
@@ -288,17 +308,12 @@ export const notifyPush50: BenchCase<PushState> = {
   async setup(srv, ctx) {
     const receiver = await Receiver.start(0);
     const pair = await startPair(srv, ctx, notificationsYaml(receiver.url), [receiver]);
-    const conns: PushState["conns"] = { notify: [], baseline: [] };
     try {
-      const n = (ctx.shared.get("push-images") as SmallImage[]).length;
-      for (let i = 0; i < n; i++) conns.notify.push(await Conn.connect(pair.notify.host, pair.notify.port));
-      for (let i = 0; i < n; i++) conns.baseline.push(await Conn.connect(pair.baseline.host, pair.baseline.port));
+      return { pair, conns: await connectBoth(pair, (ctx.shared.get("push-images") as SmallImage[]).length) };
     } catch (err) {
-      for (const c of [...conns.notify, ...conns.baseline]) c.close();
       await stopPair(pair);
       throw err;
     }
-    return { pair, conns };
   },
   async run(srv, ctx, state) {
     const all = ctx.shared.get("push-images") as SmallImage[];
@@ -343,15 +358,6 @@ export const notifyPush50: BenchCase<PushState> = {
 // ---------------------------------------------------------------------------------------------
 // notify-manifest-get
 
-function smallImage(ctx: BenchContext): SmallImage {
-  let img = ctx.shared.get("small-image") as SmallImage | undefined;
-  if (!img) {
-    img = makeImage([randomBytes(1024)], "small");
-    ctx.shared.set("small-image", img);
-  }
-  return img;
-}
-
 /** Pushes the small image as bench/app:latest and checks one GET of its manifest. */
 async function seedManifest(server: RunningServer, img: SmallImage): Promise<void> {
   const conn = await Conn.connect(server.host, server.port);
@@ -387,7 +393,7 @@ export function notifyManifestGet(connections: number): BenchCase<Pair> {
       const receiver = await Receiver.start(0);
       const pair = await startPair(srv, ctx, notificationsYaml(receiver.url), [receiver]);
       try {
-        const img = smallImage(ctx);
+        const img = sharedSmallImage(ctx);
         for (const server of [pair.notify, pair.baseline]) {
           await seedManifest(server, img);
           await wrkManifest(server, connections, ctx.sizes.warmupSec, ctx.tmpRoot);
@@ -498,10 +504,7 @@ async function timedPushes(conns: Conn[], images: SmallImage[], prefix: string):
   return lat;
 }
 
-interface SlowState {
-  pair: Pair;
-  conns: { notify: Conn[]; baseline: Conn[] };
-}
+type SlowState = PushState;
 
 export const notifySlowReceiver: BenchCase<SlowState> = {
   name: "notify-slow-receiver",
@@ -519,7 +522,6 @@ export const notifySlowReceiver: BenchCase<SlowState> = {
       throw err;
     });
     const pair = await startPair(srv, ctx, notificationsYaml(slow.url, "10s"), [slow, fast], notificationsYaml(fast.url, "10s"));
-    const conns: SlowState["conns"] = { notify: [], baseline: [] };
     try {
       // One image first, so the slow endpoint's dispatcher is inside a 5-second request when the
       // timed pushes start (and the fast one has delivered).
@@ -533,14 +535,11 @@ export const notifySlowReceiver: BenchCase<SlowState> = {
         }
       }
       await waitDrained(pair.baseline, fast, 3);
-      for (let i = 0; i < SLOW_CLIENTS; i++) conns.notify.push(await Conn.connect(pair.notify.host, pair.notify.port));
-      for (let i = 0; i < SLOW_CLIENTS; i++) conns.baseline.push(await Conn.connect(pair.baseline.host, pair.baseline.port));
+      return { pair, conns: await connectBoth(pair, SLOW_CLIENTS) };
     } catch (err) {
-      for (const c of [...conns.notify, ...conns.baseline]) c.close();
       await stopPair(pair);
       throw err;
     }
-    return { pair, conns };
   },
   async run(srv, ctx, state) {
     const all = ctx.shared.get("push-images") as SmallImage[];
@@ -709,7 +708,7 @@ export const notifyQueueMemory: BenchCase<Pair> = {
     const dead = await freePort(); // nothing listens there: connection refused
     const pair = await startPair(srv, ctx, notificationsYaml(`http://127.0.0.1:${dead}/events`), []);
     try {
-      const img = smallImage(ctx);
+      const img = sharedSmallImage(ctx);
       for (const server of [pair.notify, pair.baseline]) {
         await seedManifest(server, img);
         const warm = await manifestGets(server, MEMORY_WARMUP_REQUESTS, MISSING_PATH, 404);

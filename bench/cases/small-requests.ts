@@ -60,7 +60,8 @@ async function drive(srv: RunningServer, target: Target, connections: number, du
   return r;
 }
 
-function image(ctx: BenchContext): SmallImage {
+/** The 1 KiB-layer image every small-request case (and notify-manifest-get) pushes, made once per run. */
+export function sharedSmallImage(ctx: BenchContext): SmallImage {
   let img = ctx.shared.get("small-image") as SmallImage | undefined;
   if (!img) {
     img = makeImage([randomBytes(1024)], "small");
@@ -70,7 +71,7 @@ function image(ctx: BenchContext): SmallImage {
 }
 
 async function seed(srv: RunningServer, ctx: BenchContext, tags: number): Promise<SmallImage> {
-  const img = image(ctx);
+  const img = sharedSmallImage(ctx);
   const conn = await Conn.connect(srv.host, srv.port);
   try {
     await pushImage(conn, REPO, "latest", img);

@@ -104,8 +104,8 @@ export interface EndpointConfig {
   /** berth: most events kept for this endpoint; past it the oldest are dropped. Default 100,000. */
   maxEvents: number;
   /**
-   * berth: most events in one request once events wait for this endpoint (distribution's envelope
-   * holds "one or more events"); a lone event always goes alone. Default 100; 1 sends one per request.
+   * berth: most events in one request once 10 wait for this endpoint or they arrive at 100 a second
+   * (distribution's envelope holds "one or more events"). Default 100; 1 sends one per request.
    */
   maxBatch: number;
   /** berth: events older than this are dropped undelivered. Default 7 days. */

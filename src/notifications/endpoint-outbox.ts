@@ -82,6 +82,12 @@ export interface OutboxCursor {
   consumed: number;
 }
 
+/** How many of the `count` events of segment `seq` the cursor marks delivered (none without a cursor). */
+export function deliveredInSegment(cursor: OutboxCursor | undefined, seq: number, count: number): number {
+  if (cursor === undefined || seq > cursor.seq) return 0;
+  return seq < cursor.seq ? count : Math.min(cursor.consumed, count);
+}
+
 export function parseCursor(content: Buffer): OutboxCursor | undefined {
   try {
     const value = JSON.parse(content.toString("utf8")) as Partial<OutboxCursor> | null;

@@ -5,6 +5,7 @@ import { LEASE_FRESH_MS, LEASE_REFRESH_MS, leasePath, readLeases, type LeaseStat
 import type { Logger } from "../log/logger.js";
 import {
   CURSOR_NAME,
+  deliveredInSegment,
   NOTIFICATIONS_ROOT,
   parseCursor,
   parseSegment,
@@ -137,8 +138,7 @@ async function adoptQueue(driver: StorageDriver, dir: string, outbox: EndpointOu
     }
     const { events, unreadable } = parseSegment(content);
     if (unreadable > 0) log.error({ segment: segment.path, events: unreadable }, "unreadable notification events of a gone process dropped");
-    const delivered = cursor === undefined || segment.seq > cursor.seq ? 0 : segment.seq < cursor.seq ? events.length : cursor.consumed;
-    const undelivered = events.slice(delivered);
+    const undelivered = events.slice(deliveredInSegment(cursor, segment.seq, events.length));
     if (undelivered.length > 0) await outbox.append(undelivered, true);
     adopted += undelivered.length;
     await deleteIfPresent(driver, segment.path);

@@ -1,5 +1,5 @@
 import type { StorageDriver } from "../driver/storage-driver.js";
-import { isPathNotFound } from "../driver/storage-driver.js";
+import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import { listLayerLinks, listRepositories, listRevisionLinks, isSoundLink } from "../gc/storage-scan.js";
 import { manifestReferences } from "../gc/manifest-references.js";
@@ -288,14 +288,8 @@ export class CacheExpiry implements ProxyMaintenance {
   private async removeIfEmpty(repository: string): Promise<boolean> {
     const [revisions, layers] = await Promise.all([listRevisionLinks(this.driver, repository), listLayerLinks(this.driver, repository)]);
     if (revisions.length > 0 || layers.length > 0) return false;
-    try {
-      if ((await this.driver.list(uploadsRootPath(repository))).length > 0) return false;
-    } catch (err) {
-      if (!isPathNotFound(err)) throw err;
-    }
-    await this.driver.delete(repositoryPath(repository)).catch((err: unknown) => {
-      if (!isPathNotFound(err)) throw err;
-    });
+    if ((await listOrEmpty(this.driver, uploadsRootPath(repository))).length > 0) return false;
+    await deleteIfPresent(this.driver, repositoryPath(repository));
     return true;
   }
 

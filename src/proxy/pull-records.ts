@@ -1,5 +1,5 @@
 import type { StorageDriver } from "../driver/storage-driver.js";
-import { isPathNotFound } from "../driver/storage-driver.js";
+import { deleteIfPresent, isPathNotFound } from "../driver/storage-driver.js";
 import type { Logger } from "../log/logger.js";
 import type { Digest } from "../reference/digest.js";
 import { listDigests } from "../storage/digest-listing.js";
@@ -64,9 +64,7 @@ export class PullRecords {
   async remove(repository: string, kind: PulledKind, digest: Digest): Promise<void> {
     const path = proxyPullRecordPath(repository, kind, digest);
     this.known.delete(path);
-    await this.driver.delete(path).catch((err: unknown) => {
-      if (!isPathNotFound(err)) throw err;
-    });
+    await deleteIfPresent(this.driver, path);
   }
 
   private async read(path: string): Promise<number | undefined> {

@@ -1,6 +1,6 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { CURSOR_NAME, parseCursor, parseSegment, segmentSeq } from "../../src/notifications/endpoint-outbox.js";
+import { CURSOR_NAME, deliveredInSegment, parseCursor, parseSegment, segmentSeq } from "../../src/notifications/endpoint-outbox.js";
 import type { RegistryEvent } from "../../src/notifications/registry-event.js";
 
 /** One endpoint's outbox of one process, as a filesystem-rooted berth left it. */
@@ -41,8 +41,7 @@ export async function readOutboxes(root: string): Promise<OutboxOnDisk[]> {
         outbox.segments.push(name);
         outbox.events.push(...events);
         outbox.unreadable += unreadable;
-        const delivered = !cursor || seq > cursor.seq ? 0 : seq < cursor.seq ? events.length : cursor.consumed;
-        outbox.undelivered.push(...events.slice(delivered));
+        outbox.undelivered.push(...events.slice(deliveredInSegment(cursor, seq, events.length)));
       }
       outboxes.push(outbox);
     }
