@@ -5,6 +5,13 @@ import { open } from "node:fs/promises";
 import { Conn, expectStatus, locationPath, withQuery, type Response } from "./lean-client.js";
 
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+/** The Accept header of a manifest GET: every manifest type a registry may hold. */
+export const MANIFEST_ACCEPT = [
+  OCI_MANIFEST,
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+].join(", ");
 export const OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
 export const OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
 

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Conn, expectStatus } from "../lean-client.js";
 import type { ReceiverStats } from "../notify-receiver.js";
-import { makeImage, OCI_MANIFEST, pushBlobMonolithic, pushImage, pushManifest, type SmallImage } from "../registry-ops.js";
+import { makeImage, MANIFEST_ACCEPT, pushBlobMonolithic, pushImage, pushManifest, type SmallImage } from "../registry-ops.js";
 import { freePort, readProcCpu, startServer, type RunningServer } from "../servers.js";
 import type { BenchCase, BenchContext } from "../types.js";
 import { runWrk, type WrkResult } from "../wrk.js";
@@ -34,12 +34,6 @@ const ENDPOINT = "bench";
 const SLOW_MS = 5_000;
 /** Longest wait for a queue to drain after a run with a live endpoint. */
 const DRAIN_CAP_MS = 300_000;
-const ACCEPT = [
-  OCI_MANIFEST,
-  "application/vnd.oci.image.index.v1+json",
-  "application/vnd.docker.distribution.manifest.v2+json",
-  "application/vnd.docker.distribution.manifest.list.v2+json",
-].join(", ");
 const MANIFEST_REPO = "bench/app";
 const MANIFEST_PATH = `/v2/${MANIFEST_REPO}/manifests/latest`;
 const MiB_PER_KiB = 1 / 1024;
@@ -363,7 +357,7 @@ async function seedManifest(server: RunningServer, img: SmallImage): Promise<voi
   const conn = await Conn.connect(server.host, server.port);
   try {
     await pushImage(conn, MANIFEST_REPO, "latest", img);
-    const res = expectStatus(await conn.request({ method: "GET", path: MANIFEST_PATH, headers: { Accept: ACCEPT } }), 200, `GET ${MANIFEST_PATH}`);
+    const res = expectStatus(await conn.request({ method: "GET", path: MANIFEST_PATH, headers: { Accept: MANIFEST_ACCEPT } }), 200, `GET ${MANIFEST_PATH}`);
     if (res.headers.get("docker-content-digest") !== img.manifestDigest || !res.body.equals(img.manifest)) {
       throw new Error(`GET ${MANIFEST_PATH}: not the pushed manifest`);
     }
@@ -373,7 +367,7 @@ async function seedManifest(server: RunningServer, img: SmallImage): Promise<voi
 }
 
 async function wrkManifest(server: RunningServer, connections: number, seconds: number, dir: string): Promise<WrkResult> {
-  const r = await runWrk({ url: `${server.url}${MANIFEST_PATH}`, method: "GET", headers: { Accept: ACCEPT }, connections, durationSec: seconds, dir });
+  const r = await runWrk({ url: `${server.url}${MANIFEST_PATH}`, method: "GET", headers: { Accept: MANIFEST_ACCEPT }, connections, durationSec: seconds, dir });
   const errors = r.errors.connect + r.errors.read + r.errors.write + r.errors.status + r.errors.timeout;
   if (errors > 0) throw new Error(`wrk GET ${MANIFEST_PATH}: ${JSON.stringify(r.errors)} errors in ${r.requests} requests`);
   if (r.requests === 0) throw new Error(`wrk GET ${MANIFEST_PATH}: no requests completed`);
@@ -630,7 +624,7 @@ async function manifestGets(server: RunningServer, total: number, path = MANIFES
   let left = total;
   let errors = 0;
   let firstError: string | undefined;
-  const req = { method: "GET", path, headers: { Accept: ACCEPT }, discard: true };
+  const req = { method: "GET", path, headers: { Accept: MANIFEST_ACCEPT }, discard: true };
   const t0 = performance.now();
   try {
     await Promise.all(

@@ -1,19 +1,13 @@
 /** Small-request cases driven by wrk: manifest GET / HEAD by tag, tags list. */
 import { randomBytes } from "node:crypto";
 import { Conn, expectStatus, HttpError } from "../lean-client.js";
-import { makeImage, OCI_MANIFEST, pushImage, pushManifest, type SmallImage } from "../registry-ops.js";
+import { makeImage, MANIFEST_ACCEPT, pushImage, pushManifest, type SmallImage } from "../registry-ops.js";
 import type { RunningServer } from "../servers.js";
 import type { BenchCase, BenchContext } from "../types.js";
 import { runLoad } from "../load.js";
 import { runWrk } from "../wrk.js";
 
 const REPO = "bench/app";
-const ACCEPT = [
-  OCI_MANIFEST,
-  "application/vnd.oci.image.index.v1+json",
-  "application/vnd.docker.distribution.manifest.v2+json",
-  "application/vnd.docker.distribution.manifest.list.v2+json",
-].join(", ");
 
 interface Target {
   url: string;
@@ -99,7 +93,7 @@ function wrkCase(opts: {
     latency: true,
     async setup(srv, ctx) {
       const img = await seed(srv, ctx, opts.tags(ctx));
-      const headers = { Accept: ACCEPT };
+      const headers = { Accept: MANIFEST_ACCEPT };
       // One checked request first: wrk only counts statuses >= 400 as errors.
       const conn = await Conn.connect(srv.host, srv.port);
       try {
