@@ -284,6 +284,25 @@ describe("upstream content that does not match its digest", () => {
 });
 
 describe("when the upstream fails", () => {
+  test("a kept-alive upstream connection reset before any answer is tried once more on a new one, not taken for an outage", async () => {
+    const remote = uniqueName("stale-conn");
+    const first = await upstreamImage(remote, "v1");
+    const name = `up/${remote}`;
+    // Leaves a kept-alive connection to the upstream, which the next request reuses.
+    assert.equal((await client.get(`/v2/${name}/manifests/v1`)).response.status, 200);
+    await cachedTag(name, "v1", first.digest);
+    const moved = await upstreamImage(remote, "v1");
+    const logFrom = mirror.log().length;
+    proxy.resetCounts();
+    proxy.inject({ method: "HEAD", path: MANIFESTS, times: 1, fault: { kind: "reset" } });
+    const fresh = await client.get(`/v2/${name}/manifests/v1`);
+    assert.equal(fresh.response.status, 200);
+    assert.deepEqual(fresh.bytes, moved.bytes, "the tag was revalidated, not served stale");
+    assert.equal(proxy.count("HEAD", MANIFESTS), 2, "the reset HEAD, then the same HEAD on a new connection");
+    const logged = mirror.log().slice(logFrom);
+    assert.equal(logged.includes("upstream failed"), false, logged);
+  });
+
   test("a cached tag is served while the upstream is down, rate-limited or hung; an uncached one is 503", async () => {
     const remote = uniqueName("down");
     const image = await upstreamImage(remote, "v1");

@@ -402,7 +402,9 @@ describe("one mirror, three berth nodes on one S3 bucket, one Redis, one secret"
     for (const [i, node] of nodes.entries()) {
       await waitFor(() => node.berth.log().includes("upstream failed: serving the cached tag"), `node ${i + 1} to log the stale answer`);
     }
-    assert.equal(proxy!.count("HEAD", new RegExp(`^/v2/${remote}/manifests/v1$`)), NODE_COUNT, describeUpstream());
+    // One HEAD per node; a node whose kept-alive connection was reset sends it again on a new one.
+    const heads = proxy!.count("HEAD", new RegExp(`^/v2/${remote}/manifests/v1$`));
+    assert.ok(heads >= NODE_COUNT && heads <= 2 * NODE_COUNT, `${heads} HEADs of the tag:\n${describeUpstream()}`);
     assert.equal(proxy!.count("GET", BLOBS) + proxy!.count("HEAD", new RegExp(`^/v2/${remote}/blobs/${layer}$`)), 0, "cached blobs never go upstream");
   });
 

@@ -173,8 +173,13 @@ export class UpstreamClient {
     }
   }
 
-  /** A single exchange, bounded by the connect timeout and then by the read timeout. */
-  private once(method: "GET" | "HEAD", url: URL, headers: Record<string, string>): Promise<UpstreamResponse> {
+  /**
+   * A single exchange, bounded by the connect timeout and then by the read timeout. A kept-alive
+   * connection the upstream closed just as it was reused (its idle timeout racing ours) fails before
+   * any answer: the request, a GET or HEAD, is sent once more on a new connection, as Go's transport
+   * (distribution's) does.
+   */
+  private once(method: "GET" | "HEAD", url: URL, headers: Record<string, string>, mayRetry = true): Promise<UpstreamResponse> {
     const { connectTimeoutMs, readTimeoutMs, remoteURL } = this.config;
     return new Promise<UpstreamResponse>((resolve, reject) => {
       const secure = url.protocol === "https:";
@@ -201,7 +206,15 @@ export class UpstreamClient {
         if (!socket.connecting) waitForHeaders();
         else socket.once(secure ? "secureConnect" : "connect", waitForHeaders);
       });
-      request.once("error", (err: NodeJS.ErrnoException) => fail(new UpstreamError("unreachable", remoteURL, err.code ?? err.message)));
+      request.once("error", (err: NodeJS.ErrnoException) => {
+        if (!settled && mayRetry && request.reusedSocket && STALE_CONNECTION_ERRORS.has(err.code ?? "")) {
+          settled = true;
+          clearTimeout(timer);
+          resolve(this.once(method, url, headers, false));
+          return;
+        }
+        fail(new UpstreamError("unreachable", remoteURL, err.code ?? err.message));
+      });
       request.once("response", (body) => {
         clearTimeout(timer);
         if (settled) {
@@ -218,6 +231,9 @@ export class UpstreamClient {
     });
   }
 }
+
+/** How a reused keep-alive connection that the other side had closed fails. */
+const STALE_CONNECTION_ERRORS = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"]);
 
 function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== "authorization"));
