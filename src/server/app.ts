@@ -8,6 +8,7 @@ import { sendError } from "./error-response.js";
 import { discardUnreadBody } from "./request-body.js";
 import { locationFor, type RequestContext, type ServerSettings } from "./request-context.js";
 import { route } from "./router.js";
+import { chainInterceptors, type RequestInterceptor } from "./request-interceptor.js";
 import { createTlsServer, type RegistryServer } from "./tls-server.js";
 import { UploadStateSigner } from "./upload-state-token.js";
 
@@ -27,6 +28,8 @@ export interface ServerOptions {
   tls?: TlsConfig;
   /** Over TLS, offer HTTP/2 beside HTTP/1.1 (default true; http.http2.disabled turns it off). */
   http2?: boolean;
+  /** What capabilities add around each routed request (metrics, tracing, health), outermost first. */
+  interceptors?: readonly RequestInterceptor[];
 }
 
 /** Timeouts that keep a few slow or idle connections from holding the server, in milliseconds. */
@@ -49,6 +52,7 @@ function timerMs(ms: number): number {
 /** The HTTP server: decodes the route, runs its handler, renders any error in one place. */
 export function createRegistryServer(options: ServerOptions): RegistryServer {
   const signer = new UploadStateSigner(options.secret, options.uploadStateMaxAgeMs);
+  const interceptor = chainInterceptors(options.interceptors ?? []);
   const timeouts = options.timeouts ?? DEFAULT_SERVER_TIMEOUTS;
   const headersTimeout = timerMs(timeouts.readHeaderMs);
   if (options.tls !== undefined) {
@@ -59,7 +63,7 @@ export function createRegistryServer(options: ServerOptions): RegistryServer {
       inactivityMs: timerMs(timeouts.inactivityMs),
     };
     return createTlsServer(options.tls, options.http2 ?? true, limits, (req, res) => {
-      void handle(req, res, options, signer);
+      void handle(req, res, options, signer, interceptor);
     });
   }
   const server = createServer(
@@ -72,14 +76,14 @@ export function createRegistryServer(options: ServerOptions): RegistryServer {
       connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeout / 4))),
     },
     (req, res) => {
-      void handle(req, res, options, signer);
+      void handle(req, res, options, signer, interceptor);
     },
   );
   server.setTimeout(timerMs(timeouts.inactivityMs), (socket) => socket.destroy());
   return server;
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, options: ServerOptions, signer: UploadStateSigner): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, options: ServerOptions, signer: UploadStateSigner, interceptor: RequestInterceptor | undefined): Promise<void> {
   const started = process.hrtime.bigint();
   res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
   for (const [name, values] of options.settings.headers) res.setHeader(name, values);
@@ -94,27 +98,30 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
   try {
     const match = route(req.method ?? "GET", path);
     routeName = match.route;
-    if (match.params.name !== "") {
-      // A mirror maps containerd's ?ns=<registry host> to the repository that caches it.
-      const resolved = options.registry.resolveName(match.params.name, query.get("ns") ?? undefined);
-      match.params.name = resolved.name;
-      if (resolved.namespace !== undefined) res.setHeader("OCI-Namespace", resolved.namespace);
-    }
-    // The one access check: before the handler reads a byte of the body or touches storage.
-    const needed = requiredAccess(match.route, req.method ?? "GET", match.params.name, query);
-    if (!isPublicRoute(match.route)) ({ user } = await (options.access ?? OPEN_ACCESS).authorize(req, needed));
-    const ctx: RequestContext = {
-      req,
-      res,
-      params: match.params,
-      query,
-      registry: options.registry,
-      signer,
-      settings: options.settings,
-      log: options.log,
+    const serve = async (): Promise<void> => {
+      if (match.params.name !== "") {
+        // A mirror maps containerd's ?ns=<registry host> to the repository that caches it.
+        const resolved = options.registry.resolveName(match.params.name, query.get("ns") ?? undefined);
+        match.params.name = resolved.name;
+        if (resolved.namespace !== undefined) res.setHeader("OCI-Namespace", resolved.namespace);
+      }
+      // The one access check: before the handler reads a byte of the body or touches storage.
+      const needed = requiredAccess(match.route, req.method ?? "GET", match.params.name, query);
+      if (!isPublicRoute(match.route)) ({ user } = await (options.access ?? OPEN_ACCESS).authorize(req, needed));
+      const ctx: RequestContext = {
+        req,
+        res,
+        params: match.params,
+        query,
+        registry: options.registry,
+        signer,
+        settings: options.settings,
+        log: options.log,
+      };
+      ctx.registry = options.registry.forRequest({ req, user, urlFor: (path) => locationFor(ctx, path) });
+      await match.handler(ctx);
     };
-    ctx.registry = options.registry.forRequest({ req, user, urlFor: (path) => locationFor(ctx, path) });
-    await match.handler(ctx);
+    await (interceptor === undefined ? serve() : interceptor.around({ req, res, route: match.route, method: req.method ?? "GET" }, serve));
   } catch (err) {
     if (isClientGone(req, res)) {
       options.log.info({ method: req.method, route: routeName }, "client disconnected before the request completed");
