@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { blobGet } from "./cases/blob-get.js";
+import { metricsGet } from "./cases/metrics.js";
 import { chunkedUpload, monoUpload } from "./cases/upload.js";
 import { mirrorColdPull, mirrorColdPull20, mirrorWarmPull } from "./cases/mirror.js";
 import { notifyManifestGet, notifyPush50, notifyQueueMemory, notifySlowReceiver } from "./cases/notifications.js";
@@ -75,6 +76,8 @@ export const ALL_CASES: BenchCase<any>[] = [
   notifyManifestGet(16),
   notifySlowReceiver,
   notifyQueueMemory,
+  metricsGet("manifest"),
+  metricsGet("blob"),
 ];
 
 const USAGE = `Usage: npm run bench -- [--rounds N] [--cases a,b] [--quick] [--list]

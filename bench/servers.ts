@@ -159,7 +159,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function configYaml(kind: ServerKind, rootDirectory: string, port: number): string {
+export function configYaml(kind: ServerKind, rootDirectory: string, port: number, httpYaml = ""): string {
   // The same distribution configuration for both: filesystem storage, delete enabled, the
   // in-memory blob descriptor cache (as in Debian's default config.yml), access log off, and a
   // fixed http.secret so neither warns about generating one.
@@ -180,6 +180,7 @@ export function configYaml(kind: ServerKind, rootDirectory: string, port: number
     "http:",
     `  addr: 127.0.0.1:${port}`,
     "  secret: berth-bench-secret",
+    ...httpYaml.split("\n").filter((line) => line.trim() !== "").map((line) => `  ${line}`),
     "",
   ].join("\n");
 }
@@ -210,6 +211,8 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** YAML appended to the generated config (top-level sections, e.g. `proxy:`), for both kinds. */
   extraYaml?: string;
+  /** YAML lines added to the generated `http:` section (e.g. `debug:`), indented as its children. */
+  httpYaml?: string;
 }
 
 export async function startServer(kind: ServerKind, opts: StartOptions): Promise<RunningServer> {
@@ -219,7 +222,7 @@ export async function startServer(kind: ServerKind, opts: StartOptions): Promise
   const port = await freePort();
   const configFile = join(dir, "config.yml");
   const extra = opts.extraYaml ? (opts.extraYaml.endsWith("\n") ? opts.extraYaml : `${opts.extraYaml}\n`) : "";
-  await writeFile(configFile, configYaml(kind, storage, port) + extra);
+  await writeFile(configFile, configYaml(kind, storage, port, opts.httpYaml) + extra);
   const logFile = join(dir, "server.log");
   const log = createWriteStream(logFile);
   await new Promise((resolve) => log.once("open", resolve));

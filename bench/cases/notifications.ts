@@ -22,7 +22,8 @@ import { fileURLToPath } from "node:url";
 import { Conn, expectStatus } from "../lean-client.js";
 import type { ReceiverStats } from "../notify-receiver.js";
 import { makeImage, MANIFEST_ACCEPT, pushBlobMonolithic, pushImage, pushManifest, type SmallImage } from "../registry-ops.js";
-import { freePort, readProcCpu, startServer, type RunningServer } from "../servers.js";
+import { startPair, stopPair, trackChild, untrackChild, variantFirst } from "../server-pair.js";
+import { freePort, readProcCpu, type RunningServer } from "../servers.js";
 import type { BenchCase, BenchContext } from "../types.js";
 import { runWrk, type WrkResult } from "../wrk.js";
 import { pushImages } from "./push-images.js";
@@ -60,9 +61,8 @@ class Receiver {
   }
 
   static async start(delayMs: number): Promise<Receiver> {
-    installExitHook();
     const child = fork(RECEIVER_JS, [String(delayMs)], { execArgv: [], stdio: ["ignore", "ignore", "inherit", "ipc"] });
-    live.add(child);
+    trackChild(child);
     try {
       const port = await new Promise<number>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error("notification receiver did not start")), 10_000);
@@ -76,7 +76,7 @@ class Receiver {
       return new Receiver(child, port, delayMs);
     } catch (err) {
       child.kill("SIGKILL");
-      live.delete(child);
+      untrackChild(child);
       throw err;
     }
   }
@@ -110,26 +110,8 @@ class Receiver {
     const gone = new Promise((resolve) => this.child.once("exit", resolve));
     this.child.kill("SIGKILL");
     await gone;
-    live.delete(this.child);
+    untrackChild(this.child);
   }
-}
-
-/** Children (receivers, baseline servers) still running, killed if the benchmark exits early. */
-const live = new Set<ChildProcess | RunningServer>();
-let exitHook = false;
-
-function installExitHook(): void {
-  if (exitHook) return;
-  exitHook = true;
-  process.once("exit", () => {
-    for (const c of live) {
-      try {
-        process.kill(c.pid!, "SIGKILL");
-      } catch {
-        // gone already
-      }
-    }
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -148,40 +130,13 @@ interface Pair {
   receivers: Receiver[];
 }
 
-/**
- * Turns the harness's plain server into the pair: the plain server becomes the baseline (or is
- * replaced by one started with `baselineYaml`), and `srv` is pointed at a fresh server with
- * `notifyYaml`, as mirror.ts does, so the harness reads the notifying server's CPU and memory.
- */
-async function startPair(srv: RunningServer, ctx: BenchContext, notifyYaml: string, receivers: Receiver[], baselineYaml?: string): Promise<Pair> {
-  installExitHook();
-  let baseline: RunningServer | undefined;
-  try {
-    if (baselineYaml === undefined) {
-      baseline = { ...srv };
-    } else {
-      await srv.stop();
-      baseline = await startServer(srv.kind, { tmpRoot: ctx.tmpRoot, berthWorkers: ctx.berthWorkers, extraYaml: baselineYaml });
-    }
-    live.add(baseline);
-    const notify = await startServer(srv.kind, { tmpRoot: ctx.tmpRoot, berthWorkers: ctx.berthWorkers, extraYaml: notifyYaml });
-    // The harness stops `srv` (now the notifying server); stopPair stops the baseline.
-    Object.assign(srv, notify);
-    return { notify: srv, baseline, receivers };
-  } catch (err) {
-    if (baseline) {
-      await baseline.stop().catch(() => undefined);
-      live.delete(baseline);
-    }
-    for (const r of receivers) await r.stop().catch(() => undefined);
-    throw err;
-  }
+async function startNotifyPair(srv: RunningServer, ctx: BenchContext, notifyYaml: string, receivers: Receiver[], baselineYaml?: string): Promise<Pair> {
+  const pair = await startPair(srv, ctx, { extraYaml: notifyYaml }, receivers, baselineYaml === undefined ? undefined : { extraYaml: baselineYaml });
+  return { notify: pair.variant, baseline: pair.baseline, receivers };
 }
 
-async function stopPair(pair: Pair): Promise<void> {
-  await pair.baseline.stop().catch(() => undefined);
-  live.delete(pair.baseline);
-  for (const r of pair.receivers) await r.stop().catch(() => undefined);
+function stopNotifyPair(pair: Pair): Promise<void> {
+  return stopPair({ variant: pair.notify, baseline: pair.baseline, companions: pair.receivers });
 }
 
 export interface QueueStatus {
@@ -243,15 +198,6 @@ async function waitDrained(srv: RunningServer, receiver: Receiver, expected: num
   }
 }
 
-/** Alternates which variant goes first, per case and server kind: the first run measures the endpoint first. */
-const runCounts = new Map<string, number>();
-function endpointFirst(caseName: string, srv: RunningServer): boolean {
-  const key = `${caseName}/${srv.kind}`;
-  const n = runCounts.get(key) ?? 0;
-  runCounts.set(key, n + 1);
-  return n % 2 === 0;
-}
-
 function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -301,11 +247,11 @@ export const notifyPush50: BenchCase<PushState> = {
   prepare: (ctx) => pushImages.prepare!(ctx),
   async setup(srv, ctx) {
     const receiver = await Receiver.start(0);
-    const pair = await startPair(srv, ctx, notificationsYaml(receiver.url), [receiver]);
+    const pair = await startNotifyPair(srv, ctx, notificationsYaml(receiver.url), [receiver]);
     try {
       return { pair, conns: await connectBoth(pair, (ctx.shared.get("push-images") as SmallImage[]).length) };
     } catch (err) {
-      await stopPair(pair);
+      await stopNotifyPair(pair);
       throw err;
     }
   },
@@ -313,7 +259,7 @@ export const notifyPush50: BenchCase<PushState> = {
     const all = ctx.shared.get("push-images") as SmallImage[];
     const { pair, conns } = state;
     const receiver = pair.receivers[0]!;
-    const first = endpointFirst("notify-push-50", srv);
+    const first = variantFirst("notify-push-50", srv);
     const out: Record<string, unknown> = { endpointFirst: first };
     const times: Record<"notify" | "baseline", number> = { notify: NaN, baseline: NaN };
     for (const which of first ? (["notify", "baseline"] as const) : (["baseline", "notify"] as const)) {
@@ -345,7 +291,7 @@ export const notifyPush50: BenchCase<PushState> = {
   },
   async teardown(state) {
     for (const c of [...state.conns.notify, ...state.conns.baseline]) c.close();
-    await stopPair(state.pair);
+    await stopNotifyPair(state.pair);
   },
 };
 
@@ -385,7 +331,7 @@ export function notifyManifestGet(connections: number): BenchCase<Pair> {
     baseline: { label: "no endpoint", target: "≥ 0.90" },
     async setup(srv, ctx) {
       const receiver = await Receiver.start(0);
-      const pair = await startPair(srv, ctx, notificationsYaml(receiver.url), [receiver]);
+      const pair = await startNotifyPair(srv, ctx, notificationsYaml(receiver.url), [receiver]);
       try {
         const img = sharedSmallImage(ctx);
         for (const server of [pair.notify, pair.baseline]) {
@@ -396,14 +342,14 @@ export function notifyManifestGet(connections: number): BenchCase<Pair> {
         const drain = await waitDrained(pair.notify, receiver, undefined);
         if (drain.timedOut) throw new Error(`the warm-up's events were not delivered within ${DRAIN_CAP_MS / 1000} s`);
       } catch (err) {
-        await stopPair(pair);
+        await stopNotifyPair(pair);
         throw err;
       }
       return pair;
     },
     async run(srv, ctx, pair) {
       const receiver = pair.receivers[0]!;
-      const first = endpointFirst(name, srv);
+      const first = variantFirst(name, srv);
       const out: Record<string, unknown> = { endpointFirst: first, connections };
       const res: Partial<Record<"notify" | "baseline", WrkResult>> = {};
       for (const which of first ? (["notify", "baseline"] as const) : (["baseline", "notify"] as const)) {
@@ -449,7 +395,7 @@ export function notifyManifestGet(connections: number): BenchCase<Pair> {
       out.baselineP50Ms = b.p50Ms;
       return { value: n.rps, p50Ms: n.p50Ms, p99Ms: n.p99Ms, baseline: { value: b.rps, p50Ms: b.p50Ms, p99Ms: b.p99Ms }, extra: out };
     },
-    teardown: stopPair,
+    teardown: stopNotifyPair,
   };
 }
 
@@ -515,7 +461,7 @@ export const notifySlowReceiver: BenchCase<SlowState> = {
       await slow.stop();
       throw err;
     });
-    const pair = await startPair(srv, ctx, notificationsYaml(slow.url, "10s"), [slow, fast], notificationsYaml(fast.url, "10s"));
+    const pair = await startNotifyPair(srv, ctx, notificationsYaml(slow.url, "10s"), [slow, fast], notificationsYaml(fast.url, "10s"));
     try {
       // One image first, so the slow endpoint's dispatcher is inside a 5-second request when the
       // timed pushes start (and the fast one has delivered).
@@ -531,7 +477,7 @@ export const notifySlowReceiver: BenchCase<SlowState> = {
       await waitDrained(pair.baseline, fast, 3);
       return { pair, conns: await connectBoth(pair, SLOW_CLIENTS) };
     } catch (err) {
-      await stopPair(pair);
+      await stopNotifyPair(pair);
       throw err;
     }
   },
@@ -539,7 +485,7 @@ export const notifySlowReceiver: BenchCase<SlowState> = {
     const all = ctx.shared.get("push-images") as SmallImage[];
     const { pair, conns } = state;
     const [slow, fast] = pair.receivers as [Receiver, Receiver];
-    const first = endpointFirst("notify-slow-receiver", srv);
+    const first = variantFirst("notify-slow-receiver", srv);
     const out: Record<string, unknown> = { endpointFirst: first, clients: SLOW_CLIENTS, images: all.length, blocks: SLOW_BLOCKS };
     const lat: Record<"notify" | "baseline", Latencies> = {
       notify: { imageMs: [], blobPutMs: [], manifestPutMs: [], wallS: 0 },
@@ -600,7 +546,7 @@ export const notifySlowReceiver: BenchCase<SlowState> = {
   },
   async teardown(state) {
     for (const c of [...state.conns.notify, ...state.conns.baseline]) c.close();
-    await stopPair(state.pair);
+    await stopNotifyPair(state.pair);
   },
 };
 
@@ -700,7 +646,7 @@ export const notifyQueueMemory: BenchCase<Pair> = {
   baseline: { label: "no endpoint", target: "≤ 1.10" },
   async setup(srv, ctx) {
     const dead = await freePort(); // nothing listens there: connection refused
-    const pair = await startPair(srv, ctx, notificationsYaml(`http://127.0.0.1:${dead}/events`), []);
+    const pair = await startNotifyPair(srv, ctx, notificationsYaml(`http://127.0.0.1:${dead}/events`), []);
     try {
       const img = sharedSmallImage(ctx);
       for (const server of [pair.notify, pair.baseline]) {
@@ -709,14 +655,14 @@ export const notifyQueueMemory: BenchCase<Pair> = {
         if (warm.errors > 0) throw new Error(`warm-up: ${warm.errors} errors; first: ${warm.firstError}`);
       }
     } catch (err) {
-      await stopPair(pair);
+      await stopNotifyPair(pair);
       throw err;
     }
     return pair;
   },
   async run(srv, ctx, pair) {
     const total = memoryEvents(ctx);
-    const first = endpointFirst("notify-queue-memory", srv);
+    const first = variantFirst("notify-queue-memory", srv);
     const out: Record<string, unknown> = { endpointFirst: first, requests: total, warmupRequests: MEMORY_WARMUP_REQUESTS };
     const after: Record<"notify" | "baseline", number> = { notify: NaN, baseline: NaN };
     for (const which of first ? (["notify", "baseline"] as const) : (["baseline", "notify"] as const)) {
@@ -770,6 +716,6 @@ export const notifyQueueMemory: BenchCase<Pair> = {
     }
     return { value: after.notify, baseline: { value: after.baseline }, extra: out };
   },
-  teardown: stopPair,
+  teardown: stopNotifyPair,
 };
 
