@@ -17,8 +17,8 @@ export interface PeriodicCheckOptions {
 
 /**
  * A probe run every interval, down after `threshold` consecutive failures and up again at the
- * first success, as distribution's thresholdUpdater. The first look runs at start (distribution
- * waits one interval), so a node whose storage is gone when it starts is reported at once.
+ * first success, as distribution's thresholdUpdater. The first look is one interval after start,
+ * as distribution's ticker (start-up itself proves the storage: it writes the registry lease).
  * Its timer never keeps the process alive.
  */
 export class PeriodicCheck {
@@ -44,7 +44,6 @@ export class PeriodicCheck {
     // setInterval fires at once for delays past 2^31-1 ms (~24.8 days).
     this.timer = setInterval(() => void this.runOnce(), Math.min(this.options.intervalMs, 2 ** 31 - 1));
     this.timer.unref();
-    void this.runOnce();
   }
 
   stop(): void {
