@@ -27,6 +27,7 @@ export class PeriodicCheck {
   private failures = 0;
   private running = false;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private abort: AbortController | undefined;
 
   constructor(
@@ -47,6 +48,7 @@ export class PeriodicCheck {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     this.abort?.abort();
@@ -72,7 +74,7 @@ export class PeriodicCheck {
       this.record(undefined);
     } catch (err) {
       // stop() aborted it: the process is closing, nothing to report.
-      if (this.timer === undefined) return;
+      if (this.stopped) return;
       this.record(err instanceof Error ? err.message : String(err));
     } finally {
       clearTimeout(timeout);

@@ -62,21 +62,19 @@ export function tcpProbe(check: TcpCheckConfig): Probe {
 
 /**
  * distribution's storage driver check: stat "/" (PathNotFound is healthy: the backend answered,
- * the registry is just empty). berth also fails a root that is not a directory (a filesystem root
- * replaced by a file answers stat, but nothing can be stored under it).
+ * the registry is just empty). Any other error is the driver failing (a filesystem root in a
+ * symlink loop or on a dead mount, S3 refusing credentials or unreachable).
  */
 export function storageDriverProbe(driver: StorageDriver, log: Logger): Probe {
   return async () => {
-    let isDir: boolean;
     try {
-      isDir = (await driver.stat("/")).isDir;
+      await driver.stat("/");
     } catch (err) {
       if (isPathNotFound(err)) return;
       log.error({ err }, "storage driver health check");
       // /debug/health answers anyone: the code, not a message that may hold paths or bucket names.
-      const code = (err as { code?: unknown; name?: unknown } | undefined)?.code ?? (err as { name?: unknown } | undefined)?.name;
+      const code = (err as { code?: unknown } | undefined)?.code ?? (err as { name?: unknown } | undefined)?.name;
       throw new Error(`stat of the storage root failed${typeof code === "string" ? `: ${code}` : ""}`);
     }
-    if (!isDir) throw new Error("the storage root is not a directory");
   };
 }
