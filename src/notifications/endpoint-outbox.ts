@@ -152,7 +152,7 @@ export class EndpointOutbox {
   takenEvents = 0;
   /** Events ever appended (an arrival rate is measured from it). */
   appendedEvents = 0;
-  /** Why the last append failed, until one succeeds (or probeWritable does): readiness reports it. */
+  /** Why the last append of a change's events failed, until one succeeds (or probeWritable does): readiness reports it. */
   writeError: string | undefined;
   private nextSeq = 0;
   private pending: PendingAppend | undefined;
@@ -214,7 +214,9 @@ export class EndpointOutbox {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
         this.stored(segment, batch.events);
       } catch (err) {
-        this.writeError = describeWriteError(err);
+        // Only a change's events (durable) fail their request; lost pull events are served and
+        // counted, and on a read-only registry's read-only storage they would fail readiness forever.
+        if (batch.durable) this.writeError = describeWriteError(err);
         for (const waiter of batch.waiters) waiter.reject(err);
         continue;
       }
