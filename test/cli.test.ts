@@ -128,7 +128,8 @@ describe("berth command line", () => {
       assert.equal(result.code, 0);
       assert.match(result.stdout, /valid/);
       assert.doesNotMatch(result.stdout, /hunter2/);
-      assert.match(result.stderr, /health/);
+      assert.match(result.stdout, /"storagedriver": \{\s+"enabled": true,\s+"interval": "10s",\s+"threshold": 1/);
+      assert.doesNotMatch(result.stderr, /health/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

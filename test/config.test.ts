@@ -143,9 +143,10 @@ describe("loading a configuration file", () => {
 });
 
 describe("distribution configuration files", () => {
-  it("starts on Debian's /etc/docker/registry/config.yml with a warning for health", () => {
+  it("starts on Debian's /etc/docker/registry/config.yml without a warning, its storage driver check on", () => {
     const { config, warnings } = parse(DEBIAN_CONFIG);
-    assert.deepEqual(warnings, ["health is not supported by berth yet and is ignored"]);
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.health?.storageDriver, { intervalMs: 10_000, threshold: 3 });
     assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: "/var/lib/docker-registry" });
     assert.equal(config.storage.deleteEnabled, true);
     assert.deepEqual(config.storage.cache, { blobDescriptor: "inmemory", blobDescriptorSize: 10000 });
@@ -328,7 +329,7 @@ describe("environment overrides", () => {
   it("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY replaces the root directory", () => {
     const { config, warnings } = parse(DEBIAN_CONFIG, { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: "/somewhere" });
     assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: "/somewhere" });
-    assert.deepEqual(warnings, ["health is not supported by berth yet and is ignored"]);
+    assert.deepEqual(warnings, []);
   });
 
   it("REGISTRY_HTTP_ADDR replaces the listen address", () => {
@@ -469,10 +470,8 @@ describe("environment overrides", () => {
   });
 
   it("warns about overrides of sections berth ignores, naming the variable", () => {
-    const { warnings } = parse(MINIMAL, { REGISTRY_HEALTH_STORAGEDRIVER_ENABLED: "true" });
-    assert.deepEqual(warnings, [
-      "health is not supported by berth yet and is ignored (from environment variable REGISTRY_HEALTH_STORAGEDRIVER_ENABLED)",
-    ]);
+    const { warnings } = parse(MINIMAL, { REGISTRY_VALIDATION_DISABLED: "true" });
+    assert.deepEqual(warnings, ["validation is not supported by berth yet and is ignored (from environment variable REGISTRY_VALIDATION_DISABLED)"]);
   });
 
   it("names the key and the variable when an override has the wrong type", () => {
@@ -702,6 +701,7 @@ describe("describeConfig", () => {
         timeout: { readheader: "30s", idle: "5s", inactivity: "5m0s" },
         http2: { disabled: false },
       },
+      health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
     });
   });
 
@@ -739,7 +739,7 @@ log:
   });
 
   it("warns about distribution sections berth ignores", () => {
-    const sections = ["health", "validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
+    const sections = ["validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
     const yaml = MINIMAL + sections.map((s) => `${s}:\n  something: 1\n`).join("");
     const { warnings } = parse(yaml);
     assert.deepEqual(warnings, sections.map((s) => `${s} is not supported by berth yet and is ignored`));
@@ -1059,5 +1059,176 @@ describe("proxy (pull-through cache)", () => {
     assertConfigError(() => parse(list("    - prefix: a\n      remoteurl: https://x\n      maxsize: lots\n")), "proxy.upstreams[0].maxsize", "expected a size");
     assertConfigError(() => parse(list("    - prefix: a\n      remoteurl: https://x\n      readtimeout: 0s\n")), "proxy.upstreams[0].readtimeout", "greater than zero");
     assertConfigError(() => parse(`${MINIMAL}proxy:\n  remoteurl: https://x\n  prefix: a\n`), "proxy.prefix", "give a prefix to an entry");
+  });
+});
+
+describe("health (distribution's periodic checks)", () => {
+  const withHealth = (yaml: string): string => `${MINIMAL}health:\n${yaml}`;
+
+  it("reads every check with distribution's defaults: 10 s interval, threshold 1, status 200, timeout the interval", () => {
+    const { config, warnings } = parse(
+      withHealth(`  storagedriver:
+    enabled: true
+  file:
+    - file: drain-me
+  http:
+    - uri: http://127.0.0.1:8080/ping
+  tcp:
+    - addr: 127.0.0.1:6379
+`),
+    );
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.health, {
+      storageDriver: { intervalMs: 10_000, threshold: 1 },
+      files: [{ file: "drain-me", path: path.resolve("drain-me"), intervalMs: 10_000, threshold: 1 }],
+      http: [{ uri: "http://127.0.0.1:8080/ping", hostname: "127.0.0.1", headers: {}, statusCode: 200, timeoutMs: 10_000, intervalMs: 10_000, threshold: 1 }],
+      tcp: [{ addr: "127.0.0.1:6379", host: "127.0.0.1", port: 6379, timeoutMs: 10_000, intervalMs: 10_000, threshold: 1 }],
+    });
+  });
+
+  it("reads the configured values", () => {
+    const { config } = parse(
+      withHealth(`  storagedriver: { enabled: true, interval: 2s, threshold: 3 }
+  http:
+    - uri: https://auth.example.com/health
+      headers: { Authorization: [Bearer abc] }
+      statuscode: 204
+      timeout: 500ms
+      interval: 1m
+      threshold: 2
+  tcp:
+    - { addr: "[::1]:5432", timeout: 1s, interval: 5s, threshold: 4 }
+`),
+    );
+    assert.deepEqual(config.health?.storageDriver, { intervalMs: 2_000, threshold: 3 });
+    assert.deepEqual(config.health?.http[0], {
+      uri: "https://auth.example.com/health",
+      hostname: "auth.example.com",
+      headers: { Authorization: ["Bearer abc"] },
+      statusCode: 204,
+      timeoutMs: 500,
+      intervalMs: 60_000,
+      threshold: 2,
+    });
+    assert.deepEqual(config.health?.tcp[0], { addr: "[::1]:5432", host: "::1", port: 5432, timeoutMs: 1_000, intervalMs: 5_000, threshold: 4 });
+  });
+
+  it("configures nothing when the storage driver check is disabled and no other check is listed", () => {
+    assert.equal(parse(withHealth("  storagedriver:\n    enabled: false\n    interval: 3s\n")).config.health, undefined);
+    assert.equal(parse(MINIMAL).config.health, undefined);
+  });
+
+  it("REGISTRY_HEALTH_* overrides set the storage driver check and the check lists", () => {
+    const { config, warnings } = parse(MINIMAL, {
+      REGISTRY_HEALTH_STORAGEDRIVER_ENABLED: "true",
+      REGISTRY_HEALTH_STORAGEDRIVER_INTERVAL: "5s",
+      REGISTRY_HEALTH_STORAGEDRIVER_THRESHOLD: "2",
+      REGISTRY_HEALTH_FILE: "[{file: /srv/drain, interval: 1s}]",
+      REGISTRY_HEALTH_TCP: '[{addr: "127.0.0.1:6379"}]',
+    });
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.health?.storageDriver, { intervalMs: 5_000, threshold: 2 });
+    assert.deepEqual(config.health?.files, [{ file: "/srv/drain", path: "/srv/drain", intervalMs: 1_000, threshold: 1 }]);
+    assert.equal(config.health?.tcp[0]?.addr, "127.0.0.1:6379");
+  });
+
+  it("refuses a zero or negative interval, naming the key", () => {
+    assert.throws(() => parse(withHealth("  storagedriver:\n    enabled: true\n    interval: 0s\n")), {
+      message: 'configuration: health.storagedriver.interval: must be a positive duration such as "10s", got "0s"',
+    });
+    assert.throws(() => parse(withHealth("  file:\n    - file: /srv/drain\n      interval: -1s\n")), {
+      message: 'configuration: health.file[0].interval: must be a positive duration such as "10s", got "-1s"',
+    });
+    assert.throws(() => parse(MINIMAL, { REGISTRY_HEALTH_STORAGEDRIVER_ENABLED: "true", REGISTRY_HEALTH_STORAGEDRIVER_INTERVAL: "0" }), {
+      message: 'configuration: health.storagedriver.interval: must be a positive duration such as "10s", got "0" (from environment variable REGISTRY_HEALTH_STORAGEDRIVER_INTERVAL)',
+    });
+  });
+
+  it("refuses a uri that is no http or https URL, naming the key", () => {
+    assert.throws(() => parse(withHealth("  http:\n    - uri: not a url\n")), {
+      message: 'configuration: health.http[0].uri: must be an http or https URL with a host, got "not a url"',
+    });
+    assert.throws(() => parse(withHealth("  http:\n    - uri: ftp://files.example.com/\n")), {
+      message: 'configuration: health.http[0].uri: must be an http or https URL with a host, got "ftp://files.example.com/"',
+    });
+    assert.throws(() => parse(withHealth("  http:\n    - uri: https://user:hunter2@/x\n")), {
+      message: 'configuration: health.http[0].uri: must be an http or https URL with a host, got "https://user:***@/x"',
+    });
+    assert.throws(() => parse(withHealth("  http:\n    - headers: {}\n")), {
+      message: "configuration: health.http[0].uri: required: the http or https URL to send HEAD requests to",
+    });
+  });
+
+  it("refuses an addr without a port, naming the key", () => {
+    assert.throws(() => parse(withHealth("  tcp:\n    - addr: redis.example.com\n")), {
+      message: 'configuration: health.tcp[0].addr: expected host:port, got "redis.example.com": missing port (expected "host:port" or ":port")',
+    });
+    assert.throws(() => parse(withHealth("  tcp:\n    - addr: :6379\n")), {
+      message: 'configuration: health.tcp[0].addr: expected host:port with a host and a port other than 0, got ":6379"',
+    });
+  });
+
+  it("refuses a bad status code, threshold or list shape, and two checks of one name", () => {
+    assert.throws(() => parse(withHealth("  http:\n    - uri: http://a.example/\n      statuscode: 700\n")), {
+      message: 'configuration: health.http[0].statuscode: expected an HTTP status code (100-599), got "700"',
+    });
+    assert.throws(() => parse(withHealth("  tcp:\n    - addr: a.example:1\n      threshold: many\n")), {
+      message: 'configuration: health.tcp[0].threshold: expected a non-negative integer, got "many"',
+    });
+    assert.throws(() => parse(withHealth("  file: /srv/drain\n")), { message: 'configuration: health.file: expected a list of checks, got "/srv/drain"' });
+    assert.throws(() => parse(withHealth("  file:\n    - file: /srv/drain\n    - file: /srv/drain\n")), {
+      message: 'configuration: health.file[1].file: "/srv/drain" is already checked by health.file[0].file; each check needs its own file, URI or address',
+    });
+  });
+
+  it("warns about an unknown key in a check", () => {
+    assert.deepEqual(parse(withHealth("  tcp:\n    - addr: a.example:1\n      intervall: 5s\n")).warnings, ["unknown key health.tcp[0].intervall"]);
+  });
+});
+
+describe("describeConfig masks every secret", () => {
+  it("never shows http.secret, passwords, S3 keys, header values of notifications or health checks, signing keys or URL passwords", () => {
+    const secrets = ["httpsecret1", "s3secretkey1", "s3session1", "proxypass1", "redispass1", "hookheader1", "signkey1", "hookurlpass1", "healthheader1", "healthurlpass1"];
+    const { config } = parse(`version: 0.1
+storage:
+  s3:
+    bucket: b
+    region: us-east-1
+    accesskey: AKIAEXAMPLE
+    secretkey: ${secrets[1]}
+    sessiontoken: ${secrets[2]}
+  cache:
+    blobdescriptor: redis
+http:
+  secret: ${secrets[0]}
+proxy:
+  remoteurl: https://registry-1.docker.io
+  username: someone
+  password: ${secrets[3]}
+redis:
+  addr: localhost:6379
+  password: ${secrets[4]}
+notifications:
+  endpoints:
+    - name: hook
+      url: https://user:${secrets[7]}@hooks.example.com/registry
+      headers: { Authorization: [Bearer ${secrets[5]}] }
+      signingkey: ${secrets[6]}
+health:
+  http:
+    - uri: https://probe:${secrets[9]}@auth.example.com/health
+      headers: { Authorization: [Basic ${secrets[8]}] }
+`);
+    const shown = JSON.stringify(describeConfig(config));
+    for (const secret of secrets) assert.ok(!shown.includes(secret), `${secret} is shown: ${shown}`);
+    const health = describeConfig(config)["health"] as { http: Array<Record<string, unknown>> };
+    assert.deepEqual(health.http[0], {
+      uri: "https://probe:***@auth.example.com/health",
+      headers: { Authorization: "<redacted>" },
+      statuscode: 200,
+      timeout: "10s",
+      interval: "10s",
+      threshold: 1,
+    });
   });
 });

@@ -1,7 +1,7 @@
 import type { Access } from "./access-controller.js";
 
-/** Routes anyone may call without credentials: the health check load balancers probe. */
-const PUBLIC_ROUTES = new Set(["health"]);
+/** Routes anyone may call without credentials: the health, liveness and readiness checks load balancers probe. */
+const PUBLIC_ROUTES = new Set(["health", "live", "ready"]);
 
 /** True for a route that needs no authentication at all (not even the "who are you?" of `GET /v2/`). */
 export function isPublicRoute(route: string): boolean {

@@ -3,9 +3,11 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { Config } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
+import { createHealth } from "../health/create-health.js";
 import { CollectionRunningError, acquireServeLease, type RegistryLease } from "../gc/registry-lease.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
+import type { DebugRoute } from "../server/debug-route.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
 import { createAccessController, createDriver, createRegistry, describeStorage, serverSettings } from "./compose.js";
@@ -13,6 +15,8 @@ import { createAccessController, createDriver, createRegistry, describeStorage, 
 export interface RunningRegistry {
   server: RegistryServer;
   url: string;
+  /** What the debug listener (http.debug.addr) serves from health: its views and /debug/config. */
+  debugRoutes: DebugRoute[];
   close(): Promise<void>;
 }
 
@@ -29,6 +33,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   const nodeId = randomBytes(8).toString("hex");
   const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) });
   const access = await createAccessController(config, log);
+  const health = await createHealth(config, driver, registry, log);
   const server = createRegistryServer({
     registry,
     settings: serverSettings(config),
@@ -39,6 +44,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     // An upload older than the purging age may be purged at any moment: its token expires with it.
     uploadStateMaxAgeMs: config.storage.uploadPurging.ageMs,
     access,
+    health: health.status,
+    interceptors: health.interceptor === undefined ? [] : [health.interceptor],
     ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
   });
   // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.
@@ -57,6 +64,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   }
   // Only now does the cache connect (Redis): a start that failed above leaves nothing open.
   registry.open();
+  health.start();
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `${config.http.tls === undefined ? "http" : "https"}://${host}:${address.port}`;
@@ -99,7 +107,10 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   return {
     server,
     url,
+    debugRoutes: health.debugRoutes,
     close: async () => {
+      // First: readiness fails while in-flight requests finish, so load balancers stop sending.
+      health.drain();
       if (purgeTimer) clearTimeout(purgeTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -108,6 +119,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       // The registry first: notifications drain while the lease still says this process lives,
       // so no other node adopts its outbox meanwhile.
       await registry.close();
+      health.close();
       await lease?.release();
     },
   };

@@ -1,5 +1,6 @@
 // Builds the typed Config from the checked Raw tree, one section at a time.
 import { buildAuth } from "./build-auth.js";
+import { buildHealth } from "./build-health.js";
 import { buildHttp } from "./build-http.js";
 import { buildLog } from "./build-log.js";
 import { buildNotifications } from "./build-notifications.js";
@@ -27,5 +28,6 @@ export function buildConfig(root: RawMap, warnings: string[]): Config {
     redis: buildRedis(root, storage.cache.blobDescriptor === "redis", warnings),
     proxy: buildProxy(root, warnings),
     notifications: buildNotifications(root, warnings),
+    health: buildHealth(root, warnings),
   };
 }

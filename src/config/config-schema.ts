@@ -187,7 +187,13 @@ export const ROOT_SPEC: Spec = section({
       clientcas: { kind: "refused", problem: REDIS_TLS_FILES, nameChild: false },
     }),
   }),
-  health: IGNORED,
+  health: section({
+    storagedriver: section({ enabled: VALUE, interval: VALUE, threshold: VALUE }),
+    // Lists; each entry is checked against its keys when it is built (build-health.ts).
+    file: VALUE,
+    http: VALUE,
+    tcp: VALUE,
+  }),
   proxy: section({ ...UPSTREAM_KEYS, upstreams: VALUE }),
   validation: IGNORED,
   compatibility: IGNORED,

@@ -56,6 +56,55 @@ export interface Config {
   proxy: ProxyConfig | undefined;
   /** The `notifications` section: webhook endpoints for registry events; undefined when none is enabled. */
   notifications: NotificationsConfig | undefined;
+  /** The `health` section's checks; undefined when it configures none (nothing polls, nothing drains). */
+  health: HealthConfig | undefined;
+}
+
+/**
+ * health: distribution's periodic checks. A check is down after `threshold` consecutive failures
+ * (1 when unset) and up again at its first success. Durations in milliseconds, all positive.
+ */
+export interface HealthConfig {
+  /** health.storagedriver, when enabled: stat "/" on the storage driver. */
+  storageDriver: { intervalMs: number; threshold: number } | undefined;
+  files: FileCheckConfig[];
+  http: HttpCheckConfig[];
+  tcp: TcpCheckConfig[];
+}
+
+/** Down while the file exists (an operator takes a node out of service by creating it). */
+export interface FileCheckConfig {
+  /** As configured: the check's name on /debug/health, as distribution names it. */
+  file: string;
+  /** Absolute. */
+  path: string;
+  intervalMs: number;
+  threshold: number;
+}
+
+/** A HEAD request that must answer `statusCode`. */
+export interface HttpCheckConfig {
+  /** As configured: the check's name. */
+  uri: string;
+  /** The URI's host, resolved at start so a typo fails there rather than as a down check. */
+  hostname: string;
+  /** Values are secrets (Authorization): never logged or shown. */
+  headers: Record<string, string[]>;
+  statusCode: number;
+  timeoutMs: number;
+  intervalMs: number;
+  threshold: number;
+}
+
+/** A TCP connection that must open. */
+export interface TcpCheckConfig {
+  /** As configured: the check's name. */
+  addr: string;
+  host: string;
+  port: number;
+  timeoutMs: number;
+  intervalMs: number;
+  threshold: number;
 }
 
 /** notifications: distribution's endpoints and `events.includereferences`, plus berth's keys. */

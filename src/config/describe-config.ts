@@ -4,7 +4,7 @@
  */
 import { maskURLPassword } from "./build-notifications.js";
 import { TLS12_CIPHER_SUITES } from "./build-tls.js";
-import type { Config, EndpointConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
+import type { Config, EndpointConfig, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
 import { formatGoDuration } from "./go-duration.js";
 
 /** What describeConfig prints instead of a secret. */
@@ -69,7 +69,38 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.redis === undefined ? {} : { redis: describeRedis(config.redis) }),
     ...(config.proxy === undefined ? {} : { proxy: { upstreams: config.proxy.upstreams.map(describeUpstream) } }),
     ...(config.notifications === undefined ? {} : { notifications: describeNotifications(config.notifications) }),
+    ...(config.health === undefined ? {} : { health: describeHealth(config.health) }),
   };
+}
+
+/** Header values of HTTP checks never appear (they are often credentials), nor a password in a URI. */
+function describeHealth(health: HealthConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (health.storageDriver !== undefined) {
+    out["storagedriver"] = { enabled: true, interval: formatGoDuration(health.storageDriver.intervalMs), threshold: health.storageDriver.threshold };
+  }
+  if (health.files.length > 0) {
+    out["file"] = health.files.map((check) => ({ file: check.file, interval: formatGoDuration(check.intervalMs), threshold: check.threshold }));
+  }
+  if (health.http.length > 0) {
+    out["http"] = health.http.map((check) => ({
+      uri: maskURLPassword(check.uri),
+      headers: Object.fromEntries(Object.keys(check.headers).map((name) => [name, REDACTED_HEADER])),
+      statuscode: check.statusCode,
+      timeout: formatGoDuration(check.timeoutMs),
+      interval: formatGoDuration(check.intervalMs),
+      threshold: check.threshold,
+    }));
+  }
+  if (health.tcp.length > 0) {
+    out["tcp"] = health.tcp.map((check) => ({
+      addr: check.addr,
+      timeout: formatGoDuration(check.timeoutMs),
+      interval: formatGoDuration(check.intervalMs),
+      threshold: check.threshold,
+    }));
+  }
+  return out;
 }
 
 function describeS3(s3: S3Storage): Record<string, unknown> {

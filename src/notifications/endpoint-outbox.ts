@@ -35,6 +35,15 @@ export function endpointKey(name: string): string {
     .join("");
 }
 
+/** What probeWritable writes and removes at once; neither a segment nor the cursor, so readers skip it. */
+const WRITE_PROBE_NAME = "write-probe";
+
+/** Readiness is public: the error's code (EACCES, ENOTDIR), not a message with paths in it. */
+function describeWriteError(err: unknown): string {
+  const code = (err as { code?: unknown } | undefined)?.code ?? (err as { name?: unknown } | undefined)?.name;
+  return typeof code === "string" ? code : "write failed";
+}
+
 /** A segment's name: `<seq, 12 digits>.events`, so a listing tells the order. */
 export function segmentName(seq: number): string {
   return `${String(seq).padStart(12, "0")}.events`;
@@ -143,6 +152,8 @@ export class EndpointOutbox {
   takenEvents = 0;
   /** Events ever appended (an arrival rate is measured from it). */
   appendedEvents = 0;
+  /** Why the last append of a change's events failed, until one succeeds (or probeWritable does): readiness reports it. */
+  writeError: string | undefined;
   private nextSeq = 0;
   private pending: PendingAppend | undefined;
   private writing: Promise<void> | undefined;
@@ -203,12 +214,32 @@ export class EndpointOutbox {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
         this.stored(segment, batch.events);
       } catch (err) {
+        // Only a change's events (durable) fail their request; lost pull events are served and
+        // counted, and on a read-only registry's read-only storage they would fail readiness forever.
+        if (batch.durable) this.writeError = describeWriteError(err);
         for (const waiter of batch.waiters) waiter.reject(err);
         continue;
       }
+      this.writeError = undefined;
       for (const waiter of batch.waiters) waiter.resolve();
     }
     this.writing = undefined;
+  }
+
+  /**
+   * After a failed append: writes and removes a probe beside the segments, and forgets the failure
+   * when that works. A node taken out of service for the failure gets no appends to learn from.
+   */
+  async probeWritable(): Promise<void> {
+    if (this.writeError === undefined) return;
+    const probe = `${this.dir}/${WRITE_PROBE_NAME}`;
+    try {
+      await this.driver.putContent(probe, Buffer.alloc(0));
+      await deleteIfPresent(this.driver, probe);
+      this.writeError = undefined;
+    } catch (err) {
+      this.writeError = describeWriteError(err);
+    }
   }
 
   /** An object store: the events become a sealed segment of their own. */

@@ -99,6 +99,22 @@ export class Notifier {
     this.lostSinceLog = 0;
   }
 
+  /**
+   * Endpoints whose outbox cannot be written (the last append failed, and a probe write still
+   * does): changes are refused with 503 meanwhile, so readiness reports them.
+   */
+  async health(): Promise<Record<string, string>> {
+    const problems: Record<string, string> = {};
+    await Promise.all(
+      this.endpoints.map(async ({ config, outbox }) => {
+        if (outbox.writeError === undefined) return;
+        await outbox.probeWritable();
+        if (outbox.writeError !== undefined) problems[`notifications_${config.name}`] = `outbox cannot be written: ${outbox.writeError}`;
+      }),
+    );
+    return problems;
+  }
+
   status(): EndpointStatus[] {
     return this.endpoints.map((endpoint) => endpoint.dispatcher.snapshot());
   }

@@ -31,8 +31,9 @@ export class NotifyingRegistry implements Registry {
     return this.inner.catalog();
   }
 
-  health(): Promise<Record<string, string>> {
-    return this.inner.health();
+  async health(): Promise<Record<string, string>> {
+    const [inner, outboxes] = await Promise.all([this.inner.health(), this.notifier.health()]);
+    return { ...inner, ...outboxes };
   }
 
   diagnostics(): Record<string, unknown> {

@@ -5,6 +5,7 @@ import type { TlsConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import type { Registry } from "../registry/registry.js";
 import { sendError } from "./error-response.js";
+import { registryHealthView, type HealthView } from "./health-view.js";
 import { discardUnreadBody } from "./request-body.js";
 import { locationFor, type RequestContext, type ServerSettings } from "./request-context.js";
 import { route } from "./router.js";
@@ -30,6 +31,8 @@ export interface ServerOptions {
   http2?: boolean;
   /** What capabilities add around each routed request (metrics, tracing, health), outermost first. */
   interceptors?: readonly RequestInterceptor[];
+  /** What the health routes show (src/health/); the registry's component problems when absent. */
+  health?: HealthView;
 }
 
 /** Timeouts that keep a few slow or idle connections from holding the server, in milliseconds. */
@@ -50,7 +53,8 @@ function timerMs(ms: number): number {
 }
 
 /** The HTTP server: decodes the route, runs its handler, renders any error in one place. */
-export function createRegistryServer(options: ServerOptions): RegistryServer {
+export function createRegistryServer(serverOptions: ServerOptions): RegistryServer {
+  const options = { ...serverOptions, health: serverOptions.health ?? registryHealthView(serverOptions.registry) };
   const signer = new UploadStateSigner(options.secret, options.uploadStateMaxAgeMs);
   const interceptor = chainInterceptors(options.interceptors ?? []);
   const timeouts = options.timeouts ?? DEFAULT_SERVER_TIMEOUTS;
@@ -83,7 +87,7 @@ export function createRegistryServer(options: ServerOptions): RegistryServer {
   return server;
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, options: ServerOptions, signer: UploadStateSigner, interceptor: RequestInterceptor | undefined): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, options: ServerOptions & { health: HealthView }, signer: UploadStateSigner, interceptor: RequestInterceptor | undefined): Promise<void> {
   const started = process.hrtime.bigint();
   res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
   for (const [name, values] of options.settings.headers) res.setHeader(name, values);
@@ -114,6 +118,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
         params: match.params,
         query,
         registry: options.registry,
+        health: options.health,
         signer,
         settings: options.settings,
         log: options.log,

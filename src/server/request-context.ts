@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../log/logger.js";
 import type { Registry } from "../registry/registry.js";
+import type { HealthView } from "./health-view.js";
 import type { UploadStateSigner } from "./upload-state-token.js";
 
 /** Server-wide settings the handlers need, derived from the configuration once. */
@@ -21,6 +22,8 @@ export interface RequestContext {
   params: { name: string; reference: string };
   query: URLSearchParams;
   registry: Registry;
+  /** What the health routes show. */
+  health: HealthView;
   signer: UploadStateSigner;
   settings: ServerSettings;
   log: Logger;

@@ -3,7 +3,7 @@ import type { Handler } from "./request-context.js";
 import { getBase } from "./routes/base.js";
 import { deleteBlob, getBlob } from "./routes/blobs.js";
 import { getCatalog } from "./routes/catalog.js";
-import { getHealth, getStatus } from "./routes/health.js";
+import { getHealth, getLive, getReady, getStatus } from "./routes/health.js";
 import { deleteManifest, getManifest, putManifest } from "./routes/manifests.js";
 import { getReferrers } from "./routes/referrers.js";
 import { getTags } from "./routes/tags.js";
@@ -39,6 +39,9 @@ const ROUTES: Route[] = [
   { name: "referrers", pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/, methods: { GET: getReferrers } },
   // Outside /v2/: distribution's health endpoint. It needs no credentials (src/auth/required-access.ts).
   { name: "health", pattern: /^\/debug\/health$/, methods: { GET: getHealth, HEAD: getHealth } },
+  // berth's liveness and readiness, beside it and as public (docs/configuration.md, health).
+  { name: "live", pattern: /^\/debug\/health\/live$/, methods: { GET: getLive, HEAD: getLive } },
+  { name: "ready", pattern: /^\/debug\/health\/ready$/, methods: { GET: getReady, HEAD: getReady } },
   { name: "status", pattern: /^\/debug\/status$/, methods: { GET: getStatus } },
 ];
 
