@@ -1,4 +1,5 @@
 import type { Registry, RequestOrigin, ResolvedName } from "../registry/registry.js";
+import type { RegistryStats } from "../registry/registry-stats.js";
 import type { Repository } from "../registry/repository.js";
 import type { Notifier } from "./notifier.js";
 import { NotifyingRepository, RequestEvents } from "./notifying-repository.js";
@@ -33,6 +34,10 @@ export class NotifyingRegistry implements Registry {
 
   health(): Promise<Record<string, string>> {
     return this.inner.health();
+  }
+
+  stats(): RegistryStats {
+    return { ...this.inner.stats(), notifications: this.notifier.status() };
   }
 
   diagnostics(): Record<string, unknown> {
