@@ -8,7 +8,10 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createAccessController, createDriver, createRegistry, describeStorage, serverSettings } from "./compose.js";
+import { createAccessController, createDebugRoutes, createDriver, createMetrics, createRegistry, describeStorage, serverSettings } from "./compose.js";
+import { startDebugListener, type DebugListener } from "./debug-listener.js";
+import { answerDebugRequests } from "./worker-debug.js";
+import { isWorker } from "./workers.js";
 
 export interface RunningRegistry {
   server: RegistryServer;
@@ -24,10 +27,12 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   if (config.http.secretGenerated) {
     log.warn("http.secret is not set: generated one for this process; set it when running more than one node");
   }
-  const driver = await createDriver(config);
+  const metrics = await createMetrics(config);
+  const driver = metrics === undefined ? await createDriver(config) : metrics.meterDriver(await createDriver(config));
   // The lease's id names this process's notification outboxes too (src/notifications/).
   const nodeId = randomBytes(8).toString("hex");
   const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) });
+  metrics?.watch(registry);
   const access = await createAccessController(config, log);
   const server = createRegistryServer({
     registry,
@@ -39,6 +44,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     // An upload older than the purging age may be purged at any moment: its token expires with it.
     uploadStateMaxAgeMs: config.storage.uploadPurging.ageMs,
     access,
+    interceptors: metrics === undefined ? [] : [metrics.interceptor],
     ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
   });
   // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.
@@ -72,6 +78,25 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     `berth listening on ${url}, storing in ${describeStorage(config)}`,
   );
 
+  // Under --workers the primary owns the debug listener and asks each worker for its pages.
+  let debugListener: DebugListener | undefined;
+  if (config.http.debug.addr !== undefined) {
+    const routes = createDebugRoutes(config, registry, metrics);
+    if (isWorker()) {
+      answerDebugRequests(routes);
+    } else {
+      try {
+        debugListener = await startDebugListener(config.http.debug, routes, log);
+      } catch (err) {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await registry.close();
+        await lease?.release();
+        throw err;
+      }
+      log.info({ listen: debugListener.url, paths: routes.map((route) => route.path) }, `debug listener on ${debugListener.url}`);
+    }
+  }
+
   const purging = config.storage.uploadPurging;
   // setTimeout fires at once for delays past 2^31-1 ms (~24.8 days); a longer interval waits that long.
   const intervalMs = Math.min(purging.intervalMs, 2 ** 31 - 1);
@@ -101,6 +126,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     url,
     close: async () => {
       if (purgeTimer) clearTimeout(purgeTimer);
+      await debugListener?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
