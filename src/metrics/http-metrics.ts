@@ -143,7 +143,7 @@ export class HttpMetrics implements RequestInterceptor {
     if (status >= 300) return;
     if (method === "GET" && (route === "blob" || route === "manifest")) {
       bytes.pulled(repositoryOf(req.url ?? "", route), sent);
-    } else if ((route === "upload" && (method === "PATCH" || method === "PUT")) || (route === "manifest" && method === "PUT")) {
+    } else if ((route === "upload" && (method === "PATCH" || method === "PUT")) || (method === "PUT" && route === "manifest") || (method === "POST" && route === "uploads" && status === 201)) {
       const length = Number(req.headers["content-length"]);
       const received = Number.isSafeInteger(length) ? length : Math.max(0, (req.socket?.bytesRead ?? 0) - bytesReadBefore);
       bytes.pushed(repositoryOf(req.url ?? "", route), received);
@@ -156,6 +156,8 @@ export function approximateRequestSize(req: IncomingMessage): number {
   let size = (req.url?.length ?? 0) + (req.method?.length ?? 0) + 5 + req.httpVersion.length;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i++) size += raw[i]!.length;
+  // Go keeps Host out of the header map and counts only its value (as r.Host).
+  if (req.headers.host !== undefined) size -= 4;
   const length = req.headers["content-length"];
   if (length !== undefined) {
     const n = Number(length);
@@ -172,7 +174,7 @@ function bodyBytesSent(res: ServerResponse, method: string, status: number): num
   return Number.isSafeInteger(n) && n >= 0 ? n : 0;
 }
 
-const ROUTE_SUFFIX: Readonly<Record<string, string>> = { blob: "/blobs/", manifest: "/manifests/", upload: "/blobs/uploads/" };
+const ROUTE_SUFFIX: Readonly<Record<string, string>> = { blob: "/blobs/", manifest: "/manifests/", upload: "/blobs/uploads/", uploads: "/blobs/uploads" };
 
 /** The repository name in an API path ("/v2/<name>/blobs/…"), as the client spelled it. */
 function repositoryOf(url: string, route: string): string {
