@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { requireProgram, run } from "./support/external-program.js";
 import { debugURL, scrape, valueOf, type Sample } from "./support/prometheus-text.js";
-import { RegistryClient, digestOf, randomBlob, randomImage, uniqueName } from "./support/registry-client.js";
+import { RegistryClient, digestOf, randomBlob, randomImage, uniqueName, waitFor } from "./support/registry-client.js";
 import { startEventReceiver, type EventReceiver } from "./support/event-receiver.js";
 
 const promtool = requireProgram("promtool");
@@ -224,3 +224,32 @@ describe("notification metrics", () => {
   });
 });
 
+
+describe("metrics under --workers 2", () => {
+  let berth: BerthProcess;
+  before(async () => {
+    berth = await startBerth({ args: ["--workers", "2"], configYaml: metricsConfig() });
+  });
+  after(async () => {
+    assert.equal(await berth?.stop(), 0);
+  });
+
+  it("the primary serves every worker's requests summed, and asks each worker for /debug/health", async () => {
+    const debug = await debugURL(berth.log);
+    await waitFor(() => (berth.log().match(/berth listening on/g) ?? []).length >= 2, "both workers listening");
+    const requests = 20;
+    // A fresh connection each, so the primary hands them to the workers in turn.
+    for (let i = 0; i < requests; i++) {
+      const response = await fetch(`${berth.url}/v2/`, { headers: { Connection: "close" } });
+      assert.equal(response.status, 200);
+    }
+    const { samples } = await scrape(`${debug}/metrics`);
+    assert.equal(valueOf(samples, "registry_http_requests_total", { handler: "base", code: "200", method: "get" }), requests);
+    const health = await fetch(`${debug}/debug/health`);
+    assert.equal(health.status, 200);
+    const body = (await health.json()) as Record<string, unknown>;
+    assert.deepEqual(Object.values(body), [{}, {}]);
+    assert.deepEqual(Object.keys(body).sort(), ["worker 1", "worker 2"]);
+    assert.equal((await fetch(`${debug}/nothing`)).status, 404);
+  });
+});
