@@ -3,6 +3,7 @@
  * labels after real pushes and pulls, promtool's check, 404/405, and nothing installed when off.
  */
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { requireProgram, run } from "./support/external-program.js";
@@ -251,5 +252,25 @@ describe("metrics under --workers 2", () => {
     assert.deepEqual(Object.values(body), [{}, {}]);
     assert.deepEqual(Object.keys(body).sort(), ["worker 1", "worker 2"]);
     assert.equal((await fetch(`${debug}/nothing`)).status, 404);
+  });
+});
+
+describe("docs/grafana-dashboard.json", () => {
+  let berth: BerthProcess;
+  before(async () => {
+    berth = await startBerth({ configYaml: metricsConfig() });
+    await new RegistryClient(berth.url).pushImage(uniqueName("dash"), "v1");
+  });
+  after(async () => {
+    await berth?.stop();
+  });
+
+  it("is JSON whose every metric is on the page", async () => {
+    const dashboard = JSON.parse(await readFile(new URL("../../docs/grafana-dashboard.json", import.meta.url), "utf8")) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+    const { text } = await scrape(`${await debugURL(berth.log)}/metrics`);
+    const families = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+    const used = dashboard.panels.flatMap((panel) => panel.targets.flatMap((target) => [...target.expr.matchAll(/\b(?:registry|berth|process|nodejs)_[a-z0-9_]+/g)].map((m) => m[0])));
+    assert.ok(used.length >= 10);
+    for (const metric of used) assert.ok(families.has(metric.replace(/_(bucket|sum|count)$/, "")), `${metric} is not on the page`);
   });
 });
