@@ -231,6 +231,7 @@ http:
       timeouts: { readHeaderMs: 30_000, idleMs: 5_000, inactivityMs: 300_000 },
       tls: undefined,
       http2Disabled: false,
+      debug: { addr: undefined, listenHost: "", listenPort: 0, prometheus: { enabled: false, path: "/metrics", repositories: 0 } },
     });
   });
 
@@ -755,6 +756,8 @@ log:
 http:
   debug:
     addr: :5001
+    tls:
+      certificate: /x
   h2c:
     enabled: true
 `);
@@ -762,7 +765,7 @@ http:
       "storage.tag is not supported by berth yet and is ignored",
       "log.reportcaller is not supported by berth yet and is ignored",
       "log.hooks is not supported by berth yet and is ignored",
-      "http.debug is not supported by berth yet and is ignored",
+      "http.debug.tls is not supported by berth yet and is ignored",
       "http.h2c is not supported by berth yet and is ignored",
     ]);
   });
@@ -1230,5 +1233,62 @@ health:
       interval: "10s",
       threshold: 1,
     });
+  });
+});
+
+describe("http.debug (the debug listener and Prometheus)", () => {
+  it("is off by default", () => {
+    const { config, warnings } = parse(MINIMAL);
+    assert.deepEqual(config.http.debug, { addr: undefined, listenHost: "", listenPort: 0, prometheus: { enabled: false, path: "/metrics", repositories: 0 } });
+    assert.deepEqual(warnings, []);
+  });
+
+  it("reads addr, prometheus.enabled, path and repositories", () => {
+    const { config, warnings } = parse(`${MINIMAL}http:\n  debug:\n    addr: 127.0.0.1:5001\n    prometheus:\n      enabled: true\n      path: /prom\n      repositories: 20\n`);
+    assert.deepEqual(config.http.debug, { addr: "127.0.0.1:5001", listenHost: "127.0.0.1", listenPort: 5001, prometheus: { enabled: true, path: "/prom", repositories: 20 } });
+    assert.deepEqual(warnings, []);
+  });
+
+  it("takes REGISTRY_HTTP_DEBUG_* overrides", () => {
+    const { config } = parse(MINIMAL, {
+      REGISTRY_HTTP_DEBUG_ADDR: ":5001",
+      REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: "true",
+      REGISTRY_HTTP_DEBUG_PROMETHEUS_PATH: "/m",
+      REGISTRY_HTTP_DEBUG_PROMETHEUS_REPOSITORIES: "5",
+    });
+    assert.deepEqual(config.http.debug, { addr: ":5001", listenHost: "", listenPort: 5001, prometheus: { enabled: true, path: "/m", repositories: 5 } });
+  });
+
+  it("warns, as distribution serves nothing, when prometheus is enabled without a debug address", () => {
+    const { config, warnings } = parse(`${MINIMAL}http:\n  debug:\n    prometheus:\n      enabled: true\n`);
+    assert.equal(config.http.debug.prometheus.enabled, false);
+    assert.deepEqual(warnings, ["http.debug.prometheus.enabled without http.debug.addr: no listener serves the metrics, so none are collected"]);
+  });
+
+  it("refuses an invalid address, naming the key", () => {
+    assertConfigError(() => parse(`${MINIMAL}http:\n  debug:\n    addr: localhost\n`), "http.debug.addr", 'invalid listen address "localhost": missing port (expected "host:port" or ":port")');
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_HTTP_DEBUG_ADDR: ":99999" }), "http.debug.addr", 'invalid listen address ":99999": "99999" is not a port number (0-65535) (from environment variable REGISTRY_HTTP_DEBUG_ADDR)');
+  });
+
+  it("refuses the API's own port", () => {
+    assertConfigError(() => parse(`${MINIMAL}http:\n  addr: :5000\n  debug:\n    addr: 127.0.0.1:5000\n`), "http.debug.addr", '"127.0.0.1:5000" is the port http.addr listens on; the debug listener needs a port of its own');
+    // Another address on the same port is another socket.
+    assert.equal(parse(`${MINIMAL}http:\n  addr: 127.0.0.1:5000\n  debug:\n    addr: 127.0.0.2:5000\n`).config.http.debug.listenPort, 5000);
+  });
+
+  it("refuses a metrics path that is not a path, is under /v2 or is taken", () => {
+    const withPath = (path: string) => `${MINIMAL}http:\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\n      path: ${JSON.stringify(path)}\n`;
+    assertConfigError(() => parse(withPath("metrics")), "http.debug.prometheus.path", 'must start with "/", got "metrics"');
+    assertConfigError(() => parse(withPath("/v2/metrics")), "http.debug.prometheus.path", '"/v2/metrics" is under /v2, the registry API\'s path');
+    assertConfigError(() => parse(withPath("/v2")), "http.debug.prometheus.path", '"/v2" is under /v2, the registry API\'s path');
+    assertConfigError(() => parse(withPath("/debug/health")), "http.debug.prometheus.path", '"/debug/health" is already served on the debug listener');
+    assertConfigError(() => parse(withPath("/debug/health/ready")), "http.debug.prometheus.path", '"/debug/health/ready" is already served on the debug listener');
+    assertConfigError(() => parse(withPath("/debug/config")), "http.debug.prometheus.path", '"/debug/config" is already served on the debug listener');
+    assertConfigError(() => parse(withPath("/m?x=1")), "http.debug.prometheus.path", 'must be a path without query or fragment, got "/m?x=1"');
+  });
+
+  it("bounds prometheus.repositories", () => {
+    assertConfigError(() => parse(`${MINIMAL}http:\n  debug:\n    addr: :5001\n    prometheus:\n      repositories: 20000\n`), "http.debug.prometheus.repositories", "at most 10000, got 20000");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  debug:\n    addr: :5001\n    prometheus:\n      repositories: many\n`), "http.debug.prometheus.repositories", 'expected a non-negative integer, got "many"');
   });
 });

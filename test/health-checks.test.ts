@@ -330,26 +330,22 @@ function responses(socket: Socket): { next(): Promise<string> } {
   };
 }
 
-describe("debug routes (for the debug listener)", () => {
+describe("the debug listener's health views and /debug/config", () => {
   it("serve /debug/health, /debug/health/live, /debug/health/ready and /debug/config with every secret masked", async () => {
     const work = await mkdtemp(join(tmpdir(), "berth-health-"));
     const drainFile = join(work, "drain");
     const { config } = parseConfig(
       testConfig({
         secret: "hunter2-http-secret",
+        http: "  debug:\n    addr: 127.0.0.1:0",
         sections: `health:\n  file:\n    - file: ${drainFile}\n      interval: 50ms\n  http:\n    - uri: http://probe:hunter2-uri@127.0.0.1:9/x\n      headers: { Authorization: [Basic hunter2-header] }\n      interval: 1h`,
       }).replace("{{root}}", join(work, "data")),
       {},
       "debug.yml",
     );
     const running = await serve(config, [], quietLog);
-    const debug = createServer((req, res) => {
-      const route = running.debugRoutes.find((r) => r.path === req.url);
-      if (route === undefined) res.writeHead(404).end();
-      else void route.handle(req, res);
-    });
-    await new Promise<void>((resolve) => debug.listen(0, "127.0.0.1", resolve));
-    const client = new RegistryClient(`http://127.0.0.1:${(debug.address() as AddressInfo).port}`);
+    assert.ok(running.debugUrl !== undefined, "the debug listener is up");
+    const client = new RegistryClient(running.debugUrl);
     try {
       assert.deepEqual(await statusAndBody(client, "/debug/health"), { status: 200, body: {} });
       await writeFile(drainFile, "");
@@ -367,14 +363,23 @@ describe("debug routes (for the debug listener)", () => {
       assert.equal((await new RegistryClient(running.url).send("/debug/config")).status, 404, "never on the public port");
       await rm(drainFile);
       await waitForHealth(client, 200, "/debug/health/ready");
+      // An upload in flight keeps the stop waiting; meanwhile the debug listener says it is draining.
+      const { location } = await new RegistryClient(running.url).startUpload("team/app");
+      const url = new URL(location);
+      const socket = connect(Number(url.port), url.hostname);
+      const reader = responses(socket);
+      await new Promise((resolve) => socket.once("connect", resolve));
+      socket.write(`PATCH ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
       const closing = running.close();
       assert.deepEqual(await statusAndBody(client, "/debug/health/ready"), {
         status: 503,
         body: { draining: "the registry is stopping: in-flight requests are finishing" },
       });
+      socket.write("0\r\n\r\n");
+      assert.match(await reader.next(), /^HTTP\/1\.1 202 /, "the in-flight upload finishes");
+      socket.end();
       await closing;
     } finally {
-      await new Promise((resolve) => debug.close(resolve));
       await rm(work, { recursive: true, force: true });
     }
   });

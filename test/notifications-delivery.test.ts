@@ -112,7 +112,7 @@ function urlAt(port: number): string {
 
 // --- /debug/status
 
-const STATUS_KEYS = new Set(["name", "pending", "delivered", "failures", "dropped", "statuses", "lastError", "lastErrorAt", "lastDeliveredAt"]);
+const STATUS_KEYS = new Set(["name", "pending", "events", "delivered", "failures", "errors", "dropped", "statuses", "lastError", "lastErrorAt", "lastDeliveredAt"]);
 
 async function statusText(berth: BerthProcess): Promise<string> {
   const response = await fetch(`${berth.url}/debug/status`);

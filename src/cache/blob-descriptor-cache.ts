@@ -30,10 +30,23 @@ export interface BlobDescriptorCache {
   clear(digest: Digest, repository?: string): Promise<void>;
   /** Problems by component, for GET /debug/health (`{redis: "unreachable: …"}`); empty when healthy. */
   health(): Promise<Record<string, string>>;
+  /** What `get` found, for metrics; absent for a cache that is not one (NoBlobDescriptorCache). */
+  stats?(): CacheStats;
   /** Starts background work (connecting to a server); until then such a cache only misses. */
   open?(): void;
   /** Stops background work and closes connections; afterwards the cache only misses. */
   close?(): Promise<void>;
+}
+
+/**
+ * Counts of `get` calls, as distribution's cached blob statter counts them: every request is a hit
+ * or a miss; an error (the cache's server failing) is also a miss.
+ */
+export interface CacheStats {
+  requests: number;
+  hits: number;
+  misses: number;
+  errors: number;
 }
 
 /** Throws a TypeError for a descriptor no cache may store (as distribution's cache.ValidateDescriptor). */
@@ -70,6 +83,7 @@ function validateDigest(digest: Digest): void {
  */
 export class InMemoryBlobDescriptorCache implements BlobDescriptorCache {
   private readonly entries = new Map<string, BlobDescriptor>();
+  private readonly counts: CacheStats = { requests: 0, hits: 0, misses: 0, errors: 0 };
 
   constructor(
     private readonly maxEntries: number,
@@ -78,6 +92,18 @@ export class InMemoryBlobDescriptorCache implements BlobDescriptorCache {
 
   async get(digest: Digest, repository?: string): Promise<BlobDescriptor | undefined> {
     validateKey(digest, repository);
+    const found = this.lookup(digest, repository);
+    this.counts.requests++;
+    if (found === undefined) this.counts.misses++;
+    else this.counts.hits++;
+    return found;
+  }
+
+  stats(): CacheStats {
+    return { ...this.counts };
+  }
+
+  private lookup(digest: Digest, repository: string | undefined): BlobDescriptor | undefined {
     if (repository !== undefined && !this.repositoryScoped) return undefined;
     const globalKey = cacheKey(digest, undefined);
     const global = this.entries.get(globalKey);

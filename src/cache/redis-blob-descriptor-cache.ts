@@ -33,7 +33,7 @@ import { isIP } from "node:net";
 import { Redis, ReplyError, type RedisOptions } from "ioredis";
 import type { Digest } from "../reference/digest.js";
 import type { Logger } from "../log/logger.js";
-import { validateDescriptor, validateKey, type BlobDescriptor, type BlobDescriptorCache } from "./blob-descriptor-cache.js";
+import { validateDescriptor, validateKey, type BlobDescriptor, type BlobDescriptorCache, type CacheStats } from "./blob-descriptor-cache.js";
 
 export interface RedisBlobDescriptorCacheOptions {
   host: string;
@@ -72,6 +72,7 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
   private readonly where: string;
   private readonly probeIntervalMs: number;
   private readonly maxPendingClears: number;
+  private readonly counts: CacheStats = { requests: 0, hits: 0, misses: 0, errors: 0 };
   /** Commands go to Redis only while up. */
   private up = false;
   /** Why Redis is not up, for health: a short phrase without addresses or internals. */
@@ -149,7 +150,23 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
 
   async get(digest: Digest, repository?: string): Promise<BlobDescriptor | undefined> {
     validateKey(digest, repository);
-    if (!this.up) return undefined;
+    this.counts.requests++;
+    const found = await this.lookup(digest, repository);
+    if (found === undefined) this.counts.misses++;
+    else this.counts.hits++;
+    return found;
+  }
+
+  stats(): CacheStats {
+    return { ...this.counts };
+  }
+
+  private async lookup(digest: Digest, repository: string | undefined): Promise<BlobDescriptor | undefined> {
+    // Redis down: every lookup is an error, as each would be a failed command in distribution.
+    if (!this.up) {
+      this.counts.errors++;
+      return undefined;
+    }
     const d = digest.toString();
     try {
       if (repository === undefined) {
@@ -168,6 +185,7 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
       if (descriptor === undefined || typeof mediaType !== "string") return undefined;
       return mediaType === "" ? descriptor : { ...descriptor, mediaType };
     } catch (err) {
+      this.counts.errors++;
       this.commandFailed(err);
       return undefined;
     }

@@ -7,8 +7,10 @@ import { InMemoryDriver } from "../driver/inmemory-driver.js";
 import { InMemoryBlobDescriptorCache, NoBlobDescriptorCache, type BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
 import type { RedisBlobDescriptorCache } from "../cache/redis-blob-descriptor-cache.js";
 import type { Logger } from "../log/logger.js";
+import type { PrometheusMetrics } from "../metrics/prometheus-metrics.js";
 import type { Registry } from "../registry/registry.js";
 import { StorageRegistry } from "../registry/storage-registry.js";
+import type { DebugRoute } from "../server/debug-route.js";
 import type { ServerSettings } from "../server/request-context.js";
 import { isWorker } from "./workers.js";
 
@@ -133,6 +135,20 @@ export async function createRegistry(config: Config, driver: StorageDriver, log:
     registry = new NotifyingRegistry(registry, notifier);
   }
   return registry;
+}
+
+/** Prometheus metrics when http.debug.prometheus.enabled (with a debug listener); prom-client is loaded only then. */
+export async function createMetrics(config: Config): Promise<PrometheusMetrics | undefined> {
+  if (!config.http.debug.prometheus.enabled) return undefined;
+  const { PrometheusMetrics } = await import("../metrics/prometheus-metrics.js");
+  return new PrometheusMetrics(config.http.debug.prometheus, isWorker());
+}
+
+/** What the debug listener serves: health always, metrics when enabled; other capabilities add theirs here. */
+export function createDebugRoutes(config: Config, healthRoutes: DebugRoute[], metrics: PrometheusMetrics | undefined): DebugRoute[] {
+  const routes = [...healthRoutes];
+  if (metrics !== undefined) routes.push(metrics.route(config.http.debug.prometheus.path));
+  return routes;
 }
 
 /** http.draintimeout, or 10 s when it is not set: how long a stopping process finishes its work. */

@@ -7,16 +7,18 @@ import { createHealth } from "../health/create-health.js";
 import { CollectionRunningError, acquireServeLease, type RegistryLease } from "../gc/registry-lease.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
-import type { DebugRoute } from "../server/debug-route.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createAccessController, createDriver, createRegistry, describeStorage, serverSettings } from "./compose.js";
+import { createAccessController, createDebugRoutes, createDriver, createMetrics, createRegistry, describeStorage, serverSettings } from "./compose.js";
+import { startDebugListener, type DebugListener } from "./debug-listener.js";
+import { answerDebugRequests } from "./worker-debug.js";
+import { isWorker } from "./workers.js";
 
 export interface RunningRegistry {
   server: RegistryServer;
   url: string;
-  /** What the debug listener (http.debug.addr) serves from health: its views and /debug/config. */
-  debugRoutes: DebugRoute[];
+  /** The debug listener's URL (http.debug.addr), when this process serves one. */
+  debugUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -28,10 +30,12 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   if (config.http.secretGenerated) {
     log.warn("http.secret is not set: generated one for this process; set it when running more than one node");
   }
-  const driver = await createDriver(config);
+  const metrics = await createMetrics(config);
+  const driver = metrics === undefined ? await createDriver(config) : metrics.meterDriver(await createDriver(config));
   // The lease's id names this process's notification outboxes too (src/notifications/).
   const nodeId = randomBytes(8).toString("hex");
   const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) });
+  metrics?.watch(registry);
   const access = await createAccessController(config, log);
   const health = await createHealth(config, driver, registry, log);
   const server = createRegistryServer({
@@ -45,7 +49,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     uploadStateMaxAgeMs: config.storage.uploadPurging.ageMs,
     access,
     health: health.status,
-    interceptors: health.interceptor === undefined ? [] : [health.interceptor],
+    // Metrics outermost: they count the requests the drain refuses.
+    interceptors: [metrics?.interceptor, health.interceptor].filter((interceptor) => interceptor !== undefined),
     ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
   });
   // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.
@@ -80,6 +85,26 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     `berth listening on ${url}, storing in ${describeStorage(config)}`,
   );
 
+  // Under --workers the primary owns the debug listener and asks each worker for its pages.
+  let debugListener: DebugListener | undefined;
+  if (config.http.debug.addr !== undefined) {
+    const routes = createDebugRoutes(config, health.debugRoutes, metrics);
+    if (isWorker()) {
+      answerDebugRequests(routes);
+    } else {
+      try {
+        debugListener = await startDebugListener(config.http.debug, routes, log);
+      } catch (err) {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await registry.close();
+        health.close();
+        await lease?.release();
+        throw err;
+      }
+      log.info({ listen: debugListener.url, paths: routes.map((route) => route.path) }, `debug listener on ${debugListener.url}`);
+    }
+  }
+
   const purging = config.storage.uploadPurging;
   // setTimeout fires at once for delays past 2^31-1 ms (~24.8 days); a longer interval waits that long.
   const intervalMs = Math.min(purging.intervalMs, 2 ** 31 - 1);
@@ -107,7 +132,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   return {
     server,
     url,
-    debugRoutes: health.debugRoutes,
+    debugUrl: debugListener?.url,
     close: async () => {
       // First: readiness fails while in-flight requests finish, so load balancers stop sending.
       health.drain();
@@ -120,6 +145,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       // so no other node adopts its outbox meanwhile.
       await registry.close();
       health.close();
+      // Last: readiness stays visible there (503 draining) until everything above is done.
+      await debugListener?.close();
       await lease?.release();
     },
   };

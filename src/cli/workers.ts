@@ -2,6 +2,10 @@ import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import type { Config } from "../config/config.js";
+import { createLogger } from "../log/logger.js";
+import type { DebugRoute } from "../server/debug-route.js";
+import { startDebugListener, type DebugListener } from "./debug-listener.js";
+import { forwardToWorkers } from "./worker-debug.js";
 
 /** Set in each worker's environment: its index, so a worker knows it shares the port with others. */
 export const WORKER_INDEX_ENV = "BERTH_WORKER_INDEX";
@@ -44,6 +48,8 @@ export async function runWorkers(count: number, config: Config): Promise<number>
     });
     return worker;
   };
+  // First: a debug port that cannot be bound stops the start before any worker runs.
+  const debugListener = await startPrimaryDebugListener(config);
   process.stderr.write(`berth: starting ${count} workers sharing ${config.http.addr}\n`);
   for (let i = 0; i < count; i++) fork(i);
   await new Promise<void>((resolve) => {
@@ -52,6 +58,7 @@ export async function runWorkers(count: number, config: Config): Promise<number>
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM");
+      void debugListener?.close();
       const check = setInterval(() => {
         if (Object.keys(cluster.workers ?? {}).length === 0) {
           clearInterval(check);
@@ -63,4 +70,23 @@ export async function runWorkers(count: number, config: Config): Promise<number>
     process.on("SIGTERM", stop);
   });
   return 0;
+}
+
+/**
+ * The debug listener under --workers: the primary's, since the workers cannot all bind its port.
+ * Metrics are every worker's summed (prom-client's AggregatorRegistry asks each over the cluster
+ * channel); every other page is asked of each worker (src/cli/worker-debug.ts).
+ */
+async function startPrimaryDebugListener(config: Config): Promise<DebugListener | undefined> {
+  const debug = config.http.debug;
+  if (debug.addr === undefined) return undefined;
+  const routes: DebugRoute[] = [];
+  if (debug.prometheus.enabled) {
+    const { aggregatedMetricsRoute } = await import("../metrics/prometheus-metrics.js");
+    routes.push(aggregatedMetricsRoute(debug.prometheus.path));
+  }
+  const log = createLogger({ level: config.log.level, formatter: config.log.formatter, fields: config.log.fields });
+  const listener = await startDebugListener(debug, routes, log, forwardToWorkers());
+  process.stderr.write(`berth: debug listener on ${listener.url}\n`);
+  return listener;
 }

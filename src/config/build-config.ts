@@ -1,5 +1,6 @@
 // Builds the typed Config from the checked Raw tree, one section at a time.
 import { buildAuth } from "./build-auth.js";
+import { buildDebug } from "./build-debug.js";
 import { buildHealth } from "./build-health.js";
 import { buildHttp } from "./build-http.js";
 import { buildLog } from "./build-log.js";
@@ -19,11 +20,12 @@ export function buildConfig(root: RawMap, warnings: string[]): Config {
   if (version !== "0.1") throw fail("version", versionNode, `unsupported version ${JSON.stringify(version)}; berth reads version 0.1`);
 
   const storage = buildStorage(root, warnings);
+  const http = buildHttp(root);
   return {
     version,
     log: buildLog(root, warnings),
     storage,
-    http: { ...buildHttp(root), ...buildTls(root, warnings) },
+    http: { ...http, ...buildTls(root, warnings), debug: buildDebug(root, http, warnings) },
     auth: buildAuth(root, warnings),
     redis: buildRedis(root, storage.cache.blobDescriptor === "redis", warnings),
     proxy: buildProxy(root, warnings),

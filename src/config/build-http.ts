@@ -10,7 +10,7 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Node's setHeader rejects anything outside these (notably CR/LF), which would fail per request.
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-export function buildHttp(root: RawMap): Omit<Config["http"], "tls" | "http2Disabled"> {
+export function buildHttp(root: RawMap): Omit<Config["http"], "tls" | "http2Disabled" | "debug"> {
   const http = readSection(child(root, "http"), "http");
 
   const netNode = child(http, "net");

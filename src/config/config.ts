@@ -47,6 +47,8 @@ export interface Config {
     tls: TlsConfig | undefined;
     /** http.http2.disabled: over TLS, offer HTTP/1.1 only. */
     http2Disabled: boolean;
+    /** http.debug: the debug listener (metrics, health) beside the API's. */
+    debug: DebugConfig;
   };
   /** The `auth` section's access controller; undefined is an open registry. */
   auth: AuthConfig | undefined;
@@ -105,6 +107,23 @@ export interface TcpCheckConfig {
   timeoutMs: number;
   intervalMs: number;
   threshold: number;
+}
+
+/** http.debug. */
+export interface DebugConfig {
+  /** http.debug.addr as configured; undefined: no debug listener. */
+  addr: string | undefined;
+  /** Parsed from addr (empty host: all interfaces). */
+  listenHost: string;
+  listenPort: number;
+  prometheus: {
+    /** Metrics are collected and served; only true with a debug listener. */
+    enabled: boolean;
+    /** The page's path on the debug listener (default /metrics). */
+    path: string;
+    /** berth: repositories given their own label in the per-repository byte counters (top N); 0 for none. */
+    repositories: number;
+  };
 }
 
 /** notifications: distribution's endpoints and `events.includereferences`, plus berth's keys. */

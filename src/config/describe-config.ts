@@ -41,6 +41,10 @@ export function describeConfig(config: Config): Record<string, unknown> {
       inactivity: formatGoDuration(http.timeouts.inactivityMs),
     },
   });
+  if (http.debug.addr !== undefined) {
+    const { enabled, path, repositories } = http.debug.prometheus;
+    httpOut["debug"] = { addr: http.debug.addr, prometheus: { enabled, path, repositories } };
+  }
   return {
     version: config.version,
     log: {

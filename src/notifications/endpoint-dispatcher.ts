@@ -19,9 +19,13 @@ export interface EndpointStatus {
   name: string;
   /** Events stored and not yet delivered or dropped. */
   pending: number;
+  /** Events queued for this endpoint by this process since it started. */
+  events: number;
   delivered: number;
   /** Delivery attempts that failed (each retry counts). */
   failures: number;
+  /** Of those, attempts that got no HTTP response at all (connection refused, timeout). */
+  errors: number;
   /** Events given up on: past maxevents or maxage, or unreadable in storage. */
   dropped: number;
   /** Deliveries by response status ("200", "500"), as distribution's endpoint metrics count them. */
@@ -58,7 +62,7 @@ export class EndpointDispatcher {
     private readonly sender: WebhookSender,
     private readonly log: Logger,
   ) {
-    this.status = { name: config.name, pending: 0, delivered: 0, failures: 0, dropped: 0, statuses: {} };
+    this.status = { name: config.name, pending: 0, events: 0, delivered: 0, failures: 0, errors: 0, dropped: 0, statuses: {} };
   }
 
   start(): void {
@@ -78,7 +82,7 @@ export class EndpointDispatcher {
   }
 
   snapshot(): EndpointStatus {
-    return { ...this.status, pending: this.pending, statuses: { ...this.status.statuses } };
+    return { ...this.status, pending: this.pending, events: this.outbox.appendedEvents, statuses: { ...this.status.statuses } };
   }
 
   /** Stops delivering: an attempt in progress is cut, what is not delivered stays in the outbox. */
@@ -130,6 +134,7 @@ export class EndpointDispatcher {
       return;
     }
     this.status.failures++;
+    if (result.status === undefined) this.status.errors++;
     this.status.lastError = result.error;
     this.status.lastErrorAt = new Date().toISOString();
     this.recentFailures++;

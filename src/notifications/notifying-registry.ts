@@ -1,4 +1,5 @@
 import type { Registry, RequestOrigin, ResolvedName } from "../registry/registry.js";
+import type { RegistryStats } from "../registry/registry-stats.js";
 import type { Repository } from "../registry/repository.js";
 import type { Notifier } from "./notifier.js";
 import { NotifyingRepository, RequestEvents } from "./notifying-repository.js";
@@ -34,6 +35,10 @@ export class NotifyingRegistry implements Registry {
   async health(): Promise<Record<string, string>> {
     const [inner, outboxes] = await Promise.all([this.inner.health(), this.notifier.health()]);
     return { ...inner, ...outboxes };
+  }
+
+  stats(): RegistryStats {
+    return { ...this.inner.stats(), notifications: this.notifier.status() };
   }
 
   diagnostics(): Record<string, unknown> {

@@ -7,6 +7,7 @@ import type { Digest } from "../reference/digest.js";
 import { BlobFills } from "./blob-fill.js";
 import { CacheExpiry } from "./cache-expiry.js";
 import { ProxyRegistry } from "./proxy-registry.js";
+import { ProxyCounters } from "./proxy-stats.js";
 import { PullRecords } from "./pull-records.js";
 import { SingleFlight } from "./single-flight.js";
 import { Upstream } from "./upstream.js";
@@ -28,6 +29,7 @@ export function createMirror(local: StorageRegistry, driver: StorageDriver, conf
   const shared = {
     fills: new BlobFills(),
     records,
+    stats: new ProxyCounters(),
     manifestFetches: new SingleFlight<StoredManifest>(),
     storingManifests: new Map<string, StoredManifest>(),
     tagChecks: new SingleFlight<Digest | undefined>(),

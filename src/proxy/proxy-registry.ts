@@ -1,5 +1,6 @@
 import type { Logger } from "../log/logger.js";
 import type { Registry, RequestOrigin, ResolvedName } from "../registry/registry.js";
+import type { RegistryStats } from "../registry/registry-stats.js";
 import type { Repository } from "../registry/repository.js";
 import type { StorageRegistry } from "../registry/storage-registry.js";
 import { ProxyRepository, type ProxyShared } from "./proxy-repository.js";
@@ -51,6 +52,10 @@ export class ProxyRegistry implements Registry {
 
   diagnostics(): Record<string, unknown> {
     return this.local.diagnostics();
+  }
+
+  stats(): RegistryStats {
+    return { ...this.local.stats(), proxy: this.shared.stats.snapshot() };
   }
 
   /** Records nothing per request. */

@@ -14,6 +14,7 @@ import type { UploadBody, UploadSession } from "../storage/upload-store.js";
 import type { BlobFills, FillSource } from "./blob-fill.js";
 import type { PullRecords } from "./pull-records.js";
 import type { SingleFlight } from "./single-flight.js";
+import type { ProxyCounters } from "./proxy-stats.js";
 import type { Upstream } from "./upstream.js";
 import { readSmallBody } from "./upstream-client.js";
 import { UpstreamError } from "./upstream-error.js";
@@ -31,6 +32,8 @@ export interface ProxyShared {
   /** Verified manifests being written to storage, by `<repository>@<digest>`: served meanwhile. */
   storingManifests: Map<string, StoredManifest>;
   tagChecks: SingleFlight<Digest | undefined>;
+  /** What was served from the cache and fetched from upstreams (metrics). */
+  stats: ProxyCounters;
   /** A blob was added to the cache of `upstream` (its size limit may need enforcing). */
   grew(upstream: Upstream): void;
   log: Logger;
@@ -89,7 +92,11 @@ export class ProxyRepository implements Repository {
   }
 
   async openBlob(digest: Digest, offset: number, end: number): Promise<Readable> {
+    const stats = this.shared.stats.blob;
+    stats.requests++;
+    stats.pushedBytes += end - offset;
     if (await this.localBlob(digest)) {
+      stats.hits++;
       this.shared.records.touch(this.name, "blobs", digest);
       return this.local.openBlob(digest, offset, end);
     }
@@ -155,9 +162,21 @@ export class ProxyRepository implements Repository {
   // --- manifests
 
   async getManifest(reference: Reference): Promise<StoredManifest> {
+    const manifest = await this.resolveManifest(reference);
+    const stats = this.shared.stats.manifest;
+    stats.requests++;
+    stats.pushedBytes += manifest.content.length;
+    return manifest;
+  }
+
+  /** The manifest from the cache, or fetched (counted as a miss in fetchManifest). */
+  private async resolveManifest(reference: Reference): Promise<StoredManifest> {
     if ("digest" in reference) {
       const cached = this.storingManifest(reference.digest) ?? (await this.localManifest(reference.digest));
-      if (cached) return cached;
+      if (cached) {
+        this.shared.stats.manifest.hits++;
+        return cached;
+      }
       return this.fetchManifest(reference.digest.toString(), reference.digest, undefined);
     }
     const tag = reference.tag;
@@ -173,9 +192,13 @@ export class ProxyRepository implements Repository {
       return this.fetchManifest(tag, undefined, tag);
     }
     const storing = this.storingManifest(digest);
-    if (storing) return storing;
+    if (storing) {
+      this.shared.stats.manifest.hits++;
+      return storing;
+    }
     const cached = await this.localManifest(digest);
     if (!cached) return this.fetchManifest(digest.toString(), digest, tag);
+    this.shared.stats.manifest.hits++;
     if (!this.local.readOnly && !(await this.localTagIs(tag, digest))) await this.local.storeManifest(cached.content, cached.mediaType, digest, [tag]);
     return cached;
   }
@@ -253,6 +276,8 @@ export class ProxyRepository implements Repository {
       if (response.status !== 200) response.body.resume();
       this.expectOk(response.status, "manifest");
       const content = await readSmallBody(response.body, MAX_MANIFEST_BYTES, this.upstream.url, "manifest");
+      this.shared.stats.manifest.misses++;
+      this.shared.stats.manifest.pulledBytes += content.length;
       const header = response.headers["docker-content-digest"];
       const claimed = digest ?? (typeof header === "string" ? Digest.tryParse(header.trim()) : undefined) ?? Digest.of("sha256", content);
       const computed = Digest.of(claimed.algorithm, content);
@@ -300,6 +325,8 @@ export class ProxyRepository implements Repository {
     if (response.status !== 200) response.body.resume();
     this.expectOk(response.status, "blob");
     const length = Number(response.headers["content-length"]);
+    this.shared.stats.blob.misses++;
+    if (Number.isSafeInteger(length) && length >= 0) this.shared.stats.blob.pulledBytes += length;
     return { size: Number.isSafeInteger(length) && length >= 0 ? length : undefined, body: response.body };
   }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { RegistryStats } from "./registry-stats.js";
 import type { Repository } from "./repository.js";
 
 /** Who made a request, for decorators that record what each request did (notifications). */
@@ -42,6 +43,8 @@ export interface Registry {
    * (notifications: each endpoint's queue and delivery counts). Never a credential.
    */
   diagnostics(): Record<string, unknown>;
+  /** Counters of the cache, notifications and proxy, for metrics (read at scrape time). */
+  stats(): RegistryStats;
   /** Problems by component, for GET /debug/health; empty when all is well. */
   health(): Promise<Record<string, string>>;
   /** Starts background work, once the server listens. */

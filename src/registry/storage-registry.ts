@@ -13,6 +13,7 @@ import { ReferrerStore } from "../storage/referrer-store.js";
 import { TagStore, compareStrings } from "../storage/tag-store.js";
 import { UploadStore } from "../storage/upload-store.js";
 import type { Registry, RequestOrigin, ResolvedName } from "./registry.js";
+import type { RegistryStats } from "./registry-stats.js";
 import { StorageRepository, type RepositoryPolicy } from "./storage-repository.js";
 
 export interface RegistryOptions extends RepositoryPolicy {
@@ -80,6 +81,11 @@ export class StorageRegistry implements Registry {
 
   diagnostics(): Record<string, unknown> {
     return {};
+  }
+
+  stats(): RegistryStats {
+    const cache = this.options.cache.stats?.();
+    return cache === undefined ? {} : { cache };
   }
 
   /** Records nothing per request. */

@@ -1,0 +1,85 @@
+import type { Readable } from "node:stream";
+import type { AppendLog, FileInfo, FileWriter, PutOptions, StorageDriver } from "../driver/storage-driver.js";
+
+/** One timing series per action: the label children are looked up once, not per call. */
+export interface ActionTimer {
+  observe(seconds: number): void;
+}
+
+/** The actions distribution's base driver times (storage/driver/base/base.go), by the name it writes. */
+export const TIMED_ACTIONS = ["GetContent", "PutContent", "Stat", "List", "Move", "Delete", "RedirectURL"] as const;
+export type TimedAction = (typeof TIMED_ACTIONS)[number];
+
+/** distribution's driver names where berth's differ (its S3 driver registers as "s3aws"). */
+export function distributionDriverName(name: string): string {
+  return name === "s3" ? "s3aws" : name;
+}
+
+/**
+ * A StorageDriver that times what distribution's base driver times, into
+ * `registry_storage_action_seconds{driver,action}`, and passes everything else through untouched:
+ * readers and writers are the inner driver's own objects (so what marks them, such as a local
+ * file range for sendfile, still applies), and `appendLog` exists exactly when the inner driver
+ * has it. A failed action is timed too, as in distribution.
+ */
+export class MeteredDriver implements StorageDriver {
+  readonly name: string;
+  readonly appendLog?: (path: string) => Promise<AppendLog>;
+
+  constructor(
+    private readonly inner: StorageDriver,
+    private readonly timers: Readonly<Record<TimedAction, ActionTimer>>,
+  ) {
+    this.name = inner.name;
+    if (inner.appendLog !== undefined) this.appendLog = inner.appendLog.bind(inner);
+  }
+
+  getContent(path: string): Promise<Buffer> {
+    return timed(this.timers.GetContent, performance.now(), this.inner.getContent(path));
+  }
+
+  putContent(path: string, content: Uint8Array, options?: PutOptions): Promise<void> {
+    return timed(this.timers.PutContent, performance.now(), this.inner.putContent(path, content, options));
+  }
+
+  reader(path: string, offset?: number, end?: number): Promise<Readable> {
+    return this.inner.reader(path, offset, end);
+  }
+
+  writer(path: string, append: boolean): Promise<FileWriter> {
+    return this.inner.writer(path, append);
+  }
+
+  stat(path: string): Promise<FileInfo> {
+    return timed(this.timers.Stat, performance.now(), this.inner.stat(path));
+  }
+
+  list(path: string): Promise<string[]> {
+    return timed(this.timers.List, performance.now(), this.inner.list(path));
+  }
+
+  move(sourcePath: string, destPath: string): Promise<void> {
+    return timed(this.timers.Move, performance.now(), this.inner.move(sourcePath, destPath));
+  }
+
+  delete(path: string): Promise<void> {
+    return timed(this.timers.Delete, performance.now(), this.inner.delete(path));
+  }
+
+  redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined> {
+    return timed(this.timers.RedirectURL, performance.now(), this.inner.redirectURL(path, method));
+  }
+
+  walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void> {
+    return this.inner.walk(path, visit);
+  }
+}
+
+/** Observes how long `operation` took to settle since `started` (taken before it was called). */
+async function timed<T>(timer: ActionTimer, started: number, operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } finally {
+    timer.observe((performance.now() - started) / 1000);
+  }
+}
