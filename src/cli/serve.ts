@@ -8,7 +8,7 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createAccessController, createDriver, createRegistry, describeStorage, serverSettings } from "./compose.js";
+import { createAccessController, createDriver, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
 
 export interface RunningRegistry {
   server: RegistryServer;
@@ -24,10 +24,12 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   if (config.http.secretGenerated) {
     log.warn("http.secret is not set: generated one for this process; set it when running more than one node");
   }
-  const driver = await createDriver(config);
+  const tracing = await createTracing(process.env, log);
+  const untraced = await createDriver(config);
+  const driver = tracing === undefined ? untraced : tracing.traceDriver(untraced);
   // The lease's id names this process's notification outboxes too (src/notifications/).
   const nodeId = randomBytes(8).toString("hex");
-  const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) });
+  const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) }, tracing);
   const access = await createAccessController(config, log);
   const server = createRegistryServer({
     registry,
@@ -40,6 +42,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     uploadStateMaxAgeMs: config.storage.uploadPurging.ageMs,
     access,
     ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
+    ...(tracing === undefined ? {} : { interceptors: [tracing.interceptor] }),
   });
   // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.
   const lease = await acquireLease(config, driver, log, nodeId);
@@ -109,6 +112,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       // so no other node adopts its outbox meanwhile.
       await registry.close();
       await lease?.release();
+      // Last: the spans of everything above are exported before the process ends.
+      await tracing?.shutdown();
     },
   };
 }
