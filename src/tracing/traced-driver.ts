@@ -37,7 +37,9 @@ import {
  */
 export class TracedDriver implements StorageDriver {
   readonly name: string;
-  readonly appendLog?: (path: string) => Promise<AppendLog>;
+  // Declared, not a field: a field would be an own property even when undefined, and
+  // `"appendLog" in driver` would then be true for a driver without it.
+  declare readonly appendLog?: (path: string) => Promise<AppendLog>;
 
   constructor(
     private readonly inner: StorageDriver,
