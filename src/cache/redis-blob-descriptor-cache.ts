@@ -51,6 +51,16 @@ export interface RedisBlobDescriptorCacheOptions {
   probeIntervalMs?: number;
   /** Clears remembered while Redis is unreachable, at most. Default 10000. */
   maxPendingClears?: number;
+  /** Told of each round trip to Redis (tracing), without the cache knowing of a tracer. */
+  observer?: RedisCommandObserver;
+}
+
+/**
+ * `start` is called as a get, set or clear is sent to Redis (not when the cache answers without
+ * it, being down); what it returns is called once, when Redis answered or the command failed.
+ */
+export interface RedisCommandObserver {
+  start(operation: "get" | "set" | "clear", repository: string | undefined): (error?: unknown) => void;
 }
 
 /** Reconnect delays: 100 ms doubling up to 2 s. */
@@ -73,6 +83,7 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
   private readonly probeIntervalMs: number;
   private readonly maxPendingClears: number;
   private readonly counts: CacheStats = { requests: 0, hits: 0, misses: 0, errors: 0 };
+  private readonly observer: RedisCommandObserver | undefined;
   /** Commands go to Redis only while up. */
   private up = false;
   /** Why Redis is not up, for health: a short phrase without addresses or internals. */
@@ -94,6 +105,7 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
     this.where = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
     this.probeIntervalMs = options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
     this.maxPendingClears = options.maxPendingClears ?? DEFAULT_MAX_PENDING_CLEARS;
+    this.observer = options.observer;
     const redisOptions: RedisOptions = {
       host: options.host,
       port: options.port,
@@ -168,9 +180,11 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
       return undefined;
     }
     const d = digest.toString();
+    const done = this.observer?.start("get", repository);
     try {
       if (repository === undefined) {
         const reply = await this.client.hmget(globalKey(d), "digest", "size", "mediatype");
+        done?.();
         return parseGlobal(digest, reply);
       }
       const results = await this.client
@@ -180,12 +194,14 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
         .hget(repositoryHashKey(repository, d), "mediatype")
         .exec();
       const [member, global, mediaType] = execResults(results);
+      done?.();
       if (member !== 1) return undefined;
       const descriptor = parseGlobal(digest, global as Array<string | null>);
       if (descriptor === undefined || typeof mediaType !== "string") return undefined;
       return mediaType === "" ? descriptor : { ...descriptor, mediaType };
     } catch (err) {
       this.counts.errors++;
+      done?.(err);
       this.commandFailed(err);
       return undefined;
     }
@@ -202,9 +218,12 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
     // The global media type is the first one set, as distribution's HSETNX.
     multi.hsetnx(globalKey(d), "mediatype", descriptor.mediaType);
     if (repository !== undefined) multi.hset(repositoryHashKey(repository, d), "mediatype", descriptor.mediaType);
+    const done = this.observer?.start("set", repository);
     try {
       execResults(await multi.exec());
+      done?.();
     } catch (err) {
+      done?.(err);
       this.commandFailed(err);
     }
   }
@@ -216,9 +235,12 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
       this.remember(entry);
       return;
     }
+    const done = this.observer?.start("clear", repository);
     try {
       execResults(await addClear(this.client.multi(), entry).exec());
+      done?.();
     } catch (err) {
+      done?.(err);
       // It may or may not have run: replaying it is harmless, forgetting it is not.
       this.remember(entry);
       this.failed(err);

@@ -5,13 +5,15 @@ import type { StorageDriver } from "../driver/storage-driver.js";
 import { FilesystemDriver } from "../driver/filesystem-driver.js";
 import { InMemoryDriver } from "../driver/inmemory-driver.js";
 import { InMemoryBlobDescriptorCache, NoBlobDescriptorCache, type BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
-import type { RedisBlobDescriptorCache } from "../cache/redis-blob-descriptor-cache.js";
+import type { RedisBlobDescriptorCache, RedisCommandObserver } from "../cache/redis-blob-descriptor-cache.js";
 import type { Logger } from "../log/logger.js";
 import type { PrometheusMetrics } from "../metrics/prometheus-metrics.js";
 import type { Registry } from "../registry/registry.js";
 import { StorageRegistry } from "../registry/storage-registry.js";
 import type { DebugRoute } from "../server/debug-route.js";
 import type { ServerSettings } from "../server/request-context.js";
+import type { Tracing } from "../tracing/tracing.js";
+import { readTracingSettings } from "../tracing/tracing-settings.js";
 import { isWorker } from "./workers.js";
 
 /**
@@ -55,7 +57,7 @@ export async function createDriver(config: Config): Promise<StorageDriver> {
 }
 
 /** The registry's blob descriptor cache; a redis one connects when the registry is opened. */
-export async function createBlobDescriptorCache(config: Config, log: Logger): Promise<BlobDescriptorCache> {
+export async function createBlobDescriptorCache(config: Config, log: Logger, tracing?: Tracing): Promise<BlobDescriptorCache> {
   switch (config.storage.cache.blobDescriptor) {
     case "inmemory":
       return new InMemoryBlobDescriptorCache(config.storage.cache.blobDescriptorSize, !isWorker());
@@ -73,6 +75,7 @@ export async function createBlobDescriptorCache(config: Config, log: Logger): Pr
         dialTimeoutMs: redis.dialTimeoutMs,
         commandTimeoutMs: Math.max(redis.readTimeoutMs, redis.writeTimeoutMs),
         log,
+        ...(tracing === undefined ? {} : { observer: tracing.redisObserver({ host: redis.host, port: redis.port, db: redis.db }) satisfies RedisCommandObserver }),
       });
     }
     case undefined:
@@ -105,11 +108,24 @@ export interface ProcessIdentity {
 }
 
 /**
- * The registry kept in storage, behind the pull-through cache when the `proxy` section asks for
- * one, recording events when `notifications` lists endpoints.
+ * OpenTelemetry tracing when the OTEL_* environment asks for it (src/tracing/tracing-settings.ts),
+ * or undefined: then nothing of OpenTelemetry is loaded, and no wrapper or interceptor installed.
+ * A value berth cannot honour is a ConfigError naming the variable.
  */
-export async function createRegistry(config: Config, driver: StorageDriver, log: Logger, identity: ProcessIdentity): Promise<Registry> {
-  const cache = await createBlobDescriptorCache(config, log);
+export async function createTracing(env: NodeJS.ProcessEnv, log: Logger): Promise<Tracing | undefined> {
+  const settings = readTracingSettings(env);
+  if (settings === undefined) return undefined;
+  const { startTracing } = await import("../tracing/tracing.js");
+  return startTracing(settings, log);
+}
+
+/**
+ * The registry kept in storage, behind the pull-through cache when the `proxy` section asks for
+ * one, recording events when `notifications` lists endpoints. With `tracing`, Redis and upstream
+ * requests are traced.
+ */
+export async function createRegistry(config: Config, driver: StorageDriver, log: Logger, identity: ProcessIdentity, tracing?: Tracing): Promise<Registry> {
+  const cache = await createBlobDescriptorCache(config, log, tracing);
   const local = new StorageRegistry({
     driver,
     cache,
@@ -120,7 +136,7 @@ export async function createRegistry(config: Config, driver: StorageDriver, log:
   let registry: Registry = local;
   if (config.proxy !== undefined) {
     const { createMirror } = await import("../proxy/mirror.js");
-    registry = createMirror(local, driver, config.proxy, config.storage.readOnly, log);
+    registry = createMirror(local, driver, config.proxy, config.storage.readOnly, log, tracing?.upstreamObserver);
   }
   if (config.notifications !== undefined) {
     const [{ Notifier }, { NotifyingRegistry }] = await Promise.all([import("../notifications/notifier.js"), import("../notifications/notifying-registry.js")]);

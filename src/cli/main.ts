@@ -8,6 +8,7 @@ import { setFlagsFromString } from "node:v8";
 import { ConfigError } from "../config/config.js";
 import { describeConfig, loadConfig } from "../config/load-config.js";
 import { CollectionRunningError } from "../gc/registry-lease.js";
+import { readTracingSettings } from "../tracing/tracing-settings.js";
 import { effectiveDrainMs } from "./compose.js";
 import { runGarbageCollect } from "./garbage-collect.js";
 import { serve } from "./serve.js";
@@ -81,7 +82,12 @@ async function main(argv: string[]): Promise<number> {
     if (values.workers !== undefined && !isWorker()) {
       const count = parseWorkerCount(values.workers);
       if (count === undefined) return usageError(`--workers takes a positive number or "auto", got ${JSON.stringify(values.workers)}`);
-      if (count > 1) return runWorkers(count, (await loadConfig({ file: rest[0], env: process.env })).config);
+      if (count > 1) {
+        const { config } = await loadConfig({ file: rest[0], env: process.env });
+        // Workers trace, not the primary; a bad OTEL_* value stops here rather than in each worker, restarted forever.
+        readTracingSettings(process.env);
+        return runWorkers(count, config);
+      }
     }
     return runServe(rest[0]);
   }

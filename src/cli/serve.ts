@@ -9,7 +9,7 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createAccessController, createDebugRoutes, createDriver, createMetrics, createRegistry, describeStorage, serverSettings } from "./compose.js";
+import { createAccessController, createDebugRoutes, createDriver, createMetrics, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
 import { startDebugListener, type DebugListener } from "./debug-listener.js";
 import { answerDebugRequests } from "./worker-debug.js";
 import { isWorker } from "./workers.js";
@@ -31,10 +31,14 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     log.warn("http.secret is not set: generated one for this process; set it when running more than one node");
   }
   const metrics = await createMetrics(config);
-  const driver = metrics === undefined ? await createDriver(config) : metrics.meterDriver(await createDriver(config));
+  const tracing = await createTracing(process.env, log);
+  // Each capability wraps the driver only when it is on: metrics outermost, timing what callers wait for.
+  const plain = await createDriver(config);
+  const traced = tracing === undefined ? plain : tracing.traceDriver(plain);
+  const driver = metrics === undefined ? traced : metrics.meterDriver(traced);
   // The lease's id names this process's notification outboxes too (src/notifications/).
   const nodeId = randomBytes(8).toString("hex");
-  const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) });
+  const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) }, tracing);
   metrics?.watch(registry);
   const access = await createAccessController(config, log);
   const health = await createHealth(config, driver, registry, log);
@@ -49,8 +53,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     uploadStateMaxAgeMs: config.storage.uploadPurging.ageMs,
     access,
     health: health.status,
-    // Metrics outermost: they count the requests the drain refuses.
-    interceptors: [metrics?.interceptor, health.interceptor].filter((interceptor) => interceptor !== undefined),
+    // Tracing outermost (its span covers everything), then metrics: they count the requests the drain refuses.
+    interceptors: [tracing?.interceptor, metrics?.interceptor, health.interceptor].filter((interceptor) => interceptor !== undefined),
     ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
   });
   // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.
@@ -145,9 +149,11 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       // so no other node adopts its outbox meanwhile.
       await registry.close();
       health.close();
-      // Last: readiness stays visible there (503 draining) until everything above is done.
+      // Readiness stays visible there (503 draining) until everything above is done.
       await debugListener?.close();
       await lease?.release();
+      // Last: the spans of everything above are exported before the process ends.
+      await tracing?.shutdown();
     },
   };
 }

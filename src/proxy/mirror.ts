@@ -11,6 +11,7 @@ import { ProxyCounters } from "./proxy-stats.js";
 import { PullRecords } from "./pull-records.js";
 import { SingleFlight } from "./single-flight.js";
 import { Upstream } from "./upstream.js";
+import type { UpstreamExchangeObserver } from "./upstream-client.js";
 
 const HOUR_MS = 3_600_000;
 
@@ -18,8 +19,8 @@ const HOUR_MS = 3_600_000;
  * The pull-through cache over a registry kept in storage: its upstreams, the bookkeeping of
  * pulls in that storage, and the expiry that reads it (none of either when read-only).
  */
-export function createMirror(local: StorageRegistry, driver: StorageDriver, config: ProxyConfig, readOnly: boolean, log: Logger): ProxyRegistry {
-  const upstreams = config.upstreams.map((upstream) => new Upstream(upstream, log));
+export function createMirror(local: StorageRegistry, driver: StorageDriver, config: ProxyConfig, readOnly: boolean, log: Logger, observer?: UpstreamExchangeObserver): ProxyRegistry {
+  const upstreams = config.upstreams.map((upstream) => new Upstream(upstream, log, observer));
   // A tenth of the shortest TTL (at most an hour): the resolution of "last pulled".
   const ttls = config.upstreams.map((u) => u.ttlMs).filter((ttl) => ttl > 0);
   const resolutionMs = Math.min(HOUR_MS, ...ttls.map((ttl) => ttl / 10));

@@ -18,6 +18,16 @@ const MAX_TOKEN_RESPONSE_BYTES = 64 * 1024;
 const DEFAULT_TOKEN_SECONDS = 60;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
+/**
+ * Told of each HTTP exchange with an upstream (redirect hops and token fetches included), for
+ * tracing without the client knowing of a tracer. `start` may add headers (trace context) to
+ * `headers` before they are sent; what it returns is called once, when the exchange ends: after
+ * the response body closed (read, or destroyed), or with the error that ended it earlier.
+ */
+export interface UpstreamExchangeObserver {
+  start(method: string, url: URL, headers: Record<string, string>): (outcome: { status?: number; error?: unknown }) => void;
+}
+
 interface CachedToken {
   token: string;
   /** Epoch milliseconds after which it is fetched again. */
@@ -46,6 +56,7 @@ export class UpstreamClient {
   constructor(
     readonly config: UpstreamConfig,
     private readonly log: Logger,
+    private readonly observer?: UpstreamExchangeObserver,
   ) {
     this.basicCredentials =
       config.username === undefined ? undefined : `Basic ${Buffer.from(`${config.username}:${config.password ?? ""}`).toString("base64")}`;
@@ -183,9 +194,11 @@ export class UpstreamClient {
     const { connectTimeoutMs, readTimeoutMs, remoteURL } = this.config;
     return new Promise<UpstreamResponse>((resolve, reject) => {
       const secure = url.protocol === "https:";
+      const sent = { "User-Agent": "berth-proxy", ...headers };
+      const ended = this.observer?.start(method, url, sent);
       const request = (secure ? httpsRequest : httpRequest)(url, {
         method,
-        headers: { "User-Agent": "berth-proxy", ...headers },
+        headers: sent,
         agent: secure ? this.https : this.http,
       });
       let settled = false;
@@ -193,6 +206,7 @@ export class UpstreamClient {
         if (settled) return;
         settled = true;
         request.destroy();
+        ended?.({ error: err });
         reject(err);
       };
       // Until connected: the connect timeout. From then until the headers: the read timeout.
@@ -210,6 +224,7 @@ export class UpstreamClient {
         if (!settled && mayRetry && request.reusedSocket && STALE_CONNECTION_ERRORS.has(err.code ?? "")) {
           settled = true;
           clearTimeout(timer);
+          ended?.({ error: err });
           resolve(this.once(method, url, headers, false));
           return;
         }
@@ -225,6 +240,7 @@ export class UpstreamClient {
         // A body that stops arriving is cut after the read timeout; its reader sees the error.
         body.setTimeout(readTimeoutMs, () => body.destroy(new UpstreamError("timeout", remoteURL, `no body bytes for ${readTimeoutMs} ms`)));
         body.once("aborted", () => body.destroy(new UpstreamError("unreachable", remoteURL, "the connection closed mid-body")));
+        if (ended !== undefined) body.once("close", () => ended({ status: body.statusCode, error: body.errored ?? undefined }));
         resolve({ status: body.statusCode ?? 0, headers: body.headers, body });
       });
       request.end();

@@ -1,6 +1,6 @@
 import type { UpstreamConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
-import { UpstreamClient } from "./upstream-client.js";
+import { UpstreamClient, type UpstreamExchangeObserver } from "./upstream-client.js";
 
 /**
  * One mirrored registry: its configuration, its client, which local names it serves and what
@@ -14,8 +14,9 @@ export class Upstream {
   constructor(
     readonly config: UpstreamConfig,
     log: Logger,
+    observer?: UpstreamExchangeObserver,
   ) {
-    this.client = new UpstreamClient(config, log);
+    this.client = new UpstreamClient(config, log, observer);
   }
 
   get url(): string {
