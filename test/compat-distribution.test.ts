@@ -1343,7 +1343,8 @@ http:
     addr: localhost:5001
     prometheus:
       enabled: true
-      path: /metrics
+      # Not the default /metrics, so that the key is seen to take effect.
+      path: /prometheus
   headers:
     X-Content-Type-Options: [nosniff]
   http2:

@@ -169,6 +169,27 @@ describe("health.storagedriver", () => {
     }
   });
 
+  it("without it, readiness still looks at the storage when asked, and nothing drains", async () => {
+    const berth = await startBerth();
+    const root = berth.root!;
+    try {
+      const client = new RegistryClient(berth.url);
+      await client.pushBlob("team/app", Buffer.from("stored"));
+      assert.deepEqual(await statusAndBody(client, "/debug/health/ready"), { status: 200, body: {} });
+      await rename(root, `${root}.away`);
+      await symlink(root, root);
+      // The last answer is reused for a second: wait for a fresh look.
+      await waitForHealth(client, 503, "/debug/health/ready");
+      assert.deepEqual(await statusAndBody(client, "/debug/health/ready"), { status: 503, body: { storagedriver_filesystem: "stat of the storage root failed: ELOOP" } });
+      assert.deepEqual(await statusAndBody(client, "/debug/health"), { status: 200, body: {} }, "no check configured: distribution's view and the API are not drained");
+      await rm(root);
+      await rename(`${root}.away`, root);
+      await waitForHealth(client, 200, "/debug/health/ready");
+    } finally {
+      await berth.stop();
+    }
+  });
+
   it("treats a missing root as healthy (the backend answered; the registry is empty), as distribution", async () => {
     const work = await mkdtemp(join(tmpdir(), "berth-health-"));
     try {

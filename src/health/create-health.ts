@@ -12,6 +12,9 @@ import { PeriodicCheck, type Probe } from "./periodic-check.js";
 import { fileProbe, httpProbe, storageDriverProbe, tcpProbe } from "./probes.js";
 import { resolveCheckHosts } from "./resolve-check-hosts.js";
 
+/** Longest wait for the storage when readiness asks and no storagedriver check polls it. */
+const READINESS_STORAGE_TIMEOUT_MS = 2_000;
+
 /** The health part of a running registry, as the composition root wires it. */
 export interface Health {
   /** What the main port's health routes show. */
@@ -49,6 +52,11 @@ export async function createHealth(config: Config, driver: StorageDriver, regist
     // A password in the URI stays out of /debug/health, which anyone may read.
     for (const check of health.http) add(maskURLPassword(check.uri), httpProbe(check), check);
     for (const check of health.tcp) add(check.addr, tcpProbe(check), check);
+  }
+  if (health?.storageDriver === undefined) {
+    // Readiness covers storage even when no storagedriver check polls it: looked at when asked.
+    const options = { intervalMs: READINESS_STORAGE_TIMEOUT_MS, timeoutMs: READINESS_STORAGE_TIMEOUT_MS, threshold: 1 };
+    status.addReadinessCheck(new PeriodicCheck(`storagedriver_${config.storage.driver.kind}`, storageDriverProbe(driver, log), options, () => undefined, log));
   }
   return {
     status,

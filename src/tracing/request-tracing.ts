@@ -25,20 +25,9 @@ const ROUTE_TEMPLATES: Readonly<Record<string, string>> = {
   blob: "/v2/{name}/blobs/{digest}",
   referrers: "/v2/{name}/referrers/{digest}",
   health: "/debug/health",
+  live: "/debug/health/live",
+  ready: "/debug/health/ready",
   status: "/debug/status",
-};
-
-/**
- * What follows the repository name in each route's path. The router's name capture is greedy, so
- * the name ends where the last occurrence of this begins.
- */
-const NAME_SUFFIXES: Readonly<Record<string, string>> = {
-  tags: "/tags/list",
-  manifest: "/manifests/",
-  uploads: "/blobs/uploads",
-  upload: "/blobs/uploads/",
-  blob: "/blobs/",
-  referrers: "/referrers/",
 };
 
 const HEADER_GETTER: TextMapGetter<IncomingHttpHeaders> = {
@@ -74,8 +63,7 @@ export class RequestTracing implements RequestInterceptor {
       [ATTR_URL_SCHEME]: (req.socket as TLSSocket | undefined)?.encrypted === true ? "https" : "http",
       [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
     };
-    const repository = repositoryName(route, path);
-    if (repository !== undefined) attributes[ATTR_REPOSITORY_NAME] = repository;
+    if (request.repository !== "") attributes[ATTR_REPOSITORY_NAME] = request.repository;
     const span = this.tracer.startSpan(this.spanName(route, method, template), { kind: SpanKind.SERVER, attributes }, parent);
     res.once("close", () => {
       const status = res.statusCode;
@@ -113,17 +101,3 @@ function pathOf(url: string): string {
   return url.slice(start, query === -1 ? undefined : query);
 }
 
-/** The repository a route's path names (before any namespace mapping), or undefined for routes without one. */
-function repositoryName(route: string, path: string): string | undefined {
-  const suffix = NAME_SUFFIXES[route];
-  if (suffix === undefined || !path.startsWith("/v2/")) return undefined;
-  const end = path.lastIndexOf(suffix);
-  if (end <= 4) return undefined;
-  const name = path.slice(4, end);
-  if (!name.includes("%")) return name;
-  try {
-    return decodeURIComponent(name);
-  } catch {
-    return name;
-  }
-}
