@@ -1,11 +1,15 @@
 /**
  * src/metrics/fast-metrics.ts renders exactly what prom-client's own Counter, Gauge and Histogram
- * render for the same updates (text page, getMetricsAsJSON, --workers aggregation).
+ * render for the same updates (text page, getMetricsAsJSON, --workers aggregation), and the GC
+ * histogram that replaces prom-client's collector is there, by kind.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { FastCounter, FastGauge, FastHistogram } from "../src/metrics/fast-metrics.js";
+import { registerDefaultCollectors } from "../src/metrics/default-collectors.js";
+import { observeGcDurations } from "../src/metrics/gc-durations.js";
+import { PrometheusMetrics } from "../src/metrics/prometheus-metrics.js";
 
 const SIZE_BUCKETS = Array.from({ length: 22 }, (_, i) => 1024 * 2 ** i);
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60];
@@ -100,5 +104,49 @@ describe("fast metrics render as prom-client's", () => {
     const histogram = new FastHistogram({ name: "h", help: "h", buckets: [1], registers: [register] });
     assert.throws(() => histogram.observe(Number.POSITIVE_INFINITY), TypeError);
     assert.throws(() => counter.labels("x", "y"), /label values/);
+  });
+});
+
+describe("nodejs_gc_duration_seconds from berth's own observer", () => {
+  it("counts GCs by kind (major, minor, ...) after an allocation burst", async () => {
+    const register = new Registry();
+    const stop = observeGcDurations(register);
+    try {
+      let text = "";
+      for (let round = 0; round < 50 && !/nodejs_gc_duration_seconds_count\{kind="minor"\} [1-9]/.test(text); round++) {
+        let keep: unknown[] = [];
+        for (let i = 0; i < 200_000; i++) {
+          keep.push({ i, s: `x${i}` });
+          if (keep.length > 1000) keep = [];
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        text = await register.metrics();
+      }
+      assert.match(text, /# TYPE nodejs_gc_duration_seconds histogram/);
+      assert.match(text, /nodejs_gc_duration_seconds_bucket\{le="0.001",kind="minor"\} \d+/);
+      assert.match(text, /nodejs_gc_duration_seconds_bucket\{le="\+Inf",kind="minor"\} [1-9]/);
+      for (const line of text.split("\n").filter((l) => l.includes("kind="))) assert.match(line, /kind="(major|minor|incremental|weakcb)"/);
+    } finally {
+      stop();
+    }
+  });
+
+  it("PrometheusMetrics has prom-client's default metrics, in its order, with berth's GC histogram in place of prom-client's", async () => {
+    const reference = new Registry();
+    collectDefaultMetrics({ register: reference });
+    const left = ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"];
+    const expected = reference.getMetricsAsArray().map((m) => m.name).filter((name) => !left.includes(name));
+
+    const defaults = new Registry();
+    registerDefaultCollectors(defaults);
+    assert.deepEqual(
+      defaults.getMetricsAsArray().map((m) => m.name),
+      expected.filter((name) => name !== "nodejs_gc_duration_seconds"),
+    );
+
+    const metrics = new PrometheusMetrics({ enabled: true, path: "/metrics", repositories: 0 }, false);
+    const names = metrics.register.getMetricsAsArray().map((m) => m.name);
+    assert.deepEqual(names.slice(0, expected.length), expected);
+    assert.ok(metrics.register.getSingleMetric("nodejs_gc_duration_seconds") instanceof FastHistogram);
   });
 });

@@ -1,10 +1,12 @@
-import { AggregatorRegistry, Registry, collectDefaultMetrics } from "prom-client";
+import { AggregatorRegistry, Registry } from "prom-client";
 import type { DebugConfig } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import type { Registry as RegistryAPI } from "../registry/registry.js";
 import type { DebugRoute } from "../server/debug-route.js";
 import type { RequestInterceptor } from "../server/request-interceptor.js";
+import { registerDefaultCollectors } from "./default-collectors.js";
 import { FastHistogram } from "./fast-metrics.js";
+import { observeGcDurations } from "./gc-durations.js";
 import { HttpMetrics } from "./http-metrics.js";
 import { MeteredDriver, TIMED_ACTIONS, distributionDriverName, type ActionTimer, type TimedAction } from "./metered-driver.js";
 import { registerRegistryCollectors } from "./registry-collectors.js";
@@ -28,10 +30,9 @@ export class PrometheusMetrics {
    * every worker's registry over the cluster channel (prom-client's AggregatorRegistry).
    */
   constructor(config: DebugConfig["prometheus"], worker: boolean) {
-    collectDefaultMetrics({ register: this.register });
-    // Gauges named like counters, which promtool refuses; nodejs_active_{handles,requests,resources}
-    // (by type) hold the same numbers.
-    for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.register.removeSingleMetric(name);
+    // prom-client's default metrics, then the GC histogram where collectDefaultMetrics put its own.
+    registerDefaultCollectors(this.register);
+    observeGcDurations(this.register);
     this.storageAction = new FastHistogram({
       name: "registry_storage_action_seconds",
       help: "The number of seconds that the storage action takes",
