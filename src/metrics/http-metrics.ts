@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import type { RequestInterceptor, RoutedRequest } from "../server/request-interceptor.js";
+import { FastCounter, FastGauge, FastHistogram, type CounterChild, type GaugeChild, type HistogramChild } from "./fast-metrics.js";
 import { HANDLER_BY_ROUTE, HANDLERS, methodLabel } from "./handler-label.js";
 import type { RepositoryBytes } from "./repository-bytes.js";
 
@@ -11,15 +12,13 @@ export const SIZE_BUCKETS = Array.from({ length: 22 }, (_, i) => 1024 * 2 ** i);
 /** berth's upload duration buckets: a push of a large layer takes minutes. */
 export const UPLOAD_DURATION_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
-type Child<T extends Counter | Gauge | Histogram> = ReturnType<T["labels"]>;
-
 /** One handler's series; children by method and status are created on first use and kept. */
 class HandlerSeries {
-  readonly inFlight: Child<Gauge>;
-  readonly requestSize: Child<Histogram>;
-  readonly responseSize: Child<Histogram>;
-  private readonly durations = new Map<string, Child<Histogram>>();
-  private readonly counts = new Map<string, Map<number, Child<Counter>>>();
+  readonly inFlight: GaugeChild;
+  readonly requestSize: HistogramChild;
+  readonly responseSize: HistogramChild;
+  private readonly durations = new Map<string, HistogramChild>();
+  private readonly counts = new Map<string, Map<number, CounterChild>>();
 
   constructor(
     private readonly handler: string,
@@ -30,7 +29,7 @@ class HandlerSeries {
     this.responseSize = metrics.responseSize.labels(handler);
   }
 
-  duration(method: string): Child<Histogram> {
+  duration(method: string): HistogramChild {
     let child = this.durations.get(method);
     if (child === undefined) {
       child = this.metrics.duration.labels(this.handler, methodLabel(method));
@@ -39,7 +38,7 @@ class HandlerSeries {
     return child;
   }
 
-  count(method: string, status: number): Child<Counter> {
+  count(method: string, status: number): CounterChild {
     let byStatus = this.counts.get(method);
     if (byStatus === undefined) {
       byStatus = new Map();
@@ -55,11 +54,11 @@ class HandlerSeries {
 }
 
 interface HttpMetricSet {
-  inFlight: Gauge;
-  requests: Counter;
-  duration: Histogram;
-  requestSize: Histogram;
-  responseSize: Histogram;
+  inFlight: FastGauge;
+  requests: FastCounter;
+  duration: FastHistogram;
+  requestSize: FastHistogram;
+  responseSize: FastHistogram;
 }
 
 /**
@@ -71,7 +70,7 @@ interface HttpMetricSet {
  */
 export class HttpMetrics implements RequestInterceptor {
   private readonly series = new Map<string, HandlerSeries>();
-  private readonly uploadDuration: Histogram;
+  private readonly uploadDuration: FastHistogram;
 
   constructor(
     register: Registry,
@@ -79,11 +78,11 @@ export class HttpMetrics implements RequestInterceptor {
   ) {
     const registers = [register];
     const metrics: HttpMetricSet = {
-      inFlight: new Gauge({ name: "registry_http_in_flight_requests", help: "The in-flight HTTP requests", labelNames: ["handler"], registers }),
-      requests: new Counter({ name: "registry_http_requests_total", help: "Total number of HTTP requests made.", labelNames: ["handler", "code", "method"], registers }),
-      duration: new Histogram({ name: "registry_http_request_duration_seconds", help: "The HTTP request latencies in seconds.", labelNames: ["handler", "method"], buckets: DURATION_BUCKETS, registers }),
-      requestSize: new Histogram({ name: "registry_http_request_size_bytes", help: "The HTTP request sizes in bytes.", labelNames: ["handler"], buckets: SIZE_BUCKETS, registers }),
-      responseSize: new Histogram({ name: "registry_http_response_size_bytes", help: "The HTTP response sizes in bytes.", labelNames: ["handler"], buckets: SIZE_BUCKETS, registers }),
+      inFlight: new FastGauge({ name: "registry_http_in_flight_requests", help: "The in-flight HTTP requests", labelNames: ["handler"], registers }),
+      requests: new FastCounter({ name: "registry_http_requests_total", help: "Total number of HTTP requests made.", labelNames: ["handler", "code", "method"], registers }),
+      duration: new FastHistogram({ name: "registry_http_request_duration_seconds", help: "The HTTP request latencies in seconds.", labelNames: ["handler", "method"], buckets: DURATION_BUCKETS, registers }),
+      requestSize: new FastHistogram({ name: "registry_http_request_size_bytes", help: "The HTTP request sizes in bytes.", labelNames: ["handler"], buckets: SIZE_BUCKETS, registers }),
+      responseSize: new FastHistogram({ name: "registry_http_response_size_bytes", help: "The HTTP response sizes in bytes.", labelNames: ["handler"], buckets: SIZE_BUCKETS, registers }),
     };
     const byHandler = new Map<string, HandlerSeries>();
     for (const [route, handler] of Object.entries(HANDLER_BY_ROUTE)) {
@@ -93,7 +92,7 @@ export class HttpMetrics implements RequestInterceptor {
     }
     // Every handler's in-flight gauge is there from the start, at 0, as distribution registers them.
     for (const handler of HANDLERS) metrics.inFlight.labels(handler).set(0);
-    this.uploadDuration = new Histogram({
+    this.uploadDuration = new FastHistogram({
       name: "berth_blob_upload_duration_seconds",
       help: "Time from the start of a blob upload (POST) to its completion (PUT answered 201).",
       buckets: UPLOAD_DURATION_BUCKETS,
@@ -101,21 +100,29 @@ export class HttpMetrics implements RequestInterceptor {
     });
   }
 
-  async around(request: RoutedRequest, next: () => Promise<void>): Promise<void> {
+  /** Not async, and one `then` on the handler's promise: the only promise metrics add to a request. */
+  around(request: RoutedRequest, next: () => Promise<void>): Promise<void> {
     const series = this.series.get(request.route);
     if (series === undefined) return next();
     const started = performance.now();
     // Only uploads need it: a chunked PATCH says nothing of its length before it ends.
     const bytesReadBefore = request.route === "upload" ? (request.req.socket?.bytesRead ?? 0) : 0;
     series.inFlight.inc();
+    let handled: Promise<void>;
     try {
-      await next();
+      handled = next();
     } catch (err) {
-      // The error becomes the answer after this returns: count it once it is sent.
-      request.res.once("close", () => this.record(series, request, started, bytesReadBefore));
-      throw err;
+      // An interceptor may throw instead of returning a rejection: counted the same way.
+      handled = Promise.reject(err);
     }
-    this.record(series, request, started, bytesReadBefore);
+    return handled.then(
+      () => this.record(series, request, started, bytesReadBefore),
+      (err: unknown) => {
+        // The error becomes the answer after this returns: count it once it is sent.
+        request.res.once("close", () => this.record(series, request, started, bytesReadBefore));
+        throw err;
+      },
+    );
   }
 
   private record(series: HandlerSeries, request: RoutedRequest, started: number, bytesReadBefore: number): void {

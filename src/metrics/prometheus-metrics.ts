@@ -1,9 +1,12 @@
-import { AggregatorRegistry, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { AggregatorRegistry, Registry } from "prom-client";
 import type { DebugConfig } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import type { Registry as RegistryAPI } from "../registry/registry.js";
 import type { DebugRoute } from "../server/debug-route.js";
 import type { RequestInterceptor } from "../server/request-interceptor.js";
+import { registerDefaultCollectors } from "./default-collectors.js";
+import { FastHistogram } from "./fast-metrics.js";
+import { observeGcDurations } from "./gc-durations.js";
 import { HttpMetrics } from "./http-metrics.js";
 import { MeteredDriver, TIMED_ACTIONS, distributionDriverName, type ActionTimer, type TimedAction } from "./metered-driver.js";
 import { registerRegistryCollectors } from "./registry-collectors.js";
@@ -20,18 +23,17 @@ const STORAGE_ACTION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 export class PrometheusMetrics {
   readonly register = new Registry();
   readonly interceptor: RequestInterceptor;
-  private readonly storageAction: Histogram;
+  private readonly storageAction: FastHistogram;
 
   /**
    * `worker`: this process is one of `--workers N`; the primary serves the page, aggregating
    * every worker's registry over the cluster channel (prom-client's AggregatorRegistry).
    */
   constructor(config: DebugConfig["prometheus"], worker: boolean) {
-    collectDefaultMetrics({ register: this.register });
-    // Gauges named like counters, which promtool refuses; nodejs_active_{handles,requests,resources}
-    // (by type) hold the same numbers.
-    for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.register.removeSingleMetric(name);
-    this.storageAction = new Histogram({
+    // prom-client's default metrics, then the GC histogram where collectDefaultMetrics put its own.
+    registerDefaultCollectors(this.register);
+    observeGcDurations(this.register);
+    this.storageAction = new FastHistogram({
       name: "registry_storage_action_seconds",
       help: "The number of seconds that the storage action takes",
       labelNames: ["driver", "action"],
@@ -49,7 +51,8 @@ export class PrometheusMetrics {
   /** The driver, timing what distribution's base driver times. */
   meterDriver(driver: StorageDriver): StorageDriver {
     const name = distributionDriverName(driver.name);
-    const timers = Object.fromEntries(TIMED_ACTIONS.map((action) => [action, this.storageAction.labels(name, action) as ActionTimer])) as Record<TimedAction, ActionTimer>;
+    const timers = {} as Record<TimedAction, ActionTimer>;
+    for (const action of TIMED_ACTIONS) timers[action] = this.storageAction.labels(name, action);
     return new MeteredDriver(driver, timers);
   }
 

@@ -1,16 +1,15 @@
-import { Counter, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
+import { FastCounter, type CounterChild } from "./fast-metrics.js";
 
 /** The label the repositories past the first N share. */
 export const OTHER_REPOSITORIES = "other";
 
-type Child = ReturnType<Counter["labels"]>;
-
 /** One direction (pushed or pulled): a series per named repository, and "other". */
 class Direction {
-  private readonly children = new Map<string, Child>();
-  private readonly other: Child;
+  private readonly children = new Map<string, CounterChild>();
+  private readonly other: CounterChild;
 
-  constructor(private readonly metric: Counter) {
+  constructor(private readonly metric: FastCounter) {
     this.other = metric.labels(OTHER_REPOSITORIES);
     this.other.inc(0);
   }
@@ -40,8 +39,8 @@ export class RepositoryBytes {
     private readonly limit: number,
   ) {
     const help = (what: string): string => `Bytes of blobs and manifests ${what}, by repository (the first N repositories to move bytes; the others as "other").`;
-    this.pushedBytes = new Direction(new Counter({ name: "berth_repository_pushed_bytes_total", help: help("pushed"), labelNames: ["repository"], registers: [register] }));
-    this.pulledBytes = new Direction(new Counter({ name: "berth_repository_pulled_bytes_total", help: help("pulled"), labelNames: ["repository"], registers: [register] }));
+    this.pushedBytes = new Direction(new FastCounter({ name: "berth_repository_pushed_bytes_total", help: help("pushed"), labelNames: ["repository"], registers: [register] }));
+    this.pulledBytes = new Direction(new FastCounter({ name: "berth_repository_pulled_bytes_total", help: help("pulled"), labelNames: ["repository"], registers: [register] }));
   }
 
   pushed(repository: string, bytes: number): void {
