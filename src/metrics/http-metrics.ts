@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
 import type { RequestInterceptor, RoutedRequest } from "../server/request-interceptor.js";
+import { UploadStateSigner } from "../server/upload-state-token.js";
 import { FastCounter, FastGauge, FastHistogram, type CounterChild, type GaugeChild, type HistogramChild } from "./fast-metrics.js";
 import { HANDLER_BY_ROUTE, HANDLERS, methodLabel } from "./handler-label.js";
 import type { RepositoryBytes } from "./repository-bytes.js";
@@ -149,11 +150,11 @@ export class HttpMetrics implements RequestInterceptor {
     const { route, method, req } = request;
     if (status >= 300) return;
     if (method === "GET" && (route === "blob" || route === "manifest")) {
-      bytes.pulled(repositoryOf(req.url ?? "", route), sent);
+      bytes.pulled(request.repository, sent);
     } else if ((route === "upload" && (method === "PATCH" || method === "PUT")) || (method === "PUT" && route === "manifest") || (method === "POST" && route === "uploads" && status === 201)) {
       const length = Number(req.headers["content-length"]);
       const received = Number.isSafeInteger(length) ? length : Math.max(0, (req.socket?.bytesRead ?? 0) - bytesReadBefore);
-      bytes.pushed(repositoryOf(req.url ?? "", route), received);
+      bytes.pushed(request.repository, received);
     }
   }
 }
@@ -181,33 +182,12 @@ function bodyBytesSent(res: ServerResponse, method: string, status: number): num
   return Number.isSafeInteger(n) && n >= 0 ? n : 0;
 }
 
-const ROUTE_SUFFIX: Readonly<Record<string, string>> = { blob: "/blobs/", manifest: "/manifests/", upload: "/blobs/uploads/", uploads: "/blobs/uploads" };
-
-/** The repository name in an API path ("/v2/<name>/blobs/…"), as the client spelled it. */
-function repositoryOf(url: string, route: string): string {
-  const end = url.lastIndexOf(ROUTE_SUFFIX[route] ?? "/");
-  const name = end > 4 ? url.slice(4, end) : "";
-  return name.includes("%") ? safeDecode(name) : name;
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-}
-
-/** startedAt from an upload Location's `_state` (src/server/upload-state-token.ts: base64url JSON [name, id, startedAt].mac). */
+/** startedAt from an upload Location's `_state` token (src/server/upload-state-token.ts). */
 function uploadStartedAt(url: string): number | undefined {
   const at = url.indexOf("_state=");
   if (at < 0) return undefined;
   try {
-    const token = decodeURIComponent(url.slice(at + 7).split("&", 1)[0]!);
-    const dot = token.indexOf(".");
-    const fields: unknown = JSON.parse(Buffer.from(dot > 0 ? token.slice(0, dot) : token, "base64url").toString("utf8"));
-    const startedAt = Array.isArray(fields) ? (fields[2] as unknown) : undefined;
-    return typeof startedAt === "number" && Number.isFinite(startedAt) ? startedAt : undefined;
+    return UploadStateSigner.startedAt(decodeURIComponent(url.slice(at + 7).split("&", 1)[0]!));
   } catch {
     return undefined;
   }
