@@ -2,8 +2,9 @@
  * The cost of Prometheus metrics (`http.debug.prometheus`): GETs of a manifest and of a small blob
  * on a registry with metrics on and, in the same run, on a fresh registry of the same kind without
  * them (the baseline). The value is the figure with metrics; the report adds the ratio to the
- * baseline for berth (the target: within 5%) and for distribution (reference). The order of the two
- * alternates from run to run.
+ * baseline for berth (the target: within 5%) and for distribution (reference). Each round runs the
+ * two in halves, A B B A, the order alternating from round to round, so that the machine's speed
+ * drifting during a round (this is a shared VM) weighs on both alike.
  *
  * After the run with metrics, the case scrapes the debug listener and checks that the requests
  * were counted (`registry_http_requests_total` of the handler grew by at least the requests wrk
@@ -71,6 +72,14 @@ async function scrape(host: string, port: number): Promise<{ text: string; ms: n
   }
 }
 
+/** Two halves of one side of the pair as one run: requests over time; the halves' mean latency percentiles. */
+function combine(halves: WrkResult[]): { requests: number; rps: number; p50Ms: number; p99Ms: number } {
+  const requests = halves.reduce((sum, r) => sum + r.requests, 0);
+  const seconds = halves.reduce((sum, r) => sum + r.durationS, 0);
+  const mean = (pick: (r: WrkResult) => number): number => halves.reduce((sum, r) => sum + pick(r), 0) / halves.length;
+  return { requests, rps: requests / seconds, p50Ms: mean((r) => r.p50Ms), p99Ms: mean((r) => r.p99Ms) };
+}
+
 export function metricsGet(target: Target): BenchCase<State> {
   const name = `metrics-${target}-get`;
   return {
@@ -102,23 +111,39 @@ export function metricsGet(target: Target): BenchCase<State> {
       return state;
     },
     async run(srv, ctx, state) {
-      const out: Record<string, unknown> = { metricsFirst: variantFirst(name, srv), connections: CONNECTIONS };
-      const res: Partial<Record<"metrics" | "baseline", WrkResult>> = {};
-      for (const which of out.metricsFirst ? (["metrics", "baseline"] as const) : (["baseline", "metrics"] as const)) {
+      const first = variantFirst(name, srv) ? "metrics" : "baseline";
+      const second = first === "metrics" ? "baseline" : "metrics";
+      const out: Record<string, unknown> = { order: `${first},${second},${second},${first}`, connections: CONNECTIONS };
+      // ABBA in halves: a drift of the machine's speed during the round weighs on both alike.
+      const halfSec = Math.max(1, Math.round(ctx.sizes.wrkSec / 2));
+      const runs: Record<"metrics" | "baseline", WrkResult[]> = { metrics: [], baseline: [] };
+      const cpu = { metrics: 0, baseline: 0 };
+      let counted = 0;
+      let scraped = { text: "", ms: 0 };
+      for (const which of [first, second, second, first] as const) {
         const server = which === "metrics" ? state.pair.variant : state.pair.baseline;
         const before = which === "metrics" ? countedGets((await scrape(server.host, state.debugPort)).text, target) : 0;
         const cpu0 = server.cpu().cpu;
-        const r = (res[which] = await wrkGet(server, state, ctx.sizes.wrkSec, ctx.tmpRoot));
-        out[`${which}ServerCpuUsPerRequest`] = Math.round(((server.cpu().cpu - cpu0) / r.requests) * 1e6);
+        const r = await wrkGet(server, state, halfSec, ctx.tmpRoot);
+        cpu[which] += server.cpu().cpu - cpu0;
+        runs[which].push(r);
         if (which === "metrics") {
-          const after = await scrape(server.host, state.debugPort);
-          const counted = countedGets(after.text, target) - before;
-          if (counted < r.requests) throw new Error(`${srv.kind}: the scrape counted ${counted} GETs of handler="${target}", wrk completed ${r.requests}: metrics are not on`);
-          Object.assign(out, { counted, scrapeBytes: Buffer.byteLength(after.text), scrapeMs: Math.round(after.ms * 10) / 10 });
+          scraped = await scrape(server.host, state.debugPort);
+          const n = countedGets(scraped.text, target) - before;
+          if (n < r.requests) throw new Error(`${srv.kind}: the scrape counted ${n} GETs of handler="${target}", wrk completed ${r.requests}: metrics are not on`);
+          counted += n;
         }
       }
-      const m = res.metrics!;
-      const b = res.baseline!;
+      const m = combine(runs.metrics);
+      const b = combine(runs.baseline);
+      Object.assign(out, {
+        metricsServerCpuUsPerRequest: Math.round((cpu.metrics / m.requests) * 1e6),
+        baselineServerCpuUsPerRequest: Math.round((cpu.baseline / b.requests) * 1e6),
+        halfRps: { metrics: runs.metrics.map((r) => Math.round(r.rps)), baseline: runs.baseline.map((r) => Math.round(r.rps)) },
+        counted,
+        scrapeBytes: Buffer.byteLength(scraped.text),
+        scrapeMs: Math.round(scraped.ms * 10) / 10,
+      });
       return { value: m.rps, p50Ms: m.p50Ms, p99Ms: m.p99Ms, baseline: { value: b.rps, p50Ms: b.p50Ms, p99Ms: b.p99Ms }, extra: out };
     },
     teardown: (state) => stopPair(state.pair),
