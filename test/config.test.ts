@@ -231,7 +231,7 @@ http:
       timeouts: { readHeaderMs: 30_000, idleMs: 5_000, inactivityMs: 300_000 },
       tls: undefined,
       http2Disabled: false,
-      debug: { addr: undefined, listenHost: "", listenPort: 0, prometheus: { enabled: false, path: "/metrics", repositories: 0 } },
+      debug: { addr: undefined, listenHost: "", listenPort: 0, prometheus: { enabled: false, path: "/metrics", repositories: 0, gcDurations: false } },
     });
   });
 
@@ -1239,13 +1239,13 @@ health:
 describe("http.debug (the debug listener and Prometheus)", () => {
   it("is off by default", () => {
     const { config, warnings } = parse(MINIMAL);
-    assert.deepEqual(config.http.debug, { addr: undefined, listenHost: "", listenPort: 0, prometheus: { enabled: false, path: "/metrics", repositories: 0 } });
+    assert.deepEqual(config.http.debug, { addr: undefined, listenHost: "", listenPort: 0, prometheus: { enabled: false, path: "/metrics", repositories: 0, gcDurations: false } });
     assert.deepEqual(warnings, []);
   });
 
   it("reads addr, prometheus.enabled, path and repositories", () => {
-    const { config, warnings } = parse(`${MINIMAL}http:\n  debug:\n    addr: 127.0.0.1:5001\n    prometheus:\n      enabled: true\n      path: /prom\n      repositories: 20\n`);
-    assert.deepEqual(config.http.debug, { addr: "127.0.0.1:5001", listenHost: "127.0.0.1", listenPort: 5001, prometheus: { enabled: true, path: "/prom", repositories: 20 } });
+    const { config, warnings } = parse(`${MINIMAL}http:\n  debug:\n    addr: 127.0.0.1:5001\n    prometheus:\n      enabled: true\n      path: /prom\n      repositories: 20\n      gcdurations: true\n`);
+    assert.deepEqual(config.http.debug, { addr: "127.0.0.1:5001", listenHost: "127.0.0.1", listenPort: 5001, prometheus: { enabled: true, path: "/prom", repositories: 20, gcDurations: true } });
     assert.deepEqual(warnings, []);
   });
 
@@ -1256,7 +1256,7 @@ describe("http.debug (the debug listener and Prometheus)", () => {
       REGISTRY_HTTP_DEBUG_PROMETHEUS_PATH: "/m",
       REGISTRY_HTTP_DEBUG_PROMETHEUS_REPOSITORIES: "5",
     });
-    assert.deepEqual(config.http.debug, { addr: ":5001", listenHost: "", listenPort: 5001, prometheus: { enabled: true, path: "/m", repositories: 5 } });
+    assert.deepEqual(config.http.debug, { addr: ":5001", listenHost: "", listenPort: 5001, prometheus: { enabled: true, path: "/m", repositories: 5, gcDurations: false } });
   });
 
   it("warns, as distribution serves nothing, when prometheus is enabled without a debug address", () => {

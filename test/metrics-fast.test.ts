@@ -144,9 +144,12 @@ describe("nodejs_gc_duration_seconds from berth's own observer", () => {
       expected.filter((name) => name !== "nodejs_gc_duration_seconds"),
     );
 
-    const metrics = new PrometheusMetrics({ enabled: true, path: "/metrics", repositories: 0 }, false);
+    const metrics = new PrometheusMetrics({ enabled: true, path: "/metrics", repositories: 0, gcDurations: true }, false);
     const names = metrics.register.getMetricsAsArray().map((m) => m.name);
     assert.deepEqual(names.slice(0, expected.length), expected);
     assert.ok(metrics.register.getSingleMetric("nodejs_gc_duration_seconds") instanceof FastHistogram);
+    // Off by default (http.debug.prometheus.gcdurations): no GC observer at all.
+    const lean = new PrometheusMetrics({ enabled: true, path: "/metrics", repositories: 0, gcDurations: false }, false);
+    assert.equal(lean.register.getSingleMetric("nodejs_gc_duration_seconds"), undefined);
   });
 });

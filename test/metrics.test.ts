@@ -105,7 +105,8 @@ describe("http.debug.prometheus: GET /metrics on the debug listener", () => {
     for (const metric of ["process_resident_memory_bytes", "nodejs_heap_size_used_bytes", "nodejs_eventloop_lag_seconds"]) {
       assert.ok(samples.some((s) => s.name === metric), metric);
     }
-    assert.match(text, /# TYPE nodejs_gc_duration_seconds histogram/);
+    // Off unless http.debug.prometheus.gcdurations asks for it (its observer's cost).
+    assert.doesNotMatch(text, /nodejs_gc_duration_seconds/);
   });
 
   it("passes promtool check metrics", { skip: promtool.skip }, async () => {
@@ -150,7 +151,7 @@ describe("http.debug.addr without prometheus", () => {
 describe("http.debug.prometheus.path", () => {
   let berth: BerthProcess;
   before(async () => {
-    berth = await startBerth({ configYaml: metricsConfig("\n      path: /internal/prom") });
+    berth = await startBerth({ configYaml: metricsConfig("\n      path: /internal/prom\n      gcdurations: true") });
   });
   after(async () => {
     await berth?.stop();
@@ -160,6 +161,11 @@ describe("http.debug.prometheus.path", () => {
     const debug = (await debugURL(berth.log));
     assert.equal((await fetch(`${debug}/internal/prom`)).status, 200);
     assert.equal((await fetch(`${debug}/metrics`)).status, 404);
+  });
+
+  it("has the GC histogram with gcdurations: true", async () => {
+    const text = await (await fetch(`${await debugURL(berth.log)}/internal/prom`)).text();
+    assert.match(text, /# TYPE nodejs_gc_duration_seconds histogram/);
   });
 });
 

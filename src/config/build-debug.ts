@@ -53,6 +53,8 @@ export function buildDebug(root: RawMap, http: Pick<Config["http"], "listenHost"
     throw fail("http.debug.prometheus.repositories", repositoriesNode, `at most ${MAX_LABELLED_REPOSITORIES}, got ${repositories}`);
   }
 
+  const gcDurations = readBool(child(prometheus, "gcdurations"), "http.debug.prometheus.gcdurations") ?? false;
+
   // distribution instruments its handlers when prometheus is enabled but, without debug.addr,
   // serves the numbers nowhere. berth says so and collects nothing.
   if (enabled && listen === undefined) warnings.push("http.debug.prometheus.enabled without http.debug.addr: no listener serves the metrics, so none are collected");
@@ -61,7 +63,7 @@ export function buildDebug(root: RawMap, http: Pick<Config["http"], "listenHost"
     addr: listen === undefined ? undefined : addr,
     listenHost: listen?.host ?? "",
     listenPort: listen?.port ?? 0,
-    prometheus: { enabled: enabled && listen !== undefined, path, repositories },
+    prometheus: { enabled: enabled && listen !== undefined, path, repositories, gcDurations },
   };
 }
 

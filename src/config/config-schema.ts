@@ -143,8 +143,8 @@ export const ROOT_SPEC: Spec = section({
         nameChild: false,
       },
     }),
-    // berth's key: repositories (src/config/build-debug.ts). debug.tls (distribution 3) is not served.
-    debug: section({ addr: VALUE, prometheus: section({ enabled: VALUE, path: VALUE, repositories: VALUE }), tls: IGNORED }),
+    // berth's keys: repositories, gcdurations (src/config/build-debug.ts). debug.tls (distribution 3) is not served.
+    debug: section({ addr: VALUE, prometheus: section({ enabled: VALUE, path: VALUE, repositories: VALUE, gcdurations: VALUE }), tls: IGNORED }),
     http2: section({ disabled: VALUE }),
     h2c: IGNORED,
   }),

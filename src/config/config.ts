@@ -123,6 +123,8 @@ export interface DebugConfig {
     path: string;
     /** berth: repositories given their own label in the per-repository byte counters (top N); 0 for none. */
     repositories: number;
+    /** berth: nodejs_gc_duration_seconds, off by default (Node's GC observer costs ~10% of manifest-GET throughput). */
+    gcDurations: boolean;
   };
 }
 

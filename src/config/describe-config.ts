@@ -42,8 +42,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     },
   });
   if (http.debug.addr !== undefined) {
-    const { enabled, path, repositories } = http.debug.prometheus;
-    httpOut["debug"] = { addr: http.debug.addr, prometheus: { enabled, path, repositories } };
+    const { enabled, path, repositories, gcDurations } = http.debug.prometheus;
+    httpOut["debug"] = { addr: http.debug.addr, prometheus: { enabled, path, repositories, gcdurations: gcDurations } };
   }
   return {
     version: config.version,

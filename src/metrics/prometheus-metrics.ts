@@ -31,8 +31,11 @@ export class PrometheusMetrics {
    */
   constructor(config: DebugConfig["prometheus"], worker: boolean) {
     // prom-client's default metrics, then the GC histogram where collectDefaultMetrics put its own.
+    // Only when asked: with any GC PerformanceObserver, Node 20 builds an entry with deprecated
+    // accessors for every GC and wakes the event loop to deliver it, which cost manifest GETs ~10%
+    // of their throughput (docs/benchmarks.md).
     registerDefaultCollectors(this.register);
-    observeGcDurations(this.register);
+    if (config.gcDurations) observeGcDurations(this.register);
     this.storageAction = new FastHistogram({
       name: "registry_storage_action_seconds",
       help: "The number of seconds that the storage action takes",
