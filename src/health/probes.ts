@@ -6,6 +6,7 @@ import { connect } from "node:net";
 import { maskURLPassword } from "../config/build-notifications.js";
 import type { HttpCheckConfig, TcpCheckConfig } from "../config/config.js";
 import { isPathNotFound, type StorageDriver } from "../driver/storage-driver.js";
+import { publicErrorCode } from "../errcode/public-error-code.js";
 import type { Logger } from "../log/logger.js";
 import type { Probe } from "./periodic-check.js";
 
@@ -73,8 +74,8 @@ export function storageDriverProbe(driver: StorageDriver, log: Logger): Probe {
       if (isPathNotFound(err)) return;
       log.error({ err }, "storage driver health check");
       // /debug/health answers anyone: the code, not a message that may hold paths or bucket names.
-      const code = (err as { code?: unknown } | undefined)?.code ?? (err as { name?: unknown } | undefined)?.name;
-      throw new Error(`stat of the storage root failed${typeof code === "string" ? `: ${code}` : ""}`);
+      const code = publicErrorCode(err);
+      throw new Error(`stat of the storage root failed${code === undefined ? "" : `: ${code}`}`);
     }
   };
 }

@@ -1,4 +1,5 @@
 import type { AppendLog, StorageDriver } from "../driver/storage-driver.js";
+import { publicErrorCode } from "../errcode/public-error-code.js";
 import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
 import type { RegistryEvent } from "./registry-event.js";
 
@@ -40,8 +41,7 @@ const WRITE_PROBE_NAME = "write-probe";
 
 /** Readiness is public: the error's code (EACCES, ENOTDIR), not a message with paths in it. */
 function describeWriteError(err: unknown): string {
-  const code = (err as { code?: unknown } | undefined)?.code ?? (err as { name?: unknown } | undefined)?.name;
-  return typeof code === "string" ? code : "write failed";
+  return publicErrorCode(err) ?? "write failed";
 }
 
 /** A segment's name: `<seq, 12 digits>.events`, so a listing tells the order. */

@@ -126,7 +126,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
       ctx.registry = options.registry.forRequest({ req, user, urlFor: (path) => locationFor(ctx, path) });
       await match.handler(ctx);
     };
-    await (interceptor === undefined ? serve() : interceptor.around({ req, res, route: match.route, method: req.method ?? "GET", repository: match.params.name }, serve));
+    await (interceptor === undefined ? serve() : interceptor.around({ req, res, route: match.route, method: req.method ?? "GET", path, repository: match.params.name }, serve));
   } catch (err) {
     if (isClientGone(req, res)) {
       options.log.info({ method: req.method, route: routeName }, "client disconnected before the request completed");

@@ -55,7 +55,7 @@ export class RequestTracing implements RequestInterceptor {
     const { req, res, route, method } = request;
     const parent = this.propagator.extract(ROOT_CONTEXT, req.headers, HEADER_GETTER);
     const template = ROUTE_TEMPLATES[route] ?? route;
-    const path = pathOf(req.url ?? "/");
+    const path = request.path;
     const attributes: Attributes = {
       [ATTR_HTTP_REQUEST_METHOD]: method,
       [ATTR_HTTP_ROUTE]: template,
@@ -92,12 +92,5 @@ export class RequestTracing implements RequestInterceptor {
     if (name === undefined) byMethod.set(method, (name = `${method} ${template}`));
     return name;
   }
-}
-
-/** The path of a request target, without its query; an absolute-form target loses its scheme and authority. */
-function pathOf(url: string): string {
-  const start = url.startsWith("/") ? 0 : Math.max(0, url.indexOf("/", url.indexOf("//") + 2));
-  const query = url.indexOf("?", start);
-  return url.slice(start, query === -1 ? undefined : query);
 }
 
