@@ -205,6 +205,18 @@ function defineStatAndListTests(test: Define): void {
     assert.ok(info.modTime.getTime() >= before - 2000 && info.modTime.getTime() <= Date.now() + 2000);
   });
 
+  test("stat with fileOnly: a file as without it; a directory is absent or a directory, never a file", async (driver, dir) => {
+    await driver.putContent(`${dir}/sub/file`, randomBytes(321));
+    const file = await driver.stat(`${dir}/sub/file`, { fileOnly: true });
+    assert.deepEqual([file.size, file.isDir], [321, false]);
+    try {
+      assert.equal((await driver.stat(`${dir}/sub`, { fileOnly: true })).isDir, true);
+    } catch (err) {
+      assert.ok(err instanceof PathNotFoundError, String(err));
+    }
+    await assert.rejects(driver.stat(`${dir}/absent`, { fileOnly: true }), PathNotFoundError);
+  });
+
   test("stat of a directory", async (driver, dir) => {
     await driver.putContent(`${dir}/sub/file`, randomBytes(100));
     for (const path of [dir, `${dir}/sub`]) {
@@ -269,7 +281,24 @@ function defineMoveAndDeleteTests(test: Define): void {
   test("move of a missing source is PathNotFoundError and keeps the destination", async (driver, dir) => {
     await driver.putContent(`${dir}/dest`, text("kept"));
     await assert.rejects(driver.move(`${dir}/absent`, `${dir}/dest`), PathNotFoundError);
+    await assert.rejects(driver.move(`${dir}/absent`, `${dir}/dest`, { size: 4 }), PathNotFoundError, "with the size given too");
     assert.equal((await driver.getContent(`${dir}/dest`)).toString(), "kept");
+  });
+
+  test("move with the source's size given moves it whole", async (driver, dir) => {
+    const content = randomBytes(7000);
+    await driver.putContent(`${dir}/uploads/id/data`, content);
+    await driver.move(`${dir}/uploads/id/data`, `${dir}/blobs/data`, { size: content.length });
+    assert.deepEqual(await driver.getContent(`${dir}/blobs/data`), content);
+    await assert.rejects(driver.stat(`${dir}/uploads/id/data`), PathNotFoundError);
+  });
+
+  test("delete of a directory said to be one removes its tree and keeps name-sharing siblings", async (driver, dir) => {
+    await putAll(driver, dir, ["up/id/startedat", "up/id/hashstates/sha256/0", "up/id2/startedat", "up/id-b"]);
+    await driver.delete(`${dir}/up/id`, { directory: true });
+    await assert.rejects(driver.stat(`${dir}/up/id`), PathNotFoundError);
+    assert.deepEqual((await driver.list(`${dir}/up`)).sort(), [`${dir}/up/id-b`, `${dir}/up/id2`]);
+    await assert.rejects(driver.delete(`${dir}/up/id`, { directory: true }), PathNotFoundError, "nothing left: not found");
   });
 
   test("delete removes a file and keeps its siblings", async (driver, dir) => {

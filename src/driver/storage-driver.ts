@@ -45,7 +45,7 @@ export interface StorageDriver {
   writer(path: string, append: boolean): Promise<FileWriter>;
 
   /** Size, modification time and kind of a path. PathNotFoundError when absent. */
-  stat(path: string): Promise<FileInfo>;
+  stat(path: string, options?: StatOptions): Promise<FileInfo>;
 
   /**
    * Absolute paths of the direct children of a directory, in no particular order.
@@ -57,10 +57,10 @@ export interface StorageDriver {
    * Moves an object. The destination appears whole or not at all and is replaced if present.
    * PathNotFoundError when the source is absent.
    */
-  move(sourcePath: string, destPath: string): Promise<void>;
+  move(sourcePath: string, destPath: string, options?: MoveOptions): Promise<void>;
 
   /** Deletes an object or a directory tree. PathNotFoundError when nothing is there. */
-  delete(path: string): Promise<void>;
+  delete(path: string, options?: DeleteOptions): Promise<void>;
 
   /**
    * A URL from which a client may fetch the object directly (presigned S3 URL, CDN), or undefined
@@ -81,6 +81,25 @@ export interface StorageDriver {
    * with it make small appends cheap: one write to an open file instead of a new object each.
    */
   appendLog?(path: string): Promise<AppendLog>;
+}
+
+/**
+ * What a caller knows about a path, so that a driver can skip requests it would make to find out
+ * (an object store pays for each). Drivers that learn nothing from storage ignore them.
+ */
+export interface StatOptions {
+  /** Only a file at the path matters: a directory there may be reported as absent (PathNotFoundError). */
+  fileOnly?: boolean;
+}
+
+export interface MoveOptions {
+  /** The source's size in bytes, as the caller knows it. */
+  size?: number;
+}
+
+export interface DeleteOptions {
+  /** The path is a directory: no object of that very name is looked for. */
+  directory?: boolean;
 }
 
 /**

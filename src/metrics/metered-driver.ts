@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { AppendLog, FileInfo, FileWriter, PutOptions, StorageDriver } from "../driver/storage-driver.js";
+import type { AppendLog, DeleteOptions, FileInfo, FileWriter, MoveOptions, PutOptions, StatOptions, StorageDriver } from "../driver/storage-driver.js";
 
 /** One timing series per action: the label children are looked up once, not per call. */
 export interface ActionTimer {
@@ -50,20 +50,20 @@ export class MeteredDriver implements StorageDriver {
     return this.inner.writer(path, append);
   }
 
-  stat(path: string): Promise<FileInfo> {
-    return timed(this.timers.Stat, performance.now(), this.inner.stat(path));
+  stat(path: string, options?: StatOptions): Promise<FileInfo> {
+    return timed(this.timers.Stat, performance.now(), this.inner.stat(path, options));
   }
 
   list(path: string): Promise<string[]> {
     return timed(this.timers.List, performance.now(), this.inner.list(path));
   }
 
-  move(sourcePath: string, destPath: string): Promise<void> {
-    return timed(this.timers.Move, performance.now(), this.inner.move(sourcePath, destPath));
+  move(sourcePath: string, destPath: string, options?: MoveOptions): Promise<void> {
+    return timed(this.timers.Move, performance.now(), this.inner.move(sourcePath, destPath, options));
   }
 
-  delete(path: string): Promise<void> {
-    return timed(this.timers.Delete, performance.now(), this.inner.delete(path));
+  delete(path: string, options?: DeleteOptions): Promise<void> {
+    return timed(this.timers.Delete, performance.now(), this.inner.delete(path, options));
   }
 
   redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined> {

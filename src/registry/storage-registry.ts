@@ -9,7 +9,7 @@ import { LinkedBlobStore } from "../storage/linked-blob-store.js";
 import { ManifestContentCache } from "../storage/manifest-content-cache.js";
 import { ManifestStore } from "../storage/manifest-store.js";
 import { REPOSITORIES_ROOT, layerLinkPath, manifestRevisionLinkPath, repositoryPath } from "../storage/paths.js";
-import { ReferrerStore } from "../storage/referrer-store.js";
+import { ReferrerStore, WrittenMarkers } from "../storage/referrer-store.js";
 import { TagStore, compareStrings } from "../storage/tag-store.js";
 import { UploadStore } from "../storage/upload-store.js";
 import type { Registry, RequestOrigin, ResolvedName } from "./registry.js";
@@ -30,6 +30,7 @@ export class StorageRegistry implements Registry {
   private readonly blobs: BlobStore;
   private readonly uploads: UploadStore;
   private readonly manifestContents: ManifestContentCache;
+  private readonly writtenMarkers = new WrittenMarkers();
 
   constructor(private readonly options: RegistryOptions) {
     this.driver = options.driver;
@@ -66,7 +67,7 @@ export class StorageRegistry implements Registry {
         layers,
         manifests: new ManifestStore(this.blobs, revisions, this.manifestContents, log, name),
         tags: new TagStore(driver, name, log),
-        referrers: new ReferrerStore(driver, name),
+        referrers: new ReferrerStore(driver, name, this.writtenMarkers),
         uploads: this.uploads,
         exists: () => this.repositoryExists(name),
       },

@@ -42,7 +42,8 @@ export class BlobStore {
     const cached = await this.cache.get(digest);
     if (cached) return cached;
     try {
-      const info = await this.driver.stat(blobDataPath(digest));
+      // A directory at a blob's data path is no blob: an object store need not look for one.
+      const info = await this.driver.stat(blobDataPath(digest), { fileOnly: true });
       if (info.isDir) throw new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() });
       const descriptor = { digest, size: info.size, mediaType: OCTET_STREAM };
       await this.cache.set(descriptor);
@@ -132,7 +133,7 @@ export class BlobStore {
     if (await this.exists(digest)) {
       await this.driver.delete(sourcePath).catch(() => undefined);
     } else {
-      await this.driver.move(sourcePath, blobDataPath(digest));
+      await this.driver.move(sourcePath, blobDataPath(digest), { size });
       // The caller verified these bytes against the digest as they arrived.
       this.markVerified(digest);
     }

@@ -12,6 +12,34 @@ import {
 
 const ALGORITHMS: DigestAlgorithm[] = ["sha256", "sha512"];
 
+/** Markers remembered as written; beyond this the oldest are forgotten (and written again when met). */
+const REMEMBERED_MARKERS = 10_000;
+
+/**
+ * The `_indexed` markers this process wrote, so that putting a manifest again (a new tag for an
+ * image already pushed) does not write its marker again: on an object store that is a PUT per
+ * tag. Shared by every repository of a registry. A marker another node removed while remembered
+ * here is harmless: its revision is then unmarked, and `unindexed()` indexes it again.
+ */
+export class WrittenMarkers {
+  private readonly keys = new Set<string>();
+
+  has(repository: string, revision: Digest): boolean {
+    return this.keys.has(`${repository}@${revision.toString()}`);
+  }
+
+  add(repository: string, revision: Digest): void {
+    const key = `${repository}@${revision.toString()}`;
+    this.keys.delete(key);
+    this.keys.add(key);
+    if (this.keys.size > REMEMBERED_MARKERS) this.keys.delete(this.keys.values().next().value!);
+  }
+
+  forget(repository: string, revision: Digest): void {
+    this.keys.delete(`${repository}@${revision.toString()}`);
+  }
+}
+
 /**
  * The referrers index berth keeps beside distribution's layout: for each subject digest, a link per
  * manifest that names it as `subject`. Entries are hints: readers confirm each against the
@@ -34,6 +62,7 @@ export class ReferrerStore {
   constructor(
     private readonly driver: StorageDriver,
     private readonly repository: string,
+    private readonly written: WrittenMarkers = new WrittenMarkers(),
   ) {}
 
   async add(subject: Digest, referrer: Digest): Promise<void> {
@@ -51,12 +80,15 @@ export class ReferrerStore {
 
   /** Records that the index covers `revision` (its referrer link, if any, is already written). */
   async markIndexed(revision: Digest): Promise<void> {
+    if (this.written.has(this.repository, revision)) return;
     // Not durable: a marker lost in a crash only means that manifest is indexed again.
     await this.driver.putContent(referrersIndexedMarkerPath(this.repository, revision), Buffer.alloc(0), { durable: false });
+    this.written.add(this.repository, revision);
   }
 
   /** Forgets that the index covers `revision`: first step of deleting it. */
   async unmark(revision: Digest): Promise<void> {
+    this.written.forget(this.repository, revision);
     try {
       await this.driver.delete(referrersIndexedMarkerPath(this.repository, revision));
     } catch (err) {

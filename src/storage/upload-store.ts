@@ -274,7 +274,7 @@ export class UploadStore {
   private async remove(session: UploadSession): Promise<void> {
     this.hashers.delete(hasherKey(session));
     try {
-      await this.driver.delete(uploadPath(session.repository, session.id));
+      await this.driver.delete(uploadPath(session.repository, session.id), { directory: true });
     } catch (err) {
       if (!isPathNotFound(err)) throw err;
     }

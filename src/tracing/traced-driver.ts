@@ -4,9 +4,12 @@ import {
   isPathNotFound,
   type AppendLog,
   type CommitOptions,
+  type DeleteOptions,
   type FileInfo,
   type FileWriter,
+  type MoveOptions,
   type PutOptions,
+  type StatOptions,
   type StorageDriver,
 } from "../driver/storage-driver.js";
 import {
@@ -95,25 +98,25 @@ export class TracedDriver implements StorageDriver {
     }
   }
 
-  stat(path: string): Promise<FileInfo> {
-    return this.call("Stat", this.pathAttributes(path), () => this.inner.stat(path));
+  stat(path: string, options?: StatOptions): Promise<FileInfo> {
+    return this.call("Stat", this.pathAttributes(path), () => this.inner.stat(path, options));
   }
 
   list(path: string): Promise<string[]> {
     return this.call("List", this.pathAttributes(path), () => this.inner.list(path));
   }
 
-  move(sourcePath: string, destPath: string): Promise<void> {
+  move(sourcePath: string, destPath: string, options?: MoveOptions): Promise<void> {
     const attributes: Attributes = {
       [ATTR_STORAGE_DRIVER_NAME]: this.name,
       [ATTR_STORAGE_SOURCE_PATH]: sourcePath,
       [ATTR_STORAGE_DEST_PATH]: destPath,
     };
-    return this.call("Move", attributes, () => this.inner.move(sourcePath, destPath));
+    return this.call("Move", attributes, () => this.inner.move(sourcePath, destPath, options));
   }
 
-  delete(path: string): Promise<void> {
-    return this.call("Delete", this.pathAttributes(path), () => this.inner.delete(path));
+  delete(path: string, options?: DeleteOptions): Promise<void> {
+    return this.call("Delete", this.pathAttributes(path), () => this.inner.delete(path, options));
   }
 
   redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined> {

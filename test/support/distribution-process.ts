@@ -47,18 +47,19 @@ export interface DistributionOptions {
   startTimeoutMs?: number;
   /** REGISTRY_* overrides for keys inside the generated sections (e.g. REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR). */
   env?: Record<string, string>;
+  /** The storage driver's lines under `storage:` in place of the filesystem at `root` (e.g. s3DriverConfig). */
+  driver?: string;
 }
 
 /** The config the helper writes: the same one `garbage-collect` is run with. */
-export function distributionConfig(root: string, addr: string, extraYaml = ""): string {
+export function distributionConfig(root: string, addr: string, extraYaml = "", driver?: string): string {
   return `version: 0.1
 log:
   level: warn
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: ${JSON.stringify(root)}
+${driver ?? `  filesystem:\n    rootdirectory: ${JSON.stringify(root)}`}
   delete:
     enabled: true
   maintenance:
@@ -105,7 +106,7 @@ async function startOnce(programPath: string, options: DistributionOptions): Pro
   const port = await freePort();
   const hostPort = `127.0.0.1:${port}`;
   const url = `http://${hostPort}`;
-  await writeFile(configPath, distributionConfig(options.root, hostPort, options.extraYaml));
+  await writeFile(configPath, distributionConfig(options.root, hostPort, options.extraYaml, options.driver));
   // Distribution reads REGISTRY_* from the environment: none from the test runner may leak in.
   const env = { ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("REGISTRY_"))), ...options.env };
   const child = spawn(programPath, ["serve", configPath], { env, stdio: ["ignore", "pipe", "pipe"] });

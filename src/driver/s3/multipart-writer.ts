@@ -247,8 +247,9 @@ export class MultipartWriter implements FileWriter {
     await this.#chain;
     const tail = this.#takeBuffer();
     if (this.#parts.length === 0 && (this.#base === undefined || this.#base.copied)) {
+      // A PutObject stores the whole body or fails: no HEAD to check it (a multipart upload gets one).
+      if (tail.length !== this.#size) throw new Error(`s3: ${this.#key}: ${tail.length} bytes to store, expected ${this.#size}`);
       await this.#b.putObject(this.#key, tail);
-      await this.#b.verifySize(this.#key, this.#size);
       if (this.#uploadId !== undefined) this.#stale.push(this.#uploadId);
       this.#uploadId = undefined;
     } else {

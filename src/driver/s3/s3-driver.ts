@@ -1,6 +1,6 @@
 import { PassThrough, Readable, pipeline } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { assertOffset, assertValidPath, PathNotFoundError, type FileInfo, type FileWriter, type StorageDriver } from "../storage-driver.js";
+import { assertOffset, assertValidPath, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver } from "../storage-driver.js";
 import { Bucket, isValidSegment } from "./bucket.js";
 import { MultipartWriter } from "./multipart-writer.js";
 import { asPathNotFound, isInvalidRange } from "./s3-errors.js";
@@ -79,13 +79,14 @@ export class S3Driver implements StorageDriver {
     return new MultipartWriter(this.#b, key, append ? await resumeState(this.#b, key) : await freshState(this.#b, key));
   }
 
-  /** HeadObject for a file; for a directory, a listing of one key under `<key>/`. */
-  async stat(path: string): Promise<FileInfo> {
+  /** HeadObject for a file; for a directory, a listing of one key under `<key>/` (not when only a file matters). */
+  async stat(path: string, options?: StatOptions): Promise<FileInfo> {
     assertValidPath(path);
     if (path === "/") return { path, size: 0, modTime: new Date(0), isDir: true };
     const key = this.#b.key(path);
     const head = await this.#b.head(key);
     if (head !== undefined) return { path, size: head.size, modTime: head.modTime, isDir: false };
+    if (options?.fileOnly) throw new PathNotFoundError(path, this.name);
     const first = (await this.#b.listPage({ Prefix: `${key}/`, MaxKeys: 1 })).Contents?.[0];
     if (first === undefined) throw new PathNotFoundError(path, this.name);
     return { path, size: 0, modTime: first.LastModified ?? new Date(0), isDir: true };
@@ -115,20 +116,21 @@ export class S3Driver implements StorageDriver {
   /**
    * Server-side copy, then delete of the source: CopyObject up to `multipartcopythresholdsize`,
    * a multipart copy (UploadPartCopy, `multipartcopymaxconcurrency` parts at a time) above it.
-   * The bytes never pass through this process.
+   * The bytes never pass through this process. With the size given, the source is not HEADed:
+   * a source that is gone fails the copy with NoSuchKey, which is PathNotFoundError as well.
    */
-  async move(sourcePath: string, destPath: string): Promise<void> {
+  async move(sourcePath: string, destPath: string, options?: MoveOptions): Promise<void> {
     assertValidPath(sourcePath);
     assertValidPath(destPath);
     const source = this.#b.key(sourcePath);
     const dest = this.#b.key(destPath);
-    const head = await this.#b.head(source);
-    if (head === undefined) throw new PathNotFoundError(sourcePath, this.name);
+    const size = options?.size ?? (await this.#b.head(source))?.size;
+    if (size === undefined) throw new PathNotFoundError(sourcePath, this.name);
     try {
-      if (head.size <= this.#b.o.copyThreshold && head.size <= MAX_PART_SIZE) {
+      if (size <= this.#b.o.copyThreshold && size <= MAX_PART_SIZE) {
         await this.#b.copyObject(source, dest);
       } else {
-        await this.#b.multipartCopy(source, head.size, dest);
+        await this.#b.multipartCopy(source, size, dest);
       }
     } catch (err) {
       throw asPathNotFound(err, sourcePath, this.name);
@@ -139,16 +141,17 @@ export class S3Driver implements StorageDriver {
   /**
    * Deletes the object at the path, everything under it and the path's side object (DeleteObjects,
    * 1000 keys a request), and aborts the multipart uploads of those keys, so that abandoned uploads
-   * do not keep their parts. PathNotFoundError when none of these exist.
+   * do not keep their parts. PathNotFoundError when none of these exist. A path the caller knows
+   * to be a directory skips the listing that looks for an object of its name.
    */
-  async delete(path: string): Promise<void> {
+  async delete(path: string, options?: DeleteOptions): Promise<void> {
     assertValidPath(path);
     const key = this.#b.key(path);
     const dirPrefix = this.#b.dirPrefix(path);
     const isRoot = path === "/";
     const [uploads, top] = await Promise.all([
       this.#b.listUploads(isRoot ? dirPrefix : key, (k) => isRoot || k === key || k.startsWith(dirPrefix)),
-      isRoot ? { keys: [], hasDir: true } : this.#nameLevel(key),
+      isRoot || options?.directory ? { keys: [], hasDir: true } : this.#nameLevel(key),
     ]);
     let found = top.keys.length > 0;
     if (found) await this.#b.deleteKeys(top.keys);

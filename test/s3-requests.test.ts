@@ -1,0 +1,139 @@
+/**
+ * What a push costs in S3 requests, counted by a proxy in front of Ceph's radosgw
+ * (test/support/s3-request-log.ts): each request is money on AWS and a round trip everywhere. The
+ * same pushes go to Debian's docker-registry (distribution 2.8) on the same radosgw, and berth may
+ * make no more requests than it.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
+import { cephSkipReason, s3DriverConfig, startCephS3, type CephS3 } from "./support/ceph-s3.js";
+import { requireDistribution, startDistribution, type DistributionProcess } from "./support/distribution-process.js";
+import { digestOf, randomBlob, randomImage, RegistryClient, uniqueName, withQuery, type ImageParts } from "./support/registry-client.js";
+import { startS3RequestLog, type S3Request, type S3RequestLog } from "./support/s3-request-log.js";
+
+const cephSkip = cephSkipReason();
+const distributionSkip = requireDistribution().skip;
+
+/** POST, then PUT with the whole blob: the monolithic upload both registries take (2.8 has no single POST). */
+async function pushMonolithic(client: RegistryClient, name: string, bytes: Buffer): Promise<void> {
+  const { location } = await client.startUpload(name);
+  const response = await client.send(withQuery(location, { digest: digestOf(bytes) }), {
+    method: "PUT",
+    headers: { "Content-Type": "application/octet-stream" },
+    body: bytes,
+  });
+  assert.equal(response.status, 201, `PUT of ${digestOf(bytes)}`);
+}
+
+async function pushImageMonolithic(client: RegistryClient, name: string, tag: string, image: ImageParts): Promise<void> {
+  for (const blob of [image.config, ...image.layers]) await pushMonolithic(client, name, blob);
+  await client.pushManifest(name, tag, image.bytes, image.mediaType);
+}
+
+function count(requests: S3Request[], test: (r: S3Request) => boolean): number {
+  return requests.filter(test).length;
+}
+
+function summary(requests: S3Request[]): string {
+  const byOperation = new Map<string, number>();
+  for (const r of requests) byOperation.set(r.operation, (byOperation.get(r.operation) ?? 0) + 1);
+  return [...byOperation].map(([op, n]) => `${op} ${n}`).join(", ");
+}
+
+describe("S3 requests of a push", { skip: cephSkip }, () => {
+  let s3: CephS3;
+  let log: S3RequestLog;
+
+  before(async () => {
+    s3 = await startCephS3();
+    log = await startS3RequestLog(s3.endpoint);
+  });
+  after(async () => {
+    await log?.close();
+    await s3?.stop();
+  });
+
+  function driverConfig(root: string): string {
+    return s3DriverConfig({ ...s3, endpoint: log.endpoint }, root);
+  }
+
+  async function withBerth(root: string, body: (berth: BerthProcess) => Promise<void>): Promise<void> {
+    const berth = await startBerth({ configYaml: testConfig({ driver: driverConfig(root) }) });
+    try {
+      await body(berth);
+    } finally {
+      await berth.stop();
+    }
+  }
+
+  it("a monolithic blob upload: its data is neither HEADed after the PUT nor before the move, and a new blob's path is not listed", async () => {
+    await withBerth("/requests-blob", async (berth) => {
+      const client = new RegistryClient(berth.url);
+      const name = uniqueName("blob");
+      log.take();
+      const digest = await client.pushBlob(name, randomBlob(4096));
+      const requests = log.take();
+      const hex = digest.slice("sha256:".length);
+      assert.equal(count(requests, (r) => r.operation === "HeadObject" && r.key.includes("/_uploads/") && r.status === 200), 0, summary(requests));
+      assert.equal(count(requests, (r) => r.operation === "ListObjectsV2" && r.key.includes(hex)), 0, "a missing blob is one HEAD");
+      assert.equal(count(requests, (r) => r.operation === "HeadObject" && r.key.endsWith(`/${hex}/data`)), 1);
+      assert.equal(count(requests, (r) => r.operation === "CopyObject" && r.key.endsWith(`/${hex}/data`)), 1, "moved server-side");
+      assert.equal(count(requests, (r) => r.operation === "ListObjectsV2" && /\/_uploads\/[^/]+$/.test(r.key)), 0, "the upload directory is not looked up as an object");
+      // startedat; the writer's state (uploads, data, its side object); the data; the blob's HEAD; the
+      // copy and the delete of the source; the upload directory's uploads, listing and delete; the link.
+      assert.equal(requests.length, 12, `the whole upload: ${requests.map((r) => `${r.operation} ${r.key}`).join("\n")}`);
+    });
+  });
+
+  it("tagging a pushed manifest again writes its revision link and the tag's two links, and no referrers marker", async () => {
+    await withBerth("/requests-tags", async (berth) => {
+      const client = new RegistryClient(berth.url);
+      const name = uniqueName("tags");
+      const image = await client.pushImage(name, "v1", randomImage({ layers: 1 }));
+      log.take();
+      for (const tag of ["v2", "v3", "v4"]) await client.pushManifest(name, tag, image.bytes, image.mediaType);
+      const requests = log.take();
+      const puts = requests.filter((r) => r.operation === "PutObject");
+      assert.equal(puts.length, 9, puts.map((r) => r.key).join("\n"));
+      assert.equal(count(puts, (r) => r.key.includes("/_referrers/_indexed/")), 0, "the marker was written with v1");
+      for (const tag of ["v2", "v3", "v4"]) {
+        assert.equal(count(puts, (r) => r.key.includes(`/_manifests/tags/${tag}/`)), 2, `${tag}: current and index links`);
+      }
+    });
+  });
+
+  it("the same pushes cost berth no more requests than distribution 2.8 on the same radosgw", { skip: distributionSkip }, async () => {
+    const image = randomImage({ layers: 2 });
+    const big = randomBlob(11 * 1024 * 1024);
+    const push = async (url: string, name: string): Promise<S3Request[]> => {
+      const client = new RegistryClient(url);
+      log.take();
+      await pushImageMonolithic(client, name, "v1", image);
+      await client.pushBlob(name, big, { chunkSize: 4 * 1024 * 1024 });
+      for (const tag of ["v2", "v3"]) await client.pushManifest(name, tag, image.bytes, image.mediaType);
+      return log.take();
+    };
+    let berthRequests: S3Request[] = [];
+    await withBerth("/requests-compare-berth", async (berth) => {
+      berthRequests = await push(berth.url, "compare/app");
+    });
+    // AWS_CA_BUNDLE (set on some machines for other tools) makes distribution's AWS SDK panic on a plain-http endpoint.
+    const distribution: DistributionProcess = await startDistribution({
+      root: "/unused",
+      driver: driverConfig("/requests-compare-distribution"),
+      env: { AWS_CA_BUNDLE: "" },
+    });
+    let distributionRequests: S3Request[];
+    try {
+      distributionRequests = await push(distribution.url, "compare/app");
+    } finally {
+      await distribution.stop();
+    }
+    process.stdout.write(`# berth ${berthRequests.length} requests (${summary(berthRequests)})\n# distribution ${distributionRequests.length} requests (${summary(distributionRequests)})\n`);
+    assert.ok(
+      berthRequests.length <= distributionRequests.length,
+      `berth ${berthRequests.length} (${summary(berthRequests)}) > distribution ${distributionRequests.length} (${summary(distributionRequests)})`,
+    );
+  });
+});
