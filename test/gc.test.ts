@@ -30,6 +30,7 @@ import {
   assertTreeUnchanged,
 } from "./support/registry-client.js";
 import { TerminalProgress, PlainProgress, formatBytes } from "../src/gc/progress.js";
+import { LEASE_FRESH_MS } from "../src/gc/registry-lease.js";
 import { manifestReferences, UnreadableManifestError } from "../src/gc/manifest-references.js";
 
 const ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].join(", ");
@@ -291,7 +292,7 @@ describe("berth garbage-collect", () => {
       assert.equal(record.pid, berth.child.pid);
       assert.equal(record.readOnly, false);
       assert.equal(typeof record.host, "string");
-      assert.ok(Date.now() - Date.parse(record.refreshedAt as string) < 30_000);
+      assert.ok(Date.now() - Date.parse(record.refreshedAt as string) < LEASE_FRESH_MS);
       assert.ok(!Number.isNaN(Date.parse(record.startedAt as string)));
     } finally {
       await berth.stop("SIGKILL"); // leaves the lease behind, as a crash would
@@ -299,7 +300,7 @@ describe("berth garbage-collect", () => {
     const leases = join(root, "berth", "leases");
     const stale = { pid: 1, host: "elsewhere", startedAt: "2020-01-01T00:00:00Z", refreshedAt: "2020-01-01T00:00:00Z", readOnly: false };
     await writeFile(leaseFile, JSON.stringify(stale));
-    const old = new Date(Date.now() - 60_000);
+    const old = new Date(Date.now() - LEASE_FRESH_MS - 30_000);
     await utimes(leaseFile, old, old);
 
     const fresh = join(leases, "0123456789abcdef");
@@ -312,7 +313,7 @@ describe("berth garbage-collect", () => {
     await rm(fresh);
     const result = await berthGc(root);
     assert.equal(result.code, 0, describeRun(result));
-    assert.match(result.stderr, /^removed stale lease \(no refresh in 30 s\): berth serve, pid 1 on host elsewhere/m);
+    assert.match(result.stderr, new RegExp(`^removed stale lease \\(no refresh in ${LEASE_FRESH_MS / 1000} s\\): berth serve, pid 1 on host elsewhere`, "m"));
     assert.deepEqual(await readdir(leases), []);
   });
 

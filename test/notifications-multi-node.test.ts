@@ -29,7 +29,7 @@ const skip = cephSkipReason();
 
 /**
  * How long B may take to adopt and deliver a dead node's outbox: its adoption pass runs every
- * 15 s, then each event is one POST. A bound against hanging, not a performance figure.
+ * 30 s, then each event is one POST. A bound against hanging, not a performance figure.
  */
 const ADOPTED_WITHIN_MS = 90_000;
 /** How long a live node may take to deliver its own events (one POST each). */
@@ -206,7 +206,7 @@ describe("notifications on two berth nodes sharing one S3 bucket", { skip }, () 
     assert.equal(signal, null, "killed by a signal");
     assert.equal(a.berth.child.signalCode, "SIGKILL");
     nodes.splice(nodes.indexOf(a), 1);
-    // A's lease stays fresh for 30 s; B adopts at once at its next pass because A's pid is gone.
+    // A's lease stays fresh for 90 s; B adopts at once at its next pass because A's pid is gone.
     receiver!.respondWith("ok");
 
     const ids = new Set(stored.map((event) => event.id));

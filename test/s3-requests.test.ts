@@ -67,6 +67,25 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
     }
   }
 
+  it("an idle node makes one request every 30 s, its lease, even with a notification endpoint", async () => {
+    const config = testConfig({ driver: driverConfig("/requests-idle"), storage: "  maintenance:\n    uploadpurging:\n      enabled: false" });
+    const endpoint = ["notifications:", "  endpoints:", "    - name: idle", "      url: http://127.0.0.1:9/events", ""].join("\n");
+    const berth = await startBerth({ configYaml: `${config}\n${endpoint}` });
+    try {
+      // Start-up: the lease written and the leases read, the first look for orphaned outboxes.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      log.take();
+      await new Promise((resolve) => setTimeout(resolve, 31_000));
+      const requests = log.take();
+      // The lease refresh and the adoption pass, each every 30 s (the adoption pass lists the outboxes).
+      assert.ok(requests.length <= 2, `${requests.length} requests in 31 s: ${requests.map((r) => `${r.operation} ${r.key}`).join("\n")}`);
+      assert.equal(count(requests, (r) => r.operation === "PutObject" && r.key.includes("/berth/leases/")), 1, summary(requests));
+      assert.ok(requests.every((r) => r.key.includes("/berth/leases/") || (r.operation === "ListObjectsV2" && r.key.includes("/berth/notifications/"))), summary(requests));
+    } finally {
+      await berth.stop();
+    }
+  });
+
   it("a monolithic blob upload: its data is neither HEADed after the PUT nor before the move, and a new blob's path is not listed", async () => {
     await withBerth("/requests-blob", async (berth) => {
       const client = new RegistryClient(berth.url);

@@ -26,8 +26,10 @@ export interface LeaseLog {
  * so every node sharing an object store sees every other node's lease.
  */
 export const LEASES_ROOT = "/berth/leases";
-export const LEASE_REFRESH_MS = 10_000;
-export const LEASE_FRESH_MS = 30_000;
+/** Twice a minute: an idle node's only steady S3 request (an object store bills each one). */
+export const LEASE_REFRESH_MS = 30_000;
+/** Three refreshes: one slow or failed write does not make a live process look gone. */
+export const LEASE_FRESH_MS = 90_000;
 
 export type LeaseRole = "serve" | "garbage-collect";
 

@@ -9,8 +9,8 @@ import { adoptOrphanedOutboxes } from "./outbox-adoption.js";
 import type { RegistryEvent, SourceRecord } from "./registry-event.js";
 import { WebhookSender } from "./webhook-sender.js";
 
-/** How often a node looks for outboxes of processes that are gone. */
-const ADOPTION_INTERVAL_MS = 15_000;
+/** How often a node looks for outboxes of processes that are gone (a listing each time). */
+const ADOPTION_INTERVAL_MS = 30_000;
 const LOST_LOG_INTERVAL_MS = 10_000;
 
 export interface NotifierOptions {
