@@ -132,7 +132,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
       options.log.info({ method: req.method, route: routeName }, "client disconnected before the request completed");
       res.destroy();
     } else {
-      discardUnreadBody(req);
+      discardUnreadBody(req, res);
       sendError(req, res, err, options.log);
     }
   } finally {

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RegistryError } from "../errcode/registry-error.js";
 import type { UploadBody } from "../storage/upload-store.js";
 import { declaredLength } from "./request-context.js";
@@ -9,6 +9,13 @@ import { declaredLength } from "./request-context.js";
  * way). Past this the connection is cut: a refused multi-GiB push is not read to its end.
  */
 const DISCARD_LIMIT = 16 * 1024 * 1024;
+/**
+ * How long a connection that is closing stays half-open after the error answer, reading and
+ * dropping what the client still sends, so that the answer reaches it before the connection is cut.
+ */
+const LINGER_MS = 2_000;
+/** What a lingering connection reads at most before it is cut all the same: a refusal stays cheap. */
+const LINGER_DISCARD_LIMIT = 4 * DISCARD_LIMIT;
 
 /**
  * Reads a small body whole (a manifest). Refuses before reading when Content-Length is over the
@@ -58,18 +65,48 @@ export async function readLimitedBody(req: IncomingMessage, limit: number, tooLa
 
 /**
  * Reads and drops what is left of a request body that will not be used (the request failed before
- * or while reading it), up to DISCARD_LIMIT, then cuts the connection. Without this the answer
- * would sit behind an unread body, or Node would read an unbounded one to its end.
+ * or while reading it), so that the client, still sending, gets the error answer rather than a
+ * reset connection. Past DISCARD_LIMIT, or when the connection closes after the answer
+ * (`Connection: close`), the connection lingers: the answer is sent, then a FIN, and the client
+ * has LINGER_MS (and LINGER_DISCARD_LIMIT bytes in all) to finish sending before the connection is
+ * cut. Closing at once with unread bytes makes the kernel answer with a reset, on which the client
+ * may lose the answer unread.
  */
-export function discardUnreadBody(req: IncomingMessage): void {
+export function discardUnreadBody(req: IncomingMessage, res: ServerResponse): void {
   if (req.complete || req.destroyed) return;
   let discarded = 0;
   req.on("error", () => undefined);
+  // HTTP/1 only: an HTTP/2 stream is reset on its own, its connection goes on.
+  const lingerAfterAnswer = req.httpVersionMajor === 1 ? lingeringClose(req.socket, res) : () => req.socket.destroy();
   req.on("data", (chunk: Buffer) => {
     discarded += chunk.length;
-    if (discarded > DISCARD_LIMIT) req.socket.destroy();
+    if (discarded > LINGER_DISCARD_LIMIT) req.socket.destroy();
+    else if (discarded > DISCARD_LIMIT) lingerAfterAnswer();
   });
   req.resume();
+}
+
+/**
+ * Makes `socket` close gracefully once `res` is sent: Node's own close after an answer that ends
+ * the connection (destroySoon) is replaced for this socket, and the returned function starts the
+ * same close for a body too long to read to its end.
+ */
+function lingeringClose(socket: IncomingMessage["socket"], res: ServerResponse): () => void {
+  let started = false;
+  const linger = (): void => {
+    if (started) return;
+    started = true;
+    const close = (): void => {
+      socket.end();
+      const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+      timer.unref();
+      socket.once("close", () => clearTimeout(timer));
+    };
+    if (res.writableFinished) close();
+    else res.once("finish", close);
+  };
+  socket.destroySoon = linger;
+  return linger;
 }
 
 /**
