@@ -58,6 +58,9 @@ const HOSTILE_VALUES: Array<[string, () => Json]> = [
   ["a foreign media type", () => "text/html"],
 ];
 
+/** The most bytes of entries one array may hold after a repeat. */
+const MAX_REPEATED_BYTES = 24 * 1024 * 1024;
+
 const HOSTILE_KEYS = ["__proto__", "constructor", "prototype", "", "\u0000", "ключ", "x".repeat(4096), "mediaType", "digest", "size"];
 
 export function generateManifestCase(random: Random, target: ManifestFuzzTarget, index: number): ManifestCase {
@@ -188,8 +191,11 @@ function mutate(random: Random, document: { [key: string]: Json }): { note: stri
       const arrays = [document.layers, document.manifests].filter((a): a is Json[] => Array.isArray(a) && a.length > 0);
       if (arrays.length === 0) return { note: "nothing to repeat" };
       const array = random.pick(arrays);
-      const copies = random.pick([2, 100, 5000]);
-      for (let i = 0; i < copies; i++) array.push(array[0]!);
+      // Bounded so that the document stays far below the longest string V8 makes (repeats compound).
+      const entryBytes = JSON.stringify(array[0]).length;
+      const copies = Math.max(0, Math.min(random.pick([2, 100, 5000]), Math.floor(MAX_REPEATED_BYTES / entryBytes) - array.length));
+      // Copies, not the same object: a later change to one entry must not land in all of them.
+      for (let i = 0; i < copies; i++) array.push(structuredClone(array[0]!));
       return { note: `an entry repeated ${copies} times` };
     }
     case 6: {
