@@ -9,13 +9,12 @@
  * here; `npm run fuzz:manifests` runs 100,000).
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { after, before, test } from "node:test";
 import { ERROR_CODES, type ErrorCode } from "../src/errcode/error-codes.js";
 import { startBerth, type BerthProcess } from "./support/berth-process.js";
 import { errorBodyProblem, fuzzSeed, leaks, Random } from "./support/fuzz-requests.js";
 import { generateManifestCase, type ManifestFuzzTarget } from "./support/manifest-fuzz.js";
-import { OCI_INDEX, RegistryClient, randomImage } from "./support/registry-client.js";
+import { digestOf, OCI_INDEX, RegistryClient, randomImage } from "./support/registry-client.js";
 
 const CASES = Number(process.env.BERTH_FUZZ_MANIFEST_CASES ?? 250);
 /**
@@ -44,8 +43,8 @@ async function prepare(): Promise<ManifestFuzzTarget> {
   const layer = image.layers[0]!;
   return {
     name,
-    config: { digest: digest(image.config), size: image.config.length },
-    layer: { digest: digest(layer), size: layer.length },
+    config: { digest: digestOf(image.config), size: image.config.length },
+    layer: { digest: digestOf(layer), size: layer.length },
     manifest: { digest: image.digest, size: image.bytes.length, mediaType: image.mediaType },
   };
 }
@@ -63,10 +62,6 @@ async function answers(): Promise<boolean> {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return false;
-}
-
-function digest(bytes: Uint8Array, algorithm = "sha256"): string {
-  return `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
 }
 
 test(`${CASES} hostile manifests: answered 201 or with a registry error, stored ones served back exactly, the repository still listing`, async (t) => {
@@ -100,7 +95,7 @@ test(`${CASES} hostile manifests: answered 201 or with a registry error, stored 
       outcomes.set("201", (outcomes.get("201") ?? 0) + 1);
       const algorithm = fuzzCase.reference.startsWith("sha512:") ? "sha512" : "sha256";
       const stored = response!.headers.get("docker-content-digest");
-      if (stored !== digest(fuzzCase.body, algorithm)) fail(`201 under ${stored}, not the digest of the bytes`);
+      if (stored !== digestOf(fuzzCase.body, algorithm)) fail(`201 under ${stored}, not the digest of the bytes`);
       const back = await client.get(`/v2/${target.name}/manifests/${stored}`, { Accept: "*/*" });
       if (back.response.status !== 200 || !back.bytes.equals(fuzzCase.body)) fail(`GET of the stored manifest: ${back.response.status}, ${back.bytes.length} bytes for ${fuzzCase.body.length}`);
       continue;

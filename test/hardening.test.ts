@@ -15,7 +15,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
-import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -530,21 +529,12 @@ describe("framing and sizes", () => {
   for (const [connection, size] of [["close", 5], ["close", 40], ["keep-alive", 40]] as const) {
     hostile(`a ${size} MiB manifest written whole (Connection: ${connection}) by a client that reads only afterwards gets its 413`, async () => {
       // As a simple client does: write the request, body and all, then read the answer.
-      const url = new URL(berth.url);
-      const answer = await new Promise<{ text: string; error: string | undefined }>((resolve) => {
-        const socket = createConnection(Number(url.port), url.hostname);
-        let text = "";
-        let error: string | undefined;
-        socket.on("data", (chunk: Buffer) => (text += chunk.toString("latin1")));
-        socket.on("error", (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
-        socket.on("close", () => resolve({ text, error }));
-        const length = size * 1024 * 1024;
-        socket.write(`PUT /v2/${name}/manifests/big HTTP/1.1\r\nHost: x\r\nContent-Type: ${OCI_MANIFEST}\r\nContent-Length: ${length}\r\nConnection: ${connection}\r\n\r\n`);
-        socket.write(Buffer.alloc(length, 0x20), () => socket.end());
-      });
-      assert.match(answer.text, /^HTTP\/1\.1 413 /, `no answer (socket error ${answer.error})`);
-      assert.match(answer.text, /"code":"MANIFEST_TOO_LARGE"/);
-      assert.equal(answer.error, undefined, "the body was taken, not refused with a reset");
+      const length = size * 1024 * 1024;
+      const headers: Array<[string, string]> = [["Host", "x"], ["Content-Type", OCI_MANIFEST], ["Content-Length", String(length)], ["Connection", connection]];
+      const result = await exchange(berth.url, [httpRequest("PUT", `/v2/${name}/manifests/big`, headers, Buffer.alloc(length, 0x20))], { end: true, timeoutMs: 30_000 });
+      assert.ok(result.responses[0], `no answer (socket error ${result.error})`);
+      expectRawError(result.responses[0], 413, "MANIFEST_TOO_LARGE");
+      assert.equal(result.error, undefined, "the body was taken, not refused with a reset");
     });
   }
 

@@ -25,19 +25,23 @@ export class WrittenMarkers {
   private readonly keys = new Set<string>();
 
   has(repository: string, revision: Digest): boolean {
-    return this.keys.has(`${repository}@${revision.toString()}`);
+    return this.keys.has(markerKey(repository, revision));
   }
 
   add(repository: string, revision: Digest): void {
-    const key = `${repository}@${revision.toString()}`;
+    const key = markerKey(repository, revision);
     this.keys.delete(key);
     this.keys.add(key);
     if (this.keys.size > REMEMBERED_MARKERS) this.keys.delete(this.keys.values().next().value!);
   }
 
   forget(repository: string, revision: Digest): void {
-    this.keys.delete(`${repository}@${revision.toString()}`);
+    this.keys.delete(markerKey(repository, revision));
   }
+}
+
+function markerKey(repository: string, revision: Digest): string {
+  return `${repository}@${revision.toString()}`;
 }
 
 /**

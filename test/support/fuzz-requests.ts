@@ -85,6 +85,8 @@ export interface Exchange {
   ms: number;
   /** Everything the server sent, as latin1. */
   raw: string;
+  /** The socket's first error (EPIPE, ECONNRESET: the server refused what was still being sent). */
+  error?: string;
 }
 
 export interface ExchangeOptions {
@@ -112,6 +114,7 @@ export function exchange(url: string, parts: Array<Buffer | string | number>, op
     let timedOut = false;
     let closedByUs = false;
     let settled = false;
+    let error: string | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
       closedByUs = true;
@@ -122,7 +125,7 @@ export function exchange(url: string, parts: Array<Buffer | string | number>, op
       settled = true;
       clearTimeout(timer);
       const data = Buffer.concat(chunks);
-      resolve({ responses: parseResponses(data, options.head ?? []), closedByServer: !closedByUs, timedOut, ms: Date.now() - started, raw: data.toString("latin1") });
+      resolve({ responses: parseResponses(data, options.head ?? []), closedByServer: !closedByUs, timedOut, ms: Date.now() - started, raw: data.toString("latin1"), ...(error === undefined ? {} : { error }) });
     };
     socket.on("data", (chunk: Buffer) => {
       chunks.push(chunk);
@@ -131,7 +134,9 @@ export function exchange(url: string, parts: Array<Buffer | string | number>, op
         socket.destroy();
       }
     });
-    socket.on("error", () => undefined);
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      error ??= err.code ?? err.message;
+    });
     socket.on("close", finish);
     socket.on("connect", () => {
       void (async () => {

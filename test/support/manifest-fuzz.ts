@@ -5,9 +5,8 @@
  * arrays, deep nesting, duplicate keys, bytes that are not UTF-8, a reference or Content-Type that
  * disagrees with the body. Seeded (test/support/fuzz-requests.ts's Random), so a run replays.
  */
-import { createHash } from "node:crypto";
 import type { Random } from "./fuzz-requests.js";
-import { DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_LAYER, OCI_MANIFEST } from "./registry-client.js";
+import { digestOf, DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_EMPTY, OCI_INDEX, OCI_LAYER, OCI_MANIFEST } from "./registry-client.js";
 
 export interface Stored {
   digest: string;
@@ -82,11 +81,11 @@ export function generateManifestCase(random: Random, target: ManifestFuzzTarget,
     body = Buffer.concat([body.subarray(0, Math.max(0, body.length - 2)), Buffer.from([0xff, 0xfe]), body.subarray(Math.max(0, body.length - 2))]);
     notes.push("bytes that are not UTF-8");
   }
-  const digest = `sha256:${createHash("sha256").update(body).digest("hex")}`;
+  const digest = digestOf(body);
   const references: Array<[string, () => string]> = [
     ["by tag", () => `t${index}`],
     ["by its digest", () => digest],
-    ["by its sha512 digest", () => `sha512:${createHash("sha512").update(body).digest("hex")}`],
+    ["by its sha512 digest", () => digestOf(body, "sha512")],
     ["by another digest", () => target.manifest.digest],
     ["by an invalid tag", () => `-${index}`],
   ];
