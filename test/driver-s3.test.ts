@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand } from "@aws-sdk/client-s3";
 import { PENDING_SUFFIX, S3Driver, type S3DriverOptions } from "../src/driver/s3/s3-driver.js";
-import { PathNotFoundError } from "../src/driver/storage-driver.js";
+import { PathNotFoundError, type WriterOptions } from "../src/driver/storage-driver.js";
 import { createDriver, describeStorage } from "../src/cli/compose.js";
 import { ConfigError } from "../src/config/config.js";
 import { describeConfig, MASK, parseConfig } from "../src/config/load-config.js";
@@ -199,6 +199,77 @@ function defineTests(): void {
       assert.ok((await driver.getContent(path)).equals(Buffer.concat([first, second]).subarray(0, 5 * MiB)));
       assert.deepEqual(await rawKeys(driver, "/crash"), ["crash/data"]);
       await driver.delete("/crash");
+    });
+
+    describe("a writer whose caller requires a marker file beside it (an upload's startedat)", () => {
+      const marker = (dir: string): WriterOptions => ({ whileExists: `${dir}/startedat` });
+
+      it("resumes from one listing and the side object, also after a close at a part boundary", async () => {
+        const driver = make({ chunksize: 5 * MiB });
+        const commands = recordCommands(driver);
+        const dir = "/marker/_uploads/boundary";
+        await driver.putContent(`${dir}/startedat`, Buffer.from("2026-12-03T00:00:00Z"));
+        const sessions = [randomBytes(5 * MiB), randomBytes(3 * MiB), randomBytes(2 * MiB), randomBytes(77)];
+        let expected = 0;
+        for (const [i, bytes] of sessions.entries()) {
+          commands.length = 0;
+          const writer = await driver.writer(`${dir}/data`, true, marker(dir));
+          assert.equal(writer.size, expected, `session ${i} starts at ${expected}`);
+          // The state comes from the listing (and the side object), never from a search for uploads.
+          assert.ok(!commands.some((command) => command.startsWith("ListMultipartUploadsCommand")), commands.join("\n"));
+          await writer.write(bytes);
+          expected += bytes.length;
+          await (i === sessions.length - 1 ? writer.commit() : writer.close());
+        }
+        assert.ok((await driver.getContent(`${dir}/data`)).equals(Buffer.concat(sessions)));
+        await driver.delete("/marker/_uploads/boundary", { directory: true });
+        assert.equal(await openUploads(driver, "marker/"), 0);
+      });
+
+      it("answers PathNotFoundError naming the marker when it is gone, and writes nothing", async () => {
+        const driver = make({ chunksize: 5 * MiB });
+        const dir = "/marker/_uploads/gone";
+        await assert.rejects(driver.writer(`${dir}/data`, true, marker(dir)), (err: unknown) => err instanceof PathNotFoundError && err.path === `${dir}/startedat`);
+        assert.deepEqual(await rawKeys(driver, dir), []);
+      });
+
+      it("continues the committed object when a commit's side object outlived it (a crash before the directory's removal)", async () => {
+        const driver = make({ chunksize: 5 * MiB });
+        const dir = "/marker/_uploads/committed";
+        await driver.putContent(`${dir}/startedat`, Buffer.from("2026-12-03T00:00:00Z"));
+        const first = randomBytes(6 * MiB);
+        const writer = await driver.writer(`${dir}/data`, true, marker(dir));
+        await writer.write(first);
+        await writer.close();
+        const finishing = await driver.writer(`${dir}/data`, true, marker(dir));
+        await finishing.commit({ directoryRemovedNext: true });
+        assert.ok((await rawKeys(driver, dir)).includes(`${dir.slice(1)}/data~pending`), "the side object is left to the directory's removal");
+        // The process dies before removing the directory: the side object names a completed upload.
+        const after = await driver.writer(`${dir}/data`, true, marker(dir));
+        assert.equal(after.size, first.length, "the committed object, not the side object's upload");
+        await after.commit();
+        assert.ok((await driver.getContent(`${dir}/data`)).equals(first));
+        await driver.delete(dir, { directory: true });
+      });
+
+      it("takes the parts over a side object a later part already holds (a crash mid-session)", async () => {
+        const driver = make({ chunksize: 5 * MiB });
+        const dir = "/marker/_uploads/crash";
+        await driver.putContent(`${dir}/startedat`, Buffer.from("2026-12-03T00:00:00Z"));
+        const first = randomBytes(6 * MiB); // part 1 of 5 MiB and a 1 MiB side object, naming the upload
+        const writer = await driver.writer(`${dir}/data`, true, marker(dir));
+        await writer.write(first);
+        await writer.close();
+        const second = randomBytes(4 * MiB + 100);
+        const crashed = await driver.writer(`${dir}/data`, true, marker(dir));
+        await crashed.write(second); // part 2 = the side object's 1 MiB + 4 MiB; 100 bytes stay in memory
+        await waitFor(async () => (await partsOf(driver, `${dir}/data`)) === 2);
+        const resumed = await driver.writer(`${dir}/data`, true, marker(dir));
+        assert.equal(resumed.size, 10 * MiB, "the parts count, the stale side object does not");
+        await resumed.commit();
+        assert.ok((await driver.getContent(`${dir}/data`)).equals(Buffer.concat([first, second]).subarray(0, 10 * MiB)));
+        await driver.delete(dir, { directory: true });
+      });
     });
 
     it("cancel aborts the multipart upload and removes the side object", async () => {

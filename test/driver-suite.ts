@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 import {
   InvalidPathError,
   PathNotFoundError,
+  isPathNotFound,
   type FileInfo,
   type StorageDriver,
 } from "../src/driver/storage-driver.js";
@@ -429,6 +430,32 @@ function defineWriterTests(test: Define, copiesChunks: boolean): void {
     await writer.write(text("first"));
     await writer.commit();
     assert.equal((await driver.getContent(`${dir}/fresh`)).toString(), "first");
+  });
+
+  test("writer with whileExists: PathNotFoundError naming the file when it is absent, and nothing written", async (driver, dir) => {
+    await assert.rejects(
+      driver.writer(`${dir}/upload/data`, true, { whileExists: `${dir}/upload/startedat` }),
+      (err: unknown) => isPathNotFound(err) && err.path === `${dir}/upload/startedat`,
+    );
+    await assert.rejects(driver.stat(`${dir}/upload/data`), isPathNotFound);
+    // A directory of that name is not the file.
+    await driver.putContent(`${dir}/upload/startedat/inner`, text("x"));
+    await assert.rejects(driver.writer(`${dir}/upload/data`, true, { whileExists: `${dir}/upload/startedat` }), isPathNotFound);
+  });
+
+  test("writer with whileExists appends across sessions while the file exists", async (driver, dir) => {
+    await driver.putContent(`${dir}/upload/startedat`, text("2026-12-03T00:00:00Z"));
+    const options = { whileExists: `${dir}/upload/startedat` };
+    const parts = [randomBytes(1000), randomBytes(MiB + 5), randomBytes(17)];
+    let expected = 0;
+    for (const [i, part] of parts.entries()) {
+      const writer = await driver.writer(`${dir}/upload/data`, true, options);
+      assert.equal(writer.size, expected, `session ${i} starts where the last ended`);
+      await writer.write(part);
+      expected += part.length;
+      await (i === parts.length - 1 ? writer.commit() : writer.close());
+    }
+    assert.deepEqual(await driver.getContent(`${dir}/upload/data`), Buffer.concat(parts));
   });
 
   test("writer without append discards previous content", async (driver, dir) => {

@@ -223,10 +223,11 @@ describe("many stateless nodes: three berth processes on one S3 bucket, one Redi
     const uploadPrefix = `/${ceph!.bucket}/${key(`repositories/${name}/_uploads/${uuid}/`)}`;
     const finalState = `${uploadPrefix}hashstates/sha256/${blob.length}`;
     let requests = await rgwRequests();
-    // radosgw writes its log asynchronously: wait for the move into blobs/, which follows the resume.
+    // radosgw writes its log asynchronously: wait for the copy into blobs/, which follows the resume.
+    const blobPath = `/${ceph!.bucket}/${blobDataKey(digest)}`;
     await waitFor(async () => {
       requests = await rgwRequests();
-      return requests.some((r) => r.method === "DELETE" && r.path.startsWith(uploadPrefix));
+      return requests.some((r) => r.method === "PUT" && r.path === blobPath);
     }, "radosgw to log the upload's requests");
     const uploadRequests = requests.filter((r) => r.path.startsWith(uploadPrefix));
     const stateReads = uploadRequests.filter((r) => r.method === "GET" && r.path === finalState && r.status === 200);

@@ -2,7 +2,7 @@
  * What a push costs in S3 requests, counted by a proxy in front of Ceph's radosgw
  * (test/support/s3-request-log.ts): each request is money on AWS and a round trip everywhere. The
  * same pushes go to Debian's docker-registry (distribution 2.8) on the same radosgw, and berth may
- * make no more requests than it.
+ * make at most 0.6 of its requests.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -99,13 +99,57 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
       assert.equal(count(requests, (r) => r.operation === "HeadObject" && r.key.endsWith(`/${hex}/data`)), 1);
       assert.equal(count(requests, (r) => r.operation === "CopyObject" && r.key.endsWith(`/${hex}/data`)), 1, "moved server-side");
       assert.equal(count(requests, (r) => r.operation === "ListObjectsV2" && /\/_uploads\/[^/]+$/.test(r.key)), 0, "the upload directory is not looked up as an object");
-      // startedat; the writer's state (uploads, data, its side object); the data; the blob's HEAD; the
-      // copy and the delete of the source; the upload directory's uploads, listing and delete; the link.
-      assert.equal(requests.length, 12, `the whole upload: ${requests.map((r) => `${r.operation} ${r.key}`).join("\n")}`);
+      // startedat; one listing of the upload's directory (the upload exists, nothing written yet); the
+      // data; the blob's HEAD; the copy; the upload directory's uploads, listing and delete (the
+      // copy's source with it); the link.
+      assert.equal(count(requests, (r) => r.operation === "DeleteObject"), 0, "the source goes with the upload's directory");
+      assert.equal(requests.length, 9, `the whole upload: ${requests.map((r) => `${r.operation} ${r.key}`).join("\n")}`);
     });
   });
 
-  it("tagging a pushed manifest again writes its revision link and the tag's two links, and no referrers marker", async () => {
+  it("a chunked upload: each chunk finds the upload and its writer's state in one listing and the side object, without searching for multipart uploads", async () => {
+    await withBerth("/requests-chunked", async (berth) => {
+      const client = new RegistryClient(berth.url);
+      const name = uniqueName("chunked");
+      const bytes = randomBlob(11 * 1024 * 1024);
+      log.take();
+      await client.pushBlob(name, bytes, { chunkSize: 4 * 1024 * 1024 });
+      const requests = log.take();
+      const uploadKeys = (r: S3Request): boolean => r.key.includes("/_uploads/");
+      // Three PATCHes and the PUT each list the upload's directory once; nothing HEADs startedat.
+      assert.equal(count(requests, (r) => r.operation === "ListObjectsV2" && uploadKeys(r) && r.key.endsWith("/")), 5, summary(requests));
+      assert.equal(count(requests, (r) => r.operation === "HeadObject" && r.key.endsWith("/startedat")), 0, summary(requests));
+      // The only search for uploads is the one that removes the finished upload's directory.
+      assert.equal(count(requests, (r) => r.operation === "ListMultipartUploads"), 1, summary(requests));
+      // The side object names the upload: read by the two chunks and the PUT that follow a chunk, and left to the directory's removal.
+      assert.equal(count(requests, (r) => r.operation === "GetObject" && r.key.endsWith("/data~pending")), 3, summary(requests));
+      assert.equal(count(requests, (r) => r.operation === "DeleteObject"), 0, summary(requests));
+      assert.equal(requests.length, 28, `the whole upload: ${requests.map((r) => `${r.operation} ${r.key}`).join("\n")}`);
+      // Served through a redirect to the bucket (S3 redirects are on by default).
+      const pulled = await fetch(new URL(`/v2/${name}/blobs/${digestOf(bytes)}`, berth.url));
+      assert.equal(pulled.status, 200);
+      assert.equal(digestOf(Buffer.from(await pulled.arrayBuffer())), digestOf(bytes));
+    });
+  });
+
+  it("a chunk sent with the state token of an upload that was cancelled answers 404 BLOB_UPLOAD_UNKNOWN and writes nothing", async () => {
+    await withBerth("/requests-cancelled", async (berth) => {
+      const client = new RegistryClient(berth.url);
+      const name = uniqueName("cancelled");
+      const { location } = await client.startUpload(name);
+      assert.equal((await client.send(location, { method: "DELETE" })).status, 204);
+      log.take();
+      const response = await client.send(location, { method: "PATCH", headers: { "Content-Type": "application/octet-stream" }, body: randomBlob(1024) });
+      assert.equal(response.status, 404);
+      assert.equal(((await response.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, "BLOB_UPLOAD_UNKNOWN");
+      const requests = log.take();
+      assert.deepEqual(requests.map((r) => r.operation), ["ListObjectsV2"], summary(requests));
+      const again = await client.send(location, { method: "DELETE" });
+      assert.equal(again.status, 404, "a cancelled upload cannot be cancelled again");
+    });
+  });
+
+  it("tagging a pushed manifest again writes the tag's two links only: no revision link, no manifest, no referrers marker", async () => {
     await withBerth("/requests-tags", async (berth) => {
       const client = new RegistryClient(berth.url);
       const name = uniqueName("tags");
@@ -114,7 +158,11 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
       for (const tag of ["v2", "v3", "v4"]) await client.pushManifest(name, tag, image.bytes, image.mediaType);
       const requests = log.take();
       const puts = requests.filter((r) => r.operation === "PutObject");
-      assert.equal(puts.length, 9, puts.map((r) => r.key).join("\n"));
+      assert.equal(puts.length, 6, puts.map((r) => r.key).join("\n"));
+      assert.equal(count(puts, (r) => r.key.includes("/_manifests/revisions/")), 0, "the revision is linked already");
+      // Without a descriptor cache, finding the revision linked is its link read and its bytes' HEAD;
+      // the layers it refers to are not looked up again.
+      assert.equal(requests.length, 12, summary(requests));
       assert.equal(count(puts, (r) => r.key.includes("/_referrers/_indexed/")), 0, "the marker was written with v1");
       for (const tag of ["v2", "v3", "v4"]) {
         assert.equal(count(puts, (r) => r.key.includes(`/_manifests/tags/${tag}/`)), 2, `${tag}: current and index links`);
@@ -124,7 +172,7 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
 
   // Without a blob descriptor cache, and with the in-memory one both packages' default configurations set.
   for (const cache of [undefined, "inmemory"] as const) {
-    it(`the same pushes cost berth no more requests than distribution 2.8 on the same radosgw (${cache ?? "no"} cache)`, { skip: distributionSkip }, async () => {
+    it(`the same pushes cost berth at most 0.6 of distribution 2.8's requests on the same radosgw (${cache ?? "no"} cache)`, { skip: distributionSkip }, async () => {
       const cacheLines = cache === undefined ? undefined : `  cache:\n    blobdescriptor: ${cache}`;
       const image = randomImage({ layers: 2 });
       const big = randomBlob(11 * 1024 * 1024);
@@ -158,8 +206,9 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
         await distribution.stop();
       }
       process.stdout.write(`# berth ${berthRequests.length} requests (${summary(berthRequests)})\n# distribution ${distributionRequests.length} requests (${summary(distributionRequests)})\n`);
+      // The issue's target: at most 0.6 of distribution's requests.
       assert.ok(
-        berthRequests.length <= distributionRequests.length,
+        berthRequests.length <= 0.6 * distributionRequests.length,
         `berth ${berthRequests.length} (${summary(berthRequests)}) > distribution ${distributionRequests.length} (${summary(distributionRequests)})`,
       );
     });

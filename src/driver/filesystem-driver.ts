@@ -15,6 +15,8 @@ import {
   type FileInfo,
   type FileWriter,
   type StorageDriver,
+  type WriterOptions,
+  requireFile,
 } from "./storage-driver.js";
 import { nativeFileOps } from "../native/durable-file.js";
 import { type DurableFileOps, nodeFileOps } from "./durable-file-ops.js";
@@ -99,8 +101,9 @@ export class FilesystemDriver implements StorageDriver {
     return markLocalFileRange(stream, { fd: handle.fd, start: offset, end: stop });
   }
 
-  async writer(path: string, append: boolean): Promise<FileWriter> {
+  async writer(path: string, append: boolean, options?: WriterOptions): Promise<FileWriter> {
     assertValidPath(path);
+    if (options?.whileExists !== undefined) await requireFile(this, options.whileExists);
     const full = this.#fullPath(path);
     const handle = await this.#inDirectory(dirname(full), path, () => open(full, append ? "a" : "w"));
     const size = append ? (await handle.stat()).size : 0;

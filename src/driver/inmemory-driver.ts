@@ -6,6 +6,8 @@ import {
   type FileInfo,
   type FileWriter,
   type StorageDriver,
+  type WriterOptions,
+  requireFile,
 } from "./storage-driver.js";
 
 const READ_CHUNK = 1024 * 1024;
@@ -53,8 +55,9 @@ export class InMemoryDriver implements StorageDriver {
     return Readable.from(slices(data, offset, stop), { objectMode: false });
   }
 
-  async writer(path: string, append: boolean): Promise<FileWriter> {
+  async writer(path: string, append: boolean, options?: WriterOptions): Promise<FileWriter> {
     assertValidPath(path);
+    if (options?.whileExists !== undefined) await requireFile(this, options.whileExists);
     const existing = this.#lookup(path);
     if (existing?.kind === "dir") throw new Error(`${this.name}: ${path} is a directory`);
     const initial = append && existing !== undefined ? existing.data : Buffer.alloc(0);

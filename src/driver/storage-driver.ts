@@ -42,7 +42,7 @@ export interface StorageDriver {
    * With `append` true the writer continues what an earlier writer left with `close()` (or what
    * was committed), and `size` starts at that length.
    */
-  writer(path: string, append: boolean): Promise<FileWriter>;
+  writer(path: string, append: boolean, options?: WriterOptions): Promise<FileWriter>;
 
   /** Size, modification time and kind of a path. PathNotFoundError when absent. */
   stat(path: string, options?: StatOptions): Promise<FileInfo>;
@@ -95,6 +95,20 @@ export interface StatOptions {
 export interface MoveOptions {
   /** The source's size in bytes, as the caller knows it. */
   size?: number;
+  /**
+   * The caller removes the source right after, with its directory: a driver that moves by copying
+   * may leave the source for that removal instead of deleting it on its own.
+   */
+  sourceRemovedByCaller?: boolean;
+}
+
+export interface WriterOptions {
+  /**
+   * Open only while this file exists, else PathNotFoundError naming it: an upload's `startedat`,
+   * which goes with the upload. A driver may learn it from the request that reads the writer's
+   * state (the S3 driver lists their directory once when both share it).
+   */
+  whileExists?: string;
 }
 
 export interface DeleteOptions {
@@ -196,6 +210,11 @@ export interface CommitOptions {
    * (the filesystem driver then saves a directory fsync per upload).
    */
   durableName?: boolean;
+  /**
+   * The caller moves the object and removes its directory next: a driver may leave what it keeps
+   * beside the object (the S3 driver's side object) to that removal.
+   */
+  directoryRemovedNext?: boolean;
 }
 
 export class PathNotFoundError extends Error {
@@ -253,4 +272,10 @@ export async function deleteIfPresent(driver: StorageDriver, path: string): Prom
   } catch (err) {
     if (!isPathNotFound(err)) throw err;
   }
+}
+
+/** WriterOptions.whileExists for drivers that check it with a stat of its own: PathNotFoundError unless a file is there. */
+export async function requireFile(driver: StorageDriver, path: string): Promise<void> {
+  const info = await driver.stat(path, { fileOnly: true });
+  if (info.isDir) throw new PathNotFoundError(path, driver.name);
 }

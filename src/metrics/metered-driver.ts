@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { AppendLog, DeleteOptions, FileInfo, FileWriter, MoveOptions, PutOptions, StatOptions, StorageDriver } from "../driver/storage-driver.js";
+import type { AppendLog, DeleteOptions, FileInfo, FileWriter, MoveOptions, PutOptions, StatOptions, StorageDriver, WriterOptions } from "../driver/storage-driver.js";
 
 /** One timing series per action: the label children are looked up once, not per call. */
 export interface ActionTimer {
@@ -46,8 +46,8 @@ export class MeteredDriver implements StorageDriver {
     return this.inner.reader(path, offset, end);
   }
 
-  writer(path: string, append: boolean): Promise<FileWriter> {
-    return this.inner.writer(path, append);
+  writer(path: string, append: boolean, options?: WriterOptions): Promise<FileWriter> {
+    return this.inner.writer(path, append, options);
   }
 
   stat(path: string, options?: StatOptions): Promise<FileInfo> {

@@ -127,13 +127,15 @@ export class BlobStore {
 
   /**
    * Moves verified upload bytes into place. When the digest is already stored (a concurrent
-   * push of the same layer), the stored copy wins: same digest, same bytes.
+   * push of the same layer), the stored copy wins: same digest, same bytes. A caller that removes
+   * the source's directory next says so: an object store then makes no request to delete it.
    */
-  async adopt(sourcePath: string, digest: Digest, size: number): Promise<BlobDescriptor> {
+  async adopt(sourcePath: string, digest: Digest, size: number, options: { sourceRemovedByCaller?: boolean } = {}): Promise<BlobDescriptor> {
+    const sourceRemovedByCaller = options.sourceRemovedByCaller === true;
     if (await this.exists(digest)) {
-      await this.driver.delete(sourcePath).catch(() => undefined);
+      if (!sourceRemovedByCaller) await this.driver.delete(sourcePath).catch(() => undefined);
     } else {
-      await this.driver.move(sourcePath, blobDataPath(digest), { size });
+      await this.driver.move(sourcePath, blobDataPath(digest), { size, sourceRemovedByCaller });
       // The caller verified these bytes against the digest as they arrived.
       this.markVerified(digest);
     }

@@ -14,6 +14,11 @@ export interface UploadSession {
   repository: string;
   id: string;
   startedAt: Date;
+  /**
+   * Opened on the word of a verified upload state token: whether the upload still exists (was not
+   * finished or cancelled) is checked by the operation itself, with the writer's own state.
+   */
+  unconfirmed?: boolean;
 }
 
 /**
@@ -67,16 +72,13 @@ export class UploadStore {
   /**
    * The upload `id`; BLOB_UPLOAD_UNKNOWN for an id that is malformed, finished, cancelled or never
    * existed. `startedAt` is the start time a verified
-   * upload state token already vouches for: the upload's file is then only checked for, not read.
+   * upload state token already vouches for: the upload's file is then checked for by the operation
+   * that follows (on S3, in the same listing that finds the writer's state), not read.
    */
   async open(repository: string, id: string, startedAt?: Date): Promise<UploadSession> {
     if (!UPLOAD_ID.test(id)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: id.slice(0, 200) });
+    if (startedAt) return { repository, id, startedAt, unconfirmed: true };
     try {
-      if (startedAt) {
-        const info = await this.driver.stat(uploadStartedAtPath(repository, id));
-        if (info.isDir) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id });
-        return { repository, id, startedAt };
-      }
       const raw = await this.driver.getContent(uploadStartedAtPath(repository, id));
       const stored = new Date(raw.toString("utf8").trim());
       return { repository, id, startedAt: Number.isNaN(stored.getTime()) ? new Date(0) : stored };
@@ -92,7 +94,7 @@ export class UploadStore {
    */
   async size(session: UploadSession): Promise<number> {
     return this.locked(session, async () => {
-      const writer = await this.driver.writer(uploadDataPath(session.repository, session.id), true);
+      const writer = await this.openWriter(session);
       await writer.close();
       return writer.size;
     });
@@ -105,7 +107,7 @@ export class UploadStore {
    */
   async append(session: UploadSession, body: UploadBody, expect: ChunkExpectation = {}): Promise<number> {
     return this.locked(session, async () => {
-      const writer = await this.driver.writer(uploadDataPath(session.repository, session.id), true);
+      const writer = await this.openWriter(session);
       try {
         await this.ingest(session, writer, body, expect);
       } finally {
@@ -130,7 +132,7 @@ export class UploadStore {
   ): Promise<BlobDescriptor> {
     return this.locked(session, async () => {
       const dataPath = uploadDataPath(session.repository, session.id);
-      const writer = await this.driver.writer(dataPath, true);
+      const writer = await this.openWriter(session);
       try {
         if (body) await this.ingest(session, writer, body, expect);
       } catch (err) {
@@ -144,25 +146,58 @@ export class UploadStore {
         const computed = Digest.parse(`${digest.algorithm}:${live.hexDigest()}`);
         if (!computed.equals(digest)) await writer.close();
         await this.verify(session, digest, computed);
-        // adopt() moves the bytes next, and the move makes the blob's name durable.
-        await writer.commit({ durableName: false });
+        // adopt() moves the bytes next, and the move makes the blob's name durable; remove() then
+        // takes the upload's directory, with whatever the driver kept beside the bytes.
+        await writer.commit({ durableName: false, directoryRemovedNext: true });
       } else {
         await writer.close();
         const resumed = digest.algorithm === RESUMABLE_ALGORITHM ? await this.hasherAt(session, size) : undefined;
         if (resumed) await this.verify(session, digest, Digest.parse(`${digest.algorithm}:${resumed.hexDigest()}`));
         // A fresh writer continues the closed one; its commit is what makes the bytes durable.
-        await (await this.driver.writer(dataPath, true)).commit({ durableName: false });
+        await (await this.openWriter(session)).commit({ durableName: false, directoryRemovedNext: true });
         // No hash state covers the bytes: read them back, now that the commit made them readable.
         if (!resumed) await this.verify(session, digest, await this.rehash(dataPath, size, digest.algorithm));
       }
-      const descriptor = await this.blobs.adopt(dataPath, digest, size);
+      const descriptor = await this.blobs.adopt(dataPath, digest, size, { sourceRemovedByCaller: true });
       await this.remove(session);
       return descriptor;
     });
   }
 
   async cancel(session: UploadSession): Promise<void> {
-    await this.locked(session, () => this.remove(session));
+    await this.locked(session, async () => {
+      if (session.unconfirmed) await this.confirm(session);
+      await this.remove(session);
+    });
+  }
+
+  /**
+   * The writer of the upload's bytes, continuing what earlier chunks left, while the upload exists
+   * (its `startedat` goes with it): an unconfirmed session is confirmed here, and bytes of a
+   * finished or cancelled upload are never written again.
+   */
+  private async openWriter(session: UploadSession): Promise<FileWriter> {
+    try {
+      const writer = await this.driver.writer(uploadDataPath(session.repository, session.id), true, {
+        whileExists: uploadStartedAtPath(session.repository, session.id),
+      });
+      session.unconfirmed = false;
+      return writer;
+    } catch (err) {
+      if (isPathNotFound(err)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: session.id });
+      throw err;
+    }
+  }
+
+  private async confirm(session: UploadSession): Promise<void> {
+    try {
+      const info = await this.driver.stat(uploadStartedAtPath(session.repository, session.id), { fileOnly: true });
+      if (info.isDir) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: session.id });
+    } catch (err) {
+      if (isPathNotFound(err)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: session.id });
+      throw err;
+    }
+    session.unconfirmed = false;
   }
 
   private async ingest(session: UploadSession, writer: FileWriter, body: UploadBody, expect: ChunkExpectation): Promise<void> {

@@ -11,6 +11,7 @@ import {
   type PutOptions,
   type StatOptions,
   type StorageDriver,
+  type WriterOptions,
 } from "../driver/storage-driver.js";
 import {
   ATTR_STORAGE_APPEND,
@@ -84,13 +85,13 @@ export class TracedDriver implements StorageDriver {
     return stream;
   }
 
-  async writer(path: string, append: boolean): Promise<FileWriter> {
-    if (trace.getSpan(context.active()) === undefined) return this.inner.writer(path, append);
+  async writer(path: string, append: boolean, options?: WriterOptions): Promise<FileWriter> {
+    if (trace.getSpan(context.active()) === undefined) return this.inner.writer(path, append, options);
     const attributes = this.pathAttributes(path);
     attributes[ATTR_STORAGE_APPEND] = append;
     const span = this.tracer.startSpan("Writer", { attributes });
     try {
-      return new TracedFileWriter(await this.inner.writer(path, append), span);
+      return new TracedFileWriter(await this.inner.writer(path, append, options), span);
     } catch (err) {
       failed(span, err);
       span.end();

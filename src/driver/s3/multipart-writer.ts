@@ -1,5 +1,5 @@
 /** The FileWriter of the S3 driver: a multipart upload that a later session can continue. */
-import type { FileWriter } from "../storage-driver.js";
+import type { CommitOptions, FileWriter } from "../storage-driver.js";
 import type { Bucket, Part } from "./bucket.js";
 import { KiB, MIN_PART_SIZE } from "./s3-limits.js";
 import { pendingKey, storePending, type WriterState } from "./writer-state.js";
@@ -12,11 +12,12 @@ type Phase = "open" | "closed" | "committed" | "cancelled";
  * awaiting `write` is the backpressure).
  *
  * `close()` leaves the multipart upload open: a later `writer(path, true)` finds it
- * (ListMultipartUploads for the key) and its parts (ListParts) and continues. The only bytes that
- * cannot go into a part at close are a tail under 5 MiB (S3 accepts a part that small only as the
- * last one of a completed upload). That tail is stored as a side object `<key>~pending`, tagged with
- * the upload id and the number of parts it follows; the next session reads it back (it is under
- * 5 MiB) as the start of its buffer, so it becomes the head of that session's next part. The tags
+ * (ListMultipartUploads for the key, or the side object below) and its parts (ListParts) and
+ * continues. The only bytes that cannot go into a part at close are a tail under 5 MiB (S3 accepts
+ * a part that small only as the last one of a completed upload). That tail is stored as a side
+ * object `<key>~pending` (at every close, even empty), tagged with the upload id and the number of
+ * parts it follows; the next session reads it back (it is under 5 MiB) as the start of its buffer,
+ * so it becomes the head of that session's next part. The tags
  * make a crash harmless: a pending object whose upload or part count does not match (because a
  * later part already took its bytes, or the upload was completed or aborted) is ignored.
  * distribution instead uploads the small tail as a part, and on the next write completes the upload
@@ -101,11 +102,11 @@ export class MultipartWriter implements FileWriter {
     return this.#finished;
   }
 
-  commit(): Promise<void> {
+  commit(options?: CommitOptions): Promise<void> {
     if (this.#phase === "committed") return this.#finished;
     if (this.#phase !== "open") return Promise.reject(new Error(`cannot commit a ${this.#phase} writer: ${this.#key}`));
     this.#phase = "committed";
-    this.#finished = this.#commit().catch((err: unknown) => {
+    this.#finished = this.#commit(options?.directoryRemovedNext === true).catch((err: unknown) => {
       // It can still be cancelled; a later writer resumes from what was stored.
       this.#phase = "closed";
       throw err;
@@ -228,18 +229,19 @@ export class MultipartWriter implements FileWriter {
     const tail = this.#takeBuffer();
     // A committed object being continued must be in the upload before a tail can follow it.
     if (this.#base !== undefined && !this.#base.copied) await this.#ensureUpload();
-    // Without an upload, even an empty tail is stored: it stands for the content in place of any
-    // committed object (which a writer without `append` discards).
-    if (tail.length > 0 || this.#uploadId === undefined) {
-      await storePending(this.#b, this.#key, tail, this.#uploadId, this.#parts.length);
-      this.#pendingStored = true;
-    } else if (this.#pendingStored) {
-      await this.#b.deleteKey(pendingKey(this.#key));
-      this.#pendingStored = false;
-    }
+    // Stored even when empty. Without an upload it stands for the content in place of any committed
+    // object (which a writer without `append` discards); with one, it names the upload, so that the
+    // next session finds it without searching (resumeWithMarker).
+    await storePending(this.#b, this.#key, tail, this.#uploadId, this.#parts.length);
+    this.#pendingStored = true;
   }
 
-  async #commit(): Promise<void> {
+  /**
+   * `directoryRemovedNext`: the side object is left to the caller's removal of the directory. Should
+   * that removal never come (a crash), the side object names an upload that is gone, which a later
+   * writer recognises (resumeWithMarker falls back to resumeState).
+   */
+  async #commit(directoryRemovedNext: boolean): Promise<void> {
     if (!this.#dirty && this.#base !== undefined && this.#uploadId === undefined && !this.#pendingStored) {
       return; // a committed object reopened and left as it was
     }
@@ -261,7 +263,7 @@ export class MultipartWriter implements FileWriter {
     }
     await Promise.all([
       ...this.#stale.map((id) => this.#b.abortUpload(this.#key, id)),
-      this.#pendingStored ? this.#b.deleteKey(pendingKey(this.#key)) : undefined,
+      this.#pendingStored && !directoryRemovedNext ? this.#b.deleteKey(pendingKey(this.#key)) : undefined,
     ]);
     this.#stale = [];
     this.#pendingStored = false;

@@ -1,13 +1,14 @@
+import { posix } from "node:path";
 import { PassThrough, Readable, pipeline } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { assertOffset, assertValidPath, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver } from "../storage-driver.js";
+import { assertOffset, assertValidPath, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WriterOptions, requireFile } from "../storage-driver.js";
 import { Bucket, isValidSegment } from "./bucket.js";
 import { MultipartWriter } from "./multipart-writer.js";
 import { asPathNotFound, isInvalidRange } from "./s3-errors.js";
 import { KiB, MAX_PART_SIZE } from "./s3-limits.js";
 import { createClient, resolveOptions, type S3DriverOptions, type S3DriverTuning, type S3ResolvedOptions } from "./s3-options.js";
 import { Walker, type Visit } from "./s3-walk.js";
-import { freshState, pendingKey, resumeState } from "./writer-state.js";
+import { freshState, MARKER_MISSING, pendingKey, resumeState, resumeWithMarker } from "./writer-state.js";
 
 export type { S3DriverOptions, S3DriverTuning, S3ResolvedOptions } from "./s3-options.js";
 export { PENDING_SUFFIX } from "./writer-state.js";
@@ -73,10 +74,26 @@ export class S3Driver implements StorageDriver {
     return Readable.from([], { objectMode: false });
   }
 
-  async writer(path: string, append: boolean): Promise<FileWriter> {
+  /**
+   * With `whileExists` in the same directory as an appending writer's path (an upload's
+   * `startedat`), one listing checks it and finds the writer's state (resumeWithMarker).
+   */
+  async writer(path: string, append: boolean, options?: WriterOptions): Promise<FileWriter> {
     assertValidPath(path);
     const key = this.#b.key(path);
-    return new MultipartWriter(this.#b, key, append ? await resumeState(this.#b, key) : await freshState(this.#b, key));
+    const marker = options?.whileExists;
+    if (marker !== undefined) assertValidPath(marker);
+    if (!append) {
+      if (marker !== undefined) await requireFile(this, marker);
+      return new MultipartWriter(this.#b, key, await freshState(this.#b, key));
+    }
+    if (marker === undefined || posix.dirname(marker) !== posix.dirname(path)) {
+      if (marker !== undefined) await requireFile(this, marker);
+      return new MultipartWriter(this.#b, key, await resumeState(this.#b, key));
+    }
+    const state = await resumeWithMarker(this.#b, key, this.#b.key(marker));
+    if (state === MARKER_MISSING) throw new PathNotFoundError(marker, this.name);
+    return new MultipartWriter(this.#b, key, state);
   }
 
   /** HeadObject for a file; for a directory, a listing of one key under `<key>/` (not when only a file matters). */
@@ -117,7 +134,8 @@ export class S3Driver implements StorageDriver {
    * Server-side copy, then delete of the source: CopyObject up to `multipartcopythresholdsize`,
    * a multipart copy (UploadPartCopy, `multipartcopymaxconcurrency` parts at a time) above it.
    * The bytes never pass through this process. With the size given, the source is not HEADed:
-   * a source that is gone fails the copy with NoSuchKey, which is PathNotFoundError as well.
+   * a source that is gone fails the copy with NoSuchKey, which is PathNotFoundError as well. A
+   * source the caller removes next (with its directory) is left to that removal.
    */
   async move(sourcePath: string, destPath: string, options?: MoveOptions): Promise<void> {
     assertValidPath(sourcePath);
@@ -135,7 +153,7 @@ export class S3Driver implements StorageDriver {
     } catch (err) {
       throw asPathNotFound(err, sourcePath, this.name);
     }
-    await this.#b.deleteKey(source);
+    if (!options?.sourceRemovedByCaller) await this.#b.deleteKey(source);
   }
 
   /**
