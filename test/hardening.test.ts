@@ -392,6 +392,20 @@ describe("upload state tokens", () => {
     }
   });
 
+  test("a token whose start no berth issues (a fraction, before 1970, a year ahead, past a Date's range): 400 BLOB_UPLOAD_INVALID, and an hour ahead is taken", async () => {
+    // Found by the upload state fuzzer: a start of 1e308 was taken, became an invalid Date, and the
+    // upload's next Location carried a token no node would take.
+    const { uuid, path, location } = await upload();
+    const now = Date.now();
+    for (const startedAt of [now - 0.5, -1, now + 365 * 24 * HOUR, 1e308]) await refused(path, signUploadState(SECRET, name, uuid, startedAt));
+    const ahead = signUploadState(SECRET, name, uuid, now + HOUR);
+    const response = await raw("PATCH", `${path}?_state=${ahead}`, { body: randomBlob(16) });
+    assert.equal(response.status, 202);
+    const next = new URL(response.headers.get("location")!, "http://x").searchParams.get("_state")!;
+    assert.equal((await raw("GET", `${path}?_state=${next}`)).status, 204, "the token it answered with is taken");
+    assert.equal((await client.send(location, { method: "DELETE" })).status, 204);
+  });
+
   test("an expired token (older than storage.maintenance.uploadpurging.age, 168h by default): 400 BLOB_UPLOAD_INVALID", async () => {
     const { uuid, path, location } = await upload();
     const expired = signUploadState(SECRET, name, uuid, Date.now() - 168 * HOUR - 60_000);

@@ -170,6 +170,49 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
     });
   });
 
+  it("a pull with redirects on costs no more S3 requests than distribution 2.8's, on a node that did not push", { skip: distributionSkip }, async () => {
+    const image = randomImage({ layers: 3 });
+    const cacheLines = "  cache:\n    blobdescriptor: inmemory";
+    /** Pushed through one process, pulled through a fresh one (nothing cached), blobs through the redirect. */
+    const pullCost = async (start: () => Promise<{ url: string; stop: () => Promise<void> }>): Promise<S3Request[]> => {
+      const pusher = await start();
+      try {
+        await pushImageMonolithic(new RegistryClient(pusher.url), "pull/app", "v1", image);
+      } finally {
+        await pusher.stop();
+      }
+      const puller = await start();
+      try {
+        log.take();
+        const client = new RegistryClient(puller.url);
+        const manifest = await client.get("/v2/pull/app/manifests/v1", { Accept: image.mediaType });
+        assert.equal(manifest.response.status, 200);
+        for (const blob of [image.config, ...image.layers]) {
+          const redirect = await client.send(`/v2/pull/app/blobs/${digestOf(blob)}`);
+          assert.equal(redirect.status, 307);
+          const fetched = Buffer.from(await (await fetch(redirect.headers.get("location")!)).arrayBuffer());
+          assert.equal(digestOf(fetched), digestOf(blob));
+        }
+        return log.take();
+      } finally {
+        await puller.stop();
+      }
+    };
+    const berthRequests = await pullCost(async () => {
+      const berth = await startBerth({ configYaml: testConfig({ driver: driverConfig("/requests-pull-berth"), storage: cacheLines }) });
+      return { url: berth.url, stop: async () => void (await berth.stop()) };
+    });
+    const distributionRequests = await pullCost(async () => {
+      const distribution = await startDistribution({ root: "/unused", driver: `${driverConfig("/requests-pull-distribution")}\n${cacheLines}`, env: { AWS_CA_BUNDLE: "" } });
+      return { url: distribution.url, stop: async () => void (await distribution.stop()) };
+    });
+    process.stdout.write(`# pull: berth ${berthRequests.length} requests (${summary(berthRequests)})\n# pull: distribution ${distributionRequests.length} requests (${summary(distributionRequests)})\n`);
+    assert.ok(
+      berthRequests.length <= distributionRequests.length,
+      `berth ${berthRequests.length} (${summary(berthRequests)}) > distribution ${distributionRequests.length} (${summary(distributionRequests)})`,
+    );
+  });
+
   // Without a blob descriptor cache, and with the in-memory one both packages' default configurations set.
   for (const cache of [undefined, "inmemory"] as const) {
     it(`the same pushes cost berth at most 0.6 of distribution 2.8's requests on the same radosgw (${cache ?? "no"} cache)`, { skip: distributionSkip }, async () => {

@@ -8,6 +8,9 @@ export interface UploadState {
   startedAt: number;
 }
 
+/** How far ahead of this node's clock another node's may run and its tokens still be taken. */
+const MAX_CLOCK_LEAD_MS = 24 * 3_600_000;
+
 /** distribution's default upload purging age: an upload older than this is abandoned. */
 export const DEFAULT_UPLOAD_STATE_MAX_AGE_MS = 168 * 3_600_000;
 
@@ -54,10 +57,16 @@ export class UploadStateSigner {
     }
     if (!Array.isArray(fields) || fields.length !== 3) throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state is not valid");
     const [name, id, startedAt] = fields as unknown[];
-    if (name !== expected.name || id !== expected.id || typeof startedAt !== "number" || !Number.isFinite(startedAt)) {
+    if (name !== expected.name || id !== expected.id) {
       throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state does not belong to this upload");
     }
-    if (this.now() - startedAt > this.maxAgeMs) throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state has expired");
+    // A time berth could have issued: milliseconds since the epoch, not past the clock of a node
+    // running ahead. Anything else would become an invalid Date, and the next token unusable.
+    const now = this.now();
+    if (typeof startedAt !== "number" || !Number.isSafeInteger(startedAt) || startedAt < 0 || startedAt > now + MAX_CLOCK_LEAD_MS) {
+      throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state is not valid");
+    }
+    if (now - startedAt > this.maxAgeMs) throw new RegistryError("BLOB_UPLOAD_INVALID", "upload state has expired");
     return { name, id, startedAt };
   }
 
