@@ -22,8 +22,17 @@ export interface RunningRegistry {
   close(): Promise<void>;
 }
 
+/** What an embedding program (a test) may change in the composition; nothing a configuration can say. */
+export interface ServeHooks {
+  /**
+   * Wraps the configured driver before anything uses it (test/support/faulty-driver.ts injects
+   * storage faults this way). Metrics and tracing, when on, wrap the result.
+   */
+  wrapDriver?: (driver: StorageDriver) => StorageDriver;
+}
+
 /** Starts the registry described by `config` and resolves once it listens. */
-export async function serve(config: Config, warnings: string[], logOverride?: Logger): Promise<RunningRegistry> {
+export async function serve(config: Config, warnings: string[], logOverride?: Logger, hooks: ServeHooks = {}): Promise<RunningRegistry> {
   const log =
     logOverride ?? createLogger({ level: config.log.level, formatter: config.log.formatter, fields: config.log.fields });
   for (const warning of warnings) log.warn(warning);
@@ -33,7 +42,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   const metrics = await createMetrics(config);
   const tracing = await createTracing(process.env, log);
   // Each capability wraps the driver only when it is on: metrics outermost, timing what callers wait for.
-  const plain = await createDriver(config);
+  const created = await createDriver(config);
+  const plain = hooks.wrapDriver === undefined ? created : hooks.wrapDriver(created);
   const traced = tracing === undefined ? plain : tracing.traceDriver(plain);
   const driver = metrics === undefined ? traced : metrics.meterDriver(traced);
   // The lease's id names this process's notification outboxes too (src/notifications/).

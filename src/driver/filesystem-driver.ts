@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { lstat, mkdir, open, readdir, rm, rmdir, stat, unlink } from "node:fs/promises";
 import { type Dirent, writeSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 import {
   assertOffset,
@@ -248,7 +248,7 @@ export class FilesystemDriver implements StorageDriver {
         if (!isNotFound(err) || attempt > DIRECTORY_RACE_RETRIES) throw this.#mapError(err, path);
       }
       try {
-        await mkdir(dir, { recursive: true });
+        await makeDirectory(dir, this.rootDirectory);
       } catch (err) {
         // A file where a directory belongs, or no permission: the operation's own error says it better.
         if (!isNotFound(err)) throw this.#mapError(err, path);
@@ -532,6 +532,32 @@ function isContentName(name: string): boolean {
   return VALID_SEGMENT.test(name);
 }
 
+
+/**
+ * mkdir -p. Node's recursive mkdir reports ENOENT when it cannot make a missing parent, whatever the
+ * reason (it stats the parent after the failure and reports that): on read-only storage, a full disk
+ * or a directory it may not write, a write into a new directory would then look like a missing
+ * path. When it says ENOENT, the directories are made one at a time from `root` down, so that the
+ * real error (EROFS, ENOSPC, EACCES) is the one thrown; ENOENT then only means a concurrent delete.
+ */
+async function makeDirectory(dir: string, root: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    return;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  const below = relative(root, dir);
+  let current = root;
+  for (const segment of ["", ...(below === "" ? [] : below.split(sep))]) {
+    current = segment === "" ? current : join(current, segment);
+    try {
+      await mkdir(current);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
+}
 
 function isNotFound(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;

@@ -1,17 +1,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ERROR_CODES } from "../errcode/error-codes.js";
 import { RegistryError } from "../errcode/registry-error.js";
+import { registryErrorOf } from "../errcode/storage-errors.js";
 import type { Logger } from "../log/logger.js";
 
 /**
  * The one place errors become HTTP. A RegistryError answers with its table status and a spec error
- * body; anything else is an internal failure: logged with its detail, answered `500 UNKNOWN`
- * with none. When the response has already started, the connection is cut instead, since a
+ * body; a storage failure (src/driver/storage-fault.ts) is logged and answered `503 UNAVAILABLE`
+ * naming its kind; anything else is an internal failure: logged with its detail, answered
+ * `500 UNKNOWN` with none. When the response has already started, the connection is cut instead, since a
  * half-sent blob must not look complete.
  */
 export function sendError(req: IncomingMessage, res: ServerResponse, err: unknown, log: Logger): void {
-  const registryError = err instanceof RegistryError ? err : undefined;
-  if (!registryError) log.error({ err, method: req.method, url: req.url }, "internal error");
+  const registryError = registryErrorOf(err);
+  if (!(err instanceof RegistryError)) log.error({ err, method: req.method, url: req.url }, registryError ? "storage failure" : "internal error");
   if (res.headersSent) {
     res.destroy();
     return;

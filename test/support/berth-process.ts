@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,6 +30,9 @@ export interface StartOptions {
   args?: string[];
   /** Remove the storage root on stop (default true unless `root` was given). */
   cleanup?: boolean;
+  /** Run as this user and group (the test runs as root); the config file is made readable to them. */
+  uid?: number;
+  gid?: number;
 }
 
 /** The parts of a test configuration that differ between tests; everything else is shared. */
@@ -83,8 +86,11 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
   const root = options.root ?? join(work, "data");
   const configPath = join(work, "config.yml");
   await writeFile(configPath, (options.configYaml ?? DEFAULT_TEST_CONFIG).replaceAll("{{root}}", root));
+  if (options.uid !== undefined) await chmod(work, 0o755);
   const child = spawn(process.execPath, [BERTH_CLI, "serve", ...(options.args ?? []), configPath], {
     env: { ...process.env, ...options.env },
+    uid: options.uid,
+    gid: options.gid,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

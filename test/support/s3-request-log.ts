@@ -51,7 +51,7 @@ export async function startS3RequestLog(upstreamEndpoint: string): Promise<S3Req
   };
 }
 
-function operationOf(method: string, url: URL, copy: boolean): string {
+export function operationOf(method: string, url: URL, copy: boolean): string {
   const q = url.searchParams;
   const objectPath = url.pathname.split("/").filter(Boolean).length > 1;
   if (q.has("uploads")) return method === "POST" ? "CreateMultipartUpload" : "ListMultipartUploads";
@@ -78,7 +78,7 @@ function operationOf(method: string, url: URL, copy: boolean): string {
 }
 
 /** The key under the bucket (path style: /<bucket>/<key>), or a listing's prefix. */
-function keyOf(url: URL): string {
+export function keyOf(url: URL): string {
   const prefix = url.searchParams.get("prefix");
   if (prefix !== null) return prefix;
   return decodeURIComponent(url.pathname.split("/").slice(2).join("/"));

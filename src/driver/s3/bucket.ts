@@ -25,6 +25,7 @@ import {
   type StorageClass,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { StorageFaultError } from "../storage-fault.js";
 import { isNoSuchUpload, unlessNotFound } from "./s3-errors.js";
 import { DELETE_BATCH, MAX_PARTS, splitRanges } from "./s3-limits.js";
 import type { S3ResolvedOptions } from "./s3-options.js";
@@ -121,7 +122,13 @@ export class Bucket {
 
   async getObject(key: string): Promise<{ bytes: Buffer; metadata: Record<string, string> }> {
     const out = await this.client.send(new GetObjectCommand({ Bucket: this.o.bucket, Key: key }));
-    const bytes = await out.Body!.transformToByteArray();
+    let bytes: Uint8Array;
+    try {
+      bytes = await out.Body!.transformToByteArray();
+    } catch (err) {
+      // The answer began but its body did not arrive whole (connection cut, timeout): the store failed, not the key.
+      throw new StorageFaultError("unavailable", `s3: the body of ${key} was cut`, { cause: err });
+    }
     return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), metadata: out.Metadata ?? {} };
   }
 

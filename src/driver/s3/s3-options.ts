@@ -2,6 +2,7 @@
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { S3Client, type ObjectCannedACL, type ServerSideEncryption, type StorageClass } from "@aws-sdk/client-s3";
+import { asStorageFault } from "./s3-errors.js";
 import { MAX_PART_SIZE, MiB, MIN_PART_SIZE } from "./s3-limits.js";
 
 /**
@@ -48,7 +49,20 @@ export interface S3DriverOptions {
 export interface S3DriverTuning {
   /** MaxKeys of listings (S3's maximum and default: 1000). Small values exercise pagination. */
   listPageSize?: number;
+  /** Inactivity on an S3 connection after which the request fails (and is retried). Default SOCKET_TIMEOUT_MS. */
+  socketTimeoutMs?: number;
 }
+
+/**
+ * How long an S3 connection may be silent (no byte either way) before the request fails and is
+ * retried. The SDK has no limit by default, so an object store that accepts a connection and never
+ * answers held the registry's request, and its client, for good. A minute is far longer than any
+ * healthy request stays silent: AWS and radosgw send whitespace while a long CompleteMultipartUpload
+ * or copy runs, and bodies flow continuously.
+ */
+export const SOCKET_TIMEOUT_MS = 60_000;
+/** How long connecting to S3 may take. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 /** S3DriverOptions with defaults applied and sizes checked. */
 export interface S3ResolvedOptions {
@@ -64,6 +78,7 @@ export interface S3ResolvedOptions {
   sse: ServerSideEncryption | undefined;
   kmsKeyId: string | undefined;
   listPageSize: number;
+  socketTimeoutMs: number;
 }
 
 export function resolveOptions(options: S3DriverOptions, tuning: S3DriverTuning): S3ResolvedOptions {
@@ -83,6 +98,7 @@ export function resolveOptions(options: S3DriverOptions, tuning: S3DriverTuning)
     sse: encrypt ? (options.keyid ? "aws:kms" : "AES256") : undefined,
     kmsKeyId: encrypt && options.keyid ? options.keyid : undefined,
     listPageSize: integerOption("listPageSize", tuning.listPageSize ?? 1000, 1, 1000, "between 1 and 1000"),
+    socketTimeoutMs: integerOption("socketTimeoutMs", tuning.socketTimeoutMs ?? SOCKET_TIMEOUT_MS, 1, 2 ** 31 - 1, "a positive number of milliseconds"),
   };
 }
 
@@ -98,7 +114,7 @@ export function createClient(options: S3DriverOptions, resolved: S3ResolvedOptio
   // will not is addressed to whoever upgrades the dependency, not to a registry's operator.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const maxSockets = Math.max(50, resolved.copyConcurrency);
-  return new S3Client({
+  const client = new S3Client({
     region: options.region,
     endpoint: endpointOf(options),
     forcePathStyle: options.forcepathstyle ?? false,
@@ -111,10 +127,25 @@ export function createClient(options: S3DriverOptions, resolved: S3ResolvedOptio
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
     requestHandler: {
+      socketTimeout: resolved.socketTimeoutMs,
+      connectionTimeout: CONNECT_TIMEOUT_MS,
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets, rejectUnauthorized: !(options.skipverify ?? false) }),
     },
   });
+  // Outermost, around the SDK's retries (3 attempts, its default): what still fails after them is
+  // reported as the storage failure it is (StorageFaultError), which clients see as 503 UNAVAILABLE.
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        throw asStorageFault(err);
+      }
+    },
+    { step: "initialize", name: "berthStorageFaults" },
+  );
+  return client;
 }
 
 function endpointOf(options: S3DriverOptions): string | undefined {
