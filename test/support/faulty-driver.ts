@@ -21,6 +21,7 @@ import type {
   PutOptions,
   StatOptions,
   StorageDriver,
+  WriterOptions,
 } from "../../src/driver/storage-driver.js";
 
 export type FaultOperation =
@@ -181,9 +182,9 @@ export class FaultyDriver implements StorageDriver {
     return stream.pipe(cut);
   }
 
-  async writer(path: string, append: boolean): Promise<FileWriter> {
+  async writer(path: string, append: boolean, options?: WriterOptions): Promise<FileWriter> {
     this.#fail("writer", path);
-    return new FaultyWriter(await this.inner.writer(path, append), path, this);
+    return new FaultyWriter(await this.inner.writer(path, append, options), path, this);
   }
 
   async stat(path: string, options?: StatOptions): Promise<FileInfo> {
