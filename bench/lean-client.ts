@@ -25,7 +25,15 @@ export interface RequestOptions {
   body?: Buffer | string | FileBody;
   /** Count the body's bytes but keep none of them. */
   discard?: boolean;
+  /**
+   * Send a Buffer body with `Transfer-Encoding: chunked` (in 1 MiB chunks) instead of a
+   * Content-Length, as docker and skopeo stream a layer in one PATCH.
+   */
+  chunked?: boolean;
 }
+
+/** Chunk size of a `chunked` request body. */
+const CHUNKED_BODY_CHUNK = 1 << 20;
 
 export interface Response {
   status: number;
@@ -178,7 +186,10 @@ export class Conn {
         if (name.toLowerCase() === "content-length") hasLength = true;
       }
     }
-    if (!hasLength && (body !== undefined || opts.method === "PUT" || opts.method === "POST" || opts.method === "PATCH")) {
+    const chunked = opts.chunked === true && Buffer.isBuffer(body);
+    if (chunked) {
+      head += "Transfer-Encoding: chunked\r\n";
+    } else if (!hasLength && (body !== undefined || opts.method === "PUT" || opts.method === "POST" || opts.method === "PATCH")) {
       head += `Content-Length: ${length}\r\n`;
     }
     head += "\r\n";
@@ -190,7 +201,20 @@ export class Conn {
     this.head = null;
 
     const describe = `${opts.method} ${opts.path}`;
-    if (body === undefined || length === 0) {
+    if (chunked) {
+      // Chunk frames around slices of the caller's buffer: nothing is copied.
+      const b = body as Buffer;
+      this.socket.cork();
+      this.socket.write(head);
+      for (let off = 0; off < b.length; off += CHUNKED_BODY_CHUNK) {
+        const slice = b.subarray(off, off + CHUNKED_BODY_CHUNK);
+        this.socket.write(`${slice.length.toString(16)}\r\n`);
+        this.socket.write(slice);
+        this.socket.write("\r\n");
+      }
+      this.socket.write("0\r\n\r\n");
+      this.socket.uncork();
+    } else if (body === undefined || length === 0) {
       this.socket.write(head);
     } else if (typeof body === "string" || Buffer.isBuffer(body)) {
       const b = typeof body === "string" ? Buffer.from(body) : body;

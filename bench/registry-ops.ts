@@ -155,3 +155,36 @@ export async function pushImage(conn: Conn, repo: string, tag: string, image: Sm
   }
   await pushManifest(conn, repo, tag, image.manifest);
 }
+
+/**
+ * Pushes a blob the way docker and skopeo do: HEAD it (done if present), POST, one PATCH with the
+ * whole blob streamed (`Transfer-Encoding: chunked`, no Content-Range), then PUT ?digest= without
+ * a body.
+ */
+export async function pushBlobStreamed(conn: Conn, repo: string, digest: string, data: Buffer): Promise<void> {
+  const head = await conn.request({ method: "HEAD", path: `/v2/${repo}/blobs/${digest}` });
+  if (head.status === 200) return;
+  expectStatus(head, 404, `HEAD /v2/${repo}/blobs/${digest}`);
+  const location = await startUpload(conn, repo);
+  const patch = await conn.request({ method: "PATCH", path: location, headers: { "Content-Type": "application/octet-stream" }, body: data, chunked: true });
+  expectStatus(patch, 202, `PATCH ${repo} upload (${data.length} bytes streamed)`);
+  const put = await conn.request({ method: "PUT", path: withQuery(locationPath(patch, "PATCH upload"), "digest", digest) });
+  expectStatus(put, 201, `PUT ${repo} upload ?digest=${digest} (closing)`);
+  const got = put.headers.get("docker-content-digest");
+  if (got !== digest) throw new Error(`PUT ${repo} upload ?digest=${digest}: Docker-Content-Digest ${got}`);
+}
+
+/**
+ * Pushes an image as docker does: the layers at once, one connection each (up to `conns.length`
+ * at a time: docker's max-concurrent-uploads is 5), then the config, then the manifest by tag.
+ */
+export async function pushImageStreamed(conns: Conn[], repo: string, tag: string, image: SmallImage): Promise<void> {
+  const queue = [...image.layers];
+  await Promise.all(
+    conns.slice(0, Math.max(1, Math.min(conns.length, queue.length))).map(async (conn) => {
+      for (let layer = queue.shift(); layer; layer = queue.shift()) await pushBlobStreamed(conn, repo, layer.digest, layer.data);
+    }),
+  );
+  await pushBlobStreamed(conns[0]!, repo, image.configDigest, image.config);
+  await pushManifest(conns[0]!, repo, tag, image.manifest);
+}

@@ -1,4 +1,5 @@
 import type { ServerKind } from "./servers.js";
+import type { Figure } from "./types.js";
 
 export interface RunRecord {
   case: string;
@@ -57,6 +58,10 @@ export interface CaseSummary {
   otherCpuS: Record<ServerKind, number | undefined>;
   ratio?: number;
   p99Ratio?: number;
+  /** The target of `ratio`, when the case has one. */
+  target?: string;
+  /** The case's further figures: medians per server kind and their ratio. */
+  figures?: FigureSummary[];
   /** Cases with a baseline: what it is, the target of value/baseline, medians and median per-run ratios. */
   baselineLabel?: string;
   baselineTarget?: string;
@@ -68,13 +73,21 @@ export interface CaseSummary {
   p99VsBaseline?: Record<ServerKind, number | undefined>;
 }
 
+export interface FigureSummary {
+  label: string;
+  higherIsBetter: boolean;
+  target?: string;
+  value: Record<ServerKind, number | undefined>;
+  ratio?: number;
+}
+
 function pick(records: RunRecord[], kind: ServerKind, f: (r: RunRecord) => number | undefined): number | undefined {
   return median(records.filter((r) => r.server === kind && r.ok).map(f).filter((x): x is number => x !== undefined));
 }
 
 export function summarize(
   records: RunRecord[],
-  cases: { name: string; unit: string; higherIsBetter: boolean; latency?: boolean; baseline?: { label: string; target?: string } }[],
+  cases: { name: string; unit: string; higherIsBetter: boolean; latency?: boolean; baseline?: { label: string; target?: string }; target?: string; figures?: Figure[] }[],
 ): CaseSummary[] {
   const out: CaseSummary[] = [];
   for (const c of cases) {
@@ -98,6 +111,15 @@ export function summarize(
     };
     if (s.value.berth !== undefined && s.value.distribution) s.ratio = s.value.berth / s.value.distribution;
     if (s.p99Ms.berth !== undefined && s.p99Ms.distribution) s.p99Ratio = s.p99Ms.berth / s.p99Ms.distribution;
+    if (c.target !== undefined) s.target = c.target;
+    if (c.figures) {
+      s.figures = c.figures.map((f) => {
+        const value = per((k) => pick(rs, k, (r) => (typeof r.extra?.[f.key] === "number" ? (r.extra[f.key] as number) : undefined)));
+        const fs: FigureSummary = { label: f.label, higherIsBetter: f.higherIsBetter, target: f.target, value };
+        if (value.berth !== undefined && value.distribution) fs.ratio = value.berth / value.distribution;
+        return fs;
+      });
+    }
     if (c.baseline) {
       s.baselineLabel = c.baseline.label;
       s.baselineTarget = c.baseline.target;
@@ -135,6 +157,7 @@ export function formatSummary(summaries: CaseSummary[]): string {
       fmt(s.value.berth),
       fmt(s.value.distribution),
       fmt(s.ratio, 2),
+      s.target ?? "",
       s.latency ? fmt(s.p50Ms.berth, 2) : "",
       s.latency ? fmt(s.p50Ms.distribution, 2) : "",
       s.latency ? fmt(s.p99Ms.berth, 2) : "",
@@ -153,6 +176,16 @@ export function formatSummary(summaries: CaseSummary[]): string {
     fmt(s.otherCpuS.berth, 2),
     fmt(s.otherCpuS.distribution, 2),
   ]);
+  const figures = summaries.flatMap((s) =>
+    (s.figures ?? []).map((f) => [
+      s.case,
+      `${f.label}${f.higherIsBetter ? " ↑" : " ↓"}`,
+      fmt(f.value.berth),
+      fmt(f.value.distribution),
+      fmt(f.ratio, 2),
+      f.target ?? "",
+    ]),
+  );
   const withBaseline = summaries.filter((s) => s.baselineLabel !== undefined);
   const vsBaseline = withBaseline.map((s) => [
     s.case,
@@ -170,7 +203,7 @@ export function formatSummary(summaries: CaseSummary[]): string {
   ]);
   return [
     table(
-      ["case", "unit", "berth", "distribution", "berth/dist", "p50 ms berth", "p50 ms dist", "p99 ms berth", "p99 ms dist", "p99 berth/dist"],
+      ["case", "unit", "berth", "distribution", "berth/dist", "target", "p50 ms berth", "p50 ms dist", "p99 ms berth", "p99 ms dist", "p99 berth/dist"],
       perf,
       2,
     ),
@@ -179,6 +212,9 @@ export function formatSummary(summaries: CaseSummary[]): string {
       ["case", "server CPU s berth", "server CPU s dist", "peak RSS MiB berth", "peak RSS MiB dist", "client CPU s (berth run)", "client CPU s (dist run)", "other CPU s (berth run)", "other CPU s (dist run)"],
       res,
     ),
+    ...(figures.length === 0
+      ? []
+      : ["", "Further figures of the cases (medians over runs):", "", table(["case", "figure", "berth", "distribution", "berth/dist", "target"], figures, 2)]),
     ...(withBaseline.length === 0
       ? []
       : [

@@ -20,6 +20,7 @@ import { chunkedUpload, monoUpload } from "./cases/upload.js";
 import { mirrorColdPull, mirrorColdPull20, mirrorWarmPull } from "./cases/mirror.js";
 import { notifyManifestGet, notifyPush50, notifyQueueMemory, notifySlowReceiver } from "./cases/notifications.js";
 import { pushImages } from "./cases/push-images.js";
+import { S3_CASES } from "./cases/s3.js";
 import { skopeoRoundTrip } from "./cases/skopeo.js";
 import { headManifest, manifestGet, tagsList } from "./cases/small-requests.js";
 import { describeMachine, machineInfo } from "./machine.js";
@@ -42,6 +43,9 @@ const FULL: Sizes = {
   skopeoLayers: 5,
   skopeoLayerBytes: 24_000_000,
   tags: 100,
+  s3Pulls: 3,
+  s3Repos: 64,
+  s3Tags: 400,
 };
 
 const QUICK: Sizes = {
@@ -55,6 +59,9 @@ const QUICK: Sizes = {
   skopeoLayers: 5,
   skopeoLayerBytes: 2_000_000,
   tags: 100,
+  s3Pulls: 1,
+  s3Repos: 16,
+  s3Tags: 40,
 };
 
 export const ALL_CASES: BenchCase<any>[] = [
@@ -78,6 +85,7 @@ export const ALL_CASES: BenchCase<any>[] = [
   notifyQueueMemory,
   metricsGet("manifest"),
   metricsGet("blob"),
+  ...S3_CASES,
 ];
 
 const USAGE = `Usage: npm run bench -- [--rounds N] [--cases a,b] [--quick] [--list]
@@ -93,6 +101,8 @@ const USAGE = `Usage: npm run bench -- [--rounds N] [--cases a,b] [--quick] [--l
 const toMiB = (kib: number): number => kib / 1024;
 
 let current: RunningServer | undefined;
+/** ctx.atExit clean-ups, run last-registered first by runAtExit. */
+const atExit: Array<() => Promise<void>> = [];
 let tmpRootForCleanup: string | undefined;
 let snapshotForCleanup: string | undefined;
 
@@ -149,6 +159,17 @@ async function runOne(c: BenchCase<unknown>, kind: ServerKind, round: number, ct
     current = undefined;
   }
   return record;
+}
+
+async function runAtExit(): Promise<void> {
+  for (let fn = atExit.pop(); fn; fn = atExit.pop()) {
+    await fn().catch((err: unknown) => process.stderr.write(`clean-up failed: ${err instanceof Error ? err.message : String(err)}\n`));
+  }
+}
+
+function describeFigures(c: BenchCase<unknown>, r: RunRecord): string {
+  const shown = (c.figures ?? []).filter((f) => typeof r.extra?.[f.key] === "number");
+  return shown.map((f) => `, ${f.label} ${Number((r.extra![f.key] as number).toPrecision(4))}`).join("");
 }
 
 function describeRun(r: RunRecord): string {
@@ -229,6 +250,7 @@ async function main(): Promise<number> {
     tmpRoot,
     berthWorkers,
     shared: new Map(),
+    atExit: (fn) => void atExit.push(fn),
     blob: () =>
       (blobPromise ??= (async () => {
         const t0 = performance.now();
@@ -264,17 +286,23 @@ async function main(): Promise<number> {
   process.stdout.write(`berth: ${BERTH_MAIN}${berthWorkers ? ` --workers ${berthWorkers}` : ""}\n\n`);
   try {
     for (const c of cases) {
+      const unavailable = c.unavailable?.();
+      if (unavailable) {
+        process.stdout.write(`${c.name}: skipped: ${unavailable}\n`);
+        continue;
+      }
       await c.prepare?.(ctx);
       process.stdout.write(`${c.name}: ${c.description}\n`);
       for (let round = 1; round <= rounds; round++) {
         for (const kind of SERVER_KINDS) {
           const r = await runOne(c, kind, round, ctx);
           records.push(r);
-          process.stdout.write(`  round ${round} ${kind.padEnd(12)} ${describeRun(r)}\n`);
+          process.stdout.write(`  round ${round} ${kind.padEnd(12)} ${describeRun(r)}${r.ok ? describeFigures(c, r) : ""}\n`);
         }
       }
     }
   } finally {
+    await runAtExit();
     await rm(tmpRoot, { recursive: true, force: true });
     tmpRootForCleanup = undefined;
     if (snapshot) await rm(snapshot, { recursive: true, force: true });
@@ -319,6 +347,7 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   process.once(sig, () => {
     void (async () => {
       await current?.stop().catch(() => undefined);
+      await runAtExit();
       if (tmpRootForCleanup) await rm(tmpRootForCleanup, { recursive: true, force: true }).catch(() => undefined);
       if (snapshotForCleanup) await rm(snapshotForCleanup, { recursive: true, force: true }).catch(() => undefined);
       process.exit(130);

@@ -159,10 +159,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function configYaml(kind: ServerKind, rootDirectory: string, port: number, httpYaml = ""): string {
-  // The same distribution configuration for both: filesystem storage, delete enabled, the
-  // in-memory blob descriptor cache (as in Debian's default config.yml), access log off, and a
-  // fixed http.secret so neither warns about generating one.
+export function configYaml(kind: ServerKind, rootDirectory: string, port: number, httpYaml = "", storageYaml?: string): string {
+  // The same distribution configuration for both: filesystem storage (or `storageYaml`, the
+  // lines under `storage:` in its place), delete enabled, the in-memory blob descriptor cache (as
+  // in Debian's default config.yml), access log off, and a fixed http.secret so neither warns
+  // about generating one.
   const level = kind === "berth" ? "warn" : "error";
   return [
     "version: 0.1",
@@ -171,8 +172,7 @@ export function configYaml(kind: ServerKind, rootDirectory: string, port: number
     "  accesslog:",
     "    disabled: true",
     "storage:",
-    "  filesystem:",
-    `    rootdirectory: ${rootDirectory}`,
+    ...(storageYaml === undefined ? ["  filesystem:", `    rootdirectory: ${rootDirectory}`] : storageYaml.split("\n").filter((line) => line.trim() !== "")),
     "  delete:",
     "    enabled: true",
     "  cache:",
@@ -213,6 +213,10 @@ export interface StartOptions {
   extraYaml?: string;
   /** YAML lines added to the generated `http:` section (e.g. `debug:`), indented as its children. */
   httpYaml?: string;
+  /** Lines under `storage:` in place of the filesystem driver (e.g. `  s3:` and its keys), indented as they go. */
+  storageYaml?: string;
+  /** Added to the server's environment. */
+  env?: Record<string, string>;
 }
 
 export async function startServer(kind: ServerKind, opts: StartOptions): Promise<RunningServer> {
@@ -222,7 +226,7 @@ export async function startServer(kind: ServerKind, opts: StartOptions): Promise
   const port = await freePort();
   const configFile = join(dir, "config.yml");
   const extra = opts.extraYaml ? (opts.extraYaml.endsWith("\n") ? opts.extraYaml : `${opts.extraYaml}\n`) : "";
-  await writeFile(configFile, configYaml(kind, storage, port, opts.httpYaml) + extra);
+  await writeFile(configFile, configYaml(kind, storage, port, opts.httpYaml, opts.storageYaml) + extra);
   const logFile = join(dir, "server.log");
   const log = createWriteStream(logFile);
   await new Promise((resolve) => log.once("open", resolve));
@@ -230,6 +234,7 @@ export async function startServer(kind: ServerKind, opts: StartOptions): Promise
   const env = { ...process.env };
   // Keep REGISTRY_* variables of the caller's shell from changing either server's config.
   for (const key of Object.keys(env)) if (key.startsWith("REGISTRY_")) delete env[key];
+  Object.assign(env, opts.env);
   const child: ChildProcess =
     kind === "berth"
       ? spawn(

@@ -18,6 +18,11 @@ export interface Sizes {
   skopeoLayerBytes: number;
   /** tags-list: tags in the repository. */
   tags: number;
+  /** s3-pull: pulls of the skopeo-sized image per run (reported together). */
+  s3Pulls: number;
+  /** s3-repos: repositories created per run; s3-tags: tags created per run. */
+  s3Repos: number;
+  s3Tags: number;
 }
 
 export interface BenchContext {
@@ -31,6 +36,24 @@ export interface BenchContext {
   berthWorkers?: number;
   /** Data prepared once per benchmark run by a case, keyed by case. */
   shared: Map<string, unknown>;
+  /**
+   * Registers a clean-up (stop a server shared by several cases) to run once at the end of the
+   * benchmark run, also when it failed or was interrupted; the last registered runs first.
+   */
+  atExit(fn: () => Promise<void>): void;
+}
+
+/**
+ * A number a case reports beside its value, from `Measurement.extra[key]`: the summary gives its
+ * median per server kind and the ratio berth / distribution.
+ */
+export interface Figure {
+  key: string;
+  /** e.g. "S3 requests per tag". */
+  label: string;
+  higherIsBetter: boolean;
+  /** The target for berth / distribution, e.g. "≤ 0.6". */
+  target?: string;
 }
 
 export interface Measurement {
@@ -52,7 +75,7 @@ export interface BenchCase<S = unknown> {
   name: string;
   /** One line: what is measured. */
   description: string;
-  unit: "MB/s" | "req/s" | "s" | "ms" | "MiB";
+  unit: "MB/s" | "req/s" | "s" | "ms" | "MiB" | "repos/s" | "tags/s";
   higherIsBetter: boolean;
   /** Reports p50/p99 latency. */
   latency?: boolean;
@@ -61,8 +84,14 @@ export interface BenchCase<S = unknown> {
    * the baseline is, and the target for value / baseline (e.g. "≥ 0.90").
    */
   baseline?: { label: string; target?: string };
+  /** The target for the value's ratio berth / distribution, e.g. "≥ 1.5" (shown in the summary). */
+  target?: string;
+  /** Further figures from `Measurement.extra`, summarised like the value (see Figure). */
+  figures?: Figure[];
   /** Run `sync` before the timed part (upload cases). */
   syncBefore?: boolean;
+  /** Why the case cannot run on this machine (a program missing), or undefined: the harness then skips it. */
+  unavailable?(): string | undefined;
   /** Once per benchmark run, before any server starts (not timed). */
   prepare?(ctx: BenchContext): Promise<void>;
   /** Per run, on the fresh server (not timed; its peak RSS is reset afterwards). */

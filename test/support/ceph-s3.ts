@@ -70,12 +70,13 @@ export function s3DriverConfig(s3: CephS3, rootdirectory: string): string {
 
 /**
  * Starts a cluster (about 3 seconds) and creates a bucket. A watchdog started with it stops the
- * cluster should this process die without calling `stop()`.
+ * cluster should this process die without calling `stop()`. `env` goes to scripts/start-ceph.sh
+ * (e.g. RGW_FRONTEND_OPTS, CEPH_OSD_SIZE_GB).
  */
-export async function startCephS3(options: { bucket?: string } = {}): Promise<CephS3> {
+export async function startCephS3(options: { bucket?: string; env?: Record<string, string> } = {}): Promise<CephS3> {
   const stateDir = await mkdtemp(join(tmpdir(), "berth-ceph-"));
   const result = await run("bash", [START_CEPH], {
-    env: { S3_STATE_DIR: stateDir, S3_WATCH_PID: String(process.pid) },
+    env: { ...options.env, S3_STATE_DIR: stateDir, S3_WATCH_PID: String(process.pid) },
     timeoutMs: 3 * 60 * 1000,
   });
   if (result.code !== 0) throw new Error(`could not start Ceph: ${describeRun(result)}`);

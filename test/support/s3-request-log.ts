@@ -2,8 +2,11 @@
  * An HTTP proxy in front of an S3 server that records every request a registry makes, so that
  * tests can count them by operation. It forwards bytes untouched (the client signs for the
  * upstream's host, which the proxy sends on), so anything that talks S3 can be pointed at it.
+ *
+ * With `delayMs`, each request waits that long before it is forwarded: an object store farther
+ * away than loopback (the benchmark's S3 latency case).
  */
-import { createServer, request, type Server } from "node:http";
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface S3Request {
@@ -22,10 +25,16 @@ export interface S3RequestLog {
   close(): Promise<void>;
 }
 
-export async function startS3RequestLog(upstreamEndpoint: string): Promise<S3RequestLog> {
+export interface S3RequestLogOptions {
+  /** Milliseconds each request waits before it is forwarded (its body waits in the socket). Default 0. */
+  delayMs?: number;
+}
+
+export async function startS3RequestLog(upstreamEndpoint: string, options: S3RequestLogOptions = {}): Promise<S3RequestLog> {
   const upstream = new URL(upstreamEndpoint);
+  const delayMs = options.delayMs ?? 0;
   let recorded: S3Request[] = [];
-  const server: Server = createServer((req, res) => {
+  const forward = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? "/", "http://proxy");
     const forwarded = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
@@ -37,6 +46,10 @@ export async function startS3RequestLog(upstreamEndpoint: string): Promise<S3Req
     );
     forwarded.on("error", () => res.destroy());
     req.pipe(forwarded);
+  };
+  const server: Server = createServer((req, res) => {
+    if (delayMs > 0) setTimeout(forward, delayMs, req, res);
+    else forward(req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
