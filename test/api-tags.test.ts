@@ -1,8 +1,10 @@
 /** GET /v2/<name>/tags/list?n=&last=: lexical order, pagination and its Link header, errors. */
 import assert from "node:assert/strict";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { startBerth, type BerthProcess } from "./support/berth-process.js";
-import { OCI_MANIFEST, RegistryClient, expectError, nextLink, randomImage, uniqueName } from "./support/registry-client.js";
+import { OCI_MANIFEST, RegistryClient, expectError, nextLink, randomImage, registryTree, uniqueName } from "./support/registry-client.js";
 
 let berth: BerthProcess;
 let client: RegistryClient;
@@ -145,4 +147,19 @@ test("HEAD /v2/<name>/tags/list answers 200 without a body", async () => {
   const response = await client.fetch(`/v2/${name}/tags/list`, { method: "HEAD" });
   assert.equal(response.status, 200);
   assert.equal(await response.text(), "");
+});
+
+test("GET /v2/<name>/tags/list leaves out a tag directory without its current link (what a crash while tagging or untagging leaves)", async () => {
+  const repo = uniqueName("tags-remains");
+  await client.pushImage(repo, "kept");
+  const tags = join(registryTree(berth.root!), "repositories", repo, "_manifests", "tags");
+  // A crash after the directories were made and before any link was written.
+  await mkdir(join(tags, "made", "index", "sha256"), { recursive: true });
+  // A crash in the middle of a recursive delete: current/ gone, the index still there.
+  await client.pushManifest(repo, "halfgone", (await client.get(`/v2/${repo}/manifests/kept`, { Accept: OCI_MANIFEST })).bytes, OCI_MANIFEST);
+  await rm(join(tags, "halfgone", "current"), { recursive: true });
+  const { response, body } = await client.getJSON<{ tags: string[] }>(`/v2/${repo}/tags/list`);
+  assert.equal(response.status, 200);
+  assert.deepEqual(body.tags, ["kept"]);
+  assert.equal((await client.send(`/v2/${repo}/manifests/halfgone`)).status, 404);
 });

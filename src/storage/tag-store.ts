@@ -3,6 +3,7 @@ import { isPathNotFound } from "../driver/storage-driver.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import { Digest } from "../reference/digest.js";
 import type { Logger } from "../log/logger.js";
+import { mapConcurrent, STORAGE_CONCURRENCY } from "./map-concurrent.js";
 import { tagCurrentLinkPath, tagIndexEntryLinkPath, tagPath, tagsRootPath } from "./paths.js";
 
 /**
@@ -50,8 +51,22 @@ export class TagStore {
     }
   }
 
-  /** Every tag name, sorted lexically. Empty when the repository has none. */
+  /**
+   * Every tag name, sorted lexically. Empty when the repository has none. A tag directory without
+   * its `current/link` is left out: a crash in the middle of tagging (directories made, links not
+   * yet written) or of untagging (a recursive delete) leaves one, and it is no tag (resolving it
+   * answers MANIFEST_UNKNOWN). Costs one stat per tag.
+   */
   async all(): Promise<string[]> {
+    const names = await this.directoryNames();
+    const present = await mapConcurrent(names, STORAGE_CONCURRENCY, (tag) =>
+      answersFound(() => this.driver.stat(tagCurrentLinkPath(this.repository, tag), { fileOnly: true })),
+    );
+    return names.filter((_, i) => present[i]);
+  }
+
+  /** The names of the directories under `tags/`, sorted lexically; tags or remains of one. */
+  private async directoryNames(): Promise<string[]> {
     let children: string[];
     try {
       children = await this.driver.list(tagsRootPath(this.repository));
@@ -64,7 +79,8 @@ export class TagStore {
 
   /** Tags whose current link names `digest`. */
   async tagsOf(digest: Digest): Promise<string[]> {
-    const tags = await this.all();
+    // resolve() reads each current link, and skips the remains of a tag that has none.
+    const tags = await this.directoryNames();
     const matches: string[] = [];
     for (const tag of tags) {
       try {
@@ -74,6 +90,16 @@ export class TagStore {
       }
     }
     return matches;
+  }
+}
+
+/** True when `stat` finds a file, false when the path is not found; other failures propagate. */
+async function answersFound(stat: () => Promise<{ isDir: boolean }>): Promise<boolean> {
+  try {
+    return !(await stat()).isDir;
+  } catch (err) {
+    if (isPathNotFound(err)) return false;
+    throw err;
   }
 }
 
