@@ -41,7 +41,7 @@ import { createPowerCutDisk, type CutReport } from "../test/support/power-cut.js
 import { seededRandom } from "../test/support/seeded-random.js";
 import { auditRegistry, type AuditCounts } from "./push-crash/audit.js";
 import { Ledger } from "./push-crash/ledger.js";
-import { auditStorage, filesystemTree, s3Tree, type StorageCounts, type StorageTree } from "./push-crash/storage-audit.js";
+import { auditStorage, filesystemTree, newStorageAuditMemory, s3Tree, type StorageAuditMemory, type StorageCounts, type StorageTree } from "./push-crash/storage-audit.js";
 import { Client, type WorkloadRound } from "./push-crash/workload.js";
 
 export type DriverName = "filesystem" | "s3";
@@ -210,6 +210,10 @@ interface RoundResult extends Counts {
   acknowledgedByKind: Record<string, number>;
   storage: StorageCounts;
   restartMs: number;
+  /** From the first request to the kill. */
+  workloadMs: number;
+  /** Both audits, uploads resumed included. */
+  auditMs: number;
   cut: CutReport | undefined;
   problems: string[];
   berth: BerthProcess;
@@ -218,7 +222,7 @@ interface RoundResult extends Counts {
 /** Requests an operation sends on average (a chunked image push sends many, a delete one). */
 const REQUESTS_PER_OPERATION = 2;
 
-async function runRound(index: number, berth: BerthProcess, ledger: Ledger, storage: CampaignStorage, hashed: Map<string, string>, options: CampaignOptions, random: () => number): Promise<RoundResult> {
+async function runRound(index: number, berth: BerthProcess, ledger: Ledger, storage: CampaignStorage, memory: StorageAuditMemory, options: CampaignOptions, random: () => number): Promise<RoundResult> {
   const label = index + 1;
   const problems: string[] = [];
   const expectedRequests = options.clients * options.opsPerClient * REQUESTS_PER_OPERATION;
@@ -247,10 +251,12 @@ async function runRound(index: number, berth: BerthProcess, ledger: Ledger, stor
     })());
   const repos = Array.from({ length: options.clients }, (_, id) => [`crash/c${id}/a`, `crash/c${id}/b`]).flat();
   const clients = Array.from({ length: options.clients }, (_, id) => new Client(round, id, repos));
+  const workloadStarted = Date.now();
   await Promise.all(clients.map((client) => client.run(options.opsPerClient)));
   const idle = killing === undefined;
   if (idle) await new Promise((resolve) => setTimeout(resolve, killDelay + Math.floor(random() * 50)));
   const killedAt = Date.now();
+  const workloadMs = killedAt - workloadStarted;
   await kill();
   const openUploads = ledger.openUploads.length;
   const cut = await storage.afterKill();
@@ -259,8 +265,10 @@ async function runRound(index: number, berth: BerthProcess, ledger: Ledger, stor
   const restarted = await startNode(storage, options.workers);
   const restartMs = Date.now() - killedAt - (cut?.durationMs ?? 0);
   const { counts: ops, acknowledgedByKind } = ledger.takeRoundCounts();
+  const auditStarted = Date.now();
   const audit: AuditCounts = await auditRegistry(restarted.url, ledger, { powerLoss: options.powerLoss, problems, round: label });
-  const stored = await auditStorage(storage.tree, hashed, problems, label);
+  const stored = await auditStorage(storage.tree, memory, problems, label);
+  const auditMs = Date.now() - auditStarted;
   if (round.unexpectedAnswers + audit.violations + stored.violations > 0) problems.push(`round ${label}: berth log before the kill (tail):\n${berth.log().slice(-3000)}`);
   return {
     sent: ops.sent,
@@ -286,6 +294,8 @@ async function runRound(index: number, berth: BerthProcess, ledger: Ledger, stor
     acknowledgedByKind,
     storage: stored,
     restartMs,
+    workloadMs,
+    auditMs,
     cut,
     problems,
     berth: restarted,
@@ -315,13 +325,13 @@ export async function runCampaign(partial: Partial<CampaignOptions> = {}): Promi
   const random = seededRandom(options.seed);
   const storage = options.powerLoss ? await powerLossStorage() : options.driver === "s3" ? await s3Storage(options.s3) : await filesystemStorage();
   const ledger = new Ledger();
-  const hashed = new Map<string, string>();
+  const memory = newStorageAuditMemory();
   const restarts: number[] = [];
   let berth: BerthProcess | undefined;
   try {
     berth = await startNode(storage, options.workers);
     for (let index = 0; index < options.rounds; index++) {
-      const result = await runRound(index, berth, ledger, storage, hashed, options, random);
+      const result = await runRound(index, berth, ledger, storage, memory, options, random);
       berth = result.berth;
       summary.rounds++;
       summary.kills++;
@@ -340,7 +350,7 @@ export async function runCampaign(partial: Partial<CampaignOptions> = {}): Promi
           `${result.uploadsResumed}/${result.openUploads} uploads resumed (${result.uploadsUnknown} unknown); ` +
           `storage: ${result.storage.dataFiles} data files (${result.dataHashed} hashed), ${result.storage.links} links, ${result.storage.tempFiles} temporary` +
           `${result.cut ? `; power cut: ${result.cut.detail}` : ""}${result.revertedDeletes ? `; ${result.revertedDeletes} deletes reverted` : ""}; ` +
-          `violations ${violations} — restart ${result.restartMs} ms, ${((Date.now() - started) / 1000).toFixed(1)} s so far`,
+          `violations ${violations} — workload ${result.workloadMs} ms, restart ${result.restartMs} ms, audit ${result.auditMs} ms, ${((Date.now() - started) / 1000).toFixed(1)} s so far`,
       );
     }
   } finally {

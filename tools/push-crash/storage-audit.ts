@@ -114,11 +114,32 @@ export function s3Tree(client: S3Client, bucket: string, rootdirectory: string):
   };
 }
 
-/**
- * Audits the tree. `hashed` remembers the data files found sound, by path and version, across
- * audits of the same storage.
- */
-export async function auditStorage(tree: StorageTree, hashed: Map<string, string>, problems: string[], round: number): Promise<StorageCounts> {
+/** What earlier audits of the same storage already read, by path: data found sound, link contents. */
+export interface StorageAuditMemory {
+  /** Data path → the version that hashed right. */
+  hashed: Map<string, string>;
+  /** Link path → its version and what it held then. */
+  links: Map<string, { version: string; content: string }>;
+}
+
+export function newStorageAuditMemory(): StorageAuditMemory {
+  return { hashed: new Map(), links: new Map() };
+}
+
+/** Reads at once (an object store answers each read in tens of milliseconds). */
+const CONCURRENCY = 8;
+
+async function inPool<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(CONCURRENCY, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
+/** Audits the tree. Data and links unchanged since an earlier audit are not read again. */
+export async function auditStorage(tree: StorageTree, memory: StorageAuditMemory, problems: string[], round: number): Promise<StorageCounts> {
   const counts: StorageCounts = { dataFiles: 0, dataHashed: 0, links: 0, tempFiles: 0, uploadFiles: 0, violations: 0 };
   const violation = (line: string): void => {
     counts.violations++;
@@ -126,9 +147,16 @@ export async function auditStorage(tree: StorageTree, hashed: Map<string, string
   };
   const files = await tree.files();
   const data = new Set<string>();
+  const toHash: Array<{ file: StoredFile; algorithm: string; digest: string }> = [];
+  const links: StoredFile[] = [];
   for (const file of files) {
     if (TEMP_FILE.test(file.path)) {
       counts.tempFiles++;
+      continue;
+    }
+    if (file.path.startsWith("repositories/")) {
+      if (file.path.includes("/_uploads/")) counts.uploadFiles++;
+      else if (file.path.endsWith("/link")) links.push(file);
       continue;
     }
     if (!file.path.startsWith("blobs/")) continue;
@@ -140,28 +168,24 @@ export async function auditStorage(tree: StorageTree, hashed: Map<string, string
     const digest = `${match[1]}:${match[3]}`;
     counts.dataFiles++;
     data.add(digest);
-    if (hashed.get(file.path) === file.version) continue;
-    counts.dataHashed++;
-    const computed = await tree.hash(file.path, match[1]!);
-    if (computed === digest) hashed.set(file.path, file.version);
-    else violation(`${file.path} hashes to ${computed}`);
+    if (memory.hashed.get(file.path) !== file.version) toHash.push({ file, algorithm: match[1]!, digest });
   }
-  for (const file of files) {
-    if (!file.path.startsWith("repositories/") || TEMP_FILE.test(file.path)) continue;
-    if (file.path.includes("/_uploads/")) {
-      counts.uploadFiles++;
-      continue;
-    }
-    if (!file.path.endsWith("/link")) continue;
-    counts.links++;
-    const content = (await tree.read(file.path)).toString("utf8");
-    if (!DIGEST.test(content)) {
-      violation(`${file.path} holds ${JSON.stringify(content.slice(0, 80))}, not a digest`);
-      continue;
-    }
+  await inPool(toHash, async ({ file, algorithm, digest }) => {
+    counts.dataHashed++;
+    const computed = await tree.hash(file.path, algorithm);
+    if (computed === digest) memory.hashed.set(file.path, file.version);
+    else violation(`${file.path} hashes to ${computed}`);
+  });
+  counts.links = links.length;
+  await inPool(links, async (file) => {
+    const known = memory.links.get(file.path);
+    const content = known?.version === file.version ? known.content : (await tree.read(file.path)).toString("utf8");
+    memory.links.set(file.path, { version: file.version, content });
+    if (!DIGEST.test(content)) return void violation(`${file.path} holds ${JSON.stringify(content.slice(0, 80))}, not a digest`);
     const named = NAMED_LINK.exec(file.path);
     if (named && content !== `${named[1]}:${named[2]}`) violation(`${file.path} holds ${content}`);
+    // Checked every time: the data a link names must still be there.
     if (!data.has(content)) violation(`${file.path} names ${content}, whose data is not stored`);
-  }
+  });
   return counts;
 }
