@@ -93,6 +93,7 @@ const COUNTS = [
   "uploadsResumed",
   "uploadsUnknown",
   "blobsServed",
+  "blobsHeadOnly",
   "manifestsServed",
   "tagsResolved",
   "absent",
@@ -266,7 +267,7 @@ async function runRound(index: number, berth: BerthProcess, ledger: Ledger, stor
   const restartMs = Date.now() - killedAt - (cut?.durationMs ?? 0);
   const { counts: ops, acknowledgedByKind } = ledger.takeRoundCounts();
   const auditStarted = Date.now();
-  const audit: AuditCounts = await auditRegistry(restarted.url, ledger, { powerLoss: options.powerLoss, problems, round: label });
+  const audit: AuditCounts = await auditRegistry(restarted.url, ledger, { powerLoss: options.powerLoss, problems, round: label, full: label % 10 === 0 });
   const stored = await auditStorage(storage.tree, memory, problems, label);
   const auditMs = Date.now() - auditStarted;
   if (round.unexpectedAnswers + audit.violations + stored.violations > 0) problems.push(`round ${label}: berth log before the kill (tail):\n${berth.log().slice(-3000)}`);
@@ -281,6 +282,7 @@ async function runRound(index: number, berth: BerthProcess, ledger: Ledger, stor
     uploadsResumed: audit.uploadsResumed,
     uploadsUnknown: audit.uploadsUnknown,
     blobsServed: audit.blobsServed,
+    blobsHeadOnly: audit.blobsHeadOnly,
     manifestsServed: audit.manifestsServed,
     tagsResolved: audit.tagsResolved,
     absent: audit.absent,
@@ -346,7 +348,7 @@ export async function runCampaign(partial: Partial<CampaignOptions> = {}): Promi
       const violations = result.unexpectedAnswers + result.auditViolations + result.storageViolations + result.cutsUnproven;
       options.log(
         `round ${index + 1}/${options.rounds}: ${result.sent} sent, ${result.acknowledged} acknowledged, ${result.unanswered} cut by the kill${result.idleKills ? " (killed idle)" : ""}; ` +
-          `audit: ${result.blobsServed} blobs, ${result.manifestsServed} manifests, ${result.tagsResolved} tags served, ${result.absent} absent, ` +
+          `audit: ${result.blobsServed} blobs (${result.blobsHeadOnly} more by HEAD), ${result.manifestsServed} manifests, ${result.tagsResolved} tags served, ${result.absent} absent, ` +
           `${result.uploadsResumed}/${result.openUploads} uploads resumed (${result.uploadsUnknown} unknown); ` +
           `storage: ${result.storage.dataFiles} data files (${result.dataHashed} hashed), ${result.storage.links} links, ${result.storage.tempFiles} temporary` +
           `${result.cut ? `; power cut: ${result.cut.detail}` : ""}${result.revertedDeletes ? `; ${result.revertedDeletes} deletes reverted` : ""}; ` +
@@ -387,7 +389,7 @@ export function formatSummary(summary: CampaignSummary, options: Pick<CampaignOp
     `  refused (4xx)              ${n(summary.refused)}   (allowed ones: a mount whose source was deleted meanwhile)`,
     `  cut by the kill            ${n(summary.unanswered)}`,
     `  uploads to resume          ${n(summary.openUploads)}   resumed and completed ${summary.uploadsResumed}, answered 404 BLOB_UPLOAD_UNKNOWN ${summary.uploadsUnknown}`,
-    `  audited and served right   ${n(summary.blobsServed)} blobs, ${summary.manifestsServed} manifests, ${summary.tagsResolved} tags (sums over audits); ${summary.absent} answered 404 as allowed, ${summary.settled} in-flight outcomes settled`,
+    `  audited and served right   ${n(summary.blobsServed)} blobs downloaded and ${summary.blobsHeadOnly} by HEAD, ${summary.manifestsServed} manifests, ${summary.tagsResolved} tags (sums over audits); ${summary.absent} answered 404 as allowed, ${summary.settled} in-flight outcomes settled`,
     `  storage at the end         ${n(summary.dataFiles)} data files, ${summary.links} links, ${summary.uploadFiles} upload files, ${summary.tempFiles} temporary files; ${summary.dataHashed} data files hashed in all`,
     ...(options.powerLoss ? [`  deletes reverted by a cut  ${n(summary.revertedDeletes)}   (an acknowledged delete's unlink was not synced; reported, not a violation)`] : []),
     `  unexpected answers         ${n(summary.unexpectedAnswers)}   (must be 0; ${summary.serverErrors} of them 5xx)`,

@@ -52,10 +52,12 @@ export class Ledger {
   private readonly possible = new Map<string, Set<string>>();
   /** Manifest bytes by digest and the blobs they name, so that tags can be moved onto them again. */
   readonly manifestBytes = new Map<string, { bytes: Buffer; mediaType: string; blobs: string[] }>();
-  /** Sizes of the layers pushed, so that a later image can name one in its manifest. */
+  /** Sizes of the blobs pushed: a later image names them in its manifest, the audit checks them. */
   readonly blobSizes = new Map<string, number>();
   /** Uploads to resume after the next restart. */
   openUploads: OpenUpload[] = [];
+  /** Keys an operation touched since the last audit (see audited()). */
+  private touched = new Set<string>();
 
   /** Operations by outcome, in this round (reset by takeRoundCounts). */
   private roundCounts: Record<Outcome, number> & { sent: number } = freshCounts();
@@ -83,12 +85,17 @@ export class Ledger {
     return names;
   }
 
-  /** Every key the workload touched, for the audit. */
-  *keys(): Iterable<{ kind: KeyKind; repository: string; name: string; values: ReadonlySet<string> }> {
+  /** Every key the workload touched, for the audit; `touched`: by an operation since the last audit. */
+  *keys(): Iterable<{ kind: KeyKind; repository: string; name: string; values: ReadonlySet<string>; touched: boolean }> {
     for (const [key, values] of this.possible) {
       const [kind, repository, name] = key.split(" ") as [KeyKind, string, string];
-      yield { kind, repository, name, values };
+      yield { kind, repository, name, values, touched: this.touched.has(key) };
     }
+  }
+
+  /** The audit has seen every key: from now on only new operations make a key touched. */
+  audited(): void {
+    this.touched = new Set();
   }
 
   /** Tags of `repository` that may point at `digest`. */
@@ -105,6 +112,7 @@ export class Ledger {
     if (outcome === "acknowledged") this.roundKinds[what] = (this.roundKinds[what] ?? 0) + 1;
     for (const effect of effects) {
       const key = keyOf(effect.kind, effect.repository, effect.name);
+      this.touched.add(key);
       const values = this.possible.get(key) ?? new Set<string>([ABSENT]);
       if (effect.onlyIf !== undefined) {
         if (!values.has(effect.onlyIf)) continue;

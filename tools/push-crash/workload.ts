@@ -162,6 +162,7 @@ export class Client {
     const random = this.round.random;
     bytes ??= randomBytes(blobSize(random));
     const digest = digestOf(bytes);
+    this.round.ledger.blobSizes.set(digest, bytes.length);
     const effects: Effect[] = [{ kind: "blob", repository: repo, name: digest, value: PRESENT }];
     const what = `${how} blob push`;
     let answer: Answer | undefined;
@@ -225,6 +226,7 @@ export class Client {
   private async leaveHalfway(repo: string): Promise<void> {
     const bytes = randomBytes(2 + blobSize(this.round.random));
     const digest = digestOf(bytes);
+    this.round.ledger.blobSizes.set(digest, bytes.length);
     let location = await this.startUpload(repo);
     if (location === undefined) return;
     const half = 1 + Math.floor(this.round.random() * (bytes.length - 1));
@@ -278,7 +280,6 @@ export class Client {
       const bytes = randomBytes(blobSize(random));
       const digest = await this.pushBlob(repo, pick(random, ["monolithic", "chunked", "single-shot"] as const)!, bytes);
       if (digest === undefined) return;
-      ledger.blobSizes.set(digest, bytes.length);
       layers.push({ digest, size: bytes.length });
     }
     const bytes = Buffer.from(
