@@ -330,6 +330,9 @@ export async function runCampaign(partial: Partial<CampaignOptions> = {}): Promi
   const memory = newStorageAuditMemory();
   const restarts: number[] = [];
   let berth: BerthProcess | undefined;
+  // Should the campaign itself be stopped (Ctrl-C), the berth of the round goes with it.
+  const stopBerth = (): void => void (berth && alive(berth) && berth.child.kill("SIGKILL"));
+  process.once("exit", stopBerth);
   try {
     berth = await startNode(storage, options.workers);
     for (let index = 0; index < options.rounds; index++) {
@@ -356,6 +359,7 @@ export async function runCampaign(partial: Partial<CampaignOptions> = {}): Promi
       );
     }
   } finally {
+    process.removeListener("exit", stopBerth);
     if (berth && alive(berth)) await berth.stop();
     summary.durationMs = Date.now() - started;
     summary.keptStorage = await storage.close(failed(summary));
