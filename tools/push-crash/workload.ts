@@ -60,16 +60,14 @@ class Unanswered extends Error {}
 
 export class Client {
   readonly repos: [string, string];
-  private readonly otherRepos: () => string[];
 
   constructor(
     private readonly round: WorkloadRound,
     id: number,
     /** Every client's repositories: mount sources. */
-    allRepos: string[],
+    private readonly allRepos: string[],
   ) {
     this.repos = [`crash/c${id}/a`, `crash/c${id}/b`];
-    this.otherRepos = () => allRepos;
   }
 
   async run(operations: number): Promise<void> {
@@ -242,7 +240,7 @@ export class Client {
   /** Links a blob another repository has, or (202) gets an upload instead, which it cancels. */
   private async mount(repo: string): Promise<void> {
     const ledger = this.round.ledger;
-    const sources = this.otherRepos().filter((other) => other !== repo);
+    const sources = this.allRepos.filter((other) => other !== repo);
     const from = pick(this.round.random, sources)!;
     const digest = pick(this.round.random, ledger.namesWith("blob", from, PRESENT));
     if (digest === undefined) return void (await this.pushBlob(repo, "single-shot"));
