@@ -187,8 +187,10 @@ async function s3Storage(given: CephS3 | undefined): Promise<CampaignStorage> {
     afterKill: async () => undefined,
     async close(keep) {
       client.destroy();
-      if (given === undefined && !keep) await s3.stop();
-      return keep ? `bucket ${s3.bucket}, prefix ${rootdirectory} (state in ${s3.stateDir})` : undefined;
+      // A cluster the campaign started goes with it (its watchdog would stop it at exit anyway);
+      // a given one keeps the prefix.
+      if (given === undefined) await s3.stop();
+      return keep && given !== undefined ? `bucket ${s3.bucket}, prefix ${rootdirectory}` : undefined;
     },
   };
 }
