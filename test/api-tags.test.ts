@@ -1,8 +1,10 @@
 /** GET /v2/<name>/tags/list?n=&last=: lexical order, pagination and its Link header, errors. */
 import assert from "node:assert/strict";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { startBerth, type BerthProcess } from "./support/berth-process.js";
-import { OCI_MANIFEST, RegistryClient, expectError, nextLink, randomImage, uniqueName } from "./support/registry-client.js";
+import { OCI_MANIFEST, RegistryClient, expectError, nextLink, randomImage, registryTree, uniqueName } from "./support/registry-client.js";
 
 let berth: BerthProcess;
 let client: RegistryClient;
@@ -145,4 +147,23 @@ test("HEAD /v2/<name>/tags/list answers 200 without a body", async () => {
   const response = await client.fetch(`/v2/${name}/tags/list`, { method: "HEAD" });
   assert.equal(response.status, 200);
   assert.equal(await response.text(), "");
+});
+
+test("GET /v2/<name>/tags/list lists a tag directory without its current link, as distribution does; the tag answers 404 and a push of it repairs it", async () => {
+  // What a kill while tagging (directories made, no link yet) or untagging (a recursive delete cut
+  // short) leaves. Leaving such names out would cost a read per tag (a HEAD per tag on S3), so they
+  // stay listed (docs/reliability.md); the name resolves to MANIFEST_UNKNOWN until it is pushed again.
+  const repo = uniqueName("tags-remains");
+  await client.pushImage(repo, "kept");
+  const manifest = (await client.get(`/v2/${repo}/manifests/kept`, { Accept: OCI_MANIFEST })).bytes;
+  const tags = join(registryTree(berth.root!), "repositories", repo, "_manifests", "tags");
+  await mkdir(join(tags, "made", "index", "sha256"), { recursive: true });
+  await client.pushManifest(repo, "halfgone", manifest, OCI_MANIFEST);
+  await rm(join(tags, "halfgone", "current"), { recursive: true });
+  const { response, body } = await client.getJSON<{ tags: string[] }>(`/v2/${repo}/tags/list`);
+  assert.equal(response.status, 200);
+  assert.deepEqual(body.tags, ["halfgone", "kept", "made"]);
+  await expectError(await client.send(`/v2/${repo}/manifests/halfgone`), 404, "MANIFEST_UNKNOWN");
+  await client.pushManifest(repo, "halfgone", manifest, OCI_MANIFEST);
+  assert.equal((await client.send(`/v2/${repo}/manifests/halfgone`, { headers: { Accept: OCI_MANIFEST } })).status, 200);
 });

@@ -31,14 +31,16 @@
  * Exits 1 when anything is missing, invented, lost, unreadable, or an outbox never drained.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { startBerth, testConfig, type BerthProcess } from "../test/support/berth-process.js";
 import { startEventReceiver, type ResponseMode } from "../test/support/event-receiver.js";
+import { killBerth } from "../test/support/kill-berth.js";
 import { readOutboxes } from "../test/support/outbox-on-disk.js";
+import { seededRandom } from "../test/support/seeded-random.js";
 import { OCI_MANIFEST, digestOf, randomImage, withQuery, type RequestOptions } from "../test/support/registry-client.js";
 
 export interface CampaignOptions {
@@ -111,19 +113,6 @@ const MANIFEST_ACCEPT = [
   "application/vnd.docker.distribution.manifest.v2+json",
   "application/vnd.docker.distribution.manifest.list.v2+json",
 ].join(", ");
-
-// --- randomness: seeded, so a round's choices can be replayed (its timing cannot)
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // --- event keys
 
@@ -411,57 +400,6 @@ function berthConfig(receiverURL: string): string {
   });
 }
 
-/** Process ids whose parent is `pid` (Linux /proc). */
-async function childrenOf(pid: number): Promise<number[]> {
-  const children: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      // pid (comm) state ppid …: comm may hold spaces and parentheses, so parse after the last ")".
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid) children.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return children;
-}
-
-/** The process is gone and reaped: a zombie still has its /proc entry. */
-async function reaped(pid: number): Promise<boolean> {
-  try {
-    await readFile(`/proc/${pid}/stat`, "utf8");
-    return false;
-  } catch {
-    return true;
-  }
-}
-
-/**
- * SIGKILL to the berth process, and with workers to each worker first: the primary, still alive,
- * reaps them (killed after it, they would be reparented, perhaps to an init that never reaps, and
- * a zombie's pid still looks alive to the dead-process rule). The primary dies before its restart
- * timer (1 s) fires.
- */
-async function killBerth(berth: BerthProcess, workers: number): Promise<void> {
-  const pid = berth.child.pid!;
-  if (workers > 1) {
-    const children = await childrenOf(pid);
-    for (const child of children) {
-      try {
-        process.kill(child, "SIGKILL");
-      } catch {
-        // gone already
-      }
-    }
-    for (let i = 0; i < 100 && !(await Promise.all(children.map(reaped))).every(Boolean); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  }
-  await berth.stop("SIGKILL");
-}
-
 async function startNode(root: string, receiverURL: string, workers: number): Promise<BerthProcess> {
   return startBerth({ configYaml: berthConfig(receiverURL), root, args: workers > 1 ? ["--workers", String(workers)] : [] });
 }
@@ -640,7 +578,7 @@ export async function runCampaign(partial: Partial<CampaignOptions> = {}): Promi
     durationMs: 0,
     problems: [],
   };
-  const random = prng(options.seed);
+  const random = seededRandom(options.seed);
   for (let index = 0; index < options.rounds; index++) {
     const result = await runRound(index, options, random);
     summary.rounds++;
