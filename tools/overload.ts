@@ -328,10 +328,12 @@ const scenarios: Record<ScenarioName, Scenario> = {
     const { berth, options } = ctx;
     const client = new RegistryClient(berth.url);
     const uploads: Tracked[] = [];
+    const locations: string[] = [];
     const timers: NodeJS.Timeout[] = [];
     let sent = 0;
     for (let i = 0; i < options.trickleUploaders; i++) {
       const { location } = await client.startUpload(REPO);
+      locations.push(location);
       const target = new URL(location);
       const socket = await openSocket(berth);
       const tracked = track(socket);
@@ -356,6 +358,15 @@ const scenarios: Record<ScenarioName, Scenario> = {
     counts["closed by berth"] = uploads.filter((t) => t.closedAt !== undefined).length;
     counts["answered before the end"] = uploads.filter((t) => statusOf(t) !== "").length;
     for (const t of uploads) t.socket.destroy();
+    // A cut-off upload keeps what reached berth: its status (Range: 0-<last>) says how much.
+    await sleep(500);
+    let kept = 0;
+    for (const location of locations) {
+      const status = await client.send(location);
+      const range = /^0-(\d+)$/.exec(status.headers.get("range") ?? "");
+      if (status.status === 204 && range) kept += Number(range[1]) + 1;
+    }
+    counts["bytes kept by the cut uploads"] = kept;
   },
 
   async "same-blob"(ctx, counts, problems) {
