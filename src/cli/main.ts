@@ -110,11 +110,27 @@ async function main(argv: string[]): Promise<number> {
 
 async function runServe(file: string | undefined): Promise<number> {
   const { config, warnings } = await loadConfig({ file, env: process.env });
-  const running = await serve(config, warnings);
+  // Listened for before serve() starts: a signal that arrives once berth has said it listens, but
+  // before serve() has returned, must stop it cleanly (status 0), not kill it with Node's default.
+  let signalled = false;
+  let onSignal = (): void => {
+    signalled = true;
+  };
+  const handler = (): void => onSignal();
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  let running: Awaited<ReturnType<typeof serve>>;
+  try {
+    running = await serve(config, warnings);
+  } catch (err) {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+    throw err;
+  }
   await new Promise<void>((resolve) => {
     const stop = (): void => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
+      process.off("SIGINT", handler);
+      process.off("SIGTERM", handler);
       const drain = effectiveDrainMs(config);
       const force = setTimeout(() => {
         running.server.closeAllConnections();
@@ -122,8 +138,8 @@ async function runServe(file: string | undefined): Promise<number> {
       force.unref();
       void running.close().then(resolve);
     };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
+    if (signalled) stop();
+    else onSignal = stop;
   });
   return 0;
 }
