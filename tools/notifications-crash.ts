@@ -34,7 +34,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { startBerth, testConfig, type BerthProcess } from "../test/support/berth-process.js";
 import { startEventReceiver, type ResponseMode } from "../test/support/event-receiver.js";
@@ -42,6 +41,7 @@ import { killBerth } from "../test/support/kill-berth.js";
 import { readOutboxes } from "../test/support/outbox-on-disk.js";
 import { seededRandom } from "../test/support/seeded-random.js";
 import { OCI_MANIFEST, digestOf, randomImage, withQuery, type RequestOptions } from "../test/support/registry-client.js";
+import { positiveInt, runIfMain } from "./campaign-cli.js";
 
 export interface CampaignOptions {
   rounds: number;
@@ -647,19 +647,14 @@ async function main(): Promise<number> {
       "drain-timeout": { type: "string" },
     },
   });
-  const int = (value: string | undefined, name: string, fallback: number): number => {
-    if (value === undefined) return fallback;
-    if (!/^\d+$/.test(value) || Number(value) < 1) throw new Error(`--${name} takes a positive integer, got ${JSON.stringify(value)}`);
-    return Number(value);
-  };
   const options: CampaignOptions = {
     ...DEFAULT_OPTIONS,
-    rounds: int(values.rounds, "rounds", values.quick ? 5 : DEFAULT_OPTIONS.rounds),
-    workers: int(values.workers, "workers", 1),
-    clients: int(values.clients, "clients", DEFAULT_OPTIONS.clients),
-    opsPerClient: int(values.ops, "ops", DEFAULT_OPTIONS.opsPerClient),
-    seed: values.seed === undefined ? randomBytes(4).readUInt32BE() : int(values.seed, "seed", 0),
-    drainTimeoutMs: int(values["drain-timeout"], "drain-timeout", DEFAULT_OPTIONS.drainTimeoutMs / 1000) * 1000,
+    rounds: positiveInt(values.rounds, "rounds", values.quick ? 5 : DEFAULT_OPTIONS.rounds),
+    workers: positiveInt(values.workers, "workers", 1),
+    clients: positiveInt(values.clients, "clients", DEFAULT_OPTIONS.clients),
+    opsPerClient: positiveInt(values.ops, "ops", DEFAULT_OPTIONS.opsPerClient),
+    seed: values.seed === undefined ? randomBytes(4).readUInt32BE() : positiveInt(values.seed, "seed", 0),
+    drainTimeoutMs: positiveInt(values["drain-timeout"], "drain-timeout", DEFAULT_OPTIONS.drainTimeoutMs / 1000) * 1000,
   };
   options.log(`notifications crash campaign: ${options.rounds} rounds, seed ${options.seed}`);
   const summary = await runCampaign(options);
@@ -667,12 +662,4 @@ async function main(): Promise<number> {
   return failed(summary) ? 1 : 0;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(2);
-    },
-  );
-}
+runIfMain(import.meta.url, main);

@@ -28,11 +28,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Agent, request as httpRequest } from "node:http";
 import { connect, type Socket } from "node:net";
-import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { startBerth, testConfig, type BerthProcess } from "../test/support/berth-process.js";
 import { OCI_LAYER, OCI_MANIFEST, digestOf, descriptorOf, json, RegistryClient } from "../test/support/registry-client.js";
 import { readProcMemory, resetPeakRss } from "../bench/servers.js";
+import { runIfMain } from "./campaign-cli.js";
 
 export const SCENARIOS = ["baseline", "idle", "slow-readers", "trickle", "same-blob"] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -532,12 +532,4 @@ async function main(): Promise<number> {
   return failed(summary) ? 1 : 0;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(2);
-    },
-  );
-}
+runIfMain(import.meta.url, main);

@@ -32,7 +32,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { startBerth, testConfig, type BerthProcess } from "../test/support/berth-process.js";
 import { s3DriverConfig, startCephS3, type CephS3 } from "../test/support/ceph-s3.js";
@@ -43,6 +42,7 @@ import { auditRegistry, type AuditCounts } from "./push-crash/audit.js";
 import { Ledger } from "./push-crash/ledger.js";
 import { auditStorage, filesystemTree, newStorageAuditMemory, s3Tree, type StorageAuditMemory, type StorageCounts, type StorageTree } from "./push-crash/storage-audit.js";
 import { Client, type WorkloadRound } from "./push-crash/workload.js";
+import { positiveInt, runIfMain } from "./campaign-cli.js";
 
 export type DriverName = "filesystem" | "s3";
 
@@ -426,21 +426,16 @@ async function main(): Promise<number> {
       "power-loss": { type: "boolean" },
     },
   });
-  const int = (value: string | undefined, name: string, fallback: number): number => {
-    if (value === undefined) return fallback;
-    if (!/^\d+$/.test(value) || Number(value) < 1) throw new Error(`--${name} takes a positive integer, got ${JSON.stringify(value)}`);
-    return Number(value);
-  };
   const driver = values.driver ?? "filesystem";
   if (driver !== "filesystem" && driver !== "s3") throw new Error(`--driver takes filesystem or s3, got ${JSON.stringify(driver)}`);
   const options: CampaignOptions = {
     ...DEFAULT_OPTIONS,
-    rounds: int(values.rounds, "rounds", values.quick ? 5 : DEFAULT_OPTIONS.rounds),
+    rounds: positiveInt(values.rounds, "rounds", values.quick ? 5 : DEFAULT_OPTIONS.rounds),
     driver,
-    workers: int(values.workers, "workers", 1),
-    clients: int(values.clients, "clients", DEFAULT_OPTIONS.clients),
-    opsPerClient: int(values.ops, "ops", DEFAULT_OPTIONS.opsPerClient),
-    seed: values.seed === undefined ? randomBytes(4).readUInt32BE() : values.seed === "0" ? 0 : int(values.seed, "seed", 0),
+    workers: positiveInt(values.workers, "workers", 1),
+    clients: positiveInt(values.clients, "clients", DEFAULT_OPTIONS.clients),
+    opsPerClient: positiveInt(values.ops, "ops", DEFAULT_OPTIONS.opsPerClient),
+    seed: values.seed === undefined ? randomBytes(4).readUInt32BE() : values.seed === "0" ? 0 : positiveInt(values.seed, "seed", 0),
     powerLoss: values["power-loss"] === true,
   };
   // Interrupted, the process still runs its exit handlers: a power-loss disk restores the
@@ -452,12 +447,4 @@ async function main(): Promise<number> {
   return failed(summary) ? 1 : 0;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(2);
-    },
-  );
-}
+runIfMain(import.meta.url, main);
