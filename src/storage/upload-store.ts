@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { FileWriter, StorageDriver } from "../driver/storage-driver.js";
-import { isPathNotFound } from "../driver/storage-driver.js";
+import { isPathNotFound, requireFile } from "../driver/storage-driver.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
 import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
@@ -166,38 +166,30 @@ export class UploadStore {
 
   async cancel(session: UploadSession): Promise<void> {
     await this.locked(session, async () => {
-      if (session.unconfirmed) await this.confirm(session);
+      if (session.unconfirmed) await this.whileUploadExists(session, () => requireFile(this.driver, uploadStartedAtPath(session.repository, session.id)));
       await this.remove(session);
     });
   }
 
   /**
    * The writer of the upload's bytes, continuing what earlier chunks left, while the upload exists
-   * (its `startedat` goes with it): an unconfirmed session is confirmed here, and bytes of a
+   * (its `startedat` goes with it), so an unconfirmed session needs no check of its own, and bytes of a
    * finished or cancelled upload are never written again.
    */
-  private async openWriter(session: UploadSession): Promise<FileWriter> {
-    try {
-      const writer = await this.driver.writer(uploadDataPath(session.repository, session.id), true, {
-        whileExists: uploadStartedAtPath(session.repository, session.id),
-      });
-      session.unconfirmed = false;
-      return writer;
-    } catch (err) {
-      if (isPathNotFound(err)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: session.id });
-      throw err;
-    }
+  private openWriter(session: UploadSession): Promise<FileWriter> {
+    return this.whileUploadExists(session, () =>
+      this.driver.writer(uploadDataPath(session.repository, session.id), true, { whileExists: uploadStartedAtPath(session.repository, session.id) }),
+    );
   }
 
-  private async confirm(session: UploadSession): Promise<void> {
+  /** BLOB_UPLOAD_UNKNOWN when `work` finds the upload's `startedat` gone. */
+  private async whileUploadExists<T>(session: UploadSession, work: () => Promise<T>): Promise<T> {
     try {
-      const info = await this.driver.stat(uploadStartedAtPath(session.repository, session.id), { fileOnly: true });
-      if (info.isDir) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: session.id });
+      return await work();
     } catch (err) {
       if (isPathNotFound(err)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", undefined, { id: session.id });
       throw err;
     }
-    session.unconfirmed = false;
   }
 
   private async ingest(session: UploadSession, writer: FileWriter, body: UploadBody, expect: ChunkExpectation): Promise<void> {
