@@ -11,6 +11,13 @@ const BATCH_BACKLOG = 10;
 const BATCH_RATE = 100;
 /** While batching, the least time between two requests: events gather meanwhile. */
 const BATCH_LINGER_MS = 10;
+/**
+ * While batching, the most time between two requests: how much later than alone an event may be
+ * delivered so that a request carries a full batch. Each request costs the registry ~0.7 ms of
+ * CPU whatever it carries, so at thousands of pulls a second requests of 10 events cost a third
+ * of the pulls' own CPU, and requests of `maxbatch` a twentieth of it.
+ */
+const BATCH_LINGER_MAX_MS = 100;
 /** How often limits are enforced while backing off from a failing endpoint. */
 const LIMIT_CHECK_MS = 100;
 
@@ -100,7 +107,7 @@ export class EndpointDispatcher {
         const batch = this.batchSize();
         if (batch > 1) {
           // Many events a second: gather them for a moment rather than post each alone.
-          const wait = this.lastSendAt + BATCH_LINGER_MS - performance.now();
+          const wait = this.lastSendAt + this.lingerMs(batch) - performance.now();
           if (wait > 0) await sleep(wait, signal);
         }
         const events = await this.outbox.peek(batch);
@@ -156,7 +163,7 @@ export class EndpointDispatcher {
   /**
    * Events for the next request. One, as distribution sends them, while events are few; once
    * BATCH_BACKLOG wait, or they arrive at BATCH_RATE a second or more, up to `maxbatch` from the
-   * head go together, at most one request every BATCH_LINGER_MS (distribution's envelope holds "one
+   * head go together, one request every BATCH_LINGER_MS or more (distribution's envelope holds "one
    * or more events"): at thousands of pulls a second a request per event would cost the registry
    * more CPU than the pulls that caused them.
    */
@@ -169,6 +176,15 @@ export class EndpointDispatcher {
       this.rateSince = { at: now, appended };
     }
     return this.pending >= BATCH_BACKLOG || (this.arrivalRate >= BATCH_RATE && this.pending > 1) ? this.config.maxBatch : 1;
+  }
+
+  /**
+   * Time between two batched requests: as long as `batch` events take to arrive at the measured
+   * rate, within BATCH_LINGER_MS..BATCH_LINGER_MAX_MS. A backlog already holds a batch: no wait.
+   */
+  private lingerMs(batch: number): number {
+    if (this.pending >= batch || this.arrivalRate <= 0) return BATCH_LINGER_MS;
+    return Math.min(BATCH_LINGER_MAX_MS, Math.max(BATCH_LINGER_MS, (batch * 1_000) / this.arrivalRate));
   }
 
   /** Drops the oldest events while more than `maxevents` wait, then those past `maxage`. */
