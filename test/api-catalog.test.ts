@@ -1,4 +1,4 @@
-/** GET /v2/_catalog?n=&last=: repository names in lexical order, paginated with Link headers. */
+/** GET /v2/_catalog?n=&last=: repository names in catalog order, paginated with Link headers. */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { startBerth, type BerthProcess } from "./support/berth-process.js";
@@ -7,8 +7,11 @@ import { RegistryClient, expectError, nextLink, randomBlob } from "./support/reg
 let berth: BerthProcess;
 let client: RegistryClient;
 // This file's server holds exactly these repositories (pushed out of order).
-const repositories = ["zeta", "alpha/one", "alpha", "beta/deep/nested", "a0", "alpha/two", "alpha-dash", "b"];
-const sorted = [...repositories].sort();
+const repositories = ["zeta", "alpha/one", "alpha", "beta/deep/nested", "a0", "alpha/two", "alpha-dash", "b", "alpha/0x"];
+// Distribution's order: where a walk of the tree, children in lexical order, meets each
+// `<name>/_manifests`. Segment by segment ("alpha/two" before "alpha-dash"), and a nested name
+// starting with a digit before its parent ("0x" sorts before "_manifests").
+const sorted = ["a0", "alpha/0x", "alpha", "alpha/one", "alpha/two", "alpha-dash", "b", "beta/deep/nested", "zeta"];
 
 before(async () => {
   berth = await startBerth();
@@ -25,7 +28,7 @@ async function catalog(query: string): Promise<{ response: Response; repositorie
   return { response, repositories: body.repositories };
 }
 
-test("GET /v2/_catalog answers 200 with every repository in lexical order", async () => {
+test("GET /v2/_catalog answers 200 with every repository in catalog order", async () => {
   const { response, repositories: listed } = await catalog("");
   assert.equal(response.status, 200);
   assert.match(response.headers.get("content-type")!, /^application\/json/);
@@ -61,6 +64,14 @@ test("GET /v2/_catalog following Link headers visits every repository once", asy
 test("GET /v2/_catalog?n=&last= answers the names after last", async () => {
   const { repositories: listed } = await catalog("?n=2&last=alpha/one");
   assert.deepEqual(listed, sorted.slice(sorted.indexOf("alpha/one") + 1, sorted.indexOf("alpha/one") + 3));
+});
+
+test("GET /v2/_catalog?last= of a name that does not exist answers the names after its place", async () => {
+  assert.deepEqual((await catalog("?n=2&last=alpha/p")).repositories, ["alpha/two", "alpha-dash"]);
+  assert.deepEqual((await catalog("?last=alpha%2F1")).repositories, sorted.slice(sorted.indexOf("alpha")));
+  // Not a storage path: placed by comparing segment by segment (" " sorts before "-").
+  assert.deepEqual((await catalog(`?last=${encodeURIComponent("alpha z")}`)).repositories, ["alpha-dash", "b", "beta/deep/nested", "zeta"]);
+  assert.deepEqual((await catalog(`?last=${encodeURIComponent("../../..")}`)).repositories, sorted);
 });
 
 test("GET /v2/_catalog?last= without n answers every name after last", async () => {

@@ -50,6 +50,7 @@ import {
   expectError,
   indexOf,
   json,
+  nextLink,
   OCI_INDEX,
   OCI_MANIFEST,
   randomBlob,
@@ -316,6 +317,34 @@ describe("berth writes, distribution reads, lists and deletes", { skip: distribu
     });
   });
 });
+
+describe("the catalog on one tree", { skip: distribution.skip }, () => {
+  it("berth lists repositories in distribution's order, whole and page by page", async () => {
+    const root = await newRoot();
+    // "alpha-dash" and "alpha.dot" sort before "alpha/one" as strings, after it segment by segment.
+    const names = ["zeta", "alpha/one", "alpha", "beta/deep/nested", "a0", "alpha/two", "alpha-dash", "alpha.dot", "b", "b-c/d"];
+    await on("berth", root, async (side) => {
+      for (const name of names) await side.client.pushImage(name, "latest", randomImage({ layers: 1 }));
+    });
+    const listings = async (side: Side): Promise<string[][]> => [await catalog(side.client), await catalogByPages(side.client, 2), await catalogByPages(side.client, 3)];
+    const fromDistribution = await on("distribution", root, listings);
+    const fromBerth = await on("berth", root, listings);
+    assert.equal(fromDistribution[0]!.length, names.length, JSON.stringify(fromDistribution[0]));
+    assert.deepEqual(fromBerth, fromDistribution);
+  });
+});
+
+/** Every name, following Link headers from pages of `n`. */
+async function catalogByPages(client: RegistryClient, n: number): Promise<string[]> {
+  const names: string[] = [];
+  for (let url: string | undefined = `/v2/_catalog?n=${n}`; url !== undefined; ) {
+    const response = await client.fetch(url);
+    assert.equal(response.status, 200, url);
+    names.push(...((await response.json()) as { repositories: string[] }).repositories);
+    url = nextLink(response);
+  }
+  return names;
+}
 
 describe("skopeo through one registry, out through the other", { skip: distribution.skip || skopeo.skip }, () => {
   let layouts: TestLayouts;

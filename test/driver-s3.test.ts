@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand } from "@aws-sdk/client-s3";
 import { PENDING_SUFFIX, S3Driver, type S3DriverOptions } from "../src/driver/s3/s3-driver.js";
-import { PathNotFoundError, type WriterOptions } from "../src/driver/storage-driver.js";
+import { PathNotFoundError, compareWalkOrder, type WriterOptions } from "../src/driver/storage-driver.js";
 import { createDriver, describeStorage } from "../src/cli/compose.js";
 import { ConfigError } from "../src/config/config.js";
 import { describeConfig, MASK, parseConfig } from "../src/config/load-config.js";
@@ -376,6 +376,11 @@ function defineTests(): void {
         .map((entry) => entry.replace(/\/$/, ""))
         .filter((entry) => !/^\/walk\/(a\/|d\/e\/|e\/)/.test(entry));
       assert.deepEqual(skipped, expectSkipped);
+
+      // Resumed after every path, and after names that exist only as "-"/"." prefixes of others.
+      for (const start of [...expected.map((entry) => entry.replace(/\/$/, "")), "/walk/a-a", "/walk/a/y-", "/walk/b.1", "/walk/e/x-"]) {
+        assert.deepEqual(await walkAfter(driver, "/walk", start), entriesAfter(expected, start), `after ${start}`);
+      }
       await driver.delete("/walk");
     });
 
@@ -405,6 +410,11 @@ function defineTests(): void {
         const visited: string[] = [];
         await driver.walk("/random", (info) => void visited.push(`${info.path}${info.isDir ? "/" : ""}`));
         assert.deepEqual(visited, expected, `page size ${listPageSize}; tree ${JSON.stringify(tree)}`);
+        // Resumed after every path (every third one at one key per page: each is a walk).
+        const starts = expected.map((entry) => entry.replace(/\/$/, "")).filter((_, i) => listPageSize > 1 || i % 3 === 0);
+        for (const start of starts) {
+          assert.deepEqual(await walkAfter(driver, "/random", start), entriesAfter(expected, start), `page size ${listPageSize}; after ${start}; tree ${JSON.stringify(tree)}`);
+        }
       }
       await writer.delete("/random");
     });
@@ -765,6 +775,21 @@ async function openUploads(driver: S3Driver, relativePrefix: string): Promise<nu
     new ListMultipartUploadsCommand({ Bucket: driver.options.bucket, Prefix: `${root ? `${root}/` : ""}${relativePrefix}` }),
   );
   return (out.Uploads ?? []).length;
+}
+
+/** A walk resumed after `start`; directories end in "/". */
+async function walkAfter(driver: S3Driver, path: string, start: string): Promise<string[]> {
+  const visited: string[] = [];
+  await driver.walk(path, (info) => void visited.push(`${info.path}${info.isDir ? "/" : ""}`), { startAfter: start });
+  return visited;
+}
+
+/** The entries of a walk (directories ending in "/") that come after `start`, leaving out what is under it. */
+function entriesAfter(walk: string[], start: string): string[] {
+  return walk.filter((entry) => {
+    const path = entry.replace(/\/$/, "");
+    return compareWalkOrder(path, start) > 0 && !path.startsWith(`${start}/`);
+  });
 }
 
 /** The depth-first walk of a set of file paths, children in lexical order; directories end in "/". */

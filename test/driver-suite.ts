@@ -4,6 +4,7 @@ import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import {
   InvalidPathError,
+  compareWalkOrder,
   PathNotFoundError,
   isPathNotFound,
   type FileInfo,
@@ -631,6 +632,37 @@ function defineWalkTests(test: Define): void {
     assert.deepEqual(await walkPaths(driver, `${dir}/a`), [`${dir}/a/b`, `${dir}/a/b/c`, `${dir}/a/z`]);
   });
 
+  test("walk with startAfter visits only what follows that path and what is under it", async (driver, dir) => {
+    await putAll(driver, dir, tree);
+    const order = ["Z", "Z/q", "a", "a/b", "a/b/c", "a/z", "a.txt", "b", "b/y", "c"];
+    // Every visited path, and paths that do not exist (between others, before all, after all).
+    for (const start of [...order, "A", "a/a", "a/b/d", "a-", "a.s", "a0", "b/z/z", "zz"]) {
+      const expected = order.filter((path) => compareWalkOrder(path, start) > 0 && !path.startsWith(`${start}/`));
+      assert.deepEqual(await walkPaths(driver, dir, undefined, `${dir}/${start}`), expected.map((path) => `${dir}/${path}`), `after ${start}`);
+    }
+    const skipped = await walkPaths(driver, dir, (info) => (info.path === `${dir}/b` ? "skip" : undefined), `${dir}/a/b`);
+    assert.deepEqual(skipped, ["a/z", "a.txt", "b", "c"].map((path) => `${dir}/${path}`));
+  });
+
+  test("walk stops where the visitor answers stop", async (driver, dir) => {
+    await putAll(driver, dir, tree);
+    const stopAt = (path: string) => (info: FileInfo) => (info.path === `${dir}/${path}` ? "stop" : undefined);
+    assert.deepEqual(await walkPaths(driver, dir, stopAt("a/b")), ["Z", "Z/q", "a", "a/b"].map((path) => `${dir}/${path}`));
+    assert.deepEqual(await walkPaths(driver, dir, stopAt("a.txt"), `${dir}/a/b`), ["a/z", "a.txt"].map((path) => `${dir}/${path}`));
+    assert.deepEqual(await walkPaths(driver, dir, stopAt("b/y"), `${dir}/a`), ["a.txt", "b", "b/y"].map((path) => `${dir}/${path}`));
+  });
+
+  test("walk with startAfter outside the walked path is InvalidPathError", async (driver, dir) => {
+    await putAll(driver, dir, tree);
+    for (const start of [dir, `${dir}-x/a`, "/elsewhere", `${dir}/a/../b`, "relative"]) {
+      await assert.rejects(driver.walk(dir, () => undefined, { startAfter: start }), InvalidPathError, start);
+    }
+  });
+
+  test("walk with startAfter of a missing path is PathNotFoundError", async (driver, dir) => {
+    await assert.rejects(driver.walk(`${dir}/absent`, () => undefined, { startAfter: `${dir}/absent/a` }), PathNotFoundError);
+  });
+
   test("walk of a missing path is PathNotFoundError", async (driver, dir) => {
     await assert.rejects(driver.walk(`${dir}/absent`, () => undefined), PathNotFoundError);
   });
@@ -703,13 +735,18 @@ async function putAll(driver: StorageDriver, dir: string, names: string[]): Prom
 async function walkPaths(
   driver: StorageDriver,
   dir: string,
-  decide: (info: FileInfo) => "skip" | undefined = () => undefined,
+  decide: (info: FileInfo) => "skip" | "stop" | undefined = () => undefined,
+  startAfter?: string,
 ): Promise<string[]> {
   const visited: string[] = [];
-  await driver.walk(dir, (info) => {
-    visited.push(info.path);
-    return decide(info);
-  });
+  await driver.walk(
+    dir,
+    (info) => {
+      visited.push(info.path);
+      return decide(info);
+    },
+    { startAfter },
+  );
   return visited;
 }
 

@@ -11,6 +11,9 @@ import { cephSkipReason, s3DriverConfig, startCephS3, type CephS3 } from "./supp
 import { requireDistribution, startDistribution, type DistributionProcess } from "./support/distribution-process.js";
 import { digestOf, randomBlob, randomImage, RegistryClient, uniqueName, withQuery, type ImageParts } from "./support/registry-client.js";
 import { startS3RequestLog, type S3Request, type S3RequestLog } from "./support/s3-request-log.js";
+import { createHash } from "node:crypto";
+import { S3Driver } from "../src/driver/s3/s3-driver.js";
+import { mapConcurrent } from "../src/storage/map-concurrent.js";
 
 const cephSkip = cephSkipReason();
 const distributionSkip = requireDistribution().skip;
@@ -29,6 +32,10 @@ async function pushMonolithic(client: RegistryClient, name: string, bytes: Buffe
 async function pushImageMonolithic(client: RegistryClient, name: string, tag: string, image: ImageParts): Promise<void> {
   for (const blob of [image.config, ...image.layers]) await pushMonolithic(client, name, blob);
   await client.pushManifest(name, tag, image.bytes, image.mediaType);
+}
+
+function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
 }
 
 function count(requests: S3Request[], test: (r: S3Request) => boolean): number {
@@ -211,6 +218,58 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
       berthRequests.length <= distributionRequests.length,
       `berth ${berthRequests.length} (${summary(berthRequests)}) > distribution ${distributionRequests.length} (${summary(distributionRequests)})`,
     );
+  });
+
+  it("a catalog page costs S3 requests for its own repositories, wherever it is, on a registry of large repositories", { skip: distributionSkip }, async () => {
+    // 16 repositories of 1,500 keys each (tags with their history, layer links): a flat listing
+    // of the registry is 24 pages of 1,000 keys, which every page would pay were it rebuilt per page.
+    const root = "/requests-catalog";
+    const names = Array.from({ length: 16 }, (_, i) => `cat/r${String(i).padStart(2, "0")}`);
+    const writer = new S3Driver(s3.driverOptions({ rootdirectory: root }));
+    const repoPath = (name: string) => `/docker/registry/v2/repositories/${name}`;
+    const paths = names.flatMap((name) => [
+      ...Array.from({ length: 250 }, (_, t) => {
+        const digest = sha256Hex(`${name}:${t}`);
+        return [`${repoPath(name)}/_manifests/tags/t${t}/current/link`, `${repoPath(name)}/_manifests/tags/t${t}/index/sha256/${digest}/link`];
+      }).flat(),
+      ...Array.from({ length: 1000 }, (_, l) => `${repoPath(name)}/_layers/sha256/${sha256Hex(`${name}/layer/${l}`)}/link`),
+    ]);
+    await mapConcurrent(paths, 64, (path) => writer.putContent(path, Buffer.from("sha256:0")));
+    const pages = async (url: string): Promise<{ first: number; last: number; whole: number }> => {
+      const cost = async (query: string, expected: string[]): Promise<number> => {
+        log.take();
+        const response = await fetch(`${url}/v2/_catalog${query}`);
+        assert.equal(response.status, 200, query);
+        assert.deepEqual(((await response.json()) as { repositories: string[] }).repositories, expected, query);
+        return log.take().length;
+      };
+      return {
+        first: await cost("?n=3", names.slice(0, 3)),
+        last: await cost(`?n=3&last=${names[12]}`, names.slice(13)),
+        whole: await cost("", names),
+      };
+    };
+    let berth: { first: number; last: number; whole: number } | undefined;
+    await withBerth(root, async (process) => {
+      berth = await pages(process.url);
+    });
+    const distribution = await startDistribution({ root: "/unused", driver: driverConfig(root), env: { AWS_CA_BUNDLE: "" } });
+    let reference: { first: number; last: number; whole: number };
+    try {
+      reference = await pages(distribution.url);
+    } finally {
+      await distribution.stop();
+    }
+    process.stdout.write(`# catalog requests, first page / last page / whole: berth ${JSON.stringify(berth)}, distribution ${JSON.stringify(reference)}\n`);
+    // Resuming after "cat/r12" adds a listing per level of the name (cat/r12/, cat/, and the top
+    // level, which lists cat/'s keys once before it jumps past them): at most 3 more than the first page.
+    assert.ok(berth!.last <= berth!.first + 3, `the last page cost ${berth!.last} requests, the first ${berth!.first}`);
+    // Each repository's 1,000 layer links and 500 tag keys: at most two listings for each of the
+    // 3 names and the 4th that tells more follow.
+    assert.ok(berth!.first <= 2 * 4, `a page of 3 (and the look for a 4th) cost ${berth!.first} requests`);
+    assert.ok(berth!.last < reference.last, `berth ${berth!.last} vs distribution ${reference.last} for the last page`);
+    assert.ok(berth!.whole <= reference.whole, `berth ${berth!.whole} vs distribution ${reference.whole} for the whole catalog`);
+    await writer.delete(repoPath("cat"));
   });
 
   // Without a blob descriptor cache, and with the in-memory one both packages' default configurations set.

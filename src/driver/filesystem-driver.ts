@@ -17,6 +17,9 @@ import {
   type StorageDriver,
   type WriterOptions,
   requireFile,
+  segmentsBelow,
+  type Visitor,
+  type WalkOptions,
 } from "./storage-driver.js";
 import { nativeFileOps } from "../native/durable-file.js";
 import { type DurableFileOps, nodeFileOps } from "./durable-file-ops.js";
@@ -189,23 +192,39 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void> {
+  async walk(path: string, visit: Visitor, options?: WalkOptions): Promise<void> {
     assertValidPath(path);
-    await this.#walkChildren(await this.list(path), visit);
+    const after = options?.startAfter === undefined ? [] : segmentsBelow(path, options.startAfter);
+    await this.#walkAfter(path, await this.list(path), after, visit);
   }
 
-  async #walkChildren(
-    children: string[],
-    visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip",
-  ): Promise<void> {
+  /**
+   * The children of `dir` (and what is under them) that come after the path `after` names below
+   * it. True when the visitor stopped the walk.
+   */
+  async #walkAfter(dir: string, children: string[], after: string[], visit: Visitor): Promise<boolean> {
+    if (after.length === 0) return this.#walkChildren(children, visit);
+    const [first, ...rest] = after as [string, ...string[]];
+    const firstPath = dir === "/" ? `/${first}` : `${dir}/${first}`;
+    if (rest.length > 0) {
+      const grandchildren = await this.#listIfPresent(firstPath);
+      if (grandchildren !== undefined && (await this.#walkAfter(firstPath, grandchildren, rest, visit))) return true;
+    }
+    return this.#walkChildren(children.filter((child) => child.slice(child.lastIndexOf("/") + 1) > first), visit);
+  }
+
+  /** True when the visitor stopped the walk. */
+  async #walkChildren(children: string[], visit: Visitor): Promise<boolean> {
     for (const child of children.sort()) {
       const info = await this.#statIfPresent(child);
       if (info === undefined) continue;
       const decision = await visit(info);
+      if (decision === "stop") return true;
       if (!info.isDir || decision === "skip") continue;
       const grandchildren = await this.#listIfPresent(child);
-      if (grandchildren !== undefined) await this.#walkChildren(grandchildren, visit);
+      if (grandchildren !== undefined && (await this.#walkChildren(grandchildren, visit))) return true;
     }
+    return false;
   }
 
   /** Entries removed while a walk is under way are skipped rather than failing the walk. */

@@ -8,6 +8,9 @@ import {
   type StorageDriver,
   type WriterOptions,
   requireFile,
+  segmentsBelow,
+  type Visitor,
+  type WalkOptions,
 } from "./storage-driver.js";
 
 const READ_CHUNK = 1024 * 1024;
@@ -27,7 +30,6 @@ interface DirNode {
 
 type Node = FileNode | DirNode;
 
-type Visitor = (info: FileInfo) => Promise<void | "skip"> | void | "skip";
 
 /**
  * Keeps every object in process memory, in a tree of directories so that list and walk only touch
@@ -113,9 +115,10 @@ export class InMemoryDriver implements StorageDriver {
     return undefined;
   }
 
-  async walk(path: string, visit: Visitor): Promise<void> {
+  async walk(path: string, visit: Visitor, options?: WalkOptions): Promise<void> {
     assertValidPath(path);
-    await walkDir(path, this.#dir(path), visit);
+    const after = options?.startAfter === undefined ? [] : segmentsBelow(path, options.startAfter);
+    await walkDirAfter(path, this.#dir(path), after, visit);
   }
 
   #lookup(path: string): Node | undefined {
@@ -239,17 +242,35 @@ class InMemoryFileWriter implements FileWriter {
   }
 }
 
-async function walkDir(path: string, dir: DirNode, visit: Visitor): Promise<void> {
+/**
+ * The children of `dir` (and what is under them) that come after the path `after` names below it.
+ * True when the visitor stopped the walk.
+ */
+async function walkDirAfter(path: string, dir: DirNode, after: string[], visit: Visitor): Promise<boolean> {
+  const [first, ...rest] = after;
+  if (first === undefined) return walkDir(path, dir, visit);
+  const prefix = childPrefix(path);
+  const node = dir.children.get(first);
+  if (rest.length > 0 && node?.kind === "dir" && (await walkDirAfter(prefix + first, node, rest, visit))) return true;
+  return walkDir(path, dir, visit, first);
+}
+
+/**
+ * Walks the children of `dir` named after `after` (all when undefined), and what is under them.
+ * True when the visitor stopped the walk.
+ */
+async function walkDir(path: string, dir: DirNode, visit: Visitor, after?: string): Promise<boolean> {
   const prefix = childPrefix(path);
   for (const name of [...dir.children.keys()].sort()) {
+    if (after !== undefined && name <= after) continue;
     const node = dir.children.get(name);
     if (node === undefined) continue;
     const decision = await visit(fileInfo(prefix + name, node));
+    if (decision === "stop") return true;
     // The visitor may have deleted the directory; a detached subtree is no longer under `path`.
-    if (node.kind === "dir" && decision !== "skip" && dir.children.get(name) === node) {
-      await walkDir(prefix + name, node, visit);
-    }
+    if (node.kind === "dir" && decision !== "skip" && dir.children.get(name) === node && (await walkDir(prefix + name, node, visit))) return true;
   }
+  return false;
 }
 
 function* slices(data: Buffer, start: number, stop: number): Generator<Buffer> {

@@ -69,11 +69,13 @@ export interface StorageDriver {
   redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined>;
 
   /**
-   * Depth-first traversal under `path` (not including it), children in lexical order. `visit`
-   * returning "skip" for a directory does not descend into it. PathNotFoundError when `path` is
-   * absent.
+   * Depth-first traversal under `path` (not including it), children in lexical order (the order
+   * `compareWalkOrder` defines). `visit` returning "skip" for a directory does not descend into it;
+   * returning "stop" ends the walk. With `startAfter`, only what comes after that path and everything under it is visited: a
+   * traversal resumed where an earlier one stopped, at a cost that does not grow with what lies
+   * before. PathNotFoundError when `path` is absent.
    */
-  walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void>;
+  walk(path: string, visit: Visitor, options?: WalkOptions): Promise<void>;
 
   /**
    * Optional: opens `path` for appending, creating it and its parents (content already there is
@@ -109,6 +111,46 @@ export interface WriterOptions {
    * state (the S3 driver lists their directory once when both share it).
    */
   whileExists?: string;
+}
+
+/**
+ * What `walk` calls for each path: "skip" on a directory passes over what is under it, "stop" ends
+ * the walk there (it resolves; nothing more is visited or listed).
+ */
+export type Visitor = (info: FileInfo) => Promise<WalkDecision> | WalkDecision;
+export type WalkDecision = void | "skip" | "stop";
+
+export interface WalkOptions {
+  /**
+   * A valid path strictly under the walked one (it need not exist): the walk visits only the paths
+   * that come after it in walk order, leaving out it and everything under it.
+   */
+  startAfter?: string;
+}
+
+/**
+ * The order of `walk`: depth-first with children in lexical (code-unit) order, so paths compare
+ * segment by segment and a directory comes before what is under it. Not the order of the paths as
+ * strings: "a/b" comes before "a-b" (the segment "a" is less than "a-b").
+ */
+export function compareWalkOrder(a: string, b: string): number {
+  const as = a.split("/");
+  const bs = b.split("/");
+  for (let i = 0; i < Math.min(as.length, bs.length); i++) {
+    if (as[i] !== bs[i]) return as[i]! < bs[i]! ? -1 : 1;
+  }
+  return as.length - bs.length;
+}
+
+/**
+ * The segments of `startAfter` below the walked `path`, validated: InvalidPathError when it is not
+ * a valid path strictly under `path`.
+ */
+export function segmentsBelow(path: string, startAfter: string): string[] {
+  assertValidPath(startAfter);
+  const prefix = path === "/" ? "/" : `${path}/`;
+  if (!startAfter.startsWith(prefix) || startAfter.length === prefix.length) throw new InvalidPathError(startAfter, `not under ${path}`);
+  return startAfter.slice(prefix.length).split("/");
 }
 
 export interface DeleteOptions {

@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { AppendLog, DeleteOptions, FileInfo, FileWriter, MoveOptions, PutOptions, StatOptions, StorageDriver, WriterOptions } from "../driver/storage-driver.js";
+import type { AppendLog, DeleteOptions, FileInfo, FileWriter, MoveOptions, PutOptions, StatOptions, StorageDriver, Visitor, WalkOptions, WriterOptions } from "../driver/storage-driver.js";
 
 /** One timing series per action: the label children are looked up once, not per call. */
 export interface ActionTimer {
@@ -70,8 +70,8 @@ export class MeteredDriver implements StorageDriver {
     return timed(this.timers.RedirectURL, performance.now(), this.inner.redirectURL(path, method));
   }
 
-  walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void> {
-    return this.inner.walk(path, visit);
+  walk(path: string, visit: Visitor, options?: WalkOptions): Promise<void> {
+    return this.inner.walk(path, visit, options);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Registry, RequestOrigin, ResolvedName } from "../registry/registry.js";
+import type { CatalogPage, Registry, RequestOrigin, ResolvedName } from "../registry/registry.js";
 import type { RegistryStats } from "../registry/registry-stats.js";
 import type { Repository } from "../registry/repository.js";
 import type { Notifier } from "./notifier.js";
@@ -28,8 +28,8 @@ export class NotifyingRegistry implements Registry {
     return this.inner.resolveName(name, namespace);
   }
 
-  catalog(): Promise<string[]> {
-    return this.inner.catalog();
+  catalog(after: string | undefined, limit: number): Promise<CatalogPage> {
+    return this.inner.catalog(after, limit);
   }
 
   async health(): Promise<Record<string, string>> {

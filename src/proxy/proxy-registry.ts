@@ -1,5 +1,5 @@
 import type { Logger } from "../log/logger.js";
-import type { Registry, RequestOrigin, ResolvedName } from "../registry/registry.js";
+import type { CatalogPage, Registry, RequestOrigin, ResolvedName } from "../registry/registry.js";
 import type { RegistryStats } from "../registry/registry-stats.js";
 import type { Repository } from "../registry/repository.js";
 import type { StorageRegistry } from "../registry/storage-registry.js";
@@ -63,8 +63,8 @@ export class ProxyRegistry implements Registry {
     return this;
   }
 
-  catalog(): Promise<string[]> {
-    return this.local.catalog();
+  catalog(after: string | undefined, limit: number): Promise<CatalogPage> {
+    return this.local.catalog(after, limit);
   }
 
   /** The upstreams are not part of health: a mirror whose upstream is down still serves its cache. */

@@ -1,6 +1,9 @@
 import type { IncomingMessage } from "node:http";
 import type { RegistryStats } from "./registry-stats.js";
 import type { Repository } from "./repository.js";
+import type { CatalogPage } from "../storage/repository-catalog.js";
+
+export type { CatalogPage };
 
 /** Who made a request, for decorators that record what each request did (notifications). */
 export interface RequestOrigin {
@@ -35,8 +38,8 @@ export interface Registry {
    * here; a registry that records nothing returns itself.
    */
   forRequest(origin: RequestOrigin): Registry;
-  /** Every repository name, sorted. */
-  catalog(): Promise<string[]>;
+  /** At most `limit` repository names after `after`, in catalog order (see catalogPage). */
+  catalog(after: string | undefined, limit: number): Promise<CatalogPage>;
   /** Problems by component, for GET /debug/health; empty when all is well. */
   /**
    * What background components report about themselves, by component, for GET /debug/status

@@ -12,6 +12,7 @@ import { REPOSITORIES_ROOT, layerLinkPath, manifestRevisionLinkPath, repositoryP
 import { ReferrerStore, WrittenMarkers } from "../storage/referrer-store.js";
 import { TagStore, compareStrings } from "../storage/tag-store.js";
 import { UploadStore } from "../storage/upload-store.js";
+import { catalogPage, type CatalogPage } from "../storage/repository-catalog.js";
 import type { Registry, RequestOrigin, ResolvedName } from "./registry.js";
 import type { RegistryStats } from "./registry-stats.js";
 import { StorageRepository, type RepositoryPolicy } from "./storage-repository.js";
@@ -102,27 +103,8 @@ export class StorageRegistry implements Registry {
     return this.blobs.delete(digest);
   }
 
-  /**
-   * Every repository name, sorted. A repository is a directory under `repositories/` holding
-   * `_manifests`, found as distribution finds it: directories starting with "_" are never descended.
-   */
-  async catalog(): Promise<string[]> {
-    const names: string[] = [];
-    const prefix = REPOSITORIES_ROOT.length + 1;
-    try {
-      await this.driver.walk(REPOSITORIES_ROOT, (info) => {
-        if (!info.isDir) return;
-        const base = info.path.slice(info.path.lastIndexOf("/") + 1);
-        if (base === "_manifests") {
-          names.push(info.path.slice(prefix, -"/_manifests".length));
-          return "skip";
-        }
-        if (base.startsWith("_")) return "skip";
-      });
-    } catch (err) {
-      if (!isPathNotFound(err)) throw err;
-    }
-    return names.sort(compareStrings);
+  catalog(after: string | undefined, limit: number): Promise<CatalogPage> {
+    return catalogPage(this.driver, after, limit);
   }
 
   private async repositoryExists(name: string): Promise<boolean> {

@@ -15,13 +15,7 @@ export interface Page {
  * tag listing; callers pass a default for the catalog).
  */
 export function paginate(sorted: string[], query: URLSearchParams, defaultSize: number | undefined): Page {
-  const rawN = query.get("n");
-  let n = defaultSize;
-  if (rawN !== null && rawN !== "") {
-    if (!/^\d{1,15}$/.test(rawN)) throw new RegistryError("PAGINATION_NUMBER_INVALID", undefined, { n: rawN.slice(0, 50) });
-    n = Number(rawN);
-  }
-  if (n !== undefined) n = Math.min(n, MAX_PAGE_SIZE);
+  const n = pageSize(query) ?? defaultSize;
   const last = query.get("last");
   const from = last === null || last === "" ? 0 : firstAfter(sorted, last);
   const rest = sorted.length - from;
@@ -29,7 +23,23 @@ export function paginate(sorted: string[], query: URLSearchParams, defaultSize: 
   const items = sorted.slice(from, from + size);
   const lastItem = items[items.length - 1];
   const more = from + size < sorted.length && lastItem !== undefined;
-  return { items, next: more ? `n=${size}&last=${encodeURIComponent(lastItem)}` : undefined };
+  return { items, next: more ? nextPageQuery(size, lastItem) : undefined };
+}
+
+/**
+ * The page size a query asks for (`n`), at most MAX_PAGE_SIZE; undefined when it asks for none.
+ * PAGINATION_NUMBER_INVALID when `n` is not a non-negative integer.
+ */
+export function pageSize(query: URLSearchParams): number | undefined {
+  const rawN = query.get("n");
+  if (rawN === null || rawN === "") return undefined;
+  if (!/^\d{1,15}$/.test(rawN)) throw new RegistryError("PAGINATION_NUMBER_INVALID", undefined, { n: rawN.slice(0, 50) });
+  return Math.min(Number(rawN), MAX_PAGE_SIZE);
+}
+
+/** The query of the page after one that ended with `last`. */
+export function nextPageQuery(size: number, last: string): string {
+  return `n=${size}&last=${encodeURIComponent(last)}`;
 }
 
 /** Index of the first entry greater than `last` (binary search: the list is sorted). */

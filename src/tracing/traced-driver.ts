@@ -12,6 +12,8 @@ import {
   type StatOptions,
   type StorageDriver,
   type WriterOptions,
+  type Visitor,
+  type WalkOptions,
 } from "../driver/storage-driver.js";
 import {
   ATTR_STORAGE_APPEND,
@@ -124,10 +126,12 @@ export class TracedDriver implements StorageDriver {
     return this.call("RedirectURL", this.pathAttributes(path), () => this.inner.redirectURL(path, method));
   }
 
-  walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void> {
+  walk(path: string, visit: Visitor, options?: WalkOptions): Promise<void> {
     // What `visit` does on storage (a garbage collection's reads) nests under the Walk span.
     return this.call("Walk", this.pathAttributes(path), (span) =>
-      span === undefined ? this.inner.walk(path, visit) : context.with(trace.setSpan(context.active(), span), () => this.inner.walk(path, visit)),
+      span === undefined
+        ? this.inner.walk(path, visit, options)
+        : context.with(trace.setSpan(context.active(), span), () => this.inner.walk(path, visit, options)),
     );
   }
 

@@ -22,6 +22,8 @@ import type {
   StatOptions,
   StorageDriver,
   WriterOptions,
+  Visitor,
+  WalkOptions,
 } from "../../src/driver/storage-driver.js";
 
 export type FaultOperation =
@@ -212,9 +214,9 @@ export class FaultyDriver implements StorageDriver {
     return this.inner.redirectURL(path, method);
   }
 
-  async walk(path: string, visit: (info: FileInfo) => Promise<void | "skip"> | void | "skip"): Promise<void> {
+  async walk(path: string, visit: Visitor, options?: WalkOptions): Promise<void> {
     this.#fail("walk", path);
-    return this.inner.walk(path, visit);
+    return this.inner.walk(path, visit, options);
   }
 
   get appendLog(): ((path: string) => Promise<AppendLog>) | undefined {

@@ -1,7 +1,7 @@
 import { posix } from "node:path";
 import { PassThrough, Readable, pipeline } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { assertOffset, assertValidPath, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WriterOptions, requireFile } from "../storage-driver.js";
+import { assertOffset, assertValidPath, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WalkOptions, type WriterOptions, requireFile, segmentsBelow } from "../storage-driver.js";
 import { Bucket, isValidSegment } from "./bucket.js";
 import { MultipartWriter } from "./multipart-writer.js";
 import { asPathNotFound, isInvalidRange } from "./s3-errors.js";
@@ -199,10 +199,18 @@ export class S3Driver implements StorageDriver {
    * thousand keys rather than one per directory. See Walker for how S3's key order (where "a-b" and
    * "a.b" sort before "a/…") is turned into the lexical order of path segments.
    */
-  async walk(path: string, visit: Visit): Promise<void> {
+  async walk(path: string, visit: Visit, options?: WalkOptions): Promise<void> {
     assertValidPath(path);
     const walker = new Walker(this.#b, visit);
-    if (!(await walker.walkDir(this.#b.dirPrefix(path)))) throw new PathNotFoundError(path, this.name);
+    const prefix = this.#b.dirPrefix(path);
+    if (options?.startAfter === undefined) {
+      if (!(await walker.walkDir(prefix))) throw new PathNotFoundError(path, this.name);
+      return;
+    }
+    // Nothing after the start says nothing of the directory: one key tells whether it exists.
+    if (!(await walker.walkAfter(prefix, segmentsBelow(path, options.startAfter))) && !(await walker.dirExists(prefix))) {
+      throw new PathNotFoundError(path, this.name);
+    }
   }
 
   /**

@@ -32,30 +32,63 @@ export class Walker {
   readonly #checked = new Set<string>();
   #depth = 0;
   #pruneAt = 256;
+  /** The visitor answered "stop": nothing more is visited or listed. */
+  #stopped = false;
 
   constructor(bucket: Bucket, visit: Visit) {
     this.#b = bucket;
     this.#visit = visit;
   }
 
+  async #call(info: Parameters<Visit>[0]): Promise<"skip" | "stop" | undefined> {
+    const decision = await this.#visit(info);
+    if (decision === "stop") this.#stopped = true;
+    return decision ?? undefined;
+  }
+
   /**
    * Walks everything under `prefix` (which the caller has visited); false when nothing is there.
    * `known` is every key under the prefix when the caller has them at hand, saving the listing.
    */
-  async walkDir(prefix: string, known?: _Object[]): Promise<boolean> {
+  async walkDir(prefix: string, known?: _Object[], after?: string): Promise<boolean> {
     this.#depth++;
     try {
-      return await this.#walkDir(prefix, known);
+      return await this.#walkDir(prefix, known, after);
     } finally {
       this.#depth--;
     }
   }
 
-  async #walkDir(prefix: string, known: _Object[] | undefined): Promise<boolean> {
+  /**
+   * Walks what comes after the path `after` names below `prefix`, leaving out it and what is under
+   * it: the rest of each directory on the way, deepest first, each listing starting at the name it
+   * resumes after. False when nothing was listed.
+   *
+   * A listing that starts after name n also returns the keys of the names that n extends with "-"
+   * or "." ("a" for "a-b": "a/…" sorts after "a-b" in keys but comes before it in the walk), so those
+   * directories, like n's own, are marked as done with before it starts.
+   */
+  async walkAfter(prefix: string, after: string[]): Promise<boolean> {
+    let any = false;
+    for (let level = after.length - 1; level >= 0; level--) {
+      const dir = prefix + after.slice(0, level).map((name) => `${name}/`).join("");
+      const name = after[level]!;
+      for (let p = 1; p <= name.length; p++) {
+        if (p < name.length && name[p] !== "-" && name[p] !== ".") continue;
+        this.#checked.add(dir + name.slice(0, p));
+        this.#done.add(`${dir}${name.slice(0, p)}/`);
+      }
+      if (await this.walkDir(dir, undefined, dir + name)) any = true;
+      if (this.#stopped) break;
+    }
+    return any;
+  }
+
+  async #walkDir(prefix: string, known: _Object[] | undefined, after: string | undefined): Promise<boolean> {
     const open: string[] = [];
     let any = false;
     let token: string | undefined;
-    let startAfter: string | undefined;
+    let startAfter = after;
     for (;;) {
       const page =
         known !== undefined
@@ -71,6 +104,7 @@ export class Walker {
         const segments = key.slice(prefix.length).split("/");
         if (!segments.every(isValidSegment)) continue;
         await this.#visitKey(prefix, segments, object, open, cursor);
+        if (this.#stopped) return true;
       }
       if (!cursor.truncated) break;
       const last = cursor.contents.at(-1)?.Key;
@@ -101,21 +135,22 @@ export class Walker {
         if (this.#checked.has(dirKey)) continue;
         this.#checked.add(dirKey);
         const block = blockInPage(`${dirKey}/`, cursor);
-        const exists = block !== undefined ? block.length > 0 : await this.#dirExists(`${dirKey}/`);
+        const exists = block !== undefined ? block.length > 0 : await this.dirExists(`${dirKey}/`);
         if (!exists) continue;
         if (!(await this.#openDirs(prefix, parent, open, modTime))) return;
-        const decision = await this.#visit({ path: this.#b.pathOf(dirKey), size: 0, modTime, isDir: true });
-        if (decision !== "skip") await this.walkDir(`${dirKey}/`, block);
+        const decision = await this.#call({ path: this.#b.pathOf(dirKey), size: 0, modTime, isDir: true });
+        if (decision === undefined) await this.walkDir(`${dirKey}/`, block);
+        if (this.#stopped) return;
         this.#done.add(`${dirKey}/`);
       }
     }
     if (!(await this.#openDirs(prefix, segments.slice(0, -1), open, modTime))) return;
-    await this.#visit({ path: this.#b.pathOf(object.Key!), size: object.Size ?? 0, modTime, isDir: false });
+    await this.#call({ path: this.#b.pathOf(object.Key!), size: object.Size ?? 0, modTime, isDir: false });
   }
 
   /**
    * Visits the directories of `target` not visited yet (the walk is depth-first, so `open` is the
-   * chain of directories being walked). False when the visitor skips one of them.
+   * chain of directories being walked). False when the visitor skips one of them or stops.
    */
   async #openDirs(prefix: string, target: string[], open: string[], modTime: Date): Promise<boolean> {
     let common = 0;
@@ -124,7 +159,8 @@ export class Walker {
     for (let depth = common; depth < target.length; depth++) {
       open.push(target[depth]!);
       const dirKey = prefix + target.slice(0, depth + 1).join("/");
-      const decision = await this.#visit({ path: this.#b.pathOf(dirKey), size: 0, modTime, isDir: true });
+      const decision = await this.#call({ path: this.#b.pathOf(dirKey), size: 0, modTime, isDir: true });
+      if (decision === "stop") return false;
       if (decision === "skip") {
         this.#done.add(`${dirKey}/`);
         return false;
@@ -144,7 +180,8 @@ export class Walker {
     this.#pruneAt = Math.max(256, 2 * (this.#checked.size + this.#done.size));
   }
 
-  async #dirExists(dirPrefix: string): Promise<boolean> {
+  /** Whether any key lies under the directory prefix ("…/"): a one-key listing. */
+  async dirExists(dirPrefix: string): Promise<boolean> {
     const probe = await this.#b.listPage({ Prefix: dirPrefix, MaxKeys: 1 });
     return (probe.Contents ?? []).length > 0;
   }
