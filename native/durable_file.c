@@ -5,10 +5,18 @@
  * push of one small image writes a dozen such files, and those round trips were a fifth of the
  * main thread's time under concurrent pushes. Same syscalls, same order, same guarantees:
  *
- *   put(temp, target, data, syncDir)  open temp O_EXCL, write all, fsync if syncDir, close, rename
+ *   put(temp, target, data, syncDir[, placeFrom, placeTo])
+ *                                     open temp O_EXCL, write all, fsync if syncDir, close, rename
  *                                     onto target, fsync syncDir; the temp is removed on failure
- *   move(source, dest, syncDir)       rename, then fsync syncDir
+ *   move(source, dest, syncDir[, placeFrom, placeTo])
+ *                                     rename, then fsync syncDir
  *   syncDirectory(dir)                fsync a directory
+ *
+ * With placeFrom and placeTo, a new directory's hidden stand-in holding the target is renamed
+ * into place after the first rename and before the fsync (src/driver/new-directory.ts): the first
+ * write into a new directory then costs one job, as a write into an existing one does. When that
+ * rename fails (EEXIST, ENOTEMPTY: another writer made the directory) the error names placeFrom,
+ * and the caller undoes what the stand-in holds. `placement` (true) says this build has it.
  *
  * An empty syncDir ("") means not durable: no fsync at all. A directory that is gone by the time it
  * is synced counts as synced (a concurrent delete removed what it held). Each returns a promise
@@ -18,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +40,8 @@ typedef struct {
   char* path_a; /* put: temp; move: source; syncDirectory: the directory */
   char* path_b; /* put: target; move: destination */
   char* sync_dir; /* NULL: none */
+  char* place_from; /* NULL: no placement */
+  char* place_to;
   const char* data;
   size_t length;
   napi_ref data_ref;
@@ -60,6 +71,12 @@ static int sync_directory(op_t* op, const char* dir) {
   }
   close(fd);
   return 0;
+}
+
+/* Renames the stand-in into place, when there is one. */
+static int place(op_t* op) {
+  if (op->place_from == NULL || rename(op->place_from, op->place_to) == 0) return 0;
+  return fail(op, "rename", op->place_from);
 }
 
 static void put(op_t* op) {
@@ -96,6 +113,7 @@ static void put(op_t* op) {
     fail(op, "rename", op->path_a);
     goto remove_temp;
   }
+  if (place(op) != 0) return;
   if (op->sync_dir != NULL) sync_directory(op, op->sync_dir);
   return;
 remove_temp:
@@ -114,6 +132,7 @@ static void execute(napi_env env, void* data) {
         fail(op, "rename", op->path_a);
         break;
       }
+      if (place(op) != 0) break;
       if (op->sync_dir != NULL) sync_directory(op, op->sync_dir);
       break;
     case OP_SYNC_DIR:
@@ -132,6 +151,8 @@ static void free_op(napi_env env, op_t* op) {
   free(op->path_a);
   free(op->path_b);
   free(op->sync_dir);
+  free(op->place_from);
+  free(op->place_to);
   free(op);
 }
 
@@ -207,11 +228,18 @@ static int sync_dir_arg(napi_env env, napi_value value, op_t* op) {
   return 0;
 }
 
+/* placeFrom, placeTo at argv[at], when given. Returns 0, or -1 with an exception pending. */
+static int place_args(napi_env env, size_t argc, napi_value* argv, size_t at, op_t* op) {
+  if (argc < at + 2) return 0;
+  if ((op->place_from = string_arg(env, argv[at])) == NULL || (op->place_to = string_arg(env, argv[at + 1])) == NULL) return -1;
+  return 0;
+}
+
 static napi_value put_file(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) {
-    napi_throw_type_error(env, NULL, "durable_file.put(temp, target, data, syncDir)");
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || (argc != 4 && argc != 6)) {
+    napi_throw_type_error(env, NULL, "durable_file.put(temp, target, data, syncDir[, placeFrom, placeTo])");
     return NULL;
   }
   bool is_typedarray = false;
@@ -226,7 +254,8 @@ static napi_value put_file(napi_env env, napi_callback_info info) {
   op_t* op = new_op(env, OP_PUT);
   if (op == NULL) return NULL;
   if ((op->path_a = string_arg(env, argv[0])) == NULL || (op->path_b = string_arg(env, argv[1])) == NULL ||
-      sync_dir_arg(env, argv[3], op) != 0 || napi_create_reference(env, argv[2], 1, &op->data_ref) != napi_ok) {
+      sync_dir_arg(env, argv[3], op) != 0 || place_args(env, argc, argv, 4, op) != 0 ||
+      napi_create_reference(env, argv[2], 1, &op->data_ref) != napi_ok) {
     free_op(env, op);
     return NULL;
   }
@@ -235,18 +264,19 @@ static napi_value put_file(napi_env env, napi_callback_info info) {
   return queue(env, op);
 }
 
-/* An operation on paths only: (path_a[, path_b][, syncDir]), `count` arguments. */
-static napi_value path_op(napi_env env, napi_callback_info info, op_kind kind, size_t count, const char* usage) {
-  size_t argc = 3;
-  napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {
+/* An operation on paths only: (path_a[, path_b][, syncDir][, placeFrom, placeTo]), `count`
+ * arguments, or `count` + 2 when `placed`. */
+static napi_value path_op(napi_env env, napi_callback_info info, op_kind kind, size_t count, bool placed, const char* usage) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || (argc != count && !(placed && argc == count + 2))) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
   op_t* op = new_op(env, kind);
   if (op == NULL) return NULL;
   if ((op->path_a = string_arg(env, argv[0])) == NULL || (count > 1 && (op->path_b = string_arg(env, argv[1])) == NULL) ||
-      (count > 2 && sync_dir_arg(env, argv[2], op) != 0)) {
+      (count > 2 && sync_dir_arg(env, argv[2], op) != 0) || (placed && place_args(env, argc, argv, count, op) != 0)) {
     free_op(env, op);
     return NULL;
   }
@@ -254,11 +284,11 @@ static napi_value path_op(napi_env env, napi_callback_info info, op_kind kind, s
 }
 
 static napi_value move_file(napi_env env, napi_callback_info info) {
-  return path_op(env, info, OP_MOVE, 3, "durable_file.move(source, dest, syncDir)");
+  return path_op(env, info, OP_MOVE, 3, true, "durable_file.move(source, dest, syncDir[, placeFrom, placeTo])");
 }
 
 static napi_value sync_dir(napi_env env, napi_callback_info info) {
-  return path_op(env, info, OP_SYNC_DIR, 1, "durable_file.syncDirectory(dir)");
+  return path_op(env, info, OP_SYNC_DIR, 1, false, "durable_file.syncDirectory(dir)");
 }
 
 NAPI_MODULE_INIT() {
@@ -268,7 +298,8 @@ NAPI_MODULE_INIT() {
       napi_create_function(env, "move", NAPI_AUTO_LENGTH, move_file, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "move", fn) != napi_ok ||
       napi_create_function(env, "syncDirectory", NAPI_AUTO_LENGTH, sync_dir, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "syncDirectory", fn) != napi_ok) {
+      napi_set_named_property(env, exports, "syncDirectory", fn) != napi_ok || napi_get_boolean(env, true, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "placement", fn) != napi_ok) {
     return NULL;
   }
   return exports;

@@ -12,17 +12,25 @@ export interface DurableFileOps {
   /**
    * Writes `data` into `temp` (created exclusively: it must not exist) and renames it onto
    * `target`. With `syncDir`, the file is fsynced before the rename and `syncDir` after it. The
-   * temporary file is removed when a step after its creation fails.
+   * temporary file is removed when a step before its rename fails. With `place`, `place.from` is
+   * renamed onto `place.to` after the file's rename and before `syncDir`'s sync; its failure is
+   * that rename's error, naming `place.from`.
    */
-  put(temp: string, target: string, data: Uint8Array, syncDir: string | undefined): Promise<void>;
-  /** Renames `source` to `dest`, then fsyncs `syncDir` when given. */
-  move(source: string, dest: string, syncDir: string | undefined): Promise<void>;
+  put(temp: string, target: string, data: Uint8Array, syncDir: string | undefined, place?: Placement): Promise<void>;
+  /** Renames `source` to `dest`, then `place.from` onto `place.to` when given, then fsyncs `syncDir` when given. */
+  move(source: string, dest: string, syncDir: string | undefined, place?: Placement): Promise<void>;
   /** Makes a directory's entries (a rename, a new file) survive a crash. A directory that is gone counts as synced. */
   syncDirectory(dir: string): Promise<void>;
 }
 
+/** A new directory's hidden stand-in and the name it takes (src/driver/new-directory.ts). */
+export interface Placement {
+  from: string;
+  to: string;
+}
+
 export const nodeFileOps: DurableFileOps = {
-  async put(temp, target, data, syncDir) {
+  async put(temp, target, data, syncDir, place) {
     // Opened exclusively: when the open fails there is nothing to remove.
     const handle = await open(temp, "wx");
     try {
@@ -32,11 +40,13 @@ export const nodeFileOps: DurableFileOps = {
       await rm(temp, { force: true });
       throw err;
     }
+    if (place) await rename(place.from, place.to);
     if (syncDir !== undefined) await nodeFileOps.syncDirectory(syncDir);
   },
 
-  async move(source, dest, syncDir) {
+  async move(source, dest, syncDir, place) {
     await rename(source, dest);
+    if (place) await rename(place.from, place.to);
     if (syncDir !== undefined) await nodeFileOps.syncDirectory(syncDir);
   },
 

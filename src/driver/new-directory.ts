@@ -1,0 +1,92 @@
+import { mkdir } from "node:fs/promises";
+import { dirname, join, relative, sep } from "node:path";
+import type { Placement } from "./durable-file-ops.js";
+import { removeTree } from "./remove-tree.js";
+import { temporaryName } from "./temporary-names.js";
+
+/** populateNewDirectory's answer when another writer made the directory first. */
+export const LOST_RACE = Symbol("lost race");
+
+/** Where a stand-in goes, and the directory to sync once it is there (its new parent). */
+export interface NewDirectoryPlacement extends Placement {
+  parent: string;
+}
+
+export interface NewDirectoryWork<T> {
+  /**
+   * The operation, run in `dir` (inside the hidden stand-in for the directory wanted), which then
+   * renames `place.from` onto `place.to` and, to be durable, syncs `place.parent` after that: in
+   * one native job where it can (durable-file-ops.ts).
+   */
+  fill(dir: string, place: NewDirectoryPlacement): Promise<T>;
+  /**
+   * Undoes what `fill` did outside the stand-in when the placement lost the race (a source moved
+   * in goes back, a descriptor closes). Without a result when `fill` itself failed at placing.
+   */
+  discard(result: T | undefined, dir: string): Promise<void>;
+}
+
+/**
+ * Makes the missing directory `dir`, with its missing parents up to `root`, appear holding what
+ * `work.fill` put in it, or not at all. `mkdir -p` then a write leaves, when killed in between,
+ * empty directories that listings show: a tag with no `current/link` is listed by tags/list and
+ * answers 404. Here the missing subtree is built under a hidden name beside its highest missing
+ * ancestor, filled, and renamed into place in one rename(2), which is atomic. A kill before the
+ * rename leaves only the hidden stand-in (see stale-temporaries.ts).
+ *
+ * Resolves to LOST_RACE when the placement finds the directory made meanwhile by another writer
+ * (EEXIST, ENOTEMPTY), or its parent deleted (ENOENT): the stand-in is undone and removed, and the
+ * caller runs its operation again in the directory that now exists. Errors of mkdir (EROFS,
+ * ENOSPC, EACCES) are thrown as they are; ENOENT means `root` is missing with its parent.
+ *
+ * Durability: `place.parent` is synced after the placement, and the file inside was synced before;
+ * the new directories themselves are not, as `mkdir -p` never synced them: on a journaling
+ * filesystem (ext4, xfs) a sync commits every earlier change to the tree with it.
+ *
+ * Costs, against mkdir -p: one mkdir per missing level (as the recursive mkdir made them, in one
+ * job); the placement rides with the write in the native job. Only the first write into a new
+ * directory pays it; writes into existing directories never come here.
+ */
+export async function populateNewDirectory<T>(dir: string, root: string, work: NewDirectoryWork<T>): Promise<T | typeof LOST_RACE> {
+  // The highest missing ancestor, found by trying to make its stand-in beside it, a level up each time.
+  let top = dir;
+  let standIn: string;
+  for (;;) {
+    standIn = join(dirname(top), temporaryName(top));
+    try {
+      await mkdir(standIn);
+      break;
+    } catch (err) {
+      if (!isMissingParent(err) || top === root) throw err;
+      top = dirname(top);
+    }
+  }
+  let inner = standIn;
+  const place: NewDirectoryPlacement = { from: standIn, to: top, parent: dirname(top) };
+  try {
+    const below = relative(top, dir);
+    for (const segment of below === "" ? [] : below.split(sep)) {
+      inner = join(inner, segment);
+      await mkdir(inner);
+    }
+    return await work.fill(inner, place);
+  } catch (err) {
+    const lost = (err as NodeJS.ErrnoException).path === standIn && isLostRace(err);
+    // Undone first: should that fail (a moved source that cannot go back), the stand-in stays.
+    if (lost) await work.discard(undefined, inner);
+    await removeTree(standIn).catch(() => undefined);
+    if (lost) return LOST_RACE;
+    throw err;
+  }
+}
+
+function isMissingParent(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/** The directory exists now (EEXIST, ENOTEMPTY: Linux answers either), or its parent was deleted. */
+function isLostRace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "EEXIST" || code === "ENOTEMPTY" || code === "ENOENT";
+}
