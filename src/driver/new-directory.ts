@@ -43,9 +43,10 @@ export interface NewDirectoryWork<T> {
  * the new directories themselves are not, as `mkdir -p` never synced them: on a journaling
  * filesystem (ext4, xfs) a sync commits every earlier change to the tree with it.
  *
- * Costs, against mkdir -p: one mkdir per missing level (as the recursive mkdir made them, in one
- * job); the placement rides with the write in the native job. Only the first write into a new
- * directory pays it; writes into existing directories never come here.
+ * Costs, against mkdir -p: one more mkdir call per missing level above the first (the climb), and
+ * one recursive mkdir for the levels below the stand-in, as before; the placement rides with the
+ * write in the native job. Only the first write into a new directory pays it; writes into
+ * existing directories never come here.
  */
 export async function populateNewDirectory<T>(dir: string, root: string, work: NewDirectoryWork<T>): Promise<T | typeof LOST_RACE> {
   // The highest missing ancestor, found by trying to make its stand-in beside it, a level up each time.
@@ -61,14 +62,11 @@ export async function populateNewDirectory<T>(dir: string, root: string, work: N
       top = dirname(top);
     }
   }
-  let inner = standIn;
+  const below = relative(top, dir);
+  const inner = join(standIn, below);
   const place: NewDirectoryPlacement = { from: standIn, to: top, parent: dirname(top) };
   try {
-    const below = relative(top, dir);
-    for (const segment of below === "" ? [] : below.split(sep)) {
-      inner = join(inner, segment);
-      await mkdir(inner);
-    }
+    if (below !== "") await makeLevels(standIn, below);
     return await work.fill(inner, place);
   } catch (err) {
     const lost = (err as NodeJS.ErrnoException).path === standIn && isLostRace(err);
@@ -77,6 +75,28 @@ export async function populateNewDirectory<T>(dir: string, root: string, work: N
     await removeTree(standIn).catch(() => undefined);
     if (lost) return LOST_RACE;
     throw err;
+  }
+}
+
+/**
+ * The levels below the stand-in, in one recursive mkdir (one call from JavaScript). Node's
+ * recursive mkdir reports ENOENT whatever stopped it (it stats the parent after a failure), and
+ * the stand-in exists, so on ENOENT the levels are made one at a time for the real error (EROFS,
+ * ENOSPC, EACCES), or ENOENT when a concurrent sweep removed the stand-in.
+ */
+async function makeLevels(standIn: string, below: string): Promise<void> {
+  try {
+    await mkdir(join(standIn, below), { recursive: true });
+    return;
+  } catch (err) {
+    if (!isMissingParent(err)) throw err;
+  }
+  let level = standIn;
+  for (const segment of below.split(sep)) {
+    level = join(level, segment);
+    await mkdir(level).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    });
   }
 }
 
