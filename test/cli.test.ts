@@ -137,17 +137,18 @@ describe("berth command line", () => {
 });
 
 describe("upload purging", () => {
-  it("removes uploads older than storage.maintenance.uploadpurging.age", async () => {
-    const registry = await startBerth({
-      configYaml: `version: 0.1
+  /** A purge every second of what is older than a second. */
+  const PURGING_CONFIG = `version: 0.1
 log: { level: info, accesslog: { disabled: true } }
 storage:
   filesystem: { rootdirectory: "{{root}}" }
   maintenance:
     uploadpurging: { enabled: true, age: 1s, interval: 1s, dryrun: false }
 http: { addr: 127.0.0.1:0, secret: s }
-`,
-    });
+`;
+
+  it("removes uploads older than storage.maintenance.uploadpurging.age", async () => {
+    const registry = await startBerth({ configYaml: PURGING_CONFIG });
     try {
       const started = await fetch(`${registry.url}/v2/purge/me/blobs/uploads/`, { method: "POST" });
       assert.equal(started.status, 202);
@@ -167,9 +168,7 @@ http: { addr: 127.0.0.1:0, secret: s }
       await registry.stop();
     }
   });
-});
 
-describe("upload purging", () => {
   it("also removes the hidden leftovers of interrupted writes older than the purging age", async () => {
     const root = await mkdtemp(join(tmpdir(), "berth-purge-temporaries-"));
     const tags = join(root, "docker/registry/v2/repositories/purge/tmp/_manifests/tags");
@@ -177,17 +176,7 @@ describe("upload purging", () => {
     await writeFile(join(tags, ".u.tmp-0123456789abcdee"), "partial");
     // Older than the age (1 s) by the time the first pass runs (within the 1 s interval).
     await new Promise((resolve) => setTimeout(resolve, 1_100));
-    const registry = await startBerth({
-      root,
-      configYaml: `version: 0.1
-log: { level: info, accesslog: { disabled: true } }
-storage:
-  filesystem: { rootdirectory: "{{root}}" }
-  maintenance:
-    uploadpurging: { enabled: true, age: 1s, interval: 1s, dryrun: false }
-http: { addr: 127.0.0.1:0, secret: s }
-`,
-    });
+    const registry = await startBerth({ root, configYaml: PURGING_CONFIG });
     try {
       await waitFor(async () => (await readdir(tags)).length === 0, 10_000);
       await waitFor(() => /removed stale temporary files/.test(registry.log()), 10_000);

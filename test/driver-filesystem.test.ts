@@ -115,9 +115,7 @@ describe("filesystem storage driver under kill -9", () => {
   }
 
   it("every tag directory a listing shows holds its current link, whatever moment the writer was killed (new directories, recursive deletes)", { timeout: 120_000 }, async () => {
-    const root = await mkdtemp(join(tmpdir(), "berth-fs-kill-"));
-    const driver = new FilesystemDriver(root);
-    try {
+    await inFreshRoot("berth-fs-kill", async (root, driver) => {
       // Node starts in ~50-100 ms here; kills land from the first writes to a few hundred rounds in.
       for (let kill = 0; kill < 24; kill++) {
         await killAfter(root, 120 + ((kill * 37) % 150));
@@ -130,15 +128,11 @@ describe("filesystem storage driver under kill -9", () => {
       // What the kills cut short is hidden, and removable: nothing hidden is left after a sweep.
       const removed = await driver.removeTemporaries(new Date(Date.now() + 60_000));
       assert.deepEqual(await hiddenEntries(root), [], `after removing ${removed}`);
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    });
   });
 
   it("removeTemporaries removes hidden files and directories last changed before the cutoff, and nothing else", async () => {
-    const root = await mkdtemp(join(tmpdir(), "berth-fs-temporaries-"));
-    const driver = new FilesystemDriver(root);
-    try {
+    await inFreshRoot("berth-fs-temporaries", async (root, driver) => {
       await driver.putContent("/a/b/link", Buffer.from("kept"));
       const oldFile = join(root, "a/b/.link.tmp-0123456789abcdef");
       const oldDir = join(root, "a/.b.tmp-0123456789abcdee");
@@ -160,26 +154,30 @@ describe("filesystem storage driver under kill -9", () => {
       assert.deepEqual(await hiddenEntries(root), ["a/.c.tmp-0123456789abcded"]);
       assert.equal((await driver.getContent("/a/b/link")).toString(), "kept");
       assert.deepEqual(await driver.list("/a"), ["/a/b"]);
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    });
   });
 
-  it("a directory delete renames the tree away first: a tree left half-removed is hidden", async () => {
-    const root = await mkdtemp(join(tmpdir(), "berth-fs-delete-"));
-    const driver = new FilesystemDriver(root);
-    try {
+  it("a directory delete leaves nothing listed and nothing hidden behind", async () => {
+    await inFreshRoot("berth-fs-delete", async (root, driver) => {
       await driver.putContent("/tags/t/current/link", Buffer.from("x"));
       await driver.putContent("/tags/t/index/sha256/ab/link", Buffer.from("x"));
       await driver.putContent("/tags/u/current/link", Buffer.from("y"));
       await driver.delete("/tags/t");
       assert.deepEqual(await driver.list("/tags"), ["/tags/u"]);
       assert.deepEqual(await readdir(join(root, "tags")), ["u"], "nothing hidden is left by a delete that finished");
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    });
   });
 });
+
+/** Runs `test` on a driver over a new root directory, removed afterwards. */
+async function inFreshRoot(prefix: string, test: (root: string, driver: FilesystemDriver) => Promise<void>): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), `${prefix}-`));
+  try {
+    await test(root, new FilesystemDriver(root));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
 
 /** Hidden temporary entries under `root`, relative paths, sorted (not descending into them). */
 async function hiddenEntries(root: string, below = ""): Promise<string[]> {
