@@ -11,12 +11,17 @@
  *   move(source, dest, syncDir[, placeFrom, placeTo])
  *                                     rename, then fsync syncDir
  *   syncDirectory(dir)                fsync a directory
+ *   makeStandIn(dir, root, suffix)    makes the hidden stand-in of the missing directory `dir`
+ *                                     beside its highest missing ancestor below or at `root`
+ *                                     (".<name>" + suffix, name cut to 200 bytes), and the levels
+ *                                     below it; resolves to [standIn, top]
  *
  * With placeFrom and placeTo, a new directory's hidden stand-in holding the target is renamed
  * into place after the first rename and before the fsync (src/driver/new-directory.ts): the first
  * write into a new directory then costs one job, as a write into an existing one does. When that
  * rename fails (EEXIST, ENOTEMPTY: another writer made the directory) the error names placeFrom,
- * and the caller undoes what the stand-in holds. `placement` (true) says this build has it.
+ * and the caller undoes what the stand-in holds. `placement` (true) says this build has these and
+ * makeStandIn.
  *
  * An empty syncDir ("") means not durable: no fsync at all. A directory that is gone by the time it
  * is synced counts as synced (a concurrent delete removed what it held). Each returns a promise
@@ -28,12 +33,13 @@
 #include <node_api.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
 
-typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR } op_kind;
+typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR, OP_STAND_IN } op_kind;
 
 typedef struct {
   op_kind kind;
@@ -42,6 +48,10 @@ typedef struct {
   char* sync_dir; /* NULL: none */
   char* place_from; /* NULL: no placement */
   char* place_to;
+  /* makeStandIn: path_a is the directory, path_b the root, suffix the name's tail; out_* the answer */
+  char* suffix;
+  char* out_stand_in;
+  char* out_top;
   const char* data;
   size_t length;
   napi_ref data_ref;
@@ -121,6 +131,83 @@ remove_temp:
   unlink(op->path_a);
 }
 
+/* mkdir that counts a directory already there as made (a level of a stand-in another call made). */
+static int make_level(op_t* op, const char* path) {
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
+  return fail(op, "mkdir", path);
+}
+
+/*
+ * Climbs from path_a until the stand-in's mkdir succeeds (ENOENT or ENOTDIR: the parent is missing
+ * too), never above path_b, then makes the levels between the top and path_a inside the stand-in.
+ * The same steps as new-directory.ts's fallback, in one job instead of one per level.
+ */
+static void make_stand_in(op_t* op) {
+  char* top = strdup(op->path_a);
+  size_t suffix_length = strlen(op->suffix);
+  if (top == NULL) {
+    errno = ENOMEM;
+    fail(op, "mkdir", op->path_a);
+    return;
+  }
+  for (;;) {
+    char* slash = strrchr(top, '/');
+    if (slash == NULL || slash == top) {
+      errno = ENOENT;
+      fail(op, "mkdir", op->path_a);
+      free(top);
+      return;
+    }
+    size_t dir_length = (size_t)(slash - top);
+    size_t base_length = strlen(slash + 1);
+    if (base_length > 200) base_length = 200;
+    char* stand_in = malloc(dir_length + 2 + base_length + suffix_length + 1);
+    if (stand_in == NULL) {
+      errno = ENOMEM;
+      fail(op, "mkdir", op->path_a);
+      free(top);
+      return;
+    }
+    memcpy(stand_in, top, dir_length);
+    stand_in[dir_length] = '/';
+    stand_in[dir_length + 1] = '.';
+    memcpy(stand_in + dir_length + 2, slash + 1, base_length);
+    memcpy(stand_in + dir_length + 2 + base_length, op->suffix, suffix_length + 1);
+    free(op->out_stand_in);
+    op->out_stand_in = stand_in;
+    if (mkdir(stand_in, 0777) == 0) break;
+    if ((errno != ENOENT && errno != ENOTDIR) || strcmp(top, op->path_b) == 0) {
+      fail(op, "mkdir", stand_in);
+      free(top);
+      return;
+    }
+    *slash = '\0';
+  }
+  op->out_top = top;
+  /* The levels below: stand-in + the part of path_a after top, one '/' at a time. */
+  const char* rest = op->path_a + strlen(top);
+  size_t stand_in_length = strlen(op->out_stand_in);
+  char* level = malloc(stand_in_length + strlen(rest) + 1);
+  if (level == NULL) {
+    errno = ENOMEM;
+    fail(op, "mkdir", op->path_a);
+    return;
+  }
+  memcpy(level, op->out_stand_in, stand_in_length);
+  for (size_t i = 1; rest[0] != '\0'; i++) {
+    if (rest[i] != '/' && rest[i] != '\0') continue;
+    memcpy(level + stand_in_length, rest, i);
+    level[stand_in_length + i] = '\0';
+    if (make_level(op, level) != 0) {
+      /* err_path must outlive this frame: report the stand-in, which holds the failed level. */
+      op->err_path = op->out_stand_in;
+      break;
+    }
+    if (rest[i] == '\0') break;
+  }
+  free(level);
+}
+
 static void execute(napi_env env, void* data) {
   op_t* op = data;
   switch (op->kind) {
@@ -138,6 +225,9 @@ static void execute(napi_env env, void* data) {
     case OP_SYNC_DIR:
       sync_directory(op, op->path_a);
       break;
+    case OP_STAND_IN:
+      make_stand_in(op);
+      break;
   }
 }
 
@@ -153,15 +243,27 @@ static void free_op(napi_env env, op_t* op) {
   free(op->sync_dir);
   free(op->place_from);
   free(op->place_to);
+  free(op->suffix);
+  free(op->out_stand_in);
+  free(op->out_top);
   free(op);
 }
 
 static void complete(napi_env env, napi_status status, void* data) {
   op_t* op = data;
   if (status == napi_ok && op->err == 0) {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, op->deferred, undefined);
+    napi_value result;
+    if (op->kind == OP_STAND_IN) {
+      napi_value stand_in, top;
+      napi_create_array_with_length(env, 2, &result);
+      napi_create_string_utf8(env, op->out_stand_in, NAPI_AUTO_LENGTH, &stand_in);
+      napi_create_string_utf8(env, op->out_top, NAPI_AUTO_LENGTH, &top);
+      napi_set_element(env, result, 0, stand_in);
+      napi_set_element(env, result, 1, top);
+    } else {
+      napi_get_undefined(env, &result);
+    }
+    napi_resolve_deferred(env, op->deferred, result);
   } else {
     int err = status == napi_ok ? op->err : ECANCELED;
     const char* code = uv_err_name(-err);
@@ -287,6 +389,23 @@ static napi_value move_file(napi_env env, napi_callback_info info) {
   return path_op(env, info, OP_MOVE, 3, true, "durable_file.move(source, dest, syncDir[, placeFrom, placeTo])");
 }
 
+static napi_value make_stand_in_op(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3) {
+    napi_throw_type_error(env, NULL, "durable_file.makeStandIn(dir, root, suffix)");
+    return NULL;
+  }
+  op_t* op = new_op(env, OP_STAND_IN);
+  if (op == NULL) return NULL;
+  if ((op->path_a = string_arg(env, argv[0])) == NULL || (op->path_b = string_arg(env, argv[1])) == NULL ||
+      (op->suffix = string_arg(env, argv[2])) == NULL) {
+    free_op(env, op);
+    return NULL;
+  }
+  return queue(env, op);
+}
+
 static napi_value sync_dir(napi_env env, napi_callback_info info) {
   return path_op(env, info, OP_SYNC_DIR, 1, false, "durable_file.syncDirectory(dir)");
 }
@@ -298,7 +417,9 @@ NAPI_MODULE_INIT() {
       napi_create_function(env, "move", NAPI_AUTO_LENGTH, move_file, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "move", fn) != napi_ok ||
       napi_create_function(env, "syncDirectory", NAPI_AUTO_LENGTH, sync_dir, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "syncDirectory", fn) != napi_ok || napi_get_boolean(env, true, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "syncDirectory", fn) != napi_ok ||
+      napi_create_function(env, "makeStandIn", NAPI_AUTO_LENGTH, make_stand_in_op, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "makeStandIn", fn) != napi_ok || napi_get_boolean(env, true, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "placement", fn) != napi_ok) {
     return NULL;
   }

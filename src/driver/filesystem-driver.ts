@@ -280,7 +280,7 @@ export class FilesystemDriver implements StorageDriver {
         if (!isNotFound(err) || attempt > DIRECTORY_RACE_RETRIES) throw this.#mapError(err, path);
       }
       try {
-        const made = await populateNewDirectory(dir, this.rootDirectory, { fill: work.operation, discard: work.discard });
+        const made = await populateNewDirectory(dir, this.rootDirectory, this.#ops, { fill: work.operation, discard: work.discard });
         if (made !== LOST_RACE) return made;
       } catch (err) {
         if (err instanceof PathNotFoundError) throw err;

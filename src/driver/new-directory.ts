@@ -1,8 +1,7 @@
-import { mkdir } from "node:fs/promises";
-import { dirname, join, relative, sep } from "node:path";
-import type { Placement } from "./durable-file-ops.js";
+import { dirname, join, relative } from "node:path";
+import type { DurableFileOps, Placement } from "./durable-file-ops.js";
 import { removeTree } from "./remove-tree.js";
-import { temporaryName } from "./temporary-names.js";
+import { temporarySuffix } from "./temporary-names.js";
 
 /** populateNewDirectory's answer when another writer made the directory first. */
 export const LOST_RACE = Symbol("lost race");
@@ -43,30 +42,16 @@ export interface NewDirectoryWork<T> {
  * the new directories themselves are not, as `mkdir -p` never synced them: on a journaling
  * filesystem (ext4, xfs) a sync commits every earlier change to the tree with it.
  *
- * Costs, against mkdir -p: one more mkdir call per missing level above the first (the climb), and
- * one recursive mkdir for the levels below the stand-in, as before; the placement rides with the
- * write in the native job. Only the first write into a new directory pays it; writes into
- * existing directories never come here.
+ * Costs, against mkdir -p: the same number of threadpool jobs. The stand-in, the climb to it and
+ * the levels below it are one native job (`ops.makeStandIn`) where `mkdir -p` was one call, and
+ * the placement rides with the write in its native job. Only the first write into a new
+ * directory pays anything; writes into existing directories never come here.
  */
-export async function populateNewDirectory<T>(dir: string, root: string, work: NewDirectoryWork<T>): Promise<T | typeof LOST_RACE> {
-  // The highest missing ancestor, found by trying to make its stand-in beside it, a level up each time.
-  let top = dir;
-  let standIn: string;
-  for (;;) {
-    standIn = join(dirname(top), temporaryName(top));
-    try {
-      await mkdir(standIn);
-      break;
-    } catch (err) {
-      if (!isMissingParent(err) || top === root) throw err;
-      top = dirname(top);
-    }
-  }
-  const below = relative(top, dir);
-  const inner = join(standIn, below);
+export async function populateNewDirectory<T>(dir: string, root: string, ops: Pick<DurableFileOps, "makeStandIn">, work: NewDirectoryWork<T>): Promise<T | typeof LOST_RACE> {
+  const { standIn, top } = await ops.makeStandIn(dir, root, temporarySuffix());
+  const inner = join(standIn, relative(top, dir));
   const place: NewDirectoryPlacement = { from: standIn, to: top, parent: dirname(top) };
   try {
-    if (below !== "") await makeLevels(standIn, below);
     return await work.fill(inner, place);
   } catch (err) {
     const lost = (err as NodeJS.ErrnoException).path === standIn && isLostRace(err);
@@ -76,33 +61,6 @@ export async function populateNewDirectory<T>(dir: string, root: string, work: N
     if (lost) return LOST_RACE;
     throw err;
   }
-}
-
-/**
- * The levels below the stand-in, in one recursive mkdir (one call from JavaScript). Node's
- * recursive mkdir reports ENOENT whatever stopped it (it stats the parent after a failure), and
- * the stand-in exists, so on ENOENT the levels are made one at a time for the real error (EROFS,
- * ENOSPC, EACCES), or ENOENT when a concurrent sweep removed the stand-in.
- */
-async function makeLevels(standIn: string, below: string): Promise<void> {
-  try {
-    await mkdir(join(standIn, below), { recursive: true });
-    return;
-  } catch (err) {
-    if (!isMissingParent(err)) throw err;
-  }
-  let level = standIn;
-  for (const segment of below.split(sep)) {
-    level = join(level, segment);
-    await mkdir(level).catch((err: unknown) => {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    });
-  }
-}
-
-function isMissingParent(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === "ENOENT" || code === "ENOTDIR";
 }
 
 /** The directory exists now (EEXIST, ENOTEMPTY: Linux answers either), or its parent was deleted. */

@@ -21,9 +21,14 @@ let tempCounter = 0;
 
 /** A fresh hidden name for `target` (a full path or a name), to be created in its directory. */
 export function temporaryName(target: string): string {
+  // Truncated so that the temporary name stays within NAME_MAX (native/durable_file.c cuts the same).
+  return `.${basename(target).slice(0, 200)}${temporarySuffix()}`;
+}
+
+/** The tail of a fresh hidden name: `.tmp-<16 hex>`. */
+export function temporarySuffix(): string {
   tempCounter = (tempCounter + 1) % 0x1_0000_0000;
-  // Truncated so that the temporary name stays within NAME_MAX.
-  return `.${basename(target).slice(0, 200)}.tmp-${tempPrefix}${tempCounter.toString(16).padStart(8, "0")}`;
+  return `.tmp-${tempPrefix}${tempCounter.toString(16).padStart(8, "0")}`;
 }
 
 /** Checked for every name a listing returns: the regular expression only runs for dot names. */

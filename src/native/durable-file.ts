@@ -6,7 +6,8 @@ interface DurableFileAddon {
   put(temp: string, target: string, data: Uint8Array, syncDir: string, ...place: [] | [string, string]): Promise<void>;
   move(source: string, dest: string, syncDir: string, ...place: [] | [string, string]): Promise<void>;
   syncDirectory(dir: string): Promise<void>;
-  /** True in builds that take placeFrom and placeTo; an older build is not used (node:fs is). */
+  makeStandIn(dir: string, root: string, suffix: string): Promise<[string, string]>;
+  /** True in builds that take placeFrom and placeTo and have makeStandIn; an older build is not used (node:fs is). */
   placement?: boolean;
 }
 
@@ -24,4 +25,8 @@ export const nativeFileOps: DurableFileOps | undefined = addon && {
     place ? addon.put(temp, target, data, syncDir ?? "", place.from, place.to) : addon.put(temp, target, data, syncDir ?? ""),
   move: (source, dest, syncDir, place) => (place ? addon.move(source, dest, syncDir ?? "", place.from, place.to) : addon.move(source, dest, syncDir ?? "")),
   syncDirectory: (dir) => addon.syncDirectory(dir),
+  makeStandIn: async (dir, root, suffix) => {
+    const [standIn, top] = await addon.makeStandIn(dir, root, suffix);
+    return { standIn, top };
+  },
 };
