@@ -21,7 +21,7 @@ import {
 import { nativeFileOps } from "../native/durable-file.js";
 import { type DurableFileOps, nodeFileOps } from "./durable-file-ops.js";
 import { WriteBufferPool } from "./write-buffer-pool.js";
-import { LOST_RACE, type NewDirectoryPlacement, populateNewDirectory } from "./new-directory.js";
+import { LOST_RACE, makeDirectory, type NewDirectoryPlacement, populateNewDirectory } from "./new-directory.js";
 import { removeTree } from "./remove-tree.js";
 import { removeStaleTemporaries } from "./stale-temporaries.js";
 import { isTemporaryName, temporaryName } from "./temporary-names.js";
@@ -86,6 +86,7 @@ export class FilesystemDriver implements StorageDriver {
     const target = this.#fullPath(path);
     const name = basename(target);
     await this.#inDirectory(dirname(target), path, {
+      atomic: durable,
       operation: (dir, place) =>
         this.#ops.put(join(dir, temporaryName(name)), join(dir, name), content, durable ? (place?.parent ?? dir) : undefined, place),
       discard: async () => undefined,
@@ -144,6 +145,7 @@ export class FilesystemDriver implements StorageDriver {
     const source = this.#fullPath(sourcePath);
     const name = basename(this.#fullPath(destPath));
     await this.#inDirectory(dirname(this.#fullPath(destPath)), sourcePath, {
+      atomic: true,
       operation: async (dir, place) => {
         try {
           await this.#ops.move(source, join(dir, name), place?.parent ?? dir, place);
@@ -164,7 +166,8 @@ export class FilesystemDriver implements StorageDriver {
    * A file is unlinked; a directory is first renamed to a hidden name beside it, then removed:
    * a kill part way through a recursive delete would otherwise leave part of the tree listed (a
    * tag's directory without its `current/link`). Durable by default: the parent directory is
-   * synced once the name is gone, so that a delete that was answered survives a power cut.
+   * synced once the name is gone, so that a delete that was answered survives a power cut. With
+   * `durable: false`, neither: a directory is removed in place.
    */
   async delete(path: string, options: DeleteOptions = {}): Promise<void> {
     assertValidPath(path);
@@ -183,6 +186,13 @@ export class FilesystemDriver implements StorageDriver {
       await Promise.all(children.map((name) => removeTree(join(full, name))));
       return;
     }
+    const durable = options.durable ?? true;
+    if (isDirectory && !durable) {
+      // What may be left part way (an upload's files after its blob was stored): removed in place,
+      // without the rename, in a directory every upload of the repository shares.
+      await removeTree(full);
+      return;
+    }
     const hidden = isDirectory ? join(parent, temporaryName(full)) : undefined;
     try {
       // A file goes in one call; removeTree would first try to list it.
@@ -194,7 +204,7 @@ export class FilesystemDriver implements StorageDriver {
       if (options.directory === true) throw this.#mapError(err, path);
       return;
     }
-    if (options.durable ?? true) await this.#ops.syncDirectory(parent);
+    if (durable) await this.#ops.syncDirectory(parent);
     if (hidden !== undefined) await removeTree(hidden);
   }
 
@@ -280,10 +290,16 @@ export class FilesystemDriver implements StorageDriver {
         if (!isNotFound(err) || attempt > DIRECTORY_RACE_RETRIES) throw this.#mapError(err, path);
       }
       try {
+        if (!work.atomic) {
+          await makeDirectory(dir, this.rootDirectory);
+          continue;
+        }
         const made = await populateNewDirectory(dir, this.rootDirectory, this.#ops, { fill: work.operation, discard: work.discard });
         if (made !== LOST_RACE) return made;
       } catch (err) {
         if (err instanceof PathNotFoundError) throw err;
+        // Not atomic: a file where a directory belongs, or no permission; the operation's own error says it better.
+        if (!work.atomic && !isNotFound(err)) throw this.#mapError(err, path);
         if (!isNotFound(err) || attempt > DIRECTORY_RACE_RETRIES) throw this.#mapError(err, path);
       }
     }
@@ -554,6 +570,11 @@ function isContentName(name: string): boolean {
 /** An operation on one entry of a directory, which #inDirectory runs there or in its stand-in. */
 interface DirectoryWork<T> {
   /**
+   * A missing directory is made with the operation's entry in it (populateNewDirectory), or, for
+   * what need not survive a crash whole, plainly first (makeDirectory).
+   */
+  atomic: boolean;
+  /**
    * Runs in `dir`. With `place`, `dir` is inside a new directory's stand-in: the operation then
    * renames it into place and, when durable, syncs `place.parent` instead of `dir` (see
    * populateNewDirectory).
@@ -563,14 +584,14 @@ interface DirectoryWork<T> {
   discard(result: T | undefined, dir: string): Promise<void>;
 }
 
-/** Opens `name` in the directory. Not synced: the writer's commit syncs its directory. */
+/**
+ * Opens `name` in the directory, made plainly when missing: an upload's data goes into the
+ * directory its `startedat` made, and an append log's directory holds nothing listed.
+ */
 function openIn(name: string, flags: "a" | "w"): DirectoryWork<FileHandle> {
   return {
-    async operation(dir, place) {
-      const handle = await open(join(dir, name), flags);
-      if (place) await rename(place.from, place.to).catch((err: unknown) => handle.close().then(() => Promise.reject(err)));
-      return handle;
-    },
+    atomic: false,
+    operation: (dir) => open(join(dir, name), flags),
     discard: async () => undefined,
   };
 }

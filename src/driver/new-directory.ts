@@ -1,4 +1,5 @@
-import { dirname, join, relative } from "node:path";
+import { mkdir } from "node:fs/promises";
+import { dirname, join, relative, sep } from "node:path";
 import type { DurableFileOps, Placement } from "./durable-file-ops.js";
 import { removeTree } from "./remove-tree.js";
 import { temporarySuffix } from "./temporary-names.js";
@@ -67,4 +68,34 @@ export async function populateNewDirectory<T>(dir: string, root: string, ops: Pi
 function isLostRace(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return code === "EEXIST" || code === "ENOTEMPTY" || code === "ENOENT";
+}
+
+/**
+ * mkdir -p, for writes that need not survive a crash whole (`durable: false`: an upload's
+ * `startedat` and hash states, markers): an empty directory a kill leaves there is harmless, and
+ * these are most of a push's new directories. Node's recursive mkdir reports ENOENT when it cannot
+ * make a missing parent, whatever the reason (it stats the parent after the failure and reports
+ * that): on read-only storage, a full disk or a directory it may not write, a write into a new
+ * directory would then look like a missing path. When it says ENOENT, the directories are made one
+ * at a time from `root` down, so that the real error (EROFS, ENOSPC, EACCES) is the one thrown;
+ * ENOENT then only means a concurrent delete.
+ */
+export async function makeDirectory(dir: string, root: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
+  }
+  const below = relative(root, dir);
+  let current = root;
+  for (const segment of ["", ...(below === "" ? [] : below.split(sep))]) {
+    current = segment === "" ? current : join(current, segment);
+    try {
+      await mkdir(current);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
 }

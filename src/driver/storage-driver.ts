@@ -128,7 +128,8 @@ export interface DeleteOptions {
   directory?: boolean;
   /**
    * Default true: once the delete resolves it survives a power cut (the filesystem driver syncs
-   * the parent directory). False for what may come back harmlessly, such as an upload's files
+   * the parent directory), and a directory leaves listings whole even when the process dies part
+   * way. False for what may come back or be left part way harmlessly, such as an upload's files
    * after its blob was stored.
    */
   durable?: boolean;
@@ -186,7 +187,12 @@ export function localFileRangeOf(stream: Readable): LocalFileRange | undefined {
 }
 
 export interface PutOptions {
-  /** Default true. */
+  /**
+   * Default true: the content survives a power cut once the put resolves, and on the filesystem a
+   * directory the put makes appears with the file in it. False for what may be lost or left part
+   * made harmlessly (an upload's `startedat` and hash states): cheaper, and a kill may leave the
+   * put's new directory empty.
+   */
   durable?: boolean;
 }
 
