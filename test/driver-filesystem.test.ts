@@ -165,6 +165,12 @@ describe("filesystem storage driver under kill -9", () => {
       await driver.delete("/tags/t");
       assert.deepEqual(await driver.list("/tags"), ["/tags/u"]);
       assert.deepEqual(await readdir(join(root, "tags")), ["u"], "nothing hidden is left by a delete that finished");
+      // Not durable (an upload's cleanup): removed in place; a missing one is still PathNotFoundError.
+      await driver.putContent("/up/id/startedat", Buffer.from("x"), { durable: false });
+      await driver.delete("/up/id", { directory: true, durable: false });
+      assert.deepEqual(await readdir(join(root, "up")), []);
+      await assert.rejects(driver.delete("/up/id", { directory: true, durable: false }), PathNotFoundError);
+      await assert.rejects(driver.delete("/up/id", { directory: true }), PathNotFoundError);
     });
   });
 });

@@ -190,7 +190,7 @@ export class FilesystemDriver implements StorageDriver {
     if (isDirectory && !durable) {
       // What may be left part way (an upload's files after its blob was stored): removed in place,
       // without the rename, in a directory every upload of the repository shares.
-      await removeTree(full);
+      if (!(await removeTree(full)) && options.directory === true) throw new PathNotFoundError(path, this.name);
       return;
     }
     const hidden = isDirectory ? join(parent, temporaryName(full)) : undefined;

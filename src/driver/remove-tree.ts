@@ -13,13 +13,13 @@ const REMOVE_RETRIES = 5;
  * not an error. One listing per directory (entries come with their types) instead of fs.rm's stat
  * of every entry: removing an upload directory after its blob was moved out costs three calls
  * instead of eight. Not atomic: a kill part way leaves part of the tree, which is why the driver
- * first renames a tree to a hidden name (FilesystemDriver.delete).
+ * first renames a tree to a hidden name (FilesystemDriver.delete). Resolves to false when nothing
+ * was there.
  */
-export async function removeTree(full: string): Promise<void> {
+export async function removeTree(full: string): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await removeEntry(full);
-      return;
+      return await removeEntry(full);
     } catch (err) {
       // A concurrent writer added an entry while the directory was emptied: go round again.
       const code = (err as NodeJS.ErrnoException).code;
@@ -28,16 +28,16 @@ export async function removeTree(full: string): Promise<void> {
   }
 }
 
-async function removeEntry(full: string): Promise<void> {
+async function removeEntry(full: string): Promise<boolean> {
   let entries: Dirent[];
   try {
     entries = await readdir(full, { withFileTypes: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return;
+    if (code === "ENOENT") return false;
     if (code !== "ENOTDIR") throw err;
     await unlink(full).catch(ignoreNotFound);
-    return;
+    return true;
   }
   // A bounded number at a time: a repository's tree can hold many thousands of entries.
   for (let i = 0; i < entries.length; i += REMOVE_CONCURRENCY) {
@@ -49,6 +49,7 @@ async function removeEntry(full: string): Promise<void> {
     );
   }
   await rmdir(full).catch(ignoreNotFound);
+  return true;
 }
 
 export function ignoreNotFound(err: unknown): void {
