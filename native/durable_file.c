@@ -5,10 +5,23 @@
  * push of one small image writes a dozen such files, and those round trips were a fifth of the
  * main thread's time under concurrent pushes. Same syscalls, same order, same guarantees:
  *
- *   put(temp, target, data, syncDir)  open temp O_EXCL, write all, fsync if syncDir, close, rename
+ *   put(temp, target, data, syncDir[, placeFrom, placeTo])
+ *                                     open temp O_EXCL, write all, fsync if syncDir, close, rename
  *                                     onto target, fsync syncDir; the temp is removed on failure
- *   move(source, dest, syncDir)       rename, then fsync syncDir
+ *   move(source, dest, syncDir[, placeFrom, placeTo])
+ *                                     rename, then fsync syncDir
  *   syncDirectory(dir)                fsync a directory
+ *   makeStandIn(dir, root, suffix)    makes the hidden stand-in of the missing directory `dir`
+ *                                     beside its highest missing ancestor below or at `root`
+ *                                     (".<name>" + suffix, name cut to 200 bytes), and the levels
+ *                                     below it; resolves to [standIn, top]
+ *
+ * With placeFrom and placeTo, a new directory's hidden stand-in holding the target is renamed
+ * into place after the first rename and before the fsync (src/driver/new-directory.ts): the first
+ * write into a new directory then costs one job, as a write into an existing one does. When that
+ * rename fails (EEXIST, ENOTEMPTY: another writer made the directory) the error names placeFrom,
+ * and the caller undoes what the stand-in holds. `placement` (true) says this build has these and
+ * makeStandIn.
  *
  * An empty syncDir ("") means not durable: no fsync at all. A directory that is gone by the time it
  * is synced counts as synced (a concurrent delete removed what it held). Each returns a promise
@@ -18,19 +31,27 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
 
-typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR } op_kind;
+typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR, OP_STAND_IN } op_kind;
 
 typedef struct {
   op_kind kind;
   char* path_a; /* put: temp; move: source; syncDirectory: the directory */
   char* path_b; /* put: target; move: destination */
   char* sync_dir; /* NULL: none */
+  char* place_from; /* NULL: no placement */
+  char* place_to;
+  /* makeStandIn: path_a is the directory, path_b the root, suffix the name's tail; out_* the answer */
+  char* suffix;
+  char* out_stand_in;
+  char* out_top;
   const char* data;
   size_t length;
   napi_ref data_ref;
@@ -60,6 +81,12 @@ static int sync_directory(op_t* op, const char* dir) {
   }
   close(fd);
   return 0;
+}
+
+/* Renames the stand-in into place, when there is one. */
+static int place(op_t* op) {
+  if (op->place_from == NULL || rename(op->place_from, op->place_to) == 0) return 0;
+  return fail(op, "rename", op->place_from);
 }
 
 static void put(op_t* op) {
@@ -96,11 +123,89 @@ static void put(op_t* op) {
     fail(op, "rename", op->path_a);
     goto remove_temp;
   }
+  if (place(op) != 0) return;
   if (op->sync_dir != NULL) sync_directory(op, op->sync_dir);
   return;
 remove_temp:
   if (fd >= 0) close(fd);
   unlink(op->path_a);
+}
+
+/* mkdir that counts a directory already there as made (a level of a stand-in another call made). */
+static int make_level(op_t* op, const char* path) {
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
+  return fail(op, "mkdir", path);
+}
+
+/*
+ * Climbs from path_a until the stand-in's mkdir succeeds (ENOENT or ENOTDIR: the parent is missing
+ * too), never above path_b, then makes the levels between the top and path_a inside the stand-in.
+ * The same steps as new-directory.ts's fallback, in one job instead of one per level.
+ */
+static void make_stand_in(op_t* op) {
+  char* top = strdup(op->path_a);
+  size_t suffix_length = strlen(op->suffix);
+  if (top == NULL) {
+    errno = ENOMEM;
+    fail(op, "mkdir", op->path_a);
+    return;
+  }
+  for (;;) {
+    char* slash = strrchr(top, '/');
+    if (slash == NULL || slash == top) {
+      errno = ENOENT;
+      fail(op, "mkdir", op->path_a);
+      free(top);
+      return;
+    }
+    size_t dir_length = (size_t)(slash - top);
+    size_t base_length = strlen(slash + 1);
+    if (base_length > 200) base_length = 200;
+    char* stand_in = malloc(dir_length + 2 + base_length + suffix_length + 1);
+    if (stand_in == NULL) {
+      errno = ENOMEM;
+      fail(op, "mkdir", op->path_a);
+      free(top);
+      return;
+    }
+    memcpy(stand_in, top, dir_length);
+    stand_in[dir_length] = '/';
+    stand_in[dir_length + 1] = '.';
+    memcpy(stand_in + dir_length + 2, slash + 1, base_length);
+    memcpy(stand_in + dir_length + 2 + base_length, op->suffix, suffix_length + 1);
+    free(op->out_stand_in);
+    op->out_stand_in = stand_in;
+    if (mkdir(stand_in, 0777) == 0) break;
+    if ((errno != ENOENT && errno != ENOTDIR) || strcmp(top, op->path_b) == 0) {
+      fail(op, "mkdir", stand_in);
+      free(top);
+      return;
+    }
+    *slash = '\0';
+  }
+  op->out_top = top;
+  /* The levels below: stand-in + the part of path_a after top, one '/' at a time. */
+  const char* rest = op->path_a + strlen(top);
+  size_t stand_in_length = strlen(op->out_stand_in);
+  char* level = malloc(stand_in_length + strlen(rest) + 1);
+  if (level == NULL) {
+    errno = ENOMEM;
+    fail(op, "mkdir", op->path_a);
+    return;
+  }
+  memcpy(level, op->out_stand_in, stand_in_length);
+  for (size_t i = 1; rest[0] != '\0'; i++) {
+    if (rest[i] != '/' && rest[i] != '\0') continue;
+    memcpy(level + stand_in_length, rest, i);
+    level[stand_in_length + i] = '\0';
+    if (make_level(op, level) != 0) {
+      /* err_path must outlive this frame: report the stand-in, which holds the failed level. */
+      op->err_path = op->out_stand_in;
+      break;
+    }
+    if (rest[i] == '\0') break;
+  }
+  free(level);
 }
 
 static void execute(napi_env env, void* data) {
@@ -114,10 +219,14 @@ static void execute(napi_env env, void* data) {
         fail(op, "rename", op->path_a);
         break;
       }
+      if (place(op) != 0) break;
       if (op->sync_dir != NULL) sync_directory(op, op->sync_dir);
       break;
     case OP_SYNC_DIR:
       sync_directory(op, op->path_a);
+      break;
+    case OP_STAND_IN:
+      make_stand_in(op);
       break;
   }
 }
@@ -132,15 +241,29 @@ static void free_op(napi_env env, op_t* op) {
   free(op->path_a);
   free(op->path_b);
   free(op->sync_dir);
+  free(op->place_from);
+  free(op->place_to);
+  free(op->suffix);
+  free(op->out_stand_in);
+  free(op->out_top);
   free(op);
 }
 
 static void complete(napi_env env, napi_status status, void* data) {
   op_t* op = data;
   if (status == napi_ok && op->err == 0) {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, op->deferred, undefined);
+    napi_value result;
+    if (op->kind == OP_STAND_IN) {
+      napi_value stand_in, top;
+      napi_create_array_with_length(env, 2, &result);
+      napi_create_string_utf8(env, op->out_stand_in, NAPI_AUTO_LENGTH, &stand_in);
+      napi_create_string_utf8(env, op->out_top, NAPI_AUTO_LENGTH, &top);
+      napi_set_element(env, result, 0, stand_in);
+      napi_set_element(env, result, 1, top);
+    } else {
+      napi_get_undefined(env, &result);
+    }
+    napi_resolve_deferred(env, op->deferred, result);
   } else {
     int err = status == napi_ok ? op->err : ECANCELED;
     const char* code = uv_err_name(-err);
@@ -207,11 +330,18 @@ static int sync_dir_arg(napi_env env, napi_value value, op_t* op) {
   return 0;
 }
 
+/* placeFrom, placeTo at argv[at], when given. Returns 0, or -1 with an exception pending. */
+static int place_args(napi_env env, size_t argc, napi_value* argv, size_t at, op_t* op) {
+  if (argc < at + 2) return 0;
+  if ((op->place_from = string_arg(env, argv[at])) == NULL || (op->place_to = string_arg(env, argv[at + 1])) == NULL) return -1;
+  return 0;
+}
+
 static napi_value put_file(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) {
-    napi_throw_type_error(env, NULL, "durable_file.put(temp, target, data, syncDir)");
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || (argc != 4 && argc != 6)) {
+    napi_throw_type_error(env, NULL, "durable_file.put(temp, target, data, syncDir[, placeFrom, placeTo])");
     return NULL;
   }
   bool is_typedarray = false;
@@ -226,7 +356,8 @@ static napi_value put_file(napi_env env, napi_callback_info info) {
   op_t* op = new_op(env, OP_PUT);
   if (op == NULL) return NULL;
   if ((op->path_a = string_arg(env, argv[0])) == NULL || (op->path_b = string_arg(env, argv[1])) == NULL ||
-      sync_dir_arg(env, argv[3], op) != 0 || napi_create_reference(env, argv[2], 1, &op->data_ref) != napi_ok) {
+      sync_dir_arg(env, argv[3], op) != 0 || place_args(env, argc, argv, 4, op) != 0 ||
+      napi_create_reference(env, argv[2], 1, &op->data_ref) != napi_ok) {
     free_op(env, op);
     return NULL;
   }
@@ -235,18 +366,19 @@ static napi_value put_file(napi_env env, napi_callback_info info) {
   return queue(env, op);
 }
 
-/* An operation on paths only: (path_a[, path_b][, syncDir]), `count` arguments. */
-static napi_value path_op(napi_env env, napi_callback_info info, op_kind kind, size_t count, const char* usage) {
-  size_t argc = 3;
-  napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {
+/* An operation on paths only: (path_a[, path_b][, syncDir][, placeFrom, placeTo]), `count`
+ * arguments, or `count` + 2 when `placed`. */
+static napi_value path_op(napi_env env, napi_callback_info info, op_kind kind, size_t count, bool placed, const char* usage) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || (argc != count && !(placed && argc == count + 2))) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
   op_t* op = new_op(env, kind);
   if (op == NULL) return NULL;
   if ((op->path_a = string_arg(env, argv[0])) == NULL || (count > 1 && (op->path_b = string_arg(env, argv[1])) == NULL) ||
-      (count > 2 && sync_dir_arg(env, argv[2], op) != 0)) {
+      (count > 2 && sync_dir_arg(env, argv[2], op) != 0) || (placed && place_args(env, argc, argv, count, op) != 0)) {
     free_op(env, op);
     return NULL;
   }
@@ -254,11 +386,28 @@ static napi_value path_op(napi_env env, napi_callback_info info, op_kind kind, s
 }
 
 static napi_value move_file(napi_env env, napi_callback_info info) {
-  return path_op(env, info, OP_MOVE, 3, "durable_file.move(source, dest, syncDir)");
+  return path_op(env, info, OP_MOVE, 3, true, "durable_file.move(source, dest, syncDir[, placeFrom, placeTo])");
+}
+
+static napi_value make_stand_in_op(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3) {
+    napi_throw_type_error(env, NULL, "durable_file.makeStandIn(dir, root, suffix)");
+    return NULL;
+  }
+  op_t* op = new_op(env, OP_STAND_IN);
+  if (op == NULL) return NULL;
+  if ((op->path_a = string_arg(env, argv[0])) == NULL || (op->path_b = string_arg(env, argv[1])) == NULL ||
+      (op->suffix = string_arg(env, argv[2])) == NULL) {
+    free_op(env, op);
+    return NULL;
+  }
+  return queue(env, op);
 }
 
 static napi_value sync_dir(napi_env env, napi_callback_info info) {
-  return path_op(env, info, OP_SYNC_DIR, 1, "durable_file.syncDirectory(dir)");
+  return path_op(env, info, OP_SYNC_DIR, 1, false, "durable_file.syncDirectory(dir)");
 }
 
 NAPI_MODULE_INIT() {
@@ -268,7 +417,10 @@ NAPI_MODULE_INIT() {
       napi_create_function(env, "move", NAPI_AUTO_LENGTH, move_file, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "move", fn) != napi_ok ||
       napi_create_function(env, "syncDirectory", NAPI_AUTO_LENGTH, sync_dir, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "syncDirectory", fn) != napi_ok) {
+      napi_set_named_property(env, exports, "syncDirectory", fn) != napi_ok ||
+      napi_create_function(env, "makeStandIn", NAPI_AUTO_LENGTH, make_stand_in_op, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "makeStandIn", fn) != napi_ok || napi_get_boolean(env, true, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "placement", fn) != napi_ok) {
     return NULL;
   }
   return exports;

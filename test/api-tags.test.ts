@@ -4,6 +4,10 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { startBerth, type BerthProcess } from "./support/berth-process.js";
+import { InMemoryDriver } from "../src/driver/inmemory-driver.js";
+import { createLogger } from "../src/log/logger.js";
+import { Digest } from "../src/reference/digest.js";
+import { TagStore } from "../src/storage/tag-store.js";
 import { OCI_MANIFEST, RegistryClient, expectError, nextLink, randomImage, registryTree, uniqueName } from "./support/registry-client.js";
 
 let berth: BerthProcess;
@@ -150,9 +154,11 @@ test("HEAD /v2/<name>/tags/list answers 200 without a body", async () => {
 });
 
 test("GET /v2/<name>/tags/list lists a tag directory without its current link, as distribution does; the tag answers 404 and a push of it repairs it", async () => {
-  // What a kill while tagging (directories made, no link yet) or untagging (a recursive delete cut
-  // short) leaves. Leaving such names out would cost a read per tag (a HEAD per tag on S3), so they
-  // stay listed (docs/reliability.md); the name resolves to MANIFEST_UNKNOWN until it is pushed again.
+  // What a kill while tagging or untagging left with distribution, or with berth before tags were
+  // written current link first and directories made and removed atomically (docs/reliability.md).
+  // berth no longer leaves it, but a storage root may still hold it. Leaving such names out would
+  // cost a read per tag (a HEAD per tag on S3), so they stay listed; the name resolves to
+  // MANIFEST_UNKNOWN until it is pushed again.
   const repo = uniqueName("tags-remains");
   await client.pushImage(repo, "kept");
   const manifest = (await client.get(`/v2/${repo}/manifests/kept`, { Accept: OCI_MANIFEST })).bytes;
@@ -166,4 +172,32 @@ test("GET /v2/<name>/tags/list lists a tag directory without its current link, a
   await expectError(await client.send(`/v2/${repo}/manifests/halfgone`), 404, "MANIFEST_UNKNOWN");
   await client.pushManifest(repo, "halfgone", manifest, OCI_MANIFEST);
   assert.equal((await client.send(`/v2/${repo}/manifests/halfgone`, { headers: { Accept: OCI_MANIFEST } })).status, 200);
+});
+
+test("a tag's current link is the first part written and the last removed, so that a kill between two writes or deletes never leaves a listed tag that answers 404", async () => {
+  // On an object store a directory is its keys, and a recursive delete removes them one request
+  // at a time: the order is TagStore's to keep (the filesystem driver is atomic per directory).
+  const calls: string[] = [];
+  class Recording extends InMemoryDriver {
+    override async putContent(path: string, content: Uint8Array): Promise<void> {
+      calls.push(`put ${path}`);
+      return super.putContent(path, content);
+    }
+    override async delete(path: string): Promise<void> {
+      calls.push(`delete ${path}`);
+      return super.delete(path);
+    }
+  }
+  const tags = new TagStore(new Recording(), "r", createLogger({ level: "error", formatter: "text" }));
+  const digest = Digest.parse(`sha256:${"a".repeat(64)}`);
+  await tags.tag("t", digest);
+  await tags.untag("t");
+  const base = "/docker/registry/v2/repositories/r/_manifests/tags/t";
+  assert.deepEqual(calls, [
+    `put ${base}/current/link`,
+    `put ${base}/index/sha256/${"a".repeat(64)}/link`,
+    `delete ${base}/index`,
+    `delete ${base}`,
+  ]);
+  assert.deepEqual(await tags.all(), []);
 });

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BERTH_CLI, startBerth } from "./support/berth-process.js";
@@ -137,17 +137,18 @@ describe("berth command line", () => {
 });
 
 describe("upload purging", () => {
-  it("removes uploads older than storage.maintenance.uploadpurging.age", async () => {
-    const registry = await startBerth({
-      configYaml: `version: 0.1
+  /** A purge every second of what is older than a second. */
+  const PURGING_CONFIG = `version: 0.1
 log: { level: info, accesslog: { disabled: true } }
 storage:
   filesystem: { rootdirectory: "{{root}}" }
   maintenance:
     uploadpurging: { enabled: true, age: 1s, interval: 1s, dryrun: false }
 http: { addr: 127.0.0.1:0, secret: s }
-`,
-    });
+`;
+
+  it("removes uploads older than storage.maintenance.uploadpurging.age", async () => {
+    const registry = await startBerth({ configYaml: PURGING_CONFIG });
     try {
       const started = await fetch(`${registry.url}/v2/purge/me/blobs/uploads/`, { method: "POST" });
       assert.equal(started.status, 202);
@@ -165,6 +166,23 @@ http: { addr: 127.0.0.1:0, secret: s }
       await waitFor(() => /purged stale uploads/.test(registry.log()), 10_000);
     } finally {
       await registry.stop();
+    }
+  });
+
+  it("also removes the hidden leftovers of interrupted writes older than the purging age", async () => {
+    const root = await mkdtemp(join(tmpdir(), "berth-purge-temporaries-"));
+    const tags = join(root, "docker/registry/v2/repositories/purge/tmp/_manifests/tags");
+    await mkdir(join(tags, ".t.tmp-0123456789abcdef", "current"), { recursive: true });
+    await writeFile(join(tags, ".u.tmp-0123456789abcdee"), "partial");
+    // Older than the age (1 s) by the time the first pass runs (within the 1 s interval).
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const registry = await startBerth({ root, configYaml: PURGING_CONFIG });
+    try {
+      await waitFor(async () => (await readdir(tags)).length === 0, 10_000);
+      await waitFor(() => /removed stale temporary files/.test(registry.log()), 10_000);
+    } finally {
+      await registry.stop();
+      await rm(root, { recursive: true, force: true });
     }
   });
 });

@@ -96,5 +96,27 @@ for (const [name, ops] of implementations) {
       await use().syncDirectory(root);
       await use().syncDirectory(join(root, "never-existed"));
     });
+
+    it("makeStandIn makes the stand-in beside the highest missing ancestor, with the levels below it inside", async () => {
+      const base = join(root, "stand-in");
+      await mkdir(join(base, "repo", "tags"), { recursive: true });
+      const wanted = join(base, "repo", "tags", "t", "index", "sha256");
+      const { standIn, top } = await use().makeStandIn(wanted, base, ".tmp-00000000000000a1");
+      assert.equal(top, join(base, "repo", "tags", "t"));
+      assert.equal(standIn, join(base, "repo", "tags", ".t.tmp-00000000000000a1"));
+      assert.deepEqual(await readdir(join(standIn, "index")), ["sha256"]);
+      assert.deepEqual(await readdir(join(base, "repo", "tags")), [".t.tmp-00000000000000a1"], "nothing but the stand-in");
+      // Only the leaf missing: the stand-in is the leaf's, and nothing is made inside it.
+      const leaf = await use().makeStandIn(join(base, "repo", "layers"), base, ".tmp-00000000000000a2");
+      assert.deepEqual(leaf, { standIn: join(base, "repo", ".layers.tmp-00000000000000a2"), top: join(base, "repo", "layers") });
+      assert.deepEqual(await readdir(leaf.standIn), []);
+    });
+
+    it("makeStandIn stops at the root: a missing root with its parent is ENOENT", async () => {
+      const base = join(root, "stand-in-errors", "root");
+      const missingRoot = await use().makeStandIn(join(base, "a", "b"), base, ".tmp-00000000000000b1").catch((e: NodeJS.ErrnoException) => e);
+      assert.equal((missingRoot as NodeJS.ErrnoException).code, "ENOENT");
+      assert.deepEqual(await readdir(root).then((names) => names.includes("stand-in-errors")), false, "nothing made above the root");
+    });
   });
 }

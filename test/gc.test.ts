@@ -452,6 +452,23 @@ describe("berth garbage-collect", () => {
     ]);
   });
 
+  it("removes the hidden leftovers of writes and deletes a kill cut short, whatever their age; a dry run keeps them", async () => {
+    const root = await freshCopy();
+    const tags = join(registryTree(root), "repositories", "gc", "app", "_manifests", "tags");
+    const leftovers = [join(tags, ".v3.tmp-0123456789abcdef"), join(tags, "v1", "current", ".link.tmp-0123456789abcdee")];
+    await mkdir(join(leftovers[0]!, "current"), { recursive: true });
+    await writeFile(leftovers[1]!, "sha256:");
+    const dry = await berthGc(root, ["--dry-run"]);
+    assert.equal(dry.code, 0, describeRun(dry));
+    assert.deepEqual(await readdir(leftovers[0]!), ["current"], "a dry run removes nothing");
+    assert.equal(await readFile(leftovers[1]!, "utf8"), "sha256:");
+    const result = await berthGc(root);
+    assert.equal(result.code, 0, describeRun(result));
+    assert.match(result.stdout, /^ {2}temporary files removed: 2$/m);
+    assert.deepEqual((await readdir(tags)).sort(), ["v1", "v2"]);
+    assert.deepEqual(await readdir(join(tags, "v1", "current")), ["link"]);
+  });
+
   it("a storage root that no registry ever served (no leases) collects fine", async () => {
     const root = await freshCopy();
     await rm(join(root, "berth"), { recursive: true, force: true });

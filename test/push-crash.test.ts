@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { cephSkipReason, startCephS3, type CephS3 } from "./support/ceph-s3.js";
 import { createPowerCutDisk, powerCutSkipReason } from "./support/power-cut.js";
+import { FilesystemDriver } from "../src/driver/filesystem-driver.js";
 import { failed, formatSummary, runCampaign, violations, type CampaignOptions } from "../tools/push-crash.js";
 
 async function campaign(options: Partial<CampaignOptions> & Pick<CampaignOptions, "rounds">): Promise<void> {
@@ -92,6 +93,29 @@ describe("pushes: a power cut at a random moment (unsynced writes lost), then a 
       assert.ok(lateSize === undefined, `the file created after the last commit is gone (found ${lateSize} bytes)`);
       // Created before the directory's fsync, its data never synced: the name survives, the bytes do not.
       assert.equal((await stat(unsynced)).size, 0, "the unsynced file's data is lost");
+    } finally {
+      await disk.close();
+    }
+  });
+
+  it("a delete the filesystem driver answered survives the cut: a file, and a directory tree", async () => {
+    const disk = await createPowerCutDisk({ sizeMiB: 64 });
+    try {
+      const root = join(disk.mountpoint, "registry");
+      const driver = new FilesystemDriver(root);
+      await driver.putContent("/r/_layers/sha256/aa/link", Buffer.from("sha256:aa"));
+      await driver.putContent("/r/_layers/sha256/bb/link", Buffer.from("sha256:bb"));
+      await driver.putContent("/r/_manifests/tags/t/current/link", Buffer.from("sha256:cc"));
+      await driver.putContent("/r/_manifests/tags/t/index/sha256/cc/link", Buffer.from("sha256:cc"));
+      await driver.delete("/r/_layers/sha256/aa/link");
+      await driver.delete("/r/_manifests/tags/t");
+      // Nothing synced after the deletes: only their own syncs can keep them.
+      const report = await disk.cut();
+      assert.ok(report.proven, report.detail);
+      const after = new FilesystemDriver(root);
+      assert.deepEqual(await after.list("/r/_layers/sha256/aa"), [], "the deleted link stays deleted");
+      assert.deepEqual(await after.list("/r/_layers/sha256/bb"), ["/r/_layers/sha256/bb/link"]);
+      assert.deepEqual(await after.list("/r/_manifests/tags"), [], "the deleted tag stays deleted");
     } finally {
       await disk.close();
     }

@@ -128,6 +128,7 @@ export function formatSummary(s: GcSummary): string {
   lines.push(`  blobs ${verb("deleted")}: ${s.blobsDeleted} (${s.bytesDeleted} bytes, ${formatBytes(s.bytesDeleted)})`);
   lines.push(`  manifests ${verb("deleted")}: ${s.manifestsDeleted}${s.deleteUntagged ? "" : " (untagged manifests are kept without --delete-untagged)"}`);
   lines.push(`  layer links ${verb("removed")}: ${s.layerLinksRemoved}`);
+  if (s.temporariesRemoved > 0) lines.push(`  temporary files removed: ${s.temporariesRemoved}`);
   if (s.warnings > 0) lines.push(`  warnings: ${s.warnings} (above)`);
   return `${lines.join("\n")}\n`;
 }

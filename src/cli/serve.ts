@@ -125,9 +125,17 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   let purgeTimer: NodeJS.Timeout | undefined;
   if (purging.enabled && !config.storage.readOnly) {
     const purge = async (): Promise<void> => {
-      const result = await purgeUploads(driver, new Date(Date.now() - purging.ageMs), purging.dryRun, log);
+      const olderThan = new Date(Date.now() - purging.ageMs);
+      const result = await purgeUploads(driver, olderThan, purging.dryRun, log);
       if (result.purged.length > 0 || result.errors > 0) {
         log.info({ purged: result.purged.length, errors: result.errors, dryRun: purging.dryRun }, "purged stale uploads");
+      }
+      // What kills left under hidden names (the filesystem driver's), by the same age: the knob an
+      // operator already sets for leftovers, and far longer than any operation takes. Logged every
+      // pass, so that the crash campaign (tools/push-crash.ts) can tell when one has run.
+      if (driver.removeTemporaries && !purging.dryRun) {
+        const removed = await driver.removeTemporaries(olderThan);
+        log.info({ removed, olderThan: olderThan.toISOString() }, "removed stale temporary files");
       }
     };
     const schedule = (): void => {

@@ -1,5 +1,6 @@
-import { open, rename, rm } from "node:fs/promises";
+import { mkdir, open, rename, rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
+import { basename, dirname, join, relative, sep } from "node:path";
 
 /**
  * The filesystem driver's durable file operations. Two implementations with the same syscalls and
@@ -12,17 +13,38 @@ export interface DurableFileOps {
   /**
    * Writes `data` into `temp` (created exclusively: it must not exist) and renames it onto
    * `target`. With `syncDir`, the file is fsynced before the rename and `syncDir` after it. The
-   * temporary file is removed when a step after its creation fails.
+   * temporary file is removed when a step before its rename fails. With `place`, `place.from` is
+   * renamed onto `place.to` after the file's rename and before `syncDir`'s sync; its failure is
+   * that rename's error, naming `place.from`.
    */
-  put(temp: string, target: string, data: Uint8Array, syncDir: string | undefined): Promise<void>;
-  /** Renames `source` to `dest`, then fsyncs `syncDir` when given. */
-  move(source: string, dest: string, syncDir: string | undefined): Promise<void>;
+  put(temp: string, target: string, data: Uint8Array, syncDir: string | undefined, place?: Placement): Promise<void>;
+  /** Renames `source` to `dest`, then `place.from` onto `place.to` when given, then fsyncs `syncDir` when given. */
+  move(source: string, dest: string, syncDir: string | undefined, place?: Placement): Promise<void>;
   /** Makes a directory's entries (a rename, a new file) survive a crash. A directory that is gone counts as synced. */
   syncDirectory(dir: string): Promise<void>;
+  /**
+   * Makes the hidden stand-in of the missing directory `dir`: `.<name><suffix>` beside its highest
+   * missing ancestor (`top`, at most `root`), found by climbing while the parent is missing
+   * (ENOENT, ENOTDIR), and the levels between `top` and `dir` inside it. Other mkdir errors
+   * (EROFS, ENOSPC, EACCES) are thrown as they are. See src/driver/new-directory.ts.
+   */
+  makeStandIn(dir: string, root: string, suffix: string): Promise<StandIn>;
+}
+
+/** A new directory's stand-in, and the missing ancestor it stands for. */
+export interface StandIn {
+  standIn: string;
+  top: string;
+}
+
+/** A new directory's hidden stand-in and the name it takes (src/driver/new-directory.ts). */
+export interface Placement {
+  from: string;
+  to: string;
 }
 
 export const nodeFileOps: DurableFileOps = {
-  async put(temp, target, data, syncDir) {
+  async put(temp, target, data, syncDir, place) {
     // Opened exclusively: when the open fails there is nothing to remove.
     const handle = await open(temp, "wx");
     try {
@@ -32,12 +54,33 @@ export const nodeFileOps: DurableFileOps = {
       await rm(temp, { force: true });
       throw err;
     }
+    if (place) await rename(place.from, place.to);
     if (syncDir !== undefined) await nodeFileOps.syncDirectory(syncDir);
   },
 
-  async move(source, dest, syncDir) {
+  async move(source, dest, syncDir, place) {
     await rename(source, dest);
+    if (place) await rename(place.from, place.to);
     if (syncDir !== undefined) await nodeFileOps.syncDirectory(syncDir);
+  },
+
+  async makeStandIn(dir, root, suffix) {
+    let top = dir;
+    let standIn: string;
+    for (;;) {
+      // Cut so that the name stays within NAME_MAX, as temporaryName cuts it.
+      standIn = join(dirname(top), `.${basename(top).slice(0, 200)}${suffix}`);
+      try {
+        await mkdir(standIn);
+        break;
+      } catch (err) {
+        if (!isMissingParent(err) || top === root) throw err;
+        top = dirname(top);
+      }
+    }
+    const below = relative(top, dir);
+    if (below !== "") await makeLevels(standIn, below);
+    return { standIn, top };
   },
 
   async syncDirectory(dir) {
@@ -64,4 +107,31 @@ async function writeAndClose(handle: FileHandle, content: Uint8Array, durable: b
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * The levels below a stand-in, in one recursive mkdir. Node's recursive mkdir reports ENOENT
+ * whatever stopped it (it stats the parent after a failure), and the stand-in exists, so on ENOENT
+ * the levels are made one at a time for the real error (EROFS, ENOSPC, EACCES), or ENOENT when a
+ * concurrent sweep removed the stand-in.
+ */
+async function makeLevels(standIn: string, below: string): Promise<void> {
+  try {
+    await mkdir(join(standIn, below), { recursive: true });
+    return;
+  } catch (err) {
+    if (!isMissingParent(err)) throw err;
+  }
+  let level = standIn;
+  for (const segment of below.split(sep)) {
+    level = join(level, segment);
+    await mkdir(level).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    });
+  }
+}
+
+function isMissingParent(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
 }

@@ -1,14 +1,14 @@
-import { randomBytes } from "node:crypto";
-import { lstat, mkdir, open, readdir, rm, rmdir, stat, unlink } from "node:fs/promises";
-import { type Dirent, writeSync } from "node:fs";
+import { lstat, open, readdir, rename, rm, stat, unlink } from "node:fs/promises";
+import { writeSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { basename, dirname, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import {
   assertOffset,
   type AppendLog,
   assertValidPath,
   type CommitOptions,
+  type DeleteOptions,
   markLocalFileRange,
   type PutOptions,
   PathNotFoundError,
@@ -24,10 +24,12 @@ import {
 import { nativeFileOps } from "../native/durable-file.js";
 import { type DurableFileOps, nodeFileOps } from "./durable-file-ops.js";
 import { WriteBufferPool } from "./write-buffer-pool.js";
+import { LOST_RACE, makeDirectory, type NewDirectoryPlacement, populateNewDirectory } from "./new-directory.js";
+import { removeTree } from "./remove-tree.js";
+import { removeStaleTemporaries } from "./stale-temporaries.js";
+import { isTemporaryName, temporaryName } from "./temporary-names.js";
 
 const READ_CHUNK = 1024 * 1024;
-/** Entries of one directory removed at once by a recursive delete. */
-const REMOVE_CONCURRENCY = 32;
 /** Attempts at a write whose directory a concurrent delete keeps removing. */
 const DIRECTORY_RACE_RETRIES = 5;
 /** Flushed bytes after which the writer starts an early writeback (see #startWriteback). */
@@ -40,7 +42,6 @@ const EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024;
 const writeBuffers = new WriteBufferPool({ largeSize: 256 * 1024, smallSize: 64 * 1024, largeBudget: 8 * 1024 * 1024, maxIdle: 16 });
 const RESOLVED = Promise.resolve();
 
-const TEMP_SUFFIX = /\.tmp-[0-9a-f]{16}$/;
 const VALID_SEGMENT = /^[A-Za-z0-9._:-]+$/;
 
 /**
@@ -86,8 +87,13 @@ export class FilesystemDriver implements StorageDriver {
     const durable = options.durable ?? true;
     assertValidPath(path);
     const target = this.#fullPath(path);
-    const dir = dirname(target);
-    await this.#inDirectory(dir, path, () => this.#ops.put(join(dir, tempName(target)), target, content, durable ? dir : undefined));
+    const name = basename(target);
+    await this.#inDirectory(dirname(target), path, {
+      atomic: durable,
+      operation: (dir, place) =>
+        this.#ops.put(join(dir, temporaryName(name)), join(dir, name), content, durable ? (place?.parent ?? dir) : undefined, place),
+      discard: async () => undefined,
+    });
   }
 
   async reader(path: string, offset = 0, end?: number): Promise<Readable> {
@@ -108,7 +114,7 @@ export class FilesystemDriver implements StorageDriver {
     assertValidPath(path);
     if (options?.whileExists !== undefined) await requireFile(this, options.whileExists);
     const full = this.#fullPath(path);
-    const handle = await this.#inDirectory(dirname(full), path, () => open(full, append ? "a" : "w"));
+    const handle = await this.#inDirectory(dirname(full), path, openIn(basename(full), append ? "a" : "w"));
     const size = append ? (await handle.stat()).size : 0;
     return new FilesystemFileWriter(full, handle, size, this.#ops);
   }
@@ -140,31 +146,42 @@ export class FilesystemDriver implements StorageDriver {
     assertValidPath(sourcePath);
     assertValidPath(destPath);
     const source = this.#fullPath(sourcePath);
-    const dest = this.#fullPath(destPath);
-    await this.#inDirectory(dirname(dest), sourcePath, async () => {
-      try {
-        await this.#ops.move(source, dest, dirname(dest));
-      } catch (err) {
-        // The source itself being gone is final; only a vanished destination directory is retried.
-        if (isNotFound(err)) await lstat(source).catch(() => Promise.reject(new PathNotFoundError(sourcePath, this.name)));
-        throw err;
-      }
+    const name = basename(this.#fullPath(destPath));
+    await this.#inDirectory(dirname(this.#fullPath(destPath)), sourcePath, {
+      atomic: true,
+      operation: async (dir, place) => {
+        try {
+          await this.#ops.move(source, join(dir, name), place?.parent ?? dir, place);
+        } catch (err) {
+          // The source itself being gone is final; only a vanished destination directory is retried.
+          if (isNotFound(err) && (err as NodeJS.ErrnoException).path !== place?.from) {
+            await lstat(source).catch(() => Promise.reject(new PathNotFoundError(sourcePath, this.name)));
+          }
+          throw err;
+        }
+      },
+      // Moved into a stand-in that lost the race: back to where the next attempt moves it from.
+      discard: (_, dir) => rename(join(dir, name), source),
     });
   }
 
-  async delete(path: string): Promise<void> {
+  /**
+   * A file is unlinked; a directory is first renamed to a hidden name beside it, then removed:
+   * a kill part way through a recursive delete would otherwise leave part of the tree listed (a
+   * tag's directory without its `current/link`). Durable by default: the parent directory is
+   * synced once the name is gone, so that a delete that was answered survives a power cut. With
+   * `durable: false`, neither: a directory is removed in place.
+   */
+  async delete(path: string, options: DeleteOptions = {}): Promise<void> {
     assertValidPath(path);
     const full = this.#fullPath(path);
+    const parent = dirname(full);
     let isDirectory: boolean;
     try {
-      isDirectory = (await lstat(full)).isDirectory();
+      // A caller that knows it is a directory (an upload's) saves the lstat: the rename says whether it exists.
+      isDirectory = options.directory === true || (await lstat(full)).isDirectory();
     } catch (err) {
       throw this.#mapError(err, path);
-    }
-    if (!isDirectory) {
-      // A file goes in one more call; removeTree would first try to list it.
-      await unlink(full).catch(ignoreNotFound);
-      return;
     }
     if (path === "/") {
       // The root may be a mount point, which cannot be removed; empty it instead.
@@ -172,7 +189,31 @@ export class FilesystemDriver implements StorageDriver {
       await Promise.all(children.map((name) => removeTree(join(full, name))));
       return;
     }
-    await removeTree(full);
+    const durable = options.durable ?? true;
+    if (isDirectory && !durable) {
+      // What may be left part way (an upload's files after its blob was stored): removed in place,
+      // without the rename, in a directory every upload of the repository shares.
+      if (!(await removeTree(full)) && options.directory === true) throw new PathNotFoundError(path, this.name);
+      return;
+    }
+    const hidden = isDirectory ? join(parent, temporaryName(full)) : undefined;
+    try {
+      // A file goes in one call; removeTree would first try to list it.
+      await (hidden === undefined ? unlink(full) : rename(full, hidden));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      // Without the lstat, nothing there is the caller's to know; with it, a concurrent delete got
+      // there first and the path is gone, as this one was asked to make it.
+      if (options.directory === true) throw this.#mapError(err, path);
+      return;
+    }
+    if (durable) await this.#ops.syncDirectory(parent);
+    if (hidden !== undefined) await removeTree(hidden);
+  }
+
+  /** See removeStaleTemporaries. */
+  removeTemporaries(olderThan: Date): Promise<number> {
+    return removeStaleTemporaries(this.rootDirectory, olderThan);
   }
 
   async redirectURL(path: string, _method: "GET" | "HEAD"): Promise<string | undefined> {
@@ -183,7 +224,7 @@ export class FilesystemDriver implements StorageDriver {
   async appendLog(path: string): Promise<AppendLog> {
     assertValidPath(path);
     const full = this.#fullPath(path);
-    const handle = await this.#inDirectory(dirname(full), path, () => open(full, "a"));
+    const handle = await this.#inDirectory(dirname(full), path, openIn(basename(full), "a"));
     try {
       return new FilesystemAppendLog(handle, (await handle.stat()).size, () => this.#ops.syncDirectory(dirname(full)));
     } catch (err) {
@@ -252,25 +293,33 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   /**
-   * Runs `operation` in `dir`, creating the directory when the operation finds it missing. Trying
-   * first saves a mkdir round trip through the threadpool on every write to an existing directory
-   * (most of them). A concurrent delete may remove the directory again before the retry (another
-   * request deleting the same repository path); the directory is then made again, so racing
-   * writers and deleters each finish instead of failing.
+   * Runs `work.operation` in `dir`. Trying first saves a round trip through the threadpool on
+   * every write to an existing directory (most of them). When the directory is missing, it is
+   * made with the operation's result already inside (populateNewDirectory), so that no kill can
+   * leave it listed but empty. A concurrent delete may remove the directory again before that
+   * (another request deleting the same repository path); the operation then runs again, so
+   * racing writers and deleters each finish instead of failing.
    */
-  async #inDirectory<T>(dir: string, path: string, operation: () => Promise<T>): Promise<T> {
+  async #inDirectory<T>(dir: string, path: string, work: DirectoryWork<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await operation();
+        return await work.operation(dir);
       } catch (err) {
         if (err instanceof PathNotFoundError) throw err;
         if (!isNotFound(err) || attempt > DIRECTORY_RACE_RETRIES) throw this.#mapError(err, path);
       }
       try {
-        await makeDirectory(dir, this.rootDirectory);
+        if (!work.atomic) {
+          await makeDirectory(dir, this.rootDirectory);
+          continue;
+        }
+        const made = await populateNewDirectory(dir, this.rootDirectory, this.#ops, { fill: work.operation, discard: work.discard });
+        if (made !== LOST_RACE) return made;
       } catch (err) {
-        // A file where a directory belongs, or no permission: the operation's own error says it better.
-        if (!isNotFound(err)) throw this.#mapError(err, path);
+        if (err instanceof PathNotFoundError) throw err;
+        // Not atomic: a file where a directory belongs, or no permission; the operation's own error says it better.
+        if (!work.atomic && !isNotFound(err)) throw this.#mapError(err, path);
+        if (!isNotFound(err) || attempt > DIRECTORY_RACE_RETRIES) throw this.#mapError(err, path);
       }
     }
   }
@@ -529,53 +578,41 @@ async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
 }
 
 /**
- * Unique among processes sharing a root (a random part drawn once per process) and within this
- * one (a counter): one random draw per process instead of one per write, which showed up in
- * profiles of many small pushes (each draw also asks the kernel for the pid, for fork safety).
- */
-const tempPrefix = randomBytes(4).toString("hex");
-let tempCounter = 0;
-
-function tempName(target: string): string {
-  tempCounter = (tempCounter + 1) % 0x1_0000_0000;
-  // Truncated so that the temporary name stays within NAME_MAX.
-  return `.${basename(target).slice(0, 200)}.tmp-${tempPrefix}${tempCounter.toString(16).padStart(8, "0")}`;
-}
-
-/**
  * Hides our temporary files and anything that is not a valid path segment (such as `lost+found`
  * at the root of a mounted volume), which no caller could pass back to the driver.
  */
 function isContentName(name: string): boolean {
-  if (name.startsWith(".") && TEMP_SUFFIX.test(name)) return false;
+  if (isTemporaryName(name)) return false;
   return VALID_SEGMENT.test(name);
 }
 
+/** An operation on one entry of a directory, which #inDirectory runs there or in its stand-in. */
+interface DirectoryWork<T> {
+  /**
+   * A missing directory is made with the operation's entry in it (populateNewDirectory), or, for
+   * what need not survive a crash whole, plainly first (makeDirectory).
+   */
+  atomic: boolean;
+  /**
+   * Runs in `dir`. With `place`, `dir` is inside a new directory's stand-in: the operation then
+   * renames it into place and, when durable, syncs `place.parent` instead of `dir` (see
+   * populateNewDirectory).
+   */
+  operation(dir: string, place?: NewDirectoryPlacement): Promise<T>;
+  /** Undoes an operation done in a stand-in that lost the race. */
+  discard(result: T | undefined, dir: string): Promise<void>;
+}
 
 /**
- * mkdir -p. Node's recursive mkdir reports ENOENT when it cannot make a missing parent, whatever the
- * reason (it stats the parent after the failure and reports that): on read-only storage, a full disk
- * or a directory it may not write, a write into a new directory would then look like a missing
- * path. When it says ENOENT, the directories are made one at a time from `root` down, so that the
- * real error (EROFS, ENOSPC, EACCES) is the one thrown; ENOENT then only means a concurrent delete.
+ * Opens `name` in the directory, made plainly when missing: an upload's data goes into the
+ * directory its `startedat` made, and an append log's directory holds nothing listed.
  */
-async function makeDirectory(dir: string, root: string): Promise<void> {
-  try {
-    await mkdir(dir, { recursive: true });
-    return;
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
-  const below = relative(root, dir);
-  let current = root;
-  for (const segment of ["", ...(below === "" ? [] : below.split(sep))]) {
-    current = segment === "" ? current : join(current, segment);
-    try {
-      await mkdir(current);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-  }
+function openIn(name: string, flags: "a" | "w"): DirectoryWork<FileHandle> {
+  return {
+    atomic: false,
+    operation: (dir) => open(join(dir, name), flags),
+    discard: async () => undefined,
+  };
 }
 
 function isNotFound(err: unknown): boolean {
@@ -586,51 +623,4 @@ function isNotFound(err: unknown): boolean {
 function undefinedIfNotFound(err: unknown): undefined {
   if (err instanceof PathNotFoundError) return undefined;
   throw err;
-}
-
-/**
- * rm -r that tolerates files appearing while it runs (a concurrent write into the tree being
- * deleted makes rmdir fail with ENOTEMPTY): it tries again, and the delete wins. A missing path is
- * not an error. One listing per directory (entries come with their types) instead of fs.rm's stat
- * of every entry: removing an upload directory after its blob was moved out costs three calls
- * instead of eight.
- */
-async function removeTree(full: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await removeEntry(full);
-      return;
-    } catch (err) {
-      // A concurrent writer added an entry while the directory was emptied: go round again.
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "ENOTEMPTY" || attempt >= DIRECTORY_RACE_RETRIES) throw err;
-    }
-  }
-}
-
-async function removeEntry(full: string): Promise<void> {
-  let entries: Dirent[];
-  try {
-    entries = await readdir(full, { withFileTypes: true });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return;
-    if (code !== "ENOTDIR") throw err;
-    await unlink(full).catch(ignoreNotFound);
-    return;
-  }
-  // A bounded number at a time: a repository's tree can hold many thousands of entries.
-  for (let i = 0; i < entries.length; i += REMOVE_CONCURRENCY) {
-    await Promise.all(
-      entries.slice(i, i + REMOVE_CONCURRENCY).map((entry) => {
-        const child = join(full, entry.name);
-        return entry.isDirectory() ? removeEntry(child) : unlink(child).catch(ignoreNotFound);
-      }),
-    );
-  }
-  await rmdir(full).catch(ignoreNotFound);
-}
-
-function ignoreNotFound(err: unknown): void {
-  if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
 }

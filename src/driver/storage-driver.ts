@@ -59,7 +59,12 @@ export interface StorageDriver {
    */
   move(sourcePath: string, destPath: string, options?: MoveOptions): Promise<void>;
 
-  /** Deletes an object or a directory tree. PathNotFoundError when nothing is there. */
+  /**
+   * Deletes an object or a directory tree. PathNotFoundError when nothing is there. On the
+   * filesystem a directory leaves listings whole or not at all, even when the process dies part
+   * way; an object store deletes key by key, so a caller to whom the order matters deletes the
+   * parts itself, the one that makes the rest visible last (TagStore.untag).
+   */
   delete(path: string, options?: DeleteOptions): Promise<void>;
 
   /**
@@ -83,6 +88,13 @@ export interface StorageDriver {
    * with it make small appends cheap: one write to an open file instead of a new object each.
    */
   appendLog?(path: string): Promise<AppendLog>;
+
+  /**
+   * Optional: removes what interrupted operations left under hidden temporary names, last changed
+   * before `olderThan`, and resolves to how many. Drivers whose operations leave nothing behind
+   * (object stores, memory) leave it out. Run by the upload purge and by garbage collection.
+   */
+  removeTemporaries?(olderThan: Date): Promise<number>;
 }
 
 /**
@@ -156,6 +168,13 @@ export function segmentsBelow(path: string, startAfter: string): string[] {
 export interface DeleteOptions {
   /** The path is a directory: no object of that very name is looked for. */
   directory?: boolean;
+  /**
+   * Default true: once the delete resolves it survives a power cut (the filesystem driver syncs
+   * the parent directory), and a directory leaves listings whole even when the process dies part
+   * way. False for what may come back or be left part way harmlessly, such as an upload's files
+   * after its blob was stored.
+   */
+  durable?: boolean;
 }
 
 /**
@@ -210,7 +229,12 @@ export function localFileRangeOf(stream: Readable): LocalFileRange | undefined {
 }
 
 export interface PutOptions {
-  /** Default true. */
+  /**
+   * Default true: the content survives a power cut once the put resolves, and on the filesystem a
+   * directory the put makes appears with the file in it. False for what may be lost or left part
+   * made harmlessly (an upload's `startedat` and hash states): cheaper, and a kill may leave the
+   * put's new directory empty.
+   */
   durable?: boolean;
 }
 

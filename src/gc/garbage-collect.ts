@@ -21,6 +21,8 @@ export interface GcSummary {
   blobsDeleted: number;
   bytesDeleted: number;
   layerLinksRemoved: number;
+  /** Hidden leftovers of interrupted writes and deletes removed (drivers with removeTemporaries). */
+  temporariesRemoved: number;
   /** Deletions that failed; the rest of the sweep went on. */
   failures: number;
   warnings: number;
@@ -75,6 +77,7 @@ export async function garbageCollect(driver: StorageDriver, options: GcOptions, 
 }
 
 async function collect(driver: StorageDriver, options: GcOptions, progress: GcProgress, ownLease: string | undefined): Promise<GcSummary> {
+  const collectionStarted = new Date();
   await checkLeases(driver, options, progress, true, ownLease);
   const marked = await mark(driver, { deleteUntagged: options.deleteUntagged }, progress);
   progress.update({ repositories: marked.repositories.length, manifests: marked.manifests, blobsMarked: marked.marked.size });
@@ -92,6 +95,7 @@ async function collect(driver: StorageDriver, options: GcOptions, progress: GcPr
     blobsDeleted: plan.blobs.length,
     bytesDeleted: plan.bytes,
     layerLinksRemoved: plan.layerLinks.length,
+    temporariesRemoved: 0,
     failures: 0,
     warnings: 0,
     unreadable: marked.unreadable,
@@ -106,6 +110,13 @@ async function collect(driver: StorageDriver, options: GcOptions, progress: GcPr
     await checkLeases(driver, options, progress, false, ownLease);
     const swept = await executeSweep(driver, plan, progress);
     Object.assign(summary, swept);
+  }
+  if (!options.dryRun && driver.removeTemporaries) {
+    // Every one, whatever its age: the lease keeps writing registries from running meanwhile, so
+    // any temporary name that existed when the collection started belongs to an operation a kill
+    // cut short.
+    summary.temporariesRemoved = await driver.removeTemporaries(collectionStarted);
+    if (summary.temporariesRemoved > 0) progress.info(`removed ${summary.temporariesRemoved} temporary files left by interrupted writes`);
   }
   progress.update({ phase: "done" });
   progress.finish();

@@ -19,12 +19,13 @@ export function distributionDriverName(name: string): string {
  * A StorageDriver that times what distribution's base driver times, into
  * `registry_storage_action_seconds{driver,action}`, and passes everything else through untouched:
  * readers and writers are the inner driver's own objects (so what marks them, such as a local
- * file range for sendfile, still applies), and `appendLog` exists exactly when the inner driver
- * has it. A failed action is timed too, as in distribution.
+ * file range for sendfile, still applies), and `appendLog` and `removeTemporaries` exist exactly
+ * when the inner driver has them. A failed action is timed too, as in distribution.
  */
 export class MeteredDriver implements StorageDriver {
   readonly name: string;
   readonly appendLog?: (path: string) => Promise<AppendLog>;
+  readonly removeTemporaries?: (olderThan: Date) => Promise<number>;
 
   constructor(
     private readonly inner: StorageDriver,
@@ -32,6 +33,7 @@ export class MeteredDriver implements StorageDriver {
   ) {
     this.name = inner.name;
     if (inner.appendLog !== undefined) this.appendLog = inner.appendLog.bind(inner);
+    if (inner.removeTemporaries !== undefined) this.removeTemporaries = inner.removeTemporaries.bind(inner);
   }
 
   getContent(path: string): Promise<Buffer> {

@@ -2,20 +2,31 @@ import type { DurableFileOps } from "../driver/durable-file-ops.js";
 import { loadAddon } from "./load-addon.js";
 
 interface DurableFileAddon {
-  /** syncDir "" means none (not durable). */
-  put(temp: string, target: string, data: Uint8Array, syncDir: string): Promise<void>;
-  move(source: string, dest: string, syncDir: string): Promise<void>;
+  /** syncDir "" means none (not durable); placeFrom and placeTo come together or not at all. */
+  put(temp: string, target: string, data: Uint8Array, syncDir: string, ...place: [] | [string, string]): Promise<void>;
+  move(source: string, dest: string, syncDir: string, ...place: [] | [string, string]): Promise<void>;
   syncDirectory(dir: string): Promise<void>;
+  makeStandIn(dir: string, root: string, suffix: string): Promise<[string, string]>;
+  /** True in builds that take placeFrom and placeTo and have makeStandIn; an older build is not used (node:fs is). */
+  placement?: boolean;
 }
 
 const addon =
   process.platform === "linux"
-    ? loadAddon<DurableFileAddon>("durable_file", (candidate) => typeof candidate.put === "function" && typeof candidate.move === "function")
+    ? loadAddon<DurableFileAddon>(
+        "durable_file",
+        (candidate) => typeof candidate.put === "function" && typeof candidate.move === "function" && candidate.placement === true,
+      )
     : undefined;
 
 /** The durable file operations of native/durable_file.c, one threadpool job each; undefined when not built. */
 export const nativeFileOps: DurableFileOps | undefined = addon && {
-  put: (temp, target, data, syncDir) => addon.put(temp, target, data, syncDir ?? ""),
-  move: (source, dest, syncDir) => addon.move(source, dest, syncDir ?? ""),
+  put: (temp, target, data, syncDir, place) =>
+    place ? addon.put(temp, target, data, syncDir ?? "", place.from, place.to) : addon.put(temp, target, data, syncDir ?? ""),
+  move: (source, dest, syncDir, place) => (place ? addon.move(source, dest, syncDir ?? "", place.from, place.to) : addon.move(source, dest, syncDir ?? "")),
   syncDirectory: (dir) => addon.syncDirectory(dir),
+  makeStandIn: async (dir, root, suffix) => {
+    const [standIn, top] = await addon.makeStandIn(dir, root, suffix);
+    return { standIn, top };
+  },
 };

@@ -1,13 +1,19 @@
 import type { StorageDriver } from "../driver/storage-driver.js";
-import { isPathNotFound } from "../driver/storage-driver.js";
+import { deleteIfPresent, isPathNotFound } from "../driver/storage-driver.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import { Digest } from "../reference/digest.js";
 import type { Logger } from "../log/logger.js";
-import { tagCurrentLinkPath, tagIndexEntryLinkPath, tagPath, tagsRootPath } from "./paths.js";
+import { tagCurrentLinkPath, tagIndexEntryLinkPath, tagIndexPath, tagPath, tagsRootPath } from "./paths.js";
 
 /**
  * A repository's tags: `current/link` names the manifest a tag points to; `index/` keeps every
  * digest it ever pointed to (distribution's history, which its garbage collector reads).
+ *
+ * A tag is listed when anything is stored under `tags/<tag>/`, and resolves when `current/link`
+ * is there. So that the two agree whatever moment a kill strikes, without reading every tag's
+ * link to list them, `current/link` is the first part of a tag written and the last removed; the
+ * filesystem driver makes a new directory appear with its first file (populateNewDirectory) and
+ * renames a directory away before removing it.
  */
 export class TagStore {
   constructor(
@@ -33,16 +39,27 @@ export class TagStore {
     return digest;
   }
 
-  /** Points the tag at a manifest; the index entry is written first so history is never behind. */
+  /**
+   * Points the tag at a manifest: `current/link` first, then the index entry. A kill in between
+   * leaves a tag that resolves with its history one entry short. Nothing reads the index to find
+   * what a tag points to: distribution's garbage collector (and src/gc/mark.ts) marks from current
+   * links, and only deletes index entries, so a missing one costs nothing. The other order (as
+   * distribution writes) left a listed tag that answered 404.
+   */
   async tag(tag: string, digest: Digest): Promise<void> {
     const link = Buffer.from(digest.toString());
-    await this.driver.putContent(tagIndexEntryLinkPath(this.repository, tag, digest), link);
     await this.driver.putContent(tagCurrentLinkPath(this.repository, tag), link);
+    await this.driver.putContent(tagIndexEntryLinkPath(this.repository, tag, digest), link);
   }
 
-  /** MANIFEST_UNKNOWN when the tag does not exist. */
+  /**
+   * MANIFEST_UNKNOWN when the tag does not exist. The index goes first and `current/link` with the
+   * rest after: an object store deletes key by key, and a kill between the keys must not leave
+   * index entries listed without the link that makes the tag resolve.
+   */
   async untag(tag: string): Promise<void> {
     try {
+      await deleteIfPresent(this.driver, tagIndexPath(this.repository, tag));
       await this.driver.delete(tagPath(this.repository, tag));
     } catch (err) {
       if (isPathNotFound(err)) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { tag });

@@ -260,7 +260,7 @@ export class UploadStore {
     // A state past the end describes bytes that are not there (lost in a crash): it could later
     // vouch for different bytes at the same offsets, so it goes.
     for (const stale of offsets.filter((o) => !Number.isSafeInteger(o) || o > atMost)) {
-      await this.driver.delete(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, stale)).catch(() => undefined);
+      await this.driver.delete(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, stale), { durable: false }).catch(() => undefined);
     }
     const best = offsets.filter((o) => Number.isSafeInteger(o) && o <= atMost).sort((a, b) => b - a)[0];
     if (best === undefined) return undefined;
@@ -301,7 +301,9 @@ export class UploadStore {
   private async remove(session: UploadSession): Promise<void> {
     this.hashers.delete(hasherKey(session));
     try {
-      await this.driver.delete(uploadPath(session.repository, session.id), { directory: true });
+      // Not synced: an upload that comes back after a power cut holds nothing the registry serves,
+      // and is purged with the others; a sync here would cost every push of a blob a flush.
+      await this.driver.delete(uploadPath(session.repository, session.id), { directory: true, durable: false });
     } catch (err) {
       if (!isPathNotFound(err)) throw err;
     }

@@ -36,7 +36,7 @@ import {
  *
  * It changes nothing else: results, errors and streams are the inner driver's own objects (a
  * reader's stream is returned as it is, so what the server learns from it, such as the local file
- * behind it for sendfile, still holds), and optional capabilities (`appendLog`) exist on the
+ * behind it for sendfile, still holds), and optional capabilities (`appendLog`, `removeTemporaries`) exist on the
  * wrapper exactly when the inner driver has them. Spans of streams and writers last as long as
  * they do: a Reader span ends when its stream closes, a Writer span when the writer is committed,
  * cancelled or closed. No span sees a byte.
@@ -46,6 +46,7 @@ export class TracedDriver implements StorageDriver {
   // Declared, not a field: a field would be an own property even when undefined, and
   // `"appendLog" in driver` would then be true for a driver without it.
   declare readonly appendLog?: (path: string) => Promise<AppendLog>;
+  declare readonly removeTemporaries?: (olderThan: Date) => Promise<number>;
 
   constructor(
     private readonly inner: StorageDriver,
@@ -53,6 +54,8 @@ export class TracedDriver implements StorageDriver {
   ) {
     this.name = inner.name;
     if (inner.appendLog !== undefined) this.appendLog = (path) => this.openAppendLog(path);
+    // A maintenance pass over the whole tree: not a span (nothing a request waits on).
+    if (inner.removeTemporaries !== undefined) this.removeTemporaries = inner.removeTemporaries.bind(inner);
   }
 
   getContent(path: string): Promise<Buffer> {

@@ -223,6 +223,11 @@ export class FaultyDriver implements StorageDriver {
     const inner = this.inner;
     return inner.appendLog === undefined ? undefined : (path) => inner.appendLog!(path);
   }
+
+  get removeTemporaries(): ((olderThan: Date) => Promise<number>) | undefined {
+    const inner = this.inner;
+    return inner.removeTemporaries === undefined ? undefined : (olderThan) => inner.removeTemporaries!(olderThan);
+  }
 }
 
 /** A writer whose write, close and commit may fail before reaching the real one. */

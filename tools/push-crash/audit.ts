@@ -9,7 +9,9 @@
  *     it may be when the kill caught its operation in flight; whatever is served hashes to the
  *     digest it is served under, with that Docker-Content-Digest and a Content-Length equal to the
  *     bytes; HEAD agrees with GET;
- *   - every tag a tag list shows resolves.
+ *   - every tag a tag list shows resolves (no allowance for the remains of a tag or untag a kill cut
+ *     short: TagStore writes `current/link` first and removes it last, and the filesystem driver
+ *     makes and removes directories atomically).
  *
  * A blob no operation touched since an earlier audit saw it (and whose outcome is settled) gets a
  * HEAD only, unless the audit is a full one (every tenth round): its Docker-Content-Digest and
@@ -36,16 +38,12 @@ export interface AuditCounts {
   absent: number;
   /** Keys whose in-flight operation turned out to have happened (or not): both were allowed. */
   settled: number;
-  /** Tags listed that do not resolve: the remains of a tag or untag a kill cut short (see checkTagList). */
-  tagRemains: number;
-  /** Deleted (acknowledged) but served again: a violation after a kill; counted apart after a power cut. */
+  /** Deleted (acknowledged) but served again: a violation, after a kill or a power cut, counted apart too. */
   revertedDeletes: number;
   violations: number;
 }
 
 export interface AuditOptions {
-  /** After a simulated power cut, an acknowledged delete whose unlink was not synced may come back. */
-  powerLoss: boolean;
   problems: string[];
   /** Labels problems. */
   round: number;
@@ -100,7 +98,6 @@ export async function auditRegistry(url: string, ledger: Ledger, options: AuditO
     tagsResolved: 0,
     absent: 0,
     settled: 0,
-    tagRemains: 0,
     revertedDeletes: 0,
     violations: 0,
   };
@@ -125,15 +122,15 @@ export async function auditRegistry(url: string, ledger: Ledger, options: AuditO
     if (observed === undefined) return;
     if (!values.has(observed)) {
       const deleted = observed !== ABSENT && values.size === 1 && values.has(ABSENT);
-      if (deleted && options.powerLoss) counts.revertedDeletes++;
-      else violation(`${kind} ${repository} ${name}: the ledger allows ${[...values].join(" or ")}, berth answers ${observed}`);
+      if (deleted) counts.revertedDeletes++;
+      violation(`${kind} ${repository} ${name}: the ledger allows ${[...values].join(" or ")}, berth answers ${observed}`);
     } else if (values.size > 1) counts.settled++;
     if (observed === ABSENT) counts.absent++;
     ledger.observe(kind, repository, name, observed);
   });
 
   const repositories = new Set(keys.map((key) => key.repository));
-  await inPool([...repositories], (repository) => checkTagList(url, repository, ledger, counts, violation));
+  await inPool([...repositories], (repository) => checkTagList(url, repository, counts, violation));
   ledger.audited();
   return counts;
 }
@@ -258,14 +255,8 @@ async function checkTag(
   return digest;
 }
 
-/**
- * Every tag the list shows resolves, unless it is the remains of a tag operation a kill cut short:
- * a tag directory without its current link (made before the link was written, or part of a
- * recursive delete left). tags/list shows those, as distribution's does; filtering them costs a
- * read per tag (on S3 a HEAD per tag), so berth does not (docs/reliability.md). Such a tag must be
- * one the ledger allows to be absent; it is counted, not a violation.
- */
-async function checkTagList(url: string, repository: string, ledger: Ledger, counts: AuditCounts, violation: (line: string) => void): Promise<void> {
+/** Every tag the list shows resolves: a listed tag that answers 404 is a violation, whatever the ledger allows. */
+async function checkTagList(url: string, repository: string, counts: AuditCounts, violation: (line: string) => void): Promise<void> {
   const list = await get(`${url}/v2/${repository}/tags/list`);
   if (list.status === 404) return;
   if (list.status !== 200) return void violation(`tags of ${repository}: ${list.status}`);
@@ -280,9 +271,7 @@ async function checkTagList(url: string, repository: string, ledger: Ledger, cou
   for (const tag of tags) {
     if (typeof tag !== "string") return void violation(`tags of ${repository}: ${JSON.stringify(tag)} is not a tag`);
     const resolved = await get(`${url}/v2/${repository}/manifests/${tag}`, "HEAD", { Accept: MANIFEST_ACCEPT });
-    if (resolved.status === 200) continue;
-    if (resolved.status === 404 && ledger.get("tag", repository, tag)?.has(ABSENT)) counts.tagRemains++;
-    else violation(`tags of ${repository}: lists ${tag}, which answers ${resolved.status}`);
+    if (resolved.status !== 200) violation(`tags of ${repository}: lists ${tag}, which answers ${resolved.status}`);
   }
 }
 

@@ -6,9 +6,12 @@
  *   - every `link` in a repository holds a well-formed digest, the digest its path names (layers,
  *     revisions, tag index entries, referrers), whose data exists.
  *
- * Uploads in progress (`_uploads/`) are partial by nature and skipped; temporary files of the
- * filesystem driver's atomic writes are hidden from the registry and only counted. Data files
- * already hashed are hashed again only when they changed (size, mtime, inode; an S3 ETag).
+ * Uploads in progress (`_uploads/`) are partial by nature and skipped. The filesystem driver's
+ * hidden temporary entries (files of atomic writes, stand-ins of new directories, trees renamed
+ * away for deletion: src/driver/temporary-names.ts) are hidden from the registry and counted;
+ * once a maintenance pass has run, one last changed before its cutoff is a violation (the pass
+ * must have removed it). Data files already hashed are hashed again only when they changed
+ * (size, mtime, inode; an S3 ETag).
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -21,6 +24,11 @@ export interface StoredFile {
   path: string;
   /** Changes whenever the content may have: what lets the audit skip a data file it hashed. */
   version: string;
+  /**
+   * A hidden temporary entry (a file, or a directory listed as one entry, not descended into),
+   * with when it last changed (the later of mtime and ctime, as the driver's sweep judges it).
+   */
+  temporary?: { changedMs: number };
 }
 
 /** The registry tree (`<root>/docker/registry/v2/`) of one storage driver. */
@@ -36,13 +44,16 @@ export interface StorageCounts {
   /** Data files hashed in this audit (new or changed since the last). */
   dataHashed: number;
   links: number;
-  /** Temporary files of atomic writes the kill left (hidden from the registry). */
+  /** Hidden temporary entries the kills left (files and directories, hidden from the registry). */
   tempFiles: number;
+  /** Of those, the ones a maintenance pass should have removed (violations). */
+  staleTempFiles: number;
   uploadFiles: number;
   violations: number;
 }
 
-const TEMP_FILE = /(^|\/)\.[^/]*\.tmp-[0-9a-f]{16}$/;
+/** src/driver/temporary-names.ts's pattern, for one path segment. */
+const TEMPORARY_NAME = /^\..*\.tmp-[0-9a-f]{16}$/;
 const DATA_PATH = /^blobs\/(sha256|sha512)\/([0-9a-f]{2})\/([0-9a-f]+)\/data$/;
 const DIGEST = /^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$/;
 /** Links whose path names the digest they hold: `…/<alg>/<hex>/link`. */
@@ -64,7 +75,10 @@ export function filesystemTree(root: string): StorageTree {
         }
         for (const entry of entries) {
           const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
-          if (entry.isDirectory()) await visit(join(dir, entry.name), path);
+          if (TEMPORARY_NAME.test(entry.name)) {
+            const info = await lstat(join(dir, entry.name)).catch(() => undefined);
+            if (info) found.push({ path, version: "", temporary: { changedMs: Math.max(info.mtimeMs, info.ctimeMs) } });
+          } else if (entry.isDirectory()) await visit(join(dir, entry.name), path);
           else {
             const info = await lstat(join(dir, entry.name));
             found.push({ path, version: `${info.size}:${info.mtimeMs}:${info.ino}` });
@@ -138,9 +152,13 @@ async function inPool<T>(items: T[], work: (item: T) => Promise<void>): Promise<
   );
 }
 
-/** Audits the tree. Data and links unchanged since an earlier audit are not read again. */
-export async function auditStorage(tree: StorageTree, memory: StorageAuditMemory, problems: string[], round: number): Promise<StorageCounts> {
-  const counts: StorageCounts = { dataFiles: 0, dataHashed: 0, links: 0, tempFiles: 0, uploadFiles: 0, violations: 0 };
+/**
+ * Audits the tree. Data and links unchanged since an earlier audit are not read again. With
+ * `removedBefore` (epoch ms: a maintenance pass has removed what changed before it), a temporary
+ * entry older than that is a violation.
+ */
+export async function auditStorage(tree: StorageTree, memory: StorageAuditMemory, problems: string[], round: number, removedBefore?: number): Promise<StorageCounts> {
+  const counts: StorageCounts = { dataFiles: 0, dataHashed: 0, links: 0, tempFiles: 0, staleTempFiles: 0, uploadFiles: 0, violations: 0 };
   const violation = (line: string): void => {
     counts.violations++;
     if (problems.length < 40) problems.push(`round ${round}: storage: ${line}`);
@@ -150,8 +168,12 @@ export async function auditStorage(tree: StorageTree, memory: StorageAuditMemory
   const toHash: Array<{ file: StoredFile; algorithm: string; digest: string }> = [];
   const links: StoredFile[] = [];
   for (const file of files) {
-    if (TEMP_FILE.test(file.path)) {
+    if (file.temporary) {
       counts.tempFiles++;
+      if (removedBefore !== undefined && file.temporary.changedMs < removedBefore) {
+        counts.staleTempFiles++;
+        violation(`${file.path} is a temporary entry from ${new Date(file.temporary.changedMs).toISOString()}, which the maintenance pass should have removed`);
+      }
       continue;
     }
     if (file.path.startsWith("repositories/")) {
