@@ -1,12 +1,12 @@
 import { posix } from "node:path";
 import { PassThrough, Readable, pipeline } from "node:stream";
-import type { S3Client } from "@aws-sdk/client-s3";
 import { assertOffset, assertValidPath, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WriterOptions, requireFile } from "../storage-driver.js";
 import { Bucket, isValidSegment } from "./bucket.js";
 import { MultipartWriter } from "./multipart-writer.js";
 import { asPathNotFound, isInvalidRange } from "./s3-errors.js";
 import { KiB, MAX_PART_SIZE } from "./s3-limits.js";
-import { createClient, resolveOptions, type S3DriverOptions, type S3DriverTuning, type S3ResolvedOptions } from "./s3-options.js";
+import { createTransport, resolveOptions, type S3DriverOptions, type S3DriverTuning, type S3ResolvedOptions } from "./s3-options.js";
+import type { S3Transport } from "./s3-transport.js";
 import { Walker, type Visit } from "./s3-walk.js";
 import { freshState, MARKER_MISSING, pendingKey, resumeState, resumeWithMarker } from "./writer-state.js";
 
@@ -23,14 +23,14 @@ const REDIRECT_EXPIRY_SECONDS = 20 * 60;
  */
 export class S3Driver implements StorageDriver {
   readonly name = "s3";
-  /** The SDK client, for instrumentation (middleware) and tests. */
-  readonly client: S3Client;
+  /** What sends the S3 requests: observers see each one (tests count them); `destroy()` closes its idle connections. */
+  readonly transport: S3Transport;
   readonly #b: Bucket;
 
   constructor(options: S3DriverOptions, tuning: S3DriverTuning = {}) {
     const resolved = resolveOptions(options, tuning);
-    this.client = createClient(options, resolved);
-    this.#b = new Bucket(this.client, resolved);
+    this.transport = createTransport(options, resolved);
+    this.#b = new Bucket(this.transport, resolved);
   }
 
   /** The configuration in effect: bucket, key prefix (`root`), sizes, with defaults applied. */
