@@ -74,6 +74,7 @@ export interface S3TransportOptions {
 /** Called once per request (not per attempt), before it is sent. */
 export type RequestObserver = (request: Readonly<S3Request>) => void;
 
+const SOCKET_BUFFER = 256 * 1024;
 /** An error answer's body is read up to this much: enough for any <Error> document. */
 const MAX_ERROR_BODY = 64 * 1024;
 
@@ -92,7 +93,9 @@ export class S3Transport {
     this.#signer = new SigV4Signer(endpoint.region);
     this.#options = options;
     this.#retry = options.retry ?? DEFAULT_RETRY_POLICY;
-    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
+    // 256 KiB buffered per socket rather than 16 KiB: a GetObject body arrives in reads of up to
+    // 64 KiB, and with 16 KiB every read paused and resumed the socket (profile of s3-pull).
+    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, highWaterMark: SOCKET_BUFFER };
     this.#agent = endpoint.protocol === "https:" ? new HttpsAgent({ ...agentOptions, rejectUnauthorized: options.rejectUnauthorized }) : new HttpAgent(agentOptions);
   }
 
