@@ -22,6 +22,9 @@ export function credentialSource(keys: StaticKeys): CredentialSource {
   }
   let chain: Promise<() => Promise<Credentials>> | undefined;
   return async () => {
+    // berth pins SDK releases that support its Node versions; the SDK's warning that later releases
+    // will not (printed by the STS/SSO clients the chain may create) is for whoever upgrades them.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
     chain ??= import("@aws-sdk/credential-provider-node").then(({ defaultProvider }) => defaultProvider());
     const found = await (await chain)();
     return { accessKeyId: found.accessKeyId, secretAccessKey: found.secretAccessKey, sessionToken: found.sessionToken };
