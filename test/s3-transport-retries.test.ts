@@ -54,6 +54,12 @@ describe("S3 transport retries against a failing HTTP server", () => {
   });
 
   const errorXml = (code: string): string => `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code} here</Message></Error>`;
+  /** A 200 announcing 1000 bytes whose connection closes after 100. */
+  const cutAfter100Bytes: Handler = (_req, res) => {
+    res.writeHead(200, { "content-length": 1000 });
+    res.write(Buffer.alloc(100));
+    setImmediate(() => res.socket?.destroy());
+  };
   const answer = (res: ServerResponse, status: number, body = ""): void => void res.writeHead(status, { "content-length": Buffer.byteLength(body) }).end(body);
 
   it("500 InternalError every time: 3 attempts, the same body each time, then StorageFaultError unavailable", async () => {
@@ -94,22 +100,14 @@ describe("S3 transport retries against a failing HTTP server", () => {
   });
 
   it("a small object's body cut in the middle: retried, then unavailable (never a short buffer)", async () => {
-    handler = (_req, res) => {
-      res.writeHead(200, { "content-length": 1000 });
-      res.write(Buffer.alloc(100));
-      setImmediate(() => res.socket?.destroy());
-    };
+    handler = cutAfter100Bytes;
     const err = await transport.send({ operation: "GetObject", method: "GET", key: "k" }).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof StorageFaultError && err.kind === "unavailable", String(err));
     assert.equal(bodies.length, 3);
   });
 
   it("a streamed body cut in the middle: the reader's stream fails, and the request is not replayed", async () => {
-    handler = (_req, res) => {
-      res.writeHead(200, { "content-length": 1000 });
-      res.write(Buffer.alloc(100));
-      setImmediate(() => res.socket?.destroy());
-    };
+    handler = cutAfter100Bytes;
     const body = await transport.stream({ operation: "GetObject", method: "GET", key: "k" });
     await assert.rejects(async () => {
       for await (const chunk of body) void chunk;
