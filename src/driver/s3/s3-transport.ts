@@ -185,7 +185,9 @@ export class S3Transport {
     const send = e.protocol === "https:" ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = send({ agent: this.#agent, protocol: e.protocol, hostname: e.hostname, port: e.port, method, path, headers }, resolve);
-      req.once("error", reject);
+      // Kept for the request's life: an error after the answer arrived (its body cut, a timeout, the
+      // reader destroying it) reaches the body's reader; here it must not go unhandled.
+      req.on("error", reject);
       req.setTimeout(this.#options.socketTimeoutMs, () => {
         req.destroy(new S3TimeoutError(`s3: no data from ${e.host} for ${this.#options.socketTimeoutMs} ms`));
       });
