@@ -1,10 +1,10 @@
 import { posix } from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable, pipeline } from "node:stream";
 import { assertOffset, assertValidPath, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WriterOptions, requireFile } from "../storage-driver.js";
 import { Bucket, isValidSegment } from "./bucket.js";
 import { MultipartWriter } from "./multipart-writer.js";
 import { asPathNotFound, isInvalidRange } from "./s3-errors.js";
-import { MAX_PART_SIZE } from "./s3-limits.js";
+import { KiB, MAX_PART_SIZE } from "./s3-limits.js";
 import { createTransport, resolveOptions, type S3DriverOptions, type S3DriverTuning, type S3ResolvedOptions } from "./s3-options.js";
 import type { S3Transport } from "./s3-transport.js";
 import { Walker, type Visit } from "./s3-walk.js";
@@ -59,9 +59,14 @@ export class S3Driver implements StorageDriver {
     if (end === undefined || end > offset) {
       const range = offset === 0 && end === undefined ? undefined : `bytes=${offset}-${end === undefined ? "" : end - 1}`;
       try {
-        // The HTTP response itself: no stream in between. Destroying it (a consumer that stops
-        // reading) destroys its socket, which is then not reused.
-        return await this.#b.getBody(key, range);
+        const body = await this.#b.getBody(key, range);
+        // Not the HTTP response itself: a consumer that stops early (a `for await` left with
+        // `break`) gets it aborted through its request, so it is not yet `destroyed` when the
+        // consumer looks, as the driver contract wants. The pass-through is destroyed at once, and
+        // the pipeline then destroys the response and its socket. It moves references, not bytes.
+        const stream = new PassThrough({ highWaterMark: 256 * KiB });
+        pipeline(body, stream, () => undefined);
+        return stream;
       } catch (err) {
         // 416: the offset is at or past the end (or the object is empty); an absent object answers 404.
         if (!isInvalidRange(err)) throw asPathNotFound(err, path, this.name);
