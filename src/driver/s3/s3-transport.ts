@@ -93,8 +93,9 @@ export class S3Transport {
     this.#signer = new SigV4Signer(endpoint.region);
     this.#options = options;
     this.#retry = options.retry ?? DEFAULT_RETRY_POLICY;
-    // 256 KiB buffered per socket rather than 16 KiB: a GetObject body arrives in reads of up to
-    // 64 KiB, and with 16 KiB every read paused and resumed the socket (profile of s3-pull).
+    // 256 KiB buffered per socket rather than Node's 16 KiB, so that the 64 KiB reads of a
+    // GetObject body do not each fill the buffer and pause the socket. Its effect on the pull's
+    // CPU was within the noise of the measurements (docs/benchmarks.md); it costs nothing.
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, highWaterMark: SOCKET_BUFFER };
     this.#agent = endpoint.protocol === "https:" ? new HttpsAgent({ ...agentOptions, rejectUnauthorized: options.rejectUnauthorized }) : new HttpAgent(agentOptions);
   }
