@@ -24,7 +24,7 @@ import { auditStorage } from "./support/storage-audit.js";
 
 const HANG_MS = 30_000;
 const MiB = 1024 * 1024;
-/** The SDK's default (standard retry mode), which berth keeps: one request and two retries. */
+/** berth's retry policy (src/driver/s3/retry-policy.ts, the AWS SDK's standard mode): one request and two retries. */
 const MAX_ATTEMPTS = 3;
 
 class TimedClient extends RegistryClient {
@@ -101,7 +101,7 @@ describe("S3 faults between berth and Ceph", { skip }, () => {
       assert.deepEqual(audit.problems, [], "nothing half-written is visible");
       assert.ok(audit.blobs > 0);
     } finally {
-      direct.client.destroy();
+      direct.transport.destroy();
     }
   }
 

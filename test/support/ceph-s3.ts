@@ -98,7 +98,7 @@ export async function startCephS3(options: { bucket?: string; env?: Record<strin
     const accessKeyId = required(env, "S3_ACCESS_KEY");
     const secretAccessKey = required(env, "S3_SECRET_KEY");
     const bucket = options.bucket ?? `berth-test-${randomBytes(4).toString("hex")}`;
-    // As the driver does: the SDK's notice about its future Node requirement is noise in test output.
+    // The SDK's notice about its future Node requirement is noise in test output.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
     const client = (): S3Client =>
       new S3Client({

@@ -2,33 +2,16 @@
  * The S3 requests the driver, its writers and its walker make, on one bucket and key prefix, and
  * the mapping between driver paths and keys.
  */
-import type { Readable } from "node:stream";
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  ListPartsCommand,
-  PutObjectCommand,
-  UploadPartCommand,
-  UploadPartCopyCommand,
-  type ListObjectsV2CommandOutput,
-  type ObjectCannedACL,
-  type S3Client,
-  type ServerSideEncryption,
-  type StorageClass,
-} from "@aws-sdk/client-s3";
-import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { StorageFaultError } from "../storage-fault.js";
+import { createHash } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import { isNoSuchUpload, unlessNotFound } from "./s3-errors.js";
 import { DELETE_BATCH, MAX_PARTS, splitRanges } from "./s3-limits.js";
 import type { S3ResolvedOptions } from "./s3-options.js";
+import type { S3Request, S3Transport } from "./s3-transport.js";
+import { completeUploadXml, deleteObjectsXml, parseCopyPartETag, parseDeleteErrors, parseListPage, parsePartsPage, parseUploadId, parseUploadsPage, type ListPage } from "./s3-xml.js";
+import { encodeKeyPath } from "./sigv4.js";
+
+export type { ListedObject, ListPage } from "./s3-xml.js";
 
 /** A part of a multipart upload, with what CompleteMultipartUpload needs and its size. */
 export interface Part {
@@ -52,15 +35,8 @@ export interface ListParams {
   MaxKeys?: number;
 }
 
-/** Parameters every object-creating request carries. */
-interface WriteParams {
-  Bucket: string;
-  Key: string;
-  StorageClass?: StorageClass;
-  ACL?: ObjectCannedACL;
-  ServerSideEncryption?: ServerSideEncryption;
-  SSEKMSKeyId?: string;
-}
+/** User metadata travels in these headers (S3 lowercases the names). */
+const META_PREFIX = "x-amz-meta-";
 
 const VALID_SEGMENT = /^[A-Za-z0-9._:-]+$/;
 
@@ -71,7 +47,7 @@ export function isValidSegment(segment: string): boolean {
 
 export class Bucket {
   constructor(
-    readonly client: S3Client,
+    readonly transport: S3Transport,
     readonly o: S3ResolvedOptions,
   ) {}
 
@@ -91,21 +67,21 @@ export class Bucket {
     return this.o.root === "" ? `/${key}` : key.slice(this.o.root.length);
   }
 
-  listPage(params: ListParams): Promise<ListObjectsV2CommandOutput> {
-    return this.client.send(
-      new ListObjectsV2Command({
-        Bucket: this.o.bucket,
-        Prefix: params.Prefix,
-        Delimiter: params.Delimiter,
-        ContinuationToken: params.ContinuationToken,
-        StartAfter: params.ContinuationToken === undefined ? params.StartAfter : undefined,
-        MaxKeys: params.MaxKeys ?? this.o.listPageSize,
-      }),
-    );
+  async listPage(params: ListParams): Promise<ListPage> {
+    const query: Array<[string, string]> = [
+      ["list-type", "2"],
+      ["prefix", params.Prefix],
+      ["max-keys", String(params.MaxKeys ?? this.o.listPageSize)],
+    ];
+    if (params.Delimiter !== undefined) query.push(["delimiter", params.Delimiter]);
+    if (params.ContinuationToken !== undefined) query.push(["continuation-token", params.ContinuationToken]);
+    else if (params.StartAfter !== undefined) query.push(["start-after", params.StartAfter]);
+    const out = await this.transport.send({ operation: "ListObjectsV2", method: "GET", query });
+    return parseListPage(out.body.toString("utf8"));
   }
 
   /** Every page of a listing, following continuation tokens. */
-  async *listPages(params: { Prefix: string; Delimiter?: string }): AsyncGenerator<ListObjectsV2CommandOutput> {
+  async *listPages(params: { Prefix: string; Delimiter?: string }): AsyncGenerator<ListPage> {
     let token: string | undefined;
     do {
       const page = await this.listPage({ ...params, ContinuationToken: token });
@@ -116,91 +92,72 @@ export class Bucket {
 
   /** Size and modification time, or undefined when there is no object at the key. */
   async head(key: string): Promise<{ size: number; modTime: Date } | undefined> {
-    const head = await unlessNotFound(this.client.send(new HeadObjectCommand({ Bucket: this.o.bucket, Key: key })));
-    return head === undefined ? undefined : { size: head.ContentLength ?? 0, modTime: head.LastModified ?? new Date(0) };
+    const head = await unlessNotFound(this.transport.send({ operation: "HeadObject", method: "HEAD", key }));
+    if (head === undefined) return undefined;
+    const modified = head.headers["last-modified"];
+    return { size: Number(head.headers["content-length"] ?? 0), modTime: modified === undefined ? new Date(0) : new Date(modified) };
   }
 
+  /** A whole (small) object and its user metadata. A body cut on the way is retried, then a StorageFaultError. */
   async getObject(key: string): Promise<{ bytes: Buffer; metadata: Record<string, string> }> {
-    const out = await this.client.send(new GetObjectCommand({ Bucket: this.o.bucket, Key: key }));
-    let bytes: Uint8Array;
-    try {
-      bytes = await out.Body!.transformToByteArray();
-    } catch (err) {
-      // The answer began but its body did not arrive whole (connection cut, timeout): the store failed, not the key.
-      throw new StorageFaultError("unavailable", `s3: the body of ${key} was cut`, { cause: err });
+    const out = await this.transport.send({ operation: "GetObject", method: "GET", key });
+    const metadata: Record<string, string> = {};
+    for (const [name, value] of Object.entries(out.headers)) {
+      if (name.startsWith(META_PREFIX) && typeof value === "string") metadata[name.slice(META_PREFIX.length)] = value;
     }
-    return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), metadata: out.Metadata ?? {} };
+    return { bytes: out.body, metadata };
   }
 
   /** The HTTP response body of a GetObject, of the whole object or of an HTTP `range` ("bytes=a-b"). */
-  async getBody(key: string, range: string | undefined): Promise<Readable> {
-    const out = await this.client.send(new GetObjectCommand({ Bucket: this.o.bucket, Key: key, Range: range }));
-    return out.Body as Readable;
+  getBody(key: string, range: string | undefined): Promise<IncomingMessage> {
+    return this.transport.stream({ operation: "GetObject", method: "GET", key, headers: range === undefined ? undefined : { range } });
   }
 
   async putObject(key: string, body: Uint8Array, metadata?: Record<string, string>): Promise<void> {
-    await this.client.send(
-      new PutObjectCommand({
-        ...this.#writeParams(key),
-        Body: body,
-        ContentLength: body.byteLength,
-        ContentType: "application/octet-stream",
-        Metadata: metadata,
-      }),
-    );
+    const headers = this.#writeHeaders();
+    for (const [name, value] of Object.entries(metadata ?? {})) headers[META_PREFIX + name.toLowerCase()] = value;
+    await this.transport.send({ operation: "PutObject", method: "PUT", key, headers, body });
   }
 
   /** CopyObject: a server-side copy of an object of at most 5 GiB. */
   async copyObject(source: string, dest: string): Promise<void> {
-    await this.client.send(
-      new CopyObjectCommand({
-        ...this.#writeParams(dest),
-        CopySource: this.#copySource(source),
-        ContentType: "application/octet-stream",
-        MetadataDirective: "REPLACE",
-      }),
-    );
+    const headers = { ...this.#writeHeaders(), "x-amz-copy-source": this.#copySource(source), "x-amz-metadata-directive": "REPLACE" };
+    await this.transport.send({ operation: "CopyObject", method: "PUT", key: dest, headers, errorIn200: true });
   }
 
   /** A presigned GET or HEAD URL of the key. */
   presignedURL(key: string, method: "GET" | "HEAD", expiresIn: number): Promise<string> {
-    const input = { Bucket: this.o.bucket, Key: key };
-    const command = method === "GET" ? new GetObjectCommand(input) : new HeadObjectCommand(input);
-    return getSignedUrl(this.client, command, { expiresIn });
+    return this.transport.presign(method, key, expiresIn);
   }
 
   /** DeleteObject; S3 answers 204 whether or not the key existed. */
   async deleteKey(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.o.bucket, Key: key }));
+    await this.transport.send({ operation: "DeleteObject", method: "DELETE", key });
   }
 
   async deleteKeys(keys: string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-      const batch = keys.slice(i, i + DELETE_BATCH);
-      const out = await this.client.send(
-        new DeleteObjectsCommand({ Bucket: this.o.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
-      );
-      const failed = (out.Errors ?? []).filter((error) => error.Code !== "NoSuchKey");
+      const body = Buffer.from(deleteObjectsXml(keys.slice(i, i + DELETE_BATCH)), "utf8");
+      // S3 requires Content-MD5 on DeleteObjects.
+      const headers = { "content-md5": createHash("md5").update(body).digest("base64"), "content-type": "application/xml" };
+      const out = await this.transport.send({ operation: "DeleteObjects", method: "POST", query: [["delete", ""]], headers, body, signedBody: true });
+      const failed = parseDeleteErrors(out.body.toString("utf8")).filter((error) => error.Code !== "NoSuchKey");
       if (failed.length > 0) {
         const first = failed[0]!;
-        throw new Error(`s3: could not delete ${failed.length} keys, first ${first.Key}: ${first.Code} ${first.Message ?? ""}`);
+        throw new Error(`s3: could not delete ${failed.length} keys, first ${first.Key}: ${first.Code} ${first.Message}`);
       }
     }
   }
 
   async createUpload(key: string): Promise<string> {
-    const out = await this.client.send(
-      new CreateMultipartUploadCommand({ ...this.#writeParams(key), ContentType: "application/octet-stream" }),
-    );
-    return out.UploadId!;
+    const out = await this.transport.send({ operation: "CreateMultipartUpload", method: "POST", key, query: [["uploads", ""]], headers: this.#writeHeaders() });
+    return parseUploadId(out.body.toString("utf8"));
   }
 
   async uploadPart(key: string, uploadId: string, partNumber: number, bytes: Buffer): Promise<Part> {
     if (partNumber > MAX_PARTS) throw new Error(`s3: ${key}: more than ${MAX_PARTS} parts (raise chunksize)`);
-    const out = await this.client.send(
-      new UploadPartCommand({ Bucket: this.o.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: bytes, ContentLength: bytes.length }),
-    );
-    return { PartNumber: partNumber, ETag: out.ETag!, size: bytes.length };
+    const out = await this.transport.send({ operation: "UploadPart", method: "PUT", key, query: this.#partQuery(uploadId, partNumber), body: bytes });
+    return { PartNumber: partNumber, ETag: etagOf(out.headers.etag, key), size: bytes.length };
   }
 
   /** Copies `size` bytes of `source` as parts `firstPart`, `firstPart + 1`… of an upload, server-side. */
@@ -208,17 +165,16 @@ export class Bucket {
     const ranges = splitRanges(size, this.o.copyChunkSize);
     if (firstPart - 1 + ranges.length > MAX_PARTS) throw new Error(`s3: ${dest}: more than ${MAX_PARTS} parts`);
     return mapLimit(ranges, this.o.copyConcurrency, async ([start, end], i) => {
-      const out = await this.client.send(
-        new UploadPartCopyCommand({
-          Bucket: this.o.bucket,
-          Key: dest,
-          UploadId: uploadId,
-          PartNumber: firstPart + i,
-          CopySource: this.#copySource(source),
-          CopySourceRange: `bytes=${start}-${end - 1}`,
-        }),
-      );
-      return { PartNumber: firstPart + i, ETag: out.CopyPartResult!.ETag!, size: end - start };
+      const request: S3Request = {
+        operation: "UploadPartCopy",
+        method: "PUT",
+        key: dest,
+        query: this.#partQuery(uploadId, firstPart + i),
+        headers: { "x-amz-copy-source": this.#copySource(source), "x-amz-copy-source-range": `bytes=${start}-${end - 1}` },
+        errorIn200: true,
+      };
+      const out = await this.transport.send(request);
+      return { PartNumber: firstPart + i, ETag: parseCopyPartETag(out.body.toString("utf8")), size: end - start };
     });
   }
 
@@ -235,14 +191,9 @@ export class Bucket {
 
   /** Completes an upload, then checks the object's size (Ceph 16 answers an empty ETag: HEAD is the truth). */
   async completeUpload(key: string, uploadId: string, parts: Part[], size: number): Promise<void> {
-    await this.client.send(
-      new CompleteMultipartUploadCommand({
-        Bucket: this.o.bucket,
-        Key: key,
-        UploadId: uploadId,
-        MultipartUpload: { Parts: parts.map(({ PartNumber, ETag }) => ({ PartNumber, ETag })) },
-      }),
-    );
+    const body = Buffer.from(completeUploadXml(parts), "utf8");
+    const headers = { "content-type": "application/xml" };
+    await this.transport.send({ operation: "CompleteMultipartUpload", method: "POST", key, query: [["uploadId", uploadId]], headers, body, signedBody: true, errorIn200: true });
     await this.verifySize(key, size);
   }
 
@@ -254,7 +205,7 @@ export class Bucket {
   /** Aborts an upload; one that is already gone is fine. */
   async abortUpload(key: string, uploadId: string): Promise<void> {
     try {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.o.bucket, Key: key, UploadId: uploadId }));
+      await this.transport.send({ operation: "AbortMultipartUpload", method: "DELETE", key, query: [["uploadId", uploadId]] });
     } catch (err) {
       if (!isNoSuchUpload(err)) throw err;
     }
@@ -265,11 +216,13 @@ export class Bucket {
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     for (;;) {
-      const page = await this.client.send(
-        new ListMultipartUploadsCommand({ Bucket: this.o.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
-      );
-      for (const upload of page.Uploads ?? []) {
-        if (keep(upload.Key!)) uploads.push({ key: upload.Key!, uploadId: upload.UploadId!, initiated: upload.Initiated?.getTime() ?? 0 });
+      const query: Array<[string, string]> = [["uploads", ""], ["prefix", prefix]];
+      if (keyMarker !== undefined) query.push(["key-marker", keyMarker]);
+      if (uploadIdMarker !== undefined) query.push(["upload-id-marker", uploadIdMarker]);
+      const out = await this.transport.send({ operation: "ListMultipartUploads", method: "GET", query });
+      const page = parseUploadsPage(out.body.toString("utf8"));
+      for (const upload of page.Uploads) {
+        if (keep(upload.Key)) uploads.push({ key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated.getTime() || 0 });
       }
       if (!page.IsTruncated) break;
       keyMarker = page.NextKeyMarker;
@@ -284,12 +237,13 @@ export class Bucket {
     let marker: string | undefined;
     try {
       for (;;) {
-        const page = await this.client.send(
-          new ListPartsCommand({ Bucket: this.o.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
-        );
-        for (const part of page.Parts ?? []) parts.push({ PartNumber: part.PartNumber!, ETag: part.ETag!, size: part.Size ?? 0 });
+        const query: Array<[string, string]> = [["uploadId", uploadId]];
+        if (marker !== undefined) query.push(["part-number-marker", marker]);
+        const out = await this.transport.send({ operation: "ListParts", method: "GET", key, query });
+        const page = parsePartsPage(out.body.toString("utf8"));
+        for (const part of page.Parts) parts.push({ PartNumber: part.PartNumber, ETag: part.ETag, size: part.Size });
         if (!page.IsTruncated || page.NextPartNumberMarker === undefined) break;
-        marker = String(page.NextPartNumberMarker);
+        marker = page.NextPartNumberMarker;
       }
     } catch (err) {
       if (isNoSuchUpload(err)) return undefined;
@@ -303,20 +257,29 @@ export class Bucket {
     return parts;
   }
 
-  #writeParams(key: string): WriteParams {
-    return {
-      Bucket: this.o.bucket,
-      Key: key,
-      StorageClass: this.o.storageClass,
-      ACL: this.o.acl,
-      ServerSideEncryption: this.o.sse,
-      SSEKMSKeyId: this.o.kmsKeyId,
-    };
+  /** The headers of every object-creating request: content type, storage class, ACL, encryption. */
+  #writeHeaders(): Record<string, string> {
+    const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+    if (this.o.storageClass !== undefined) headers["x-amz-storage-class"] = this.o.storageClass;
+    if (this.o.acl !== undefined) headers["x-amz-acl"] = this.o.acl;
+    if (this.o.sse !== undefined) headers["x-amz-server-side-encryption"] = this.o.sse;
+    if (this.o.kmsKeyId !== undefined) headers["x-amz-server-side-encryption-aws-kms-key-id"] = this.o.kmsKeyId;
+    return headers;
+  }
+
+  #partQuery(uploadId: string, partNumber: number): Array<[string, string]> {
+    return [["partNumber", String(partNumber)], ["uploadId", uploadId]];
   }
 
   #copySource(key: string): string {
-    return `${this.o.bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
+    return `${this.o.bucket}/${encodeKeyPath(key)}`;
   }
+}
+
+/** An UploadPart's ETag, which CompleteMultipartUpload needs. */
+function etagOf(etag: string | undefined, key: string): string {
+  if (etag === undefined) throw new Error(`s3: UploadPart of ${key} answered no ETag`);
+  return etag;
 }
 
 /** Runs `fn` on every item, at most `limit` at a time; after a failure, starts no more. */

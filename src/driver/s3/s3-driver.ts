@@ -1,12 +1,12 @@
 import { posix } from "node:path";
 import { PassThrough, Readable, pipeline } from "node:stream";
-import type { S3Client } from "@aws-sdk/client-s3";
 import { assertOffset, assertValidPath, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WalkOptions, type WriterOptions, requireFile, segmentsBelow } from "../storage-driver.js";
 import { Bucket, isValidSegment } from "./bucket.js";
 import { MultipartWriter } from "./multipart-writer.js";
 import { asPathNotFound, isInvalidRange } from "./s3-errors.js";
 import { KiB, MAX_PART_SIZE } from "./s3-limits.js";
-import { createClient, resolveOptions, type S3DriverOptions, type S3DriverTuning, type S3ResolvedOptions } from "./s3-options.js";
+import { createTransport, resolveOptions, type S3DriverOptions, type S3DriverTuning, type S3ResolvedOptions } from "./s3-options.js";
+import type { S3Transport } from "./s3-transport.js";
 import { Walker, type Visit } from "./s3-walk.js";
 import { freshState, MARKER_MISSING, pendingKey, resumeState, resumeWithMarker } from "./writer-state.js";
 
@@ -23,14 +23,14 @@ const REDIRECT_EXPIRY_SECONDS = 20 * 60;
  */
 export class S3Driver implements StorageDriver {
   readonly name = "s3";
-  /** The SDK client, for instrumentation (middleware) and tests. */
-  readonly client: S3Client;
+  /** What sends the S3 requests: observers see each one (tests count them); `destroy()` closes its idle connections. */
+  readonly transport: S3Transport;
   readonly #b: Bucket;
 
   constructor(options: S3DriverOptions, tuning: S3DriverTuning = {}) {
     const resolved = resolveOptions(options, tuning);
-    this.client = createClient(options, resolved);
-    this.#b = new Bucket(this.client, resolved);
+    this.transport = createTransport(options, resolved);
+    this.#b = new Bucket(this.transport, resolved);
   }
 
   /** The configuration in effect: bucket, key prefix (`root`), sizes, with defaults applied. */
@@ -60,8 +60,10 @@ export class S3Driver implements StorageDriver {
       const range = offset === 0 && end === undefined ? undefined : `bytes=${offset}-${end === undefined ? "" : end - 1}`;
       try {
         const body = await this.#b.getBody(key, range);
-        // The SDK's body is the HTTP response, which a consumer cannot destroy synchronously (Node
-        // aborts its request instead); the pass-through can be, and the pipeline then aborts the response.
+        // Not the HTTP response itself: a consumer that stops early (a `for await` left with
+        // `break`) gets it aborted through its request, so it is not yet `destroyed` when the
+        // consumer looks, as the driver contract wants. The pass-through is destroyed at once, and
+        // the pipeline then destroys the response and its socket. It moves references, not bytes.
         const stream = new PassThrough({ highWaterMark: 256 * KiB });
         pipeline(body, stream, () => undefined);
         return stream;

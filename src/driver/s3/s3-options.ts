@@ -1,9 +1,8 @@
-/** The S3 driver's configuration: the options as configured, their checked form, and the SDK client they make. */
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
-import { S3Client, type ObjectCannedACL, type ServerSideEncryption, type StorageClass } from "@aws-sdk/client-s3";
-import { asStorageFault } from "./s3-errors.js";
+/** The S3 driver's configuration: the options as configured, their checked form, and the transport they make. */
+import { isIP } from "node:net";
+import { credentialSource } from "./s3-credentials.js";
 import { MAX_PART_SIZE, MiB, MIN_PART_SIZE } from "./s3-limits.js";
+import { S3Transport, type S3Endpoint } from "./s3-transport.js";
 
 /**
  * The S3 driver's configuration, with the keys (and defaults) of distribution's `storage.s3`.
@@ -14,7 +13,7 @@ export interface S3DriverOptions {
   accesskey?: string;
   secretkey?: string;
   sessiontoken?: string;
-  /** AWS region (or any region name a compatible server accepts); when absent, from AWS_REGION / the profile. */
+  /** AWS region (or any region name a compatible server accepts); when absent, AWS_REGION or AWS_DEFAULT_REGION. */
   region?: string;
   /** Endpoint of an S3-compatible server ("https://minio:9000", "127.0.0.1:7480"); the AWS endpoint when absent. */
   regionendpoint?: string;
@@ -73,9 +72,9 @@ export interface S3ResolvedOptions {
   copyChunkSize: number;
   copyConcurrency: number;
   copyThreshold: number;
-  storageClass: StorageClass | undefined;
-  acl: ObjectCannedACL | undefined;
-  sse: ServerSideEncryption | undefined;
+  storageClass: string | undefined;
+  acl: string | undefined;
+  sse: "AES256" | "aws:kms" | undefined;
   kmsKeyId: string | undefined;
   listPageSize: number;
   socketTimeoutMs: number;
@@ -93,8 +92,8 @@ export function resolveOptions(options: S3DriverOptions, tuning: S3DriverTuning)
     copyChunkSize: integerOption("multipartcopychunksize", options.multipartcopychunksize ?? 32 * MiB, MIN_PART_SIZE, MAX_PART_SIZE, partSize),
     copyConcurrency: integerOption("multipartcopymaxconcurrency", options.multipartcopymaxconcurrency ?? 100, 1, Infinity, "a positive integer"),
     copyThreshold: integerOption("multipartcopythresholdsize", options.multipartcopythresholdsize ?? 32 * MiB, 0, MAX_PART_SIZE, `between 0 and ${MAX_PART_SIZE} bytes`),
-    storageClass: storageClass === "NONE" ? undefined : (storageClass as StorageClass),
-    acl: options.objectacl === undefined || options.objectacl === "" ? undefined : (options.objectacl as ObjectCannedACL),
+    storageClass: storageClass === "NONE" ? undefined : storageClass,
+    acl: options.objectacl === undefined || options.objectacl === "" ? undefined : options.objectacl,
     sse: encrypt ? (options.keyid ? "aws:kms" : "AES256") : undefined,
     kmsKeyId: encrypt && options.keyid ? options.keyid : undefined,
     listPageSize: integerOption("listPageSize", tuning.listPageSize ?? 1000, 1, 1000, "between 1 and 1000"),
@@ -108,52 +107,52 @@ function integerOption(name: string, value: number, min: number, max: number, mu
   return value;
 }
 
-/** The SDK client for the options' endpoint and credentials, with sockets enough for `multipartcopymaxconcurrency`. */
-export function createClient(options: S3DriverOptions, resolved: S3ResolvedOptions): S3Client {
-  // berth pins SDK releases that support its Node versions; the SDK's warning that later releases
-  // will not is addressed to whoever upgrades the dependency, not to a registry's operator.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-  const maxSockets = Math.max(50, resolved.copyConcurrency);
-  const client = new S3Client({
-    region: options.region,
-    endpoint: endpointOf(options),
-    forcePathStyle: options.forcepathstyle ?? false,
-    credentials:
-      options.accesskey !== undefined && options.accesskey !== ""
-        ? { accessKeyId: options.accesskey, secretAccessKey: options.secretkey ?? "", sessionToken: options.sessiontoken }
-        : undefined,
-    // Checksums only where the API demands them: S3-compatible servers (Ceph 16, older MinIO) reject
-    // the aws-chunked trailers that the default ("WHEN_SUPPORTED") puts on every upload.
-    requestChecksumCalculation: "WHEN_REQUIRED",
-    responseChecksumValidation: "WHEN_REQUIRED",
-    requestHandler: {
-      socketTimeout: resolved.socketTimeoutMs,
-      connectionTimeout: CONNECT_TIMEOUT_MS,
-      httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
-      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets, rejectUnauthorized: !(options.skipverify ?? false) }),
-    },
+/** The transport to the options' endpoint with their credentials, with sockets enough for `multipartcopymaxconcurrency`. */
+export function createTransport(options: S3DriverOptions, resolved: S3ResolvedOptions): S3Transport {
+  return new S3Transport(endpointOf(options), credentialSource(options), {
+    socketTimeoutMs: resolved.socketTimeoutMs,
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    maxSockets: Math.max(50, resolved.copyConcurrency),
+    rejectUnauthorized: !(options.skipverify ?? false),
   });
-  // Outermost, around the SDK's retries (3 attempts, its default): what still fails after them is
-  // reported as the storage failure it is (StorageFaultError), which clients see as 503 UNAVAILABLE.
-  client.middlewareStack.add(
-    (next) => async (args) => {
-      try {
-        return await next(args);
-      } catch (err) {
-        throw asStorageFault(err);
-      }
-    },
-    { step: "initialize", name: "berthStorageFaults" },
-  );
-  return client;
 }
 
-function endpointOf(options: S3DriverOptions): string | undefined {
+/**
+ * Where requests go, as the AWS SDK decided it: `regionendpoint` (its scheme from `secure` when it
+ * has none) or AWS's regional endpoint; the bucket in the host name (virtual-hosted style) unless
+ * `forcepathstyle`, or the bucket cannot be a host name label (uppercase, underscores, dots under
+ * TLS, where the certificate would not match), or the endpoint is an IP address.
+ */
+export function endpointOf(options: S3DriverOptions): S3Endpoint {
+  const region = options.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
+  if (!region) throw new Error("s3: region is required (any region name for an S3-compatible server)");
   const secure = options.secure ?? true;
-  const endpoint = options.regionendpoint;
-  if (endpoint !== undefined && endpoint !== "") {
-    return /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `${secure ? "https" : "http"}://${endpoint}`;
+  const configured = options.regionendpoint;
+  let url: URL;
+  if (configured !== undefined && configured !== "") {
+    url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(configured) ? configured : `${secure ? "https" : "http"}://${configured}`);
+  } else {
+    url = new URL(`${secure ? "https" : "http"}://s3.${region}.amazonaws.com${region.startsWith("cn-") ? ".cn" : ""}`);
   }
-  if (!secure && options.region) return `http://s3.${options.region}.amazonaws.com`;
-  return undefined;
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`s3: regionendpoint must be http or https, got ${url.protocol}`);
+  const protocol = url.protocol;
+  const basePath = url.pathname.replace(/\/+$/, "");
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  const pathStyle = (options.forcepathstyle ?? false) || !isDnsBucket(options.bucket, protocol === "https:") || isIP(hostname) !== 0 || hostname === "localhost";
+  const port = url.port === "" ? (protocol === "https:" ? 443 : 80) : Number(url.port);
+  const host = pathStyle ? url.host : `${options.bucket}.${url.host}`;
+  return {
+    protocol,
+    hostname: pathStyle ? hostname : `${options.bucket}.${hostname}`,
+    port,
+    host,
+    bucketPath: pathStyle ? `${basePath}/${options.bucket}` : basePath,
+    region,
+  };
+}
+
+/** A bucket name that can be the first label of a host name (and, under TLS, match a wildcard certificate). */
+function isDnsBucket(bucket: string, tls: boolean): boolean {
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes("..") || isIP(bucket) !== 0) return false;
+  return !(tls && bucket.includes("."));
 }

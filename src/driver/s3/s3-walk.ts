@@ -1,12 +1,11 @@
 /** The S3 driver's walk: a depth-first traversal in lexical order, made from flat (recursive) listings. */
-import type { _Object } from "@aws-sdk/client-s3";
 import type { StorageDriver } from "../storage-driver.js";
-import { isValidSegment, type Bucket } from "./bucket.js";
+import { isValidSegment, type Bucket, type ListedObject } from "./bucket.js";
 
 export type Visit = Parameters<StorageDriver["walk"]>[1];
 
 interface PageCursor {
-  contents: _Object[];
+  contents: ListedObject[];
   index: number;
   truncated: boolean;
 }
@@ -50,7 +49,7 @@ export class Walker {
    * Walks everything under `prefix` (which the caller has visited); false when nothing is there.
    * `known` is every key under the prefix when the caller has them at hand, saving the listing.
    */
-  async walkDir(prefix: string, known?: _Object[], after?: string): Promise<boolean> {
+  async walkDir(prefix: string, known?: ListedObject[], after?: string): Promise<boolean> {
     this.#depth++;
     try {
       return await this.#walkDir(prefix, known, after);
@@ -84,7 +83,7 @@ export class Walker {
     return any;
   }
 
-  async #walkDir(prefix: string, known: _Object[] | undefined, after: string | undefined): Promise<boolean> {
+  async #walkDir(prefix: string, known: ListedObject[] | undefined, after: string | undefined): Promise<boolean> {
     const open: string[] = [];
     let any = false;
     let token: string | undefined;
@@ -124,7 +123,7 @@ export class Walker {
     return any;
   }
 
-  async #visitKey(prefix: string, segments: string[], object: _Object, open: string[], cursor: PageCursor): Promise<void> {
+  async #visitKey(prefix: string, segments: string[], object: ListedObject, open: string[], cursor: PageCursor): Promise<void> {
     const modTime = object.LastModified ?? new Date(0);
     for (let depth = 0; depth < segments.length; depth++) {
       const name = segments[depth]!;
@@ -200,7 +199,7 @@ export class Walker {
  * The keys under `dirPrefix` that follow the cursor in its page, when the page holds all of them
  * (it reaches past them, or is the last page); undefined when the page ends first.
  */
-function blockInPage(dirPrefix: string, cursor: PageCursor): _Object[] | undefined {
+function blockInPage(dirPrefix: string, cursor: PageCursor): ListedObject[] | undefined {
   const { contents } = cursor;
   let i = cursor.index + 1;
   while (i < contents.length && contents[i]!.Key! < dirPrefix) i++;
