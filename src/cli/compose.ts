@@ -254,6 +254,7 @@ export async function createOnlineGc(
     config: config.storage.gc,
     timing: test.timing ?? fromEnv?.timing ?? DEFAULT_GC_TIMING,
     graceMs: test.graceMs ?? fromEnv?.graceMs,
+    intervalMs: fromEnv?.intervalMs,
     hooks: test.hooks,
     log,
   });

@@ -18,8 +18,9 @@ export interface OnlineGcNodeOptions {
   nodeId: string;
   config: OnlineGcConfig;
   timing: GcTiming;
-  /** Replaces config.graceMs (tests only: BERTH_TEST_GC_TIMING). */
+  /** Replace config.graceMs and config.intervalMs (tests only: BERTH_TEST_GC_TIMING). */
   graceMs?: number;
+  intervalMs?: number;
   hooks?: GcHooks;
   log: Logger;
 }
@@ -57,7 +58,7 @@ export class OnlineGcNode {
   startSchedule(): void {
     if (!this.options.config.enabled || this.closed) return;
     // setTimeout fires at once for delays past 2^31-1 ms (~24.8 days).
-    const delay = Math.min(this.options.config.intervalMs, 2 ** 31 - 1);
+    const delay = Math.min(this.options.intervalMs ?? this.options.config.intervalMs, 2 ** 31 - 1);
     this.timer = setTimeout(() => {
       this.collect()
         .catch((err: unknown) => this.options.log.error({ err }, "online gc: collection failed"))

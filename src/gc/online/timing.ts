@@ -69,11 +69,11 @@ export function assertTiming(t: GcTiming): void {
 }
 
 /**
- * BERTH_TEST_GC_TIMING="leaseExpireMs=3000,graceMs=2000": the protocol in seconds, for tests and the
- * stress tool that run berth as separate processes. Never for production: it also lifts the grace
- * period's minimum. Returns undefined when unset.
+ * BERTH_TEST_GC_TIMING="leaseExpireMs=3000,graceMs=2000,intervalMs=500": the protocol in seconds, for tests and the
+ * stress tool that run berth as separate processes. Never for production: it also lifts the minimums of the
+ * grace period and the schedule's interval. Returns undefined when unset.
  */
-export function testTimingFromEnv(env: NodeJS.ProcessEnv): { timing: GcTiming; graceMs?: number } | undefined {
+export function testTimingFromEnv(env: NodeJS.ProcessEnv): { timing: GcTiming; graceMs?: number; intervalMs?: number } | undefined {
   const text = env.BERTH_TEST_GC_TIMING;
   if (text === undefined || text === "") return undefined;
   const values = new Map<string, number>();
@@ -87,5 +87,5 @@ export function testTimingFromEnv(env: NodeJS.ProcessEnv): { timing: GcTiming; g
   if (expire === undefined) throw new Error("BERTH_TEST_GC_TIMING: leaseExpireMs is required");
   const overrides: Partial<GcTiming> = {};
   for (const [key, value] of values) if (key in DEFAULT_GC_TIMING && key !== "leaseExpireMs") overrides[key as keyof GcTiming] = value;
-  return { timing: scaledTiming(expire, overrides), graceMs: values.get("graceMs") };
+  return { timing: scaledTiming(expire, overrides), graceMs: values.get("graceMs"), intervalMs: values.get("intervalMs") };
 }
