@@ -12,6 +12,7 @@ import { after, describe, it } from "node:test";
 import { BERTH_CLI, DEFAULT_TEST_CONFIG, startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { run, describeRun } from "./support/external-program.js";
 import { age, assertPullable } from "./support/online-gc.js";
+import { debugURL, scrape, valueOf } from "./support/prometheus-text.js";
 import { RegistryClient, randomBlob, randomImage, registryTree, waitFor } from "./support/registry-client.js";
 
 const TIMING = { BERTH_TEST_GC_TIMING: "leaseExpireMs=1500,idlePollMs=100,graceMs=3600000,intervalMs=300" };
@@ -111,13 +112,24 @@ describe("berth garbage-collect --online", () => {
 });
 
 describe("berth serve with storage.maintenance.gc.enabled", () => {
-  it("collects on its schedule and logs each run's outcome", async () => {
-    const { berth, root, client } = await serving(testConfig({ storage: "  maintenance:\n    gc:\n      enabled: true" }));
+  it("collects on its schedule, logs each run's outcome and counts it in metrics", async () => {
+    const { berth, root, client } = await serving(
+      testConfig({
+        storage: "  maintenance:\n    gc:\n      enabled: true",
+        http: "  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true",
+      }),
+    );
     const image = await client.pushImage("app", "v1", randomImage({ layers: 1 }));
     const orphan = await client.pushBlob("app", randomBlob(300));
     await age(root, orphan, ["app"]);
     await waitFor(async () => !(await exists(root, orphan)), "the scheduled collection to delete the orphan", 60_000);
     await waitFor(() => /online gc: completed: 1 blobs \(300 bytes\)/.test(berth.log()), "the run's log line", 10_000);
     await assertPullable(client, "app", "v1", image.bytes);
+    const { samples } = await scrape(`${await debugURL(berth.log)}/metrics`);
+    assert.ok((valueOf(samples, "registry_gc_runs_total", { outcome: "completed" }) ?? 0) >= 1);
+    assert.equal(valueOf(samples, "registry_gc_blobs_deleted_total"), 1);
+    assert.equal(valueOf(samples, "registry_gc_bytes_deleted_total"), 300);
+    assert.equal(valueOf(samples, "registry_gc_layer_links_removed_total"), 1);
+    assert.ok((valueOf(samples, "registry_gc_last_duration_seconds") ?? -1) >= 0);
   });
 });

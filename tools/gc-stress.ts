@@ -30,10 +30,19 @@ export interface GcStressOptions {
   seconds: number;
   nodes: number;
   /** Storage for every node, given a scratch directory: the lines under `storage:`, and a driver on it for the final audit. */
-  storage: (work: string) => { yaml: string; driver: StorageDriver };
+  storage: (work: string) => StressStorage;
+  /** Runs on the storage after the audit, before it is removed (test/gc-online-stress.test.ts: distribution's collector). */
+  afterwards?: (storage: StressStorage) => Promise<void>;
   graceMs: number;
   seed?: number;
   log?: (line: string) => void;
+}
+
+export interface StressStorage {
+  yaml: string;
+  driver: StorageDriver;
+  /** The filesystem root, when the storage is one. */
+  root?: string;
 }
 
 export interface GcStressFigures {
@@ -202,6 +211,7 @@ export async function runGcStress(options: GcStressOptions): Promise<GcStressFig
       await new Promise((r) => setTimeout(r, 100));
     }
     figures.leftovers = await leftovers(storage.driver, quietSince, figures.problems);
+    await options.afterwards?.(storage);
     Object.assign(figures, countRuns(nodes).figures);
     // Afterwards the tags still pull: the final collection deleted nothing they need.
     for (const entry of acknowledged.values()) {
@@ -317,9 +327,9 @@ async function main(): Promise<number> {
 }
 
 /** Every node on one directory under the run's scratch directory. */
-export function filesystemStorage(work: string): { yaml: string; driver: StorageDriver } {
+export function filesystemStorage(work: string): StressStorage {
   const root = join(work, "data");
-  return { yaml: `  filesystem:\n    rootdirectory: ${root}`, driver: new FilesystemDriver(root) };
+  return { yaml: `  filesystem:\n    rootdirectory: ${root}`, driver: new FilesystemDriver(root), root };
 }
 
 runIfMain(import.meta.url, main);

@@ -47,7 +47,10 @@ const IDLE: ParticipantView = { kind: "idle" };
 export class GcParticipant {
   private view: ParticipantView = IDLE;
   private generation = 0;
-  private readonly inFlight = new Map<number, number>();
+  private currentTicket: Ticket = { generation: 0, view: IDLE };
+  /** Requests in the current generation; older generations' counts are in olderInFlight. */
+  private currentInFlight = 0;
+  private readonly olderInFlight = new Map<number, number>();
   private drainWaiters: { below: number; resolve: () => void }[] = [];
   private changeWaiters: (() => void)[] = [];
   private lastReadStart = -Infinity;
@@ -91,20 +94,26 @@ export class GcParticipant {
     await this.acking;
   }
 
-  /** The view a request starts in, counted until `leave`. Synchronous: the view and generation agree. */
+  /**
+   * The view a request starts in, counted until `leave`. Synchronous: the view and generation
+   * agree. The hot path: one increment, no allocation (the ticket is shared by its generation).
+   */
   enter(): Ticket {
-    const generation = this.generation;
-    this.inFlight.set(generation, (this.inFlight.get(generation) ?? 0) + 1);
-    return { generation, view: this.view };
+    this.currentInFlight++;
+    return this.currentTicket;
   }
 
   leave(ticket: Ticket): void {
-    const left = (this.inFlight.get(ticket.generation) ?? 1) - 1;
-    if (left > 0) {
-      this.inFlight.set(ticket.generation, left);
+    if (ticket === this.currentTicket) {
+      this.currentInFlight--;
       return;
     }
-    this.inFlight.delete(ticket.generation);
+    const left = (this.olderInFlight.get(ticket.generation) ?? 1) - 1;
+    if (left > 0) {
+      this.olderInFlight.set(ticket.generation, left);
+      return;
+    }
+    this.olderInFlight.delete(ticket.generation);
     if (this.drainWaiters.length === 0) return;
     this.drainWaiters = this.drainWaiters.filter((waiter) => {
       if (this.oldestInFlight() < waiter.below) return true;
@@ -236,9 +245,12 @@ export class GcParticipant {
       this.rescues.clear();
       this.rescued.clear();
     }
+    if (this.currentInFlight > 0) this.olderInFlight.set(this.generation, this.currentInFlight);
+    this.currentInFlight = 0;
     this.view = view;
     this.viewKey = key;
     this.generation++;
+    this.currentTicket = { generation: this.generation, view };
     this.acked = view.kind === "idle";
     const waiters = this.changeWaiters;
     this.changeWaiters = [];
@@ -257,8 +269,8 @@ export class GcParticipant {
   }
 
   private oldestInFlight(): number {
-    let oldest = Infinity;
-    for (const generation of this.inFlight.keys()) oldest = Math.min(oldest, generation);
+    let oldest = this.currentInFlight > 0 ? this.generation : Infinity;
+    for (const generation of this.olderInFlight.keys()) oldest = Math.min(oldest, generation);
     return oldest;
   }
 
