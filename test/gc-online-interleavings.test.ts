@@ -135,15 +135,21 @@ describe("online gc: HEAD → skip → manifest PUT, the race distribution canno
   }
 });
 
+/** An old layer pushed into "base" only, the config into "app", and a collection paused at `at`. */
+async function layerInBaseWithCollectorAt(at: CollectorStep) {
+  const w = await world();
+  const { image, layer } = await imageWithOldLayer(w, "base");
+  await w.client.pushBlob("app", image.config);
+  w.pauser.pauseAt(at);
+  const run = collect(w.root, w.pauser);
+  await w.pauser.reached(at);
+  return { w, image, layer, run };
+}
+
 describe("online gc: cross-repository mount", () => {
   for (const at of STEPS) {
     it(`mount with the collector at ${at}, then the manifest PUT: mounted or uploaded, an acknowledged manifest pulls`, async () => {
-      const w = await world();
-      const { image, layer } = await imageWithOldLayer(w, "base");
-      await w.client.pushBlob("app", image.config);
-      w.pauser.pauseAt(at);
-      const run = collect(w.root, w.pauser);
-      await w.pauser.reached(at);
+      const { w, image, layer, run } = await layerInBaseWithCollectorAt(at);
       const mount = await w.client.send(`/v2/app/blobs/uploads/?mount=${layer}&from=base`, { method: "POST" });
       assert.equal(mount.status, STEPS.indexOf(at) < 2 ? 201 : 202, `mount at ${at}`);
       let acknowledged = false;
@@ -165,12 +171,7 @@ describe("online gc: cross-repository mount", () => {
 describe("online gc: an upload completing to a digest that already exists", () => {
   for (const at of STEPS) {
     it(`upload with the collector at ${at}: stored (waiting out a doomed run if it must), and the manifest pulls`, async () => {
-      const w = await world();
-      const { image, layer } = await imageWithOldLayer(w, "base");
-      await w.client.pushBlob("app", image.config);
-      w.pauser.pauseAt(at);
-      const run = collect(w.root, w.pauser);
-      await w.pauser.reached(at);
+      const { w, image, layer, run } = await layerInBaseWithCollectorAt(at);
       const upload = await w.client.send(`/v2/app/blobs/uploads/?digest=${layer}`, {
         method: "POST",
         headers: { "Content-Type": "application/octet-stream" },
