@@ -14,7 +14,8 @@ import { after, describe, it } from "node:test";
 import type { RunningRegistry } from "../src/cli/serve.js";
 import type { CollectorStep } from "../src/gc/online/gc-hooks.js";
 import { assertPullable, age, collect, Pauser, startNode } from "./support/online-gc.js";
-import { OCI_MANIFEST, RegistryClient, randomBlob, randomImage, registryTree, withQuery, type ImageParts } from "./support/registry-client.js";
+import { FaultyDriver } from "./support/faulty-driver.js";
+import { OCI_MANIFEST, RegistryClient, expectError, randomBlob, randomImage, registryTree, waitFor, withQuery, type ImageParts } from "./support/registry-client.js";
 
 const STEPS: CollectorStep[] = ["marked", "candidates-acked", "doomed-acked", "before-delete"];
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -247,6 +248,24 @@ describe("online gc: --delete-untagged and a tag PUT of an untagged manifest", (
     assert.equal(summary.blobsDeleted, 3);
     assert.equal((await w.client.send(`/v2/app/manifests/${untagged.digest}`, { method: "HEAD" })).status, 404);
     await assertPullable(w.client, "app", "v1", tagged.bytes);
+  });
+});
+
+describe("online gc: a node that cannot read the run state", () => {
+  it("refuses vouching writes with 503 UNAVAILABLE after F_self, still serves reads, and writes again once it reads", async () => {
+    const work = await mkdtemp(join(tmpdir(), "berth-gc-online-"));
+    let faulty!: FaultyDriver;
+    const node = await startNode(join(work, "data"), new Pauser(), (driver) => (faulty = new FaultyDriver(driver)));
+    cleanups.push(() => rm(work, { recursive: true, force: true }), () => node.close());
+    const client = new RegistryClient(node.url);
+    const image = await client.pushImage("app", "v1", randomImage({ layers: 1 }));
+    const fault = faulty.inject({ ops: ["getContent"], path: /\/berth\/gc\/run$/ });
+    // A run may have started that this node cannot see: it must not vouch for anything it writes.
+    await waitFor(async () => (await client.putManifest("app", "v2", image.bytes, OCI_MANIFEST)).status === 503, "the fence", 30_000);
+    await expectError(await client.putManifest("app", "v2", image.bytes, OCI_MANIFEST), 503, "UNAVAILABLE");
+    await assertPullable(client, "app", "v1", image.bytes);
+    faulty.remove(fault);
+    await waitFor(async () => (await client.putManifest("app", "v2", image.bytes, OCI_MANIFEST)).status === 201, "the fence lifted", 30_000);
   });
 });
 

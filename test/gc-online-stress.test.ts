@@ -9,11 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { filesystemStorage, formatFigures, runGcStress } from "../tools/gc-stress.js";
+import { S3Driver } from "../src/driver/s3/s3-driver.js";
+import { cephSkipReason, s3DriverConfig, startCephS3 } from "./support/ceph-s3.js";
 import { describeRun, requireProgram, run } from "./support/external-program.js";
 
 const distribution = requireProgram("docker-registry");
 
-describe("online gc under load", () => {
+describe("online gc under load on the filesystem", () => {
   it("two nodes on one filesystem root: every acknowledged tag pulls, nothing unreferenced past the grace period remains", async () => {
     let distributionSummary: string | undefined;
     const figures = await runGcStress({
@@ -33,6 +35,24 @@ describe("online gc under load", () => {
     assert.ok(figures.pushesAcknowledged > 0, report);
     assert.ok(figures.collectionsCompleted > 0 && figures.blobsReclaimed > 0, report);
     if (!distribution.skip) assert.match(distributionSummary ?? "", /\d+ blobs marked, 0 blobs and 0 manifests eligible for deletion/);
+  });
+});
+
+describe("online gc under load on S3", { skip: cephSkipReason() }, () => {
+  it("three nodes on one Ceph bucket: every acknowledged tag pulls, nothing unreferenced past the grace period remains", async () => {
+    const ceph = await startCephS3();
+    try {
+      const root = `/gc-stress-${Date.now()}`;
+      const driver = new S3Driver(ceph.driverOptions({ rootdirectory: root }));
+      const figures = await runGcStress({ storage: () => ({ yaml: s3DriverConfig(ceph, root), driver }), seconds: 15, nodes: 3, graceMs: 2000 });
+      const report = formatFigures(figures, "S3 (Ceph)");
+      assert.equal(figures.violations, 0, report);
+      assert.equal(figures.leftovers, 0, report);
+      assert.deepEqual(figures.problems, [], report);
+      assert.ok(figures.pushesAcknowledged > 0 && figures.collectionsCompleted > 0, report);
+    } finally {
+      await ceph.stop();
+    }
   });
 });
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { serve, type RunningRegistry } from "../../src/cli/serve.js";
 import { parseConfig } from "../../src/config/load-config.js";
 import { FilesystemDriver } from "../../src/driver/filesystem-driver.js";
+import type { StorageDriver } from "../../src/driver/storage-driver.js";
 import type { CollectorStep, GcHooks } from "../../src/gc/online/gc-hooks.js";
 import { collectOnline, type OnlineGcSummary } from "../../src/gc/online/online-collector.js";
 import { scaledTiming, type GcTiming } from "../../src/gc/online/timing.js";
@@ -63,10 +64,10 @@ export class Pauser implements GcHooks {
 }
 
 /** `berth serve` in this process on `root`, with the fast protocol and the pauser's request hooks. */
-export async function startNode(root: string, hooks: GcHooks, storage = ""): Promise<RunningRegistry> {
-  const { config } = parseConfig(testConfig({ storage: storage || undefined }).replace("{{root}}", root), {}, "gc.yml");
+export async function startNode(root: string, hooks: GcHooks, wrapDriver?: (driver: StorageDriver) => StorageDriver): Promise<RunningRegistry> {
+  const { config } = parseConfig(testConfig().replace("{{root}}", root), {}, "gc.yml");
   const log = createLogger({ level: "error", formatter: "json", destination: SILENT });
-  return serve(config, [], log, { gc: { timing: FAST_TIMING, hooks } });
+  return serve(config, [], log, { gc: { timing: FAST_TIMING, hooks }, wrapDriver });
 }
 
 /** One online collection over `root` with a one-hour grace period. */
