@@ -285,6 +285,20 @@ describe("online gc: what is young or referenced stays", () => {
   });
 });
 
+describe("online gc: a push under way before the run", () => {
+  it("an old layer mounted into a repository within the grace period is not a candidate: the manifest that follows is accepted", async () => {
+    const w = await world();
+    const { image, layer } = await imageWithOldLayer(w, "base");
+    assert.equal((await w.client.send(`/v2/app/blobs/uploads/?mount=${layer}&from=base`, { method: "POST" })).status, 201);
+    await w.client.pushBlob("app", image.config);
+    const summary = await collect(w.root, w.pauser);
+    assert.equal(summary.outcome, "nothing");
+    assert.equal(summary.candidates.blobs, 0);
+    assert.ok(await putManifest(w, "app", "v1", image));
+    await assertPullable(w.client, "app", "v1", image.bytes);
+  });
+});
+
 function digestOfBuffer(bytes: Buffer): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }

@@ -185,11 +185,18 @@ class OnlineCollection {
   /** Unmarked blobs, untagged revisions and orphaned layer links, all older than the cutoff. */
   private async findCandidates(marked: MarkResult, cutoff: Date): Promise<Candidates> {
     const found: Candidates = { blobs: new Map(), revisions: new Map(), layerLinks: new Map(), stored: new Set() };
+    // A blob linked into a repository within the grace period (uploaded or mounted for a push under
+    // way) is as young as its newest link: its manifest may be on its way.
+    const recentlyLinked = new Set<string>();
+    for (const links of marked.layerLinks.values()) {
+      for (const link of links) if (link.digest !== undefined && link.modTime >= cutoff) recentlyLinked.add(link.digest.toString());
+    }
     await walkBlobs(this.driver, (blob) => {
       if (!blob.digest) return;
       const key = blob.digest.toString();
       found.stored.add(key);
-      if (!marked.marked.has(key) && blob.modTime < cutoff) found.blobs.set(key, { digest: blob.digest, dir: blob.dir, size: blob.size });
+      if (marked.marked.has(key) || recentlyLinked.has(key) || blob.modTime >= cutoff) return;
+      found.blobs.set(key, { digest: blob.digest, dir: blob.dir, size: blob.size });
     });
     // Revisions written since the cutoff were roots of the mark: every one listed here is older.
     for (const manifest of marked.toDelete) found.revisions.set(repositoryItemKey(manifest.repository, manifest.digest.toString()), manifest);
