@@ -23,7 +23,7 @@ const GET_CONNECTIONS = 16;
 
 interface GcState {
   conns: Conn[];
-  /** Seconds one dry-run collection over the tree took (median of those run during the case). */
+  /** Seconds each dry-run collection that finished during the timed parts took (none when one outlasts them). */
   collectionSeconds: number[];
 }
 
