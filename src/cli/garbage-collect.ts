@@ -1,7 +1,7 @@
+import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load-config.js";
 import { garbageCollect, StorageInUseError, type GcSummary } from "../gc/garbage-collect.js";
-import { randomBytes } from "node:crypto";
 import { createProgress, formatBytes, type GcProgress } from "../gc/progress.js";
 import { CollectorBusyError } from "../gc/online/collector-lease.js";
 import { collectOnline, type OnlineGcSummary } from "../gc/online/online-collector.js";
@@ -25,8 +25,9 @@ same storage. Progress goes to standard error, the summary to standard output.
                          online collection holds the collector lease
   -h, --help             print this help
 
-It refuses to run while a registry that writes to the storage is running (berth serve announces
-itself there); run it with the registry stopped or read-only (storage.maintenance.readonly.enabled).
+Without --online it refuses to run while a registry that writes to the storage is running (berth
+serve announces itself there); run it with the registry stopped or read-only
+(storage.maintenance.readonly.enabled).
 With storage.cache.blobdescriptor: redis, the Redis cache is cleared once something was deleted
 (registries sharing it would otherwise go on describing the deleted blobs).
 Exit status: 0 done, 1 failed or stopped (nothing unsafe was deleted), 2 usage, 3 storage in use.

@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { StorageDriver } from "../../driver/storage-driver.js";
-import { isPathNotFound } from "../../driver/storage-driver.js";
+import { getContentIfPresent, isPathNotFound } from "../../driver/storage-driver.js";
 import { COLLECTOR_LEASE_PATH } from "./gc-paths.js";
 import { ObjectWatch } from "./object-watch.js";
 import type { GcTiming } from "./timing.js";
@@ -152,13 +152,8 @@ export class CollectorLease {
 }
 
 export async function readLease(driver: StorageDriver): Promise<CollectorLeaseRecord | undefined> {
-  let content: Buffer;
-  try {
-    content = await driver.getContent(COLLECTOR_LEASE_PATH);
-  } catch (err) {
-    if (isPathNotFound(err)) return undefined;
-    throw err;
-  }
+  const content = await getContentIfPresent(driver, COLLECTOR_LEASE_PATH);
+  if (content === undefined) return undefined;
   try {
     const value = JSON.parse(content.toString("utf8")) as CollectorLeaseRecord;
     if (typeof value.holder === "string") return value;

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { StorageDriver } from "../../driver/storage-driver.js";
-import { deleteIfPresent, isPathNotFound } from "../../driver/storage-driver.js";
+import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../../driver/storage-driver.js";
 import { LEASES_ROOT, readLeases } from "../registry-lease.js";
 import type { ManifestReferences } from "../manifest-references.js";
 import { mark, type MarkResult } from "../mark.js";
@@ -275,12 +275,7 @@ class OnlineCollection {
   }
 
   private async listNames(dir: string): Promise<string[]> {
-    try {
-      return (await this.driver.list(dir)).map((path) => path.slice(path.lastIndexOf("/") + 1));
-    } catch (err) {
-      if (isPathNotFound(err)) return [];
-      throw err;
-    }
+    return (await listOrEmpty(this.driver, dir)).map((path) => path.slice(path.lastIndexOf("/") + 1));
   }
 
   /** Deletes through a driver that refuses once the lease is no longer fresh (self-fencing). */

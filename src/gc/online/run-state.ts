@@ -1,5 +1,5 @@
 import type { StorageDriver } from "../../driver/storage-driver.js";
-import { isPathNotFound } from "../../driver/storage-driver.js";
+import { getContentIfPresent } from "../../driver/storage-driver.js";
 import { RUN_STATE_PATH, assertRunId, runListPath } from "./gc-paths.js";
 
 export type RunPhase = "candidates" | "doomed" | "done";
@@ -37,13 +37,8 @@ export function digestOfItem(item: string): string {
 
 /** undefined when no run was ever started on this storage. Throws on anything unreadable. */
 export async function readRunState(driver: StorageDriver): Promise<RunState | undefined> {
-  let content: Buffer;
-  try {
-    content = await driver.getContent(RUN_STATE_PATH);
-  } catch (err) {
-    if (isPathNotFound(err)) return undefined;
-    throw err;
-  }
+  const content = await getContentIfPresent(driver, RUN_STATE_PATH);
+  if (content === undefined) return undefined;
   const value = JSON.parse(content.toString("utf8")) as Partial<RunState>;
   if (typeof value.runId !== "string" || !["candidates", "doomed", "done"].includes(value.phase ?? "") || typeof value.collector !== "string") {
     throw new Error(`${RUN_STATE_PATH} is not a run state`);
