@@ -7,6 +7,7 @@
  * same cores, as a scheduled collection would run inside one of the nodes.
  *
  * distribution has no online collection: on it both variants run without one (a reference, ≈ 1).
+ * BENCH_GC_NICE=<n> runs the collector under `nice -n <n>`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -49,7 +50,10 @@ function collectLoop(srv: RunningServer, seconds: number[]): { stop(): Promise<v
   const loop = (async () => {
     while (!stopped) {
       const t0 = performance.now();
-      child = spawn(process.execPath, [BERTH_MAIN, "garbage-collect", join(srv.dir, "config.yml"), "--online", "--dry-run"], { stdio: "ignore" });
+      const collector = [process.execPath, BERTH_MAIN, "garbage-collect", join(srv.dir, "config.yml"), "--online", "--dry-run"];
+      // BENCH_GC_NICE=19: the collector at a low CPU priority, as an operator may run the CLI.
+      const nice = process.env.BENCH_GC_NICE;
+      child = nice ? spawn("nice", ["-n", nice, ...collector], { stdio: "ignore" }) : spawn(collector[0]!, collector.slice(1), { stdio: "ignore" });
       const code = await new Promise<number | null>((resolve) => child!.once("exit", resolve));
       if (code === 0) seconds.push((performance.now() - t0) / 1000);
     }
