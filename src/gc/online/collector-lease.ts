@@ -44,9 +44,9 @@ export class CollectorFencedError extends Error {
  * its clock), the holder has stopped deleting.
  *
  * Without conditional writes two nodes that take an expired lease at the same moment both write
- * it; each reads it back after a renewal interval and the one that finds the other's record gives
- * up, and every renewal checks the record is still its own (see docs/garbage-collection.md for the
- * window that remains).
+ * it; each reads it back a moment later (a renewal interval, at most 1 s) and the one that finds
+ * the other's record gives up, and every renewal checks the record is still its own (see
+ * docs/garbage-collection.md for the window that remains).
  */
 export class CollectorLease {
   private renewals = 0;
