@@ -20,6 +20,7 @@ import { chunkedUpload, monoUpload } from "./cases/upload.js";
 import { mirrorColdPull, mirrorColdPull20, mirrorWarmPull } from "./cases/mirror.js";
 import { notifyManifestGet, notifyPush50, notifyQueueMemory, notifySlowReceiver } from "./cases/notifications.js";
 import { pushImages } from "./cases/push-images.js";
+import { gcManifestGet, gcPush50 } from "./cases/online-gc.js";
 import { S3_CASES } from "./cases/s3.js";
 import { skopeoRoundTrip } from "./cases/skopeo.js";
 import { headManifest, manifestGet, tagsList } from "./cases/small-requests.js";
@@ -83,6 +84,8 @@ export const ALL_CASES: BenchCase<any>[] = [
   notifyManifestGet(16),
   notifySlowReceiver,
   notifyQueueMemory,
+  gcPush50,
+  gcManifestGet,
   metricsGet("manifest"),
   metricsGet("blob"),
   ...S3_CASES,

@@ -211,6 +211,7 @@ http:
       deleteEnabled: true,
       redirectDisabled: true,
       uploadPurging: { enabled: false, ageMs: 24 * HOUR, intervalMs: 1.5 * HOUR, dryRun: true },
+      gc: { enabled: false, intervalMs: 24 * HOUR, dryRun: false, deleteUntagged: false, graceMs: HOUR },
       readOnly: true,
       cache: { blobDescriptor: "inmemory", blobDescriptorSize: 500 },
     });
@@ -373,6 +374,18 @@ describe("environment overrides", () => {
     });
     assert.deepEqual(config.storage.uploadPurging, { enabled: false, ageMs: 1.5 * HOUR, intervalMs: 10_000, dryRun: true });
     assert.equal(config.storage.readOnly, true);
+  });
+
+  it("REGISTRY_STORAGE_MAINTENANCE_GC_* set berth's online collection", () => {
+    const { config, warnings } = parse(DEBIAN_CONFIG, {
+      REGISTRY_STORAGE_MAINTENANCE_GC_ENABLED: "true",
+      REGISTRY_STORAGE_MAINTENANCE_GC_INTERVAL: "6h",
+      REGISTRY_STORAGE_MAINTENANCE_GC_DRYRUN: "true",
+      REGISTRY_STORAGE_MAINTENANCE_GC_DELETEUNTAGGED: "true",
+      REGISTRY_STORAGE_MAINTENANCE_GC_GRACEPERIOD: "2h",
+    });
+    assert.deepEqual(config.storage.gc, { enabled: true, intervalMs: 6 * HOUR, dryRun: true, deleteUntagged: true, graceMs: 2 * HOUR });
+    assert.deepEqual(warnings, []);
   });
 
   it("sets the remaining keys: redirect, cache, host, prefix, net, relativeurls, draintimeout, accesslog", () => {
@@ -597,6 +610,25 @@ describe("configuration errors name the key", () => {
     assertConfigError(() => parse(`${MINIMAL}http:\n  headers:\n    X-Evil: ["a\\r\\nSet-Cookie: x"]\n`), "http.headers.X-Evil", "invalid header value");
   });
 
+  it("storage.maintenance.gc defaults to off, daily, one hour of grace", () => {
+    assert.deepEqual(parse(MINIMAL).config.storage.gc, { enabled: false, intervalMs: 24 * HOUR, dryRun: false, deleteUntagged: false, graceMs: HOUR });
+  });
+
+  it("rejects storage.maintenance.gc values that would collect what a push still needs, or poll in a loop", () => {
+    const P = "storage.maintenance.gc";
+    const gc = (k: string, v: string): string => `${MINIMAL}  maintenance:\n    gc:\n      ${k}: ${v}\n`;
+    assert.throws(() => parse(gc("graceperiod", "5m")), {
+      message: `configuration: ${P}.graceperiod: must be at least 10m0s: a layer pushed a moment before its manifest must not be collected in between`,
+    });
+    assert.throws(() => parse(gc("interval", "30s")), { message: `configuration: ${P}.interval: must be at least 1m` });
+    assert.throws(() => parse(gc("enabled", "maybe")), { message: `configuration: ${P}.enabled: expected a boolean, got "maybe"` });
+    assert.throws(() => parse(`${MINIMAL}  maintenance:\n    gc:\n      graceperiod: 1m\n`, {}), /graceperiod: must be at least 10m0s/);
+    assert.throws(() => parse(MINIMAL, { REGISTRY_STORAGE_MAINTENANCE_GC_GRACEPERIOD: "1s" }), {
+      message: `configuration: ${P}.graceperiod: must be at least 10m0s: a layer pushed a moment before its manifest must not be collected in between (from environment variable REGISTRY_STORAGE_MAINTENANCE_GC_GRACEPERIOD)`,
+    });
+    assert.match(parse(gc("bogus", "1")).warnings.join("\n"), /storage\.maintenance\.gc\.bogus/);
+  });
+
   it("rejects invalid durations naming the key", () => {
     const P = "storage.maintenance.uploadpurging";
     const purge = (k: string, v: string): string => `${MINIMAL}  maintenance:\n    uploadpurging:\n      ${k}: ${v}\n`;
@@ -686,6 +718,7 @@ describe("describeConfig", () => {
         redirect: { disable: false },
         maintenance: {
           uploadpurging: { enabled: true, age: "168h0m0s", interval: "24h0m0s", dryrun: false },
+          gc: { enabled: false, interval: "24h0m0s", dryrun: false, deleteuntagged: false, graceperiod: "1h0m0s" },
           readonly: { enabled: false },
         },
         cache: { blobdescriptor: "inmemory", blobdescriptorsize: 10000 },

@@ -15,6 +15,8 @@ import type { ServerSettings } from "../server/request-context.js";
 import type { Tracing } from "../tracing/tracing.js";
 import { readTracingSettings } from "../tracing/tracing-settings.js";
 import { isWorker } from "./workers.js";
+import type { OnlineGcNode } from "../gc/online/online-gc-node.js";
+import { DEFAULT_GC_TIMING, testTimingFromEnv, type GcTiming } from "../gc/online/timing.js";
 
 /**
  * The composition root: configuration in, wired parts out. Nothing else chooses implementations.
@@ -124,7 +126,14 @@ export async function createTracing(env: NodeJS.ProcessEnv, log: Logger): Promis
  * one, recording events when `notifications` lists endpoints. With `tracing`, Redis and upstream
  * requests are traced.
  */
-export async function createRegistry(config: Config, driver: StorageDriver, log: Logger, identity: ProcessIdentity, tracing?: Tracing): Promise<Registry> {
+export async function createRegistry(
+  config: Config,
+  driver: StorageDriver,
+  log: Logger,
+  identity: ProcessIdentity,
+  tracing?: Tracing,
+  gc?: OnlineGcNode,
+): Promise<Registry> {
   const cache = await createBlobDescriptorCache(config, log, tracing);
   const local = new StorageRegistry({
     driver,
@@ -138,6 +147,8 @@ export async function createRegistry(config: Config, driver: StorageDriver, log:
     const { createMirror } = await import("../proxy/mirror.js");
     registry = createMirror(local, driver, config.proxy, config.storage.readOnly, log, tracing?.upstreamObserver);
   }
+  // Under notifications: an operation the collection refuses records no event.
+  if (gc !== undefined) registry = gc.wrap(registry, cache);
   if (config.notifications !== undefined) {
     const [{ Notifier }, { NotifyingRegistry }] = await Promise.all([import("../notifications/notifier.js"), import("../notifications/notifying-registry.js")]);
     const notifier = new Notifier({
@@ -218,4 +229,33 @@ export async function createAccessController(config: Config, log: Logger): Promi
       return loadTokenAccessController(auth, log);
     }
   }
+}
+
+/**
+ * Online collection on a serving node, or undefined where nothing could race a collector: the
+ * inmemory driver (one process, nothing shared) and read-only registries (they write nothing).
+ */
+export async function createOnlineGc(
+  config: Config,
+  driver: StorageDriver,
+  nodeId: string,
+  log: Logger,
+  test: { timing?: GcTiming; graceMs?: number; hooks?: import("../gc/online/gc-hooks.js").GcHooks } = {},
+): Promise<OnlineGcNode | undefined> {
+  if (config.storage.driver.kind === "inmemory" || config.storage.readOnly) {
+    if (config.storage.gc.enabled) log.warn(`storage.maintenance.gc.enabled is ignored: the registry is ${config.storage.readOnly ? "read-only" : "in memory"}`);
+    return undefined;
+  }
+  const { OnlineGcNode } = await import("../gc/online/online-gc-node.js");
+  const fromEnv = testTimingFromEnv(process.env);
+  return new OnlineGcNode({
+    driver,
+    nodeId,
+    config: config.storage.gc,
+    timing: test.timing ?? fromEnv?.timing ?? DEFAULT_GC_TIMING,
+    graceMs: test.graceMs ?? fromEnv?.graceMs,
+    intervalMs: fromEnv?.intervalMs,
+    hooks: test.hooks,
+    log,
+  });
 }

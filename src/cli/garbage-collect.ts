@@ -1,13 +1,17 @@
+import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load-config.js";
 import { garbageCollect, StorageInUseError, type GcSummary } from "../gc/garbage-collect.js";
-import { createProgress, formatBytes } from "../gc/progress.js";
+import { createProgress, formatBytes, type GcProgress } from "../gc/progress.js";
+import { CollectorBusyError } from "../gc/online/collector-lease.js";
+import { collectOnline, type OnlineGcSummary } from "../gc/online/online-collector.js";
+import { DEFAULT_GC_TIMING, testTimingFromEnv } from "../gc/online/timing.js";
 import { ManifestDeletionError } from "../gc/sweep.js";
 import { createLogger } from "../log/logger.js";
 import type { Config } from "../config/config.js";
 import { createDriver, describeStorage, forgetSharedBlobDescriptors } from "./compose.js";
 
-export const GC_USAGE = `Usage: berth garbage-collect [config.yml] [--dry-run] [--delete-untagged]
+export const GC_USAGE = `Usage: berth garbage-collect [config.yml] [--dry-run] [--delete-untagged] [--online]
 
 Deletes the blobs no manifest refers to, as distribution's "registry garbage-collect" does, on the
 same storage. Progress goes to standard error, the summary to standard output.
@@ -15,10 +19,15 @@ same storage. Progress goes to standard error, the summary to standard output.
   -d, --dry-run          report what would be deleted; delete nothing
   -m, --delete-untagged  also delete manifests no tag reaches (the children of a tagged index and
                          the referrers of a kept manifest, such as signatures, are kept)
+      --online           collect while registries serve the storage: take part in berth's online
+                         protocol (docs/garbage-collection.md) instead of requiring them stopped;
+                         storage.maintenance.gc.graceperiod applies. Exit status 3 when another
+                         online collection holds the collector lease
   -h, --help             print this help
 
-It refuses to run while a registry that writes to the storage is running (berth serve announces
-itself there); run it with the registry stopped or read-only (storage.maintenance.readonly.enabled).
+Without --online it refuses to run while a registry that writes to the storage is running (berth
+serve announces itself there); run it with the registry stopped or read-only
+(storage.maintenance.readonly.enabled).
 With storage.cache.blobdescriptor: redis, the Redis cache is cleared once something was deleted
 (registries sharing it would otherwise go on describing the deleted blobs).
 Exit status: 0 done, 1 failed or stopped (nothing unsafe was deleted), 2 usage, 3 storage in use.
@@ -28,7 +37,7 @@ export const EXIT_STORAGE_IN_USE = 3;
 
 /** `berth garbage-collect …`: resolves to the process exit status. */
 export async function runGarbageCollect(argv: string[]): Promise<number> {
-  let values: { "dry-run"?: boolean; "delete-untagged"?: boolean; help?: boolean };
+  let values: { "dry-run"?: boolean; "delete-untagged"?: boolean; online?: boolean; help?: boolean };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
@@ -36,6 +45,7 @@ export async function runGarbageCollect(argv: string[]): Promise<number> {
       options: {
         "dry-run": { type: "boolean", short: "d" },
         "delete-untagged": { type: "boolean", short: "m" },
+        online: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
@@ -65,6 +75,7 @@ export async function runGarbageCollect(argv: string[]): Promise<number> {
     `berth garbage-collect: ${describeStorage(config)}` +
       `${options.deleteUntagged ? ", deleting untagged manifests" : ""}${options.dryRun ? " (dry run: nothing is deleted)" : ""}`,
   );
+  if (values.online) return runOnline(config, options, progress);
   let summary: GcSummary;
   try {
     summary = await garbageCollect(await createDriver(config), options, progress);
@@ -86,6 +97,52 @@ export async function runGarbageCollect(argv: string[]): Promise<number> {
   const deleted = !summary.dryRun && summary.blobsDeleted + summary.manifestsDeleted + summary.layerLinksRemoved > 0;
   const cacheCleared = deleted ? await forgetCachedDescriptors(config) : true;
   return summary.sweepRefused || summary.failures > 0 || !cacheCleared ? 1 : 0;
+}
+
+/** `--online`: one run of the protocol as a collector, beside whatever registries serve the storage. */
+async function runOnline(config: Config, options: { dryRun: boolean; deleteUntagged: boolean }, progress: GcProgress): Promise<number> {
+  const test = testTimingFromEnv(process.env);
+  let summary: OnlineGcSummary;
+  try {
+    summary = await collectOnline(
+      await createDriver(config),
+      {
+        ...options,
+        graceMs: test?.graceMs ?? config.storage.gc.graceMs,
+        holder: `cli-${randomBytes(6).toString("hex")}`,
+        timing: test?.timing ?? DEFAULT_GC_TIMING,
+      },
+      progress,
+    );
+  } catch (err) {
+    progress.finish();
+    if (err instanceof CollectorBusyError) {
+      process.stderr.write(`berth garbage-collect: ${err.message}\n`);
+      return EXIT_STORAGE_IN_USE;
+    }
+    throw err;
+  }
+  process.stdout.write(formatOnlineSummary(summary));
+  const deleted = summary.blobsDeleted + summary.manifestsDeleted + summary.layerLinksRemoved > 0;
+  const cacheCleared = deleted ? await forgetCachedDescriptors(config) : true;
+  return summary.outcome === "refused" || summary.outcome === "failed" || summary.failures > 0 || !cacheCleared ? 1 : 0;
+}
+
+/** The closing report of an online run. */
+export function formatOnlineSummary(s: OnlineGcSummary): string {
+  const lines = [
+    `Online garbage collection: ${s.outcome}${s.runId === undefined ? "" : ` (run ${s.runId})`}${s.reason === undefined ? "" : `: ${s.reason}`}.`,
+    `  repositories scanned: ${s.repositories}`,
+    `  candidates: ${s.candidates.blobs} blobs (${s.candidates.bytes} bytes), ${s.candidates.revisions} untagged manifests, ${s.candidates.layerLinks} layer links`,
+    `  rescued by requests during the run: ${s.rescued}`,
+    `  serving nodes that took part: ${s.nodes}`,
+    `  blobs deleted: ${s.blobsDeleted} (${s.bytesDeleted} bytes, ${formatBytes(s.bytesDeleted)})`,
+    `  manifests deleted: ${s.manifestsDeleted}`,
+    `  layer links removed: ${s.layerLinksRemoved}`,
+    `  duration: ${(s.durationMs / 1000).toFixed(1)} s`,
+  ];
+  if (s.failures > 0) lines.push(`  failed deletions: ${s.failures} (above)`);
+  return `${lines.join("\n")}\n`;
 }
 
 /**

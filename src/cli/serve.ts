@@ -9,7 +9,9 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createAccessController, createDebugRoutes, createDriver, createMetrics, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
+import { createAccessController, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
+import type { GcHooks } from "../gc/online/gc-hooks.js";
+import type { GcTiming } from "../gc/online/timing.js";
 import { startDebugListener, type DebugListener } from "./debug-listener.js";
 import { answerDebugRequests } from "./worker-debug.js";
 import { isWorker } from "./workers.js";
@@ -29,6 +31,8 @@ export interface ServeHooks {
    * storage faults this way). Metrics and tracing, when on, wrap the result.
    */
   wrapDriver?: (driver: StorageDriver) => StorageDriver;
+  /** Online collection's clocks, grace period and pause points (test/gc-online-*.test.ts). */
+  gc?: { timing?: GcTiming; graceMs?: number; hooks?: GcHooks };
 }
 
 /** Starts the registry described by `config` and resolves once it listens. */
@@ -48,7 +52,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   const driver = metrics === undefined ? traced : metrics.meterDriver(traced);
   // The lease's id names this process's notification outboxes too (src/notifications/).
   const nodeId = randomBytes(8).toString("hex");
-  const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) }, tracing);
+  const gc = await createOnlineGc(config, driver, nodeId, log, hooks.gc);
+  const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) }, tracing, gc);
   metrics?.watch(registry);
   const access = await createAccessController(config, log);
   const health = await createHealth(config, driver, registry, log);
@@ -68,7 +73,10 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
   });
   // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.
-  const lease = await acquireLease(config, driver, log, nodeId);
+  const lease = await acquireLease(config, driver, log, nodeId, gc?.timing.serveLeaseRefreshMs);
+  // Then the run state, before any request: a collection that started before the lease appeared is
+  // known before this node vouches for anything (docs/garbage-collection.md).
+  await gc?.start();
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -84,6 +92,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   // Only now does the cache connect (Redis): a start that failed above leaves nothing open.
   registry.open();
   health.start();
+  gc?.startSchedule();
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `${config.http.tls === undefined ? "http" : "https"}://${host}:${address.port}`;
@@ -159,6 +168,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       // First: readiness fails while in-flight requests finish, so load balancers stop sending.
       health.drain();
       if (purgeTimer) clearTimeout(purgeTimer);
+      gc?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
@@ -181,10 +191,10 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
  * write it, or that finds a collection running, does not start; a read-only one runs without it if
  * it must (its storage may well be read-only).
  */
-async function acquireLease(config: Config, driver: StorageDriver, log: Logger, nodeId: string): Promise<RegistryLease | undefined> {
+async function acquireLease(config: Config, driver: StorageDriver, log: Logger, nodeId: string, refreshMs?: number): Promise<RegistryLease | undefined> {
   if (config.storage.driver.kind === "inmemory") return undefined;
   try {
-    return await acquireServeLease(driver, { readOnly: config.storage.readOnly, log, nodeId });
+    return await acquireServeLease(driver, { readOnly: config.storage.readOnly, log, nodeId, refreshMs });
   } catch (err) {
     if (err instanceof CollectionRunningError) throw err;
     if (!config.storage.readOnly) {

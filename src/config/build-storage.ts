@@ -1,7 +1,8 @@
 // storage: the driver, deletion, redirects, upload purging, read-only mode and the blob descriptor cache.
 import { buildS3 } from "./build-s3.js";
 import { NON_DRIVER_STORAGE_KEYS } from "./config-schema.js";
-import type { Config } from "./config.js";
+import { GC_MIN_GRACE_MS, type Config, type OnlineGcConfig } from "./config.js";
+import { formatGoDuration } from "./go-duration.js";
 import { absolutePath, child, fail, readBool, readDuration, readPositiveInt, readSection, readString } from "./raw-values.js";
 import type { RawMap } from "./raw-yaml.js";
 
@@ -67,6 +68,7 @@ export function buildStorage(root: RawMap, warnings: string[]): Config["storage"
       intervalMs,
       dryRun: readBool(child(purging, "dryrun"), `${P}.dryrun`) ?? false,
     },
+    gc: buildOnlineGc(readSection(child(maintenance, "gc"), "storage.maintenance.gc")),
     readOnly:
       readBool(
         child(readSection(child(maintenance, "readonly"), "storage.maintenance.readonly"), "enabled"),
@@ -76,5 +78,27 @@ export function buildStorage(root: RawMap, warnings: string[]): Config["storage"
       blobDescriptor,
       blobDescriptorSize: readPositiveInt(child(cache, "blobdescriptorsize"), "storage.cache.blobdescriptorsize") ?? DEFAULT_BLOB_DESCRIPTOR_SIZE,
     },
+  };
+}
+
+function buildOnlineGc(gc: RawMap | undefined): OnlineGcConfig {
+  const P = "storage.maintenance.gc";
+  const intervalMs = readDuration(child(gc, "interval"), `${P}.interval`) ?? 24 * HOUR_MS;
+  const graceMs = readDuration(child(gc, "graceperiod"), `${P}.graceperiod`) ?? HOUR_MS;
+  // Back to back collections would keep every node polling fast and S3 busy for nothing.
+  if (intervalMs < 60_000) throw fail(`${P}.interval`, child(gc, "interval"), "must be at least 1m");
+  if (graceMs < GC_MIN_GRACE_MS) {
+    throw fail(
+      `${P}.graceperiod`,
+      child(gc, "graceperiod"),
+      `must be at least ${formatGoDuration(GC_MIN_GRACE_MS)}: a layer pushed a moment before its manifest must not be collected in between`,
+    );
+  }
+  return {
+    enabled: readBool(child(gc, "enabled"), `${P}.enabled`) ?? false,
+    intervalMs,
+    dryRun: readBool(child(gc, "dryrun"), `${P}.dryrun`) ?? false,
+    deleteUntagged: readBool(child(gc, "deleteuntagged"), `${P}.deleteuntagged`) ?? false,
+    graceMs,
   };
 }

@@ -23,6 +23,8 @@ export interface Config {
       intervalMs: number;
       dryRun: boolean;
     };
+    /** Online garbage collection (berth's storage.maintenance.gc; src/gc/online/). */
+    gc: OnlineGcConfig;
     readOnly: boolean;
     cache: { blobDescriptor: "inmemory" | "redis" | undefined; blobDescriptorSize: number };
   };
@@ -334,3 +336,18 @@ export class ConfigError extends Error {
     this.name = "ConfigError";
   }
 }
+
+/** storage.maintenance.gc: collections this registry runs while it serves (docs/garbage-collection.md). */
+export interface OnlineGcConfig {
+  /** Whether this node runs collections on a schedule. Every writable node takes part in one either way. */
+  enabled: boolean;
+  /** Milliseconds between the end of one scheduled collection and the start of the next. */
+  intervalMs: number;
+  dryRun: boolean;
+  deleteUntagged: boolean;
+  /** Milliseconds: nothing written more recently than this is a candidate. At least GC_MIN_GRACE_MS. */
+  graceMs: number;
+}
+
+/** A blob pushed but not yet named by a manifest must survive the push: pushes take minutes, not seconds. */
+export const GC_MIN_GRACE_MS = 10 * 60_000;

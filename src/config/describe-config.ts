@@ -64,6 +64,13 @@ export function describeConfig(config: Config): Record<string, unknown> {
           interval: formatGoDuration(storage.uploadPurging.intervalMs),
           dryrun: storage.uploadPurging.dryRun,
         },
+        gc: {
+          enabled: storage.gc.enabled,
+          interval: formatGoDuration(storage.gc.intervalMs),
+          dryrun: storage.gc.dryRun,
+          deleteuntagged: storage.gc.deleteUntagged,
+          graceperiod: formatGoDuration(storage.gc.graceMs),
+        },
         readonly: { enabled: storage.readOnly },
       },
       cache,

@@ -331,6 +331,16 @@ export async function listOrEmpty(driver: StorageDriver, path: string): Promise<
   }
 }
 
+/** A small object's content, or undefined when it does not exist. */
+export async function getContentIfPresent(driver: StorageDriver, path: string): Promise<Buffer | undefined> {
+  try {
+    return await driver.getContent(path);
+  } catch (err) {
+    if (isPathNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
 /** Deletes a path; one that is already gone is not an error. */
 export async function deleteIfPresent(driver: StorageDriver, path: string): Promise<void> {
   try {

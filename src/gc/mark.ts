@@ -10,6 +10,16 @@ import { isSoundLink, listLayerLinks, listRepositories, listRevisionLinks, readT
 export interface MarkOptions {
   /** Keep only manifests reachable from a tag (plus index children and referrers); delete the rest. */
   deleteUntagged: boolean;
+  /**
+   * With `deleteUntagged`: revisions whose link was written at or after this time are roots too
+   * (online collection's grace period: a manifest pushed by digest a moment ago is not garbage).
+   */
+  keepRevisionsSince?: Date;
+  /**
+   * Parsed references by manifest digest, shared between marks: a digest's bytes never change, so
+   * a second mark (online collection's re-check) reads only manifests the first did not.
+   */
+  references?: Map<string, ManifestReferences>;
 }
 
 /** An untagged manifest the sweep removes from its repository (revision link and tag history). */
@@ -124,6 +134,10 @@ class RepositoryMarker {
       roots = [...revisions.values(), ...pinned, ...tags.current.values()];
     } else {
       roots = [...tags.current.values(), ...pinned];
+      const since = this.options.keepRevisionsSince;
+      if (since !== undefined) {
+        for (const link of revisionLinks) if (isSoundLink(link) && link.modTime >= since) roots.push(link.digest);
+      }
     }
     for (const [tag, digest] of tags.current) {
       if (!revisions.has(digest.toString())) {
@@ -203,14 +217,18 @@ class RepositoryMarker {
 
   private async load(digest: Digest, sizeCheck = false): Promise<Loaded> {
     const key = digest.toString();
-    const known = this.loaded.get(key);
-    if (known !== undefined) return known;
+    const known = this.loaded.get(key) ?? this.options.references?.get(key);
+    if (known !== undefined) {
+      this.loaded.set(key, known);
+      return known;
+    }
     let loaded: Loaded;
     try {
       if (sizeCheck && (await this.driver.stat(blobDataPath(digest))).size > MAX_MANIFEST_BYTES) {
         throw new UnreadableManifestError(`larger than ${MAX_MANIFEST_BYTES} bytes: not a manifest`);
       }
       loaded = manifestReferences(await this.driver.getContent(blobDataPath(digest)));
+      this.options.references?.set(key, loaded);
     } catch (err) {
       if (isPathNotFound(err)) loaded = "missing";
       else if (err instanceof UnreadableManifestError) {

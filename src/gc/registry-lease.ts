@@ -135,8 +135,11 @@ export class CollectionRunningError extends Error {
  * The lease of `berth serve`. A writable registry writes it, then refuses to start
  * (CollectionRunningError, its lease removed) while a collection holds a live lease.
  */
-export async function acquireServeLease(driver: StorageDriver, options: { readOnly: boolean; log: LeaseLog; nodeId?: string }): Promise<RegistryLease> {
-  const lease = await RegistryLease.acquire(driver, { readOnly: options.readOnly, log: options.log, role: "serve", nodeId: options.nodeId });
+export async function acquireServeLease(
+  driver: StorageDriver,
+  options: { readOnly: boolean; log: LeaseLog; nodeId?: string; refreshMs?: number },
+): Promise<RegistryLease> {
+  const lease = await RegistryLease.acquire(driver, { readOnly: options.readOnly, log: options.log, role: "serve", nodeId: options.nodeId, refreshMs: options.refreshMs });
   if (options.readOnly) return lease;
   const collections = (await readLeases(driver, new Date(), lease.path)).filter((l) => l.fresh && l.role === "garbage-collect");
   if (collections.length > 0) {

@@ -19,6 +19,8 @@ export interface LinkEntry {
   digest: Digest | undefined;
   /** The digest the link file holds, or undefined when it is not one. */
   target: Digest | undefined;
+  /** When the link file was last written, by the storage's clock (online collection ages links by it). */
+  modTime: Date;
 }
 
 /** A link is sound when its path and its content name the same supported digest. */
@@ -61,11 +63,15 @@ export function listLayerLinks(driver: StorageDriver, repository: string): Promi
 
 async function listLinks(driver: StorageDriver, root: string): Promise<LinkEntry[]> {
   const files: string[] = [];
+  const modTimes = new Map<string, Date>();
   try {
     await driver.walk(root, (info) => {
       if (info.isDir) return;
       const parts = info.path.slice(root.length + 1).split("/");
-      if (parts.length === 3 && parts[2] === "link") files.push(info.path);
+      if (parts.length === 3 && parts[2] === "link") {
+        files.push(info.path);
+        modTimes.set(info.path, info.modTime);
+      }
     });
   } catch (err) {
     if (isPathNotFound(err)) return [];
@@ -84,6 +90,7 @@ async function listLinks(driver: StorageDriver, root: string): Promise<LinkEntry
       dir: file.slice(0, -"/link".length),
       digest: Digest.tryParse(`${algorithm}:${hex}`),
       target: Digest.tryParse(content),
+      modTime: modTimes.get(file)!,
     };
   });
   return links.filter((link): link is LinkEntry => link !== undefined);
@@ -133,6 +140,8 @@ export interface StoredBlob {
   /** Undefined when the path is not a blob of a digest berth supports: such files are kept. */
   digest: Digest | undefined;
   size: number;
+  /** When the data was written, by the storage's clock. */
+  modTime: Date;
 }
 
 /** Visits every `data` file under `blobs/`, in lexical order. Nothing is visited when `blobs/` is absent. */
@@ -148,7 +157,7 @@ export async function walkBlobs(driver: StorageDriver, visit: (blob: StoredBlob)
         const parsed = Digest.tryParse(`${algorithm}:${hex}`);
         if (parsed && parsed.hex.slice(0, 2) === prefix) digest = parsed;
       }
-      visit({ dir, digest, size: info.size });
+      visit({ dir, digest, size: info.size, modTime: info.modTime });
     });
   } catch (err) {
     if (!isPathNotFound(err)) throw err;

@@ -129,4 +129,46 @@ export function registerRegistryCollectors(register: Registry, stats: () => Regi
   proxyCounter("misses_total", "The number of total proxy request misses", (c) => c.misses);
   proxyCounter("pulled_bytes_total", "The size of total bytes pulled from the upstream", (c) => c.pulledBytes);
   proxyCounter("pushed_bytes_total", "The size of total bytes pushed to the client", (c) => c.pushedBytes);
+
+  // --- online garbage collection (berth's: distribution has none)
+  new Counter({
+    name: "registry_gc_runs_total",
+    help: "Online garbage collections this node ran, by outcome (completed, nothing, dryrun, refused, failed)",
+    labelNames: ["outcome"],
+    registers,
+    collect() {
+      const gc = current().gc;
+      this.reset();
+      for (const [outcome, count] of Object.entries(gc?.runs ?? {})) this.labels(outcome).inc(count);
+    },
+  });
+  const gcCounter = (name: string, help: string, read: (gc: NonNullable<RegistryStats["gc"]>) => number): void => {
+    new Counter({
+      name: `registry_gc_${name}`,
+      help,
+      registers,
+      collect() {
+        const gc = current().gc;
+        this.reset();
+        if (gc !== undefined) this.inc(read(gc));
+      },
+    });
+  };
+  gcCounter("blobs_deleted_total", "Blobs deleted by online collections this node ran", (gc) => gc.blobsDeleted);
+  gcCounter("bytes_deleted_total", "Bytes of blobs deleted by online collections this node ran", (gc) => gc.bytesDeleted);
+  gcCounter("manifests_deleted_total", "Untagged manifests deleted by online collections this node ran", (gc) => gc.manifestsDeleted);
+  gcCounter("layer_links_removed_total", "Orphaned layer links removed by online collections this node ran", (gc) => gc.layerLinksRemoved);
+  gcCounter("rescues_total", "Rescue markers this node wrote for requests that vouched for a collection candidate", (gc) => gc.rescues);
+  gcCounter("refused_requests_total", "Vouching requests this node refused during a collection (fenced, or a doomed digest's wait ran out)", (gc) => gc.refusals);
+  gcCounter("doomed_answers_total", "Requests this node answered as if a doomed digest were already gone", (gc) => gc.doomedAnswers);
+  new Gauge({
+    name: "registry_gc_last_duration_seconds",
+    help: "How long the last online collection this node ran took",
+    registers,
+    collect() {
+      const seconds = current().gc?.lastDurationSeconds;
+      this.reset();
+      if (seconds !== undefined) this.set(seconds);
+    },
+  });
 }

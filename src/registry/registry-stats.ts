@@ -1,6 +1,7 @@
 import type { CacheStats } from "../cache/blob-descriptor-cache.js";
 import type { EndpointStatus } from "../notifications/endpoint-dispatcher.js";
 import type { ProxyStats } from "../proxy/proxy-stats.js";
+import type { OnlineGcStats } from "../gc/online/gc-stats.js";
 
 /**
  * Counters the registry's components keep of their own, read when metrics are scraped
@@ -14,4 +15,6 @@ export interface RegistryStats {
   notifications?: EndpointStatus[];
   /** The pull-through cache. */
   proxy?: ProxyStats;
+  /** Online garbage collection: this node's runs, rescues and refusals. */
+  gc?: OnlineGcStats;
 }

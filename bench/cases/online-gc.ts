@@ -1,0 +1,155 @@
+/**
+ * The cost of online garbage collection to the clients of the node it runs beside: push-50-images
+ * and manifest GETs while `berth garbage-collect --online --dry-run` marks and scans a tree of
+ * 1,000 repositories back to back, as a ratio to the same workload with no collection, on the same
+ * server (the variants alternate order between runs). A dry run does the reading a run does (a
+ * real run marks twice and then waits for acks, doing little); it runs as its own process on the
+ * same cores, as a scheduled collection would run inside one of the nodes.
+ *
+ * distribution has no online collection: on it both variants run without one (a reference, ≈ 1).
+ * BENCH_GC_NICE=<n> runs the collector under `nice -n <n>`.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { Conn } from "../lean-client.js";
+import { makeImage, pushImage, type SmallImage } from "../registry-ops.js";
+import { BERTH_MAIN, type RunningServer } from "../servers.js";
+import type { BenchCase, BenchContext } from "../types.js";
+import { pushImages } from "./push-images.js";
+
+const REPOSITORIES = 1000;
+const SEED_CONNECTIONS = 16;
+const GET_CONNECTIONS = 16;
+
+interface GcState {
+  conns: Conn[];
+  /** Seconds each dry-run collection that finished during the timed parts took (none when one outlasts them). */
+  collectionSeconds: number[];
+}
+
+/** 1,000 repositories of one small image each, pushed once per server (not timed). */
+async function seedTree(srv: RunningServer): Promise<void> {
+  const conns = await Promise.all(Array.from({ length: SEED_CONNECTIONS }, () => Conn.connect(srv.host, srv.port)));
+  try {
+    let next = 0;
+    await Promise.all(
+      conns.map(async (conn) => {
+        for (let i = next++; i < REPOSITORIES; i = next++) await pushImage(conn, `tree/repo-${i}`, "latest", makeImage([randomBytes(256)], `tree-${i}`));
+      }),
+    );
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+}
+
+/** Runs dry-run collections back to back until stopped; records how long each took. */
+function collectLoop(srv: RunningServer, seconds: number[]): { stop(): Promise<void> } {
+  let stopped = false;
+  let child: ChildProcess | undefined;
+  const loop = (async () => {
+    while (!stopped) {
+      const t0 = performance.now();
+      const collector = [process.execPath, BERTH_MAIN, "garbage-collect", join(srv.dir, "config.yml"), "--online", "--dry-run"];
+      // BENCH_GC_NICE=19: the collector at a low CPU priority, as an operator may run the CLI.
+      const nice = process.env.BENCH_GC_NICE;
+      child = nice ? spawn("nice", ["-n", nice, ...collector], { stdio: "ignore" }) : spawn(collector[0]!, collector.slice(1), { stdio: "ignore" });
+      const code = await new Promise<number | null>((resolve) => child!.once("exit", resolve));
+      if (code === 0) seconds.push((performance.now() - t0) / 1000);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      child?.kill("SIGTERM");
+      await loop;
+    },
+  };
+}
+
+async function withCollection<T>(srv: RunningServer, state: GcState, on: boolean, work: () => Promise<T>): Promise<T> {
+  if (!on || srv.kind !== "berth") return work();
+  const loop = collectLoop(srv, state.collectionSeconds);
+  // The first collection is under way (the process started and is reading) before the timed part.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  try {
+    return await work();
+  } finally {
+    await loop.stop();
+  }
+}
+
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+let runCount = 0;
+
+export const gcPush50: BenchCase<GcState> = {
+  name: "gc-push-50",
+  description: "push-50-images while an online collection marks 1,000 repositories, vs without, wall seconds",
+  unit: "s",
+  higherIsBetter: false,
+  baseline: { label: "no collection", target: "≤ 1.20" },
+  prepare: (ctx) => pushImages.prepare!(ctx),
+  async setup(srv, ctx) {
+    await seedTree(srv);
+    const n = (ctx.shared.get("push-images") as SmallImage[]).length;
+    return { conns: await Promise.all(Array.from({ length: n }, () => Conn.connect(srv.host, srv.port))), collectionSeconds: [] };
+  },
+  async run(srv, ctx, state) {
+    const all = ctx.shared.get("push-images") as SmallImage[];
+    const times = { gc: NaN, baseline: NaN };
+    const gcFirst = runCount++ % 2 === 0;
+    for (const which of gcFirst ? (["gc", "baseline"] as const) : (["baseline", "gc"] as const)) {
+      times[which] = await withCollection(srv, state, which === "gc", async () => {
+        const t0 = performance.now();
+        await Promise.all(all.map((img, i) => pushImage(state.conns[i]!, `bench/${which}-${runCount}-${i}`, "latest", img)));
+        return (performance.now() - t0) / 1000;
+      });
+    }
+    return { value: times.gc, baseline: { value: times.baseline }, extra: { repositories: REPOSITORIES, collectionSeconds: median(state.collectionSeconds) } };
+  },
+  async teardown(state) {
+    for (const c of state.conns) c.close();
+  },
+};
+
+export const gcManifestGet: BenchCase<GcState> = {
+  name: "gc-manifest-get",
+  description: `GET a small manifest by tag on ${GET_CONNECTIONS} connections for 3 s while an online collection marks 1,000 repositories, vs without, req/s`,
+  unit: "req/s",
+  higherIsBetter: true,
+  baseline: { label: "no collection", target: "≥ 0.80" },
+  async setup(srv) {
+    await seedTree(srv);
+    return { conns: await Promise.all(Array.from({ length: GET_CONNECTIONS }, () => Conn.connect(srv.host, srv.port))), collectionSeconds: [] };
+  },
+  async run(srv, _ctx: BenchContext, state) {
+    const rates = { gc: NaN, baseline: NaN };
+    const gcFirst = runCount++ % 2 === 0;
+    for (const which of gcFirst ? (["gc", "baseline"] as const) : (["baseline", "gc"] as const)) {
+      rates[which] = await withCollection(srv, state, which === "gc", async () => {
+        const until = performance.now() + 3000;
+        let requests = 0;
+        await Promise.all(
+          state.conns.map(async (conn, i) => {
+            const path = `/v2/tree/repo-${i}/manifests/latest`;
+            while (performance.now() < until) {
+              const res = await conn.request({ method: "GET", path, headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } });
+              if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
+              requests++;
+            }
+          }),
+        );
+        return requests / 3;
+      });
+    }
+    return { value: rates.gc, baseline: { value: rates.baseline }, extra: { repositories: REPOSITORIES, collectionSeconds: median(state.collectionSeconds) } };
+  },
+  async teardown(state) {
+    for (const c of state.conns) c.close();
+  },
+};

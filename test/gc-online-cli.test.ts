@@ -1,0 +1,135 @@
+/**
+ * `berth garbage-collect --online` and the scheduled collection of `berth serve`, as an operator
+ * runs them: separate processes on one storage root, the protocol's clocks shortened through
+ * BERTH_TEST_GC_TIMING (a one-hour grace period; layers are aged by setting their mtimes).
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { BERTH_CLI, DEFAULT_TEST_CONFIG, startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
+import { run, describeRun } from "./support/external-program.js";
+import { age, assertPullable } from "./support/online-gc.js";
+import { debugURL, scrape, valueOf } from "./support/prometheus-text.js";
+import { RegistryClient, randomBlob, randomImage, registryTree, waitFor } from "./support/registry-client.js";
+
+const TIMING = { BERTH_TEST_GC_TIMING: "leaseExpireMs=1500,idlePollMs=100,graceMs=3600000,intervalMs=300" };
+const cleanups: (() => Promise<unknown>)[] = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+async function serving(configYaml = DEFAULT_TEST_CONFIG): Promise<{ berth: BerthProcess; root: string; client: RegistryClient; config: string }> {
+  const work = await mkdtemp(join(tmpdir(), "berth-gc-cli-"));
+  const root = join(work, "data");
+  const berth = await startBerth({ root, configYaml, env: TIMING });
+  const config = join(work, "config.yml");
+  await writeFile(config, DEFAULT_TEST_CONFIG.replaceAll("{{root}}", root));
+  cleanups.push(() => rm(work, { recursive: true, force: true }), () => berth.stop());
+  return { berth, root, client: new RegistryClient(berth.url), config };
+}
+
+function gcOnline(config: string, ...args: string[]) {
+  return run(process.execPath, [BERTH_CLI, "garbage-collect", config, "--online", ...args], { env: TIMING, timeoutMs: 120_000 });
+}
+
+async function exists(root: string, digest: string): Promise<boolean> {
+  const hex = digest.slice("sha256:".length);
+  return stat(join(registryTree(root), "blobs", "sha256", hex.slice(0, 2), hex, "data")).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe("berth garbage-collect --online", () => {
+  it("beside a running registry: deletes the old unreferenced layer, keeps the tagged image, exit 0", async () => {
+    const { root, client, config } = await serving();
+    const image = await client.pushImage("app", "v1", randomImage({ layers: 2 }));
+    const orphan = await client.pushBlob("app", randomBlob(300));
+    await age(root, orphan, ["app"]);
+    const result = await gcOnline(config);
+    assert.equal(result.code, 0, describeRun(result));
+    assert.match(result.stdout, /^Online garbage collection: completed \(run [0-9a-f]{16}\)\.$/m);
+    assert.match(result.stdout, /^ {2}blobs deleted: 1 \(300 bytes, 300 B\)$/m);
+    assert.match(result.stdout, /^ {2}layer links removed: 1$/m);
+    assert.match(result.stdout, /^ {2}serving nodes that took part: 1$/m);
+    assert.equal(await exists(root, orphan), false);
+    await assertPullable(client, "app", "v1", image.bytes);
+  });
+
+  it("--dry-run reports the candidates and deletes nothing", async () => {
+    const { root, client, config } = await serving();
+    const orphan = await client.pushBlob("app", randomBlob(300));
+    await age(root, orphan, ["app"]);
+    const result = await gcOnline(config, "--dry-run");
+    assert.equal(result.code, 0, describeRun(result));
+    assert.match(result.stdout, /^Online garbage collection: dryrun\.$/m);
+    assert.match(result.stdout, /^ {2}candidates: 1 blobs \(300 bytes\), 0 untagged manifests, 1 layer links$/m);
+    assert.equal(await exists(root, orphan), true);
+  });
+
+  it("refuses with exit status 3 while another collector renews the collector lease", async () => {
+    const { root, config } = await serving();
+    const lease = join(root, "berth", "gc", "lease");
+    await mkdir(join(root, "berth", "gc"), { recursive: true });
+    let renewals = 0;
+    const renew = async (): Promise<void> => {
+      await writeFile(lease, JSON.stringify({ holder: "elsewhere", pid: 1, host: "other", renewals: ++renewals }));
+    };
+    await renew();
+    const timer = setInterval(() => void renew(), 100);
+    try {
+      const result = await gcOnline(config);
+      assert.equal(result.code, 3, describeRun(result));
+      assert.match(result.stderr, /another online collection holds the collector lease \/berth\/gc\/lease \(holder elsewhere, pid 1 on host other\)/);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  it("a collector killed mid-run: the node stops enforcing its run once its lease expires, the next collector abandons it and collects", async () => {
+    const { root, client, config } = await serving();
+    const image = await client.pushImage("app", "v1", randomImage({ layers: 1 }));
+    const orphan = await client.pushBlob("app", randomBlob(300));
+    await age(root, orphan, ["app"]);
+    const child = spawn(process.execPath, [BERTH_CLI, "garbage-collect", config, "--online"], { env: { ...process.env, ...TIMING }, stdio: "ignore" });
+    const runFile = join(root, "berth", "gc", "run");
+    await waitFor(async () => (await readFile(runFile, "utf8").catch(() => "")).includes('"phase":"candidates"'), "the run's candidates phase", 60_000);
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+    // The dead run is enforced (rescues) until its lease expires, then not at all: pushes go on.
+    const during = await client.pushImage("app", "v2", randomImage({ layers: 1 }));
+    const result = await gcOnline(config);
+    assert.equal(result.code, 0, describeRun(result));
+    assert.match(result.stderr, /was left in phase candidates; abandoning it/);
+    assert.match(result.stdout, /^Online garbage collection: completed/m);
+    assert.equal(await exists(root, orphan), false);
+    await assertPullable(client, "app", "v1", image.bytes);
+    await assertPullable(client, "app", "v2", during.bytes);
+  });
+});
+
+describe("berth serve with storage.maintenance.gc.enabled", () => {
+  it("collects on its schedule, logs each run's outcome and counts it in metrics", async () => {
+    const { berth, root, client } = await serving(
+      testConfig({
+        storage: "  maintenance:\n    gc:\n      enabled: true",
+        http: "  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true",
+      }),
+    );
+    const image = await client.pushImage("app", "v1", randomImage({ layers: 1 }));
+    const orphan = await client.pushBlob("app", randomBlob(300));
+    await age(root, orphan, ["app"]);
+    await waitFor(async () => !(await exists(root, orphan)), "the scheduled collection to delete the orphan", 60_000);
+    await waitFor(() => /online gc: completed: 1 blobs \(300 bytes\)/.test(berth.log()), "the run's log line", 10_000);
+    await assertPullable(client, "app", "v1", image.bytes);
+    const { samples } = await scrape(`${await debugURL(berth.log)}/metrics`);
+    assert.ok((valueOf(samples, "registry_gc_runs_total", { outcome: "completed" }) ?? 0) >= 1);
+    assert.equal(valueOf(samples, "registry_gc_blobs_deleted_total"), 1);
+    assert.equal(valueOf(samples, "registry_gc_bytes_deleted_total"), 300);
+    assert.equal(valueOf(samples, "registry_gc_layer_links_removed_total"), 1);
+    assert.ok((valueOf(samples, "registry_gc_last_duration_seconds") ?? -1) >= 0);
+  });
+});
