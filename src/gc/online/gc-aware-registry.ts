@@ -1,6 +1,6 @@
 import type { BlobDescriptorCache } from "../../cache/blob-descriptor-cache.js";
 import { Digest } from "../../reference/digest.js";
-import type { Registry, RequestOrigin, ResolvedName } from "../../registry/registry.js";
+import type { CatalogPage, Registry, RequestOrigin, ResolvedName } from "../../registry/registry.js";
 import type { RegistryStats } from "../../registry/registry-stats.js";
 import type { Repository } from "../../registry/repository.js";
 import { GcAwareRepository, type GcGuard } from "./gc-aware-repository.js";
@@ -40,8 +40,8 @@ export class GcAwareRegistry implements Registry {
     return this.inner.resolveName(name, namespace);
   }
 
-  catalog(): Promise<string[]> {
-    return this.inner.catalog();
+  catalog(after: string | undefined, limit: number): Promise<CatalogPage> {
+    return this.inner.catalog(after, limit);
   }
 
   diagnostics(): Record<string, unknown> {
