@@ -99,7 +99,7 @@ describe("filesystem storage driver specifics", () => {
 });
 
 describe("filesystem storage driver under kill -9", () => {
-  const loop = fileURLToPath(new URL("./support/tag-write-loop.js", import.meta.url));
+  const loop = fileURLToPath(new URL("../tools/tag-write-loop.js", import.meta.url));
   /** Where the loop writes its tags. */
   const TAGS_PATH = "/docker/registry/v2/repositories/loop/_manifests/tags";
 

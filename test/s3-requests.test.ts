@@ -74,7 +74,7 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
     }
   }
 
-  it("an idle node makes one request every 30 s, its lease, even with a notification endpoint", async () => {
+  it("an idle node makes its three background requests every 30 s: its lease, the collection's run state, a notification outbox listing", async () => {
     const config = testConfig({ driver: driverConfig("/requests-idle"), storage: "  maintenance:\n    uploadpurging:\n      enabled: false" });
     const endpoint = ["notifications:", "  endpoints:", "    - name: idle", "      url: http://127.0.0.1:9/events", ""].join("\n");
     const berth = await startBerth({ configYaml: `${config}\n${endpoint}` });
@@ -84,10 +84,19 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
       log.take();
       await new Promise((resolve) => setTimeout(resolve, 31_000));
       const requests = log.take();
-      // The lease refresh and the adoption pass, each every 30 s (the adoption pass lists the outboxes).
-      assert.ok(requests.length <= 2, `${requests.length} requests in 31 s: ${requests.map((r) => `${r.operation} ${r.key}`).join("\n")}`);
+      // Each every 30 s: the lease refresh, the online collection's run state (docs/garbage-collection.md)
+      // and the adoption pass (a listing of the outboxes).
+      assert.ok(requests.length <= 3, `${requests.length} requests in 31 s: ${requests.map((r) => `${r.operation} ${r.key}`).join("\n")}`);
       assert.equal(count(requests, (r) => r.operation === "PutObject" && r.key.includes("/berth/leases/")), 1, summary(requests));
-      assert.ok(requests.every((r) => r.key.includes("/berth/leases/") || (r.operation === "ListObjectsV2" && r.key.includes("/berth/notifications/"))), summary(requests));
+      assert.ok(
+        requests.every(
+          (r) =>
+            r.key.includes("/berth/leases/") ||
+            (r.operation === "GetObject" && r.key.endsWith("/berth/gc/run")) ||
+            (r.operation === "ListObjectsV2" && r.key.includes("/berth/notifications/")),
+        ),
+        summary(requests),
+      );
     } finally {
       await berth.stop();
     }

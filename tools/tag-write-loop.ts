@@ -1,5 +1,6 @@
 /**
- * A child process for test/driver-filesystem.test.ts: writes tags and removes them through the
+ * A child process for test/driver-filesystem.test.ts (kept out of dist/test, where the test runner
+ * would run it as a test file): writes tags and removes them through the
  * filesystem driver, in TagStore's order, until it is killed, so that the test can look at what a
  * SIGKILL at any moment leaves.
  *
@@ -8,7 +9,7 @@
  * Each round makes tag `t<i>` (current link first, then three index entries) and, every other
  * round, deletes it again, so that kills land in directory creation and in recursive deletes.
  */
-import { FilesystemDriver } from "../../src/driver/filesystem-driver.js";
+import { FilesystemDriver } from "../src/driver/filesystem-driver.js";
 
 /** Where the tags go; test/driver-filesystem.test.ts lists it. */
 const TAGS_PATH = "/docker/registry/v2/repositories/loop/_manifests/tags";
