@@ -321,9 +321,20 @@ storage:
     assert.deepEqual(config.http.headers, { "X-Frame-Options": ["DENY"] });
   });
 
-  it("warns that storage.filesystem.maxthreads is ignored", () => {
-    const { warnings } = parse("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/r\n    maxthreads: 100\n");
-    assert.deepEqual(warnings, ["storage.filesystem.maxthreads is not supported by berth yet and is ignored"]);
+  it("storage.filesystem.maxthreads is met by libuv's thread pool; a pool larger than the limit is named, a wrong value refused", () => {
+    const yaml = (n: string) => `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/r\n    maxthreads: ${n}\n`;
+    const saved = process.env.UV_THREADPOOL_SIZE;
+    try {
+      delete process.env.UV_THREADPOOL_SIZE;
+      assert.deepEqual(parse(yaml("100")).warnings, []);
+      process.env.UV_THREADPOOL_SIZE = "64";
+      assert.deepEqual(parse(yaml("30")).warnings, ["storage.filesystem.maxthreads: 30, but UV_THREADPOOL_SIZE=64 lets up to 64 file operations run at once"]);
+      assert.deepEqual(parse(yaml("100")).warnings, []);
+    } finally {
+      if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE;
+      else process.env.UV_THREADPOOL_SIZE = saved;
+    }
+    assertConfigError(() => parse(yaml("lots")), "storage.filesystem.maxthreads", "");
   });
 });
 
@@ -559,7 +570,7 @@ describe("configuration errors name the key", () => {
   });
 
   it("refuses storage drivers berth does not implement yet", () => {
-    for (const driver of ["azure", "gcs", "swift", "oss"]) {
+    for (const driver of ["azure", "gcs"]) {
       assertConfigError(
         () => parse(`version: 0.1\nstorage:\n  ${driver}:\n    bucket: b\n  delete:\n    enabled: true\n`),
         `storage.${driver}`,
@@ -567,6 +578,13 @@ describe("configuration errors name the key", () => {
       );
     }
     assertConfigError(() => parse("version: 0.1\nstorage:\n  rados:\n    pool: p\n"), "storage.rados", "unknown storage driver");
+  });
+
+  it("refuses the swift and oss drivers that distribution 3 removed, pointing at storage.s3", () => {
+    for (const driver of ["swift", "oss"]) {
+      assertConfigError(() => parse(`version: 0.1\nstorage:\n  ${driver}:\n    container: c\n`), `storage.${driver}`, `distribution 3 removed the ${driver} driver`);
+      assertConfigError(() => parse(`version: 0.1\nstorage:\n  ${driver}:\n    container: c\n`), `storage.${driver}`, "use storage.s3 with regionendpoint");
+    }
   });
 
   it("requires exactly one storage driver", () => {

@@ -46,7 +46,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   const metrics = await createMetrics(config);
   const tracing = await createTracing(process.env, log);
   // Each capability wraps the driver only when it is on: metrics outermost, timing what callers wait for.
-  const created = await createDriver(config);
+  const created = await createDriver(config, log);
   const plain = hooks.wrapDriver === undefined ? created : hooks.wrapDriver(created);
   const traced = tracing === undefined ? plain : tracing.traceDriver(plain);
   const driver = metrics === undefined ? traced : metrics.meterDriver(traced);

@@ -1,3 +1,4 @@
+import type { S3LogLevel } from "../driver/s3/s3-request-log.js";
 /**
  * The validated, typed configuration berth runs on. Built from distribution's config.yml keys plus
  * REGISTRY_* environment overrides by `loadConfig` (load-config.ts); every field here is already
@@ -323,6 +324,12 @@ export interface S3Storage {
   /** "NONE" sends no storage class. */
   storageClass: string;
   objectAcl: string | undefined;
+  /** Appended to berth's User-Agent on S3 requests. */
+  userAgent: string | undefined;
+  useDualStack: boolean;
+  accelerate: boolean;
+  /** "off", or which S3 request lines to log (src/driver/s3/s3-request-log.ts). */
+  logLevel: S3LogLevel;
 }
 
 /** Asymmetric JWS algorithms token auth verifies with public keys; HMAC (HS*) never applies there. */

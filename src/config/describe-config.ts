@@ -132,6 +132,10 @@ function describeS3(s3: S3Storage): Record<string, unknown> {
     multipartcopythresholdsize: s3.multipartCopyThresholdSize,
     storageclass: s3.storageClass,
     ...(s3.objectAcl === undefined ? {} : { objectacl: s3.objectAcl }),
+    ...(s3.userAgent === undefined ? {} : { useragent: s3.userAgent }),
+    usedualstack: s3.useDualStack,
+    accelerate: s3.accelerate,
+    loglevel: s3.logLevel,
   });
   return out;
 }
