@@ -791,7 +791,7 @@ log:
   });
 
   it("warns about distribution sections berth ignores", () => {
-    const sections = ["validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
+    const sections = ["validation", "compatibility", "reporting", "middleware", "catalog"];
     const yaml = MINIMAL + sections.map((s) => `${s}:\n  something: 1\n`).join("");
     const { warnings } = parse(yaml);
     assert.deepEqual(warnings, sections.map((s) => `${s} is not supported by berth yet and is ignored`));
@@ -819,6 +819,13 @@ http:
       "http.debug.tls is not supported by berth yet and is ignored",
       "http.h2c is not supported by berth yet and is ignored",
     ]);
+  });
+
+  it("reads policy.repository.classes (a list, or one class), and from REGISTRY_POLICY_REPOSITORY_CLASSES", () => {
+    assert.deepEqual(parse(`${MINIMAL}policy:\n  repository:\n    classes: [image, plugin]\n`).config.policy, { repositoryClasses: ["image", "plugin"] });
+    assert.deepEqual(parse(MINIMAL).config.policy, { repositoryClasses: [] });
+    assert.deepEqual(parse(MINIMAL, { REGISTRY_POLICY_REPOSITORY_CLASSES: "[image]" }).config.policy, { repositoryClasses: ["image"] });
+    assert.deepEqual(parse(`${MINIMAL}policy:\n  repository:\n    kinds: [image]\n`).warnings, ["unknown key policy.repository.kinds"]);
   });
 
   it("does not warn about empty ignored sections", () => {

@@ -160,6 +160,10 @@ export async function createRegistry(
   }
   // Under notifications: an operation the collection refuses records no event.
   if (gc !== undefined) registry = gc.wrap(registry, cache);
+  if (config.policy.repositoryClasses.length > 0) {
+    const { RepositoryClassPolicyRegistry } = await import("../policy/repository-class-policy.js");
+    registry = new RepositoryClassPolicyRegistry(registry, new Set(config.policy.repositoryClasses));
+  }
   if (config.notifications !== undefined) {
     const [{ Notifier }, { NotifyingRegistry }] = await Promise.all([import("../notifications/notifier.js"), import("../notifications/notifying-registry.js")]);
     const notifier = new Notifier({

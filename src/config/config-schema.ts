@@ -211,7 +211,7 @@ export const ROOT_SPEC: Spec = section({
   compatibility: IGNORED,
   reporting: IGNORED,
   middleware: IGNORED,
-  policy: IGNORED,
+  policy: section({ repository: section({ classes: VALUE }) }),
   catalog: IGNORED,
 });
 

@@ -63,6 +63,8 @@ export interface Config {
   notifications: NotificationsConfig | undefined;
   /** The `health` section's checks; undefined when it configures none (nothing polls, nothing drains). */
   health: HealthConfig | undefined;
+  /** policy.repository.classes: the manifest classes pushes may have; empty for any. */
+  policy: { repositoryClasses: string[] };
 }
 
 /**

@@ -81,6 +81,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.proxy === undefined ? {} : { proxy: { upstreams: config.proxy.upstreams.map(describeUpstream) } }),
     ...(config.notifications === undefined ? {} : { notifications: describeNotifications(config.notifications) }),
     ...(config.health === undefined ? {} : { health: describeHealth(config.health) }),
+    ...(config.policy.repositoryClasses.length === 0 ? {} : { policy: { repository: { classes: [...config.policy.repositoryClasses] } } }),
   };
 }
 
