@@ -69,7 +69,7 @@ describe("embedded default configuration", () => {
     assert.equal(source, "(embedded default)");
     assert.deepEqual(warnings, []);
     assert.equal(config.version, "0.1");
-    assert.deepEqual(config.log, { level: "info", formatter: "text", accessLogDisabled: false, fields: {} });
+    assert.deepEqual(config.log, { level: "info", formatter: "text", accessLogDisabled: false, fields: {}, reportCaller: false });
     assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: path.resolve(process.cwd(), "data") });
     assert.equal(config.storage.deleteEnabled, false);
     assert.equal(config.storage.redirectDisabled, false);
@@ -205,6 +205,7 @@ http:
       formatter: "json",
       accessLogDisabled: true,
       fields: { service: "registry", environment: "staging" },
+      reportCaller: false,
     });
     assert.deepEqual(config.storage, {
       driver: { kind: "filesystem", rootDirectory: "/srv/registry" },
@@ -729,7 +730,7 @@ describe("describeConfig", () => {
     assert.ok(!text.includes("hunter2-very-secret"), text);
     assert.deepEqual(described, {
       version: "0.1",
-      log: { level: "info", formatter: "text", fields: { service: "registry" }, accesslog: { disabled: false } },
+      log: { level: "info", formatter: "text", fields: { service: "registry" }, accesslog: { disabled: false }, reportcaller: false },
       storage: {
         filesystem: { rootdirectory: "/var/lib/docker-registry" },
         delete: { enabled: true },
@@ -814,7 +815,6 @@ http:
 `);
     assert.deepEqual(warnings, [
       "storage.tag is not supported by berth yet and is ignored",
-      "log.reportcaller is not supported by berth yet and is ignored",
       "log.hooks is not supported by berth yet and is ignored",
       "http.debug.tls is not supported by berth yet and is ignored",
       "http.h2c is not supported by berth yet and is ignored",

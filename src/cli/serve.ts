@@ -38,7 +38,7 @@ export interface ServeHooks {
 /** Starts the registry described by `config` and resolves once it listens. */
 export async function serve(config: Config, warnings: string[], logOverride?: Logger, hooks: ServeHooks = {}): Promise<RunningRegistry> {
   const log =
-    logOverride ?? createLogger({ level: config.log.level, formatter: config.log.formatter, fields: config.log.fields });
+    logOverride ?? createLogger(config.log);
   for (const warning of warnings) log.warn(warning);
   if (config.http.secretGenerated) {
     log.warn("http.secret is not set: generated one for this process; set it when running more than one node");

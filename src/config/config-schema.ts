@@ -77,7 +77,7 @@ export const ROOT_SPEC: Spec = section({
     fields: { kind: "freemap", envKey: (rest) => rest.join("_").toLowerCase() },
     accesslog: section({ disabled: VALUE }),
     hooks: IGNORED,
-    reportcaller: IGNORED,
+    reportcaller: VALUE,
   }),
   storage: section({
     filesystem: section({ rootdirectory: VALUE, maxthreads: VALUE }),

@@ -11,6 +11,8 @@ export interface Config {
     formatter: "text" | "json" | "logstash";
     accessLogDisabled: boolean;
     fields: Record<string, string>;
+    /** log.reportcaller: lines name the function and file that logged them. */
+    reportCaller: boolean;
   };
   storage: {
     driver: FilesystemStorage | InMemoryStorage | S3Storage;

@@ -52,6 +52,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
       formatter: log.formatter,
       fields: { ...log.fields },
       accesslog: { disabled: log.accessLogDisabled },
+      reportcaller: log.reportCaller,
     },
     storage: {
       ...driver,
