@@ -6,7 +6,8 @@ import { FilesystemDriver } from "../driver/filesystem-driver.js";
 import { InMemoryDriver } from "../driver/inmemory-driver.js";
 import { InMemoryBlobDescriptorCache, NoBlobDescriptorCache, type BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
 import type { RedisBlobDescriptorCache, RedisCommandObserver } from "../cache/redis-blob-descriptor-cache.js";
-import type { Logger } from "../log/logger.js";
+import type { S3LogSink } from "../driver/s3/s3-request-log.js";
+import { createLogger, type Logger } from "../log/logger.js";
 import type { PrometheusMetrics } from "../metrics/prometheus-metrics.js";
 import type { Registry } from "../registry/registry.js";
 import { StorageRegistry } from "../registry/storage-registry.js";
@@ -25,7 +26,7 @@ import { DEFAULT_GC_TIMING, testTimingFromEnv, type GcTiming } from "../gc/onlin
  * the configuration asks for them: a registry on the filesystem should not pay ~40 MiB of resident
  * memory for code it never runs.
  */
-export async function createDriver(config: Config): Promise<StorageDriver> {
+export async function createDriver(config: Config, log?: Logger): Promise<StorageDriver> {
   const driver = config.storage.driver;
   switch (driver.kind) {
     case "filesystem":
@@ -34,6 +35,7 @@ export async function createDriver(config: Config): Promise<StorageDriver> {
       return new InMemoryDriver();
     case "s3": {
       const { S3Driver } = await import("../driver/s3/s3-driver.js");
+      const { S3RequestLog } = await import("../driver/s3/s3-request-log.js");
       return new S3Driver({
         bucket: driver.bucket,
         region: driver.region,
@@ -53,9 +55,18 @@ export async function createDriver(config: Config): Promise<StorageDriver> {
         multipartcopythresholdsize: driver.multipartCopyThresholdSize,
         storageclass: driver.storageClass,
         objectacl: driver.objectAcl,
-      });
+        useragent: driver.userAgent,
+        usedualstack: driver.useDualStack,
+        accelerate: driver.accelerate,
+      }, { requestLog: driver.logLevel === "off" ? undefined : new S3RequestLog(driver.logLevel, s3LogSink(log ?? createLogger(config.log))) });
     }
   }
+}
+
+/** S3 request lines at info, where distribution's SDK lines appear whatever the log level (s3-request-log.ts). */
+function s3LogSink(log: Logger): S3LogSink {
+  const s3 = log.child({ component: "s3" });
+  return (fields, message) => s3.info(fields, message);
 }
 
 /** The registry's blob descriptor cache; a redis one connects when the registry is opened. */
@@ -149,6 +160,10 @@ export async function createRegistry(
   }
   // Under notifications: an operation the collection refuses records no event.
   if (gc !== undefined) registry = gc.wrap(registry, cache);
+  if (config.policy.repositoryClasses.length > 0) {
+    const { RepositoryClassPolicyRegistry } = await import("../policy/repository-class-policy.js");
+    registry = new RepositoryClassPolicyRegistry(registry, new Set(config.policy.repositoryClasses));
+  }
   if (config.notifications !== undefined) {
     const [{ Notifier }, { NotifyingRegistry }] = await Promise.all([import("../notifications/notifier.js"), import("../notifications/notifying-registry.js")]);
     const notifier = new Notifier({

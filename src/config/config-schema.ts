@@ -77,7 +77,7 @@ export const ROOT_SPEC: Spec = section({
     fields: { kind: "freemap", envKey: (rest) => rest.join("_").toLowerCase() },
     accesslog: section({ disabled: VALUE }),
     hooks: IGNORED,
-    reportcaller: IGNORED,
+    reportcaller: VALUE,
   }),
   storage: section({
     filesystem: section({ rootdirectory: VALUE, maxthreads: VALUE }),
@@ -102,15 +102,24 @@ export const ROOT_SPEC: Spec = section({
       multipartcopythresholdsize: VALUE,
       storageclass: VALUE,
       objectacl: VALUE,
-      useragent: IGNORED,
-      usedualstack: IGNORED,
-      accelerate: IGNORED,
-      loglevel: IGNORED,
+      useragent: VALUE,
+      usedualstack: VALUE,
+      accelerate: VALUE,
+      loglevel: VALUE,
     }),
     azure: UNSUPPORTED_DRIVER,
     gcs: UNSUPPORTED_DRIVER,
-    swift: UNSUPPORTED_DRIVER,
-    oss: UNSUPPORTED_DRIVER,
+    // distribution 3 removed both drivers; each service speaks S3.
+    swift: {
+      kind: "refused",
+      problem: "distribution 3 removed the swift driver and berth has none; OpenStack Swift serves the S3 API (its s3api middleware): use storage.s3 with regionendpoint",
+      nameChild: false,
+    },
+    oss: {
+      kind: "refused",
+      problem: "distribution 3 removed the oss driver and berth has none; Alibaba Cloud OSS serves the S3 API: use storage.s3 with regionendpoint https://oss-<region>.aliyuncs.com",
+      nameChild: false,
+    },
     delete: section({ enabled: VALUE }),
     redirect: section({ disable: VALUE }),
     maintenance: section({
@@ -202,7 +211,7 @@ export const ROOT_SPEC: Spec = section({
   compatibility: IGNORED,
   reporting: IGNORED,
   middleware: IGNORED,
-  policy: IGNORED,
+  policy: section({ repository: section({ classes: VALUE }) }),
   catalog: IGNORED,
 });
 

@@ -52,6 +52,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
       formatter: log.formatter,
       fields: { ...log.fields },
       accesslog: { disabled: log.accessLogDisabled },
+      reportcaller: log.reportCaller,
     },
     storage: {
       ...driver,
@@ -81,6 +82,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.proxy === undefined ? {} : { proxy: { upstreams: config.proxy.upstreams.map(describeUpstream) } }),
     ...(config.notifications === undefined ? {} : { notifications: describeNotifications(config.notifications) }),
     ...(config.health === undefined ? {} : { health: describeHealth(config.health) }),
+    ...(config.policy.repositoryClasses.length === 0 ? {} : { policy: { repository: { classes: [...config.policy.repositoryClasses] } } }),
   };
 }
 
@@ -132,6 +134,10 @@ function describeS3(s3: S3Storage): Record<string, unknown> {
     multipartcopythresholdsize: s3.multipartCopyThresholdSize,
     storageclass: s3.storageClass,
     ...(s3.objectAcl === undefined ? {} : { objectacl: s3.objectAcl }),
+    ...(s3.userAgent === undefined ? {} : { useragent: s3.userAgent }),
+    usedualstack: s3.useDualStack,
+    accelerate: s3.accelerate,
+    loglevel: s3.logLevel,
   });
   return out;
 }
