@@ -3,6 +3,9 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { AzureDriver, type AzureDriverOptions, type AzureDriverTuning } from "../src/driver/azure/azure-driver.js";
 import { PathNotFoundError } from "../src/driver/storage-driver.js";
+import { describeStorage } from "../src/cli/compose.js";
+import { ConfigError } from "../src/config/config.js";
+import { describeConfig, MASK, parseConfig } from "../src/config/load-config.js";
 import { runDriverSuite } from "./driver-suite.js";
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type Azurite } from "./support/azurite.js";
 
@@ -52,3 +55,163 @@ runDriverSuite(
   async () => ({ driver: new AzureDriver(driverOptions({ rootdirectory: "/small/" }), { blockSize: 256 * 1024, listPageSize: 7 }), cleanup: async () => undefined }),
   { skip: SUITE_SKIPS },
 );
+
+describe("azure storage driver specifics", () => {
+  it("uses distribution's blob names under rootdirectory", async () => {
+    const driver = new AzureDriver(driverOptions({ rootdirectory: "/nested/root/" }));
+    await driver.putContent("/docker/registry/v2/x", Buffer.from("layout"));
+    const names: string[] = [];
+    for await (const blob of server().client().getContainerClient(CONTAINER).listBlobsFlat({ prefix: "nested/" })) names.push(blob.name);
+    assert.deepEqual(names, ["nested/root/docker/registry/v2/x"]);
+    assert.deepEqual(await driver.list("/"), ["/docker"]);
+    await driver.delete("/");
+    await assert.rejects(driver.list("/"), PathNotFoundError);
+  });
+
+  it("close() stages blocks without a visible blob, and delete of the directory drops them", async () => {
+    const driver = new AzureDriver(driverOptions(), { blockSize: 64 * 1024 });
+    const dir = `/staged-${randomBytes(4).toString("hex")}`;
+    const writer = await driver.writer(`${dir}/_uploads/id/data`, false);
+    await writer.write(randomBytes(200 * 1024));
+    await writer.close();
+    await assert.rejects(driver.stat(`${dir}/_uploads/id/data`), PathNotFoundError);
+    const blob = server().client().getContainerClient(CONTAINER).getBlockBlobClient(`${dir.slice(1)}/_uploads/id/data`);
+    const staged = (await blob.getBlockList("uncommitted")).uncommittedBlocks ?? [];
+    assert.deepEqual(staged.map((block) => block.size), [65536, 65536, 65536, 8192]);
+    await driver.putContent(`${dir}/_uploads/id/startedat`, Buffer.from("now"));
+    await driver.delete(`${dir}/_uploads/id`);
+    await assert.rejects(blob.getBlockList("all"), (err: unknown) => (err as { statusCode?: number }).statusCode === 404);
+  });
+
+  it("continues a blob committed whole (Put Blob) by staging its bytes again", async () => {
+    const driver = new AzureDriver(driverOptions(), { blockSize: 1000 });
+    const path = `/whole-${randomBytes(4).toString("hex")}/data`;
+    const first = randomBytes(2500);
+    await driver.putContent(path, first);
+    const writer = await driver.writer(path, true);
+    assert.equal(writer.size, first.length);
+    const more = randomBytes(10);
+    await writer.write(more);
+    await writer.close();
+    const resumed = await driver.writer(path, true);
+    assert.equal(resumed.size, first.length + more.length);
+    await resumed.commit();
+    assert.deepEqual(await driver.getContent(path), Buffer.concat([first, more]));
+    await driver.delete(path);
+  });
+
+  it("continues a committed writer's blocks by name, without re-reading them", async () => {
+    const driver = new AzureDriver(driverOptions(), { blockSize: 1000 });
+    const path = `/blocks-${randomBytes(4).toString("hex")}/data`;
+    const first = randomBytes(2500);
+    const writer = await driver.writer(path, false);
+    await writer.write(first);
+    await writer.commit();
+    const blob = server().client().getContainerClient(CONTAINER).getBlockBlobClient(path.slice(1));
+    const committed = (await blob.getBlockList("committed")).committedBlocks ?? [];
+    const more = await driver.writer(path, true);
+    assert.equal(more.size, first.length);
+    await more.write(Buffer.from("tail"));
+    await more.commit();
+    const after = (await blob.getBlockList("committed")).committedBlocks ?? [];
+    assert.deepEqual(after.slice(0, committed.length), committed, "the first blocks are kept as they were");
+    assert.deepEqual(await driver.getContent(path), Buffer.concat([first, Buffer.from("tail")]));
+    await driver.delete(path);
+  });
+
+  it("redirectURL is a read-only SAS URL that fetch() can read; a tampered one is refused", async () => {
+    const driver = new AzureDriver(driverOptions());
+    const path = `/redirect-${randomBytes(4).toString("hex")}/blob`;
+    await driver.putContent(path, Buffer.from("through azurite"));
+    const url = (await driver.redirectURL(path, "GET"))!;
+    const read = await fetch(url);
+    assert.equal(read.status, 200);
+    assert.equal(await read.text(), "through azurite");
+    const tampered = new URL(url);
+    tampered.searchParams.set("sp", "rw");
+    assert.equal((await fetch(tampered)).status, 403);
+    await driver.delete(path);
+  });
+});
+
+describe("storage.azure configuration", () => {
+  const YAML = `version: 0.1
+storage:
+  azure:
+    accountname: myaccount
+    accountkey: ${AZURITE_KEY}
+    container: registry
+    rootdirectory: /prefix
+  delete:
+    enabled: true
+`;
+  const parse = (yaml: string, env: NodeJS.ProcessEnv = {}) => parseConfig(yaml, env, "test.yml");
+  const configError = (run: () => unknown, key: string, fragment: string): void => {
+    assert.throws(run, (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.equal(err.key, key, err.message);
+      assert.ok(err.message.includes(fragment), err.message);
+      return true;
+    });
+  };
+
+  it("reads distribution's keys, with its defaults", () => {
+    const { config, warnings } = parse(YAML);
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.storage.driver, {
+      kind: "azure",
+      accountName: "myaccount",
+      accountKey: AZURITE_KEY,
+      container: "registry",
+      realm: "core.windows.net",
+      serviceUrl: undefined,
+      rootDirectory: "/prefix",
+    });
+    assert.equal(describeStorage(config), "azure container registry at https://myaccount.blob.core.windows.net, root /prefix");
+    const china = parse(YAML.replace("container: registry", "container: registry\n    realm: core.chinacloudapi.cn\n    credentials:\n      type: shared_key"));
+    assert.equal(describeStorage(china.config), "azure container registry at https://myaccount.blob.core.chinacloudapi.cn, root /prefix");
+    const driver = new AzureDriver({ accountname: "myaccount", container: "registry", credentials: { type: "shared_key", accountKey: AZURITE_KEY }, realm: "core.chinacloudapi.cn", rootdirectory: "/prefix/" });
+    assert.equal(driver.options.serviceUrl, "https://myaccount.blob.core.chinacloudapi.cn");
+    assert.equal(driver.options.root, "prefix");
+  });
+
+  it("takes REGISTRY_STORAGE_AZURE_* overrides, serviceurl included", () => {
+    const { config } = parse("version: 0.1\nstorage:\n  inmemory:\n", {
+      REGISTRY_STORAGE: "azure",
+      REGISTRY_STORAGE_AZURE_ACCOUNTNAME: "fromenv",
+      REGISTRY_STORAGE_AZURE_ACCOUNTKEY: AZURITE_KEY,
+      REGISTRY_STORAGE_AZURE_CONTAINER: "env-container",
+      REGISTRY_STORAGE_AZURE_SERVICEURL: "http://127.0.0.1:10000/fromenv/",
+      REGISTRY_STORAGE_AZURE_CREDENTIALS_TYPE: "shared_key",
+    });
+    assert.equal(config.storage.driver.kind, "azure");
+    if (config.storage.driver.kind !== "azure") return;
+    assert.equal(config.storage.driver.accountName, "fromenv");
+    assert.equal(config.storage.driver.container, "env-container");
+    assert.equal(config.storage.driver.serviceUrl, "http://127.0.0.1:10000/fromenv");
+  });
+
+  it("masks the account key when describing the configuration", () => {
+    const described = describeConfig(parse(YAML).config) as { storage: { azure: Record<string, unknown> } };
+    assert.equal(described.storage.azure["accountname"], "myaccount");
+    assert.equal(described.storage.azure["accountkey"], MASK);
+    assert.ok(!JSON.stringify(described).includes(AZURITE_KEY));
+  });
+
+  it("refuses what the driver could not run with, naming the key", () => {
+    configError(() => parse(YAML.replace("    container: registry\n", "")), "storage.azure.container", "required");
+    configError(() => parse(YAML.replace("    accountname: myaccount\n", "")), "storage.azure.accountname", "required");
+    configError(() => parse(YAML.replace(`    accountkey: ${AZURITE_KEY}\n`, "")), "storage.azure.accountkey", "required with credentials.type shared_key");
+    configError(() => parse(YAML.replace(AZURITE_KEY, "secret!")), "storage.azure.accountkey", "in base64");
+    configError(() => parse(YAML.replace("container: registry", "container: Registry_1")), "storage.azure.container", "an Azure container name");
+    configError(() => parse(YAML.replace("container: registry", "container: registry\n    serviceurl: ftp://host/x")), "storage.azure.serviceurl", "an http(s) URL");
+    configError(() => parse(YAML.replace("container: registry", "container: registry\n    credentials:\n      type: default_credentials")), "storage.azure.credentials.type", "not supported by berth yet");
+    configError(() => parse(YAML.replace("container: registry", "container: registry\n    credentials:\n      type: sas")), "storage.azure.credentials.type", "expected one of shared_key, client_secret, default_credentials");
+    configError(() => parse(YAML.replace("container: registry", "container: registry\n    connectionstring: UseDevelopmentStorage=true")), "storage.azure.connectionstring", "not supported by berth yet");
+    const { warnings } = parse(YAML.replace("container: registry", "container: registry\n    copy_status_poll_max_retry: 5\n    copy_status_poll_delay: 100ms"));
+    assert.deepEqual(warnings.sort(), [
+      "storage.azure.copy_status_poll_delay is not supported by berth yet and is ignored",
+      "storage.azure.copy_status_poll_max_retry is not supported by berth yet and is ignored",
+    ]);
+  });
+});

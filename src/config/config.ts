@@ -12,7 +12,7 @@ export interface Config {
     fields: Record<string, string>;
   };
   storage: {
-    driver: FilesystemStorage | InMemoryStorage | S3Storage;
+    driver: FilesystemStorage | InMemoryStorage | S3Storage | AzureStorage;
     deleteEnabled: boolean;
     redirectDisabled: boolean;
     uploadPurging: {
@@ -323,6 +323,20 @@ export interface S3Storage {
   /** "NONE" sends no storage class. */
   storageClass: string;
   objectAcl: string | undefined;
+}
+
+/** storage.azure: distribution's keys, defaults applied. */
+export interface AzureStorage {
+  kind: "azure";
+  accountName: string;
+  /** Shared Key credentials (credentials.type shared_key, the only type berth supports yet). */
+  accountKey: string;
+  container: string;
+  realm: string;
+  /** The blob service's URL; `https://<accountName>.blob.<realm>` when undefined. */
+  serviceUrl: string | undefined;
+  /** Name prefix, as distribution: "/registry" stores under "registry/docker/registry/v2/…". */
+  rootDirectory: string;
 }
 
 /** Asymmetric JWS algorithms token auth verifies with public keys; HMAC (HS*) never applies there. */

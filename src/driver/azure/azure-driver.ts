@@ -16,7 +16,7 @@ import {
 } from "../storage-driver.js";
 import { isValidSegment } from "../s3/bucket.js";
 import { Walker, type Visit } from "../s3/s3-walk.js";
-import { asPathNotFound, isInvalidBlobType, isInvalidRange, unlessBlobNotFound } from "./azure-errors.js";
+import { asPathNotFound, azureErrorCode, isInvalidBlobType, isInvalidRange, unlessBlobNotFound } from "./azure-errors.js";
 import { createContainerClient, resolveOptions, type AzureDriverOptions, type AzureDriverTuning, type AzureResolvedOptions } from "./azure-options.js";
 import { BlobContainer } from "./blob-container.js";
 import { freshState, resumeState } from "./block-session.js";
@@ -216,8 +216,21 @@ export class AzureDriver implements StorageDriver {
     }
   }
 
-  /** Whether the container can be reached and exists: for health checks and `berth config check`-like probes. */
-  async probe(): Promise<void> {
-    await this.#c.client.getProperties();
+  /**
+   * Asks the service for the container's properties: "container-not-found" and
+   * "authentication-failed" are answers about the configuration (a wrong container name, account
+   * or key), undefined means the container is there and the key works. Anything else (the service
+   * unreachable, or slower than `signal` allows) rejects: it says nothing about the configuration.
+   */
+  async containerProblem(signal?: AbortSignal): Promise<"container-not-found" | "authentication-failed" | undefined> {
+    try {
+      await this.#c.client.getProperties({ abortSignal: signal });
+      return undefined;
+    } catch (err) {
+      const code = azureErrorCode(err);
+      if (code === "ContainerNotFound") return "container-not-found";
+      if (code === "AuthenticationFailed" || code === "AuthorizationFailure" || code === "InvalidAuthenticationInfo") return "authentication-failed";
+      throw err;
+    }
   }
 }
