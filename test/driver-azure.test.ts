@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes, randomInt } from "node:crypto";
+import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { AzureDriver, type AzureDriverOptions, type AzureDriverTuning } from "../src/driver/azure/azure-driver.js";
@@ -38,8 +39,11 @@ function driverOptions(overrides: Partial<AzureDriverOptions> = {}): AzureDriver
   };
 }
 
+const CRASH_PROBE = "BERTH_AZURE_CRASH_PROBE";
 const probeInput = process.env[MEMORY_PROBE];
-if (probeInput === undefined) defineTests();
+const crashInput = process.env[CRASH_PROBE];
+if (crashInput !== undefined) await crashProbe(crashInput);
+else if (probeInput === undefined) defineTests();
 else await memoryProbe(probeInput);
 
 function defineTests(): void {
@@ -224,6 +228,44 @@ storage:
     });
   });
 
+  describe("azure writer killed mid-upload", () => {
+    it("leaves no blob at the path, and a writer on another process continues its staged blocks", async () => {
+      const options = driverOptions();
+      const blockSize = 64 * 1024;
+      const path = `/crash-${randomBytes(4).toString("hex")}/_uploads/id/data`;
+      const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+        env: { ...process.env, [CRASH_PROBE]: JSON.stringify({ options, blockSize, path }) },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let output = "";
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
+      // Killed while it writes: after a few blocks were staged, in the middle of more.
+      while (!/blocks \d+/.test(output)) {
+        assert.equal(child.exitCode, null, `the writer exited early:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      process.kill(child.pid!, "SIGKILL");
+      assert.equal(await exited, "SIGKILL");
+
+      const driver = new AzureDriver(options, { blockSize });
+      await assert.rejects(driver.stat(path), PathNotFoundError);
+      await assert.rejects(driver.getContent(path), PathNotFoundError);
+      const resumed = await driver.writer(path, true);
+      assert.ok(resumed.size >= 3 * blockSize, `continues from ${resumed.size} bytes of staged blocks`);
+      assert.equal(resumed.size % blockSize, 0, "whole blocks only: the killed writer's gathered bytes were never acknowledged");
+      const staged = resumed.size;
+      await resumed.write(Buffer.from("end"));
+      await resumed.commit();
+      const content = await driver.getContent(path);
+      assert.equal(content.length, staged + 3);
+      assert.ok(content.subarray(0, staged).equals(pattern(0, staged)), "the staged bytes are the killed writer's, in order");
+      assert.equal(content.subarray(staged).toString(), "end");
+      await driver.delete(path.slice(0, path.indexOf("/_uploads")));
+    });
+  });
+
   describe("azure writer memory", () => {
     it("keeps memory bounded while streaming ~40 MiB in uneven small writes", async () => {
       // In a fresh process, so that the RSS baseline is not inflated by earlier tests' heap.
@@ -309,4 +351,27 @@ async function memoryProbe(input: string): Promise<void> {
     sha256: hash.digest("hex"),
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+/** Bytes [start, end) of the crash probe's stream: byte i is i mod 251, so any prefix can be checked. */
+function pattern(start: number, end: number): Buffer {
+  const bytes = Buffer.allocUnsafe(end - start);
+  for (let i = start; i < end; i++) bytes[i - start] = i % 251;
+  return bytes;
+}
+
+/**
+ * The child process of the crash test: writes the pattern through one writer without end, in
+ * 10,000-byte writes, and reports how many blocks' worth it has written, until it is killed.
+ */
+async function crashProbe(input: string): Promise<void> {
+  const { options, blockSize, path } = JSON.parse(input) as { options: AzureDriverOptions; blockSize: number; path: string };
+  const driver = new AzureDriver(options, { blockSize });
+  const writer = await driver.writer(path, false);
+  for (let written = 0; ; written += 10_000) {
+    await writer.write(pattern(written, written + 10_000));
+    const blocks = Math.floor(written / blockSize);
+    // Past four blocks, at least three are staged: a writer waits for block n-1 once block n+1 is cut.
+    if (blocks >= 4) process.stdout.write(`blocks ${blocks}\n`);
+  }
 }
