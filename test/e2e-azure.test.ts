@@ -8,7 +8,8 @@ import { AzureDriver } from "../src/driver/azure/azure-driver.js";
 import { PathNotFoundError } from "../src/driver/storage-driver.js";
 import { BERTH_CLI, startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type Azurite } from "./support/azurite.js";
-import { describeRun, run } from "./support/external-program.js";
+import { describeRun, requireProgram, run } from "./support/external-program.js";
+import { buildTestLayouts, readLayout, sha256Digest } from "./support/oci-layout.js";
 import { digestOf, expectError, randomBlob, RegistryClient, uniqueName, withQuery } from "./support/registry-client.js";
 
 /**
@@ -19,6 +20,7 @@ import { digestOf, expectError, randomBlob, RegistryClient, uniqueName, withQuer
 
 const MiB = 1024 * 1024;
 const CONTAINER = "registry";
+const skopeo = requireProgram("skopeo");
 const V2 = "/docker/registry/v2";
 
 let azurite: Azurite | undefined;
@@ -113,6 +115,34 @@ describe("berth on Azure Blob Storage (Azurite)", () => {
     const driver = driverFor(root);
     assert.equal((await driver.stat(blobDataPath(largeDigest))).size, large.length);
     await assert.rejects(driver.list(`${V2}/repositories/${name}/_uploads`), PathNotFoundError);
+  });
+
+  it("skopeo copy pushes an image and copies it back out, its blobs fetched from Azurite through redirects", { skip: skopeo.skip }, async () => {
+    const root = `/e2e-${randomBytes(4).toString("hex")}`;
+    const { berth } = await start(root);
+    const work = await mkdtemp(join(tmpdir(), "berth-azure-skopeo-"));
+    try {
+      const layouts = await buildTestLayouts(join(work, "source"));
+      const image = layouts.single;
+      const skopeoOk = async (args: string[]): Promise<void> => {
+        const result = await run(skopeo.path!, ["--debug", "--insecure-policy", ...args]);
+        assert.equal(result.code, 0, `skopeo failed:\n${describeRun(result)}\n--- berth log (tail) ---\n${berth.log().slice(-3000)}`);
+      };
+      await skopeoOk(["copy", "--dest-tls-verify=false", "--preserve-digests", `oci:${layouts.dir}:${layouts.refs.single}`, `docker://${berth.hostPort}/e2e/azure:v1`]);
+      const out = join(work, "out");
+      await skopeoOk(["copy", "--src-tls-verify=false", "--preserve-digests", `docker://${berth.hostPort}/e2e/azure:v1`, `oci:${out}:pulled`]);
+      const copied = await readLayout(out);
+      assert.deepEqual(copied.index.manifests.map((m) => m.digest), [image.manifest.digest]);
+      assert.deepEqual(copied.blobDigests, new Set([image.manifest.digest, ...image.blobDigests]));
+      const big = image.layers[1]!.descriptor;
+      assert.equal(sha256Digest(await copied.readBlob(big.digest)), big.digest);
+      // The layers came from Azure, not through berth: each blob GET was a redirect.
+      const redirected = await fetch(`${berth.url}/v2/e2e/azure/blobs/${big.digest}`, { redirect: "manual" });
+      assert.equal(redirected.status, 307);
+      assert.ok(redirected.headers.get("location")!.startsWith(`${server().serviceUrl}/${CONTAINER}/`));
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 
   it("serves the bytes itself with storage.redirect.disable, ranges included", async () => {
