@@ -131,6 +131,18 @@ function defineTests(): void {
       await driver.delete(path);
     });
 
+    it("stat of the root asks the service, so the health check sees a missing container or a refused key", async () => {
+      const good = new AzureDriver(driverOptions());
+      assert.equal((await good.stat("/")).isDir, true);
+      assert.equal(await good.containerProblem(), undefined);
+      const missing = new AzureDriver(driverOptions({ container: "no-such-container" }));
+      await assert.rejects(missing.stat("/"), (err: unknown) => !(err instanceof PathNotFoundError) && /ContainerNotFound/.test(String((err as { code?: unknown }).code ?? err)));
+      assert.equal(await missing.containerProblem(), "container-not-found");
+      const wrongKey = new AzureDriver(driverOptions({ credentials: { type: "shared_key", accountKey: randomBytes(64).toString("base64") } }));
+      await assert.rejects(wrongKey.stat("/"), (err: unknown) => !(err instanceof PathNotFoundError));
+      assert.equal(await wrongKey.containerProblem(), "authentication-failed");
+    });
+
     it("redirectURL is a read-only SAS URL that fetch() can read; a tampered one is refused", async () => {
       const driver = new AzureDriver(driverOptions());
       const path = `/redirect-${randomBytes(4).toString("hex")}/blob`;

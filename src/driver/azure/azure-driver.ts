@@ -111,10 +111,18 @@ export class AzureDriver implements StorageDriver {
     return writer;
   }
 
-  /** Get Blob Properties for a file; for a directory, a listing of one name under `<name>/` (not when only a file matters). */
+  /**
+   * Get Blob Properties for a file; for a directory, a listing of one name under `<name>/` (not
+   * when only a file matters). The root is always a directory, but is asked of the service (Get
+   * Container Properties): the health check stats it to learn whether the service, the key and the
+   * container answer.
+   */
   async stat(path: string, options?: StatOptions): Promise<FileInfo> {
     assertValidPath(path);
-    if (path === "/") return { path, size: 0, modTime: new Date(0), isDir: true };
+    if (path === "/") {
+      const container = await this.#c.client.getProperties();
+      return { path, size: 0, modTime: container.lastModified ?? new Date(0), isDir: true };
+    }
     const name = this.#c.name(path);
     const head = await this.#c.head(name);
     if (head !== undefined) return { path, size: head.size, modTime: head.modTime, isDir: false };
