@@ -1,6 +1,6 @@
 import { OPEN_ACCESS, type AccessController } from "../auth/access-controller.js";
 import { SillyAccessController } from "../auth/silly.js";
-import type { Config } from "../config/config.js";
+import { ConfigError, type AzureStorage, type Config } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { FilesystemDriver } from "../driver/filesystem-driver.js";
 import { InMemoryDriver } from "../driver/inmemory-driver.js";
@@ -60,6 +60,43 @@ export async function createDriver(config: Config, log?: Logger): Promise<Storag
         accelerate: driver.accelerate,
       }, { requestLog: driver.logLevel === "off" ? undefined : new S3RequestLog(driver.logLevel, s3LogSink(log ?? createLogger(config.log))) });
     }
+    case "azure": {
+      const { AzureDriver } = await import("../driver/azure/azure-driver.js");
+      const azure = new AzureDriver({
+        accountname: driver.accountName,
+        container: driver.container,
+        credentials: { type: "shared_key", accountKey: driver.accountKey },
+        realm: driver.realm,
+        serviceurl: driver.serviceUrl,
+        rootdirectory: driver.rootDirectory,
+      });
+      await refuseUnusableContainer(azure, driver);
+      return azure;
+    }
+  }
+}
+
+/** How long start-up waits for the Azure service's answer about the container. */
+const AZURE_PROBE_MS = 10_000;
+
+/**
+ * A container that does not exist, or a key the service refuses, stops berth at start with the
+ * key to fix, rather than answering every request with 500. An unreachable service does not: it
+ * says nothing about the configuration, and the health checks report it.
+ */
+async function refuseUnusableContainer(azure: import("../driver/azure/azure-driver.js").AzureDriver, config: AzureStorage): Promise<void> {
+  let problem: Awaited<ReturnType<typeof azure.containerProblem>>;
+  try {
+    problem = await azure.containerProblem(AbortSignal.timeout(AZURE_PROBE_MS));
+  } catch {
+    return;
+  }
+  const service = azure.options.serviceUrl;
+  if (problem === "container-not-found") {
+    throw new ConfigError("storage.azure.container", `container ${JSON.stringify(config.container)} does not exist at ${service}; create it first (berth does not create containers)`);
+  }
+  if (problem === "authentication-failed") {
+    throw new ConfigError("storage.azure.accountkey", `${service} refused the key of account ${JSON.stringify(config.accountName)} (AuthenticationFailed): check accountname and accountkey`);
   }
 }
 
@@ -217,6 +254,8 @@ export function describeStorage(config: Config): string {
       return "inmemory (lost at exit)";
     case "s3":
       return `s3 bucket ${driver.bucket} at ${driver.regionEndpoint ?? `AWS ${driver.region}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
+    case "azure":
+      return `azure container ${driver.container} at ${driver.serviceUrl ?? `https://${driver.accountName}.blob.${driver.realm}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
   }
 }
 

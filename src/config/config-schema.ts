@@ -63,7 +63,7 @@ export const ENDPOINT_SPEC: Spec = section({
 
 /** Keys under storage that configure the storage layer rather than naming a driver. */
 export const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
-export const SUPPORTED_DRIVERS = "berth supports filesystem, s3 and inmemory";
+export const SUPPORTED_DRIVERS = "berth supports filesystem, s3, azure and inmemory";
 export const SUPPORTED_AUTH = "berth supports htpasswd, token and silly";
 const REDIS_TLS_FILES =
   "client certificates and private CAs for Redis are not supported yet; use redis.tls.enabled: true with a server certificate the system trusts";
@@ -107,7 +107,19 @@ export const ROOT_SPEC: Spec = section({
       accelerate: VALUE,
       loglevel: VALUE,
     }),
-    azure: UNSUPPORTED_DRIVER,
+    azure: section({
+      accountname: VALUE,
+      accountkey: VALUE,
+      container: VALUE,
+      realm: VALUE,
+      rootdirectory: VALUE,
+      serviceurl: VALUE,
+      connectionstring: VALUE,
+      credentials: section({ type: VALUE, clientid: VALUE, tenantid: VALUE, secret: VALUE }),
+      // distribution 3 polls a pending copy this often before giving up; berth polls until it ends.
+      copy_status_poll_max_retry: IGNORED,
+      copy_status_poll_delay: IGNORED,
+    }),
     gcs: UNSUPPORTED_DRIVER,
     // distribution 3 removed both drivers; each service speaks S3.
     swift: {

@@ -15,7 +15,7 @@ export interface Config {
     reportCaller: boolean;
   };
   storage: {
-    driver: FilesystemStorage | InMemoryStorage | S3Storage;
+    driver: FilesystemStorage | InMemoryStorage | S3Storage | AzureStorage;
     deleteEnabled: boolean;
     redirectDisabled: boolean;
     uploadPurging: {
@@ -334,6 +334,20 @@ export interface S3Storage {
   accelerate: boolean;
   /** "off", or which S3 request lines to log (src/driver/s3/s3-request-log.ts). */
   logLevel: S3LogLevel;
+}
+
+/** storage.azure: distribution's keys, defaults applied. */
+export interface AzureStorage {
+  kind: "azure";
+  accountName: string;
+  /** Shared Key credentials (credentials.type shared_key, the only type berth supports yet). */
+  accountKey: string;
+  container: string;
+  realm: string;
+  /** The blob service's URL; `https://<accountName>.blob.<realm>` when undefined. */
+  serviceUrl: string | undefined;
+  /** Name prefix, as distribution: "/registry" stores under "registry/docker/registry/v2/…". */
+  rootDirectory: string;
 }
 
 /** Asymmetric JWS algorithms token auth verifies with public keys; HMAC (HS*) never applies there. */

@@ -4,7 +4,7 @@
  */
 import { maskURLPassword } from "./build-notifications.js";
 import { TLS12_CIPHER_SUITES } from "./build-tls.js";
-import type { Config, EndpointConfig, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
+import type { AzureStorage, Config, EndpointConfig, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
 import { formatGoDuration } from "./go-duration.js";
 
 /** What describeConfig prints instead of a secret. */
@@ -21,7 +21,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
       ? { filesystem: { rootdirectory: storage.driver.rootDirectory } }
       : storage.driver.kind === "s3"
         ? { s3: describeS3(storage.driver) }
-        : { inmemory: {} };
+        : storage.driver.kind === "azure"
+          ? { azure: describeAzure(storage.driver) }
+          : { inmemory: {} };
   const cache: Record<string, unknown> = {};
   if (storage.cache.blobDescriptor !== undefined) {
     cache["blobdescriptor"] = storage.cache.blobDescriptor;
@@ -114,6 +116,18 @@ function describeHealth(health: HealthConfig): Record<string, unknown> {
     }));
   }
   return out;
+}
+
+function describeAzure(azure: AzureStorage): Record<string, unknown> {
+  return {
+    accountname: azure.accountName,
+    accountkey: MASK,
+    container: azure.container,
+    realm: azure.realm,
+    ...(azure.serviceUrl === undefined ? {} : { serviceurl: azure.serviceUrl }),
+    rootdirectory: azure.rootDirectory,
+    credentials: { type: "shared_key" },
+  };
 }
 
 function describeS3(s3: S3Storage): Record<string, unknown> {
