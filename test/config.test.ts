@@ -872,6 +872,8 @@ describe("redis section and the redis blob descriptor cache", () => {
       addr: "redis.internal:6380",
       host: "redis.internal",
       port: 6380,
+      masterName: undefined,
+      sentinels: [],
       username: undefined,
       password: "asecret",
       db: 3,
@@ -879,6 +881,7 @@ describe("redis section and the redis blob descriptor cache", () => {
       readTimeoutMs: 20,
       writeTimeoutMs: 30,
       tls: true,
+      tlsFiles: { certificate: undefined, key: undefined, clientCAs: [] },
       pool: { maxIdle: 16, maxActive: 64, idleTimeoutMs: 300_000 },
     });
   });
@@ -891,6 +894,8 @@ describe("redis section and the redis blob descriptor cache", () => {
       addr: "localhost:6379",
       host: "localhost",
       port: 6379,
+      masterName: undefined,
+      sentinels: [],
       username: undefined,
       password: undefined,
       db: 0,
@@ -898,6 +903,7 @@ describe("redis section and the redis blob descriptor cache", () => {
       readTimeoutMs: 1_000,
       writeTimeoutMs: 1_000,
       tls: false,
+      tlsFiles: { certificate: undefined, key: undefined, clientCAs: [] },
       pool: { maxIdle: 0, maxActive: 0, idleTimeoutMs: 0 },
     });
     // A zero timeout means the default, not "none".
@@ -936,14 +942,16 @@ describe("redis section and the redis blob descriptor cache", () => {
     const bad = (body: string) => () => parse(`${REDIS_CACHE}redis:\n  addr: localhost:6379\n${body}`);
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: localhost\n`), "redis.addr", "missing port");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: localhost:0\n`), "redis.addr", "port 0");
-    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n`), "redis.addrs", "one Redis server");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n`), "redis.addrs", "2 addresses without redis.mastername would be a Redis Cluster, which berth does not support");
     assertConfigError(bad("  db: -1\n"), "redis.db", "non-negative integer");
     assertConfigError(bad("  db: one\n"), "redis.db", "non-negative integer");
     assertConfigError(bad("  dialtimeout: 10\n"), "redis.dialtimeout", "duration");
     assertConfigError(bad("  readtimeout: -1s\n"), "redis.readtimeout", "negative");
     assertConfigError(bad("  tls:\n    enabled: maybe\n"), "redis.tls.enabled", "boolean");
     assertConfigError(bad("  pool:\n    maxactive: lots\n"), "redis.pool.maxactive", "non-negative integer");
-    assertConfigError(bad("  tls:\n    certificate: /etc/redis/client.pem\n"), "redis.tls.certificate", "not supported yet");
+    assertConfigError(bad("  tls:\n    certificate: /etc/redis/client.pem\n"), "redis.tls.key", "required when redis.tls.certificate is set");
+    assertConfigError(bad("  tls:\n    key: /etc/redis/client.key\n"), "redis.tls.certificate", "required when redis.tls.key is set");
+    assertConfigError(bad("  tls:\n    enabled: false\n    clientcas: [/etc/redis/ca.pem]\n"), "redis.tls.enabled", "is false, but redis.tls names certificate files");
     assertConfigError(() => parse(REDIS_CACHE, { REGISTRY_REDIS_ADDR: "nohost" }), "redis.addr", "REGISTRY_REDIS_ADDR");
   });
 
@@ -970,6 +978,56 @@ describe("redis section and the redis blob descriptor cache", () => {
     assert.deepEqual(warnings, ["redis is configured but unused: only storage.cache.blobdescriptor: redis connects to it"]);
     assertConfigError(() => parse(`${MINIMAL}redis:\n  db: x\n`), "redis.db", "non-negative integer");
     assert.equal(parse(`${MINIMAL}redis:\n`).config.redis, undefined);
+  });
+
+  it("reads Sentinel: redis.addrs are the sentinels of redis.mastername", () => {
+    const { config, warnings } = parse(`${REDIS_CACHE}redis:\n  addrs: [sentinel-1:26379, "[::1]:26380"]\n  mastername: registry\n  password: x\n`);
+    assert.deepEqual(warnings, []);
+    assert.equal(config.redis?.masterName, "registry");
+    assert.deepEqual(config.redis?.sentinels, [
+      { host: "sentinel-1", port: 26379 },
+      { host: "::1", port: 26380 },
+    ]);
+    assert.deepEqual(describeConfig(config).redis, {
+      mastername: "registry",
+      addrs: ["sentinel-1:26379", "[::1]:26380"],
+      password: "********",
+      db: 0,
+      dialtimeout: "5s",
+      readtimeout: "1s",
+      writetimeout: "1s",
+      pool: { maxidle: 0, maxactive: 0, idletimeout: "0s" },
+      tls: { enabled: false },
+    });
+    const fromEnv = parse(REDIS_CACHE, { REGISTRY_REDIS_ADDRS: "[10.0.0.5:26379, 10.0.0.6:26379]", REGISTRY_REDIS_MASTERNAME: "m" }).config.redis;
+    assert.equal(fromEnv?.masterName, "m");
+    assert.deepEqual(fromEnv?.sentinels, [
+      { host: "10.0.0.5", port: 26379 },
+      { host: "10.0.0.6", port: 26379 },
+    ]);
+  });
+
+  it("refuses Sentinel without sentinels, beside redis.addr, with a bad address or with TLS", () => {
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  mastername: m\n`), "redis.addrs", "required with redis.mastername");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: a:1\n  addrs: [b:2]\n  mastername: m\n`), "redis.addr", "list the sentinels in redis.addrs");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, nohost]\n  mastername: m\n`), "redis.addrs[1]", "invalid Redis address");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1]\n  mastername: m\n  tls:\n    enabled: true\n`), "redis.tls", "TLS with Sentinel");
+    assertConfigError(() => parse(REDIS_CACHE, { REGISTRY_REDIS_ADDRS: "[a:1, b:2]" }), "redis.addrs", "REGISTRY_REDIS_ADDRS");
+  });
+
+  it("reads redis.tls's files as absolute paths; they turn TLS on", () => {
+    const { config, warnings } = parse(`${REDIS_CACHE}redis:\n  addr: localhost:6380\n  tls:\n    certificate: client.crt\n    key: /etc/berth/client.key\n    clientcas: [/etc/berth/ca.pem]\n`);
+    assert.deepEqual(warnings, []);
+    assert.equal(config.redis?.tls, true);
+    assert.deepEqual(config.redis?.tlsFiles, { certificate: path.resolve("client.crt"), key: "/etc/berth/client.key", clientCAs: ["/etc/berth/ca.pem"] });
+    assert.deepEqual((describeConfig(config).redis as { tls?: unknown } | undefined)?.tls, { enabled: true, certificate: path.resolve("client.crt"), key: "/etc/berth/client.key", clientcas: ["/etc/berth/ca.pem"] });
+    const fromEnv = parse(`${REDIS_CACHE}redis:\n  addr: localhost:6380\n`, {
+      REGISTRY_REDIS_TLS_CERTIFICATE: "/c.crt",
+      REGISTRY_REDIS_TLS_KEY: "/c.key",
+      REGISTRY_REDIS_TLS_CLIENTCAS: "[/ca1.pem, /ca2.pem]",
+    }).config.redis;
+    assert.deepEqual(fromEnv?.tlsFiles, { certificate: "/c.crt", key: "/c.key", clientCAs: ["/ca1.pem", "/ca2.pem"] });
+    assert.equal(fromEnv?.tls, true);
   });
 
   it("warns about redis keys it does not know, and about addrs beside addr", () => {

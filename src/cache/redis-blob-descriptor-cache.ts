@@ -29,7 +29,7 @@
  * order they were issued, including commands that timed out on a stalled server and run when it
  * resumes: a set issued before a clear never lands after it.
  */
-import { isIP } from "node:net";
+import type { ConnectionOptions } from "node:tls";
 import { Redis, ReplyError, type RedisOptions } from "ioredis";
 import type { Digest } from "../reference/digest.js";
 import type { Logger } from "../log/logger.js";
@@ -41,7 +41,13 @@ export interface RedisBlobDescriptorCacheOptions {
   username?: string | undefined;
   password?: string | undefined;
   db: number;
-  tls: boolean;
+  /** TLS options for the connection (src/cache/redis-tls.ts), or undefined for clear text. */
+  tls: ConnectionOptions | undefined;
+  /**
+   * Sentinel: host and port are then ignored; the sentinels name the master of `masterName`, and
+   * berth follows it when they fail over.
+   */
+  sentinel?: { masterName: string; sentinels: Array<{ host: string; port: number }> } | undefined;
   /** Connecting (TCP and TLS handshake) gives up after this long (redis.dialtimeout). */
   dialTimeoutMs: number;
   /** A command not answered within this long marks Redis unreachable (redis.readtimeout/writetimeout). */
@@ -102,13 +108,26 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
 
   constructor(options: RedisBlobDescriptorCacheOptions) {
     this.log = options.log;
-    this.where = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
+    const hostPort = (host: string, port: number): string => `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const sentinel = options.sentinel;
+    this.where =
+      sentinel === undefined
+        ? hostPort(options.host, options.port)
+        : `master ${sentinel.masterName} via sentinels ${sentinel.sentinels.map((s) => hostPort(s.host, s.port)).join(",")}`;
     this.probeIntervalMs = options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
     this.maxPendingClears = options.maxPendingClears ?? DEFAULT_MAX_PENDING_CLEARS;
     this.observer = options.observer;
     const redisOptions: RedisOptions = {
-      host: options.host,
-      port: options.port,
+      ...(sentinel === undefined
+        ? { host: options.host, port: options.port }
+        : {
+            sentinels: sentinel.sentinels,
+            name: sentinel.masterName,
+            role: "master" as const,
+            // Told of +switch-master by the sentinels, not only when the old master drops the connection.
+            failoverDetector: true,
+            sentinelRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times - 1, 5), MAX_RECONNECT_DELAY_MS),
+          }),
       db: options.db,
       connectTimeout: options.dialTimeoutMs,
       commandTimeout: options.commandTimeoutMs,
@@ -128,8 +147,10 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
       connectionName: "berth",
       ...(options.username === undefined ? {} : { username: options.username }),
       ...(options.password === undefined ? {} : { password: options.password }),
-      // TLS checks the server's certificate against the system's CAs (SNI only for a host name).
-      ...(options.tls ? { tls: isIP(options.host) === 0 ? { servername: options.host } : {} } : {}),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      // A demoted master answers writes with READONLY until Sentinel's CLIENT KILL arrives: reconnect
+      // at once (through the sentinels), without resending; the cache treats the write as failed.
+      reconnectOnError: (err) => err.message.startsWith("READONLY"),
     };
     this.client = new Redis(redisOptions);
     this.client.on("error", (err: Error) => this.failed(err));
@@ -419,6 +440,8 @@ function describeFailure(err: unknown): string {
   if (code === "ECONNREFUSED") return "connection refused";
   if (code === "ETIMEDOUT") return "connect timed out";
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "host not found";
+  // An alert is the server's word: it asked for a client certificate and had none it accepts.
+  if (/ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN)/.test(code)) return "TLS client certificate refused";
   if (/CERT|UNABLE_TO_VERIFY|SELF_SIGNED/.test(code)) return "TLS certificate not trusted";
   if (code.startsWith("ERR_SSL") || code.startsWith("ERR_TLS")) return "TLS handshake failed";
   if (code === "ECONNRESET" || message === "connection lost" || message === "Connection is closed.") return "connection lost";

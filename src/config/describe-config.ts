@@ -180,7 +180,10 @@ function describeEndpoint(endpoint: EndpointConfig): Record<string, unknown> {
 
 function describeRedis(redis: RedisConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (redis.addr !== undefined) out["addr"] = redis.addr;
+  if (redis.masterName !== undefined) {
+    out["mastername"] = redis.masterName;
+    out["addrs"] = redis.sentinels.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`);
+  } else if (redis.addr !== undefined) out["addr"] = redis.addr;
   if (redis.username !== undefined) out["username"] = redis.username;
   if (redis.password !== undefined) out["password"] = MASK;
   Object.assign(out, {
@@ -189,7 +192,12 @@ function describeRedis(redis: RedisConfig): Record<string, unknown> {
     readtimeout: formatGoDuration(redis.readTimeoutMs),
     writetimeout: formatGoDuration(redis.writeTimeoutMs),
     pool: { maxidle: redis.pool.maxIdle, maxactive: redis.pool.maxActive, idletimeout: formatGoDuration(redis.pool.idleTimeoutMs) },
-    tls: { enabled: redis.tls },
+    tls: {
+      enabled: redis.tls,
+      ...(redis.tlsFiles.certificate === undefined ? {} : { certificate: redis.tlsFiles.certificate }),
+      ...(redis.tlsFiles.key === undefined ? {} : { key: redis.tlsFiles.key }),
+      ...(redis.tlsFiles.clientCAs.length === 0 ? {} : { clientcas: redis.tlsFiles.clientCAs }),
+    },
   });
   return out;
 }
