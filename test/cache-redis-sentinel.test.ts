@@ -83,7 +83,7 @@ describe("the Redis cache through Sentinel (redis.addrs + redis.mastername)", { 
       const pulls = await pullDuring(client, before, first, failover);
       await failover;
       assert.ok(pulls > 0);
-      await waitFor(async () => (await healthy(client)) && (await set.masterPort()) === set.replica.port, "berth to use the new master");
+      await waitFor(async () => (await healthy(client)) && (await set.masterPort()) === set.replica.port, "berth to use the new master", 20_000);
 
       const after = uniqueName("sentinel");
       const second = await client.pushImage(after, "latest", randomImage({ layers: 2 }));
@@ -126,7 +126,7 @@ describe("the Redis cache through Sentinel (redis.addrs + redis.mastername)", { 
       const pulls = await pullDuring(client, name, image, elected);
       await elected;
       assert.ok(pulls > 0);
-      await waitFor(() => healthy(client), "berth to use the elected master");
+      await waitFor(() => healthy(client), "berth to use the elected master", 20_000);
 
       const other = uniqueName("sentinel");
       const second = await client.pushImage(other, "latest", randomImage());
