@@ -874,6 +874,7 @@ describe("redis section and the redis blob descriptor cache", () => {
       port: 6380,
       masterName: undefined,
       sentinels: [],
+      cluster: [],
       username: undefined,
       password: "asecret",
       db: 3,
@@ -896,6 +897,7 @@ describe("redis section and the redis blob descriptor cache", () => {
       port: 6379,
       masterName: undefined,
       sentinels: [],
+      cluster: [],
       username: undefined,
       password: undefined,
       db: 0,
@@ -942,7 +944,9 @@ describe("redis section and the redis blob descriptor cache", () => {
     const bad = (body: string) => () => parse(`${REDIS_CACHE}redis:\n  addr: localhost:6379\n${body}`);
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: localhost\n`), "redis.addr", "missing port");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: localhost:0\n`), "redis.addr", "port 0");
-    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n`), "redis.addrs", "2 addresses without redis.mastername would be a Redis Cluster, which berth does not support");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n  db: 1\n`), "redis.db", "Redis Cluster has database 0 only");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n  tls:\n    enabled: true\n`), "redis.tls", "TLS with Redis Cluster");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b]\n`), "redis.addrs[1]", "invalid Redis address");
     assertConfigError(bad("  db: -1\n"), "redis.db", "non-negative integer");
     assertConfigError(bad("  db: one\n"), "redis.db", "non-negative integer");
     assertConfigError(bad("  dialtimeout: 10\n"), "redis.dialtimeout", "duration");
@@ -1007,12 +1011,28 @@ describe("redis section and the redis blob descriptor cache", () => {
     ]);
   });
 
+  it("reads several redis.addrs without redis.mastername as a Redis Cluster's nodes", () => {
+    const { config, warnings } = parse(`${REDIS_CACHE}redis:\n  addrs: [node-1:7000, node-2:7001, node-3:7002]\n`);
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.redis?.cluster, [
+      { host: "node-1", port: 7000 },
+      { host: "node-2", port: 7001 },
+      { host: "node-3", port: 7002 },
+    ]);
+    assert.equal(config.redis?.masterName, undefined);
+    assert.deepEqual((describeConfig(config).redis as { addrs?: unknown } | undefined)?.addrs, ["node-1:7000", "node-2:7001", "node-3:7002"]);
+    assert.deepEqual(parse(REDIS_CACHE, { REGISTRY_REDIS_ADDRS: "[a:1, b:2]" }).config.redis?.cluster, [
+      { host: "a", port: 1 },
+      { host: "b", port: 2 },
+    ]);
+  });
+
   it("refuses Sentinel without sentinels, beside redis.addr, with a bad address or with TLS", () => {
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  mastername: m\n`), "redis.addrs", "required with redis.mastername");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: a:1\n  addrs: [b:2]\n  mastername: m\n`), "redis.addr", "list the sentinels in redis.addrs");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, nohost]\n  mastername: m\n`), "redis.addrs[1]", "invalid Redis address");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1]\n  mastername: m\n  tls:\n    enabled: true\n`), "redis.tls", "TLS with Sentinel");
-    assertConfigError(() => parse(REDIS_CACHE, { REGISTRY_REDIS_ADDRS: "[a:1, b:2]" }), "redis.addrs", "REGISTRY_REDIS_ADDRS");
+    assertConfigError(() => parse(REDIS_CACHE, { REGISTRY_REDIS_ADDRS: "[a:1, nohost]" }), "redis.addrs[1]", "REGISTRY_REDIS_ADDRS");
   });
 
   it("reads redis.tls's files as absolute paths; they turn TLS on", () => {

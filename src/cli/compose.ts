@@ -74,6 +74,7 @@ export async function createBlobDescriptorCache(config: Config, log: Logger, tra
         host: redis.host,
         port: redis.port,
         ...(redis.masterName === undefined ? {} : { sentinel: { masterName: redis.masterName, sentinels: redis.sentinels } }),
+        ...(redis.cluster.length === 0 ? {} : { cluster: redis.cluster }),
         username: redis.username,
         password: redis.password,
         db: redis.db,

@@ -43,6 +43,13 @@ export function buildRedis(root: RawMap, used: boolean, warnings: string[]): Red
   if (tlsOn && masterName !== undefined) {
     throw fail(`${at}.tls`, tlsNode, "TLS with Sentinel (redis.mastername) is not supported yet: berth reaches sentinels and master in clear text");
   }
+  if (tlsOn && servers.cluster.length > 0) {
+    throw fail(`${at}.tls`, tlsNode, "TLS with Redis Cluster (several redis.addrs) is not supported yet");
+  }
+  const dbNode = child(redis, "db");
+  if (servers.cluster.length > 0 && (readNonNegativeInt(dbNode, `${at}.db`) ?? 0) !== 0) {
+    throw fail(`${at}.db`, dbNode, "Redis Cluster has database 0 only (several redis.addrs make a Cluster)");
+  }
   if (!used) warnings.push(`${at} is configured but unused: only storage.cache.blobdescriptor: redis connects to it`);
   return {
     ...servers,
@@ -63,11 +70,11 @@ export function buildRedis(root: RawMap, used: boolean, warnings: string[]): Red
   };
 }
 
-type Servers = Pick<RedisConfig, "addr" | "host" | "port" | "sentinels">;
+type Servers = Pick<RedisConfig, "addr" | "host" | "port" | "sentinels" | "cluster">;
 
 /**
  * One server: redis.addr (2.x), or redis.addrs with one entry (3.x). Several addresses without a
- * master name make go-redis a Cluster client; berth has none, and says so.
+ * master name are a Redis Cluster's nodes, as go-redis's universal client takes them.
  */
 function readServer(redis: RawMap, addrs: string[], warnings: string[], used: boolean): Servers {
   const at = "redis";
@@ -78,11 +85,8 @@ function readServer(redis: RawMap, addrs: string[], warnings: string[], used: bo
   let key = `${at}.addr`;
   if (addr === undefined && addrs.length > 0) {
     if (addrs.length > 1) {
-      throw fail(
-        `${at}.addrs`,
-        addrsNode,
-        `${addrs.length} addresses without redis.mastername would be a Redis Cluster, which berth does not support; set redis.mastername to use them as Sentinel addresses, or give one server`,
-      );
+      const cluster = addrs.map((one, i) => readAddress(one, `${at}.addrs[${i}]`, addrsNode));
+      return { addr: addrs.join(","), host: cluster[0]!.host, port: cluster[0]!.port, sentinels: [], cluster };
     }
     addr = addrs[0];
     source = addrsNode;
@@ -92,9 +96,9 @@ function readServer(redis: RawMap, addrs: string[], warnings: string[], used: bo
   }
   if (addr === undefined) {
     if (used) throw fail(`${at}.addr`, redis, "required by storage.cache.blobdescriptor: redis: the server's host:port, such as localhost:6379");
-    return { addr, host: "", port: 0, sentinels: [] };
+    return { addr, host: "", port: 0, sentinels: [], cluster: [] };
   }
-  return { addr, ...readAddress(addr, key, source), sentinels: [] };
+  return { addr, ...readAddress(addr, key, source), sentinels: [], cluster: [] };
 }
 
 /** Sentinel (go-redis's failover client): redis.addrs are the sentinels that know redis.mastername. */
@@ -108,7 +112,7 @@ function readSentinels(redis: RawMap, addrs: string[], masterName: string): Serv
   if (addrs.length === 0) throw fail(`${at}.addrs`, addrsNode ?? redis, `required with redis.mastername: the sentinels' host:port addresses`);
   const sentinels = addrs.map((addr, i) => readAddress(addr, `${at}.addrs[${i}]`, addrsNode));
   const first = sentinels[0]!;
-  return { addr: addrs.join(","), host: first.host, port: first.port, sentinels };
+  return { addr: addrs.join(","), host: first.host, port: first.port, sentinels, cluster: [] };
 }
 
 function readAddress(addr: string, key: string, source: Raw | undefined): { host: string; port: number } {

@@ -221,11 +221,11 @@ export interface UpstreamConfig {
 
 /**
  * redis: distribution 2.8's keys (addr, password, db, dialtimeout, readtimeout, writetimeout,
- * pool.*, tls.enabled) plus 3.x's (go-redis UniversalOptions): username, addrs with mastername
- * (Sentinel), and tls.certificate, key, clientcas. Durations in milliseconds.
+ * pool.*, tls.enabled) plus 3.x's (go-redis UniversalOptions): username, addrs (with mastername:
+ * Sentinel; several without: Cluster), and tls.certificate, key, clientcas. Durations in milliseconds.
  */
 export interface RedisConfig {
-  /** host:port as configured, or the sentinels' joined by commas; undefined only when no cache uses Redis. */
+  /** host:port as configured, or the sentinels' or cluster nodes' joined by commas; undefined only when no cache uses Redis. */
   addr: string | undefined;
   /** The server (or, with masterName, the first sentinel). */
   host: string;
@@ -234,6 +234,8 @@ export interface RedisConfig {
   masterName: string | undefined;
   /** With masterName: every sentinel, in the configured order (redis.addrs). */
   sentinels: Array<{ host: string; port: number }>;
+  /** Redis Cluster (several redis.addrs, no masterName): the nodes asked for the slot map; else empty. */
+  cluster: Array<{ host: string; port: number }>;
   username: string | undefined;
   password: string | undefined;
   db: number;

@@ -183,6 +183,8 @@ function describeRedis(redis: RedisConfig): Record<string, unknown> {
   if (redis.masterName !== undefined) {
     out["mastername"] = redis.masterName;
     out["addrs"] = redis.sentinels.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`);
+  } else if (redis.cluster.length > 0) {
+    out["addrs"] = redis.cluster.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`);
   } else if (redis.addr !== undefined) out["addr"] = redis.addr;
   if (redis.username !== undefined) out["username"] = redis.username;
   if (redis.password !== undefined) out["password"] = MASK;
