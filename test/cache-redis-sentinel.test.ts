@@ -62,12 +62,23 @@ async function pullDuring(client: RegistryClient, name: string, image: ImagePart
   return pulls;
 }
 
+/** How long the cache was down, from berth's log lines (measured, never asserted), for the test's diagnostics. */
+function outageMs(log: string): string {
+  const at = (msg: string): number | undefined => {
+    const line = log.split("\n").find((l) => l.includes(`"msg":"${msg}`));
+    return line === undefined ? undefined : (JSON.parse(line) as { time: number }).time;
+  };
+  const down = at("redis blob descriptor cache unreachable");
+  const up = at("redis blob descriptor cache reachable again");
+  return down === undefined || up === undefined ? "no outage logged" : `cache down ${up - down} ms`;
+}
+
 async function healthy(client: RegistryClient): Promise<boolean> {
   return (await client.send("/debug/health")).status === 200;
 }
 
 describe("the Redis cache through Sentinel (redis.addrs + redis.mastername)", { skip }, () => {
-  it("follows SENTINEL FAILOVER: pulls never fail, and entries then go to the new master", async () => {
+  it("follows SENTINEL FAILOVER: pulls never fail, and entries then go to the new master", async (t) => {
     const set = await startRedisSentinelSet({ sentinels: 1 });
     let berth: BerthProcess | undefined;
     try {
@@ -83,6 +94,7 @@ describe("the Redis cache through Sentinel (redis.addrs + redis.mastername)", { 
       const pulls = await pullDuring(client, before, first, failover);
       await failover;
       assert.ok(pulls > 0);
+      t.diagnostic(`${pulls} pulls during the failover, all complete and correct`);
       await waitFor(async () => (await healthy(client)) && (await set.masterPort()) === set.replica.port, "berth to use the new master", 20_000);
 
       const after = uniqueName("sentinel");
@@ -95,6 +107,7 @@ describe("the Redis cache through Sentinel (redis.addrs + redis.mastername)", { 
       assert.equal((await client.send(`/v2/${after}/blobs/${layer!.digest}`, { method: "DELETE" })).status, 202);
       assert.ok(!(await cachedDigests(set.replica, after)).includes(layer!.digest));
       assert.equal((await client.send(`/v2/${after}/blobs/${layer!.digest}`, { method: "HEAD" })).status, 404);
+      t.diagnostic(outageMs(berth.log()));
       assert.match(berth.log(), /"redis":"master berthmaster via sentinels 127\.0\.0\.1:\d+","msg":"redis blob descriptor cache connected"/);
     } finally {
       await berth?.stop();
@@ -102,7 +115,7 @@ describe("the Redis cache through Sentinel (redis.addrs + redis.mastername)", { 
     }
   });
 
-  it("follows three sentinels electing the replica after the master is killed (settings from REGISTRY_REDIS_*)", async () => {
+  it("follows three sentinels electing the replica after the master is killed (settings from REGISTRY_REDIS_*)", async (t) => {
     const set = await startRedisSentinelSet({ sentinels: 3 });
     let berth: BerthProcess | undefined;
     try {
@@ -126,7 +139,9 @@ describe("the Redis cache through Sentinel (redis.addrs + redis.mastername)", { 
       const pulls = await pullDuring(client, name, image, elected);
       await elected;
       assert.ok(pulls > 0);
+      t.diagnostic(`${pulls} pulls while the sentinels elected a new master, all complete and correct`);
       await waitFor(() => healthy(client), "berth to use the elected master", 20_000);
+      t.diagnostic(outageMs(berth.log()));
 
       const other = uniqueName("sentinel");
       const second = await client.pushImage(other, "latest", randomImage());
