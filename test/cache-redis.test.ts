@@ -14,7 +14,8 @@ import { RedisBlobDescriptorCache, type RedisBlobDescriptorCacheOptions } from "
 import type { BlobDescriptor } from "../src/cache/blob-descriptor-cache.js";
 import { Digest } from "../src/reference/digest.js";
 import { freshDigest, runBlobDescriptorCacheSuite } from "./cache-suite.js";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { Redis } from "ioredis";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BERTH_CLI, JSON_TEST_LOG, startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
@@ -41,7 +42,7 @@ function unopenedCache(
     host: "127.0.0.1",
     port: server.port,
     db: 0,
-    tls: false,
+    tls: undefined,
     dialTimeoutMs: 1000,
     commandTimeoutMs: 300,
     probeIntervalMs: 100,
@@ -526,6 +527,56 @@ describe("berth with a Redis cache over TLS (redis.tls.enabled)", { skip: skip |
       assert.deepEqual(await (await untrusting.send("/debug/health")).json(), { redis: "unreachable: TLS certificate not trusted" });
       assert.equal((await untrusting.send(`/v2/${name}/blobs/${digest}`, { method: "HEAD" })).status, 200, "served from storage");
     } finally {
+      await berth?.stop();
+      await redis.stop();
+      await pki.cleanup();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("berth with a Redis cache over mutual TLS (redis.tls.certificate, key, clientcas)", { skip: skip || requireProgram("openssl").skip }, () => {
+  /** The redis section for `addr` with these tls lines (certificate, key, clientcas). */
+  const tlsConfig = (addr: string, tls: string[]): string =>
+    redisCacheConfig(addr).replace("  pool:\n", `  tls:\n${tls.map((line) => `    ${line}\n`).join("")}  pool:\n`);
+
+  it("connects with a client certificate to a server of a private CA, and reports a wrong CA or a missing certificate plainly", async () => {
+    const pki = await createTestPki();
+    const server = await pki.issue("redis-server", { serverNames: { dns: ["localhost"], ips: ["127.0.0.1"] } });
+    const clientCert = await pki.issue("berth-client", { client: true });
+    const otherRoot = await pki.newRoot("other-ca");
+    const redis = await startRedis({ tls: { ...server, clientCa: pki.ca.cert } });
+    const root = await mkdtemp(join(tmpdir(), "berth-redis-mtls-"));
+    const inspector = new Redis({ host: "127.0.0.1", port: redis.port, protocol: 2, tls: { ca: await readFile(pki.ca.cert), cert: await readFile(clientCert.cert), key: await readFile(clientCert.key) } });
+    inspector.on("error", () => undefined);
+    let berth: BerthProcess | undefined;
+    try {
+      // Nothing from Node's CA list or NODE_EXTRA_CA_CERTS: clientcas alone makes the server trusted.
+      berth = await startBerth({ configYaml: tlsConfig(redis.addr, [`certificate: ${clientCert.cert}`, `key: ${clientCert.key}`, `clientcas: [${pki.ca.cert}]`]), root });
+      const client = new RegistryClient(berth.url);
+      await waitFor(async () => (await client.send("/debug/health")).status === 200, "berth to connect to redis over mutual TLS");
+      const name = uniqueName("mtls");
+      const digest = await client.pushBlob(name, randomBlob(50));
+      assert.equal((await client.send(`/v2/${name}/blobs/${digest}`, { method: "HEAD" })).status, 200);
+      assert.deepEqual(await inspector.smembers(`repository::${name}::blobs`), [digest], "the entry is in the TLS server");
+      await berth.stop();
+
+      // The server's certificate does not chain to clientcas: never used, said plainly.
+      berth = await startBerth({ configYaml: tlsConfig(redis.addr, [`certificate: ${clientCert.cert}`, `key: ${clientCert.key}`, `clientcas: [${otherRoot.cert}]`]), root });
+      const wrongCa = new RegistryClient(berth.url);
+      await waitFor(async () => (await wrongCa.send("/debug/health")).status === 503, "health to report the untrusted server");
+      assert.deepEqual(await (await wrongCa.send("/debug/health")).json(), { redis: "unreachable: TLS certificate not trusted" });
+      assert.equal((await wrongCa.send(`/v2/${name}/blobs/${digest}`, { method: "HEAD" })).status, 200, "served from storage");
+      await berth.stop();
+
+      // No client certificate: the server refuses the connection, and health says why.
+      berth = await startBerth({ configYaml: tlsConfig(redis.addr, [`clientcas: [${pki.ca.cert}]`]), root });
+      const noCert = new RegistryClient(berth.url);
+      await waitFor(async () => (await noCert.send("/debug/health")).status === 503, "health to report the refused connection");
+      assert.deepEqual(await (await noCert.send("/debug/health")).json(), { redis: "unreachable: TLS client certificate refused" });
+      assert.equal((await noCert.send(`/v2/${name}/blobs/${digest}`, { method: "HEAD" })).status, 200, "served from storage");
+    } finally {
+      inspector.disconnect();
       await berth?.stop();
       await redis.stop();
       await pki.cleanup();

@@ -899,6 +899,9 @@ describe("redis section and the redis blob descriptor cache", () => {
       addr: "redis.internal:6380",
       host: "redis.internal",
       port: 6380,
+      masterName: undefined,
+      sentinels: [],
+      cluster: [],
       username: undefined,
       password: "asecret",
       db: 3,
@@ -906,6 +909,7 @@ describe("redis section and the redis blob descriptor cache", () => {
       readTimeoutMs: 20,
       writeTimeoutMs: 30,
       tls: true,
+      tlsFiles: { certificate: undefined, key: undefined, clientCAs: [] },
       pool: { maxIdle: 16, maxActive: 64, idleTimeoutMs: 300_000 },
     });
   });
@@ -918,6 +922,9 @@ describe("redis section and the redis blob descriptor cache", () => {
       addr: "localhost:6379",
       host: "localhost",
       port: 6379,
+      masterName: undefined,
+      sentinels: [],
+      cluster: [],
       username: undefined,
       password: undefined,
       db: 0,
@@ -925,6 +932,7 @@ describe("redis section and the redis blob descriptor cache", () => {
       readTimeoutMs: 1_000,
       writeTimeoutMs: 1_000,
       tls: false,
+      tlsFiles: { certificate: undefined, key: undefined, clientCAs: [] },
       pool: { maxIdle: 0, maxActive: 0, idleTimeoutMs: 0 },
     });
     // A zero timeout means the default, not "none".
@@ -963,14 +971,18 @@ describe("redis section and the redis blob descriptor cache", () => {
     const bad = (body: string) => () => parse(`${REDIS_CACHE}redis:\n  addr: localhost:6379\n${body}`);
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: localhost\n`), "redis.addr", "missing port");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: localhost:0\n`), "redis.addr", "port 0");
-    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n`), "redis.addrs", "one Redis server");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n  db: 1\n`), "redis.db", "Redis Cluster has database 0 only");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n  tls:\n    enabled: true\n`), "redis.tls", "TLS with Redis Cluster");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b]\n`), "redis.addrs[1]", "invalid Redis address");
     assertConfigError(bad("  db: -1\n"), "redis.db", "non-negative integer");
     assertConfigError(bad("  db: one\n"), "redis.db", "non-negative integer");
     assertConfigError(bad("  dialtimeout: 10\n"), "redis.dialtimeout", "duration");
     assertConfigError(bad("  readtimeout: -1s\n"), "redis.readtimeout", "negative");
     assertConfigError(bad("  tls:\n    enabled: maybe\n"), "redis.tls.enabled", "boolean");
     assertConfigError(bad("  pool:\n    maxactive: lots\n"), "redis.pool.maxactive", "non-negative integer");
-    assertConfigError(bad("  tls:\n    certificate: /etc/redis/client.pem\n"), "redis.tls.certificate", "not supported yet");
+    assertConfigError(bad("  tls:\n    certificate: /etc/redis/client.pem\n"), "redis.tls.key", "required when redis.tls.certificate is set");
+    assertConfigError(bad("  tls:\n    key: /etc/redis/client.key\n"), "redis.tls.certificate", "required when redis.tls.key is set");
+    assertConfigError(bad("  tls:\n    enabled: false\n    clientcas: [/etc/redis/ca.pem]\n"), "redis.tls.enabled", "is false, but redis.tls names certificate files");
     assertConfigError(() => parse(REDIS_CACHE, { REGISTRY_REDIS_ADDR: "nohost" }), "redis.addr", "REGISTRY_REDIS_ADDR");
   });
 
@@ -997,6 +1009,72 @@ describe("redis section and the redis blob descriptor cache", () => {
     assert.deepEqual(warnings, ["redis is configured but unused: only storage.cache.blobdescriptor: redis connects to it"]);
     assertConfigError(() => parse(`${MINIMAL}redis:\n  db: x\n`), "redis.db", "non-negative integer");
     assert.equal(parse(`${MINIMAL}redis:\n`).config.redis, undefined);
+  });
+
+  it("reads Sentinel: redis.addrs are the sentinels of redis.mastername", () => {
+    const { config, warnings } = parse(`${REDIS_CACHE}redis:\n  addrs: [sentinel-1:26379, "[::1]:26380"]\n  mastername: registry\n  password: x\n`);
+    assert.deepEqual(warnings, []);
+    assert.equal(config.redis?.masterName, "registry");
+    assert.deepEqual(config.redis?.sentinels, [
+      { host: "sentinel-1", port: 26379 },
+      { host: "::1", port: 26380 },
+    ]);
+    assert.deepEqual(describeConfig(config).redis, {
+      mastername: "registry",
+      addrs: ["sentinel-1:26379", "[::1]:26380"],
+      password: "********",
+      db: 0,
+      dialtimeout: "5s",
+      readtimeout: "1s",
+      writetimeout: "1s",
+      pool: { maxidle: 0, maxactive: 0, idletimeout: "0s" },
+      tls: { enabled: false },
+    });
+    const fromEnv = parse(REDIS_CACHE, { REGISTRY_REDIS_ADDRS: "[10.0.0.5:26379, 10.0.0.6:26379]", REGISTRY_REDIS_MASTERNAME: "m" }).config.redis;
+    assert.equal(fromEnv?.masterName, "m");
+    assert.deepEqual(fromEnv?.sentinels, [
+      { host: "10.0.0.5", port: 26379 },
+      { host: "10.0.0.6", port: 26379 },
+    ]);
+  });
+
+  it("reads several redis.addrs without redis.mastername as a Redis Cluster's nodes", () => {
+    const { config, warnings } = parse(`${REDIS_CACHE}redis:\n  addrs: [node-1:7000, node-2:7001, node-3:7002]\n`);
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.redis?.cluster, [
+      { host: "node-1", port: 7000 },
+      { host: "node-2", port: 7001 },
+      { host: "node-3", port: 7002 },
+    ]);
+    assert.equal(config.redis?.masterName, undefined);
+    assert.deepEqual((describeConfig(config).redis as { addrs?: unknown } | undefined)?.addrs, ["node-1:7000", "node-2:7001", "node-3:7002"]);
+    assert.deepEqual(parse(REDIS_CACHE, { REGISTRY_REDIS_ADDRS: "[a:1, b:2]" }).config.redis?.cluster, [
+      { host: "a", port: 1 },
+      { host: "b", port: 2 },
+    ]);
+  });
+
+  it("refuses Sentinel without sentinels, beside redis.addr, with a bad address or with TLS", () => {
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  mastername: m\n`), "redis.addrs", "required with redis.mastername");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: a:1\n  addrs: [b:2]\n  mastername: m\n`), "redis.addr", "list the sentinels in redis.addrs");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, nohost]\n  mastername: m\n`), "redis.addrs[1]", "invalid Redis address");
+    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1]\n  mastername: m\n  tls:\n    enabled: true\n`), "redis.tls", "TLS with Sentinel");
+    assertConfigError(() => parse(REDIS_CACHE, { REGISTRY_REDIS_ADDRS: "[a:1, nohost]" }), "redis.addrs[1]", "REGISTRY_REDIS_ADDRS");
+  });
+
+  it("reads redis.tls's files as absolute paths; they turn TLS on", () => {
+    const { config, warnings } = parse(`${REDIS_CACHE}redis:\n  addr: localhost:6380\n  tls:\n    certificate: client.crt\n    key: /etc/berth/client.key\n    clientcas: [/etc/berth/ca.pem]\n`);
+    assert.deepEqual(warnings, []);
+    assert.equal(config.redis?.tls, true);
+    assert.deepEqual(config.redis?.tlsFiles, { certificate: path.resolve("client.crt"), key: "/etc/berth/client.key", clientCAs: ["/etc/berth/ca.pem"] });
+    assert.deepEqual((describeConfig(config).redis as { tls?: unknown } | undefined)?.tls, { enabled: true, certificate: path.resolve("client.crt"), key: "/etc/berth/client.key", clientcas: ["/etc/berth/ca.pem"] });
+    const fromEnv = parse(`${REDIS_CACHE}redis:\n  addr: localhost:6380\n`, {
+      REGISTRY_REDIS_TLS_CERTIFICATE: "/c.crt",
+      REGISTRY_REDIS_TLS_KEY: "/c.key",
+      REGISTRY_REDIS_TLS_CLIENTCAS: "[/ca1.pem, /ca2.pem]",
+    }).config.redis;
+    assert.deepEqual(fromEnv?.tlsFiles, { certificate: "/c.crt", key: "/c.key", clientCAs: ["/ca1.pem", "/ca2.pem"] });
+    assert.equal(fromEnv?.tls, true);
   });
 
   it("warns about redis keys it does not know, and about addrs beside addr", () => {

@@ -9,6 +9,7 @@
  */
 import { createHmac, randomBytes } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
 import bcrypt from "bcryptjs";
 import { ConfigError } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
@@ -112,9 +113,13 @@ export class HtpasswdAccessController implements AccessController {
     let text: string;
     let stamp: string;
     try {
-      stamp = stampOf(await stat(options.path));
+      const info = await stat(options.path);
+      // Debian's stock config.yml names the directory /etc/docker/registry here.
+      if (info.isDirectory()) throw new ConfigError(key, `${options.path} is a directory: name the htpasswd file itself (create it with: htpasswd -cB ${join(options.path, "htpasswd")} <user>)`);
+      stamp = stampOf(info);
       text = await readFile(options.path, "utf8");
     } catch (err) {
+      if (err instanceof ConfigError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ENOENT") {
         throw new ConfigError(key, `${options.path} does not exist; create it with: htpasswd -cB ${options.path} <user>`);

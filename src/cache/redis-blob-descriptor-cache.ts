@@ -27,10 +27,14 @@
  *
  * One connection carries every command (ioredis pipelines them), so commands reach Redis in the
  * order they were issued, including commands that timed out on a stalled server and run when it
- * resumes: a set issued before a clear never lands after it.
+ * resumes: a set issued before a clear never lands after it. On a Redis Cluster that holds per key
+ * (one connection per node, and a key lives on one node), and an entry's commands are sent one by
+ * one rather than as a MULTI (see `run`).
+ *
+ * The same client follows a Sentinel master (redis.mastername) through a failover.
  */
-import { isIP } from "node:net";
-import { Redis, ReplyError, type RedisOptions } from "ioredis";
+import type { ConnectionOptions } from "node:tls";
+import { Cluster, Redis, ReplyError, type RedisOptions } from "ioredis";
 import type { Digest } from "../reference/digest.js";
 import type { Logger } from "../log/logger.js";
 import { validateDescriptor, validateKey, type BlobDescriptor, type BlobDescriptorCache, type CacheStats } from "./blob-descriptor-cache.js";
@@ -41,7 +45,20 @@ export interface RedisBlobDescriptorCacheOptions {
   username?: string | undefined;
   password?: string | undefined;
   db: number;
-  tls: boolean;
+  /** TLS options for the connection (src/cache/redis-tls.ts), or undefined for clear text. */
+  tls: ConnectionOptions | undefined;
+  /**
+   * Sentinel: host and port are then ignored; the sentinels name the master of `masterName`, and
+   * berth follows it when they fail over.
+   */
+  sentinel?: { masterName: string; sentinels: Array<{ host: string; port: number }> } | undefined;
+  /**
+   * Redis Cluster: host and port are then ignored; these nodes are asked for the slot map. An
+   * entry's keys hash to different slots, so its commands are sent one by one (each to its key's
+   * node) instead of as one MULTI: a get then sees all of an entry or misses, as before, since
+   * every part of an entry is checked.
+   */
+  cluster?: Array<{ host: string; port: number }> | undefined;
   /** Connecting (TCP and TLS handshake) gives up after this long (redis.dialtimeout). */
   dialTimeoutMs: number;
   /** A command not answered within this long marks Redis unreachable (redis.readtimeout/writetimeout). */
@@ -77,7 +94,7 @@ interface PendingClear {
 }
 
 export class RedisBlobDescriptorCache implements BlobDescriptorCache {
-  private readonly client: Redis;
+  private readonly client: Redis | Cluster;
   private readonly log: Logger;
   private readonly where: string;
   private readonly probeIntervalMs: number;
@@ -102,13 +119,19 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
 
   constructor(options: RedisBlobDescriptorCacheOptions) {
     this.log = options.log;
-    this.where = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`;
+    const hostPort = (host: string, port: number): string => `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const { sentinel, cluster } = options;
+    this.where =
+      cluster !== undefined
+        ? `cluster ${cluster.map((n) => hostPort(n.host, n.port)).join(",")}`
+        : sentinel === undefined
+          ? hostPort(options.host, options.port)
+          : `master ${sentinel.masterName} via sentinels ${sentinel.sentinels.map((s) => hostPort(s.host, s.port)).join(",")}`;
     this.probeIntervalMs = options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
     this.maxPendingClears = options.maxPendingClears ?? DEFAULT_MAX_PENDING_CLEARS;
     this.observer = options.observer;
-    const redisOptions: RedisOptions = {
-      host: options.host,
-      port: options.port,
+    const reconnectDelay = (times: number): number => Math.min(100 * 2 ** Math.min(times - 1, 5), MAX_RECONNECT_DELAY_MS);
+    const connection: RedisOptions = {
       db: options.db,
       connectTimeout: options.dialTimeoutMs,
       commandTimeout: options.commandTimeoutMs,
@@ -118,7 +141,7 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
       enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0,
-      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times - 1, 5), MAX_RECONNECT_DELAY_MS),
+      retryStrategy: reconnectDelay,
       lazyConnect: true,
       // At close, a connection that does not close at once (a frozen server) is destroyed soon.
       disconnectTimeout: 200,
@@ -128,10 +151,33 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
       connectionName: "berth",
       ...(options.username === undefined ? {} : { username: options.username }),
       ...(options.password === undefined ? {} : { password: options.password }),
-      // TLS checks the server's certificate against the system's CAs (SNI only for a host name).
-      ...(options.tls ? { tls: isIP(options.host) === 0 ? { servername: options.host } : {} } : {}),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      // A demoted master answers writes with READONLY until Sentinel's CLIENT KILL arrives: reconnect
+      // at once (through the sentinels), without resending; the cache treats the write as failed.
+      reconnectOnError: (err) => err.message.startsWith("READONLY"),
     };
-    this.client = new Redis(redisOptions);
+    if (cluster !== undefined) {
+      this.client = new Cluster(cluster, {
+        redisOptions: connection,
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: reconnectDelay,
+        slotsRefreshTimeout: options.dialTimeoutMs,
+        scaleReads: "master",
+      });
+    } else if (sentinel !== undefined) {
+      this.client = new Redis({
+        ...connection,
+        sentinels: sentinel.sentinels,
+        name: sentinel.masterName,
+        role: "master",
+        // Told of +switch-master by the sentinels, not only when the old master drops the connection.
+        failoverDetector: true,
+        sentinelRetryStrategy: reconnectDelay,
+      });
+    } else {
+      this.client = new Redis({ ...connection, host: options.host, port: options.port });
+    }
     this.client.on("error", (err: Error) => this.failed(err));
     this.client.on("close", () => {
       // When already down, the error that closed the connection (refused, timed out) says more.
@@ -187,13 +233,11 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
         done?.();
         return parseGlobal(digest, reply);
       }
-      const results = await this.client
-        .multi()
-        .sismember(repositorySetKey(repository), d)
-        .hmget(globalKey(d), "digest", "size", "mediatype")
-        .hget(repositoryHashKey(repository, d), "mediatype")
-        .exec();
-      const [member, global, mediaType] = execResults(results);
+      const [member, global, mediaType] = await this.run([
+        ["sismember", repositorySetKey(repository), d],
+        ["hmget", globalKey(d), "digest", "size", "mediatype"],
+        ["hget", repositoryHashKey(repository, d), "mediatype"],
+      ]);
       done?.();
       if (member !== 1) return undefined;
       const descriptor = parseGlobal(digest, global as Array<string | null>);
@@ -212,15 +256,15 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
     validateKey(descriptor.digest, repository);
     if (!this.up) return;
     const d = descriptor.digest.toString();
-    const multi = this.client.multi();
-    if (repository !== undefined) multi.sadd(repositorySetKey(repository), d);
-    multi.hset(globalKey(d), "digest", d, "size", String(descriptor.size));
+    const commands: Command[] = [];
+    if (repository !== undefined) commands.push(["sadd", repositorySetKey(repository), d]);
+    commands.push(["hset", globalKey(d), "digest", d, "size", String(descriptor.size)]);
     // The global media type is the first one set, as distribution's HSETNX.
-    multi.hsetnx(globalKey(d), "mediatype", descriptor.mediaType);
-    if (repository !== undefined) multi.hset(repositoryHashKey(repository, d), "mediatype", descriptor.mediaType);
+    commands.push(["hsetnx", globalKey(d), "mediatype", descriptor.mediaType]);
+    if (repository !== undefined) commands.push(["hset", repositoryHashKey(repository, d), "mediatype", descriptor.mediaType]);
     const done = this.observer?.start("set", repository);
     try {
-      execResults(await multi.exec());
+      await this.run(commands);
       done?.();
     } catch (err) {
       done?.(err);
@@ -237,7 +281,7 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
     }
     const done = this.observer?.start("clear", repository);
     try {
-      execResults(await addClear(this.client.multi(), entry).exec());
+      await this.run(clearCommands(entry));
       done?.();
     } catch (err) {
       done?.(err);
@@ -311,9 +355,7 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
       // Clears that arrive meanwhile join `pending` (the cache is still down) and are replayed too.
       while (this.pending.size > 0) {
         const batch = [...this.pending].slice(0, REPLAY_BATCH);
-        const multi = this.client.multi();
-        for (const [, entry] of batch) addClear(multi, entry);
-        execResults(await multi.exec());
+        await this.run(batch.flatMap(([, entry]) => clearCommands(entry)));
         for (const [key] of batch) this.pending.delete(key);
         replayed += batch.length;
       }
@@ -349,18 +391,38 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
     return this.forgetEverything();
   }
 
-  /** Deletes every key of distribution's blob descriptor layout; resolves to how many. */
+  /** Deletes every key of distribution's blob descriptor layout (on every master of a Cluster); resolves to how many. */
   private async forgetEverything(): Promise<number> {
     let deleted = 0;
-    for (const pattern of ["blobs::*", "repository::*::blobs*"]) {
-      let cursor = "0";
-      do {
-        const [next, keys] = await this.client.scan(cursor, "MATCH", pattern, "COUNT", 1000);
-        if (keys.length > 0) deleted += await this.client.del(...keys);
-        cursor = next;
-      } while (cursor !== "0");
+    const servers = this.client instanceof Cluster ? this.client.nodes("master") : [this.client];
+    for (const server of servers) {
+      for (const pattern of ["blobs::*", "repository::*::blobs*"]) {
+        let cursor = "0";
+        do {
+          const [next, keys] = await server.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+          // One DEL per key on a Cluster node: a DEL of keys in several slots is refused (CROSSSLOT).
+          if (keys.length > 0) deleted += this.client instanceof Cluster ? (await Promise.all(keys.map((key) => server.del(key)))).reduce((a, b) => a + b, 0) : await server.del(...keys);
+          cursor = next;
+        } while (cursor !== "0");
+      }
     }
     return deleted;
+  }
+
+  /**
+   * Runs `commands` as one MULTI on a single server (or Sentinel's master). On a Cluster they are
+   * sent at once, each to its key's node, and may partly apply; every reader checks every part
+   * of an entry, and clearing either part of a repository entry makes it a miss. Commands on one
+   * key still reach its node in the order they were issued (one connection per node).
+   * Resolves to the replies in order, or rejects with the first error.
+   */
+  private async run(commands: Command[]): Promise<unknown[]> {
+    if (!(this.client instanceof Cluster)) return execResults(await this.client.multi(commands).exec());
+    const settled = await Promise.allSettled(commands.map(([name, ...args]) => this.client.call(name, ...args)));
+    return settled.map((result) => {
+      if (result.status === "rejected") throw result.reason;
+      return result.value;
+    });
   }
 }
 
@@ -381,11 +443,15 @@ function repositoryHashKey(repository: string, digest: string): string {
   return `repository::${repository}::blobs::${digest}`;
 }
 
-type Multi = ReturnType<Redis["multi"]>;
+/** A Redis command and its arguments. */
+type Command = [name: string, ...args: string[]];
 
-function addClear(multi: Multi, entry: PendingClear): Multi {
-  if (entry.repository === undefined) return multi.del(globalKey(entry.digest));
-  return multi.srem(repositorySetKey(entry.repository), entry.digest).del(repositoryHashKey(entry.repository, entry.digest));
+function clearCommands(entry: PendingClear): Command[] {
+  if (entry.repository === undefined) return [["del", globalKey(entry.digest)]];
+  return [
+    ["srem", repositorySetKey(entry.repository), entry.digest],
+    ["del", repositoryHashKey(entry.repository, entry.digest)],
+  ];
 }
 
 /** The replies of a MULTI, or the first error among them. */
@@ -419,6 +485,8 @@ function describeFailure(err: unknown): string {
   if (code === "ECONNREFUSED") return "connection refused";
   if (code === "ETIMEDOUT") return "connect timed out";
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "host not found";
+  // An alert is the server's word: it asked for a client certificate and had none it accepts.
+  if (/ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN)/.test(code)) return "TLS client certificate refused";
   if (/CERT|UNABLE_TO_VERIFY|SELF_SIGNED/.test(code)) return "TLS certificate not trusted";
   if (code.startsWith("ERR_SSL") || code.startsWith("ERR_TLS")) return "TLS handshake failed";
   if (code === "ECONNRESET" || message === "connection lost" || message === "Connection is closed.") return "connection lost";

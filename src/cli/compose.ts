@@ -114,14 +114,19 @@ export async function createBlobDescriptorCache(config: Config, log: Logger, tra
     case "redis": {
       // The loader guarantees the section and its address when the cache is redis.
       const redis = config.redis!;
-      const { RedisBlobDescriptorCache } = await import("../cache/redis-blob-descriptor-cache.js");
+      const [{ RedisBlobDescriptorCache }, { loadRedisTlsOptions }] = await Promise.all([
+        import("../cache/redis-blob-descriptor-cache.js"),
+        import("../cache/redis-tls.js"),
+      ]);
       return new RedisBlobDescriptorCache({
         host: redis.host,
         port: redis.port,
+        ...(redis.masterName === undefined ? {} : { sentinel: { masterName: redis.masterName, sentinels: redis.sentinels } }),
+        ...(redis.cluster.length === 0 ? {} : { cluster: redis.cluster }),
         username: redis.username,
         password: redis.password,
         db: redis.db,
-        tls: redis.tls,
+        tls: loadRedisTlsOptions(redis),
         dialTimeoutMs: redis.dialTimeoutMs,
         commandTimeoutMs: Math.max(redis.readTimeoutMs, redis.writeTimeoutMs),
         log,

@@ -2,16 +2,18 @@
 // The flag (also in `npm start`): V8's young generation capped at 2 MiB per semi-space instead of
 // 16. A registry's garbage is many small, short-lived request objects; measured with the
 // benchmarks, it keeps requests per second and cuts resident memory under load by about a third.
+import { Writable } from "node:stream";
 import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { berthVersion } from "../berth-version.js";
 import { ConfigError } from "../config/config.js";
 import { describeConfig, loadConfig } from "../config/load-config.js";
 import { CollectionRunningError } from "../gc/registry-lease.js";
-import { readTracingSettings } from "../tracing/tracing-settings.js";
+import { createLogger, type Logger } from "../log/logger.js";
 import { effectiveDrainMs } from "./compose.js";
 import { runGarbageCollect } from "./garbage-collect.js";
 import { serve } from "./serve.js";
+import { checkStartPrerequisites } from "./start-checks.js";
 import { isWorker, parseWorkerCount, runWorkers } from "./workers.js";
 
 // V8 lets the old generation grow to up to four times what survived the last full collection
@@ -47,7 +49,10 @@ variables override them. Stop it with Ctrl-C (SIGINT) or SIGTERM: in-flight requ
 const CONFIG_USAGE = `Usage: berth config check FILE
 
 Validates FILE (plus REGISTRY_* environment overrides), prints warnings for keys berth ignores,
-and prints the effective configuration with secrets masked. Exits 1 when the file is invalid.
+and prints the effective configuration with secrets masked. Exits 1, naming the key, when the file
+is invalid or when \`berth serve\` would refuse to start with it: the files it names (htpasswd,
+certificates and keys, token keys) must be readable and usable, the filesystem root writable, the
+health check hosts resolvable. So run it where berth runs, as the user it runs as.
 `;
 
 
@@ -80,8 +85,9 @@ async function main(argv: string[]): Promise<number> {
       if (count === undefined) return usageError(`--workers takes a positive number or "auto", got ${JSON.stringify(values.workers)}`);
       if (count > 1) {
         const { config } = await loadConfig({ file: rest[0], env: process.env });
-        // Workers trace, not the primary; a bad OTEL_* value stops here rather than in each worker, restarted forever.
-        readTracingSettings(process.env);
+        // What each worker would refuse at start stops here rather than in each worker, restarted
+        // forever. Each worker logs its own warnings; the primary's would repeat them.
+        await checkStartPrerequisites(config, process.env, createLogger({ level: "error", formatter: "text" }));
         return runWorkers(count, config);
       }
     }
@@ -94,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
     }
     const { config, warnings, source } = await loadConfig({ file: rest[1], env: process.env });
     for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
+    // What serve refuses at start (files, the storage root, …), by the code serve runs.
+    await checkStartPrerequisites(config, process.env, warningLogger());
     process.stdout.write(`${source}: valid\n${JSON.stringify(describeConfig(config), null, 2)}\n`);
     return 0;
   }
@@ -138,6 +146,21 @@ async function runServe(file: string | undefined): Promise<number> {
     else onSignal = stop;
   });
   return 0;
+}
+
+/** A logger whose warnings print as config check prints the loader's: `warning: <message>`. */
+function warningLogger(): Logger {
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (line === "") continue;
+        const entry = JSON.parse(line) as { msg?: unknown };
+        process.stderr.write(`warning: ${String(entry.msg)}\n`);
+      }
+      callback();
+    },
+  });
+  return createLogger({ level: "warn", formatter: "json", destination });
 }
 
 function usageError(message: string): number {

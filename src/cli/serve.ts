@@ -9,10 +9,11 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createAccessController, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
+import { createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
 import type { GcHooks } from "../gc/online/gc-hooks.js";
 import type { GcTiming } from "../gc/online/timing.js";
 import { startDebugListener, type DebugListener } from "./debug-listener.js";
+import { checkStartPrerequisites } from "./start-checks.js";
 import { answerDebugRequests } from "./worker-debug.js";
 import { isWorker } from "./workers.js";
 
@@ -43,6 +44,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   if (config.http.secretGenerated) {
     log.warn("http.secret is not set: generated one for this process; set it when running more than one node");
   }
+  // Before anything opens: a start refused here leaves nothing to close (and config check runs the same).
+  const { access } = await checkStartPrerequisites(config, process.env, log);
   const metrics = await createMetrics(config);
   const tracing = await createTracing(process.env, log);
   // Each capability wraps the driver only when it is on: metrics outermost, timing what callers wait for.
@@ -55,7 +58,6 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   const gc = await createOnlineGc(config, driver, nodeId, log, hooks.gc);
   const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) }, tracing, gc);
   metrics?.watch(registry);
-  const access = await createAccessController(config, log);
   const health = await createHealth(config, driver, registry, log);
   const server = createRegistryServer({
     registry,

@@ -1,6 +1,6 @@
 /**
- * TLS (http.tls, http.http2). Files are only named here; the server reads them at start
- * (src/cli/compose.ts), so `config check` works on another machine.
+ * TLS (http.tls, http.http2). Files are only named here; they are read at start
+ * (src/server/tls-server.ts), through src/cli/start-checks.ts, by serve and by `config check`.
  */
 import type { Config } from "./config.js";
 import { absolutePath, child, fail, fromEnv, readBool, readSection, readString, readStringList } from "./raw-values.js";

@@ -65,8 +65,6 @@ export const ENDPOINT_SPEC: Spec = section({
 export const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
 export const SUPPORTED_DRIVERS = "berth supports filesystem, s3, azure and inmemory";
 export const SUPPORTED_AUTH = "berth supports htpasswd, token and silly";
-const REDIS_TLS_FILES =
-  "client certificates and private CAs for Redis are not supported yet; use redis.tls.enabled: true with a server certificate the system trusts";
 
 export const ROOT_SPEC: Spec = section({
   version: VALUE,
@@ -192,8 +190,9 @@ export const ROOT_SPEC: Spec = section({
   }),
   redis: section({
     addr: VALUE,
-    // distribution 3.x (go-redis): a list of addresses, and its names for the pool settings.
+    // distribution 3.x (go-redis): a list of addresses (sentinels with mastername), and its names for the pool settings.
     addrs: VALUE,
+    mastername: VALUE,
     username: VALUE,
     password: VALUE,
     db: VALUE,
@@ -206,9 +205,9 @@ export const ROOT_SPEC: Spec = section({
     connmaxidletime: VALUE,
     tls: section({
       enabled: VALUE,
-      certificate: { kind: "refused", problem: REDIS_TLS_FILES, nameChild: false },
-      key: { kind: "refused", problem: REDIS_TLS_FILES, nameChild: false },
-      clientcas: { kind: "refused", problem: REDIS_TLS_FILES, nameChild: false },
+      certificate: VALUE,
+      key: VALUE,
+      clientcas: VALUE,
     }),
   }),
   health: section({

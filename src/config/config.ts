@@ -226,22 +226,40 @@ export interface UpstreamConfig {
 
 /**
  * redis: distribution 2.8's keys (addr, password, db, dialtimeout, readtimeout, writetimeout,
- * pool.*, tls.enabled) plus 3.x's username and single-entry addrs. Durations in milliseconds.
+ * pool.*, tls.enabled) plus 3.x's (go-redis UniversalOptions): username, addrs (with mastername:
+ * Sentinel; several without: Cluster), and tls.certificate, key, clientcas. Durations in milliseconds.
  */
 export interface RedisConfig {
-  /** host:port as configured; undefined only when no cache uses Redis (then nothing connects). */
+  /** host:port as configured, or the sentinels' or cluster nodes' joined by commas; undefined only when no cache uses Redis. */
   addr: string | undefined;
+  /** The server (or, with masterName, the first sentinel). */
   host: string;
   port: number;
+  /** Sentinel's name for the master set (redis.mastername); undefined: addr is the server itself. */
+  masterName: string | undefined;
+  /** With masterName: every sentinel, in the configured order (redis.addrs). */
+  sentinels: Array<{ host: string; port: number }>;
+  /** Redis Cluster (several redis.addrs, no masterName): the nodes asked for the slot map; else empty. */
+  cluster: Array<{ host: string; port: number }>;
   username: string | undefined;
   password: string | undefined;
   db: number;
   dialTimeoutMs: number;
   readTimeoutMs: number;
   writeTimeoutMs: number;
+  /** TLS on: tls.enabled, or implied by any of the files below (as go-redis does once given a TLS config). */
   tls: boolean;
+  /** Absolute paths, read when berth starts (src/cache/redis-tls.ts). */
+  tlsFiles: RedisTlsFiles;
   /** Accepted for distribution's configs; berth multiplexes one connection, so they bound nothing. */
   pool: { maxIdle: number; maxActive: number; idleTimeoutMs: number };
+}
+
+/** redis.tls.certificate and key (a client certificate) and clientcas (CAs the server's certificate must chain to). */
+export interface RedisTlsFiles {
+  certificate: string | undefined;
+  key: string | undefined;
+  clientCAs: string[];
 }
 
 /** http.tls. Paths are absolute; the files are read when the server starts. */

@@ -200,7 +200,12 @@ function describeEndpoint(endpoint: EndpointConfig): Record<string, unknown> {
 
 function describeRedis(redis: RedisConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (redis.addr !== undefined) out["addr"] = redis.addr;
+  if (redis.masterName !== undefined) {
+    out["mastername"] = redis.masterName;
+    out["addrs"] = redis.sentinels.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`);
+  } else if (redis.cluster.length > 0) {
+    out["addrs"] = redis.cluster.map(({ host, port }) => `${host.includes(":") ? `[${host}]` : host}:${port}`);
+  } else if (redis.addr !== undefined) out["addr"] = redis.addr;
   if (redis.username !== undefined) out["username"] = redis.username;
   if (redis.password !== undefined) out["password"] = MASK;
   Object.assign(out, {
@@ -209,7 +214,12 @@ function describeRedis(redis: RedisConfig): Record<string, unknown> {
     readtimeout: formatGoDuration(redis.readTimeoutMs),
     writetimeout: formatGoDuration(redis.writeTimeoutMs),
     pool: { maxidle: redis.pool.maxIdle, maxactive: redis.pool.maxActive, idletimeout: formatGoDuration(redis.pool.idleTimeoutMs) },
-    tls: { enabled: redis.tls },
+    tls: {
+      enabled: redis.tls,
+      ...(redis.tlsFiles.certificate === undefined ? {} : { certificate: redis.tlsFiles.certificate }),
+      ...(redis.tlsFiles.key === undefined ? {} : { key: redis.tlsFiles.key }),
+      ...(redis.tlsFiles.clientCAs.length === 0 ? {} : { clientcas: redis.tlsFiles.clientCAs }),
+    },
   });
   return out;
 }

@@ -8,7 +8,7 @@
  * unanswered, the data survives).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -41,8 +41,18 @@ export interface RedisServer {
 }
 
 export interface RedisOptions {
-  /** Serve TLS only (no plain port), with this certificate and key (PEM files). */
-  tls?: { cert: string; key: string };
+  /**
+   * Serve TLS only (no plain port), with this certificate and key (PEM files). With `clientCa`,
+   * clients must present a certificate that chains to it (tls-auth-clients yes).
+   */
+  tls?: { cert: string; key: string; clientCa?: string };
+  /** More arguments for redis-server (`--replicaof 127.0.0.1 6379`, …). */
+  args?: string[];
+  /**
+   * Run as a sentinel (`redis-server sentinel.conf --sentinel`, what Debian's redis-sentinel runs)
+   * watching the master at 127.0.0.1:`masterPort` under `masterName`, a failover agreed by `quorum`.
+   */
+  sentinel?: { masterName: string; masterPort: number; quorum: number };
 }
 
 export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
@@ -57,16 +67,36 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
   const launch = async (): Promise<void> => {
     output = "";
     const listen = options.tls
-      ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", options.tls.cert, "--tls-key-file", options.tls.key, "--tls-auth-clients", "no"]
+      ? [
+          "--port", "0", "--tls-port", String(port), "--tls-cert-file", options.tls.cert, "--tls-key-file", options.tls.key,
+          ...(options.tls.clientCa === undefined ? ["--tls-auth-clients", "no"] : ["--tls-ca-cert-file", options.tls.clientCa, "--tls-auth-clients", "yes"]),
+        ]
       : ["--port", String(port)];
-    const proc = spawn(program.path!, [...listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
+    const sentinel = options.sentinel;
+    const head: string[] = [];
+    if (sentinel !== undefined) {
+      // A sentinel rewrites its file (what it learnt of replicas and other sentinels): one per process.
+      const conf = join(dir, "sentinel.conf");
+      await writeFile(
+        conf,
+        [
+          `sentinel monitor ${sentinel.masterName} 127.0.0.1 ${sentinel.masterPort} ${sentinel.quorum}`,
+          `sentinel down-after-milliseconds ${sentinel.masterName} 1000`,
+          `sentinel failover-timeout ${sentinel.masterName} 10000`,
+          "",
+        ].join("\n"),
+      );
+      head.push(conf, "--sentinel");
+    }
+    const args = [...head, ...listen, "--bind", "127.0.0.1", "--dir", dir, ...(sentinel === undefined ? ["--save", "", "--appendonly", "no"] : []), ...(options.args ?? [])];
+    const proc = spawn(program.path!, args, {
       stdio: ["ignore", "pipe", "pipe"],
     });
     child = proc;
     proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
     proc.stderr!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
     const deadline = Date.now() + 10_000;
-    while (!/Ready to accept connections/.test(output)) {
+    while (!(sentinel === undefined ? /Ready to accept connections/ : /\+monitor master/).test(output)) {
       if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`redis-server exited before accepting connections:\n${output}`);
       if (Date.now() > deadline) throw new Error(`redis-server did not start within 10 s:\n${output}`);
       await new Promise((resolve) => setTimeout(resolve, 20));

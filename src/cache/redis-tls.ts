@@ -1,0 +1,72 @@
+/**
+ * The TLS options of the Redis connection (redis.tls): a client certificate and its key
+ * (redis.tls.certificate, key) for a server that asks for one (tls-auth-clients), and the CAs the
+ * server's certificate must chain to (redis.tls.clientcas), which then replace Node's list, as Go's
+ * RootCAs replace the system's. Without clientcas the server is checked against Node's CAs.
+ *
+ * distribution 3 puts clientcas in the tls.Config's ClientCAs, which a Go client never reads, so
+ * there a private CA for Redis cannot work; berth gives the list the only meaning it can have on a
+ * client.
+ *
+ * The files are read once, when berth starts (and by `berth config check`): a missing or unusable
+ * file is a ConfigError naming its key, before anything listens.
+ */
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { createSecureContext, type ConnectionOptions } from "node:tls";
+import { ConfigError, type RedisConfig } from "../config/config.js";
+
+/** Options for tls.connect to the Redis server, or undefined when redis.tls is off. */
+export function loadRedisTlsOptions(redis: RedisConfig): ConnectionOptions | undefined {
+  if (!redis.tls) return undefined;
+  const files = redis.tlsFiles;
+  // SNI only for a host name (an IP address in SNI is not allowed).
+  const options: ConnectionOptions = isIP(redis.host) === 0 ? { servername: redis.host } : {};
+  if (files.certificate !== undefined && files.key !== undefined) {
+    const cert = read("redis.tls.certificate", files.certificate);
+    const key = read("redis.tls.key", files.key);
+    let leaf: X509Certificate;
+    try {
+      leaf = new X509Certificate(cert);
+    } catch (err) {
+      throw new ConfigError("redis.tls.certificate", `${files.certificate} holds no usable PEM certificate: ${message(err)}`);
+    }
+    let privateKey;
+    try {
+      privateKey = createPrivateKey(key);
+    } catch (err) {
+      throw new ConfigError("redis.tls.key", `${files.key} holds no usable unencrypted PEM private key: ${message(err)}`);
+    }
+    if (!leaf.checkPrivateKey(privateKey)) {
+      throw new ConfigError("redis.tls.key", `${files.key} is not the private key of the certificate in ${files.certificate}`);
+    }
+    options.cert = cert;
+    options.key = key;
+  }
+  if (files.clientCAs.length > 0) {
+    options.ca = files.clientCAs.map((file) => {
+      const pem = read("redis.tls.clientcas", file);
+      if (!pem.toString("latin1").includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError("redis.tls.clientcas", `${file} holds no PEM certificate`);
+      return pem;
+    });
+  }
+  try {
+    createSecureContext(options);
+  } catch (err) {
+    throw new ConfigError("redis.tls", `the certificate files make no usable TLS context: ${message(err)}`);
+  }
+  return options;
+}
+
+function read(key: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${file}: ${message(err)}`);
+  }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
