@@ -11,9 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type PeerCertificate } from "node:tls";
 import { after, before, describe, it } from "node:test";
-import { startBerth, type BerthProcess } from "./support/berth-process.js";
+import { BERTH_CLI, startBerth, type BerthProcess } from "./support/berth-process.js";
 import { freePort } from "./support/distribution-process.js";
-import { requireProgram } from "./support/external-program.js";
+import { describeRun, requireProgram, run } from "./support/external-program.js";
 import { requirePebble, startPebble, type PebbleServer } from "./support/pebble.js";
 import { createTestPki, type TestPki } from "./support/test-pki.js";
 
@@ -181,6 +181,32 @@ describe("http.tls.letsencrypt refused at start", { skip }, () => {
   after(async () => {
     await rm(work, { recursive: true, force: true });
     await pki?.cleanup();
+  });
+
+  it("letsencrypt beside a certificate: berth config check and berth serve both refuse, naming the key (distribution's rule)", async () => {
+    const file = join(work, "both.yml");
+    await writeFile(file, `version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  addr: 127.0.0.1:0\n  tls:\n    certificate: /etc/c.pem\n    key: /etc/k.pem\n    letsencrypt:\n      cachefile: ${join(work, "c0")}\n      hosts: [registry.test]\n`);
+    for (const args of [["config", "check", file], ["serve", file]]) {
+      const result = await run(process.execPath, [BERTH_CLI, ...args]);
+      assert.equal(result.code, 1, describeRun(result));
+      assert.match(result.stderr, /http\.tls\.letsencrypt: cannot specify both certificate and Let's Encrypt/, describeRun(result));
+    }
+    const noHosts = join(work, "nohosts.yml");
+    await writeFile(noHosts, `version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  tls:\n    letsencrypt:\n      cachefile: ${join(work, "c0")}\n`);
+    const check = await run(process.execPath, [BERTH_CLI, "config", "check", noHosts]);
+    assert.equal(check.code, 1, describeRun(check));
+    assert.match(check.stderr, /http\.tls\.letsencrypt\.hosts: required/);
+    // Nothing was created for a refused configuration.
+    assert.deepEqual((await readdir(work)).sort(), ["both.yml", "nohosts.yml"]);
+  });
+
+  it("berth serve --workers 2 with letsencrypt is refused: the workers would each order certificates", async () => {
+    const file = join(work, "workers.yml");
+    await writeFile(file, `version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  addr: 127.0.0.1:0\n  tls:\n    letsencrypt:\n      cachefile: ${join(work, "c0")}\n      hosts: [registry.test]\n`);
+    const result = await run(process.execPath, [BERTH_CLI, "serve", "--workers", "2", file]);
+    assert.equal(result.code, 2, describeRun(result));
+    assert.match(result.stderr, /--workers cannot be used with http\.tls\.letsencrypt/);
+    await rm(file);
   });
 
   it("an unreachable directory URL stops berth serve before it listens, naming directoryurl", async () => {
