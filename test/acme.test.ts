@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { connect as http2Connect } from "node:http2";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -111,6 +112,17 @@ describe("http.tls.letsencrypt with a real ACME CA (pebble)", { skip }, () => {
     const { status, cert } = await getV2(port, "registry.test", root);
     assert.equal(status, 200);
     assert.equal(cert.serialNumber, first.serialNumber);
+    // HTTP/2 is negotiated (ALPN) with the ordered certificate as with certificate files.
+    const session = http2Connect(`https://127.0.0.1:${port}`, { ca: root, servername: "registry.test" });
+    const h2Status = await new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ":path": "/v2/", ":authority": "registry.test" });
+      stream.on("response", (headers) => resolve(Number(headers[":status"])));
+      stream.on("error", reject);
+      stream.resume();
+    });
+    assert.equal(h2Status, 200);
+    assert.equal(session.alpnProtocol, "h2");
+    session.close();
     assert.equal(pebble.orderCount(), 1);
   });
 
