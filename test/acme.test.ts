@@ -159,6 +159,18 @@ describe("http.tls.letsencrypt with a real ACME CA (pebble)", { skip }, () => {
     assert.equal(pebble.orderCount(), 2);
   });
 
+  it("a corrupt certificate entry is not served: the next handshake orders a new one and replaces it", async () => {
+    await berth.stop();
+    await writeFile(join(cache, "second.test"), "-----BEGIN EC PRIVATE KEY-----\nnot a key\n-----END EC PRIVATE KEY-----\n");
+    berth = await start();
+    const orders = pebble.orderCount();
+    const { error, cert } = await handshake(port, "second.test", root);
+    assert.equal(error, undefined);
+    assert.equal(cert?.subjectaltname, "DNS:second.test");
+    assert.equal(pebble.orderCount(), orders + 1);
+    assert.match(await readFile(join(cache, "second.test"), "utf8"), /^-----BEGIN EC PRIVATE KEY-----\n(?!not a key)/);
+  });
+
   it("a certificate is renewed in the background before it expires, and the new one is served and kept", async () => {
     await berth.stop();
     // Renew when less than (lifetime - 3 s) is left: three seconds after issuance.
@@ -226,6 +238,16 @@ describe("http.tls.letsencrypt refused at start", { skip }, () => {
     const dead = await freePort();
     const yaml = `version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  addr: 127.0.0.1:${port}\n  tls:\n    letsencrypt:\n      cachefile: ${join(work, "c1")}\n      hosts: [registry.test]\n      directoryurl: https://127.0.0.1:${dead}/dir\n`;
     await assert.rejects(startBerth({ configYaml: yaml }), /http\.tls\.letsencrypt\.directoryurl: cannot register an ACME account at https:\/\/127\.0\.0\.1:\d+\/dir/);
+  });
+
+  it("an account key that cannot be read stops berth serve before any request to the CA, and is left as it was", async () => {
+    const dir = join(work, "bad-account");
+    await import("node:fs/promises").then((fs) => fs.mkdir(dir));
+    await writeFile(join(dir, "acme_account+key"), "garbage");
+    const dead = await freePort();
+    const yaml = `version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  addr: 127.0.0.1:0\n  tls:\n    letsencrypt:\n      cachefile: ${dir}\n      hosts: [registry.test]\n      directoryurl: https://127.0.0.1:${dead}/dir\n`;
+    await assert.rejects(startBerth({ configYaml: yaml }), /http\.tls\.letsencrypt\.cachefile: the ACME account key in .* cannot be read/);
+    assert.equal(await readFile(join(dir, "acme_account+key"), "utf8"), "garbage");
   });
 
   it("a cachefile that is a file (distribution 2.8's JSON cache) stops berth serve, and the file is left as it was", async () => {
