@@ -21,7 +21,7 @@ import { createTestPki, type TestPki } from "./support/test-pki.js";
 const programs = [requireProgram("openssl"), ...requirePebble()];
 const skip = programs.find((program) => program.skip !== false)?.skip ?? false;
 
-function acmeConfig(port: number, cache: string, pebble: PebbleServer, hosts = "[registry.test, second.test]"): string {
+function acmeConfig(port: number, cache: string, pebble: PebbleServer, httpExtra = ""): string {
   return `version: 0.1
 log:
   level: info
@@ -36,9 +36,9 @@ http:
     letsencrypt:
       cachefile: ${cache}
       email: ops@registry.test
-      hosts: ${hosts}
+      hosts: [registry.test, second.test]
       directoryurl: ${pebble.directoryURL}
-`;
+${httpExtra}`;
 }
 
 /** GET /v2/ with `servername` as SNI, trusting only `ca`; the status and the server's certificate. */
@@ -156,6 +156,23 @@ describe("http.tls.letsencrypt with a real ACME CA (pebble)", { skip }, () => {
     const { status, cert } = await getV2(port, "registry.test", root);
     assert.equal(status, 200);
     assert.equal(cert.serialNumber, first.serialNumber);
+    assert.equal(pebble.orderCount(), 2);
+  });
+
+  it("with http.http2.disabled the certificate from the cache is served over HTTP/1.1 alone", async () => {
+    await berth.stop();
+    berth = await startBerth({ configYaml: acmeConfig(port, cache, pebble, "  http2:\n    disabled: true\n"), env: { NODE_EXTRA_CA_CERTS: pebble.apiCA } });
+    const { status, cert } = await getV2(port, "registry.test", root);
+    assert.equal(status, 200);
+    assert.equal(cert.serialNumber, first.serialNumber);
+    const h2 = await new Promise<string | false | null>((resolve, reject) => {
+      const socket = connect({ host: "127.0.0.1", port, ca: root, servername: "registry.test", ALPNProtocols: ["h2", "http/1.1"] }, () => {
+        resolve(socket.alpnProtocol);
+        socket.end();
+      });
+      socket.on("error", reject);
+    });
+    assert.equal(h2, "http/1.1");
     assert.equal(pebble.orderCount(), 2);
   });
 

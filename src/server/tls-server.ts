@@ -138,7 +138,7 @@ type TlsServerOptions = BaseTlsOptions & { SNICallback?: CertificateProvider["SN
 
 /** An HTTPS server: HTTP/2 with HTTP/1.1 fallback, or HTTP/1.1 only when `http2` is false. */
 export function createTlsServer(tls: TlsConfig, http2: boolean, limits: Http1Limits, listener: RequestListener, certificates?: CertificateProvider): RegistryServer {
-  const options = certificates === undefined ? loadTlsOptions(tls) : { ...loadBaseTlsOptions(tls), SNICallback: certificates.SNICallback };
+  const options = certificates === undefined ? loadTlsOptions(tls) : { ...loadBaseTlsOptions(tls), SNICallback: certificates.SNICallback.bind(certificates) };
   const server = http2 ? createHttp2Server(options, limits, listener) : createHttp1Server(options, limits, listener);
   if (certificates?.acceptConnection !== undefined) interceptConnections(server, limits.headersTimeout, certificates.acceptConnection.bind(certificates));
   return server;
