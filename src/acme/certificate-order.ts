@@ -4,6 +4,11 @@
  * then a CSR for a new ECDSA P-256 key and the issued chain. The protocol (JWS, nonces, retries
  * on badNonce, polling) is acme-client's; this module only decides what to order and how to prove
  * it, as Go's autocert does for distribution.
+ *
+ * Why acme-client: it implements all of RFC 8555 (account, orders, authorizations, finalization,
+ * alternate chains, EAB), is maintained (publishlab/node-acme-client, used by Traefik-like Node
+ * tools and ~200k weekly installs), has TypeScript types, no native code, and a helper for the
+ * RFC 8737 challenge certificate. Greenlock, the other well-known one, is unmaintained.
  */
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import type { Authorization, Client } from "acme-client";
