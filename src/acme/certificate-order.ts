@@ -6,9 +6,8 @@
  * it, as Go's autocert does for distribution.
  *
  * Why acme-client: it implements all of RFC 8555 (account, orders, authorizations, finalization,
- * alternate chains, EAB), is maintained (publishlab/node-acme-client, used by Traefik-like Node
- * tools and ~200k weekly installs), has TypeScript types, no native code, and a helper for the
- * RFC 8737 challenge certificate. Greenlock, the other well-known one, is unmaintained.
+ * alternate chains, EAB), is maintained (publishlab/node-acme-client, 5.x, widely installed),
+ * has TypeScript types, no native code, and a helper for the RFC 8737 challenge certificate.
  */
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import type { Authorization, Client } from "acme-client";
