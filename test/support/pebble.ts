@@ -37,8 +37,6 @@ export interface PebbleOptions {
   pki: TestPki;
   /** Where pebble validates TLS-ALPN-01: berth's port. */
   tlsPort: number;
-  /** Seconds certificates are valid (pebble's default: five years). */
-  validitySeconds?: number;
 }
 
 function launch(path: string, args: string[], env: Record<string, string>, ready: RegExp, name: string): Promise<{ child: ChildProcess; output: () => string }> {
@@ -92,7 +90,6 @@ export async function startPebble(options: PebbleOptions): Promise<PebbleServer>
         tlsPort: options.tlsPort,
         ocspResponderURL: "",
         externalAccountBindingRequired: false,
-        ...(options.validitySeconds === undefined ? {} : { certificateValidityPeriod: options.validitySeconds }),
       },
     }),
   );
