@@ -200,12 +200,55 @@ describe("http.tls configuration", () => {
     assert.match(v13.warnings[0] ?? "", /ciphersuites is ignored with minimumtls tls1\.3/);
   });
 
-  it("letsencrypt is refused: berth does not obtain certificates", () => {
+  const LE = (lines: string) => parse(`${MINIMAL}http:\n  tls:\n    letsencrypt:\n${lines}`);
+
+  it("http.tls.letsencrypt reads cachefile, email, hosts and directoryurl (default: Let's Encrypt production)", () => {
+    const { config } = LE("      cachefile: le-cache\n      email: ops@example.com\n      hosts: [Registry.Example.com., bücher.example]\n");
+    assert.deepEqual(config.http.tls?.letsEncrypt, {
+      cacheDirectory: path.resolve("le-cache"),
+      email: "ops@example.com",
+      hosts: ["registry.example.com", "xn--bcher-kva.example"],
+      directoryURL: "https://acme-v02.api.letsencrypt.org/directory",
+    });
+    assert.equal(config.http.tls?.certificate, "");
+    const custom = LE("      cachefile: /c\n      hosts: [a.example]\n      directoryurl: https://ca.internal:14000/dir\n").config.http.tls?.letsEncrypt;
+    assert.equal(custom?.directoryURL, "https://ca.internal:14000/dir");
+    assert.equal(custom?.email, undefined);
+    const described = describeConfig(LE("      cachefile: /c\n      hosts: [a.example]\n").config) as { http: { tls: Record<string, unknown> } };
+    assert.deepEqual(described.http.tls["letsencrypt"], { cachefile: "/c", hosts: ["a.example"], directoryurl: "https://acme-v02.api.letsencrypt.org/directory" });
+    assert.equal(described.http.tls["certificate"], undefined);
+  });
+
+  it("http.tls.letsencrypt with a certificate or a key is refused, as distribution refuses it", () => {
     assertConfigError(
-      () => parse(`${MINIMAL}http:\n  tls:\n    letsencrypt:\n      cachefile: /var/cache/le\n      email: a@b.c\n`),
+      () => parse(`${MINIMAL}http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n    letsencrypt:\n      cachefile: /c\n      hosts: [a.example]\n`),
       "http.tls.letsencrypt",
-      "Let's Encrypt is not supported",
+      "cannot specify both certificate and Let's Encrypt",
     );
+    assertConfigError(() => parse(`${MINIMAL}http:\n  tls:\n    key: /k.pem\n    letsencrypt:\n      cachefile: /c\n      hosts: [a.example]\n`), "http.tls.letsencrypt", "cannot specify both http.tls.key");
+  });
+
+  it("http.tls.letsencrypt without cachefile, without hosts, or with bad values names the key", () => {
+    assertConfigError(() => LE("      email: a@b.example\n      hosts: [a.example]\n"), "http.tls.letsencrypt.cachefile", "required when http.tls.letsencrypt is set");
+    assertConfigError(() => LE("      cachefile: /c\n"), "http.tls.letsencrypt.hosts", "required");
+    assertConfigError(() => LE("      cachefile: /c\n      hosts: [10.0.0.1]\n"), "http.tls.letsencrypt.hosts", "is not a DNS host name");
+    assertConfigError(() => LE("      cachefile: /c\n      hosts: ['*.example.com']\n"), "http.tls.letsencrypt.hosts", "is not a DNS host name");
+    assertConfigError(() => LE("      cachefile: /c\n      hosts: [a.example]\n      directoryurl: http://ca/dir\n"), "http.tls.letsencrypt.directoryurl", "https:// URL");
+    assertConfigError(() => LE("      cachefile: /c\n      hosts: [a.example]\n      directoryurl: not a url\n"), "http.tls.letsencrypt.directoryurl", "https:// URL");
+    assertConfigError(() => LE("      cachefile: /c\n      hosts: [a.example]\n      email: nobody\n"), "http.tls.letsencrypt.email", "email address");
+    // An empty section changes nothing: plain HTTP, as distribution.
+    assert.equal(LE("      {}\n").config.http.tls, undefined);
+  });
+
+  it("http.tls.letsencrypt can be set from the environment", () => {
+    const { config } = parse(MINIMAL, {
+      REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE: "/var/lib/berth/acme",
+      REGISTRY_HTTP_TLS_LETSENCRYPT_HOSTS: "[a.example, b.example]",
+      REGISTRY_HTTP_TLS_LETSENCRYPT_DIRECTORYURL: "https://ca.internal/dir",
+    });
+    assert.deepEqual(config.http.tls?.letsEncrypt?.hosts, ["a.example", "b.example"]);
+    assert.equal(config.http.tls?.letsEncrypt?.cacheDirectory, "/var/lib/berth/acme");
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE: "/c" }), "http.tls.letsencrypt.hosts", "REGISTRY_HTTP_TLS_LETSENCRYPT");
   });
 
   it("http.http2.disabled turns HTTP/2 off", () => {

@@ -318,3 +318,23 @@ export async function createOnlineGc(
     log,
   });
 }
+
+/**
+ * The TLS certificates when they come from an ACME CA (http.tls.letsencrypt), registered and read
+ * back from the cache directory; undefined when http.tls names certificate files (or there is no
+ * TLS). BERTH_TEST_ACME_RENEW_BEFORE_MS (berth's tests only, not a configuration key) renews that
+ * long before expiry instead of autocert's policy, so a test sees a renewal in seconds.
+ */
+export async function createCertificateProvider(config: Config, log: Logger): Promise<import("../acme/acme-certificates.js").AcmeCertificates | undefined> {
+  const tls = config.http.tls;
+  if (tls?.letsEncrypt === undefined) return undefined;
+  const { AcmeCertificates } = await import("../acme/acme-certificates.js");
+  const { loadBaseTlsOptions } = await import("../server/tls-server.js");
+  const renewBefore = Number(process.env["BERTH_TEST_ACME_RENEW_BEFORE_MS"] ?? "");
+  return AcmeCertificates.start({
+    config: tls.letsEncrypt,
+    baseOptions: loadBaseTlsOptions(tls),
+    log,
+    ...(Number.isFinite(renewBefore) && renewBefore > 0 ? { renewal: { renewBeforeMs: renewBefore } } : {}),
+  });
+}

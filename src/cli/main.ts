@@ -85,6 +85,8 @@ async function main(argv: string[]): Promise<number> {
       if (count === undefined) return usageError(`--workers takes a positive number or "auto", got ${JSON.stringify(values.workers)}`);
       if (count > 1) {
         const { config } = await loadConfig({ file: rest[0], env: process.env });
+        // Each worker would order and renew its own certificates, racing on the cache directory.
+        if (config.http.tls?.letsEncrypt !== undefined) return usageError("--workers cannot be used with http.tls.letsencrypt yet: run one process, or obtain the certificate outside berth");
         // What each worker would refuse at start stops here rather than in each worker, restarted
         // forever. Each worker logs its own warnings; the primary's would repeat them.
         await checkStartPrerequisites(config, process.env, createLogger({ level: "error", formatter: "text" }));

@@ -9,7 +9,7 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
+import { createCertificateProvider, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
 import type { GcHooks } from "../gc/online/gc-hooks.js";
 import type { GcTiming } from "../gc/online/timing.js";
 import { startDebugListener, type DebugListener } from "./debug-listener.js";
@@ -46,6 +46,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   }
   // Before anything opens: a start refused here leaves nothing to close (and config check runs the same).
   const { access } = await checkStartPrerequisites(config, process.env, log);
+  // Then the CA: an unreachable one or an unusable cache directory stops the start.
+  const certificates = await createCertificateProvider(config, log);
   const metrics = await createMetrics(config);
   const tracing = await createTracing(process.env, log);
   // Each capability wraps the driver only when it is on: metrics outermost, timing what callers wait for.
@@ -73,6 +75,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     // Tracing outermost (its span covers everything), then metrics: they count the requests the drain refuses.
     interceptors: [tracing?.interceptor, metrics?.interceptor, health.interceptor].filter((interceptor) => interceptor !== undefined),
     ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
+    ...(certificates === undefined ? {} : { certificates }),
   });
   // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.
   const lease = await acquireLease(config, driver, log, nodeId, gc?.timing.serveLeaseRefreshMs);
@@ -171,6 +174,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       health.drain();
       if (purgeTimer) clearTimeout(purgeTimer);
       gc?.close();
+      certificates?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

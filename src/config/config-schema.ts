@@ -158,11 +158,8 @@ export const ROOT_SPEC: Spec = section({
       clientcas: VALUE,
       minimumtls: VALUE,
       ciphersuites: VALUE,
-      letsencrypt: {
-        kind: "refused",
-        problem: "Let's Encrypt is not supported; obtain the certificate outside berth and set http.tls.certificate and http.tls.key",
-        nameChild: false,
-      },
+      // src/config/build-tls.ts, served by src/acme/.
+      letsencrypt: section({ cachefile: VALUE, email: VALUE, hosts: VALUE, directoryurl: VALUE }),
     }),
     // berth's keys: repositories, gcdurations (src/config/build-debug.ts). debug.tls (distribution 3) is not served.
     debug: section({ addr: VALUE, prometheus: section({ enabled: VALUE, path: VALUE, repositories: VALUE, gcdurations: VALUE }), tls: IGNORED }),

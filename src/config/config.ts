@@ -264,13 +264,29 @@ export interface RedisTlsFiles {
 
 /** http.tls. Paths are absolute; the files are read when the server starts. */
 export interface TlsConfig {
+  /** "" when the certificates come from letsEncrypt. */
   certificate: string;
+  /** "" when the certificates come from letsEncrypt. */
   key: string;
+  /** http.tls.letsencrypt: certificates from an ACME CA instead of certificate and key (src/acme/). */
+  letsEncrypt?: LetsEncryptConfig;
   /** CA bundles client certificates must chain to (mutual TLS); empty: no client certificates. */
   clientCAs: string[];
   minimumVersion: "TLSv1.2" | "TLSv1.3";
   /** OpenSSL names of the TLS 1.2 suites offered (from distribution's Go names); empty: the default list. */
   cipherSuites: string[];
+}
+
+/** http.tls.letsencrypt, distribution 3's keys. */
+export interface LetsEncryptConfig {
+  /** cachefile: a directory in Go autocert's layout (absolute path). */
+  cacheDirectory: string;
+  /** email: the account's contact, if any. */
+  email: string | undefined;
+  /** hosts: the only server names certificates are ordered for (lower case, ASCII). */
+  hosts: string[];
+  /** directoryurl: the CA's ACME directory (default Let's Encrypt production). */
+  directoryURL: string;
 }
 
 export type AuthConfig = HtpasswdAuthConfig | TokenAuthConfig | SillyAuthConfig;

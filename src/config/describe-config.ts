@@ -228,9 +228,11 @@ function describeTls(http: Config["http"]): Record<string, unknown> {
   const out: Record<string, unknown> = { http2: { disabled: http.http2Disabled } };
   const tls = http.tls;
   if (tls !== undefined) {
+    const le = tls.letsEncrypt;
     out["tls"] = {
-      certificate: tls.certificate,
-      key: tls.key,
+      ...(le === undefined
+        ? { certificate: tls.certificate, key: tls.key }
+        : { letsencrypt: { cachefile: le.cacheDirectory, ...(le.email === undefined ? {} : { email: le.email }), hosts: [...le.hosts], directoryurl: le.directoryURL } }),
       clientcas: [...tls.clientCAs],
       minimumtls: tls.minimumVersion === "TLSv1.3" ? "tls1.3" : "tls1.2",
       ciphersuites: tls.cipherSuites.map((openssl) => Object.entries(TLS12_CIPHER_SUITES).find(([, v]) => v === openssl)?.[0] ?? openssl),

@@ -10,7 +10,7 @@ import { discardUnreadBody } from "./request-body.js";
 import { locationFor, type RequestContext, type ServerSettings } from "./request-context.js";
 import { route } from "./router.js";
 import { chainInterceptors, type RequestInterceptor } from "./request-interceptor.js";
-import { createTlsServer, type RegistryServer } from "./tls-server.js";
+import { createTlsServer, type CertificateProvider, type RegistryServer } from "./tls-server.js";
 import { UploadStateSigner } from "./upload-state-token.js";
 
 export interface ServerOptions {
@@ -27,6 +27,8 @@ export interface ServerOptions {
   access?: AccessController;
   /** Serve HTTPS (http.tls); plain HTTP when absent. */
   tls?: TlsConfig;
+  /** Over TLS, certificates chosen per handshake (http.tls.letsencrypt) instead of http.tls.certificate. */
+  certificates?: CertificateProvider;
   /** Over TLS, offer HTTP/2 beside HTTP/1.1 (default true; http.http2.disabled turns it off). */
   http2?: boolean;
   /** What capabilities add around each routed request (metrics, tracing, health), outermost first. */
@@ -66,9 +68,15 @@ export function createRegistryServer(serverOptions: ServerOptions): RegistryServ
       connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeout / 4))),
       inactivityMs: timerMs(timeouts.inactivityMs),
     };
-    return createTlsServer(options.tls, options.http2 ?? true, limits, (req, res) => {
-      void handle(req, res, options, signer, interceptor);
-    });
+    return createTlsServer(
+      options.tls,
+      options.http2 ?? true,
+      limits,
+      (req, res) => {
+        void handle(req, res, options, signer, interceptor);
+      },
+      options.certificates,
+    );
   }
   const server = createServer(
     {

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import { createServer as createHttpsServer } from "node:https";
 import type { Server as NetServer, Socket } from "node:net";
-import { createSecureContext, type SecureContextOptions, type TLSSocket } from "node:tls";
+import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from "node:tls";
 import { ConfigError, type TlsConfig } from "../config/config.js";
 
 /** A listening server of any kind (HTTP, HTTPS, HTTP/2), as serve.ts drives it. */
@@ -49,21 +49,49 @@ const DEFAULT_TLS12_SUITES = [
   "ECDHE-RSA-AES128-GCM-SHA256",
 ];
 
+/** Options every TLS context of the server carries: client CAs (mutual TLS), versions, suites. */
+type BaseTlsOptions = SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean };
+
+function readConfigFile(key: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * The settings of http.tls that do not depend on where the certificate comes from: client CAs,
+ * minimum version and TLS 1.2 suites. Throws a ConfigError naming http.tls.clientcas when a CA
+ * file is missing or holds no certificate.
+ */
+export function loadBaseTlsOptions(tls: TlsConfig): BaseTlsOptions {
+  const ca = tls.clientCAs.map((file) => {
+    const pem = readConfigFile("http.tls.clientcas", file);
+    if (!pem.toString("latin1").includes("-----BEGIN CERTIFICATE-----")) {
+      throw new ConfigError("http.tls.clientcas", `${file} holds no PEM certificate`);
+    }
+    return pem;
+  });
+  return {
+    ...(ca.length > 0 ? { ca } : {}),
+    minVersion: tls.minimumVersion,
+    ciphers: [...TLS13_SUITES, ...(tls.cipherSuites.length > 0 ? tls.cipherSuites : DEFAULT_TLS12_SUITES)].join(":"),
+    honorCipherOrder: true,
+    // Mutual TLS as distribution does it (RequireAndVerifyClientCert): no certificate, no connection.
+    requestCert: ca.length > 0,
+    rejectUnauthorized: ca.length > 0,
+  };
+}
+
 /**
  * Reads the certificate, key and client CAs and checks that they make a usable TLS context.
  * Throws a ConfigError naming the key whose file is missing, unreadable or wrong, so start-up
  * fails before listening.
  */
-export function loadTlsOptions(tls: TlsConfig): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
-  const read = (key: string, file: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new ConfigError(key, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  };
-  const cert = read("http.tls.certificate", tls.certificate);
-  const key = read("http.tls.key", tls.key);
+export function loadTlsOptions(tls: TlsConfig): BaseTlsOptions {
+  const cert = readConfigFile("http.tls.certificate", tls.certificate);
+  const key = readConfigFile("http.tls.key", tls.key);
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(cert);
@@ -80,24 +108,7 @@ export function loadTlsOptions(tls: TlsConfig): SecureContextOptions & { request
   if (!leaf.checkPrivateKey(privateKey)) {
     throw new ConfigError("http.tls.key", `${tls.key} is not the private key of the certificate in ${tls.certificate}`);
   }
-  const ca = tls.clientCAs.map((file) => {
-    const pem = read("http.tls.clientcas", file);
-    if (!pem.toString("latin1").includes("-----BEGIN CERTIFICATE-----")) {
-      throw new ConfigError("http.tls.clientcas", `${file} holds no PEM certificate`);
-    }
-    return pem;
-  });
-  const options = {
-    cert,
-    key,
-    ...(ca.length > 0 ? { ca } : {}),
-    minVersion: tls.minimumVersion,
-    ciphers: [...TLS13_SUITES, ...(tls.cipherSuites.length > 0 ? tls.cipherSuites : DEFAULT_TLS12_SUITES)].join(":"),
-    honorCipherOrder: true,
-    // Mutual TLS as distribution does it (RequireAndVerifyClientCert): no certificate, no connection.
-    requestCert: ca.length > 0,
-    rejectUnauthorized: ca.length > 0,
-  };
+  const options = { ...loadBaseTlsOptions(tls), cert, key };
   try {
     createSecureContext(options);
   } catch (err) {
@@ -108,24 +119,63 @@ export function loadTlsOptions(tls: TlsConfig): SecureContextOptions & { request
   return options;
 }
 
-/** An HTTPS server: HTTP/2 with HTTP/1.1 fallback, or HTTP/1.1 only when `http2` is false. */
-export function createTlsServer(tls: TlsConfig, http2: boolean, limits: Http1Limits, listener: RequestListener): RegistryServer {
-  const options = loadTlsOptions(tls);
-  if (!http2) {
-    const server = createHttpsServer(
-      {
-        ...options,
-        headersTimeout: limits.headersTimeout,
-        requestTimeout: 0,
-        keepAliveTimeout: limits.keepAliveTimeout,
-        connectionsCheckingInterval: limits.connectionsCheckingInterval,
-      },
-      listener,
-    );
-    server.setTimeout(limits.inactivityMs, (socket) => socket.destroy());
-    return server;
-  }
+/**
+ * Certificates chosen per handshake instead of one from files (http.tls.letsencrypt: src/acme/).
+ * The server knows nothing of where they come from.
+ */
+export interface CertificateProvider {
+  /** Picks the context for the client's server name; an error fails the handshake. */
+  SNICallback(servername: string, callback: (err: Error | null, context?: SecureContext) => void): void;
+  /**
+   * Sees each connection before TLS starts. Calls `handOn(socket)` to give it to the server with
+   * nothing consumed, or keeps it (and then owns it). The server cuts a connection that sends
+   * nothing for the header timeout meanwhile.
+   */
+  acceptConnection?(socket: Socket, handOn: (socket: Socket) => void): void;
+}
 
+type TlsServerOptions = BaseTlsOptions & { SNICallback?: CertificateProvider["SNICallback"] };
+
+/** An HTTPS server: HTTP/2 with HTTP/1.1 fallback, or HTTP/1.1 only when `http2` is false. */
+export function createTlsServer(tls: TlsConfig, http2: boolean, limits: Http1Limits, listener: RequestListener, certificates?: CertificateProvider): RegistryServer {
+  const options = certificates === undefined ? loadTlsOptions(tls) : { ...loadBaseTlsOptions(tls), SNICallback: certificates.SNICallback.bind(certificates) };
+  const server = http2 ? createHttp2Server(options, limits, listener) : createHttp1Server(options, limits, listener);
+  if (certificates?.acceptConnection !== undefined) interceptConnections(server, limits.headersTimeout, certificates.acceptConnection.bind(certificates));
+  return server;
+}
+
+/**
+ * Puts `accept` in front of the TLS server's own 'connection' listeners (node:tls starts the
+ * handshake in one), which then run only for the sockets handed on.
+ */
+function interceptConnections(server: RegistryServer, silenceMs: number, accept: NonNullable<CertificateProvider["acceptConnection"]>): void {
+  const tlsListeners = server.listeners("connection") as ((socket: Socket) => void)[];
+  server.removeAllListeners("connection");
+  server.on("connection", (socket: Socket) => {
+    socket.setTimeout(silenceMs, () => socket.destroy());
+    accept(socket, (handed) => {
+      handed.setTimeout(0);
+      for (const tlsListener of tlsListeners) tlsListener.call(server, handed);
+    });
+  });
+}
+
+function createHttp1Server(options: TlsServerOptions, limits: Http1Limits, listener: RequestListener): RegistryServer {
+  const server = createHttpsServer(
+    {
+      ...options,
+      headersTimeout: limits.headersTimeout,
+      requestTimeout: 0,
+      keepAliveTimeout: limits.keepAliveTimeout,
+      connectionsCheckingInterval: limits.connectionsCheckingInterval,
+    },
+    listener,
+  );
+  server.setTimeout(limits.inactivityMs, (socket) => socket.destroy());
+  return server;
+}
+
+function createHttp2Server(options: TlsServerOptions, limits: Http1Limits, listener: RequestListener): RegistryServer {
   const sessions = new Set<Http2Session>();
   /** HTTP/1.1 connections, with the number of requests in progress on each. */
   const http1 = new Map<TLSSocket, number>();
