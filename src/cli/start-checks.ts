@@ -13,7 +13,7 @@ import type { Config } from "../config/config.js";
 import { checkFilesystemRoot } from "../driver/filesystem-root-check.js";
 import { resolveCheckHosts } from "../health/resolve-check-hosts.js";
 import type { Logger } from "../log/logger.js";
-import { loadTlsOptions } from "../server/tls-server.js";
+import { loadBaseTlsOptions, loadTlsOptions } from "../server/tls-server.js";
 import { readTracingSettings } from "../tracing/tracing-settings.js";
 import { createAccessController } from "./compose.js";
 
@@ -24,7 +24,9 @@ export interface StartPrerequisites {
 
 export async function checkStartPrerequisites(config: Config, env: NodeJS.ProcessEnv, log: Logger): Promise<StartPrerequisites> {
   readTracingSettings(env);
-  if (config.http.tls !== undefined) loadTlsOptions(config.http.tls);
+  const tls = config.http.tls;
+  // With letsencrypt there is no certificate file: the client CAs and suites are still checked.
+  if (tls !== undefined) (tls.letsEncrypt === undefined ? loadTlsOptions : loadBaseTlsOptions)(tls);
   // Only when the cache connects: an unused redis section is reported, never dialled.
   if (config.storage.cache.blobDescriptor === "redis" && config.redis !== undefined) {
     const { loadRedisTlsOptions } = await import("../cache/redis-tls.js");
