@@ -773,7 +773,7 @@ log:
   });
 
   it("warns about distribution sections berth ignores", () => {
-    const sections = ["validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
+    const sections = ["validation", "compatibility", "reporting", "policy"];
     const yaml = MINIMAL + sections.map((s) => `${s}:\n  something: 1\n`).join("");
     const { warnings } = parse(yaml);
     assert.deepEqual(warnings, sections.map((s) => `${s} is not supported by berth yet and is ignored`));

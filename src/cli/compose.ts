@@ -58,6 +58,16 @@ export async function createDriver(config: Config): Promise<StorageDriver> {
   }
 }
 
+/**
+ * The driver behind middleware.storage (redirect, cloudfront: src/middleware/), or the driver itself
+ * when none is configured; nothing of the middleware is loaded then.
+ */
+export async function createStorageMiddleware(config: Config, driver: StorageDriver, log: Logger): Promise<{ driver: StorageDriver; close(): void }> {
+  if (config.middleware.storage.length === 0) return { driver, close: () => {} };
+  const { applyStorageMiddleware } = await import("../middleware/storage-middleware.js");
+  return applyStorageMiddleware(driver, config.middleware.storage, log);
+}
+
 /** The registry's blob descriptor cache; a redis one connects when the registry is opened. */
 export async function createBlobDescriptorCache(config: Config, log: Logger, tracing?: Tracing): Promise<BlobDescriptorCache> {
   switch (config.storage.cache.blobDescriptor) {
@@ -190,6 +200,7 @@ export function serverSettings(config: Config): ServerSettings {
     // On by default: blob GETs answer 307 to the driver's URL when it has one (S3: presigned).
     redirectsEnabled: !config.storage.redirectDisabled,
     headers: Object.entries(config.http.headers),
+    catalogMaxEntries: config.catalog.maxEntries,
   };
 }
 

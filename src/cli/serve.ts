@@ -9,7 +9,7 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createAccessController, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
+import { createAccessController, createDebugRoutes, createDriver, createStorageMiddleware, createMetrics, createOnlineGc, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
 import type { GcHooks } from "../gc/online/gc-hooks.js";
 import type { GcTiming } from "../gc/online/timing.js";
 import { startDebugListener, type DebugListener } from "./debug-listener.js";
@@ -46,7 +46,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   const metrics = await createMetrics(config);
   const tracing = await createTracing(process.env, log);
   // Each capability wraps the driver only when it is on: metrics outermost, timing what callers wait for.
-  const created = await createDriver(config);
+  const middleware = await createStorageMiddleware(config, await createDriver(config), log);
+  const created = middleware.driver;
   const plain = hooks.wrapDriver === undefined ? created : hooks.wrapDriver(created);
   const traced = tracing === undefined ? plain : tracing.traceDriver(plain);
   const driver = metrics === undefined ? traced : metrics.meterDriver(traced);
@@ -177,6 +178,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       // so no other node adopts its outbox meanwhile.
       await registry.close();
       health.close();
+      middleware.close();
       // Readiness stays visible there (503 draining) until everything above is done.
       await debugListener?.close();
       await lease?.release();

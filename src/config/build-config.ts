@@ -1,9 +1,11 @@
 // Builds the typed Config from the checked Raw tree, one section at a time.
 import { buildAuth } from "./build-auth.js";
+import { buildCatalog } from "./build-catalog.js";
 import { buildDebug } from "./build-debug.js";
 import { buildHealth } from "./build-health.js";
 import { buildHttp } from "./build-http.js";
 import { buildLog } from "./build-log.js";
+import { buildMiddleware } from "./build-middleware.js";
 import { buildNotifications } from "./build-notifications.js";
 import { buildProxy } from "./build-proxy.js";
 import { buildRedis } from "./build-redis.js";
@@ -31,5 +33,7 @@ export function buildConfig(root: RawMap, warnings: string[]): Config {
     proxy: buildProxy(root, warnings),
     notifications: buildNotifications(root, warnings),
     health: buildHealth(root, warnings),
+    middleware: buildMiddleware(root, warnings),
+    catalog: buildCatalog(root),
   };
 }

@@ -201,9 +201,10 @@ export const ROOT_SPEC: Spec = section({
   validation: IGNORED,
   compatibility: IGNORED,
   reporting: IGNORED,
-  middleware: IGNORED,
+  // Lists; each entry is checked when it is built (build-middleware.ts).
+  middleware: section({ storage: VALUE, registry: VALUE, repository: VALUE }),
   policy: IGNORED,
-  catalog: IGNORED,
+  catalog: section({ maxentries: VALUE }),
 });
 
 /** REGISTRY_HTTP_HEADERS_X_FRAME_OPTIONS → X-Frame-Options: env names cannot hold "-". */

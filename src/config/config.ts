@@ -62,6 +62,43 @@ export interface Config {
   notifications: NotificationsConfig | undefined;
   /** The `health` section's checks; undefined when it configures none (nothing polls, nothing drains). */
   health: HealthConfig | undefined;
+  /** middleware.storage: wrappers of the driver's redirect URLs, innermost first. */
+  middleware: { storage: StorageMiddlewareConfig[] };
+  catalog: {
+    /**
+     * catalog.maxentries: a larger `n` on /v2/_catalog is refused (PAGINATION_NUMBER_INVALID) and a
+     * page without `n` holds at most this many; undefined keeps distribution 2.8's unbounded `n`.
+     */
+    maxEntries: number | undefined;
+  };
+}
+
+/** One entry of middleware.storage (src/middleware/). */
+export type StorageMiddlewareConfig = RedirectMiddlewareConfig | CloudFrontMiddlewareConfig;
+
+/** distribution's `redirect`: blob downloads go to baseURL + the storage path. */
+export interface RedirectMiddlewareConfig {
+  name: "redirect";
+  /** Absolute, with a scheme and a host, no query or fragment. */
+  baseURL: string;
+}
+
+/** distribution's `cloudfront`: blob downloads go to signed CloudFront URLs for the S3 key. */
+export interface CloudFrontMiddlewareConfig {
+  name: "cloudfront";
+  /** http(s), ending with "/". */
+  baseURL: string;
+  /** Absolute path of the PEM RSA private key; read when the server starts. */
+  privateKey: string;
+  keyPairId: string;
+  /** How long a signed URL is valid. */
+  durationMs: number;
+  /** Which clients get the storage's own URL instead: none, any AWS address, AWS addresses of `awsRegions`. */
+  ipFilteredBy: "none" | "aws" | "awsregion";
+  /** Lower-case; non-empty only with awsregion. */
+  awsRegions: string[];
+  updateFrequencyMs: number;
+  ipRangesURL: string;
 }
 
 /**

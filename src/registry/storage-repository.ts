@@ -12,6 +12,7 @@ import type { TagStore } from "../storage/tag-store.js";
 import type { ReferrerStore } from "../storage/referrer-store.js";
 import type { ChunkExpectation, UploadBody, UploadSession, UploadStore } from "../storage/upload-store.js";
 import type { DeletedManifest, PutManifestResult, Reference, Repository } from "./repository.js";
+import type { RedirectClient } from "../driver/storage-driver.js";
 
 export interface RepositoryPolicy {
   deleteEnabled: boolean;
@@ -64,8 +65,8 @@ export class StorageRepository implements Repository {
     return this.parts.globalBlobs.openChecked(digest, offset, end);
   }
 
-  blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
-    return this.parts.globalBlobs.redirectURL(digest, method);
+  blobRedirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
+    return this.parts.globalBlobs.redirectURL(digest, method, client);
   }
 
   /** Unlinks the blob from this repository; the bytes stay until garbage collection. */
