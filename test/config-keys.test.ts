@@ -143,3 +143,30 @@ describe("middleware.storage", () => {
     assert.deepEqual(parse(`${MINIMAL}middleware:\n  registry: []\n  repository:\n`).warnings, []);
   });
 });
+
+describe("validation", () => {
+  it("is on with no lists by default; disabled, enabled (deprecated) and the lists are read", () => {
+    assert.deepEqual(parse(MINIMAL).config.validation, { enabled: true, allow: [], deny: [] });
+    assert.equal(parse(`${MINIMAL}validation:\n  disabled: true\n`).config.validation.enabled, false);
+    // distribution: the deprecated enabled: true wins over disabled.
+    const both = parse(`${MINIMAL}validation:\n  enabled: true\n  disabled: true\n`);
+    assert.equal(both.config.validation.enabled, true);
+    assert.deepEqual(both.warnings, ["validation.enabled is deprecated in distribution; use validation.disabled"]);
+    const { config, warnings } = parse(`${MINIMAL}validation:\n  manifests:\n    urls:\n      allow: ['^https://a/']\n      deny: ['b$', 'c']\n`);
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.validation, { enabled: true, allow: ["^https://a/"], deny: ["b$", "c"] });
+    assert.deepEqual(describeConfig(config)["validation"], { disabled: false, manifests: { urls: { allow: ["^https://a/"], deny: ["b$", "c"] } } });
+  });
+
+  it("refuses a list that is not a list of patterns, and a pattern that does not compile", () => {
+    assertConfigError(() => parse(`${MINIMAL}validation:\n  manifests:\n    urls:\n      allow: x\n`), "validation.manifests.urls.allow", "expected a list");
+    assertConfigError(() => parse(`${MINIMAL}validation:\n  manifests:\n    urls:\n      deny: ['(']\n`), "validation.manifests.urls.deny[0]", "not a regular expression");
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_VALIDATION_DISABLED: "perhaps" }), "validation.disabled", "REGISTRY_VALIDATION_DISABLED");
+  });
+
+  it("warns about distribution 3's indexes.platforms, which berth does not act on", () => {
+    assert.deepEqual(parse(`${MINIMAL}validation:\n  manifests:\n    indexes:\n      platforms: none\n`).warnings, [
+      "validation.manifests.indexes is not supported by berth yet and is ignored",
+    ]);
+  });
+});

@@ -484,8 +484,8 @@ describe("environment overrides", () => {
   });
 
   it("warns about overrides of sections berth ignores, naming the variable", () => {
-    const { warnings } = parse(MINIMAL, { REGISTRY_VALIDATION_DISABLED: "true" });
-    assert.deepEqual(warnings, ["validation is not supported by berth yet and is ignored (from environment variable REGISTRY_VALIDATION_DISABLED)"]);
+    const { warnings } = parse(MINIMAL, { REGISTRY_REPORTING_BUGSNAG_APIKEY: "k" });
+    assert.deepEqual(warnings, ["reporting is not supported by berth yet and is ignored (from environment variable REGISTRY_REPORTING_BUGSNAG_APIKEY)"]);
   });
 
   it("names the key and the variable when an override has the wrong type", () => {
@@ -736,6 +736,7 @@ describe("describeConfig", () => {
         http2: { disabled: false },
       },
       health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
+      validation: { disabled: false, manifests: { urls: { allow: [], deny: [] } } },
     });
   });
 
@@ -773,7 +774,7 @@ log:
   });
 
   it("warns about distribution sections berth ignores", () => {
-    const sections = ["validation", "compatibility", "reporting", "policy"];
+    const sections = ["compatibility", "reporting", "policy"];
     const yaml = MINIMAL + sections.map((s) => `${s}:\n  something: 1\n`).join("");
     const { warnings } = parse(yaml);
     assert.deepEqual(warnings, sections.map((s) => `${s} is not supported by berth yet and is ignored`));

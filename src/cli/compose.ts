@@ -15,6 +15,7 @@ import type { ServerSettings } from "../server/request-context.js";
 import type { Tracing } from "../tracing/tracing.js";
 import { readTracingSettings } from "../tracing/tracing-settings.js";
 import { isWorker } from "./workers.js";
+import { LayerUrlPolicy } from "../validation/layer-url-policy.js";
 import type { OnlineGcNode } from "../gc/online/online-gc-node.js";
 import { DEFAULT_GC_TIMING, testTimingFromEnv, type GcTiming } from "../gc/online/timing.js";
 
@@ -151,6 +152,7 @@ export async function createRegistry(
     log,
     deleteEnabled: config.storage.deleteEnabled,
     readOnly: config.storage.readOnly,
+    manifestChecks: [new LayerUrlPolicy(config.validation)],
   });
   let registry: Registry = local;
   if (config.proxy !== undefined) {

@@ -43,10 +43,11 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   if (config.http.secretGenerated) {
     log.warn("http.secret is not set: generated one for this process; set it when running more than one node");
   }
+  // First: a middleware that cannot start (an unreadable key) fails before anything holds the process open.
+  const middleware = await createStorageMiddleware(config, await createDriver(config), log);
   const metrics = await createMetrics(config);
   const tracing = await createTracing(process.env, log);
   // Each capability wraps the driver only when it is on: metrics outermost, timing what callers wait for.
-  const middleware = await createStorageMiddleware(config, await createDriver(config), log);
   const created = middleware.driver;
   const plain = hooks.wrapDriver === undefined ? created : hooks.wrapDriver(created);
   const traced = tracing === undefined ? plain : tracing.traceDriver(plain);

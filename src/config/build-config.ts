@@ -11,6 +11,7 @@ import { buildProxy } from "./build-proxy.js";
 import { buildRedis } from "./build-redis.js";
 import { buildStorage } from "./build-storage.js";
 import { buildTls } from "./build-tls.js";
+import { buildValidation } from "./build-validation.js";
 import type { Config } from "./config.js";
 import { child, fail, readString } from "./raw-values.js";
 import type { RawMap } from "./raw-yaml.js";
@@ -33,6 +34,7 @@ export function buildConfig(root: RawMap, warnings: string[]): Config {
     proxy: buildProxy(root, warnings),
     notifications: buildNotifications(root, warnings),
     health: buildHealth(root, warnings),
+    validation: buildValidation(root, warnings),
     middleware: buildMiddleware(root, warnings),
     catalog: buildCatalog(root),
   };

@@ -198,7 +198,12 @@ export const ROOT_SPEC: Spec = section({
     tcp: VALUE,
   }),
   proxy: section({ ...UPSTREAM_KEYS, upstreams: VALUE }),
-  validation: IGNORED,
+  validation: section({
+    enabled: VALUE,
+    disabled: VALUE,
+    // indexes.platforms (distribution 3): berth requires every child of an index, as "all" does.
+    manifests: section({ urls: section({ allow: VALUE, deny: VALUE }), indexes: IGNORED }),
+  }),
   compatibility: IGNORED,
   reporting: IGNORED,
   // Lists; each entry is checked when it is built (build-middleware.ts).

@@ -62,6 +62,14 @@ export interface Config {
   notifications: NotificationsConfig | undefined;
   /** The `health` section's checks; undefined when it configures none (nothing polls, nothing drains). */
   health: HealthConfig | undefined;
+  /** validation: the rules for URLs of layers in pushed manifests (src/validation/). */
+  validation: {
+    /** On unless validation.disabled: then only the URL syntax is checked. */
+    enabled: boolean;
+    /** Go regular expressions, each checked to compile. */
+    allow: string[];
+    deny: string[];
+  };
   /** middleware.storage: wrappers of the driver's redirect URLs, innermost first. */
   middleware: { storage: StorageMiddlewareConfig[] };
   catalog: {

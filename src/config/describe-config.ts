@@ -81,6 +81,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.proxy === undefined ? {} : { proxy: { upstreams: config.proxy.upstreams.map(describeUpstream) } }),
     ...(config.notifications === undefined ? {} : { notifications: describeNotifications(config.notifications) }),
     ...(config.health === undefined ? {} : { health: describeHealth(config.health) }),
+    validation: { disabled: !config.validation.enabled, manifests: { urls: { allow: [...config.validation.allow], deny: [...config.validation.deny] } } },
     ...(config.middleware.storage.length === 0 ? {} : { middleware: { storage: config.middleware.storage.map(describeStorageMiddleware) } }),
     ...(config.catalog.maxEntries === undefined ? {} : { catalog: { maxentries: config.catalog.maxEntries } }),
   };

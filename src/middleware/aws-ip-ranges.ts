@@ -21,9 +21,13 @@ export class AwsIpRanges {
     private readonly log: Logger,
   ) {}
 
-  /** Downloads the ranges once (a failure is logged, not thrown), then refreshes them on a timer. */
+  /**
+   * Downloads the ranges once (a failure is logged, not thrown), then refreshes them on a timer.
+   * The first download holds start-up at most 10 s: without the ranges every client goes through
+   * CloudFront, which works, only at a higher cost.
+   */
   async start(updateFrequencyMs: number): Promise<void> {
-    await this.refresh();
+    await this.refresh(10_000);
     // Never keeps the process alive: a stopping registry does not wait for the next refresh.
     this.#timer = setInterval(() => void this.refresh(), Math.min(updateFrequencyMs, 2 ** 31 - 1)).unref();
   }
@@ -45,16 +49,16 @@ export class AwsIpRanges {
   }
 
   /** Downloads and replaces the ranges; on failure logs and keeps the previous ones. */
-  async refresh(): Promise<void> {
+  async refresh(timeoutMs = 60_000): Promise<void> {
     try {
-      this.#ranges = this.#parse(await this.#download());
+      this.#ranges = this.#parse(await this.#download(timeoutMs));
     } catch (err) {
       this.log.warn({ url: this.url, err }, "could not update the AWS IP ranges: clients keep being sent by the previous ranges (CloudFront for all until a first download succeeds)");
     }
   }
 
-  async #download(): Promise<unknown> {
-    const response = await fetch(this.url, { signal: AbortSignal.timeout(60_000) });
+  async #download(timeoutMs: number): Promise<unknown> {
+    const response = await fetch(this.url, { signal: AbortSignal.timeout(timeoutMs) });
     if (response.status !== 200) {
       await response.body?.cancel();
       throw new Error(`GET ${this.url} answered ${response.status}`);

@@ -13,10 +13,13 @@ import type { ReferrerStore } from "../storage/referrer-store.js";
 import type { ChunkExpectation, UploadBody, UploadSession, UploadStore } from "../storage/upload-store.js";
 import type { DeletedManifest, PutManifestResult, Reference, Repository } from "./repository.js";
 import type { RedirectClient } from "../driver/storage-driver.js";
+import type { ManifestCheck } from "./manifest-check.js";
 
 export interface RepositoryPolicy {
   deleteEnabled: boolean;
   readOnly: boolean;
+  /** Rules every pushed manifest must pass (validation.manifests.urls). */
+  manifestChecks?: readonly ManifestCheck[];
 }
 
 export interface RepositoryParts {
@@ -175,6 +178,7 @@ export class StorageRepository implements Repository {
   ): Promise<PutManifestResult> {
     this.assertWritable();
     const manifest = parseManifest(content, contentType);
+    for (const rule of this.policy.manifestChecks ?? []) rule.check(manifest);
     const algorithm = "digest" in reference ? reference.digest.algorithm : "sha256";
     const computed = Digest.of(algorithm, content);
     if ("digest" in reference && !computed.equals(reference.digest)) {
