@@ -170,3 +170,15 @@ describe("validation", () => {
     ]);
   });
 });
+
+describe("storage.tag.concurrencylimit", () => {
+  it("reads a non-negative integer from the file or REGISTRY_STORAGE_TAG_CONCURRENCYLIMIT; 0 and absent keep the default", () => {
+    assert.equal(parse(MINIMAL).config.storage.tagLookupConcurrency, 0);
+    const { config, warnings } = parse(`${MINIMAL}  tag:\n    concurrencylimit: 8\n`);
+    assert.deepEqual(warnings, []);
+    assert.equal(config.storage.tagLookupConcurrency, 8);
+    assert.deepEqual((describeConfig(config)["storage"] as Record<string, unknown>)["tag"], { concurrencylimit: 8 });
+    assert.equal(parse(MINIMAL, { REGISTRY_STORAGE_TAG_CONCURRENCYLIMIT: "4" }).config.storage.tagLookupConcurrency, 4);
+    assertConfigError(() => parse(`${MINIMAL}  tag:\n    concurrencylimit: -1\n`), "storage.tag.concurrencylimit", "non-negative integer");
+  });
+});

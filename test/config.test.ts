@@ -213,6 +213,7 @@ http:
       uploadPurging: { enabled: false, ageMs: 24 * HOUR, intervalMs: 1.5 * HOUR, dryRun: true },
       gc: { enabled: false, intervalMs: 24 * HOUR, dryRun: false, deleteUntagged: false, graceMs: HOUR },
       readOnly: true,
+      tagLookupConcurrency: 0,
       cache: { blobDescriptor: "inmemory", blobDescriptorSize: 500 },
     });
     assert.deepEqual(config.http, {
@@ -781,9 +782,7 @@ log:
   });
 
   it("warns about nested distribution keys berth ignores", () => {
-    const { warnings } = parse(`${MINIMAL}  tag:
-    concurrencylimit: 8
-log:
+    const { warnings } = parse(`${MINIMAL}log:
   reportcaller: true
   hooks:
     - type: mail
@@ -796,7 +795,6 @@ http:
     enabled: true
 `);
     assert.deepEqual(warnings, [
-      "storage.tag is not supported by berth yet and is ignored",
       "log.reportcaller is not supported by berth yet and is ignored",
       "log.hooks is not supported by berth yet and is ignored",
       "http.debug.tls is not supported by berth yet and is ignored",

@@ -153,6 +153,7 @@ export async function createRegistry(
     deleteEnabled: config.storage.deleteEnabled,
     readOnly: config.storage.readOnly,
     manifestChecks: [new LayerUrlPolicy(config.validation)],
+    ...(config.storage.tagLookupConcurrency > 0 ? { tagLookupConcurrency: config.storage.tagLookupConcurrency } : {}),
   });
   let registry: Registry = local;
   if (config.proxy !== undefined) {

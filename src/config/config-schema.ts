@@ -121,7 +121,7 @@ export const ROOT_SPEC: Spec = section({
     }),
     // layerinfo is distribution's older name for blobdescriptor, still honoured there.
     cache: section({ blobdescriptor: VALUE, blobdescriptorsize: VALUE, layerinfo: VALUE }),
-    tag: IGNORED,
+    tag: section({ concurrencylimit: VALUE }),
   }),
   http: section({
     addr: VALUE,

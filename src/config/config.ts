@@ -26,6 +26,8 @@ export interface Config {
     /** Online garbage collection (berth's storage.maintenance.gc; src/gc/online/). */
     gc: OnlineGcConfig;
     readOnly: boolean;
+    /** storage.tag.concurrencylimit: tag links read at once to find a deleted manifest's tags; 0 keeps distribution's default (CPUs). */
+    tagLookupConcurrency: number;
     cache: { blobDescriptor: "inmemory" | "redis" | undefined; blobDescriptorSize: number };
   };
   http: {

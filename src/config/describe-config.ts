@@ -74,6 +74,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
         readonly: { enabled: storage.readOnly },
       },
       cache,
+      ...(storage.tagLookupConcurrency === 0 ? {} : { tag: { concurrencylimit: storage.tagLookupConcurrency } }),
     },
     http: { ...httpOut, ...describeTls(http) },
     ...(config.auth === undefined ? {} : { auth: describeAuth(config.auth) }),
