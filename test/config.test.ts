@@ -218,6 +218,7 @@ http:
     });
     assert.deepEqual(config.http, {
       addr: "127.0.0.1:5001",
+      net: "tcp",
       listenHost: "127.0.0.1",
       listenPort: 5001,
       host: "https://registry.example.com:8443",
@@ -588,9 +589,14 @@ describe("configuration errors name the key", () => {
     assertConfigError(() => parse(`${MINIMAL}  cache:\n    blobdescriptor: redis\n`), "redis", "required by storage.cache.blobdescriptor: redis");
   });
 
-  it("accepts only tcp for http.net", () => {
-    assertConfigError(() => parse(`${MINIMAL}http:\n  net: unix\n  addr: /run/registry.sock\n`), "http.net", "not supported yet");
-    assertConfigError(() => parse(`${MINIMAL}http:\n  net: tcp6\n`), "http.net", "use tcp");
+  it("accepts tcp and unix for http.net; unix takes the socket path from http.addr", () => {
+    const { config } = parse(`${MINIMAL}http:\n  net: unix\n  addr: /run/registry.sock\n`);
+    assert.equal(config.http.net, "unix");
+    assert.equal(config.http.addr, "/run/registry.sock");
+    assert.equal((describeConfig(config)["http"] as Record<string, unknown>)["net"], "unix");
+    assert.equal(parse(MINIMAL, { REGISTRY_HTTP_NET: "unix", REGISTRY_HTTP_ADDR: "/tmp/r.sock" }).config.http.net, "unix");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  net: unix\n`), "http.addr", "required with http.net: unix");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  net: tcp6\n`), "http.net", "use tcp or unix");
   });
 
   it("accepts only / for http.prefix", () => {

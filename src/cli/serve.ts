@@ -82,10 +82,12 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(config.http.listenPort, config.http.listenHost || undefined, () => {
+      const listening = (): void => {
         server.off("error", reject);
         resolve();
-      });
+      };
+      if (config.http.net === "unix") server.listen(config.http.addr, listening);
+      else server.listen(config.http.listenPort, config.http.listenHost || undefined, listening);
     });
   } catch (err) {
     await lease?.release();
@@ -95,9 +97,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   registry.open();
   health.start();
   gc?.startSchedule();
-  const address = server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `${config.http.tls === undefined ? "http" : "https"}://${host}:${address.port}`;
+  const url = listenURL(server.address(), config.http.tls !== undefined);
   log.info(
     {
       listen: url,
@@ -210,5 +210,12 @@ async function acquireLease(config: Config, driver: StorageDriver, log: Logger, 
 
 /** distribution's event source address: the machine's hostname with the configured port. */
 function sourceAddr(config: Config): string {
-  return `${hostname()}:${config.http.listenPort}`;
+  return config.http.net === "unix" ? hostname() : `${hostname()}:${config.http.listenPort}`;
+}
+
+/** http(s)://host:port, or unix:<path> for a Unix socket (server.address() is then the path). */
+function listenURL(address: AddressInfo | string | null, tls: boolean): string {
+  if (typeof address === "string" || address === null) return `unix:${address ?? ""}`;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `${tls ? "https" : "http"}://${host}:${address.port}`;
 }

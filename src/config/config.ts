@@ -31,8 +31,10 @@ export interface Config {
     cache: { blobDescriptor: "inmemory" | "redis" | undefined; blobDescriptorSize: number };
   };
   http: {
-    /** host:port or :port as distribution writes it */
+    /** host:port or :port as distribution writes it; with net unix, the socket file's path. */
     addr: string;
+    /** http.net: a TCP port, or a Unix socket at `addr`. */
+    net: "tcp" | "unix";
     /** Parsed from addr. Empty host means all interfaces. */
     listenHost: string;
     listenPort: number;

@@ -27,7 +27,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     cache["blobdescriptor"] = storage.cache.blobDescriptor;
     cache["blobdescriptorsize"] = storage.cache.blobDescriptorSize;
   }
-  const httpOut: Record<string, unknown> = { addr: http.addr, net: "tcp" };
+  const httpOut: Record<string, unknown> = { addr: http.addr, net: http.net };
   if (http.host !== undefined) httpOut["host"] = http.host;
   Object.assign(httpOut, {
     prefix: http.prefix,
