@@ -1,6 +1,6 @@
 /** GET /v2/_catalog?n=&last=: repository names in catalog order, paginated with Link headers. */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { startBerth, type BerthProcess } from "./support/berth-process.js";
 import { RegistryClient, expectError, nextLink, randomBlob } from "./support/registry-client.js";
 
@@ -103,4 +103,38 @@ test("GET /v2/_catalog lists a repository once its first manifest is pushed", as
   await client.pushImage("late/comer", "v1");
   const { repositories: listed } = await catalog("");
   assert.ok(listed.includes("late/comer"));
+});
+
+describe("catalog.maxentries", () => {
+  let capped: BerthProcess;
+  let cappedClient: RegistryClient;
+  before(async () => {
+    // Set from the environment, as REGISTRY_CATALOG_MAXENTRIES works like every other override.
+    capped = await startBerth({ env: { REGISTRY_CATALOG_MAXENTRIES: "2" } });
+    cappedClient = new RegistryClient(capped.url);
+    for (const name of ["c", "a", "b"]) await cappedClient.pushImage(name, "latest");
+  });
+  after(async () => {
+    await capped.stop();
+  });
+
+  test("GET /v2/_catalog without n answers at most maxentries names and a Link to the rest", async () => {
+    const { response, body } = await cappedClient.getJSON<{ repositories: string[] }>("/v2/_catalog");
+    assert.equal(response.status, 200);
+    assert.deepEqual(body.repositories, ["a", "b"]);
+    const link = new URL(nextLink(response)!, capped.url);
+    assert.equal(link.searchParams.get("n"), "2");
+    assert.equal(link.searchParams.get("last"), "b");
+  });
+
+  test("GET /v2/_catalog?n=maxentries answers that many", async () => {
+    const { body } = await cappedClient.getJSON<{ repositories: string[] }>("/v2/_catalog?n=2&last=a");
+    assert.deepEqual(body.repositories, ["b", "c"]);
+  });
+
+  test("GET /v2/_catalog?n= above maxentries answers 400 PAGINATION_NUMBER_INVALID", async () => {
+    const error = await expectError(await cappedClient.fetch("/v2/_catalog?n=3"), 400, "PAGINATION_NUMBER_INVALID");
+    assert.deepEqual(error.detail, { n: 3 });
+    await expectError(await cappedClient.fetch("/v2/_catalog?n=99999999999"), 400, "PAGINATION_NUMBER_INVALID");
+  });
 });

@@ -302,7 +302,8 @@ test("PUT /v2/<name>/manifests/<tag> with an image manifest without layers answe
   assert.equal((await client.send(`/v2/${name}/manifests/${image.digest}`, { method: "DELETE" })).status, 202);
 });
 
-test("PUT /v2/<name>/manifests/<tag> with a non-distributable layer that has urls does not need that blob", async () => {
+test("PUT /v2/<name>/manifests/<tag> with a layer that has urls answers 400 MANIFEST_INVALID by default, as distribution allows no URL unless told", async () => {
+  // What validation.manifests.urls allows, and pushes it accepts, are in test/validation.test.ts.
   const name = uniqueName("foreign");
   const image = randomImage({ layers: 0 });
   await client.pushBlob(name, image.config);
@@ -313,7 +314,8 @@ test("PUT /v2/<name>/manifests/<tag> with a non-distributable layer that has url
     urls: ["https://example.com/layer.tar.gz"],
   };
   const bytes = json({ ...image.manifest, layers: [foreign] });
-  assert.equal((await client.putManifest(name, "foreign", bytes, OCI_MANIFEST)).status, 201);
+  await expectError(await client.putManifest(name, "foreign", bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
+  assert.equal((await client.send(`/v2/${name}/manifests/foreign`)).status, 404);
 });
 
 test("PUT /v2/<name>/manifests/<tag> replaces what the tag points to, and the old manifest stays by digest", async () => {

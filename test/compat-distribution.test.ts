@@ -1093,7 +1093,8 @@ async function tryServe(file: string, env: Record<string, string>): Promise<Serv
  */
 function namedKey(document: Record<string, any>, message: string): string[] | undefined {
   const existing = new Set(allPaths(document).map((path) => path.join(".")));
-  const primary = /configuration: ([A-Za-z0-9_.-]+):/.exec(message)?.[1];
+  // A list entry's key names its index (middleware.storage[0].options.privatekey): the list is the key.
+  const primary = /configuration: ([A-Za-z0-9_.[\]-]+):/.exec(message)?.[1]?.replace(/\[\d+\]/g, "");
   const candidates = primary !== undefined ? [primary] : [...message.matchAll(/[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+/g)].map((m) => m[0]);
   for (const candidate of candidates) {
     const parts = candidate.split(".");
@@ -1112,10 +1113,12 @@ function allPaths(value: unknown, at: string[] = []): string[][] {
 /**
  * What berth may refuse in a distribution config, and why: security settings it cannot honour
  * here (several auth types at once, which distribution refuses too; credentials or certificates in
- * files that do not exist; Let's Encrypt), and http.prefix (berth serves "/" only, so far).
+ * files that do not exist; Let's Encrypt), http.prefix (berth serves "/" only, so far), and
+ * middleware: named registry and repository middleware (distribution has none built in, and fails
+ * to start on these names too) and a CloudFront private key file that does not exist.
  * Anything else must start berth, with a warning when it is ignored.
  */
-const MAY_REFUSE = /^(auth|http\.tls|http\.prefix)(\.|$)/;
+const MAY_REFUSE = /^(auth|http\.tls|http\.prefix|middleware\.(registry|repository|storage))(\.|$)/;
 
 /**
  * Checks (`config check`) and starts (`serve`) the config, removing each key a refusal names until
@@ -1438,7 +1441,7 @@ compatibility:
     signingkeyfile: /etc/registry/key.json
     enabled: true
 validation:
-  disabled: false
+  disabled: true
   manifests:
     urls:
       allow:

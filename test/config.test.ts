@@ -214,10 +214,12 @@ http:
       uploadPurging: { enabled: false, ageMs: 24 * HOUR, intervalMs: 1.5 * HOUR, dryRun: true },
       gc: { enabled: false, intervalMs: 24 * HOUR, dryRun: false, deleteUntagged: false, graceMs: HOUR },
       readOnly: true,
+      tagLookupConcurrency: 0,
       cache: { blobDescriptor: "inmemory", blobDescriptorSize: 500 },
     });
     assert.deepEqual(config.http, {
       addr: "127.0.0.1:5001",
+      net: "tcp",
       listenHost: "127.0.0.1",
       listenPort: 5001,
       host: "https://registry.example.com:8443",
@@ -496,8 +498,8 @@ describe("environment overrides", () => {
   });
 
   it("warns about overrides of sections berth ignores, naming the variable", () => {
-    const { warnings } = parse(MINIMAL, { REGISTRY_VALIDATION_DISABLED: "true" });
-    assert.deepEqual(warnings, ["validation is not supported by berth yet and is ignored (from environment variable REGISTRY_VALIDATION_DISABLED)"]);
+    const { warnings } = parse(MINIMAL, { REGISTRY_REPORTING_BUGSNAG_APIKEY: "k" });
+    assert.deepEqual(warnings, ["reporting is not supported by berth yet and is ignored (from environment variable REGISTRY_REPORTING_BUGSNAG_APIKEY)"]);
   });
 
   it("names the key and the variable when an override has the wrong type", () => {
@@ -608,9 +610,14 @@ describe("configuration errors name the key", () => {
     assertConfigError(() => parse(`${MINIMAL}  cache:\n    blobdescriptor: redis\n`), "redis", "required by storage.cache.blobdescriptor: redis");
   });
 
-  it("accepts only tcp for http.net", () => {
-    assertConfigError(() => parse(`${MINIMAL}http:\n  net: unix\n  addr: /run/registry.sock\n`), "http.net", "not supported yet");
-    assertConfigError(() => parse(`${MINIMAL}http:\n  net: tcp6\n`), "http.net", "use tcp");
+  it("accepts tcp and unix for http.net; unix takes the socket path from http.addr", () => {
+    const { config } = parse(`${MINIMAL}http:\n  net: unix\n  addr: /run/registry.sock\n`);
+    assert.equal(config.http.net, "unix");
+    assert.equal(config.http.addr, "/run/registry.sock");
+    assert.equal((describeConfig(config)["http"] as Record<string, unknown>)["net"], "unix");
+    assert.equal(parse(MINIMAL, { REGISTRY_HTTP_NET: "unix", REGISTRY_HTTP_ADDR: "/tmp/r.sock" }).config.http.net, "unix");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  net: unix\n`), "http.addr", "required with http.net: unix");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  net: tcp6\n`), "http.net", "use tcp or unix");
   });
 
   it("accepts only / for http.prefix", () => {
@@ -757,6 +764,7 @@ describe("describeConfig", () => {
         http2: { disabled: false },
       },
       health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
+      validation: { disabled: false, manifests: { urls: { allow: [], deny: [] } } },
     });
   });
 
@@ -794,16 +802,14 @@ log:
   });
 
   it("warns about distribution sections berth ignores", () => {
-    const sections = ["validation", "compatibility", "reporting", "middleware", "catalog"];
+    const sections = ["compatibility", "reporting"];
     const yaml = MINIMAL + sections.map((s) => `${s}:\n  something: 1\n`).join("");
     const { warnings } = parse(yaml);
     assert.deepEqual(warnings, sections.map((s) => `${s} is not supported by berth yet and is ignored`));
   });
 
   it("warns about nested distribution keys berth ignores", () => {
-    const { warnings } = parse(`${MINIMAL}  tag:
-    concurrencylimit: 8
-log:
+    const { warnings } = parse(`${MINIMAL}log:
   reportcaller: true
   hooks:
     - type: mail
@@ -816,7 +822,6 @@ http:
     enabled: true
 `);
     assert.deepEqual(warnings, [
-      "storage.tag is not supported by berth yet and is ignored",
       "log.hooks is not supported by berth yet and is ignored",
       "http.debug.tls is not supported by berth yet and is ignored",
       "http.h2c is not supported by berth yet and is ignored",

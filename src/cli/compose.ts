@@ -16,6 +16,7 @@ import type { ServerSettings } from "../server/request-context.js";
 import type { Tracing } from "../tracing/tracing.js";
 import { readTracingSettings } from "../tracing/tracing-settings.js";
 import { isWorker } from "./workers.js";
+import { LayerUrlPolicy } from "../validation/layer-url-policy.js";
 import type { OnlineGcNode } from "../gc/online/online-gc-node.js";
 import { DEFAULT_GC_TIMING, testTimingFromEnv, type GcTiming } from "../gc/online/timing.js";
 
@@ -106,6 +107,16 @@ function s3LogSink(log: Logger): S3LogSink {
   return (fields, message) => s3.info(fields, message);
 }
 
+/**
+ * The driver behind middleware.storage (redirect, cloudfront: src/middleware/), or the driver itself
+ * when none is configured; nothing of the middleware is loaded then.
+ */
+export async function createStorageMiddleware(config: Config, driver: StorageDriver, log: Logger): Promise<{ driver: StorageDriver; close(): void }> {
+  if (config.middleware.storage.length === 0) return { driver, close: () => {} };
+  const { applyStorageMiddleware } = await import("../middleware/storage-middleware.js");
+  return applyStorageMiddleware(driver, config.middleware.storage, log);
+}
+
 /** The registry's blob descriptor cache; a redis one connects when the registry is opened. */
 export async function createBlobDescriptorCache(config: Config, log: Logger, tracing?: Tracing): Promise<BlobDescriptorCache> {
   switch (config.storage.cache.blobDescriptor) {
@@ -194,6 +205,8 @@ export async function createRegistry(
     log,
     deleteEnabled: config.storage.deleteEnabled,
     readOnly: config.storage.readOnly,
+    manifestChecks: [new LayerUrlPolicy(config.validation)],
+    ...(config.storage.tagLookupConcurrency > 0 ? { tagLookupConcurrency: config.storage.tagLookupConcurrency } : {}),
   });
   let registry: Registry = local;
   if (config.proxy !== undefined) {
@@ -247,6 +260,7 @@ export function serverSettings(config: Config): ServerSettings {
     // On by default: blob GETs answer 307 to the driver's URL when it has one (S3: presigned).
     redirectsEnabled: !config.storage.redirectDisabled,
     headers: Object.entries(config.http.headers),
+    catalogMaxEntries: config.catalog.maxEntries,
   };
 }
 

@@ -9,7 +9,7 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createCertificateProvider, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
+import { createCertificateProvider, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createStorageMiddleware, createTracing, describeStorage, serverSettings } from "./compose.js";
 import type { GcHooks } from "../gc/online/gc-hooks.js";
 import type { GcTiming } from "../gc/online/timing.js";
 import { startDebugListener, type DebugListener } from "./debug-listener.js";
@@ -48,10 +48,12 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   const { access } = await checkStartPrerequisites(config, process.env, log);
   // Then the CA: an unreachable one or an unusable cache directory stops the start.
   const certificates = await createCertificateProvider(config, log);
+  // A storage middleware that cannot start (an unreadable key) fails before anything holds the process open.
+  const middleware = await createStorageMiddleware(config, await createDriver(config, log), log);
   const metrics = await createMetrics(config);
   const tracing = await createTracing(process.env, log);
   // Each capability wraps the driver only when it is on: metrics outermost, timing what callers wait for.
-  const created = await createDriver(config, log);
+  const created = middleware.driver;
   const plain = hooks.wrapDriver === undefined ? created : hooks.wrapDriver(created);
   const traced = tracing === undefined ? plain : tracing.traceDriver(plain);
   const driver = metrics === undefined ? traced : metrics.meterDriver(traced);
@@ -85,10 +87,12 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(config.http.listenPort, config.http.listenHost || undefined, () => {
+      const listening = (): void => {
         server.off("error", reject);
         resolve();
-      });
+      };
+      if (config.http.net === "unix") server.listen(config.http.addr, listening);
+      else server.listen(config.http.listenPort, config.http.listenHost || undefined, listening);
     });
   } catch (err) {
     await lease?.release();
@@ -98,9 +102,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   registry.open();
   health.start();
   gc?.startSchedule();
-  const address = server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `${config.http.tls === undefined ? "http" : "https"}://${host}:${address.port}`;
+  const url = listenURL(server.address(), config.http.tls !== undefined);
   log.info(
     {
       listen: url,
@@ -183,6 +185,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       // so no other node adopts its outbox meanwhile.
       await registry.close();
       health.close();
+      middleware.close();
       // Readiness stays visible there (503 draining) until everything above is done.
       await debugListener?.close();
       await lease?.release();
@@ -213,5 +216,12 @@ async function acquireLease(config: Config, driver: StorageDriver, log: Logger, 
 
 /** distribution's event source address: the machine's hostname with the configured port. */
 function sourceAddr(config: Config): string {
-  return `${hostname()}:${config.http.listenPort}`;
+  return config.http.net === "unix" ? hostname() : `${hostname()}:${config.http.listenPort}`;
+}
+
+/** http(s)://host:port, or unix:<path> for a Unix socket (server.address() is then the path). */
+function listenURL(address: AddressInfo | string | null, tls: boolean): string {
+  if (typeof address === "string" || address === null) return `unix:${address ?? ""}`;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `${tls ? "https" : "http"}://${host}:${address.port}`;
 }

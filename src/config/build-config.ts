@@ -1,15 +1,18 @@
 // Builds the typed Config from the checked Raw tree, one section at a time.
 import { buildAuth } from "./build-auth.js";
+import { buildCatalog } from "./build-catalog.js";
 import { buildDebug } from "./build-debug.js";
 import { buildHealth } from "./build-health.js";
 import { buildHttp } from "./build-http.js";
 import { buildLog } from "./build-log.js";
+import { buildMiddleware } from "./build-middleware.js";
 import { buildNotifications } from "./build-notifications.js";
 import { buildPolicy } from "./build-policy.js";
 import { buildProxy } from "./build-proxy.js";
 import { buildRedis } from "./build-redis.js";
 import { buildStorage } from "./build-storage.js";
 import { buildTls } from "./build-tls.js";
+import { buildValidation } from "./build-validation.js";
 import type { Config } from "./config.js";
 import { child, fail, readString } from "./raw-values.js";
 import type { RawMap } from "./raw-yaml.js";
@@ -33,5 +36,8 @@ export function buildConfig(root: RawMap, warnings: string[]): Config {
     notifications: buildNotifications(root, warnings),
     health: buildHealth(root, warnings),
     policy: buildPolicy(root),
+    validation: buildValidation(root, warnings),
+    middleware: buildMiddleware(root, warnings),
+    catalog: buildCatalog(root),
   };
 }

@@ -14,18 +14,26 @@ export function buildHttp(root: RawMap): Omit<Config["http"], "tls" | "http2Disa
   const http = readSection(child(root, "http"), "http");
 
   const netNode = child(http, "net");
-  const net = readString(netNode, "http.net") ?? "tcp";
-  if (net === "unix") throw fail("http.net", netNode, "unix sockets are not supported yet; use tcp");
-  if (net !== "tcp" && net !== "") throw fail("http.net", netNode, `${JSON.stringify(net)} is not supported; use tcp`);
+  const netText = readString(netNode, "http.net") ?? "";
+  // distribution: empty means tcp; Go's net.Listen also takes tcp4/tcp6, which berth does not.
+  if (netText !== "tcp" && netText !== "unix" && netText !== "") throw fail("http.net", netNode, `${JSON.stringify(netText)} is not supported; use tcp or unix`);
+  const net = netText === "unix" ? "unix" : "tcp";
 
   const addrNode = child(http, "addr");
   const addr = readString(addrNode, "http.addr") ?? DEFAULT_HTTP_ADDR;
   let listen: { host: string; port: number };
-  try {
-    listen = parseListenAddress(addr);
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw fail("http.addr", addrNode, `invalid listen address ${JSON.stringify(addr)}: ${reason}`);
+  if (net === "unix") {
+    // The socket file's path, as Go's net.Listen("unix", addr) takes it.
+    if (child(http, "addr") === undefined || addr === "") throw fail("http.addr", addrNode, "required with http.net: unix: the path of the socket file");
+    if (addr.includes("\0")) throw fail("http.addr", addrNode, "a socket path cannot contain NUL");
+    listen = { host: "", port: 0 };
+  } else {
+    try {
+      listen = parseListenAddress(addr);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw fail("http.addr", addrNode, `invalid listen address ${JSON.stringify(addr)}: ${reason}`);
+    }
   }
 
   const hostNode = child(http, "host");
@@ -43,6 +51,7 @@ export function buildHttp(root: RawMap): Omit<Config["http"], "tls" | "http2Disa
 
   return {
     addr,
+    net,
     listenHost: listen.host,
     listenPort: listen.port,
     host,

@@ -4,7 +4,7 @@ import { buildS3 } from "./build-s3.js";
 import { NON_DRIVER_STORAGE_KEYS } from "./config-schema.js";
 import { GC_MIN_GRACE_MS, type Config, type OnlineGcConfig } from "./config.js";
 import { formatGoDuration } from "./go-duration.js";
-import { absolutePath, child, fail, readBool, readDuration, readPositiveInt, readSection, readString } from "./raw-values.js";
+import { absolutePath, child, fail, readBool, readDuration, readNonNegativeInt, readPositiveInt, readSection, readString } from "./raw-values.js";
 import type { RawMap } from "./raw-yaml.js";
 
 /** distribution's filesystem driver default, kept so a copied config.yml stores in the same place. */
@@ -78,6 +78,8 @@ export function buildStorage(root: RawMap, warnings: string[]): Config["storage"
       dryRun: readBool(child(purging, "dryrun"), `${P}.dryrun`) ?? false,
     },
     gc: buildOnlineGc(readSection(child(maintenance, "gc"), "storage.maintenance.gc")),
+    tagLookupConcurrency:
+      readNonNegativeInt(child(readSection(child(storage, "tag"), "storage.tag"), "concurrencylimit"), "storage.tag.concurrencylimit") ?? 0,
     readOnly:
       readBool(
         child(readSection(child(maintenance, "readonly"), "storage.maintenance.readonly"), "enabled"),

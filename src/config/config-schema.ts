@@ -140,7 +140,7 @@ export const ROOT_SPEC: Spec = section({
     }),
     // layerinfo is distribution's older name for blobdescriptor, still honoured there.
     cache: section({ blobdescriptor: VALUE, blobdescriptorsize: VALUE, layerinfo: VALUE }),
-    tag: IGNORED,
+    tag: section({ concurrencylimit: VALUE }),
   }),
   http: section({
     addr: VALUE,
@@ -215,12 +215,18 @@ export const ROOT_SPEC: Spec = section({
     tcp: VALUE,
   }),
   proxy: section({ ...UPSTREAM_KEYS, upstreams: VALUE }),
-  validation: IGNORED,
+  validation: section({
+    enabled: VALUE,
+    disabled: VALUE,
+    // indexes.platforms (distribution 3): berth requires every child of an index, as "all" does.
+    manifests: section({ urls: section({ allow: VALUE, deny: VALUE }), indexes: IGNORED }),
+  }),
   compatibility: IGNORED,
   reporting: IGNORED,
-  middleware: IGNORED,
+  // Lists; each entry is checked when it is built (build-middleware.ts).
+  middleware: section({ storage: VALUE, registry: VALUE, repository: VALUE }),
   policy: section({ repository: section({ classes: VALUE }) }),
-  catalog: IGNORED,
+  catalog: section({ maxentries: VALUE }),
 });
 
 /** REGISTRY_HTTP_HEADERS_X_FRAME_OPTIONS → X-Frame-Options: env names cannot hold "-". */

@@ -29,11 +29,15 @@ export interface Config {
     /** Online garbage collection (berth's storage.maintenance.gc; src/gc/online/). */
     gc: OnlineGcConfig;
     readOnly: boolean;
+    /** storage.tag.concurrencylimit: tag links read at once to find a deleted manifest's tags; 0 keeps distribution's default (CPUs). */
+    tagLookupConcurrency: number;
     cache: { blobDescriptor: "inmemory" | "redis" | undefined; blobDescriptorSize: number };
   };
   http: {
-    /** host:port or :port as distribution writes it */
+    /** host:port or :port as distribution writes it; with net unix, the socket file's path. */
     addr: string;
+    /** http.net: a TCP port, or a Unix socket at `addr`. */
+    net: "tcp" | "unix";
     /** Parsed from addr. Empty host means all interfaces. */
     listenHost: string;
     listenPort: number;
@@ -67,6 +71,51 @@ export interface Config {
   health: HealthConfig | undefined;
   /** policy.repository.classes: the manifest classes pushes may have; empty for any. */
   policy: { repositoryClasses: string[] };
+  /** validation: the rules for URLs of layers in pushed manifests (src/validation/). */
+  validation: {
+    /** On unless validation.disabled: then only the URL syntax is checked. */
+    enabled: boolean;
+    /** Go regular expressions, each checked to compile. */
+    allow: string[];
+    deny: string[];
+  };
+  /** middleware.storage: wrappers of the driver's redirect URLs, innermost first. */
+  middleware: { storage: StorageMiddlewareConfig[] };
+  catalog: {
+    /**
+     * catalog.maxentries: a larger `n` on /v2/_catalog is refused (PAGINATION_NUMBER_INVALID) and a
+     * page without `n` holds at most this many; undefined keeps distribution 2.8's unbounded `n`.
+     */
+    maxEntries: number | undefined;
+  };
+}
+
+/** One entry of middleware.storage (src/middleware/). */
+export type StorageMiddlewareConfig = RedirectMiddlewareConfig | CloudFrontMiddlewareConfig;
+
+/** distribution's `redirect`: blob downloads go to baseURL + the storage path. */
+export interface RedirectMiddlewareConfig {
+  name: "redirect";
+  /** Absolute, with a scheme and a host, no query or fragment. */
+  baseURL: string;
+}
+
+/** distribution's `cloudfront`: blob downloads go to signed CloudFront URLs for the S3 key. */
+export interface CloudFrontMiddlewareConfig {
+  name: "cloudfront";
+  /** http(s), ending with "/". */
+  baseURL: string;
+  /** Absolute path of the PEM RSA private key; read when the server starts. */
+  privateKey: string;
+  keyPairId: string;
+  /** How long a signed URL is valid. */
+  durationMs: number;
+  /** Which clients get the storage's own URL instead: none, any AWS address, AWS addresses of `awsRegions`. */
+  ipFilteredBy: "none" | "aws" | "awsregion";
+  /** Lower-case; non-empty only with awsregion. */
+  awsRegions: string[];
+  updateFrequencyMs: number;
+  ipRangesURL: string;
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { maskURLPassword } from "./build-notifications.js";
 import { TLS12_CIPHER_SUITES } from "./build-tls.js";
-import type { AzureStorage, Config, EndpointConfig, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
+import type { AzureStorage, Config, EndpointConfig, StorageMiddlewareConfig, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
 import { formatGoDuration } from "./go-duration.js";
 
 /** What describeConfig prints instead of a secret. */
@@ -29,7 +29,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     cache["blobdescriptor"] = storage.cache.blobDescriptor;
     cache["blobdescriptorsize"] = storage.cache.blobDescriptorSize;
   }
-  const httpOut: Record<string, unknown> = { addr: http.addr, net: "tcp" };
+  const httpOut: Record<string, unknown> = { addr: http.addr, net: http.net };
   if (http.host !== undefined) httpOut["host"] = http.host;
   Object.assign(httpOut, {
     prefix: http.prefix,
@@ -77,6 +77,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
         readonly: { enabled: storage.readOnly },
       },
       cache,
+      ...(storage.tagLookupConcurrency === 0 ? {} : { tag: { concurrencylimit: storage.tagLookupConcurrency } }),
     },
     http: { ...httpOut, ...describeTls(http) },
     ...(config.auth === undefined ? {} : { auth: describeAuth(config.auth) }),
@@ -85,7 +86,25 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.notifications === undefined ? {} : { notifications: describeNotifications(config.notifications) }),
     ...(config.health === undefined ? {} : { health: describeHealth(config.health) }),
     ...(config.policy.repositoryClasses.length === 0 ? {} : { policy: { repository: { classes: [...config.policy.repositoryClasses] } } }),
+    validation: { disabled: !config.validation.enabled, manifests: { urls: { allow: [...config.validation.allow], deny: [...config.validation.deny] } } },
+    ...(config.middleware.storage.length === 0 ? {} : { middleware: { storage: config.middleware.storage.map(describeStorageMiddleware) } }),
+    ...(config.catalog.maxEntries === undefined ? {} : { catalog: { maxentries: config.catalog.maxEntries } }),
   };
+}
+
+/** The private key is a file name, not the key: shown as configured (absolute). */
+function describeStorageMiddleware(entry: StorageMiddlewareConfig): Record<string, unknown> {
+  if (entry.name === "redirect") return { name: "redirect", options: { baseurl: entry.baseURL } };
+  const options: Record<string, unknown> = {
+    baseurl: entry.baseURL,
+    privatekey: entry.privateKey,
+    keypairid: entry.keyPairId,
+    duration: formatGoDuration(entry.durationMs),
+    ipfilteredby: entry.ipFilteredBy,
+  };
+  if (entry.ipFilteredBy !== "none") Object.assign(options, { updatefrequency: formatGoDuration(entry.updateFrequencyMs), iprangesurl: entry.ipRangesURL });
+  if (entry.ipFilteredBy === "awsregion") options["awsregion"] = entry.awsRegions.join(",");
+  return { name: "cloudfront", options };
 }
 
 /** Header values of HTTP checks never appear (they are often credentials), nor a password in a URI. */

@@ -1,6 +1,15 @@
 import type { Readable } from "node:stream";
 
 /**
+ * Who a redirect URL is for. Drivers ignore it; a storage middleware may choose by it (CloudFront's
+ * AWS IP filter sends clients inside AWS to S3 directly). Absent outside a client's request.
+ */
+export interface RedirectClient {
+  /** The client's address as distribution takes it: X-Forwarded-For's first, X-Real-Ip, the peer. */
+  ip: string | undefined;
+}
+
+/**
  * A StorageDriver stores bytes at slash-separated absolute paths ("/docker/registry/v2/…").
  * It knows nothing of blobs, digests or repositories: that is the storage layer's job.
  *
@@ -71,7 +80,7 @@ export interface StorageDriver {
    * A URL from which a client may fetch the object directly (presigned S3 URL, CDN), or undefined
    * when the driver serves bytes only through `reader`.
    */
-  redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined>;
+  redirectURL(path: string, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined>;
 
   /**
    * Depth-first traversal under `path` (not including it), children in lexical order (the order

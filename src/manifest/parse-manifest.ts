@@ -22,6 +22,14 @@ export interface Descriptor {
   annotations?: Record<string, string>;
 }
 
+/** A layer, with the URLs a client may fetch it from instead of the registry (non-distributable layers). */
+export interface LayerDescriptor {
+  mediaType: string;
+  digest: Digest;
+  /** The descriptor's `urls`; empty when it has none. */
+  urls: string[];
+}
+
 /** What the registry needs to know of a manifest; the bytes themselves are kept as pushed. */
 export interface ParsedManifest {
   mediaType: string;
@@ -30,6 +38,8 @@ export interface ParsedManifest {
   blobs: Digest[];
   /** Manifests the repository must hold: the children of an index. */
   manifests: Digest[];
+  /** An image manifest's layers with the `urls` they name (empty for an index). */
+  layers: LayerDescriptor[];
   subject?: Descriptor;
   /** For the referrers API: artifactType, or the config's media type for an image manifest. */
   artifactType?: string;
@@ -69,17 +79,19 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
   if (kind === "index") {
     if (!Array.isArray(value.manifests)) throw invalid("index has no manifests array");
     const children = value.manifests.map((entry, i) => descriptor(entry, `manifests[${i}]`));
-    return { mediaType, kind, blobs: [], manifests: children.map((d) => d.digest), subject, artifactType, annotations };
+    return { mediaType, kind, blobs: [], manifests: children.map((d) => d.digest), layers: [], subject, artifactType, annotations };
   }
   if (value.config === undefined) throw invalid("manifest has no config");
   const config = descriptor(value.config, "config");
   if (!Array.isArray(value.layers)) throw invalid("manifest has no layers array");
   const layers = value.layers.map((entry, i) => descriptor(entry, `layers[${i}]`));
   const blobs = [config.digest];
+  const withURLs: LayerDescriptor[] = [];
   for (const [i, layer] of layers.entries()) {
-    const urls = isObject(value.layers[i]) ? value.layers[i].urls : undefined;
+    const urls = layerURLs((value.layers[i] as Record<string, unknown>).urls, `layers[${i}].urls`);
+    withURLs.push({ mediaType: layer.mediaType, digest: layer.digest, urls });
     // Foreign layers live elsewhere (their urls); the registry need not hold them.
-    if (NON_DISTRIBUTABLE_LAYERS.has(layer.mediaType) && Array.isArray(urls) && urls.length > 0) continue;
+    if (NON_DISTRIBUTABLE_LAYERS.has(layer.mediaType) && urls.length > 0) continue;
     blobs.push(layer.digest);
   }
   return {
@@ -87,10 +99,17 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     kind,
     blobs,
     manifests: [],
+    layers: withURLs,
     subject,
     artifactType: artifactType ?? config.mediaType,
     annotations,
   };
+}
+
+function layerURLs(value: unknown, where: string): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.some((url) => typeof url !== "string")) throw invalid(`${where} must be a list of strings`);
+  return value as string[];
 }
 
 function inferMediaType(value: Record<string, unknown>): string {

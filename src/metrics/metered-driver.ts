@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import type { AppendLog, DeleteOptions, FileInfo, FileWriter, MoveOptions, PutOptions, StatOptions, StorageDriver, Visitor, WalkOptions, WriterOptions } from "../driver/storage-driver.js";
+import type { RedirectClient } from "../driver/storage-driver.js";
 
 /** One timing series per action: the label children are looked up once, not per call. */
 export interface ActionTimer {
@@ -68,8 +69,8 @@ export class MeteredDriver implements StorageDriver {
     return timed(this.timers.Delete, performance.now(), this.inner.delete(path, options));
   }
 
-  redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined> {
-    return timed(this.timers.RedirectURL, performance.now(), this.inner.redirectURL(path, method));
+  redirectURL(path: string, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
+    return timed(this.timers.RedirectURL, performance.now(), this.inner.redirectURL(path, method, client));
   }
 
   walk(path: string, visit: Visitor, options?: WalkOptions): Promise<void> {

@@ -11,6 +11,7 @@ import type { StoredManifest } from "../storage/manifest-store.js";
 import type { ChunkExpectation, UploadBody, UploadSession } from "../storage/upload-store.js";
 import type { Notifier } from "./notifier.js";
 import { manifestReferences, newEvent, requestRecord, type EventTarget, type RegistryEvent, type RequestRecord } from "./registry-event.js";
+import type { RedirectClient } from "../driver/storage-driver.js";
 
 /** What a request's repositories share: the notifier and who asked. */
 export class RequestEvents {
@@ -73,8 +74,8 @@ export class NotifyingRepository implements Repository {
     return this.inner.openBlob(digest, offset, end);
   }
 
-  blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
-    return this.inner.blobRedirectURL(digest, method);
+  blobRedirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
+    return this.inner.blobRedirectURL(digest, method, client);
   }
 
   async deleteBlob(digest: Digest): Promise<void> {

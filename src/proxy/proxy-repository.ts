@@ -18,6 +18,7 @@ import type { ProxyCounters } from "./proxy-stats.js";
 import type { Upstream } from "./upstream.js";
 import { readSmallBody } from "./upstream-client.js";
 import { UpstreamError } from "./upstream-error.js";
+import type { RedirectClient } from "../driver/storage-driver.js";
 
 const MAX_TAG_LIST_BYTES = 4 * 1024 * 1024;
 const MAX_TAG_PAGES = 100;
@@ -116,10 +117,10 @@ export class ProxyRepository implements Repository {
     return fill.reader(offset, end);
   }
 
-  async blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
+  async blobRedirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
     // Only bytes in storage can be fetched from it directly.
     if (!(await this.localBlob(digest))) return undefined;
-    const url = await this.local.blobRedirectURL(digest, method);
+    const url = await this.local.blobRedirectURL(digest, method, client);
     // A GET answered with a redirect is a pull like any other.
     if (url !== undefined && method === "GET") this.shared.records.touch(this.name, "blobs", digest);
     return url;

@@ -8,6 +8,7 @@ import type { ChunkExpectation, UploadBody, UploadSession } from "../storage/upl
 import type { Registry, RequestOrigin, ResolvedName } from "./registry.js";
 import type { RegistryStats } from "./registry-stats.js";
 import type { DeletedManifest, PutManifestResult, Reference, Repository } from "./repository.js";
+import type { RedirectClient } from "../driver/storage-driver.js";
 
 /**
  * A Registry that passes everything to the one it wraps: a capability that changes one operation
@@ -68,8 +69,8 @@ export class ForwardingRepository implements Repository {
     return this.inner.openBlob(digest, offset, end);
   }
 
-  blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
-    return this.inner.blobRedirectURL(digest, method);
+  blobRedirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
+    return this.inner.blobRedirectURL(digest, method, client);
   }
 
   deleteBlob(digest: Digest): Promise<void> {

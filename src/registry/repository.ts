@@ -5,6 +5,7 @@ import { Digest } from "../reference/digest.js";
 import { assertTag } from "../reference/names.js";
 import type { StoredManifest } from "../storage/manifest-store.js";
 import type { ChunkExpectation, UploadBody, UploadSession } from "../storage/upload-store.js";
+import type { RedirectClient } from "../driver/storage-driver.js";
 
 /** A manifest reference from a URL: a tag or a digest. */
 export type Reference = { tag: string } | { digest: Digest };
@@ -40,7 +41,7 @@ export interface Repository {
   /** Bytes [offset, end) of a blob `statBlob` found. */
   openBlob(digest: Digest, offset: number, end: number): Promise<Readable>;
   /** A URL the client may fetch the blob from directly, or undefined. */
-  blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined>;
+  blobRedirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined>;
   deleteBlob(digest: Digest): Promise<void>;
   /** Links a blob `source` has into this repository; undefined when the source lacks it. */
   mountBlob(digest: Digest, source: Repository): Promise<BlobDescriptor | undefined>;

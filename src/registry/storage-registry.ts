@@ -23,6 +23,8 @@ export interface RegistryOptions extends RepositoryPolicy {
   log: Logger;
   /** Bytes of manifest content kept in memory, shared by all repositories. */
   manifestCacheBytes?: number;
+  /** Tag links read at once when a manifest deleted by digest takes its tags with it (storage.tag.concurrencylimit). */
+  tagLookupConcurrency?: number;
 }
 
 /** The registry kept in storage: repositories by name, and the catalog of names. */
@@ -67,7 +69,7 @@ export class StorageRegistry implements Registry {
         globalBlobs: this.blobs,
         layers,
         manifests: new ManifestStore(this.blobs, revisions, this.manifestContents, log, name),
-        tags: new TagStore(driver, name, log),
+        tags: new TagStore(driver, name, log, this.options.tagLookupConcurrency),
         referrers: new ReferrerStore(driver, name, this.writtenMarkers),
         uploads: this.uploads,
         exists: () => this.repositoryExists(name),

@@ -12,10 +12,14 @@ import type { TagStore } from "../storage/tag-store.js";
 import type { ReferrerStore } from "../storage/referrer-store.js";
 import type { ChunkExpectation, UploadBody, UploadSession, UploadStore } from "../storage/upload-store.js";
 import type { DeletedManifest, PutManifestResult, Reference, Repository } from "./repository.js";
+import type { RedirectClient } from "../driver/storage-driver.js";
+import type { ManifestCheck } from "./manifest-check.js";
 
 export interface RepositoryPolicy {
   deleteEnabled: boolean;
   readOnly: boolean;
+  /** Rules every pushed manifest must pass (validation.manifests.urls). */
+  manifestChecks?: readonly ManifestCheck[];
 }
 
 export interface RepositoryParts {
@@ -64,8 +68,8 @@ export class StorageRepository implements Repository {
     return this.parts.globalBlobs.openChecked(digest, offset, end);
   }
 
-  blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
-    return this.parts.globalBlobs.redirectURL(digest, method);
+  blobRedirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
+    return this.parts.globalBlobs.redirectURL(digest, method, client);
   }
 
   /** Unlinks the blob from this repository; the bytes stay until garbage collection. */
@@ -174,6 +178,7 @@ export class StorageRepository implements Repository {
   ): Promise<PutManifestResult> {
     this.assertWritable();
     const manifest = parseManifest(content, contentType);
+    for (const rule of this.policy.manifestChecks ?? []) rule.check(manifest);
     const algorithm = "digest" in reference ? reference.digest.algorithm : "sha256";
     const computed = Digest.of(algorithm, content);
     if ("digest" in reference && !computed.equals(reference.digest)) {

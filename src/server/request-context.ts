@@ -12,6 +12,8 @@ export interface ServerSettings {
   redirectsEnabled: boolean;
   /** Extra headers on every response (http.headers). */
   headers: Array<[string, string[]]>;
+  /** catalog.maxentries: the largest `n` /v2/_catalog accepts; undefined: any (lowered to MAX_PAGE_SIZE). */
+  catalogMaxEntries?: number | undefined;
 }
 
 /** Everything one request's handler works with. */

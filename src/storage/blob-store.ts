@@ -7,6 +7,7 @@ import { Digest, type DigestAlgorithm } from "../reference/digest.js";
 import type { BlobDescriptor, BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
 import type { Logger } from "../log/logger.js";
 import { blobDataPath } from "./paths.js";
+import type { RedirectClient } from "../driver/storage-driver.js";
 
 export const OCTET_STREAM = "application/octet-stream";
 
@@ -144,8 +145,8 @@ export class BlobStore {
     return descriptor;
   }
 
-  async redirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
-    return this.driver.redirectURL(blobDataPath(digest), method);
+  async redirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
+    return this.driver.redirectURL(blobDataPath(digest), method, client);
   }
 
   /** Removes the bytes (garbage collection only: the API deletes links, never global blobs). */

@@ -4,6 +4,8 @@ import { RegistryError } from "../errcode/registry-error.js";
 import { Digest } from "../reference/digest.js";
 import type { Logger } from "../log/logger.js";
 import { tagCurrentLinkPath, tagIndexEntryLinkPath, tagIndexPath, tagPath, tagsRootPath } from "./paths.js";
+import { availableParallelism } from "node:os";
+import { mapConcurrent } from "./map-concurrent.js";
 
 /**
  * A repository's tags: `current/link` names the manifest a tag points to; `index/` keeps every
@@ -20,6 +22,8 @@ export class TagStore {
     private readonly driver: StorageDriver,
     private readonly repository: string,
     private readonly log: Logger,
+    /** Tags resolved at once by `tagsOf` (storage.tag.concurrencylimit). */
+    private readonly lookupConcurrency = DEFAULT_TAG_LOOKUP_CONCURRENCY,
   ) {}
 
   /** MANIFEST_UNKNOWN when the tag does not exist (or its link is unreadable). */
@@ -79,20 +83,26 @@ export class TagStore {
     return children.map((child) => child.slice(child.lastIndexOf("/") + 1)).sort(compareStrings);
   }
 
-  /** Tags whose current link names `digest`. */
+  /**
+   * Tags whose current link names `digest`, sorted: every tag's link is read, `lookupConcurrency`
+   * at a time (distribution's tag lookup when a manifest is deleted by digest).
+   */
   async tagsOf(digest: Digest): Promise<string[]> {
     const tags = await this.all();
-    const matches: string[] = [];
-    for (const tag of tags) {
+    const found = await mapConcurrent(tags, this.lookupConcurrency, async (tag) => {
       try {
-        if ((await this.resolve(tag)).equals(digest)) matches.push(tag);
+        return (await this.resolve(tag)).equals(digest) ? tag : undefined;
       } catch (err) {
         if (!(err instanceof RegistryError)) throw err;
+        return undefined;
       }
-    }
-    return matches;
+    });
+    return found.filter((tag): tag is string => tag !== undefined);
   }
 }
+
+/** distribution's default for storage.tag.concurrencylimit: GOMAXPROCS, the number of CPUs. */
+export const DEFAULT_TAG_LOOKUP_CONCURRENCY = availableParallelism();
 
 /** Code-unit order, as distribution and the spec's "lexical order" mean it (not locale order). */
 export function compareStrings(a: string, b: string): number {

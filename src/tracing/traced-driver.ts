@@ -27,6 +27,7 @@ import {
   ATTR_STORAGE_SOURCE_PATH,
   ATTR_STORAGE_WRITER_OUTCOME,
 } from "./attributes.js";
+import type { RedirectClient } from "../driver/storage-driver.js";
 
 /**
  * A storage driver that records a span for each call of the driver it wraps, a child of whatever
@@ -125,8 +126,8 @@ export class TracedDriver implements StorageDriver {
     return this.call("Delete", this.pathAttributes(path), () => this.inner.delete(path, options));
   }
 
-  redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined> {
-    return this.call("RedirectURL", this.pathAttributes(path), () => this.inner.redirectURL(path, method));
+  redirectURL(path: string, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
+    return this.call("RedirectURL", this.pathAttributes(path), () => this.inner.redirectURL(path, method, client));
   }
 
   walk(path: string, visit: Visitor, options?: WalkOptions): Promise<void> {

@@ -25,6 +25,7 @@ import type {
   Visitor,
   WalkOptions,
 } from "../../src/driver/storage-driver.js";
+import type { RedirectClient } from "../../src/driver/storage-driver.js";
 
 export type FaultOperation =
   | "getContent"
@@ -209,9 +210,9 @@ export class FaultyDriver implements StorageDriver {
     return this.inner.delete(path, options);
   }
 
-  async redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined> {
+  async redirectURL(path: string, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
     this.#fail("redirectURL", path);
-    return this.inner.redirectURL(path, method);
+    return this.inner.redirectURL(path, method, client);
   }
 
   async walk(path: string, visit: Visitor, options?: WalkOptions): Promise<void> {

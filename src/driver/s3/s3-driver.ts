@@ -190,6 +190,15 @@ export class S3Driver implements StorageDriver {
     if (!found && uploads.length === 0) throw new PathNotFoundError(path, this.name);
   }
 
+  /**
+   * The object key a path is stored under (distribution's S3BucketKey): the path a CDN whose origin
+   * is the bucket serves the object at (src/middleware/cloudfront-driver.ts).
+   */
+  bucketKey(path: string): string {
+    assertValidPath(path);
+    return this.#b.key(path);
+  }
+
   /** A presigned GET or HEAD URL, valid for 20 minutes. */
   async redirectURL(path: string, method: "GET" | "HEAD"): Promise<string | undefined> {
     assertValidPath(path);

@@ -12,6 +12,7 @@ import type { GcHooks } from "./gc-hooks.js";
 import type { OnlineGcStats } from "./gc-stats.js";
 import type { GcParticipant, Ticket } from "./participant.js";
 import type { GcTiming } from "./timing.js";
+import type { RedirectClient } from "../../driver/storage-driver.js";
 
 /** What a GcAwareRepository needs from the node: the participant, its timing, counters, test hooks. */
 export interface GcGuard {
@@ -57,8 +58,8 @@ export class GcAwareRepository implements Repository {
     return this.inner.openBlob(digest, offset, end);
   }
 
-  blobRedirectURL(digest: Digest, method: "GET" | "HEAD"): Promise<string | undefined> {
-    return this.inner.blobRedirectURL(digest, method);
+  blobRedirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
+    return this.inner.blobRedirectURL(digest, method, client);
   }
 
   deleteBlob(digest: Digest): Promise<void> {

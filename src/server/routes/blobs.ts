@@ -1,6 +1,7 @@
 import { pipeline } from "node:stream/promises";
 import { Digest } from "../../reference/digest.js";
 import { parseRange } from "../byte-range.js";
+import { clientIP } from "../client-address.js";
 import { isClientGone, sendFileRange } from "../send-file-range.js";
 import { sendEmpty, type RequestContext } from "../request-context.js";
 
@@ -14,7 +15,7 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
   const descriptor = await repository.statBlob(digest);
   const method = ctx.req.method === "HEAD" ? "HEAD" : "GET";
   if (ctx.settings.redirectsEnabled) {
-    const url = await repository.blobRedirectURL(digest, method);
+    const url = await repository.blobRedirectURL(digest, method, { ip: clientIP(ctx.req) });
     if (url) {
       sendEmpty(ctx.res, 307, { Location: url, "Docker-Content-Digest": digest.toString() });
       return;

@@ -1,14 +1,28 @@
 import { RegistryError } from "../../errcode/registry-error.js";
 import { MAX_MANIFEST_BYTES } from "../../manifest/parse-manifest.js";
 import { parseReference, type Reference } from "../../registry/repository.js";
+import { acceptedManifests, negotiateManifest } from "../manifest-negotiation.js";
 import { readLimitedBody } from "../request-body.js";
 import { locationFor, sendEmpty, type RequestContext } from "../request-context.js";
 
 
-/** HEAD/GET /v2/<name>/manifests/<reference>: the bytes exactly as pushed. */
+/**
+ * HEAD/GET /v2/<name>/manifests/<reference>: the bytes exactly as pushed, of the manifest the
+ * Accept header allows (src/server/manifest-negotiation.ts).
+ */
 export async function getManifest(ctx: RequestContext): Promise<void> {
   const repository = ctx.registry.repository(ctx.params.name);
-  const manifest = await repository.getManifest(existingReference(ctx.params.reference));
+  const reference = existingReference(ctx.params.reference);
+  const stored = await repository.getManifest(reference);
+  // As distribution: a client's cached copy of what the reference names is fresh whatever it accepts.
+  const storedTag = `"${stored.digest.toString()}"`;
+  if (ctx.req.headers["if-none-match"] === storedTag) {
+    ctx.res.writeHead(304, { "Docker-Content-Digest": stored.digest.toString(), ETag: storedTag });
+    ctx.res.end();
+    return;
+  }
+  const accepted = acceptedManifests(ctx.req.headers.accept);
+  const manifest = accepted === undefined ? stored : await negotiateManifest(stored, accepted, reference, repository);
   const digest = manifest.digest.toString();
   const etag = `"${digest}"`;
   const headers = {
@@ -17,11 +31,6 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
     "Docker-Content-Digest": digest,
     ETag: etag,
   };
-  if (ctx.req.headers["if-none-match"] === etag) {
-    ctx.res.writeHead(304, { "Docker-Content-Digest": digest, ETag: etag });
-    ctx.res.end();
-    return;
-  }
   ctx.res.writeHead(200, headers);
   ctx.res.end(ctx.req.method === "HEAD" ? undefined : manifest.content);
 }
