@@ -9,7 +9,7 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createAccessController, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createTracing, describeStorage, serverSettings } from "./compose.js";
+import { createAccessController, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createTracing, createWebUi, describeStorage, serverSettings } from "./compose.js";
 import type { GcHooks } from "../gc/online/gc-hooks.js";
 import type { GcTiming } from "../gc/online/timing.js";
 import { startDebugListener, type DebugListener } from "./debug-listener.js";
@@ -57,6 +57,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   metrics?.watch(registry);
   const access = await createAccessController(config, log);
   const health = await createHealth(config, driver, registry, log);
+  const ui = await createWebUi(config, registry, driver, access);
   const server = createRegistryServer({
     registry,
     settings: serverSettings(config),
@@ -69,7 +70,9 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     access,
     health: health.status,
     // Tracing outermost (its span covers everything), then metrics: they count the requests the drain refuses.
-    interceptors: [tracing?.interceptor, metrics?.interceptor, health.interceptor].filter((interceptor) => interceptor !== undefined),
+    // The UI's cross-site guard innermost: it refuses before the access check and the handler run.
+    interceptors: [tracing?.interceptor, metrics?.interceptor, health.interceptor, ui?.interceptor].filter((interceptor) => interceptor !== undefined),
+    mounts: ui === undefined ? [] : [ui.mount],
     ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
   });
   // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.

@@ -9,6 +9,7 @@ import { buildProxy } from "./build-proxy.js";
 import { buildRedis } from "./build-redis.js";
 import { buildStorage } from "./build-storage.js";
 import { buildTls } from "./build-tls.js";
+import { buildUi } from "./build-ui.js";
 import type { Config } from "./config.js";
 import { child, fail, readString } from "./raw-values.js";
 import type { RawMap } from "./raw-yaml.js";
@@ -31,5 +32,6 @@ export function buildConfig(root: RawMap, warnings: string[]): Config {
     proxy: buildProxy(root, warnings),
     notifications: buildNotifications(root, warnings),
     health: buildHealth(root, warnings),
+    ui: buildUi(root),
   };
 }

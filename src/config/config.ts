@@ -62,6 +62,8 @@ export interface Config {
   notifications: NotificationsConfig | undefined;
   /** The `health` section's checks; undefined when it configures none (nothing polls, nothing drains). */
   health: HealthConfig | undefined;
+  /** The built-in web interface (ui.enabled, a berth extension; src/ui/). */
+  ui: { enabled: boolean };
 }
 
 /**

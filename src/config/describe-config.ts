@@ -81,6 +81,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.proxy === undefined ? {} : { proxy: { upstreams: config.proxy.upstreams.map(describeUpstream) } }),
     ...(config.notifications === undefined ? {} : { notifications: describeNotifications(config.notifications) }),
     ...(config.health === undefined ? {} : { health: describeHealth(config.health) }),
+    ui: { enabled: config.ui.enabled },
   };
 }
 
