@@ -45,9 +45,13 @@
       else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
   }
+  /** Replaces an element's content; arrays among `children` are flattened (replaceChildren would stringify them). */
+  function fill(el, ...children) {
+    el.replaceChildren();
+    append(el, children);
+  }
   function show(...children) {
-    main.replaceChildren();
-    append(main, children);
+    fill(main, children);
   }
   function status(text) {
     return h("p", { class: "status", role: "status" }, text);
@@ -326,9 +330,7 @@
           message.className = "status";
           try {
             await call(`/v2/${apiPath(name)}/manifests/${encodeURIComponent(reference)}`, { method: "DELETE" });
-            message.textContent = `Deleted ${describe}.`;
-            message.className = "done";
-            after();
+            after(`Deleted ${describe}.`);
           } catch (err) {
             message.className = "error";
             if (err instanceof LoginNeeded) message.textContent = "Sign in to delete.";
@@ -426,7 +428,7 @@
     show(h("h1", {}, q ? `Repositories matching “${q}”` : "Repositories"), form, list, pager, openForm);
   }
 
-  async function repositoryPage(name, query) {
+  async function repositoryPage(name, query, notice) {
     const order = query.get("order") === "newest" ? "newest" : "name";
     const offset = Math.max(0, Number(query.get("offset")) || 0);
     const crumbs = h("nav", { class: "crumbs", "aria-label": "Breadcrumbs" }, h("a", { href: "#/" }, "Repositories"), "/ ");
@@ -439,8 +441,8 @@
       if (err instanceof RequestRefused && err.code === "NAME_UNKNOWN") return show(crumbs, h("h1", {}, name), errorBox("No such repository."));
       return showFailure(err, name);
     }
-    const message = h("p", { role: "status", "aria-live": "polite" });
-    const reload = () => repositoryPage(name, query);
+    const message = h("p", { role: "status", "aria-live": "polite", class: notice ? "done" : undefined }, notice);
+    const reload = (text) => repositoryPage(name, query, text);
     const sort = h(
       "select",
       { id: "order", onchange: (e) => (location.hash = repoHash(name, new URLSearchParams({ order: e.target.value }))) },
@@ -569,7 +571,7 @@
     const referrersSection = h("section", { "aria-labelledby": "referrers-title" }, h("h2", { id: "referrers-title" }, "Referrers"), status("Loading…"));
     sections.push(referrersSection);
     sections.push(h("h2", {}, "Raw manifest"), h("pre", { id: "raw", tabindex: "0", "aria-label": "Raw manifest JSON" }, prettyJSON(raw)));
-    sections.push(h("h2", {}, "Delete"), message, deleteControl("Delete manifest", `${name}@${digest}`, name, digest, () => (location.hash = repoHash(name)), message));
+    sections.push(h("h2", {}, "Delete"), message, deleteControl("Delete manifest", `${name}@${digest}`, name, digest, (text) => repositoryPage(name, new URLSearchParams(), text), message));
     show(crumbs, h("h1", {}, `${name}${reference.includes(":") ? "@" : ":"}${reference}`), sections);
 
     if (config && str(config.digest)) void loadConfig(name, config, configSection);
@@ -586,16 +588,16 @@
 
   async function loadConfig(name, descriptor, section) {
     const title = h("h2", { id: "config-title" }, "Image configuration");
-    section.replaceChildren(title, status("Loading…"));
+    fill(section, title, status("Loading…"));
     let config;
     try {
       config = obj((await callJSON(`/ui/api/repositories/${apiPath(name)}/configs/${encodeURIComponent(descriptor.digest)}`)).config);
     } catch (err) {
-      section.replaceChildren(title, errorBox(`Could not read the configuration: ${err.message}`));
+      fill(section, title, errorBox(`Could not read the configuration: ${err.message}`));
       return;
     }
     if (!config) {
-      section.replaceChildren(title, h("p", { class: "note" }, `The config blob (${str(descriptor.mediaType) ?? "unknown type"}) is not JSON.`));
+      fill(section, title, h("p", { class: "note" }, `The config blob (${str(descriptor.mediaType) ?? "unknown type"}) is not JSON.`));
       return;
     }
     const c = obj(config.config) || {};
@@ -604,7 +606,7 @@
     const platform = [str(config.os), str(config.architecture), str(config.variant)].filter(Boolean).join("/");
     const labels = obj(c.Labels);
     const history = arr(config.history).map(obj).filter(Boolean);
-    section.replaceChildren(
+    fill(section, 
       title,
       facts([
         ["Created", str(config.created) ? when(config.created) : undefined],
@@ -636,12 +638,12 @@
     try {
       body = await callJSON(`/v2/${apiPath(name)}/referrers/${encodeURIComponent(digest)}`, { headers: { Accept: "application/vnd.oci.image.index.v1+json" } });
     } catch (err) {
-      section.replaceChildren(title, errorBox(`Could not list the referrers: ${err.message}`));
+      fill(section, title, errorBox(`Could not list the referrers: ${err.message}`));
       return;
     }
     const referrers = arr(obj(body)?.manifests).map(obj).filter(Boolean);
     if (referrers.length === 0) {
-      section.replaceChildren(title, h("p", { class: "note" }, "No signatures, SBOMs or attestations refer to this manifest."));
+      fill(section, title, h("p", { class: "note" }, "No signatures, SBOMs or attestations refer to this manifest."));
       return;
     }
     const groups = new Map();
@@ -650,7 +652,7 @@
       if (!groups.has(group)) groups.set(group, []);
       groups.get(group).push(r);
     }
-    section.replaceChildren(
+    fill(section, 
       title,
       [...groups].map(([group, items]) => [
         h("h3", {}, `${group} (${items.length})`),
@@ -681,8 +683,9 @@
     } catch {
       return show(errorBox("That address is malformed."), h("a", { href: "#/" }, "Repositories"));
     }
-    if (settings.auth !== "none" && settings.auth !== "token" && !storedCredentials()) return showLogin("");
-    if (decoded[0] === "r" && decoded.length === 2) await repositoryPage(decoded[1], query);
+    // htpasswd asks for a password on every request: sign in before asking anything.
+    if (settings.auth !== "none" && settings.auth !== "token" && !storedCredentials()) showLogin("");
+    else if (decoded[0] === "r" && decoded.length === 2) await repositoryPage(decoded[1], query);
     else if (decoded[0] === "m" && decoded.length === 3) await manifestPage(decoded[1], decoded[2]);
     else await catalogPage(query);
     const heading = main.querySelector("h1");
