@@ -9,7 +9,8 @@ import { after, before, describe, it } from "node:test";
 import type { CDPSession, Page } from "puppeteer-core";
 import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { chromium, goHash, mainText, openUi, startBrowser, type HeadlessBrowser } from "./support/headless-browser.js";
-import { descriptorOf, indexOf, json, OCI_CONFIG, OCI_EMPTY, OCI_LAYER, OCI_MANIFEST, randomBlob, RegistryClient, EMPTY_JSON } from "./support/registry-client.js";
+import { bulkName, linkManyRepositories } from "./support/many-repositories.js";
+import { descriptorOf, digestOf, indexOf, json, OCI_CONFIG, OCI_EMPTY, OCI_LAYER, OCI_MANIFEST, randomBlob, RegistryClient, EMPTY_JSON } from "./support/registry-client.js";
 
 const skip = chromium.skip;
 
@@ -341,6 +342,41 @@ describe("web UI in a browser: deletes turned off", { skip }, () => {
     await openUi(page, `${berth.url}/ui/#/r/${encodeURIComponent("team/app")}`);
     assert.equal(await page.$$eval("main button.danger", (b) => b.length), 0);
     assert.match(await mainText(page), /Deleting is turned off on this registry \(storage\.delete\.enabled\)/);
+    await page.close();
+  });
+});
+
+describe("web UI in a browser: 10,000 repositories", { skip }, () => {
+  const COUNT = 10_000;
+  let berth: BerthProcess;
+  let browser: HeadlessBrowser;
+
+  before(async () => {
+    if (skip) return;
+    berth = await startBerth({ configYaml: testConfig() });
+    const image = await new RegistryClient(berth.url).pushImage(bulkName(0), "latest");
+    await linkManyRepositories(berth.root!, COUNT, { manifest: image.digest, blobs: [digestOf(image.config), ...image.layers.map((l) => digestOf(l))] });
+    browser = await startBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await berth?.stop();
+  });
+
+  it("the first catalog page shows 50 names and a next page; the search finds one name among them all", async () => {
+    const page = await browser.page();
+    await openUi(page, `${berth.url}/ui/`);
+    const names = await page.$$eval("#repositories a", (links) => links.map((a) => a.textContent));
+    assert.deepEqual(names, Array.from({ length: 50 }, (_, i) => bulkName(i)));
+    await page.evaluate(() => (document.documentElement.dataset.ready = "false"));
+    await page.click('a[rel="next"]');
+    await page.waitForSelector('html[data-ready="true"]');
+    assert.equal(await page.$eval("#repositories a", (a) => a.textContent), bulkName(50));
+    await goHash(page, "#/?q=repo-09999");
+    assert.deepEqual(await page.$$eval("#repositories a", (links) => links.map((a) => a.textContent)), [bulkName(9999)]);
+    await goHash(page, "#/?q=repo-099");
+    assert.equal(await page.$$eval("#repositories a", (links) => links.length), 50, "100 names match: a first page of 50");
     await page.close();
   });
 });
