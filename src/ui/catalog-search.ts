@@ -43,6 +43,14 @@ export class CatalogSearch {
     return { names, more: false };
   }
 
+  /**
+   * Starts reading the list in the background when it is stale, so that a search typed after
+   * the catalog page was shown finds it ready. A failed read is left for the search to report.
+   */
+  warm(): void {
+    this.fresh().catch(() => undefined);
+  }
+
   private async fresh(): Promise<void> {
     if (performance.now() - this.loadedAt < this.maxAgeMs) return;
     this.loading ??= this.load().finally(() => (this.loading = undefined));

@@ -70,7 +70,13 @@ async function catalog(parts: UiApiParts, query: URLSearchParams): Promise<{ rep
   const size = Math.max(1, pageSize(query) ?? DEFAULT_PAGE);
   const last = query.get("last") || undefined;
   const text = (query.get("q") ?? "").trim();
-  const page = text === "" ? await parts.registry.catalog(last, size) : await parts.search.search(text, last, size);
+  if (text === "") {
+    // Whoever sees the catalog page may search next: the list of every name is read meanwhile.
+    parts.search.warm();
+    const page = await parts.registry.catalog(last, size);
+    return { repositories: page.names, next: page.more ? (page.names.at(-1) ?? null) : null };
+  }
+  const page = await parts.search.search(text, last, size);
   return { repositories: page.names, next: page.more ? (page.names.at(-1) ?? null) : null };
 }
 
