@@ -736,6 +736,7 @@ describe("describeConfig", () => {
         http2: { disabled: false },
       },
       health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
+      ui: { enabled: true },
     });
   });
 
