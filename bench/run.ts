@@ -24,6 +24,7 @@ import { gcManifestGet, gcPush50 } from "./cases/online-gc.js";
 import { S3_CASES } from "./cases/s3.js";
 import { skopeoRoundTrip } from "./cases/skopeo.js";
 import { headManifest, manifestGet, tagsList } from "./cases/small-requests.js";
+import { uiFirstPage } from "./cases/ui-first-page.js";
 import { describeMachine, machineInfo } from "./machine.js";
 import { generateRandomFile, type RandomFile } from "./registry-ops.js";
 import { formatSummary, summarize, type RunRecord } from "./report.js";
@@ -88,6 +89,7 @@ export const ALL_CASES: BenchCase<any>[] = [
   gcManifestGet,
   metricsGet("manifest"),
   metricsGet("blob"),
+  uiFirstPage,
   ...S3_CASES,
 ];
 
@@ -275,6 +277,8 @@ async function main(): Promise<number> {
     snapshot = await mkdtemp(join(resultsDir, ".berth-snapshot-"));
     const distSrc = fileURLToPath(new URL("../src/", import.meta.url));
     await cp(distSrc, join(snapshot, "dist", "src"), { recursive: true });
+    // The web UI's page is served from src/ui/assets/ (tsc does not copy it into dist/).
+    await cp(fileURLToPath(new URL("../../src/ui/assets/", import.meta.url)), join(snapshot, "src", "ui", "assets"), { recursive: true });
     // The native addons load from build/Release next to dist/: without this copy the snapshot
     // would measure berth's pure-Node fallbacks.
     const addons = fileURLToPath(new URL("../../build/Release/", import.meta.url));

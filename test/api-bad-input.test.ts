@@ -236,7 +236,8 @@ badInput("GET /v2/_catalog?last= with a traversal answers 200 without leaving th
 
 // --- unknown paths and wrong methods
 
-const unknownPaths = ["/", "/v1/", "/v3/", "/v2/valid/repo", "/v2/valid/repo/blobs", "/v2/valid/repo/unknown/thing", "/v2/_catalog/extra", "/favicon.ico"];
+// "/" belongs to the web UI when it is on (a redirect to /ui/; test/ui-http.test.ts), 404 when it is off.
+const unknownPaths = ["/v1/", "/v3/", "/v2/valid/repo", "/v2/valid/repo/blobs", "/v2/valid/repo/unknown/thing", "/v2/_catalog/extra", "/favicon.ico"];
 for (const path of unknownPaths) {
   badInput(`GET ${path} answers 404 NOT_FOUND with a JSON error`, async () => {
     await expectError(await raw("GET", path), 404, "NOT_FOUND");

@@ -765,6 +765,7 @@ describe("describeConfig", () => {
       },
       health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
       validation: { disabled: false, manifests: { urls: { allow: [], deny: [] } } },
+      ui: { enabled: true },
     });
   });
 

@@ -352,3 +352,18 @@ export async function createCertificateProvider(config: Config, log: Logger): Pr
     ...(Number.isFinite(renewBefore) && renewBefore > 0 ? { renewal: { renewBeforeMs: renewBefore } } : {}),
   });
 }
+
+/**
+ * The built-in web UI (src/ui/) unless `ui.enabled: false`: the paths it answers, and the guard that
+ * refuses writes other sites' pages send through a logged-in browser. Loaded only when on.
+ */
+export async function createWebUi(
+  config: Config,
+  registry: Registry,
+  driver: StorageDriver,
+  access: AccessController,
+): Promise<import("../ui/create-web-ui.js").WebUiParts | undefined> {
+  if (!config.ui.enabled) return undefined;
+  const { createWebUi: create } = await import("../ui/create-web-ui.js");
+  return create(config, registry, driver, access);
+}

@@ -9,7 +9,7 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
 import { purgeUploads } from "../storage/upload-purger.js";
-import { createCertificateProvider, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createStorageMiddleware, createTracing, describeStorage, serverSettings } from "./compose.js";
+import { createCertificateProvider, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createStorageMiddleware, createTracing, createWebUi, describeStorage, serverSettings } from "./compose.js";
 import type { GcHooks } from "../gc/online/gc-hooks.js";
 import type { GcTiming } from "../gc/online/timing.js";
 import { startDebugListener, type DebugListener } from "./debug-listener.js";
@@ -63,6 +63,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   const registry = await createRegistry(config, driver, log, { nodeId, sourceAddr: sourceAddr(config) }, tracing, gc);
   metrics?.watch(registry);
   const health = await createHealth(config, driver, registry, log);
+  const ui = await createWebUi(config, registry, driver, access);
   const server = createRegistryServer({
     registry,
     settings: serverSettings(config),
@@ -75,7 +76,9 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     access,
     health: health.status,
     // Tracing outermost (its span covers everything), then metrics: they count the requests the drain refuses.
-    interceptors: [tracing?.interceptor, metrics?.interceptor, health.interceptor].filter((interceptor) => interceptor !== undefined),
+    // The UI's cross-site guard innermost: it refuses before the access check and the handler run.
+    interceptors: [tracing?.interceptor, metrics?.interceptor, health.interceptor, ui?.interceptor].filter((interceptor) => interceptor !== undefined),
+    mounts: ui === undefined ? [] : [ui.mount],
     ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
     ...(certificates === undefined ? {} : { certificates }),
   });

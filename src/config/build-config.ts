@@ -13,6 +13,7 @@ import { buildRedis } from "./build-redis.js";
 import { buildStorage } from "./build-storage.js";
 import { buildTls } from "./build-tls.js";
 import { buildValidation } from "./build-validation.js";
+import { buildUi } from "./build-ui.js";
 import type { Config } from "./config.js";
 import { child, fail, readString } from "./raw-values.js";
 import type { RawMap } from "./raw-yaml.js";
@@ -39,5 +40,6 @@ export function buildConfig(root: RawMap, warnings: string[]): Config {
     validation: buildValidation(root, warnings),
     middleware: buildMiddleware(root, warnings),
     catalog: buildCatalog(root),
+    ui: buildUi(root),
   };
 }

@@ -215,6 +215,8 @@ export const ROOT_SPEC: Spec = section({
     tcp: VALUE,
   }),
   proxy: section({ ...UPSTREAM_KEYS, upstreams: VALUE }),
+  // berth only: the built-in web interface (src/ui/).
+  ui: section({ enabled: VALUE }),
   validation: section({
     enabled: VALUE,
     disabled: VALUE,

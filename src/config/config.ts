@@ -88,6 +88,8 @@ export interface Config {
      */
     maxEntries: number | undefined;
   };
+  /** The built-in web interface (ui.enabled, a berth extension; src/ui/). */
+  ui: { enabled: boolean };
 }
 
 /** One entry of middleware.storage (src/middleware/). */

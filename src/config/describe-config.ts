@@ -89,6 +89,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     validation: { disabled: !config.validation.enabled, manifests: { urls: { allow: [...config.validation.allow], deny: [...config.validation.deny] } } },
     ...(config.middleware.storage.length === 0 ? {} : { middleware: { storage: config.middleware.storage.map(describeStorageMiddleware) } }),
     ...(config.catalog.maxEntries === undefined ? {} : { catalog: { maxentries: config.catalog.maxEntries } }),
+    ui: { enabled: config.ui.enabled },
   };
 }
 

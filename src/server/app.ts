@@ -6,6 +6,7 @@ import type { Logger } from "../log/logger.js";
 import type { Registry } from "../registry/registry.js";
 import { sendError } from "./error-response.js";
 import { registryHealthView, type HealthView } from "./health-view.js";
+import type { PathMount } from "./path-mount.js";
 import { discardUnreadBody } from "./request-body.js";
 import { locationFor, type RequestContext, type ServerSettings } from "./request-context.js";
 import { route } from "./router.js";
@@ -35,6 +36,8 @@ export interface ServerOptions {
   interceptors?: readonly RequestInterceptor[];
   /** What the health routes show (src/health/); the registry's component problems when absent. */
   health?: HealthView;
+  /** Paths outside /v2/ that capabilities answer themselves (the web UI), asked before the API router. */
+  mounts?: readonly PathMount[];
 }
 
 /** Timeouts that keep a few slow or idle connections from holding the server, in milliseconds. */
@@ -108,6 +111,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
   let routeName = "none";
   let user: string | undefined;
   try {
+    const mount = options.mounts?.find((candidate) => candidate.owns(path));
+    if (mount !== undefined) {
+      routeName = "mount";
+      await mount.handle(req, res, path, query);
+      return;
+    }
     const match = route(req.method ?? "GET", path);
     routeName = match.route;
     const serve = async (): Promise<void> => {

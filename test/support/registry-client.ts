@@ -143,7 +143,11 @@ export interface Upload {
 }
 
 export class RegistryClient {
-  constructor(readonly baseURL: string) {}
+  /** `headers` go with every request (an Authorization header, for a registry with access control). */
+  constructor(
+    readonly baseURL: string,
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   /** An absolute URL for a registry path; absolute URLs (Locations) pass through. */
   url(pathOrURL: string): string {
@@ -151,7 +155,13 @@ export class RegistryClient {
   }
 
   fetch(pathOrURL: string, init: RequestOptions = {}): Promise<Response> {
-    return fetch(this.url(pathOrURL), { redirect: "manual", ...toInit(init) });
+    const request = toInit(init);
+    if (Object.keys(this.headers).length > 0) {
+      const headers = new Headers(request.headers);
+      for (const [name, value] of Object.entries(this.headers)) if (!headers.has(name)) headers.set(name, value);
+      request.headers = headers;
+    }
+    return fetch(this.url(pathOrURL), { redirect: "manual", ...request });
   }
 
   /**

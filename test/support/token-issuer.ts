@@ -53,6 +53,8 @@ export interface TokenIssuer {
   /** Tokens issued by the endpoint so far (for "the client used the token flow" checks). */
   issued: { user: string | undefined; scopes: string[]; access: AccessEntry[] }[];
   mint(options?: MintOptions): Promise<string>;
+  /** Lets pages of `origin` call the endpoint (see TokenIssuerOptions.allowOrigin), once it is known. */
+  allowOrigin(origin: string): void;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,11 @@ export interface TokenIssuerOptions {
   users: Record<string, string>;
   acl: Acl;
   alg?: string;
+  /**
+   * An origin whose pages may call the endpoint (CORS), as a token service a browser UI uses must
+   * allow (berth's web UI: the registry's own origin). None by default, like docker's token servers.
+   */
+  allowOrigin?: string;
 }
 
 export async function startTokenIssuer(options: TokenIssuerOptions): Promise<TokenIssuer> {
@@ -74,6 +81,7 @@ export async function startTokenIssuer(options: TokenIssuerOptions): Promise<Tok
   const alg = options.alg ?? (signingKey.asymmetricKeyType === "ec" ? "ES256" : "RS256");
   const x5c = [await x5cEntry(options.signing.cert), ...(await Promise.all((options.intermediates ?? []).map((c) => x5cEntry(c.cert))))];
   const issued: TokenIssuer["issued"] = [];
+  let corsOrigin = options.allowOrigin;
 
   async function mint(m: MintOptions = {}): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
@@ -116,6 +124,14 @@ export async function startTokenIssuer(options: TokenIssuerOptions): Promise<Tok
   const server: Server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? "/", "http://issuer");
+      if (corsOrigin !== undefined && req.headers.origin === corsOrigin) {
+        res.setHeader("Access-Control-Allow-Origin", corsOrigin);
+        res.setHeader("Vary", "Origin");
+        if (req.method === "OPTIONS") {
+          res.writeHead(204, { "Access-Control-Allow-Methods": "GET", "Access-Control-Allow-Headers": "Authorization", "Access-Control-Max-Age": "600" }).end();
+          return;
+        }
+      }
       if (url.pathname !== "/token" || req.method !== "GET") {
         res.writeHead(404).end();
         return;
@@ -169,6 +185,9 @@ export async function startTokenIssuer(options: TokenIssuerOptions): Promise<Tok
     x5c,
     issued,
     mint,
+    allowOrigin: (origin) => {
+      corsOrigin = origin;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

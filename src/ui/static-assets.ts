@@ -1,0 +1,74 @@
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { brotliCompressSync, constants as zlib, gzipSync } from "node:zlib";
+
+/** One file of the page, compressed once at start: the whole UI is a few tens of KiB. */
+export interface StaticAsset {
+  contentType: string;
+  identity: Buffer;
+  gzip: Buffer;
+  brotli: Buffer;
+  etag: string;
+}
+
+/** The files under src/ui/assets/ the page is made of, by the name they are served under. */
+const ASSET_FILES: Record<string, string> = {
+  "index.html": "text/html; charset=utf-8",
+  "ui.css": "text/css; charset=utf-8",
+  "ui.js": "text/javascript; charset=utf-8",
+  "icon.svg": "image/svg+xml",
+};
+
+/**
+ * The shipped assets live beside the sources (src/ui/assets/), not in dist/: tsc does not copy
+ * them, and the package ships both trees. From dist/src/ui/ that is three levels up.
+ */
+const ASSETS_DIR = new URL("../../../src/ui/assets/", import.meta.url);
+
+/** Reads and compresses every asset; rejects when one is missing (a broken package must not start). */
+export async function loadStaticAssets(): Promise<Map<string, StaticAsset>> {
+  const assets = new Map<string, StaticAsset>();
+  for (const [name, contentType] of Object.entries(ASSET_FILES)) {
+    const identity = await readFile(new URL(name, ASSETS_DIR));
+    assets.set(name, {
+      contentType,
+      identity,
+      gzip: gzipSync(identity, { level: 9 }),
+      brotli: brotliCompressSync(identity, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: identity.length } }),
+      etag: `"${createHash("sha256").update(identity).digest("base64url").slice(0, 22)}"`,
+    });
+  }
+  return assets;
+}
+
+/** Sends an asset in the best encoding the client accepts, 304 when its copy is current. */
+export function sendAsset(req: IncomingMessage, res: ServerResponse, asset: StaticAsset, headers: Record<string, string>): void {
+  const common = { ...headers, ETag: asset.etag, Vary: "Accept-Encoding", "Cache-Control": "no-cache" };
+  if (req.headers["if-none-match"] === asset.etag) {
+    res.writeHead(304, common);
+    res.end();
+    return;
+  }
+  const accepted = acceptedEncodings(req.headers["accept-encoding"]);
+  const [body, encoding] = accepted.has("br") ? [asset.brotli, "br"] : accepted.has("gzip") ? [asset.gzip, "gzip"] : [asset.identity, undefined];
+  res.writeHead(200, {
+    ...common,
+    "Content-Type": asset.contentType,
+    "Content-Length": body.length,
+    ...(encoding === undefined ? {} : { "Content-Encoding": encoding }),
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** The codings of an Accept-Encoding header, without those refused by q=0. */
+function acceptedEncodings(header: string | undefined): Set<string> {
+  const accepted = new Set<string>();
+  for (const item of (header ?? "").split(",")) {
+    const [coding, ...params] = item.trim().toLowerCase().split(";");
+    if (!coding) continue;
+    if (params.some((p) => /^\s*q=0(\.0*)?\s*$/.test(p))) continue;
+    accepted.add(coding);
+  }
+  return accepted;
+}
