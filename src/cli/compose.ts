@@ -55,6 +55,16 @@ export async function createDriver(config: Config): Promise<StorageDriver> {
         objectacl: driver.objectAcl,
       });
     }
+    case "gcs": {
+      const { GcsDriver } = await import("../driver/gcs/gcs-driver.js");
+      return new GcsDriver({
+        bucket: driver.bucket,
+        serviceAccount: driver.serviceAccount,
+        rootDirectory: driver.rootDirectory,
+        chunkSize: driver.chunkSize,
+        apiEndpoint: driver.apiEndpoint,
+      });
+    }
   }
 }
 
@@ -202,6 +212,8 @@ export function describeStorage(config: Config): string {
       return "inmemory (lost at exit)";
     case "s3":
       return `s3 bucket ${driver.bucket} at ${driver.regionEndpoint ?? `AWS ${driver.region}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
+    case "gcs":
+      return `gcs bucket ${driver.bucket}${driver.apiEndpoint === undefined ? "" : ` at ${driver.apiEndpoint}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
   }
 }
 

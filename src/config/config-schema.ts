@@ -63,7 +63,7 @@ export const ENDPOINT_SPEC: Spec = section({
 
 /** Keys under storage that configure the storage layer rather than naming a driver. */
 export const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
-export const SUPPORTED_DRIVERS = "berth supports filesystem, s3 and inmemory";
+export const SUPPORTED_DRIVERS = "berth supports filesystem, s3, gcs and inmemory";
 export const SUPPORTED_AUTH = "berth supports htpasswd, token and silly";
 const REDIS_TLS_FILES =
   "client certificates and private CAs for Redis are not supported yet; use redis.tls.enabled: true with a server certificate the system trusts";
@@ -108,7 +108,18 @@ export const ROOT_SPEC: Spec = section({
       loglevel: IGNORED,
     }),
     azure: UNSUPPORTED_DRIVER,
-    gcs: UNSUPPORTED_DRIVER,
+    gcs: section({
+      bucket: VALUE,
+      keyfile: VALUE,
+      // A service account key inline: its fields have underscores (private_key), so from the
+      // environment REGISTRY_STORAGE_GCS_CREDENTIALS_PRIVATE_KEY names the field private_key.
+      credentials: { kind: "freemap", envKey: (rest) => rest.join("_").toLowerCase() },
+      rootdirectory: VALUE,
+      chunksize: VALUE,
+      apiendpoint: VALUE,
+      useragent: IGNORED,
+      maxconcurrency: IGNORED,
+    }),
     swift: UNSUPPORTED_DRIVER,
     oss: UNSUPPORTED_DRIVER,
     delete: section({ enabled: VALUE }),

@@ -4,7 +4,7 @@
  */
 import { maskURLPassword } from "./build-notifications.js";
 import { TLS12_CIPHER_SUITES } from "./build-tls.js";
-import type { Config, EndpointConfig, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
+import type { Config, EndpointConfig, GcsStorage, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
 import { formatGoDuration } from "./go-duration.js";
 
 /** What describeConfig prints instead of a secret. */
@@ -21,7 +21,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
       ? { filesystem: { rootdirectory: storage.driver.rootDirectory } }
       : storage.driver.kind === "s3"
         ? { s3: describeS3(storage.driver) }
-        : { inmemory: {} };
+        : storage.driver.kind === "gcs"
+          ? { gcs: describeGcs(storage.driver) }
+          : { inmemory: {} };
   const cache: Record<string, unknown> = {};
   if (storage.cache.blobDescriptor !== undefined) {
     cache["blobdescriptor"] = storage.cache.blobDescriptor;
@@ -133,6 +135,16 @@ function describeS3(s3: S3Storage): Record<string, unknown> {
     storageclass: s3.storageClass,
     ...(s3.objectAcl === undefined ? {} : { objectacl: s3.objectAcl }),
   });
+  return out;
+}
+
+/** The key file's path is shown; an inline key only by its e-mail, the private key masked. */
+function describeGcs(gcs: GcsStorage): Record<string, unknown> {
+  const out: Record<string, unknown> = { bucket: gcs.bucket };
+  if (gcs.keyFile !== undefined) out["keyfile"] = gcs.keyFile;
+  else if (gcs.serviceAccount !== undefined) out["credentials"] = { type: "service_account", client_email: gcs.serviceAccount.client_email, private_key: MASK };
+  Object.assign(out, { rootdirectory: gcs.rootDirectory, chunksize: gcs.chunkSize });
+  if (gcs.apiEndpoint !== undefined) out["apiendpoint"] = gcs.apiEndpoint;
   return out;
 }
 

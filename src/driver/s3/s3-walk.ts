@@ -1,8 +1,18 @@
 /** The S3 driver's walk: a depth-first traversal in lexical order, made from flat (recursive) listings. */
 import type { StorageDriver } from "../storage-driver.js";
-import { isValidSegment, type Bucket, type ListedObject } from "./bucket.js";
+import { isValidSegment, type ListedObject, type ListPage, type ListParams } from "./bucket.js";
 
 export type Visit = Parameters<StorageDriver["walk"]>[1];
+
+/**
+ * What the walker needs of an object store: flat listings in key (byte) order, with S3's
+ * parameters, and the driver path of a key. The S3 Bucket is one; the GCS driver's listing, whose
+ * names sort the same way, is another.
+ */
+export interface FlatListing {
+  listPage(params: ListParams): Promise<Pick<ListPage, "Contents" | "IsTruncated" | "NextContinuationToken">>;
+  pathOf(key: string): string;
+}
 
 interface PageCursor {
   contents: ListedObject[];
@@ -23,7 +33,7 @@ interface PageCursor {
  * Directories the visitor skips are passed over the same way.
  */
 export class Walker {
-  readonly #b: Bucket;
+  readonly #b: FlatListing;
   readonly #visit: Visit;
   /** Directory prefixes ("…/") whose keys are done with: walked ahead of order, or skipped. */
   readonly #done = new Set<string>();
@@ -34,7 +44,7 @@ export class Walker {
   /** The visitor answered "stop": nothing more is visited or listed. */
   #stopped = false;
 
-  constructor(bucket: Bucket, visit: Visit) {
+  constructor(bucket: FlatListing, visit: Visit) {
     this.#b = bucket;
     this.#visit = visit;
   }

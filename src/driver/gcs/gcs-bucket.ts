@@ -1,0 +1,170 @@
+/**
+ * One bucket through the official SDK (@google-cloud/storage): object names under the root, the
+ * requests the driver makes, and GCS's answers turned into what the driver needs (404 → undefined).
+ */
+import { Storage, type Bucket, type File } from "@google-cloud/storage";
+import type { Readable } from "node:stream";
+import type { GcsServiceAccount } from "../../config/config.js";
+import type { ListedObject, ListParams } from "../s3/bucket.js";
+import type { FlatListing } from "../s3/s3-walk.js";
+
+export interface GcsDriverOptions {
+  bucket: string;
+  /** A service account key; undefined: the SDK's Application Default Credentials. */
+  serviceAccount?: GcsServiceAccount;
+  /** Name prefix, as distribution's `rootdirectory` (leading and trailing slashes dropped). */
+  rootDirectory?: string;
+  /** Bytes per resumable session request: a positive multiple of 256 KiB. */
+  chunkSize: number;
+  /** The JSON API's base URL (an emulator). Requests to it are sent without credentials. */
+  apiEndpoint?: string;
+}
+
+export interface ObjectHead {
+  size: number;
+  modTime: Date;
+  metadata: Record<string, string>;
+}
+
+/** The SDK's error for an HTTP answer carries its status as `code`. */
+export function httpStatusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "number" ? code : undefined;
+}
+
+export function isNotFound(err: unknown): boolean {
+  return httpStatusOf(err) === 404;
+}
+
+function asListed(item: unknown): ListedObject | undefined {
+  if (typeof item !== "object" || item === null) return undefined;
+  const { name, size, updated } = item as { name?: unknown; size?: unknown; updated?: unknown };
+  if (typeof name !== "string") return undefined;
+  return { Key: name, Size: Number(size ?? 0), LastModified: typeof updated === "string" ? new Date(updated) : new Date(0) };
+}
+
+export class GcsBucket implements FlatListing {
+  readonly storage: Storage;
+  readonly bucket: Bucket;
+  readonly root: string;
+  readonly chunkSize: number;
+  readonly canSign: boolean;
+
+  constructor(options: GcsDriverOptions) {
+    const account = options.serviceAccount;
+    this.storage = new Storage({
+      ...(options.apiEndpoint === undefined ? {} : { apiEndpoint: options.apiEndpoint }),
+      ...(account === undefined ? {} : { credentials: account, projectId: account["project_id"] }),
+    });
+    this.bucket = this.storage.bucket(options.bucket);
+    this.root = (options.rootDirectory ?? "").replace(/^\/+|\/+$/g, "");
+    this.chunkSize = options.chunkSize;
+    // distribution redirects only when it holds a private key to sign with.
+    this.canSign = account !== undefined;
+  }
+
+  key(path: string): string {
+    if (path === "/") return this.root;
+    return this.root === "" ? path.slice(1) : `${this.root}${path}`;
+  }
+
+  dirPrefix(path: string): string {
+    if (path === "/") return this.root === "" ? "" : `${this.root}/`;
+    return `${this.key(path)}/`;
+  }
+
+  pathOf(key: string): string {
+    return this.root === "" ? `/${key}` : key.slice(this.root.length);
+  }
+
+  file(key: string): File {
+    return this.bucket.file(key);
+  }
+
+  /**
+   * One page of objects in name order, with S3's parameter names (the walker's). StartAfter is
+   * sent as GCS's startOffset (inclusive) and also applied here, so that a server which ignores it
+   * (the emulator) still gives the right answer, only more slowly.
+   */
+  async listPage(params: ListParams): Promise<{ Contents: ListedObject[]; CommonPrefixes: string[]; IsTruncated: boolean; NextContinuationToken: string | undefined }> {
+    const [, , response] = await this.bucket.getFiles({
+      prefix: params.Prefix,
+      autoPaginate: false,
+      ...(params.Delimiter === undefined ? {} : { delimiter: params.Delimiter }),
+      ...(params.ContinuationToken === undefined ? {} : { pageToken: params.ContinuationToken }),
+      ...(params.StartAfter === undefined || params.ContinuationToken !== undefined ? {} : { startOffset: params.StartAfter }),
+      ...(params.MaxKeys === undefined ? {} : { maxResults: params.MaxKeys }),
+    });
+    const body = (response ?? {}) as { items?: unknown; prefixes?: unknown; nextPageToken?: unknown };
+    let contents = (Array.isArray(body.items) ? body.items : []).map(asListed).filter((item): item is ListedObject => item !== undefined);
+    const after = params.StartAfter;
+    if (after !== undefined) contents = contents.filter((item) => item.Key > after);
+    const prefixes = Array.isArray(body.prefixes) ? body.prefixes.filter((p): p is string => typeof p === "string") : [];
+    const token = typeof body.nextPageToken === "string" && body.nextPageToken !== "" ? body.nextPageToken : undefined;
+    return { Contents: contents, CommonPrefixes: prefixes, IsTruncated: token !== undefined, NextContinuationToken: token };
+  }
+
+  async head(key: string): Promise<ObjectHead | undefined> {
+    try {
+      const [metadata] = await this.file(key).getMetadata();
+      const custom: Record<string, string> = {};
+      for (const [name, value] of Object.entries(metadata.metadata ?? {})) if (typeof value === "string") custom[name] = value;
+      return { size: Number(metadata.size ?? 0), modTime: new Date(String(metadata.updated ?? 0)), metadata: custom };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async getBytes(key: string): Promise<Buffer | undefined> {
+    try {
+      const [bytes] = await this.file(key).download({ validation: false });
+      return bytes;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** One request (no resumable session): small objects, atomic like every GCS object write. */
+  async putBytes(key: string, bytes: Uint8Array, metadata?: Record<string, string>): Promise<void> {
+    await this.file(key).save(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+      resumable: false,
+      validation: false,
+      contentType: "application/octet-stream",
+      ...(metadata === undefined ? {} : { metadata: { metadata } }),
+    });
+  }
+
+  /** Deletes one object; true when it was there. */
+  async deleteKey(key: string): Promise<boolean> {
+    try {
+      await this.file(key).delete();
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** A stream of [start, end) of the object's bytes (the SDK's ranges are inclusive). */
+  readRange(key: string, start: number, end: number | undefined): Readable {
+    return this.file(key).createReadStream({ validation: false, start, ...(end === undefined ? {} : { end: end - 1 }) });
+  }
+
+  /** Server-side copy (the SDK's rewrite loop): the bytes do not pass through this process. */
+  async copy(source: string, dest: string): Promise<void> {
+    await this.file(source).copy(this.file(dest));
+  }
+
+  /** Starts a resumable upload session for `key`; its URI is the capability to continue it. */
+  async startSession(key: string): Promise<string> {
+    const [uri] = await this.file(key).createResumableUpload({ metadata: { contentType: "application/octet-stream" } });
+    return uri;
+  }
+
+  async signedGetURL(key: string, expirySeconds: number): Promise<string> {
+    const [url] = await this.file(key).getSignedUrl({ version: "v4", action: "read", expires: Date.now() + expirySeconds * 1000 });
+    return url;
+  }
+}
