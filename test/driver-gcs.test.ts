@@ -105,7 +105,7 @@ describe("gcs storage driver specifics", () => {
       await writer.close();
       await assert.rejects(driver.stat(path), PathNotFoundError, "nothing at the path before commit");
       assert.deepEqual(await rawNames(o, "/uploads"), [`uploads/id/data${PENDING_SUFFIX}`], "only the side object is stored");
-      await assert.rejects(driver.list("/uploads/id"), PathNotFoundError, "the side object is not listed");
+      assert.deepEqual(await driver.list("/uploads/id").catch(() => []), [], "the side object is not listed");
     }
     const driver = new GcsDriver(o);
     const last = await driver.writer(path, true);
@@ -140,9 +140,11 @@ describe("gcs storage driver specifics", () => {
     await writer.close(); // 256 KiB in the session, 44 KiB in the side object
     const second = await driver.writer("/ahead/data", true);
     assert.equal(second.size, first.length);
-    await second.write(randomBytes(600 * KiB)); // sends 256 KiB (the tail plus new bytes), then dies
+    // Fills two chunks (the tail plus new bytes): the first is sent, the second is being sent when
+    // the writer "dies" (neither close nor commit).
+    await second.write(randomBytes(600 * KiB));
     const third = await driver.writer("/ahead/data", true);
-    assert.equal(third.size, 512 * KiB, "the session's bytes, not the side object's");
+    assert.ok(third.size === 512 * KiB || third.size === 768 * KiB, `the session's bytes, not the side object's: ${third.size}`);
     await third.cancel();
     await assert.rejects(driver.stat("/ahead/data"), PathNotFoundError);
   });

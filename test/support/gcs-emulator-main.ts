@@ -104,6 +104,12 @@ app.delete("/upload/storage/v1/b/:bucketId/o", (req: any, res: any, next: any) =
   return res.sendStatus(499);
 });
 
+// The emulator serves rewrite and copy only under "/b/…", where the SDK (like GCS) sends them under
+// "/storage/v1/b/…", as it does every other object request the emulator also serves there.
+app.use((req: any, _res: any, next: any) => {
+  if (/^\/storage\/v1\/b\/[^/]+\/o\/[^/]+\/(rewriteTo|copyTo)\//.test(req.url)) req.url = req.url.slice("/storage/v1".length);
+  next();
+});
 app.use(inner);
 const server = app.listen(port, "127.0.0.1", () => {
   process.stdout.write(`gcs emulator listening on 127.0.0.1:${port}\n`);

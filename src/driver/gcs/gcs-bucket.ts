@@ -2,8 +2,9 @@
  * One bucket through the official SDK (@google-cloud/storage): object names under the root, the
  * requests the driver makes, and GCS's answers turned into what the driver needs (404 → undefined).
  */
-import { Storage, type Bucket, type File } from "@google-cloud/storage";
-import type { Readable } from "node:stream";
+import { IdempotencyStrategy, Storage, type Bucket, type File } from "@google-cloud/storage";
+import { Readable } from "node:stream";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { GcsServiceAccount } from "../../config/config.js";
 import type { ListedObject, ListParams } from "../s3/bucket.js";
 import type { FlatListing } from "../s3/s3-walk.js";
@@ -49,14 +50,23 @@ export class GcsBucket implements FlatListing {
   readonly root: string;
   readonly chunkSize: number;
   readonly canSign: boolean;
+  /** The JSON API's base URL; a custom one (an emulator) gets no credentials, as the SDK does. */
+  readonly #api: string;
+  readonly #custom: boolean;
 
   constructor(options: GcsDriverOptions) {
     const account = options.serviceAccount;
     this.storage = new Storage({
+      // Every request berth makes may be repeated: a put replaces the whole object, a delete of an
+      // object already gone counts as done, a rewrite copies the same source. The SDK's default
+      // retries only those with preconditions, so a reset connection would fail a delete.
+      retryOptions: { autoRetry: true, maxRetries: 3, idempotencyStrategy: IdempotencyStrategy.RetryAlways },
       ...(options.apiEndpoint === undefined ? {} : { apiEndpoint: options.apiEndpoint }),
       ...(account === undefined ? {} : { credentials: account, projectId: account["project_id"] }),
     });
     this.bucket = this.storage.bucket(options.bucket);
+    this.#api = options.apiEndpoint ?? "https://storage.googleapis.com";
+    this.#custom = options.apiEndpoint !== undefined;
     this.root = (options.rootDirectory ?? "").replace(/^\/+|\/+$/g, "");
     this.chunkSize = options.chunkSize;
     // distribution redirects only when it holds a private key to sign with.
@@ -147,9 +157,32 @@ export class GcsBucket implements FlatListing {
     }
   }
 
-  /** A stream of [start, end) of the object's bytes (the SDK's ranges are inclusive). */
-  readRange(key: string, start: number, end: number | undefined): Readable {
-    return this.file(key).createReadStream({ validation: false, start, ...(end === undefined ? {} : { end: end - 1 }) });
+  /**
+   * A stream of [start, end) of the object's bytes, or undefined when there is no object. Not the
+   * SDK's download stream: a reader abandoned part way must close its connection at once (an
+   * AbortController does), where the SDK's leaves it to be reused half read.
+   */
+  async download(key: string, start: number, end: number | undefined): Promise<Readable | undefined> {
+    const url = `${this.#api}/storage/v1/b/${encodeURIComponent(this.bucket.name)}/o/${encodeURIComponent(key)}?alt=media`;
+    const headers: Record<string, string> = {};
+    if (start > 0 || end !== undefined) headers["range"] = `bytes=${start}-${end === undefined ? "" : end - 1}`;
+    if (!this.#custom) {
+      const auth = await this.storage.authClient.getRequestHeaders(url);
+      for (const [name, value] of Object.entries(auth as unknown as Record<string, string>)) headers[name.toLowerCase()] = value;
+    }
+    const controller = new AbortController();
+    const response = await fetch(url, { headers, signal: controller.signal });
+    if (response.status === 404) {
+      await response.arrayBuffer();
+      return undefined;
+    }
+    if ((response.status !== 200 && response.status !== 206) || response.body === null) {
+      const text = await response.text();
+      throw Object.assign(new Error(`gcs: GET ${key}: HTTP ${response.status} ${text.slice(0, 200)}`), { code: response.status });
+    }
+    const stream = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+    stream.once("close", () => controller.abort());
+    return stream;
   }
 
   /** Server-side copy (the SDK's rewrite loop): the bytes do not pass through this process. */

@@ -55,7 +55,7 @@ export class GcsDriver implements StorageDriver {
   /**
    * A ranged read asks for the object's size first: GCS answers a range that starts at the end with
    * 416 and the emulator with the whole object, and neither is an empty stream. A whole read is
-   * one request; an absent object is known from its response before the stream is handed out.
+   * one request; an absent object is known from its status before the stream is handed out.
    */
   async reader(path: string, offset = 0, end?: number): Promise<Readable> {
     assertValidPath(path);
@@ -68,25 +68,12 @@ export class GcsDriver implements StorageDriver {
       stop = Math.min(end ?? head.size, head.size);
       if (offset >= stop) return Readable.from([], { objectMode: false });
     }
-    const body = this.#b.readRange(key, offset, stop);
+    const body = await this.#b.download(key, offset, stop);
+    if (body === undefined) throw new PathNotFoundError(path, this.name);
     // As the S3 driver: a consumer that stops early destroys the pass-through at once, and the
-    // pipeline then ends the download. The SDK sends the request only once its stream is read,
-    // so the pipeline comes first, then the wait for the response (or a 404) before handing it out.
+    // pipeline then destroys the download, which closes its connection.
     const stream = new PassThrough({ highWaterMark: 256 * 1024 });
-    const answered = new Promise<void>((resolve, reject) => {
-      const onError = (err: unknown): void => {
-        body.off("response", onResponse);
-        reject(isNotFound(err) ? new PathNotFoundError(path, this.name) : err);
-      };
-      const onResponse = (): void => {
-        body.off("error", onError);
-        resolve();
-      };
-      body.once("error", onError);
-      body.once("response", onResponse);
-    });
     pipeline(body, stream, () => undefined);
-    await answered;
     return stream;
   }
 

@@ -79,7 +79,9 @@ async function continueCommitted(b: GcsBucket, key: string, state: WriterState, 
   if (aligned > 0) {
     state.session = await b.startSession(key);
     let pending = Buffer.alloc(0);
-    for await (const piece of b.readRange(key, 0, aligned)) {
+    const head = await b.download(key, 0, aligned);
+    if (head === undefined) return state;
+    for await (const piece of head) {
       pending = Buffer.concat([pending, piece as Buffer]);
       if (pending.length >= b.chunkSize) {
         const send = pending.length - (pending.length % CHUNK_QUANTUM);
@@ -90,7 +92,8 @@ async function continueCommitted(b: GcsBucket, key: string, state: WriterState, 
     if (pending.length > 0) state.offset = await putChunk(state.session, state.offset, pending);
   }
   const rest: Buffer[] = [];
-  if (size > aligned) for await (const piece of b.readRange(key, aligned, size)) rest.push(piece as Buffer);
+  const tail = size > aligned ? await b.download(key, aligned, size) : undefined;
+  if (tail !== undefined) for await (const piece of tail) rest.push(piece as Buffer);
   state.tail = Buffer.concat(rest);
   return state;
 }
