@@ -559,7 +559,7 @@ describe("configuration errors name the key", () => {
   });
 
   it("refuses storage drivers berth does not implement yet", () => {
-    for (const driver of ["azure", "gcs", "swift", "oss"]) {
+    for (const driver of ["azure", "swift", "oss"]) {
       assertConfigError(
         () => parse(`version: 0.1\nstorage:\n  ${driver}:\n    bucket: b\n  delete:\n    enabled: true\n`),
         `storage.${driver}`,
