@@ -3,8 +3,9 @@
  * requests the driver makes, and GCS's answers turned into what the driver needs (404 → undefined).
  */
 import { IdempotencyStrategy, Storage, type Bucket, type File } from "@google-cloud/storage";
-import { Readable } from "node:stream";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { Readable } from "node:stream";
 import type { GcsServiceAccount } from "../../config/config.js";
 import type { ListedObject, ListParams } from "../s3/bucket.js";
 import type { FlatListing } from "../s3/s3-walk.js";
@@ -159,8 +160,9 @@ export class GcsBucket implements FlatListing {
 
   /**
    * A stream of [start, end) of the object's bytes, or undefined when there is no object. Not the
-   * SDK's download stream: a reader abandoned part way must close its connection at once (an
-   * AbortController does), where the SDK's leaves it to be reused half read.
+   * SDK's download stream, which left an abandoned download's connection to be reused half read,
+   * nor fetch, which buffered ~30 MiB ahead of a reader: a response on node:http, whose socket
+   * is destroyed with it and which reads only as fast as it is consumed.
    */
   async download(key: string, start: number, end: number | undefined): Promise<Readable | undefined> {
     const url = `${this.#api}/storage/v1/b/${encodeURIComponent(this.bucket.name)}/o/${encodeURIComponent(key)}?alt=media`;
@@ -170,19 +172,16 @@ export class GcsBucket implements FlatListing {
       const auth = await this.storage.authClient.getRequestHeaders(url);
       for (const [name, value] of Object.entries(auth as unknown as Record<string, string>)) headers[name.toLowerCase()] = value;
     }
-    const controller = new AbortController();
-    const response = await fetch(url, { headers, signal: controller.signal });
-    if (response.status === 404) {
-      await response.arrayBuffer();
-      return undefined;
-    }
-    if ((response.status !== 200 && response.status !== 206) || response.body === null) {
-      const text = await response.text();
-      throw Object.assign(new Error(`gcs: GET ${key}: HTTP ${response.status} ${text.slice(0, 200)}`), { code: response.status });
-    }
-    const stream = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
-    stream.once("close", () => controller.abort());
-    return stream;
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const request = url.startsWith("https:") ? httpsRequest : httpRequest;
+      request(url, { headers }, resolve).on("error", reject).end();
+    });
+    const status = response.statusCode ?? 0;
+    if (status === 200 || status === 206) return response;
+    const parts: Buffer[] = [];
+    for await (const part of response) parts.push(part as Buffer);
+    if (status === 404) return undefined;
+    throw Object.assign(new Error(`gcs: GET ${key}: HTTP ${status} ${Buffer.concat(parts).toString("utf8").slice(0, 200)}`), { code: status });
   }
 
   /** Server-side copy (the SDK's rewrite loop): the bytes do not pass through this process. */
