@@ -160,9 +160,10 @@ export class GcsBucket implements FlatListing {
 
   /**
    * A stream of [start, end) of the object's bytes, or undefined when there is no object. Not the
-   * SDK's download stream, which left an abandoned download's connection to be reused half read,
-   * nor fetch, which buffered ~30 MiB ahead of a reader: a response on node:http, whose socket
-   * is destroyed with it and which reads only as fast as it is consumed.
+   * SDK's download stream, which left an abandoned download's connection to be reused half read
+   * (the next request on it failed), nor fetch (see resumable-session.ts): a response on
+   * node:http, whose socket is destroyed with it and which reads only as fast as it is consumed.
+   * Requests to a custom endpoint carry no credentials, as the SDK's own do not.
    */
   async download(key: string, start: number, end: number | undefined): Promise<Readable | undefined> {
     const url = `${this.#api}/storage/v1/b/${encodeURIComponent(this.bucket.name)}/o/${encodeURIComponent(key)}?alt=media`;
