@@ -258,6 +258,27 @@ describe("berth on GCS", () => {
     assert.ok(Buffer.from(await pulled.arrayBuffer()).equals(blob));
   });
 
+  it("PATCH with a Content-Range past the upload's end answers 416 RANGE_INVALID and writes nothing", async () => {
+    const client = new RegistryClient((await start()).url);
+    const name = uniqueName("gcs");
+    const { location, uuid } = await client.startUpload(name);
+    const first = await client.patchChunk(location, randomBytes(300 * KiB), 0);
+    assert.equal(first.status, 202);
+    const next = client.url(first.headers.get("location")!);
+    const o = options({ rootDirectory: root });
+    const before = await rawNames(o, `/docker/registry/v2/repositories/${name}/_uploads/${uuid}`);
+    const skipped = await client.patchChunk(next, randomBytes(1000), 300 * KiB + 10);
+    assert.equal(skipped.status, 416);
+    const body = (await skipped.json()) as { errors: Array<{ code: string }> };
+    assert.equal(body.errors[0]?.code, "RANGE_INVALID");
+    assert.deepEqual(await rawNames(o, `/docker/registry/v2/repositories/${name}/_uploads/${uuid}`), before, "no object added or removed");
+    const status = await client.send(next);
+    assert.equal(status.status, 204);
+    assert.equal(status.headers.get("range"), `0-${300 * KiB - 1}`, "the upload is where it was");
+    const writer = await new GcsDriver(o).writer(`/docker/registry/v2/repositories/${name}/_uploads/${uuid}/data`, true);
+    assert.equal(writer.size, 300 * KiB, "the session and side object hold what the first PATCH sent");
+  });
+
   it("berth garbage-collect deletes an unreferenced blob from the bucket and keeps the image", async () => {
     const gcRoot = `/berth-gc-${randomBytes(4).toString("hex")}`;
     const config = testConfig({ driver: gcsDriverYaml(gcRoot) });
