@@ -120,3 +120,6 @@ const stop = (): void => {
 };
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
+// The test process holds our standard input open: when it dies without stopping us (killed, or a
+// crash), the pipe closes and we go too, instead of serving on as an orphan.
+process.stdin.on("end", stop).on("close", stop).resume();

@@ -81,7 +81,8 @@ export async function startGcsEmulator(): Promise<GcsEmulator> {
   let output = "";
   const child: ChildProcess = spawn(process.execPath, [MAIN, tools, String(port)], {
     env: { ...process.env, TMPDIR: dir, HOME: dir },
-    stdio: ["ignore", "pipe", "pipe"],
+    // Standard input stays open while this process lives: the emulator exits when it closes.
+    stdio: ["pipe", "pipe", "pipe"],
     // Its own process group, so stop() ends it and anything it started.
     detached: true,
   });
