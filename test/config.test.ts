@@ -69,7 +69,7 @@ describe("embedded default configuration", () => {
     assert.equal(source, "(embedded default)");
     assert.deepEqual(warnings, []);
     assert.equal(config.version, "0.1");
-    assert.deepEqual(config.log, { level: "info", formatter: "text", accessLogDisabled: false, fields: {} });
+    assert.deepEqual(config.log, { level: "info", formatter: "text", accessLogDisabled: false, fields: {}, reportCaller: false });
     assert.deepEqual(config.storage.driver, { kind: "filesystem", rootDirectory: path.resolve(process.cwd(), "data") });
     assert.equal(config.storage.deleteEnabled, false);
     assert.equal(config.storage.redirectDisabled, false);
@@ -205,6 +205,7 @@ http:
       formatter: "json",
       accessLogDisabled: true,
       fields: { service: "registry", environment: "staging" },
+      reportCaller: false,
     });
     assert.deepEqual(config.storage, {
       driver: { kind: "filesystem", rootDirectory: "/srv/registry" },
@@ -321,9 +322,20 @@ storage:
     assert.deepEqual(config.http.headers, { "X-Frame-Options": ["DENY"] });
   });
 
-  it("warns that storage.filesystem.maxthreads is ignored", () => {
-    const { warnings } = parse("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/r\n    maxthreads: 100\n");
-    assert.deepEqual(warnings, ["storage.filesystem.maxthreads is not supported by berth yet and is ignored"]);
+  it("storage.filesystem.maxthreads is met by libuv's thread pool; a pool larger than the limit is named, a wrong value refused", () => {
+    const yaml = (n: string) => `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/r\n    maxthreads: ${n}\n`;
+    const saved = process.env.UV_THREADPOOL_SIZE;
+    try {
+      delete process.env.UV_THREADPOOL_SIZE;
+      assert.deepEqual(parse(yaml("100")).warnings, []);
+      process.env.UV_THREADPOOL_SIZE = "64";
+      assert.deepEqual(parse(yaml("30")).warnings, ["storage.filesystem.maxthreads: 30, but UV_THREADPOOL_SIZE=64 lets up to 64 file operations run at once"]);
+      assert.deepEqual(parse(yaml("100")).warnings, []);
+    } finally {
+      if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE;
+      else process.env.UV_THREADPOOL_SIZE = saved;
+    }
+    assertConfigError(() => parse(yaml("lots")), "storage.filesystem.maxthreads", "");
   });
 });
 
@@ -500,7 +512,9 @@ describe("environment overrides", () => {
     assertConfigError(() => parse(MINIMAL, { REGISTRY_AUTH_HTPASSWD_REALM: "basic" }), "auth.htpasswd.path", "required");
     assertConfigError(() => parse(MINIMAL, { REGISTRY_AUTH: "silly" }), "auth.silly.realm", "required");
     assertConfigError(() => parse(MINIMAL, { REGISTRY_HTTP_TLS_CERTIFICATE: "/c.pem" }), "http.tls.key", "required when http.tls.certificate is set");
-    assertConfigError(() => parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "azure" }), "storage.azure", "storage driver not supported yet");
+    assertConfigError(() => parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "gcs" }), "storage.gcs", "storage driver not supported yet");
+    // Switching to azure from the environment still needs its required keys.
+    assertConfigError(() => parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "azure" }), "storage.azure.accountname", "required");
     // Switching to s3 from the environment still needs its required keys.
     assertConfigError(() => parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "s3" }), "storage.s3.bucket", "required");
     assertConfigError(() => parse(MINIMAL, { REGISTRY_STORAGE_S3_REGION: "us-east-1" }), "storage", "exactly one storage driver");
@@ -559,14 +573,14 @@ describe("configuration errors name the key", () => {
   });
 
   it("refuses storage drivers berth does not implement yet", () => {
-    for (const driver of ["azure", "swift", "oss"]) {
-      assertConfigError(
-        () => parse(`version: 0.1\nstorage:\n  ${driver}:\n    bucket: b\n  delete:\n    enabled: true\n`),
-        `storage.${driver}`,
-        "storage driver not supported yet",
-      );
-    }
     assertConfigError(() => parse("version: 0.1\nstorage:\n  rados:\n    pool: p\n"), "storage.rados", "unknown storage driver");
+  });
+
+  it("refuses the swift and oss drivers that distribution 3 removed, pointing at storage.s3", () => {
+    for (const driver of ["swift", "oss"]) {
+      assertConfigError(() => parse(`version: 0.1\nstorage:\n  ${driver}:\n    container: c\n`), `storage.${driver}`, `distribution 3 removed the ${driver} driver`);
+      assertConfigError(() => parse(`version: 0.1\nstorage:\n  ${driver}:\n    container: c\n`), `storage.${driver}`, "use storage.s3 with regionendpoint");
+    }
   });
 
   it("requires exactly one storage driver", () => {
@@ -711,7 +725,7 @@ describe("describeConfig", () => {
     assert.ok(!text.includes("hunter2-very-secret"), text);
     assert.deepEqual(described, {
       version: "0.1",
-      log: { level: "info", formatter: "text", fields: { service: "registry" }, accesslog: { disabled: false } },
+      log: { level: "info", formatter: "text", fields: { service: "registry" }, accesslog: { disabled: false }, reportcaller: false },
       storage: {
         filesystem: { rootdirectory: "/var/lib/docker-registry" },
         delete: { enabled: true },
@@ -773,7 +787,7 @@ log:
   });
 
   it("warns about distribution sections berth ignores", () => {
-    const sections = ["validation", "compatibility", "reporting", "middleware", "policy", "catalog"];
+    const sections = ["validation", "compatibility", "reporting", "middleware", "catalog"];
     const yaml = MINIMAL + sections.map((s) => `${s}:\n  something: 1\n`).join("");
     const { warnings } = parse(yaml);
     assert.deepEqual(warnings, sections.map((s) => `${s} is not supported by berth yet and is ignored`));
@@ -796,11 +810,17 @@ http:
 `);
     assert.deepEqual(warnings, [
       "storage.tag is not supported by berth yet and is ignored",
-      "log.reportcaller is not supported by berth yet and is ignored",
       "log.hooks is not supported by berth yet and is ignored",
       "http.debug.tls is not supported by berth yet and is ignored",
       "http.h2c is not supported by berth yet and is ignored",
     ]);
+  });
+
+  it("reads policy.repository.classes (a list, or one class), and from REGISTRY_POLICY_REPOSITORY_CLASSES", () => {
+    assert.deepEqual(parse(`${MINIMAL}policy:\n  repository:\n    classes: [image, plugin]\n`).config.policy, { repositoryClasses: ["image", "plugin"] });
+    assert.deepEqual(parse(MINIMAL).config.policy, { repositoryClasses: [] });
+    assert.deepEqual(parse(MINIMAL, { REGISTRY_POLICY_REPOSITORY_CLASSES: "[image]" }).config.policy, { repositoryClasses: ["image"] });
+    assert.deepEqual(parse(`${MINIMAL}policy:\n  repository:\n    kinds: [image]\n`).warnings, ["unknown key policy.repository.kinds"]);
   });
 
   it("does not warn about empty ignored sections", () => {

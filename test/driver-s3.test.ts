@@ -622,6 +622,10 @@ storage:
         multipartCopyThresholdSize: 32 * MiB,
         storageClass: "STANDARD",
         objectAcl: undefined,
+        userAgent: undefined,
+        useDualStack: false,
+        accelerate: false,
+        logLevel: "off",
       });
       assert.equal(config.storage.redirectDisabled, false, "redirects are on by default");
       const driver = await createDriver(config);
@@ -661,11 +665,28 @@ storage:
       configError(() => parse(YAML.replace("chunksize: 6291456", "chunksize: 1048576")), "storage.s3.chunksize", "between 5242880 and");
       configError(() => parse(YAML.replace("    secretkey: topsecret\n", "")), "storage.s3.secretkey", "go together");
       configError(() => parse(YAML.replace("forcepathstyle: true", "forcepathstyle: maybe")), "storage.s3.forcepathstyle", "expected a boolean");
-      const { warnings } = parse(YAML.replace("v4auth: true", "v4auth: false\n    usedualstack: true"));
+      configError(() => parse(YAML.replace("v4auth: true", "loglevel: verbose")), "storage.s3.loglevel", "expected one of off, debug, debugwithsigning");
+      const { warnings } = parse(YAML.replace("v4auth: true", "v4auth: false\n    usedualstack: true\n    accelerate: true"));
       assert.deepEqual(warnings.sort(), [
-        "storage.s3.usedualstack is not supported by berth yet and is ignored",
+        "storage.s3.accelerate: ignored with storage.s3.regionendpoint (it chooses one of AWS's own endpoints)",
+        "storage.s3.usedualstack: ignored with storage.s3.regionendpoint (it chooses one of AWS's own endpoints)",
         "storage.s3.v4auth: false is ignored; berth always signs requests with AWS Signature Version 4",
       ]);
+    });
+
+    it("useragent, usedualstack, accelerate and loglevel (any case, as distribution) reach the driver; accelerate refuses a bucket that cannot be a host name", () => {
+      const aws = YAML.replace("    regionendpoint: http://127.0.0.1:7480\n", "");
+      const { config, warnings } = parse(aws.replace("v4auth: true", "useragent: fleet/1\n    usedualstack: true\n    accelerate: true\n    loglevel: DebugWithSigning"));
+      assert.deepEqual(warnings, []);
+      assert.equal(config.storage.driver.kind, "s3");
+      if (config.storage.driver.kind !== "s3") return;
+      assert.equal(config.storage.driver.userAgent, "fleet/1");
+      assert.equal(config.storage.driver.useDualStack, true);
+      assert.equal(config.storage.driver.accelerate, true);
+      assert.equal(config.storage.driver.logLevel, "debugwithsigning");
+      const fromEnv = parse(aws, { REGISTRY_STORAGE_S3_LOGLEVEL: "debug" }).config.storage.driver;
+      assert.equal(fromEnv.kind === "s3" ? fromEnv.logLevel : undefined, "debug");
+      configError(() => parse(aws.replace("bucket: registry", "bucket: my.registry").replace("v4auth: true", "accelerate: true")), "storage.s3.accelerate", "cannot use S3 Transfer Acceleration");
     });
   });
 }

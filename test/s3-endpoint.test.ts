@@ -50,6 +50,33 @@ describe("S3 endpoint from the configuration", () => {
     assert.equal(endpointOf({ bucket: "registry", region: "r", regionendpoint: "http://gw.example.com/s3/", forcepathstyle: true }).bucketPath, "/s3/registry");
   });
 
+  it("usedualstack: AWS's dual-stack endpoint of the region", () => {
+    assert.equal(endpointOf({ bucket: "registry", region: "eu-west-1", usedualstack: true }).host, "registry.s3.dualstack.eu-west-1.amazonaws.com");
+    assert.equal(endpointOf({ bucket: "registry", region: "cn-north-1", usedualstack: true }).host, "registry.s3.dualstack.cn-north-1.amazonaws.com.cn");
+  });
+
+  it("accelerate: the global accelerate endpoint with the bucket in the host name, even with forcepathstyle (as the AWS SDK for Go)", () => {
+    assert.deepEqual(endpointOf({ bucket: "registry", region: "eu-west-1", accelerate: true, forcepathstyle: true }), {
+      protocol: "https:",
+      hostname: "registry.s3-accelerate.amazonaws.com",
+      port: 443,
+      host: "registry.s3-accelerate.amazonaws.com",
+      bucketPath: "",
+      region: "eu-west-1",
+    });
+    assert.equal(endpointOf({ bucket: "registry", region: "eu-west-1", accelerate: true, usedualstack: true }).host, "registry.s3-accelerate.dualstack.amazonaws.com");
+  });
+
+  it("accelerate with a bucket name that cannot be a host name label: an error naming the bucket", () => {
+    assert.throws(() => endpointOf({ bucket: "my.registry", region: "eu-west-1", accelerate: true }), /"my\.registry" cannot use accelerate/);
+  });
+
+  it("a regionendpoint takes precedence over usedualstack and accelerate", () => {
+    const e = endpointOf({ bucket: "registry", region: "r", regionendpoint: "http://127.0.0.1:7480", usedualstack: true, accelerate: true });
+    assert.equal(e.host, "127.0.0.1:7480");
+    assert.equal(e.bucketPath, "/registry");
+  });
+
   it("no region anywhere: an error that says so", () => {
     const saved = [process.env.AWS_REGION, process.env.AWS_DEFAULT_REGION];
     delete process.env.AWS_REGION;

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
+import { readFileSync } from "node:fs";
+import { JSON_TEST_LOG, startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { cephSkipReason, s3DriverConfig, startCephS3, type CephS3 } from "./support/ceph-s3.js";
 import { requireDistribution, startDistribution, type DistributionProcess } from "./support/distribution-process.js";
 import { digestOf, randomBlob, randomImage, RegistryClient, uniqueName, withQuery, type ImageParts } from "./support/registry-client.js";
@@ -121,6 +122,43 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
       assert.equal(count(requests, (r) => r.operation === "DeleteObject"), 0, "the source goes with the upload's directory");
       assert.equal(requests.length, 9, `the whole upload: ${requests.map((r) => `${r.operation} ${r.key}`).join("\n")}`);
     });
+  });
+
+  it("storage.s3.useragent and loglevel: every request carries berth's User-Agent with the suffix, and loglevel debug logs each one, at the default log level", async () => {
+    const driver = `${driverConfig("/requests-useragent")}\n    useragent: ci-fleet/7\n    loglevel: DEBUG`;
+    const berth = await startBerth({ configYaml: testConfig({ driver, log: JSON_TEST_LOG }) });
+    try {
+      const client = new RegistryClient(berth.url);
+      const name = uniqueName("ua");
+      log.take();
+      const linesBefore = berth.log().split("\n").length - 1;
+      await client.pushBlob(name, randomBlob(4096));
+      const requests = log.take();
+      assert.ok(requests.length > 0);
+      const version = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+      assert.deepEqual([...new Set(requests.map((r) => r.userAgent))], [`berth/${version} ci-fleet/7`]);
+      const logged = berth
+        .log()
+        .split("\n")
+        .slice(linesBefore)
+        .filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((entry) => entry.component === "s3");
+      // One line per request the proxy forwarded (none was retried), naming its operation and status.
+      assert.deepEqual(
+        logged.map((e) => `${String(e.operation)} ${String(e.status)}`).sort(),
+        requests.map((r) => `${r.operation} ${r.status}`).sort(),
+      );
+      // A missing object (the blob's HEAD before its upload) is an answer, logged as a failed request with its error.
+      assert.ok(logged.some((e) => e.status === 404 && e.msg === "s3 request failed" && /NotFound/.test(String(e.err))), JSON.stringify(logged));
+      for (const e of logged) {
+        assert.ok(e.level === "info" && e.attempt === 1 && typeof e.durationMs === "number", JSON.stringify(e));
+        assert.equal(e.msg, Number(e.status) < 300 ? "s3 request" : "s3 request failed");
+      }
+      assert.ok(!berth.log().includes(s3.secretAccessKey), "the secret key never appears");
+    } finally {
+      await berth.stop();
+    }
   });
 
   it("a chunked upload: each chunk finds the upload and its writer's state in one listing and the side object, without searching for multipart uploads", async () => {

@@ -39,7 +39,7 @@ describe("S3 transport retries against a failing HTTP server", () => {
       { protocol: "http:", hostname: "127.0.0.1", port, host: `127.0.0.1:${port}`, bucketPath: "/bucket", region: "us-east-1" },
       credentialSource({ accesskey: "key", secretkey: "secret" }),
       // Short waits, so that the test does not sleep; the number of attempts is the default.
-      { socketTimeoutMs: 300, connectTimeoutMs: 1000, maxSockets: 4, rejectUnauthorized: true, retry: { ...DEFAULT_RETRY_POLICY, baseDelayMs: 1, throttledDelayMs: 1 } },
+      { socketTimeoutMs: 300, connectTimeoutMs: 1000, maxSockets: 4, rejectUnauthorized: true, retry: { ...DEFAULT_RETRY_POLICY, baseDelayMs: 1, throttledDelayMs: 1 }, userAgent: "berth-test" },
     );
   });
 

@@ -1,12 +1,13 @@
 import { OPEN_ACCESS, type AccessController } from "../auth/access-controller.js";
 import { SillyAccessController } from "../auth/silly.js";
-import type { Config } from "../config/config.js";
+import { ConfigError, type AzureStorage, type Config } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { FilesystemDriver } from "../driver/filesystem-driver.js";
 import { InMemoryDriver } from "../driver/inmemory-driver.js";
 import { InMemoryBlobDescriptorCache, NoBlobDescriptorCache, type BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
 import type { RedisBlobDescriptorCache, RedisCommandObserver } from "../cache/redis-blob-descriptor-cache.js";
-import type { Logger } from "../log/logger.js";
+import type { S3LogSink } from "../driver/s3/s3-request-log.js";
+import { createLogger, type Logger } from "../log/logger.js";
 import type { PrometheusMetrics } from "../metrics/prometheus-metrics.js";
 import type { Registry } from "../registry/registry.js";
 import { StorageRegistry } from "../registry/storage-registry.js";
@@ -25,7 +26,7 @@ import { DEFAULT_GC_TIMING, testTimingFromEnv, type GcTiming } from "../gc/onlin
  * the configuration asks for them: a registry on the filesystem should not pay ~40 MiB of resident
  * memory for code it never runs.
  */
-export async function createDriver(config: Config): Promise<StorageDriver> {
+export async function createDriver(config: Config, log?: Logger): Promise<StorageDriver> {
   const driver = config.storage.driver;
   switch (driver.kind) {
     case "filesystem":
@@ -34,6 +35,7 @@ export async function createDriver(config: Config): Promise<StorageDriver> {
       return new InMemoryDriver();
     case "s3": {
       const { S3Driver } = await import("../driver/s3/s3-driver.js");
+      const { S3RequestLog } = await import("../driver/s3/s3-request-log.js");
       return new S3Driver({
         bucket: driver.bucket,
         region: driver.region,
@@ -53,7 +55,23 @@ export async function createDriver(config: Config): Promise<StorageDriver> {
         multipartcopythresholdsize: driver.multipartCopyThresholdSize,
         storageclass: driver.storageClass,
         objectacl: driver.objectAcl,
+        useragent: driver.userAgent,
+        usedualstack: driver.useDualStack,
+        accelerate: driver.accelerate,
+      }, { requestLog: driver.logLevel === "off" ? undefined : new S3RequestLog(driver.logLevel, s3LogSink(log ?? createLogger(config.log))) });
+    }
+    case "azure": {
+      const { AzureDriver } = await import("../driver/azure/azure-driver.js");
+      const azure = new AzureDriver({
+        accountname: driver.accountName,
+        container: driver.container,
+        credentials: { type: "shared_key", accountKey: driver.accountKey },
+        realm: driver.realm,
+        serviceurl: driver.serviceUrl,
+        rootdirectory: driver.rootDirectory,
       });
+      await refuseUnusableContainer(azure, driver);
+      return azure;
     }
     case "gcs": {
       const { GcsDriver } = await import("../driver/gcs/gcs-driver.js");
@@ -66,6 +84,36 @@ export async function createDriver(config: Config): Promise<StorageDriver> {
       });
     }
   }
+}
+
+/** How long start-up waits for the Azure service's answer about the container. */
+const AZURE_PROBE_MS = 10_000;
+
+/**
+ * A container that does not exist, or a key the service refuses, stops berth at start with the
+ * key to fix, rather than answering every request with 500. An unreachable service does not: it
+ * says nothing about the configuration, and the health checks report it.
+ */
+async function refuseUnusableContainer(azure: import("../driver/azure/azure-driver.js").AzureDriver, config: AzureStorage): Promise<void> {
+  let problem: Awaited<ReturnType<typeof azure.containerProblem>>;
+  try {
+    problem = await azure.containerProblem(AbortSignal.timeout(AZURE_PROBE_MS));
+  } catch {
+    return;
+  }
+  const service = azure.options.serviceUrl;
+  if (problem === "container-not-found") {
+    throw new ConfigError("storage.azure.container", `container ${JSON.stringify(config.container)} does not exist at ${service}; create it first (berth does not create containers)`);
+  }
+  if (problem === "authentication-failed") {
+    throw new ConfigError("storage.azure.accountkey", `${service} refused the key of account ${JSON.stringify(config.accountName)} (AuthenticationFailed): check accountname and accountkey`);
+  }
+}
+
+/** S3 request lines at info, where distribution's SDK lines appear whatever the log level (s3-request-log.ts). */
+function s3LogSink(log: Logger): S3LogSink {
+  const s3 = log.child({ component: "s3" });
+  return (fields, message) => s3.info(fields, message);
 }
 
 /** The registry's blob descriptor cache; a redis one connects when the registry is opened. */
@@ -159,6 +207,10 @@ export async function createRegistry(
   }
   // Under notifications: an operation the collection refuses records no event.
   if (gc !== undefined) registry = gc.wrap(registry, cache);
+  if (config.policy.repositoryClasses.length > 0) {
+    const { RepositoryClassPolicyRegistry } = await import("../policy/repository-class-policy.js");
+    registry = new RepositoryClassPolicyRegistry(registry, new Set(config.policy.repositoryClasses));
+  }
   if (config.notifications !== undefined) {
     const [{ Notifier }, { NotifyingRegistry }] = await Promise.all([import("../notifications/notifier.js"), import("../notifications/notifying-registry.js")]);
     const notifier = new Notifier({
@@ -212,6 +264,8 @@ export function describeStorage(config: Config): string {
       return "inmemory (lost at exit)";
     case "s3":
       return `s3 bucket ${driver.bucket} at ${driver.regionEndpoint ?? `AWS ${driver.region}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
+    case "azure":
+      return `azure container ${driver.container} at ${driver.serviceUrl ?? `https://${driver.accountName}.blob.${driver.realm}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
     case "gcs":
       return `gcs bucket ${driver.bucket}${driver.apiEndpoint === undefined ? "" : ` at ${driver.apiEndpoint}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
   }

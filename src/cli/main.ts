@@ -2,9 +2,9 @@
 // The flag (also in `npm start`): V8's young generation capped at 2 MiB per semi-space instead of
 // 16. A registry's garbage is many small, short-lived request objects; measured with the
 // benchmarks, it keeps requests per second and cuts resident memory under load by about a third.
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
+import { berthVersion } from "../berth-version.js";
 import { ConfigError } from "../config/config.js";
 import { describeConfig, loadConfig } from "../config/load-config.js";
 import { CollectionRunningError } from "../gc/registry-lease.js";
@@ -50,10 +50,6 @@ Validates FILE (plus REGISTRY_* environment overrides), prints warnings for keys
 and prints the effective configuration with secrets masked. Exits 1 when the file is invalid.
 `;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string };
-  return pkg.version ?? "unknown";
-}
 
 async function main(argv: string[]): Promise<number> {
   // garbage-collect has flags of its own (--dry-run, -m, …): it parses its arguments itself.
@@ -66,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const [command, ...rest] = positionals;
   if (values.version) {
-    process.stdout.write(`berth ${version()}\n`);
+    process.stdout.write(`berth ${berthVersion()}\n`);
     return 0;
   }
   if (command === undefined) {

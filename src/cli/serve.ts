@@ -38,7 +38,7 @@ export interface ServeHooks {
 /** Starts the registry described by `config` and resolves once it listens. */
 export async function serve(config: Config, warnings: string[], logOverride?: Logger, hooks: ServeHooks = {}): Promise<RunningRegistry> {
   const log =
-    logOverride ?? createLogger({ level: config.log.level, formatter: config.log.formatter, fields: config.log.fields });
+    logOverride ?? createLogger(config.log);
   for (const warning of warnings) log.warn(warning);
   if (config.http.secretGenerated) {
     log.warn("http.secret is not set: generated one for this process; set it when running more than one node");
@@ -46,7 +46,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   const metrics = await createMetrics(config);
   const tracing = await createTracing(process.env, log);
   // Each capability wraps the driver only when it is on: metrics outermost, timing what callers wait for.
-  const created = await createDriver(config);
+  const created = await createDriver(config, log);
   const plain = hooks.wrapDriver === undefined ? created : hooks.wrapDriver(created);
   const traced = tracing === undefined ? plain : tracing.traceDriver(plain);
   const driver = metrics === undefined ? traced : metrics.meterDriver(traced);

@@ -85,7 +85,7 @@ async function startPrimaryDebugListener(config: Config): Promise<DebugListener 
     const { aggregatedMetricsRoute } = await import("../metrics/prometheus-metrics.js");
     routes.push(aggregatedMetricsRoute(debug.prometheus.path));
   }
-  const log = createLogger({ level: config.log.level, formatter: config.log.formatter, fields: config.log.fields });
+  const log = createLogger(config.log);
   const listener = await startDebugListener(debug, routes, log, forwardToWorkers());
   process.stderr.write(`berth: debug listener on ${listener.url}\n`);
   return listener;

@@ -5,6 +5,7 @@ import { buildHealth } from "./build-health.js";
 import { buildHttp } from "./build-http.js";
 import { buildLog } from "./build-log.js";
 import { buildNotifications } from "./build-notifications.js";
+import { buildPolicy } from "./build-policy.js";
 import { buildProxy } from "./build-proxy.js";
 import { buildRedis } from "./build-redis.js";
 import { buildStorage } from "./build-storage.js";
@@ -31,5 +32,6 @@ export function buildConfig(root: RawMap, warnings: string[]): Config {
     proxy: buildProxy(root, warnings),
     notifications: buildNotifications(root, warnings),
     health: buildHealth(root, warnings),
+    policy: buildPolicy(root),
   };
 }

@@ -25,5 +25,6 @@ export function buildLog(root: RawMap, warnings: string[]): Config["log"] {
     formatter: readEnum(child(log, "formatter"), "log.formatter", ["text", "json", "logstash"] as const) ?? "text",
     accessLogDisabled: readBool(child(readSection(child(log, "accesslog"), "log.accesslog"), "disabled"), "log.accesslog.disabled") ?? false,
     fields,
+    reportCaller: readBool(child(log, "reportcaller"), "log.reportcaller") ?? false,
   };
 }

@@ -1,4 +1,5 @@
 // storage.s3, with distribution's defaults and limits.
+import { S3_LOG_LEVELS, type S3LogLevel } from "../driver/s3/s3-request-log.js";
 import type { S3Storage } from "./config.js";
 import { child, fail, readBool, readOptionalString, readPositiveInt } from "./raw-values.js";
 import type { Raw, RawMap } from "./raw-yaml.js";
@@ -31,6 +32,21 @@ export function buildS3(s3: RawMap | undefined, node: Raw | undefined, warnings:
     const missing = accessKey === undefined ? "accesskey" : "secretkey";
     throw fail(`${at}.${missing}`, node, "accesskey and secretkey go together (leave both out to use the AWS credential chain)");
   }
+  const dualStack = bool("usedualstack", false);
+  const accelerate = bool("accelerate", false);
+  // The AWS SDK for Go ignores both for a custom endpoint; berth says so.
+  if (regionEndpoint !== undefined) {
+    for (const [key, on] of [["usedualstack", dualStack], ["accelerate", accelerate]] as const) {
+      if (on) warnings.push(`${at}.${key}: ignored with ${at}.regionendpoint (it chooses one of AWS's own endpoints)`);
+    }
+  }
+  if (accelerate && regionEndpoint === undefined && (!/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bucket))) {
+    throw fail(`${at}.accelerate`, child(s3, "accelerate"), `bucket ${JSON.stringify(bucket)} cannot use S3 Transfer Acceleration: its name must be a host name label without dots`);
+  }
+  const logLevel = (str("loglevel") ?? "off").toLowerCase();
+  if (!(S3_LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw fail(`${at}.loglevel`, child(s3, "loglevel"), `expected one of ${S3_LOG_LEVELS.join(", ")}, got ${JSON.stringify(logLevel)}`);
+  }
   if (readBool(child(s3, "v4auth"), `${at}.v4auth`) === false) warnings.push(`${at}.v4auth: false is ignored; berth always signs requests with AWS Signature Version 4`);
   return {
     kind: "s3",
@@ -52,5 +68,9 @@ export function buildS3(s3: RawMap | undefined, node: Raw | undefined, warnings:
     multipartCopyThresholdSize: size("multipartcopythresholdsize", 32 * MiB, 1, S3_MAX_PART),
     storageClass: str("storageclass") ?? "STANDARD",
     objectAcl: str("objectacl"),
+    userAgent: str("useragent"),
+    useDualStack: dualStack,
+    accelerate,
+    logLevel: logLevel as S3LogLevel,
   };
 }

@@ -1,4 +1,5 @@
 // storage: the driver, deletion, redirects, upload purging, read-only mode and the blob descriptor cache.
+import { buildAzure } from "./build-azure.js";
 import { buildGcs } from "./build-gcs.js";
 import { buildS3 } from "./build-s3.js";
 import { NON_DRIVER_STORAGE_KEYS } from "./config-schema.js";
@@ -11,7 +12,7 @@ import type { RawMap } from "./raw-yaml.js";
 const DISTRIBUTION_ROOT_DIRECTORY = "/var/lib/registry";
 const DEFAULT_BLOB_DESCRIPTOR_SIZE = 10000;
 const HOUR_MS = 3_600_000;
-const NO_DRIVER = "no storage driver configured; add storage.filesystem, storage.s3, storage.gcs or storage.inmemory";
+const NO_DRIVER = "no storage driver configured; add storage.filesystem, storage.s3, storage.azure, storage.gcs or storage.inmemory";
 
 export function buildStorage(root: RawMap, warnings: string[]): Config["storage"] {
   const storageNode = child(root, "storage");
@@ -27,11 +28,19 @@ export function buildStorage(root: RawMap, warnings: string[]): Config["storage"
   if (drivers[0] === "filesystem") {
     const fs = readSection(child(storage, "filesystem"), "storage.filesystem");
     const dir = readString(child(fs, "rootdirectory"), "storage.filesystem.rootdirectory");
+    // distribution caps its concurrent blocking file operations at maxthreads, at least 25. berth's
+    // run on libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says otherwise): any value
+    // distribution accepts is already met. Checked so that a wrong value is still named.
     const maxThreads = readPositiveInt(child(fs, "maxthreads"), "storage.filesystem.maxthreads");
-    if (maxThreads !== undefined) warnings.push("storage.filesystem.maxthreads is not supported by berth yet and is ignored");
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    if (maxThreads !== undefined && Number.isFinite(pool) && pool > Math.max(maxThreads, 25)) {
+      warnings.push(`storage.filesystem.maxthreads: ${maxThreads}, but UV_THREADPOOL_SIZE=${pool} lets up to ${pool} file operations run at once`);
+    }
     driver = { kind: "filesystem", rootDirectory: absolutePath(dir === undefined || dir === "" ? DISTRIBUTION_ROOT_DIRECTORY : dir) };
   } else if (drivers[0] === "s3") {
     driver = buildS3(readSection(child(storage, "s3"), "storage.s3"), child(storage, "s3"), warnings);
+  } else if (drivers[0] === "azure") {
+    driver = buildAzure(readSection(child(storage, "azure"), "storage.azure"), child(storage, "azure"));
   } else if (drivers[0] === "gcs") {
     driver = buildGcs(readSection(child(storage, "gcs"), "storage.gcs"), child(storage, "gcs"));
   } else {

@@ -63,7 +63,7 @@ export const ENDPOINT_SPEC: Spec = section({
 
 /** Keys under storage that configure the storage layer rather than naming a driver. */
 export const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
-export const SUPPORTED_DRIVERS = "berth supports filesystem, s3, gcs and inmemory";
+export const SUPPORTED_DRIVERS = "berth supports filesystem, s3, azure, gcs and inmemory";
 export const SUPPORTED_AUTH = "berth supports htpasswd, token and silly";
 const REDIS_TLS_FILES =
   "client certificates and private CAs for Redis are not supported yet; use redis.tls.enabled: true with a server certificate the system trusts";
@@ -77,7 +77,7 @@ export const ROOT_SPEC: Spec = section({
     fields: { kind: "freemap", envKey: (rest) => rest.join("_").toLowerCase() },
     accesslog: section({ disabled: VALUE }),
     hooks: IGNORED,
-    reportcaller: IGNORED,
+    reportcaller: VALUE,
   }),
   storage: section({
     filesystem: section({ rootdirectory: VALUE, maxthreads: VALUE }),
@@ -102,12 +102,24 @@ export const ROOT_SPEC: Spec = section({
       multipartcopythresholdsize: VALUE,
       storageclass: VALUE,
       objectacl: VALUE,
-      useragent: IGNORED,
-      usedualstack: IGNORED,
-      accelerate: IGNORED,
-      loglevel: IGNORED,
+      useragent: VALUE,
+      usedualstack: VALUE,
+      accelerate: VALUE,
+      loglevel: VALUE,
     }),
-    azure: UNSUPPORTED_DRIVER,
+    azure: section({
+      accountname: VALUE,
+      accountkey: VALUE,
+      container: VALUE,
+      realm: VALUE,
+      rootdirectory: VALUE,
+      serviceurl: VALUE,
+      connectionstring: VALUE,
+      credentials: section({ type: VALUE, clientid: VALUE, tenantid: VALUE, secret: VALUE }),
+      // distribution 3 polls a pending copy this often before giving up; berth polls until it ends.
+      copy_status_poll_max_retry: IGNORED,
+      copy_status_poll_delay: IGNORED,
+    }),
     gcs: section({
       bucket: VALUE,
       keyfile: VALUE,
@@ -120,8 +132,17 @@ export const ROOT_SPEC: Spec = section({
       useragent: IGNORED,
       maxconcurrency: IGNORED,
     }),
-    swift: UNSUPPORTED_DRIVER,
-    oss: UNSUPPORTED_DRIVER,
+    // distribution 3 removed both drivers; each service speaks S3.
+    swift: {
+      kind: "refused",
+      problem: "distribution 3 removed the swift driver and berth has none; OpenStack Swift serves the S3 API (its s3api middleware): use storage.s3 with regionendpoint",
+      nameChild: false,
+    },
+    oss: {
+      kind: "refused",
+      problem: "distribution 3 removed the oss driver and berth has none; Alibaba Cloud OSS serves the S3 API: use storage.s3 with regionendpoint https://oss-<region>.aliyuncs.com",
+      nameChild: false,
+    },
     delete: section({ enabled: VALUE }),
     redirect: section({ disable: VALUE }),
     maintenance: section({
@@ -213,7 +234,7 @@ export const ROOT_SPEC: Spec = section({
   compatibility: IGNORED,
   reporting: IGNORED,
   middleware: IGNORED,
-  policy: IGNORED,
+  policy: section({ repository: section({ classes: VALUE }) }),
   catalog: IGNORED,
 });
 

@@ -1,3 +1,4 @@
+import type { S3LogLevel } from "../driver/s3/s3-request-log.js";
 /**
  * The validated, typed configuration berth runs on. Built from distribution's config.yml keys plus
  * REGISTRY_* environment overrides by `loadConfig` (load-config.ts); every field here is already
@@ -10,9 +11,11 @@ export interface Config {
     formatter: "text" | "json" | "logstash";
     accessLogDisabled: boolean;
     fields: Record<string, string>;
+    /** log.reportcaller: lines name the function and file that logged them. */
+    reportCaller: boolean;
   };
   storage: {
-    driver: FilesystemStorage | InMemoryStorage | S3Storage | GcsStorage;
+    driver: FilesystemStorage | InMemoryStorage | S3Storage | AzureStorage | GcsStorage;
     deleteEnabled: boolean;
     redirectDisabled: boolean;
     uploadPurging: {
@@ -62,6 +65,8 @@ export interface Config {
   notifications: NotificationsConfig | undefined;
   /** The `health` section's checks; undefined when it configures none (nothing polls, nothing drains). */
   health: HealthConfig | undefined;
+  /** policy.repository.classes: the manifest classes pushes may have; empty for any. */
+  policy: { repositoryClasses: string[] };
 }
 
 /**
@@ -323,6 +328,26 @@ export interface S3Storage {
   /** "NONE" sends no storage class. */
   storageClass: string;
   objectAcl: string | undefined;
+  /** Appended to berth's User-Agent on S3 requests. */
+  userAgent: string | undefined;
+  useDualStack: boolean;
+  accelerate: boolean;
+  /** "off", or which S3 request lines to log (src/driver/s3/s3-request-log.ts). */
+  logLevel: S3LogLevel;
+}
+
+/** storage.azure: distribution's keys, defaults applied. */
+export interface AzureStorage {
+  kind: "azure";
+  accountName: string;
+  /** Shared Key credentials (credentials.type shared_key, the only type berth supports yet). */
+  accountKey: string;
+  container: string;
+  realm: string;
+  /** The blob service's URL; `https://<accountName>.blob.<realm>` when undefined. */
+  serviceUrl: string | undefined;
+  /** Name prefix, as distribution: "/registry" stores under "registry/docker/registry/v2/…". */
+  rootDirectory: string;
 }
 
 /** A Google service account key, as in its JSON key file: what signs redirect URLs and authenticates. */

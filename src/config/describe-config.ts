@@ -4,7 +4,7 @@
  */
 import { maskURLPassword } from "./build-notifications.js";
 import { TLS12_CIPHER_SUITES } from "./build-tls.js";
-import type { Config, EndpointConfig, GcsStorage, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
+import type { AzureStorage, Config, EndpointConfig, GcsStorage, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
 import { formatGoDuration } from "./go-duration.js";
 
 /** What describeConfig prints instead of a secret. */
@@ -21,9 +21,11 @@ export function describeConfig(config: Config): Record<string, unknown> {
       ? { filesystem: { rootdirectory: storage.driver.rootDirectory } }
       : storage.driver.kind === "s3"
         ? { s3: describeS3(storage.driver) }
-        : storage.driver.kind === "gcs"
-          ? { gcs: describeGcs(storage.driver) }
-          : { inmemory: {} };
+        : storage.driver.kind === "azure"
+          ? { azure: describeAzure(storage.driver) }
+          : storage.driver.kind === "gcs"
+            ? { gcs: describeGcs(storage.driver) }
+            : { inmemory: {} };
   const cache: Record<string, unknown> = {};
   if (storage.cache.blobDescriptor !== undefined) {
     cache["blobdescriptor"] = storage.cache.blobDescriptor;
@@ -54,6 +56,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
       formatter: log.formatter,
       fields: { ...log.fields },
       accesslog: { disabled: log.accessLogDisabled },
+      reportcaller: log.reportCaller,
     },
     storage: {
       ...driver,
@@ -83,6 +86,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.proxy === undefined ? {} : { proxy: { upstreams: config.proxy.upstreams.map(describeUpstream) } }),
     ...(config.notifications === undefined ? {} : { notifications: describeNotifications(config.notifications) }),
     ...(config.health === undefined ? {} : { health: describeHealth(config.health) }),
+    ...(config.policy.repositoryClasses.length === 0 ? {} : { policy: { repository: { classes: [...config.policy.repositoryClasses] } } }),
   };
 }
 
@@ -116,6 +120,18 @@ function describeHealth(health: HealthConfig): Record<string, unknown> {
   return out;
 }
 
+function describeAzure(azure: AzureStorage): Record<string, unknown> {
+  return {
+    accountname: azure.accountName,
+    accountkey: MASK,
+    container: azure.container,
+    realm: azure.realm,
+    ...(azure.serviceUrl === undefined ? {} : { serviceurl: azure.serviceUrl }),
+    rootdirectory: azure.rootDirectory,
+    credentials: { type: "shared_key" },
+  };
+}
+
 function describeS3(s3: S3Storage): Record<string, unknown> {
   const out: Record<string, unknown> = { bucket: s3.bucket, region: s3.region };
   if (s3.regionEndpoint !== undefined) out["regionendpoint"] = s3.regionEndpoint;
@@ -134,6 +150,10 @@ function describeS3(s3: S3Storage): Record<string, unknown> {
     multipartcopythresholdsize: s3.multipartCopyThresholdSize,
     storageclass: s3.storageClass,
     ...(s3.objectAcl === undefined ? {} : { objectacl: s3.objectAcl }),
+    ...(s3.userAgent === undefined ? {} : { useragent: s3.userAgent }),
+    usedualstack: s3.useDualStack,
+    accelerate: s3.accelerate,
+    loglevel: s3.logLevel,
   });
   return out;
 }

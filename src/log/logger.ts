@@ -8,6 +8,8 @@ export interface LoggerOptions {
   fields?: Record<string, string>;
   /** Where lines go; standard error by default (standard output stays free for command output). */
   destination?: NodeJS.WritableStream;
+  /** log.reportcaller: each line names the function and file that logged it, as distribution's `func` and `file`. */
+  reportCaller?: boolean;
 }
 
 /**
@@ -18,13 +20,15 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions): Logger {
   const out = options.destination ?? process.stderr;
   const base = { ...(options.fields ?? {}) };
+  const mixin = options.reportCaller ? callerFields : undefined;
   if (options.formatter === "text") {
-    return pino({ level: options.level, base }, textStream(out));
+    return pino({ level: options.level, base, mixin }, textStream(out));
   }
   if (options.formatter === "logstash") {
     return pino(
       {
         level: options.level,
+        mixin,
         base: { ...base, "@version": "1" },
         timestamp: () => `,"@timestamp":"${new Date().toISOString()}"`,
         formatters: { level: (label) => ({ level: label }) },
@@ -33,9 +37,28 @@ export function createLogger(options: LoggerOptions): Logger {
     );
   }
   return pino(
-    { level: options.level, base, formatters: { level: (label) => ({ level: label }) } },
+    { level: options.level, base, mixin, formatters: { level: (label) => ({ level: label }) } },
     out as DestinationStream,
   );
+}
+
+const THIS_FILE = new URL(import.meta.url).pathname;
+const FRAME = /^\s*at (?:(.*?) \()?(?:file:\/\/)?(.+?):(\d+):\d+\)?$/;
+
+/**
+ * The first stack frame outside pino and this file: who called the logger. Costs a stack capture
+ * per line (some microseconds), which is why it is off unless log.reportcaller asks for it.
+ */
+function callerFields(): Record<string, string> {
+  const stack = new Error().stack ?? "";
+  for (const line of stack.split("\n").slice(1)) {
+    const frame = FRAME.exec(line);
+    if (!frame) continue;
+    const [, func, file, lineNumber] = frame as unknown as [string, string | undefined, string, string];
+    if (file === THIS_FILE || file.includes("/node_modules/pino/") || file.startsWith("node:")) continue;
+    return { func: func ?? "(anonymous)", file: `${file}:${lineNumber}` };
+  }
+  return {};
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" };

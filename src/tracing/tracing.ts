@@ -3,7 +3,6 @@
  * composition root imports this module, and only when tracing is on: it loads the OpenTelemetry
  * SDK, which a registry that does not trace never pays for.
  */
-import { readFileSync } from "node:fs";
 import { DiagLogLevel, context, diag, type TextMapPropagator } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
@@ -21,6 +20,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
 import type { RedisCommandObserver } from "../cache/redis-blob-descriptor-cache.js";
+import { berthVersion } from "../berth-version.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import type { Logger } from "../log/logger.js";
 import type { UpstreamExchangeObserver } from "../proxy/upstream-client.js";
@@ -129,11 +129,3 @@ function createPropagator(settings: TracingSettings): TextMapPropagator {
   });
 }
 
-let version: string | undefined;
-function berthVersion(): string {
-  if (version === undefined) {
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: unknown };
-    version = typeof pkg.version === "string" ? pkg.version : "unknown";
-  }
-  return version;
-}

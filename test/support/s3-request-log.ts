@@ -15,6 +15,8 @@ export interface S3Request {
   /** The object key, or for a listing its `prefix`, without the bucket. */
   key: string;
   status: number;
+  /** The User-Agent header the registry sent. */
+  userAgent: string;
 }
 
 export interface S3RequestLog {
@@ -41,7 +43,7 @@ export async function startS3RequestLog(upstreamEndpoint: string, options: S3Req
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
-        recorded.push({ operation: operationOf(req.method ?? "", url, req.headers["x-amz-copy-source"] !== undefined), key: keyOf(url), status: answer.statusCode ?? 0 });
+        recorded.push({ operation: operationOf(req.method ?? "", url, req.headers["x-amz-copy-source"] !== undefined), key: keyOf(url), status: answer.statusCode ?? 0, userAgent: req.headers["user-agent"] ?? "" });
       },
     );
     forwarded.on("error", () => res.destroy());

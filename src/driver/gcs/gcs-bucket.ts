@@ -7,7 +7,7 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import type { GcsServiceAccount } from "../../config/config.js";
-import type { ListedObject, ListParams } from "../s3/bucket.js";
+import type { ListedObject, ListPage, ListParams } from "../s3/bucket.js";
 import type { FlatListing } from "../s3/s3-walk.js";
 
 export interface GcsDriverOptions {
@@ -97,7 +97,7 @@ export class GcsBucket implements FlatListing {
    * sent as GCS's startOffset (inclusive) and also applied here, so that a server which ignores it
    * (the emulator) still gives the right answer, only more slowly.
    */
-  async listPage(params: ListParams): Promise<{ Contents: ListedObject[]; CommonPrefixes: string[]; IsTruncated: boolean; NextContinuationToken: string | undefined }> {
+  async listPage(params: ListParams): Promise<ListPage> {
     const [, , response] = await this.bucket.getFiles({
       prefix: params.Prefix,
       autoPaginate: false,
@@ -110,7 +110,7 @@ export class GcsBucket implements FlatListing {
     let contents = (Array.isArray(body.items) ? body.items : []).map(asListed).filter((item): item is ListedObject => item !== undefined);
     const after = params.StartAfter;
     if (after !== undefined) contents = contents.filter((item) => item.Key > after);
-    const prefixes = Array.isArray(body.prefixes) ? body.prefixes.filter((p): p is string => typeof p === "string") : [];
+    const prefixes = Array.isArray(body.prefixes) ? body.prefixes.filter((p): p is string => typeof p === "string").map((p) => ({ Prefix: p })) : [];
     const token = typeof body.nextPageToken === "string" && body.nextPageToken !== "" ? body.nextPageToken : undefined;
     return { Contents: contents, CommonPrefixes: prefixes, IsTruncated: token !== undefined, NextContinuationToken: token };
   }

@@ -115,7 +115,7 @@ export class GcsDriver implements StorageDriver {
       }
       for (const common of page.CommonPrefixes) {
         seen++;
-        const dir = common.slice(0, -1);
+        const dir = common.Prefix.slice(0, -1);
         if (isValidSegment(dir.slice(prefix.length))) children.add(this.#b.pathOf(dir));
       }
       token = page.NextContinuationToken;

@@ -29,7 +29,7 @@ export class S3Driver implements StorageDriver {
 
   constructor(options: S3DriverOptions, tuning: S3DriverTuning = {}) {
     const resolved = resolveOptions(options, tuning);
-    this.transport = createTransport(options, resolved);
+    this.transport = createTransport(options, resolved, tuning.requestLog);
     this.#b = new Bucket(this.transport, resolved);
   }
 

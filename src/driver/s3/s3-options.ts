@@ -1,7 +1,9 @@
 /** The S3 driver's configuration: the options as configured, their checked form, and the transport they make. */
 import { isIP } from "node:net";
+import { berthVersion } from "../../berth-version.js";
 import { credentialSource } from "./s3-credentials.js";
 import { MAX_PART_SIZE, MiB, MIN_PART_SIZE } from "./s3-limits.js";
+import type { S3RequestLog } from "./s3-request-log.js";
 import { S3Transport, type S3Endpoint } from "./s3-transport.js";
 
 /**
@@ -42,6 +44,12 @@ export interface S3DriverOptions {
   storageclass?: string;
   /** Canned ACL of written objects; none is sent when absent (buckets with ACLs disabled refuse most). */
   objectacl?: string;
+  /** Appended to the User-Agent header of every request (after `berth/<version>`), as distribution appends it to the SDK's. */
+  useragent?: string;
+  /** AWS's dual-stack (IPv4 and IPv6) endpoint, `s3.dualstack.<region>.amazonaws.com`. Not with `regionendpoint`. Default false. */
+  usedualstack?: boolean;
+  /** S3 Transfer Acceleration: `<bucket>.s3-accelerate.amazonaws.com`. Not with `regionendpoint`. Default false. */
+  accelerate?: boolean;
 }
 
 /** Knobs for tests and benchmarks, not configuration. */
@@ -50,6 +58,8 @@ export interface S3DriverTuning {
   listPageSize?: number;
   /** Inactivity on an S3 connection after which the request fails (and is retried). Default SOCKET_TIMEOUT_MS. */
   socketTimeoutMs?: number;
+  /** storage.s3.loglevel, made into a log by the composition root (it has the logger). */
+  requestLog?: S3RequestLog;
 }
 
 /**
@@ -108,13 +118,21 @@ function integerOption(name: string, value: number, min: number, max: number, mu
 }
 
 /** The transport to the options' endpoint with their credentials, with sockets enough for `multipartcopymaxconcurrency`. */
-export function createTransport(options: S3DriverOptions, resolved: S3ResolvedOptions): S3Transport {
+export function createTransport(options: S3DriverOptions, resolved: S3ResolvedOptions, requestLog?: S3RequestLog): S3Transport {
   return new S3Transport(endpointOf(options), credentialSource(options), {
     socketTimeoutMs: resolved.socketTimeoutMs,
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
     maxSockets: Math.max(50, resolved.copyConcurrency),
     rejectUnauthorized: !(options.skipverify ?? false),
+    userAgent: userAgent(options.useragent),
+    requestLog,
   });
+}
+
+/** `berth/<version>`, then the configured suffix, as the AWS SDK for Go appends it to its own. */
+export function userAgent(suffix: string | undefined): string {
+  const base = `berth/${berthVersion()}`;
+  return suffix === undefined || suffix === "" ? base : `${base} ${suffix}`;
 }
 
 /**
@@ -132,13 +150,16 @@ export function endpointOf(options: S3DriverOptions): S3Endpoint {
   if (configured !== undefined && configured !== "") {
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(configured) ? configured : `${secure ? "https" : "http"}://${configured}`);
   } else {
-    url = new URL(`${secure ? "https" : "http"}://s3.${region}.amazonaws.com${region.startsWith("cn-") ? ".cn" : ""}`);
+    url = new URL(`${secure ? "https" : "http"}://${awsHost(region, options)}`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`s3: regionendpoint must be http or https, got ${url.protocol}`);
   const protocol = url.protocol;
   const basePath = url.pathname.replace(/\/+$/, "");
   const hostname = url.hostname.replace(/^\[|\]$/g, "");
-  const pathStyle = (options.forcepathstyle ?? false) || !isDnsBucket(options.bucket, protocol === "https:") || isIP(hostname) !== 0 || hostname === "localhost";
+  if (accelerated(options) && !isDnsBucket(options.bucket, true)) {
+    throw new Error(`s3: bucket ${JSON.stringify(options.bucket)} cannot use accelerate: S3 Transfer Acceleration needs a bucket name that is a host name label without dots`);
+  }
+  const pathStyle = !accelerated(options) && ((options.forcepathstyle ?? false) || !isDnsBucket(options.bucket, protocol === "https:") || isIP(hostname) !== 0 || hostname === "localhost");
   const port = url.port === "" ? (protocol === "https:" ? 443 : 80) : Number(url.port);
   const host = pathStyle ? url.host : `${options.bucket}.${url.host}`;
   return {
@@ -149,6 +170,24 @@ export function endpointOf(options: S3DriverOptions): S3Endpoint {
     bucketPath: pathStyle ? `${basePath}/${options.bucket}` : basePath,
     region,
   };
+}
+
+/**
+ * AWS's host for the region, as the AWS SDK for Go (distribution's) chooses it: the dual-stack and
+ * accelerate endpoints when asked for. Accelerate is global (no region in the name) and needs the
+ * bucket in the host name, so it overrides forcepathstyle, as the SDK does. The China partition
+ * has neither.
+ */
+function awsHost(region: string, options: S3DriverOptions): string {
+  const suffix = region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
+  const dualStack = options.usedualstack ?? false;
+  if (accelerated(options)) return dualStack ? `s3-accelerate.dualstack.${suffix}` : `s3-accelerate.${suffix}`;
+  return dualStack ? `s3.dualstack.${region}.${suffix}` : `s3.${region}.${suffix}`;
+}
+
+/** Transfer Acceleration applies: asked for, on AWS's own endpoint. */
+function accelerated(options: S3DriverOptions): boolean {
+  return (options.accelerate ?? false) && (options.regionendpoint === undefined || options.regionendpoint === "");
 }
 
 /** A bucket name that can be the first label of a host name (and, under TLS, match a wildcard certificate). */

@@ -15,6 +15,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from "./retry-policy.js";
 import type { CredentialSource } from "./s3-credentials.js";
+import type { S3RequestLog } from "./s3-request-log.js";
 import { asStorageFault, codeOfStatus, S3ResponseError, S3TimeoutError } from "./s3-errors.js";
 import { parseError } from "./s3-xml.js";
 import { canonicalQuery, EMPTY_SHA256, encodeKeyPath, SigV4Signer, UNSIGNED_PAYLOAD } from "./sigv4.js";
@@ -69,6 +70,17 @@ export interface S3TransportOptions {
   /** Verify the server's TLS certificate (not with `skipverify`). */
   rejectUnauthorized: boolean;
   retry?: RetryPolicy;
+  /** The User-Agent header of every request. */
+  userAgent: string;
+  /** storage.s3.loglevel: a line per attempt. */
+  requestLog?: S3RequestLog;
+}
+
+/** What the request log needs of one attempt, gathered while it runs. */
+interface AttemptTrace {
+  attempt: number;
+  started: number;
+  canonical: string;
 }
 
 /** Called once per request (not per attempt), before it is sent. */
@@ -118,10 +130,18 @@ export class S3Transport {
   async send(request: S3Request): Promise<S3Response> {
     this.#notify(request);
     try {
-      return await withRetries(this.#retry, async () => {
-        const response = await this.#attempt(request);
-        const body = await readBody(response, Infinity);
-        if (request.errorIn200 && response.statusCode === 200) throwIfErrorDocument(request.operation, body);
+      return await withRetries(this.#retry, async (n) => {
+        const trace = this.#trace(n);
+        const response = await this.#attempt(request, trace);
+        let body: Buffer;
+        try {
+          body = await readBody(response, Infinity);
+          if (request.errorIn200 && response.statusCode === 200) throwIfErrorDocument(request.operation, body);
+        } catch (err) {
+          if (trace) this.#record(request, trace, response.statusCode, err, undefined);
+          throw err;
+        }
+        if (trace) this.#record(request, trace, response.statusCode, undefined, body);
         return { status: response.statusCode ?? 0, headers: response.headers, body };
       });
     } catch (err) {
@@ -137,7 +157,12 @@ export class S3Transport {
   async stream(request: S3Request): Promise<IncomingMessage> {
     this.#notify(request);
     try {
-      return await withRetries(this.#retry, () => this.#attempt(request));
+      return await withRetries(this.#retry, async (n) => {
+        const trace = this.#trace(n);
+        const response = await this.#attempt(request, trace);
+        if (trace) this.#record(request, trace, response.statusCode, undefined, undefined);
+        return response;
+      });
     } catch (err) {
       throw asStorageFault(err);
     }
@@ -151,6 +176,14 @@ export class S3Transport {
     return `${e.protocol}//${e.host}${path}?${query}`;
   }
 
+  #trace(attempt: number): AttemptTrace | undefined {
+    return this.#options.requestLog === undefined ? undefined : { attempt, started: performance.now(), canonical: "" };
+  }
+
+  #record(request: S3Request, trace: AttemptTrace, status: number | undefined, error: unknown, responseBody: Buffer | undefined): void {
+    this.#options.requestLog!.record({ request, attempt: trace.attempt, status, error, ms: performance.now() - trace.started, canonicalRequest: trace.canonical, responseBody });
+  }
+
   #notify(request: S3Request): void {
     for (const observer of this.#observers) observer(request);
   }
@@ -160,8 +193,8 @@ export class S3Transport {
     return `${this.#endpoint.bucketPath}/${encodeKeyPath(key)}`;
   }
 
-  /** One attempt: resolves with a 2xx answer whose body is unread, rejects with the failure. */
-  async #attempt(request: S3Request): Promise<IncomingMessage> {
+  /** One attempt: resolves with a 2xx answer whose body is unread, rejects with the failure (logged when `trace`). */
+  async #attempt(request: S3Request, trace: AttemptTrace | undefined): Promise<IncomingMessage> {
     const e = this.#endpoint;
     const path = this.#path(request.key);
     const query = request.query ?? [];
@@ -170,14 +203,25 @@ export class S3Transport {
     if (body !== undefined || request.method === "PUT" || request.method === "POST") headers["content-length"] = String(body?.byteLength ?? 0);
     let payloadHash = EMPTY_SHA256;
     if (body !== undefined && body.byteLength > 0) payloadHash = request.signedBody ? createHash("sha256").update(body).digest("hex") : UNSIGNED_PAYLOAD;
-    this.#signer.sign({ method: request.method, path, query, headers }, await this.#credentials(), payloadHash, new Date());
+    const canonical = this.#signer.sign({ method: request.method, path, query, headers }, await this.#credentials(), payloadHash, new Date());
+    // Not signed (sigv4.ts): proxies may rewrite it.
+    headers["user-agent"] = this.#options.userAgent;
     const queryString = canonicalQuery(query);
-    const response = await this.#exchange(request.method, queryString === "" ? path : `${path}?${queryString}`, headers, body);
+    let response: IncomingMessage;
+    try {
+      response = await this.#exchange(request.method, queryString === "" ? path : `${path}?${queryString}`, headers, body);
+    } catch (err) {
+      if (trace) this.#record(request, { ...trace, canonical }, undefined, err, undefined);
+      throw err;
+    }
+    if (trace) trace.canonical = canonical;
     const status = response.statusCode ?? 0;
     if (status >= 200 && status < 300) return response;
     const errorBody = await readBody(response, MAX_ERROR_BODY).catch(() => Buffer.alloc(0));
     const error = parseError(errorBody.toString("utf8"));
-    throw new S3ResponseError(request.operation, status, error?.code || codeOfStatus(status), error?.message ?? "");
+    const failure = new S3ResponseError(request.operation, status, error?.code || codeOfStatus(status), error?.message ?? "");
+    if (trace) this.#record(request, trace, status, failure, errorBody);
+    throw failure;
   }
 
   /** The HTTP exchange: resolves when the answer's head has arrived. */

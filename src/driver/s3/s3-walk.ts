@@ -5,12 +5,12 @@ import { isValidSegment, type ListedObject, type ListPage, type ListParams } fro
 export type Visit = Parameters<StorageDriver["walk"]>[1];
 
 /**
- * What the walker needs of an object store: flat listings in key (byte) order, with S3's
- * parameters, and the driver path of a key. The S3 Bucket is one; the GCS driver's listing, whose
- * names sort the same way, is another.
+ * What the walker needs of a store: S3's flat listing (ListObjectsV2: prefix, continuation token,
+ * start-after, page size) and the mapping of keys to driver paths. The S3 Bucket is one; the azure
+ * driver adapts Azure's List Blobs to it.
  */
 export interface FlatListing {
-  listPage(params: ListParams): Promise<Pick<ListPage, "Contents" | "IsTruncated" | "NextContinuationToken">>;
+  listPage(params: ListParams): Promise<ListPage>;
   pathOf(key: string): string;
 }
 

@@ -70,9 +70,10 @@ export class SigV4Signer {
 
   /**
    * Adds `x-amz-date`, `x-amz-content-sha256`, `x-amz-security-token` (with temporary
-   * credentials) and `authorization` to the request's headers.
+   * credentials) and `authorization` to the request's headers. Returns the canonical request
+   * (storage.s3.loglevel: debugwithsigning logs it).
    */
-  sign(request: SignableRequest, credentials: Credentials, payloadHash: string, now: Date): void {
+  sign(request: SignableRequest, credentials: Credentials, payloadHash: string, now: Date): string {
     const date = amzDate(now);
     const headers = request.headers;
     headers["x-amz-date"] = date;
@@ -88,6 +89,7 @@ export class SigV4Signer {
     const scope = this.#scope(date);
     const signature = this.#signature(credentials.secretAccessKey, date, scope, canonical);
     headers.authorization = `${ALGORITHM} Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+    return canonical;
   }
 
   /**
