@@ -512,7 +512,7 @@ describe("environment overrides", () => {
     assertConfigError(() => parse(MINIMAL, { REGISTRY_AUTH_HTPASSWD_REALM: "basic" }), "auth.htpasswd.path", "required");
     assertConfigError(() => parse(MINIMAL, { REGISTRY_AUTH: "silly" }), "auth.silly.realm", "required");
     assertConfigError(() => parse(MINIMAL, { REGISTRY_HTTP_TLS_CERTIFICATE: "/c.pem" }), "http.tls.key", "required when http.tls.certificate is set");
-    assertConfigError(() => parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "gcs" }), "storage.gcs", "storage driver not supported yet");
+    assertConfigError(() => parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "gcs" }), "storage.gcs.bucket", "required");
     // Switching to azure from the environment still needs its required keys.
     assertConfigError(() => parse(DEBIAN_CONFIG, { REGISTRY_STORAGE: "azure" }), "storage.azure.accountname", "required");
     // Switching to s3 from the environment still needs its required keys.
