@@ -74,6 +74,16 @@ export async function createDriver(config: Config, log?: Logger): Promise<Storag
       await refuseUnusableContainer(azure, driver);
       return azure;
     }
+    case "gcs": {
+      const { GcsDriver } = await import("../driver/gcs/gcs-driver.js");
+      return new GcsDriver({
+        bucket: driver.bucket,
+        serviceAccount: driver.serviceAccount,
+        rootDirectory: driver.rootDirectory,
+        chunkSize: driver.chunkSize,
+        apiEndpoint: driver.apiEndpoint,
+      });
+    }
   }
 }
 
@@ -275,6 +285,8 @@ export function describeStorage(config: Config): string {
       return `s3 bucket ${driver.bucket} at ${driver.regionEndpoint ?? `AWS ${driver.region}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
     case "azure":
       return `azure container ${driver.container} at ${driver.serviceUrl ?? `https://${driver.accountName}.blob.${driver.realm}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
+    case "gcs":
+      return `gcs bucket ${driver.bucket}${driver.apiEndpoint === undefined ? "" : ` at ${driver.apiEndpoint}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
   }
 }
 

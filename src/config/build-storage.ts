@@ -1,5 +1,6 @@
 // storage: the driver, deletion, redirects, upload purging, read-only mode and the blob descriptor cache.
 import { buildAzure } from "./build-azure.js";
+import { buildGcs } from "./build-gcs.js";
 import { buildS3 } from "./build-s3.js";
 import { NON_DRIVER_STORAGE_KEYS } from "./config-schema.js";
 import { GC_MIN_GRACE_MS, type Config, type OnlineGcConfig } from "./config.js";
@@ -11,7 +12,7 @@ import type { RawMap } from "./raw-yaml.js";
 const DISTRIBUTION_ROOT_DIRECTORY = "/var/lib/registry";
 const DEFAULT_BLOB_DESCRIPTOR_SIZE = 10000;
 const HOUR_MS = 3_600_000;
-const NO_DRIVER = "no storage driver configured; add storage.filesystem, storage.s3, storage.azure or storage.inmemory";
+const NO_DRIVER = "no storage driver configured; add storage.filesystem, storage.s3, storage.azure, storage.gcs or storage.inmemory";
 
 export function buildStorage(root: RawMap, warnings: string[]): Config["storage"] {
   const storageNode = child(root, "storage");
@@ -40,6 +41,8 @@ export function buildStorage(root: RawMap, warnings: string[]): Config["storage"
     driver = buildS3(readSection(child(storage, "s3"), "storage.s3"), child(storage, "s3"), warnings);
   } else if (drivers[0] === "azure") {
     driver = buildAzure(readSection(child(storage, "azure"), "storage.azure"), child(storage, "azure"));
+  } else if (drivers[0] === "gcs") {
+    driver = buildGcs(readSection(child(storage, "gcs"), "storage.gcs"), child(storage, "gcs"));
   } else {
     readSection(child(storage, "inmemory"), "storage.inmemory");
     driver = { kind: "inmemory" };

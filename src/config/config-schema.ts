@@ -63,7 +63,7 @@ export const ENDPOINT_SPEC: Spec = section({
 
 /** Keys under storage that configure the storage layer rather than naming a driver. */
 export const NON_DRIVER_STORAGE_KEYS = new Set(["delete", "redirect", "maintenance", "cache", "tag"]);
-export const SUPPORTED_DRIVERS = "berth supports filesystem, s3, azure and inmemory";
+export const SUPPORTED_DRIVERS = "berth supports filesystem, s3, azure, gcs and inmemory";
 export const SUPPORTED_AUTH = "berth supports htpasswd, token and silly";
 
 export const ROOT_SPEC: Spec = section({
@@ -118,7 +118,18 @@ export const ROOT_SPEC: Spec = section({
       copy_status_poll_max_retry: IGNORED,
       copy_status_poll_delay: IGNORED,
     }),
-    gcs: UNSUPPORTED_DRIVER,
+    gcs: section({
+      bucket: VALUE,
+      keyfile: VALUE,
+      // A service account key inline: its fields have underscores (private_key), so from the
+      // environment REGISTRY_STORAGE_GCS_CREDENTIALS_PRIVATE_KEY names the field private_key.
+      credentials: { kind: "freemap", envKey: (rest) => rest.join("_").toLowerCase() },
+      rootdirectory: VALUE,
+      chunksize: VALUE,
+      apiendpoint: VALUE,
+      useragent: IGNORED,
+      maxconcurrency: IGNORED,
+    }),
     // distribution 3 removed both drivers; each service speaks S3.
     swift: {
       kind: "refused",

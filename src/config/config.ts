@@ -15,7 +15,7 @@ export interface Config {
     reportCaller: boolean;
   };
   storage: {
-    driver: FilesystemStorage | InMemoryStorage | S3Storage | AzureStorage;
+    driver: FilesystemStorage | InMemoryStorage | S3Storage | AzureStorage | GcsStorage;
     deleteEnabled: boolean;
     redirectDisabled: boolean;
     uploadPurging: {
@@ -433,6 +433,30 @@ export interface AzureStorage {
   serviceUrl: string | undefined;
   /** Name prefix, as distribution: "/registry" stores under "registry/docker/registry/v2/…". */
   rootDirectory: string;
+}
+
+/** A Google service account key, as in its JSON key file: what signs redirect URLs and authenticates. */
+export interface GcsServiceAccount {
+  client_email: string;
+  private_key: string;
+  /** The other fields of the key (project_id, private_key_id, token_uri…), passed to the SDK as they are. */
+  [field: string]: string;
+}
+
+/** storage.gcs: distribution's keys, defaults applied. Sizes in bytes. */
+export interface GcsStorage {
+  kind: "gcs";
+  bucket: string;
+  /** The key file named by `keyfile`, or the inline `credentials`; undefined: Application Default Credentials. */
+  serviceAccount: GcsServiceAccount | undefined;
+  /** Where the service account came from, for `berth config check`. */
+  keyFile: string | undefined;
+  /** Object name prefix, as distribution: "/registry" stores under "registry/docker/registry/v2/…". */
+  rootDirectory: string;
+  /** Bytes sent to a resumable upload session at a time: a positive multiple of 256 KiB. */
+  chunkSize: number;
+  /** The JSON API's base URL (an emulator); undefined: Google's. Requests to it carry no credentials. */
+  apiEndpoint: string | undefined;
 }
 
 /** Asymmetric JWS algorithms token auth verifies with public keys; HMAC (HS*) never applies there. */

@@ -4,7 +4,7 @@
  */
 import { maskURLPassword } from "./build-notifications.js";
 import { TLS12_CIPHER_SUITES } from "./build-tls.js";
-import type { AzureStorage, Config, EndpointConfig, StorageMiddlewareConfig, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
+import type { AzureStorage, Config, EndpointConfig, GcsStorage, StorageMiddlewareConfig, HealthConfig, NotificationsConfig, RedisConfig, S3Storage, UpstreamConfig } from "./config.js";
 import { formatGoDuration } from "./go-duration.js";
 
 /** What describeConfig prints instead of a secret. */
@@ -23,7 +23,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
         ? { s3: describeS3(storage.driver) }
         : storage.driver.kind === "azure"
           ? { azure: describeAzure(storage.driver) }
-          : { inmemory: {} };
+          : storage.driver.kind === "gcs"
+            ? { gcs: describeGcs(storage.driver) }
+            : { inmemory: {} };
   const cache: Record<string, unknown> = {};
   if (storage.cache.blobDescriptor !== undefined) {
     cache["blobdescriptor"] = storage.cache.blobDescriptor;
@@ -173,6 +175,16 @@ function describeS3(s3: S3Storage): Record<string, unknown> {
     accelerate: s3.accelerate,
     loglevel: s3.logLevel,
   });
+  return out;
+}
+
+/** The key file's path is shown; an inline key only by its e-mail, the private key masked. */
+function describeGcs(gcs: GcsStorage): Record<string, unknown> {
+  const out: Record<string, unknown> = { bucket: gcs.bucket };
+  if (gcs.keyFile !== undefined) out["keyfile"] = gcs.keyFile;
+  else if (gcs.serviceAccount !== undefined) out["credentials"] = { type: "service_account", client_email: gcs.serviceAccount.client_email, private_key: MASK };
+  Object.assign(out, { rootdirectory: gcs.rootDirectory, chunksize: gcs.chunkSize });
+  if (gcs.apiEndpoint !== undefined) out["apiendpoint"] = gcs.apiEndpoint;
   return out;
 }
 
