@@ -36,7 +36,11 @@ export function buildStorage(root: RawMap, warnings: string[]): Config["storage"
     if (maxThreads !== undefined && Number.isFinite(pool) && pool > Math.max(maxThreads, 25)) {
       warnings.push(`storage.filesystem.maxthreads: ${maxThreads}, but UV_THREADPOOL_SIZE=${pool} lets up to ${pool} file operations run at once`);
     }
-    driver = { kind: "filesystem", rootDirectory: absolutePath(dir === undefined || dir === "" ? DISTRIBUTION_ROOT_DIRECTORY : dir) };
+    driver = {
+      kind: "filesystem",
+      rootDirectory: absolutePath(dir === undefined || dir === "" ? DISTRIBUTION_ROOT_DIRECTORY : dir),
+      ...(maxThreads === undefined ? {} : { maxThreads }),
+    };
   } else if (drivers[0] === "s3") {
     driver = buildS3(readSection(child(storage, "s3"), "storage.s3"), child(storage, "s3"), warnings);
   } else if (drivers[0] === "azure") {

@@ -382,6 +382,8 @@ export interface HttpTimeouts {
 export interface FilesystemStorage {
   kind: "filesystem";
   rootDirectory: string;
+  /** storage.filesystem.maxthreads when set: met by libuv's thread pool (build-storage.ts). */
+  maxThreads?: number;
 }
 
 export interface InMemoryStorage {

@@ -18,7 +18,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
   const { log, storage, http } = config;
   const driver: Record<string, unknown> =
     storage.driver.kind === "filesystem"
-      ? { filesystem: { rootdirectory: storage.driver.rootDirectory } }
+      ? { filesystem: { rootdirectory: storage.driver.rootDirectory, ...(storage.driver.maxThreads === undefined ? {} : { maxthreads: storage.driver.maxThreads }) } }
       : storage.driver.kind === "s3"
         ? { s3: describeS3(storage.driver) }
         : storage.driver.kind === "azure"
