@@ -84,6 +84,15 @@ function defineTests(): void {
       for (const driver of drivers) driver.transport.destroy();
     });
 
+    it("stat of the root reaches S3 (the storage health check): a tree answers a directory, an empty root PathNotFound, refused credentials an error", async () => {
+      const empty = make({ rootdirectory: `/stat-root-${Date.now()}` });
+      await assert.rejects(empty.stat("/"), (err: unknown) => err instanceof PathNotFoundError);
+      await empty.putContent("/docker/x", Buffer.from("x"));
+      assert.equal((await empty.stat("/")).isDir, true);
+      const refused = make({ rootdirectory: "/stat-root-refused", secretkey: "not-the-secret" });
+      await assert.rejects(refused.stat("/"), (err: unknown) => !(err instanceof PathNotFoundError));
+    });
+
     it("keeps memory bounded while streaming ~40 MiB in uneven small writes", async () => {
       // In a fresh process, so that the RSS baseline is not inflated by earlier tests' heap.
       const options = cephServer().driverOptions({ chunksize: 5 * MiB });

@@ -101,7 +101,13 @@ export class S3Driver implements StorageDriver {
   /** HeadObject for a file; for a directory, a listing of one key under `<key>/` (not when only a file matters). */
   async stat(path: string, options?: StatOptions): Promise<FileInfo> {
     assertValidPath(path);
-    if (path === "/") return { path, size: 0, modTime: new Date(0), isDir: true };
+    if (path === "/") {
+      // The storage health check stats the root (as distribution's does): a listing, so that it
+      // reaches S3 and fails when S3 refuses or does not answer. An empty tree is PathNotFound.
+      const first = (await this.#b.listPage({ Prefix: this.#b.dirPrefix(path), MaxKeys: 1 })).Contents?.[0];
+      if (first === undefined) throw new PathNotFoundError(path, this.name);
+      return { path, size: 0, modTime: first.LastModified ?? new Date(0), isDir: true };
+    }
     const key = this.#b.key(path);
     const head = await this.#b.head(key);
     if (head !== undefined) return { path, size: head.size, modTime: head.modTime, isDir: false };
