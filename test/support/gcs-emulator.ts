@@ -1,6 +1,6 @@
 /**
  * A Cloud Storage emulator for the GCS driver's tests: firebase-tools' storage emulator (pure
- * Node), started by gcs-emulator-main.ts on a free loopback port with a temporary directory of its
+ * Node), started by tools/gcs-emulator-main.ts on a free loopback port with a temporary directory of its
  * own, and stopped by PID.
  *
  * firebase-tools is not a devDependency: it is ~270 MB in ~700 packages that every `npm ci` would
@@ -21,7 +21,8 @@ import { freePort } from "./distribution-process.js";
 import { describeRun, run } from "./external-program.js";
 
 export const FIREBASE_TOOLS_VERSION = "15.34.2";
-const MAIN = fileURLToPath(new URL("./gcs-emulator-main.js", import.meta.url));
+// In tools/: the test runner runs every .js under dist/test as a test file.
+const MAIN = fileURLToPath(new URL("../../tools/gcs-emulator-main.js", import.meta.url));
 
 function cacheDir(): string {
   return process.env["BERTH_TEST_CACHE"] ?? join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "berth-test");

@@ -1,6 +1,6 @@
 /**
  * The Cloud Storage emulator of firebase-tools, started without the firebase CLI: run as a child
- * process by gcs-emulator.ts (`node gcs-emulator-main.js <firebase-tools dir> <port>`), with TMPDIR
+ * process by test/support/gcs-emulator.ts (`node gcs-emulator-main.js <firebase-tools dir> <port>`), with TMPDIR
  * set to the directory it may write in.
  *
  * Why not `firebase emulators:start --only storage`: the CLI refuses to start any emulator without
