@@ -20,7 +20,7 @@ import { chunkedUpload, monoUpload } from "./cases/upload.js";
 import { mirrorColdPull, mirrorColdPull20, mirrorWarmPull } from "./cases/mirror.js";
 import { notifyManifestGet, notifyPush50, notifyQueueMemory, notifySlowReceiver } from "./cases/notifications.js";
 import { pushImages } from "./cases/push-images.js";
-import { gcManifestGet, gcPush50 } from "./cases/online-gc.js";
+import { gcCollection, gcManifestGet, gcPush50, s3GcCollection } from "./cases/online-gc.js";
 import { S3_CASES } from "./cases/s3.js";
 import { skopeoRoundTrip } from "./cases/skopeo.js";
 import { headManifest, manifestGet, tagsList } from "./cases/small-requests.js";
@@ -87,6 +87,8 @@ export const ALL_CASES: BenchCase<any>[] = [
   notifyQueueMemory,
   gcPush50,
   gcManifestGet,
+  gcCollection,
+  s3GcCollection,
   metricsGet("manifest"),
   metricsGet("blob"),
   uiFirstPage,

@@ -212,7 +212,7 @@ http:
       deleteEnabled: true,
       redirectDisabled: true,
       uploadPurging: { enabled: false, ageMs: 24 * HOUR, intervalMs: 1.5 * HOUR, dryRun: true },
-      gc: { enabled: false, intervalMs: 24 * HOUR, dryRun: false, deleteUntagged: false, graceMs: HOUR },
+      gc: { enabled: false, intervalMs: 24 * HOUR, dryRun: false, deleteUntagged: false, graceMs: HOUR, maxCpu: 0.25 },
       readOnly: true,
       tagLookupConcurrency: 0,
       cache: { blobDescriptor: "inmemory", blobDescriptorSize: 500 },
@@ -397,8 +397,9 @@ describe("environment overrides", () => {
       REGISTRY_STORAGE_MAINTENANCE_GC_DRYRUN: "true",
       REGISTRY_STORAGE_MAINTENANCE_GC_DELETEUNTAGGED: "true",
       REGISTRY_STORAGE_MAINTENANCE_GC_GRACEPERIOD: "2h",
+      REGISTRY_STORAGE_MAINTENANCE_GC_MAXCPU: "0.5",
     });
-    assert.deepEqual(config.storage.gc, { enabled: true, intervalMs: 6 * HOUR, dryRun: true, deleteUntagged: true, graceMs: 2 * HOUR });
+    assert.deepEqual(config.storage.gc, { enabled: true, intervalMs: 6 * HOUR, dryRun: true, deleteUntagged: true, graceMs: 2 * HOUR, maxCpu: 0.5 });
     assert.deepEqual(warnings, []);
   });
 
@@ -631,8 +632,21 @@ describe("configuration errors name the key", () => {
     assertConfigError(() => parse(`${MINIMAL}http:\n  headers:\n    X-Evil: ["a\\r\\nSet-Cookie: x"]\n`), "http.headers.X-Evil", "invalid header value");
   });
 
-  it("storage.maintenance.gc defaults to off, daily, one hour of grace", () => {
-    assert.deepEqual(parse(MINIMAL).config.storage.gc, { enabled: false, intervalMs: 24 * HOUR, dryRun: false, deleteUntagged: false, graceMs: HOUR });
+  it("storage.maintenance.gc defaults to off, daily, one hour of grace, a quarter of a core", () => {
+    assert.deepEqual(parse(MINIMAL).config.storage.gc, { enabled: false, intervalMs: 24 * HOUR, dryRun: false, deleteUntagged: false, graceMs: HOUR, maxCpu: 0.25 });
+  });
+
+  it("reads storage.maintenance.gc.maxcpu as a share of one core in (0, 1]", () => {
+    const P = "storage.maintenance.gc.maxcpu";
+    const gc = (v: string): string => `${MINIMAL}  maintenance:\n    gc:\n      maxcpu: ${v}\n`;
+    assert.equal(parse(gc("0.5")).config.storage.gc.maxCpu, 0.5);
+    assert.equal(parse(gc("1")).config.storage.gc.maxCpu, 1);
+    assert.equal(parse(gc(".1")).config.storage.gc.maxCpu, 0.1);
+    assert.equal(parse(MINIMAL, { REGISTRY_STORAGE_MAINTENANCE_GC_MAXCPU: "0.75" }).config.storage.gc.maxCpu, 0.75);
+    for (const bad of ["0", "1.5", "-0.2", "25%", "half", "1e-1"]) {
+      assertConfigError(() => parse(gc(JSON.stringify(bad))), P, "expected a share of one core above 0 and at most 1");
+    }
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_STORAGE_MAINTENANCE_GC_MAXCPU: "2" }), P, "REGISTRY_STORAGE_MAINTENANCE_GC_MAXCPU");
   });
 
   it("rejects storage.maintenance.gc values that would collect what a push still needs, or poll in a loop", () => {
@@ -739,7 +753,7 @@ describe("describeConfig", () => {
         redirect: { disable: false },
         maintenance: {
           uploadpurging: { enabled: true, age: "168h0m0s", interval: "24h0m0s", dryrun: false },
-          gc: { enabled: false, interval: "24h0m0s", dryrun: false, deleteuntagged: false, graceperiod: "1h0m0s" },
+          gc: { enabled: false, interval: "24h0m0s", dryrun: false, deleteuntagged: false, graceperiod: "1h0m0s", maxcpu: 0.25 },
           readonly: { enabled: false },
         },
         cache: { blobdescriptor: "inmemory", blobdescriptorsize: 10000 },

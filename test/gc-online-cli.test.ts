@@ -70,6 +70,36 @@ describe("berth garbage-collect --online", () => {
     assert.equal(await exists(root, orphan), true);
   });
 
+  it("--max-cpu paces the collection: the summary says how long it paused, and it still deletes what it should", async () => {
+    const { root, client, config } = await serving();
+    // Enough repositories that the scan takes more than one 50 ms window of CPU.
+    for (let i = 0; i < 40; i++) await client.pushImage(`paced/r${i}`, "v1", randomImage({ layers: 1 }));
+    const orphan = await client.pushBlob("paced/r0", randomBlob(300));
+    await age(root, orphan, ["paced/r0"]);
+    const result = await gcOnline(config, "--max-cpu", "0.05");
+    assert.equal(result.code, 0, describeRun(result));
+    assert.match(result.stdout, /^ {2}repositories scanned: 40$/m);
+    const paused = /^ {2}duration: [\d.]+ s \(([\d.]+) s of it paused to stay under --max-cpu\)$/m.exec(result.stdout);
+    assert.ok(paused, result.stdout);
+    assert.ok(Number(paused[1]) > 0, result.stdout);
+    assert.equal(await exists(root, orphan), false);
+  });
+
+  it("refuses a --max-cpu that is not a share of one core, or without --online, with exit status 2 and nothing deleted", async () => {
+    const { root, client, config } = await serving();
+    const orphan = await client.pushBlob("app", randomBlob(300));
+    await age(root, orphan, ["app"]);
+    for (const bad of ["0", "1.5", "25%", "fast"]) {
+      const result = await gcOnline(config, "--max-cpu", bad);
+      assert.equal(result.code, 2, describeRun(result));
+      assert.ok(result.stderr.includes(`--max-cpu: expected a share of one core above 0 and at most 1 (0.25 is a quarter of a core), got ${JSON.stringify(bad)}`), result.stderr);
+    }
+    const offline = await run(process.execPath, [BERTH_CLI, "garbage-collect", config, "--max-cpu", "0.5"], { env: TIMING, timeoutMs: 60_000 });
+    assert.equal(offline.code, 2, describeRun(offline));
+    assert.match(offline.stderr, /--max-cpu paces an online collection; give --online too/);
+    assert.equal(await exists(root, orphan), true);
+  });
+
   it("refuses with exit status 3 while another collector renews the collector lease", async () => {
     const { root, config } = await serving();
     const lease = join(root, "berth", "gc", "lease");

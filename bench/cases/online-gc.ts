@@ -14,7 +14,8 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Conn } from "../lean-client.js";
 import { makeImage, pushImage, type SmallImage } from "../registry-ops.js";
-import { BERTH_MAIN, type RunningServer } from "../servers.js";
+import { restartOnS3, s3Unavailable, type S3Server } from "../s3-env.js";
+import { BERTH_MAIN, DISTRIBUTION_BIN, readReapedChildrenCpu, type RunningServer } from "../servers.js";
 import type { BenchCase, BenchContext } from "../types.js";
 import { pushImages } from "./push-images.js";
 
@@ -153,3 +154,65 @@ export const gcManifestGet: BenchCase<GcState> = {
     for (const c of state.conns) c.close();
   },
 };
+
+interface CollectionState {
+  /** The S3 root of the run (removed afterwards), on the S3 variant. */
+  s3?: S3Server;
+}
+
+/** Runs `argv` to its end; its CPU seconds (this process's reaped children) and wall seconds. */
+async function timedChild(argv: string[], env?: Record<string, string>): Promise<{ seconds: number; cpuS: number }> {
+  const cpu0 = readReapedChildrenCpu();
+  const t0 = performance.now();
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString("utf8")).slice(-2000)));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const seconds = (performance.now() - t0) / 1000;
+  if (code !== 0) throw new Error(`${argv.slice(0, 3).join(" ")} … exited ${code}: ${stderr}`);
+  return { seconds, cpuS: readReapedChildrenCpu() - cpu0 };
+}
+
+/**
+ * How long a collection over 1,000 repositories takes: berth's online dry run (mark and candidate
+ * scan, beside the serving registry) at its default pace (storage.maintenance.gc.maxcpu, a quarter
+ * of a core) as the value, and unpaced (`--max-cpu 1`) as a figure; distribution's offline
+ * `garbage-collect --dry-run` over its own copy of the tree as the reference (it has no online
+ * collection). One collection per round; the server is idle meanwhile.
+ */
+function collectionCase(name: string, onS3: boolean): BenchCase<CollectionState> {
+  return {
+    name,
+    description: `one dry-run collection over ${REPOSITORIES} repositories${onS3 ? " on S3 (radosgw)" : ""}: berth online at its default pace, distribution offline, seconds`,
+    unit: "s",
+    higherIsBetter: false,
+    figures: [
+      { key: "unpacedSeconds", label: "berth unpaced (--max-cpu 1), s", higherIsBetter: false },
+      { key: "collectorCpuS", label: "collector CPU s", higherIsBetter: false },
+    ],
+    ...(onS3 ? { unavailable: s3Unavailable } : {}),
+    async setup(srv, ctx) {
+      const s3 = onS3 ? await restartOnS3(srv, ctx, 0) : undefined;
+      await seedTree(srv);
+      return s3 ? { s3 } : {};
+    },
+    async run(srv) {
+      const config = join(srv.dir, "config.yml");
+      if (srv.kind === "distribution") {
+        const env = onS3 ? { AWS_CA_BUNDLE: "" } : undefined;
+        const ref = await timedChild([DISTRIBUTION_BIN, "garbage-collect", "--dry-run", config], env);
+        return { value: ref.seconds, extra: { collectorCpuS: ref.cpuS, repositories: REPOSITORIES } };
+      }
+      const collector = [process.execPath, BERTH_MAIN, "garbage-collect", config, "--online", "--dry-run"];
+      const paced = await timedChild(collector);
+      const unpaced = await timedChild([...collector, "--max-cpu", "1"]);
+      return { value: paced.seconds, extra: { unpacedSeconds: unpaced.seconds, collectorCpuS: paced.cpuS, unpacedCpuS: unpaced.cpuS, repositories: REPOSITORIES } };
+    },
+    async teardown(state) {
+      if (state.s3) await state.s3.s3.removeRoot(state.s3.root);
+    },
+  };
+}
+
+export const gcCollection = collectionCase("gc-collection", false);
+export const s3GcCollection = collectionCase("s3-gc-collection", true);

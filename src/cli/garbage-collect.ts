@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
+import { CPU_SHARE_EXPECTED, parseCpuShare } from "../config/build-storage.js";
 import { loadConfig } from "../config/load-config.js";
 import { garbageCollect, StorageInUseError, type GcSummary } from "../gc/garbage-collect.js";
 import { createProgress, formatBytes, type GcProgress } from "../gc/progress.js";
@@ -23,6 +24,8 @@ same storage. Progress goes to standard error, the summary to standard output.
                          protocol (docs/garbage-collection.md) instead of requiring them stopped;
                          storage.maintenance.gc.graceperiod applies. Exit status 3 when another
                          online collection holds the collector lease
+      --max-cpu SHARE    with --online: the share of one core the scan and the deletes may take,
+                         from above 0 to 1 (unpaced); default storage.maintenance.gc.maxcpu (0.25)
   -h, --help             print this help
 
 Without --online it refuses to run while a registry that writes to the storage is running (berth
@@ -37,7 +40,7 @@ export const EXIT_STORAGE_IN_USE = 3;
 
 /** `berth garbage-collect …`: resolves to the process exit status. */
 export async function runGarbageCollect(argv: string[]): Promise<number> {
-  let values: { "dry-run"?: boolean; "delete-untagged"?: boolean; online?: boolean; help?: boolean };
+  let values: { "dry-run"?: boolean; "delete-untagged"?: boolean; online?: boolean; "max-cpu"?: string; help?: boolean };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
@@ -46,6 +49,7 @@ export async function runGarbageCollect(argv: string[]): Promise<number> {
         "dry-run": { type: "boolean", short: "d" },
         "delete-untagged": { type: "boolean", short: "m" },
         online: { type: "boolean" },
+        "max-cpu": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
@@ -63,6 +67,15 @@ export async function runGarbageCollect(argv: string[]): Promise<number> {
     process.stderr.write(`berth garbage-collect: at most one configuration file, got ${positionals.length}\n\n${GC_USAGE}`);
     return 2;
   }
+  if (values["max-cpu"] !== undefined && !values.online) {
+    process.stderr.write(`berth garbage-collect: --max-cpu paces an online collection; give --online too\n\n${GC_USAGE}`);
+    return 2;
+  }
+  const maxCpu = values["max-cpu"] === undefined ? undefined : parseCpuShare(values["max-cpu"]);
+  if (values["max-cpu"] !== undefined && maxCpu === undefined) {
+    process.stderr.write(`berth garbage-collect: --max-cpu: expected ${CPU_SHARE_EXPECTED}, got ${JSON.stringify(values["max-cpu"])}\n\n${GC_USAGE}`);
+    return 2;
+  }
   const { config, warnings } = await loadConfig({ file: positionals[0], env: process.env });
   for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
   if (config.storage.driver.kind === "inmemory") {
@@ -75,7 +88,7 @@ export async function runGarbageCollect(argv: string[]): Promise<number> {
     `berth garbage-collect: ${describeStorage(config)}` +
       `${options.deleteUntagged ? ", deleting untagged manifests" : ""}${options.dryRun ? " (dry run: nothing is deleted)" : ""}`,
   );
-  if (values.online) return runOnline(config, options, progress);
+  if (values.online) return runOnline(config, { ...options, maxCpu: maxCpu ?? config.storage.gc.maxCpu }, progress);
   let summary: GcSummary;
   try {
     summary = await garbageCollect(await createDriver(config), options, progress);
@@ -100,7 +113,7 @@ export async function runGarbageCollect(argv: string[]): Promise<number> {
 }
 
 /** `--online`: one run of the protocol as a collector, beside whatever registries serve the storage. */
-async function runOnline(config: Config, options: { dryRun: boolean; deleteUntagged: boolean }, progress: GcProgress): Promise<number> {
+async function runOnline(config: Config, options: { dryRun: boolean; deleteUntagged: boolean; maxCpu: number }, progress: GcProgress): Promise<number> {
   const test = testTimingFromEnv(process.env);
   let summary: OnlineGcSummary;
   try {
@@ -139,7 +152,7 @@ export function formatOnlineSummary(s: OnlineGcSummary): string {
     `  blobs deleted: ${s.blobsDeleted} (${s.bytesDeleted} bytes, ${formatBytes(s.bytesDeleted)})`,
     `  manifests deleted: ${s.manifestsDeleted}`,
     `  layer links removed: ${s.layerLinksRemoved}`,
-    `  duration: ${(s.durationMs / 1000).toFixed(1)} s`,
+    `  duration: ${(s.durationMs / 1000).toFixed(1)} s (${(s.pausedMs / 1000).toFixed(1)} s of it paused to stay under --max-cpu)`,
   ];
   if (s.failures > 0) lines.push(`  failed deletions: ${s.failures} (above)`);
   return `${lines.join("\n")}\n`;

@@ -3,10 +3,10 @@ import { buildAzure } from "./build-azure.js";
 import { buildGcs } from "./build-gcs.js";
 import { buildS3 } from "./build-s3.js";
 import { NON_DRIVER_STORAGE_KEYS } from "./config-schema.js";
-import { GC_MIN_GRACE_MS, type Config, type OnlineGcConfig } from "./config.js";
+import { DEFAULT_GC_MAX_CPU, GC_MIN_GRACE_MS, type Config, type OnlineGcConfig } from "./config.js";
 import { formatGoDuration } from "./go-duration.js";
-import { absolutePath, child, fail, readBool, readDuration, readNonNegativeInt, readPositiveInt, readSection, readString } from "./raw-values.js";
-import type { RawMap } from "./raw-yaml.js";
+import { absolutePath, child, fail, readBool, readDuration, readNonNegativeInt, readOptionalString, readPositiveInt, readSection, readString } from "./raw-values.js";
+import type { Raw, RawMap } from "./raw-yaml.js";
 
 /** distribution's filesystem driver default, kept so a copied config.yml stores in the same place. */
 const DISTRIBUTION_ROOT_DIRECTORY = "/var/lib/registry";
@@ -118,5 +118,22 @@ function buildOnlineGc(gc: RawMap | undefined): OnlineGcConfig {
     dryRun: readBool(child(gc, "dryrun"), `${P}.dryrun`) ?? false,
     deleteUntagged: readBool(child(gc, "deleteuntagged"), `${P}.deleteuntagged`) ?? false,
     graceMs,
+    maxCpu: readCpuShare(child(gc, "maxcpu"), `${P}.maxcpu`) ?? DEFAULT_GC_MAX_CPU,
   };
+}
+
+export const CPU_SHARE_EXPECTED = "a share of one core above 0 and at most 1 (0.25 is a quarter of a core)";
+
+/** A share of one core written as a decimal number in (0, 1]; undefined for anything else. */
+export function parseCpuShare(text: string): number | undefined {
+  const share = /^\+?(\d+(\.\d*)?|\.\d+)$/.test(text) ? Number(text) : NaN;
+  return share > 0 && share <= 1 ? share : undefined;
+}
+
+function readCpuShare(node: Raw | undefined, key: string): number | undefined {
+  const text = readOptionalString(node, key);
+  if (text === undefined) return undefined;
+  const share = parseCpuShare(text);
+  if (share === undefined) throw fail(key, node, `expected ${CPU_SHARE_EXPECTED}, got ${JSON.stringify(text)}`);
+  return share;
 }

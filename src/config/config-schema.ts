@@ -147,7 +147,7 @@ export const ROOT_SPEC: Spec = section({
       uploadpurging: section({ enabled: VALUE, age: VALUE, interval: VALUE, dryrun: VALUE }),
       readonly: section({ enabled: VALUE }),
       // berth's: distribution has no online collection.
-      gc: section({ enabled: VALUE, interval: VALUE, dryrun: VALUE, deleteuntagged: VALUE, graceperiod: VALUE }),
+      gc: section({ enabled: VALUE, interval: VALUE, dryrun: VALUE, deleteuntagged: VALUE, graceperiod: VALUE, maxcpu: VALUE }),
     }),
     // layerinfo is distribution's older name for blobdescriptor, still honoured there.
     cache: section({ blobdescriptor: VALUE, blobdescriptorsize: VALUE, layerinfo: VALUE }),

@@ -483,7 +483,16 @@ export interface OnlineGcConfig {
   deleteUntagged: boolean;
   /** Milliseconds: nothing written more recently than this is a candidate. At least GC_MIN_GRACE_MS. */
   graceMs: number;
+  /** The share of one core a collection's scan and deletes may take, in (0, 1]; 1 is unpaced. */
+  maxCpu: number;
 }
+
+/**
+ * A quarter of a core: on two cores a collection then takes about an eighth of the machine from
+ * the requests (docs/garbage-collection.md, "Pace"), and a dry run over 1,000 repositories on the
+ * filesystem takes seconds.
+ */
+export const DEFAULT_GC_MAX_CPU = 0.25;
 
 /** A blob pushed but not yet named by a manifest must survive the push: pushes take minutes, not seconds. */
 export const GC_MIN_GRACE_MS = 10 * 60_000;

@@ -75,6 +75,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
           dryrun: storage.gc.dryRun,
           deleteuntagged: storage.gc.deleteUntagged,
           graceperiod: formatGoDuration(storage.gc.graceMs),
+          maxcpu: storage.gc.maxCpu,
         },
         readonly: { enabled: storage.readOnly },
       },

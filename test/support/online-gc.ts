@@ -4,6 +4,7 @@ import { utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { serve, type RunningRegistry } from "../../src/cli/serve.js";
 import { parseConfig } from "../../src/config/load-config.js";
+import { DEFAULT_GC_MAX_CPU } from "../../src/config/config.js";
 import { FilesystemDriver } from "../../src/driver/filesystem-driver.js";
 import type { StorageDriver } from "../../src/driver/storage-driver.js";
 import type { CollectorStep, GcHooks } from "../../src/gc/online/gc-hooks.js";
@@ -74,7 +75,7 @@ export async function startNode(root: string, hooks: GcHooks, wrapDriver?: (driv
 export function collect(root: string, hooks: GcHooks, options: { deleteUntagged?: boolean; dryRun?: boolean } = {}): Promise<OnlineGcSummary> {
   return collectOnline(
     new FilesystemDriver(root),
-    { dryRun: options.dryRun ?? false, deleteUntagged: options.deleteUntagged ?? false, graceMs: HOUR_MS, holder: "test-collector", timing: FAST_TIMING, hooks },
+    { dryRun: options.dryRun ?? false, deleteUntagged: options.deleteUntagged ?? false, graceMs: HOUR_MS, maxCpu: DEFAULT_GC_MAX_CPU, holder: "test-collector", timing: FAST_TIMING, hooks },
     new PlainProgress(SILENT),
   );
 }

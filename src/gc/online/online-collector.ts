@@ -10,6 +10,7 @@ import { formatBytes, type GcProgress } from "../progress.js";
 import { isSoundLink, walkBlobs } from "../storage-scan.js";
 import { executeSweep, type BlobToDelete, type LayerLinkToRemove, type SweepPlan } from "../sweep.js";
 import { CollectorLease } from "./collector-lease.js";
+import { CpuPace, pacedDriver } from "./cpu-pace.js";
 import { fencedDriver } from "./fenced-driver.js";
 import { CLOCK_PROBE_PATH, RUNS_ROOT, acksDir, rescuedDir, runDir } from "./gc-paths.js";
 import type { GcHooks } from "./gc-hooks.js";
@@ -23,6 +24,11 @@ export interface OnlineGcOptions {
   deleteUntagged: boolean;
   /** Nothing written less than this long ago (by the storage's clock) is a candidate. */
   graceMs: number;
+  /**
+   * The share of one core the scan and the deletes may take (storage.maintenance.gc.maxcpu,
+   * `--max-cpu`); 1 is unpaced. The lease, the run state and the acks are never held back.
+   */
+  maxCpu: number;
   /** Names this collector in its lease and the run state. */
   holder: string;
   timing: GcTiming;
@@ -45,6 +51,8 @@ export interface OnlineGcSummary {
   /** Serving nodes whose acks the run waited for (the most in one phase). */
   nodes: number;
   durationMs: number;
+  /** Of durationMs, how long the collector paused to stay under maxCpu. */
+  pausedMs: number;
   /** Why a refused or failed run stopped. */
   reason?: string;
 }
@@ -96,14 +104,21 @@ class OnlineCollection {
     failures: 0,
     nodes: 0,
     durationMs: 0,
+    pausedMs: 0,
   };
+  private readonly pace: CpuPace;
+  /** The driver of the scan and the deletes: paced to options.maxCpu. */
+  private readonly paced: StorageDriver;
 
   constructor(
     private readonly driver: StorageDriver,
     private readonly options: OnlineGcOptions,
     private readonly progress: GcProgress,
     private readonly lease: CollectorLease,
-  ) {}
+  ) {
+    this.pace = new CpuPace(options.maxCpu);
+    this.paced = pacedDriver(driver, this.pace);
+  }
 
   async run(): Promise<OnlineGcSummary> {
     await this.endUnfinishedRun();
@@ -173,7 +188,7 @@ class OnlineCollection {
 
   private async mark(cutoff: Date): Promise<MarkResult> {
     const result = await mark(
-      this.driver,
+      this.paced,
       { deleteUntagged: this.options.deleteUntagged, keepRevisionsSince: cutoff, references: this.references },
       this.progress,
     );
@@ -191,7 +206,7 @@ class OnlineCollection {
     for (const links of marked.layerLinks.values()) {
       for (const link of links) if (link.digest !== undefined && link.modTime >= cutoff) recentlyLinked.add(link.digest.toString());
     }
-    await walkBlobs(this.driver, (blob) => {
+    await walkBlobs(this.paced, (blob) => {
       if (!blob.digest) return;
       const key = blob.digest.toString();
       found.stored.add(key);
@@ -278,7 +293,10 @@ class OnlineCollection {
     return (await listOrEmpty(this.driver, dir)).map((path) => path.slice(path.lastIndexOf("/") + 1));
   }
 
-  /** Deletes through a driver that refuses once the lease is no longer fresh (self-fencing). */
+  /**
+   * Deletes through a driver that refuses once the lease is no longer fresh (self-fencing). The
+   * pace waits before the fence checks, so no pause comes between a check and its delete.
+   */
   private async sweep(doomed: Candidates): Promise<void> {
     this.lease.assertHeld();
     const plan: SweepPlan = {
@@ -287,7 +305,7 @@ class OnlineCollection {
       bytes: [...doomed.blobs.values()].reduce((sum, blob) => sum + blob.size, 0),
       layerLinks: [...doomed.layerLinks.values()],
     };
-    const result = await executeSweep(fencedDriver(this.driver, this.lease), plan, this.progress);
+    const result = await executeSweep(pacedDriver(fencedDriver(this.driver, this.lease), this.pace), plan, this.progress);
     Object.assign(this.summary, {
       blobsDeleted: result.blobsDeleted,
       bytesDeleted: result.bytesDeleted,
@@ -307,6 +325,7 @@ class OnlineCollection {
     this.summary.outcome = outcome;
     if (reason !== undefined) this.summary.reason = reason;
     this.summary.durationMs = Math.round(performance.now() - this.started);
+    this.summary.pausedMs = Math.round(this.pace.pausedMs);
     await this.step("done");
     return this.summary;
   }

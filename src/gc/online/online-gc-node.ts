@@ -74,7 +74,7 @@ export class OnlineGcNode {
     try {
       summary = await collectOnline(
         driver,
-        { dryRun: config.dryRun, deleteUntagged: config.deleteUntagged, graceMs: this.options.graceMs ?? config.graceMs, holder: nodeId, timing, hooks },
+        { dryRun: config.dryRun, deleteUntagged: config.deleteUntagged, graceMs: this.options.graceMs ?? config.graceMs, maxCpu: config.maxCpu, holder: nodeId, timing, hooks },
         new LogProgress(log),
       );
     } catch (err) {
