@@ -4,7 +4,8 @@
  * 1,000 repositories back to back, as a ratio to the same workload with no collection, on the same
  * server (the variants alternate order between runs). A dry run does the reading a run does (a
  * real run marks twice and then waits for acks, doing little); it runs as its own process on the
- * same cores, as a scheduled collection would run inside one of the nodes.
+ * same cores, as a scheduled collection would run inside one of the nodes; the timed part starts
+ * once the collection is marking.
  *
  * distribution has no online collection: on it both variants run without one (a reference, ≈ 1).
  * BENCH_GC_NICE=<n> runs the collector under `nice -n <n>`.
@@ -44,22 +45,34 @@ async function seedTree(srv: RunningServer): Promise<void> {
   }
 }
 
-/** Runs dry-run collections back to back until stopped; records how long each took. */
-function collectLoop(srv: RunningServer, seconds: number[]): { stop(): Promise<void> } {
+/**
+ * Runs dry-run collections back to back until stopped; records how long each took. `started`
+ * resolves once the first has begun to mark (its "collecting" line): the cost measured is a running
+ * collection's, as inside `berth serve`, not the start of a Node process.
+ */
+function collectLoop(srv: RunningServer, seconds: number[]): { started: Promise<void>; stop(): Promise<void> } {
   let stopped = false;
   let child: ChildProcess | undefined;
+  let markStarted: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (markStarted = resolve));
   const loop = (async () => {
     while (!stopped) {
       const t0 = performance.now();
       const collector = [process.execPath, BERTH_MAIN, "garbage-collect", join(srv.dir, "config.yml"), "--online", "--dry-run"];
       // BENCH_GC_NICE=19: the collector at a low CPU priority, as an operator may run the CLI.
       const nice = process.env.BENCH_GC_NICE;
-      child = nice ? spawn("nice", ["-n", nice, ...collector], { stdio: "ignore" }) : spawn(collector[0]!, collector.slice(1), { stdio: "ignore" });
+      const argv = nice ? ["nice", "-n", nice, ...collector] : collector;
+      child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
+      child.stderr!.on("data", (d: Buffer) => {
+        if (d.toString("utf8").includes("online gc: collecting")) markStarted();
+      });
       const code = await new Promise<number | null>((resolve) => child!.once("exit", resolve));
+      markStarted(); // a collection that failed to start must not hold the case up
       if (code === 0) seconds.push((performance.now() - t0) / 1000);
     }
   })();
   return {
+    started,
     async stop() {
       stopped = true;
       child?.kill("SIGTERM");
@@ -71,8 +84,7 @@ function collectLoop(srv: RunningServer, seconds: number[]): { stop(): Promise<v
 async function withCollection<T>(srv: RunningServer, state: GcState, on: boolean, work: () => Promise<T>): Promise<T> {
   if (!on || srv.kind !== "berth") return work();
   const loop = collectLoop(srv, state.collectionSeconds);
-  // The first collection is under way (the process started and is reading) before the timed part.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await loop.started;
   try {
     return await work();
   } finally {

@@ -75,13 +75,44 @@ export async function mark(driver: StorageDriver, options: MarkOptions, progress
     unreadable: [],
     layerLinks: new Map(),
   };
-  let scanned = 0;
-  for (const repository of result.repositories) {
-    await new RepositoryMarker(driver, repository, options, progress, result).run();
-    scanned++;
-    progress.update({ repositories: scanned, manifests: result.manifests, blobsMarked: result.marked.size });
-  }
+  // Repositories are read STORAGE_CONCURRENCY at a time (on an object store a mark is its round
+  // trips), and what each one found is committed in repository order: the result and the output
+  // are a sequential mark's.
+  const found = new Map<number, RepositoryFindings>();
+  let committed = 0;
+  await mapConcurrent(result.repositories.map((repository, index) => ({ repository, index })), STORAGE_CONCURRENCY, async ({ repository, index }) => {
+    const findings: RepositoryFindings = { manifests: 0, layerLinks: [], toDelete: [], unreadable: [], lines: [] };
+    await new RepositoryMarker(driver, repository, options, findings, result.marked).run();
+    found.set(index, findings);
+    for (let next = found.get(committed); next !== undefined; next = found.get(committed)) {
+      found.delete(committed);
+      commit(result.repositories[committed]!, next, result, progress);
+      committed++;
+      progress.update({ repositories: committed, manifests: result.manifests, blobsMarked: result.marked.size });
+    }
+  });
   return result;
+}
+
+/** What one repository's mark found, held until the repositories before it are committed. */
+interface RepositoryFindings {
+  manifests: number;
+  layerLinks: LinkEntry[];
+  toDelete: ManifestToDelete[];
+  unreadable: UnreadableManifest[];
+  /** Its progress lines, in the order they arose. */
+  lines: Array<{ warning: boolean; line: string }>;
+}
+
+function commit(repository: string, findings: RepositoryFindings, result: MarkResult, progress: GcProgress): void {
+  result.manifests += findings.manifests;
+  result.layerLinks.set(repository, findings.layerLinks);
+  for (const manifest of findings.toDelete) result.toDelete.push(manifest);
+  for (const unreadable of findings.unreadable) result.unreadable.push(unreadable);
+  for (const { warning, line } of findings.lines) {
+    if (warning) progress.warn(line);
+    else progress.item(line);
+  }
 }
 
 type Loaded = ManifestReferences | "missing" | "unreadable";
@@ -90,20 +121,26 @@ class RepositoryMarker {
   private readonly loaded = new Map<string, Loaded>();
   private readonly kept = new Set<string>();
 
+  private readonly progress = {
+    warn: (line: string) => this.findings.lines.push({ warning: true, line }),
+    item: (line: string) => this.findings.lines.push({ warning: false, line }),
+  };
+
   constructor(
     private readonly driver: StorageDriver,
     private readonly repository: string,
     private readonly options: MarkOptions,
-    private readonly progress: GcProgress,
-    private readonly result: MarkResult,
+    private readonly findings: RepositoryFindings,
+    /** The mark's digests, shared by every repository (a set: the order of additions does not matter). */
+    private readonly marked: Set<string>,
   ) {}
 
   async run(): Promise<void> {
-    const { driver, repository, progress, result } = this;
+    const { driver, repository, progress, findings: result } = this;
     const revisionLinks = await listRevisionLinks(driver, repository);
     const tags = await readTags(driver, repository);
-    result.layerLinks.set(repository, await listLayerLinks(driver, repository));
-    result.manifests += revisionLinks.length;
+    result.layerLinks = await listLayerLinks(driver, repository);
+    result.manifests = revisionLinks.length;
 
     const revisions = new Map<string, Digest>();
     /** Manifests kept whatever the tags say: those a corrupt revision link may name. */
@@ -187,7 +224,7 @@ class RepositoryMarker {
     }
     progress.item(
       `repository ${repository}: ${count(revisions.size, "manifest")}, ${count(tags.current.size, "tag")}, ` +
-        `${count(result.layerLinks.get(repository)!.length, "layer link")}` +
+        `${count(result.layerLinks.length, "layer link")}` +
         (this.options.deleteUntagged ? `, ${count(untagged, "untagged manifest")} to delete` : ""),
     );
   }
@@ -208,7 +245,7 @@ class RepositoryMarker {
   }
 
   private markBlob(digest: string): void {
-    this.result.marked.add(digest);
+    this.marked.add(digest);
   }
 
   private async loadAll(digests: Digest[]): Promise<void> {
@@ -233,7 +270,7 @@ class RepositoryMarker {
       if (isPathNotFound(err)) loaded = "missing";
       else if (err instanceof UnreadableManifestError) {
         loaded = "unreadable";
-        this.result.unreadable.push({ repository: this.repository, digest: key, reason: err.reason });
+        this.findings.unreadable.push({ repository: this.repository, digest: key, reason: err.reason });
       } else throw err;
     }
     this.loaded.set(key, loaded);
