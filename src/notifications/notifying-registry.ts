@@ -1,4 +1,5 @@
-import type { CatalogPage, Registry, RequestOrigin, ResolvedName } from "../registry/registry.js";
+import { ForwardingRegistry } from "../registry/forwarding-registry.js";
+import type { Registry, RequestOrigin } from "../registry/registry.js";
 import type { RegistryStats } from "../registry/registry-stats.js";
 import type { Repository } from "../registry/repository.js";
 import type { Notifier } from "./notifier.js";
@@ -8,14 +9,16 @@ import { NotifyingRepository, RequestEvents } from "./notifying-repository.js";
  * The registry with notifications: each request's repositories record events on its behalf
  * (`forRequest`); everything else is the wrapped registry's.
  */
-export class NotifyingRegistry implements Registry {
+export class NotifyingRegistry extends ForwardingRegistry {
   constructor(
-    private readonly inner: Registry,
+    inner: Registry,
     private readonly notifier: Notifier,
     private readonly events?: RequestEvents,
-  ) {}
+  ) {
+    super(inner);
+  }
 
-  repository(name: string): Repository {
+  override repository(name: string): Repository {
     const repository = this.inner.repository(name);
     return this.events ? new NotifyingRepository(repository, this.events) : repository;
   }
@@ -24,34 +27,26 @@ export class NotifyingRegistry implements Registry {
     return new NotifyingRegistry(this.inner.forRequest(origin), this.notifier, new RequestEvents(this.notifier, origin));
   }
 
-  resolveName(name: string, namespace: string | undefined): ResolvedName {
-    return this.inner.resolveName(name, namespace);
-  }
-
-  catalog(after: string | undefined, limit: number): Promise<CatalogPage> {
-    return this.inner.catalog(after, limit);
-  }
-
-  async health(): Promise<Record<string, string>> {
+  override async health(): Promise<Record<string, string>> {
     const [inner, outboxes] = await Promise.all([this.inner.health(), this.notifier.health()]);
     return { ...inner, ...outboxes };
   }
 
-  stats(): RegistryStats {
+  override stats(): RegistryStats {
     return { ...this.inner.stats(), notifications: this.notifier.status() };
   }
 
-  diagnostics(): Record<string, unknown> {
+  override diagnostics(): Record<string, unknown> {
     return { ...this.inner.diagnostics(), notifications: { endpoints: this.notifier.status() } };
   }
 
-  open(): void {
+  override open(): void {
     this.inner.open();
     this.notifier.start();
   }
 
   /** Delivers what it can within the drain time before the wrapped registry closes. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     await this.notifier.close();
     await this.inner.close();
   }

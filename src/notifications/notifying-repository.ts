@@ -1,17 +1,15 @@
 import { randomUUID } from "node:crypto";
-import type { Readable } from "node:stream";
 import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
 import type { EventAction } from "../config/config.js";
 import { RegistryError } from "../errcode/registry-error.js";
-import type { Descriptor } from "../manifest/parse-manifest.js";
 import type { Digest } from "../reference/digest.js";
+import { ForwardingRepository } from "../registry/forwarding-registry.js";
 import type { RequestOrigin } from "../registry/registry.js";
 import type { DeletedManifest, PutManifestResult, Reference, Repository } from "../registry/repository.js";
 import type { StoredManifest } from "../storage/manifest-store.js";
 import type { ChunkExpectation, UploadBody, UploadSession } from "../storage/upload-store.js";
 import type { Notifier } from "./notifier.js";
 import { manifestReferences, newEvent, requestRecord, type EventTarget, type RegistryEvent, type RequestRecord } from "./registry-event.js";
-import type { RedirectClient } from "../driver/storage-driver.js";
 
 /** What a request's repositories share: the notifier and who asked. */
 export class RequestEvents {
@@ -53,37 +51,27 @@ export class RequestEvents {
  * (notifications/listener.go): blob pulls, pushes, mounts and deletes; manifest pulls, pushes and
  * deletes, and tag deletes.
  */
-export class NotifyingRepository implements Repository {
+export class NotifyingRepository extends ForwardingRepository {
   constructor(
-    readonly inner: Repository,
+    inner: Repository,
     private readonly events: RequestEvents,
-  ) {}
-
-  get name(): string {
-    return this.inner.name;
+  ) {
+    super(inner);
   }
 
-  async statBlob(digest: Digest): Promise<BlobDescriptor> {
+  override async statBlob(digest: Digest): Promise<BlobDescriptor> {
     const descriptor = await this.inner.statBlob(digest);
     // The blob GET/HEAD handler is the only caller: a stat is a pull, as distribution's ServeBlob.
     if (this.events.wants("pull")) await this.events.emit([this.events.event("pull", this.blobTarget(descriptor))], true);
     return descriptor;
   }
 
-  openBlob(digest: Digest, offset: number, end: number): Promise<Readable> {
-    return this.inner.openBlob(digest, offset, end);
-  }
-
-  blobRedirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
-    return this.inner.blobRedirectURL(digest, method, client);
-  }
-
-  async deleteBlob(digest: Digest): Promise<void> {
+  override async deleteBlob(digest: Digest): Promise<void> {
     await this.inner.deleteBlob(digest);
     await this.events.emit([this.events.event("delete", { digest: digest.toString(), repository: this.name })], false);
   }
 
-  async mountBlob(digest: Digest, source: Repository): Promise<BlobDescriptor | undefined> {
+  override async mountBlob(digest: Digest, source: Repository): Promise<BlobDescriptor | undefined> {
     // The source is read, not pulled: it records nothing.
     const from = source instanceof NotifyingRepository ? source.inner : source;
     const descriptor = await this.inner.mountBlob(digest, from);
@@ -93,33 +81,13 @@ export class NotifyingRepository implements Repository {
     return descriptor;
   }
 
-  startUpload(): Promise<UploadSession> {
-    return this.inner.startUpload();
-  }
-
-  openUpload(id: string, startedAt?: Date): Promise<UploadSession> {
-    return this.inner.openUpload(id, startedAt);
-  }
-
-  uploadSize(session: UploadSession): Promise<number> {
-    return this.inner.uploadSize(session);
-  }
-
-  appendUpload(session: UploadSession, body: UploadBody, expect?: ChunkExpectation): Promise<number> {
-    return this.inner.appendUpload(session, body, expect);
-  }
-
-  async completeUpload(session: UploadSession, digest: Digest, body: UploadBody | undefined, expect?: ChunkExpectation): Promise<BlobDescriptor> {
+  override async completeUpload(session: UploadSession, digest: Digest, body: UploadBody | undefined, expect?: ChunkExpectation): Promise<BlobDescriptor> {
     const descriptor = await this.inner.completeUpload(session, digest, body, expect);
     await this.events.emit([this.events.event("push", this.blobTarget(descriptor))], false);
     return descriptor;
   }
 
-  cancelUpload(session: UploadSession): Promise<void> {
-    return this.inner.cancelUpload(session);
-  }
-
-  async getManifest(reference: Reference): Promise<StoredManifest> {
+  override async getManifest(reference: Reference): Promise<StoredManifest> {
     const manifest = await this.inner.getManifest(reference);
     if (!this.events.wants("pull")) return manifest;
     const target = this.manifestTarget(manifest.digest, manifest.mediaType, manifest.content);
@@ -128,7 +96,7 @@ export class NotifyingRepository implements Repository {
     return manifest;
   }
 
-  async putManifest(reference: Reference, content: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
+  override async putManifest(reference: Reference, content: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
     const result = await this.inner.putManifest(reference, content, contentType, extraTags);
     const tags = [...new Set("tag" in reference ? [reference.tag, ...extraTags] : extraTags)];
     // One push per tag the put applied (distribution knows only the one in the path), or one untagged.
@@ -141,21 +109,13 @@ export class NotifyingRepository implements Repository {
     return result;
   }
 
-  async deleteManifest(reference: Reference): Promise<DeletedManifest> {
+  override async deleteManifest(reference: Reference): Promise<DeletedManifest> {
     const deleted = await this.inner.deleteManifest(reference);
     // As distribution's handler: the manifest first, then each tag that pointed at it.
     const events = "digest" in reference ? [this.events.event("delete", { digest: reference.digest.toString(), repository: this.name })] : [];
     for (const tag of deleted.untagged) events.push(this.events.event("delete", { repository: this.name, tag }));
     await this.events.emit(events, false);
     return deleted;
-  }
-
-  listTags(): Promise<string[]> {
-    return this.inner.listTags();
-  }
-
-  referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
-    return this.inner.referrers(subject, artifactType);
   }
 
   private blobTarget(descriptor: BlobDescriptor): EventTarget {

@@ -1,6 +1,7 @@
 import type { BlobDescriptorCache } from "../../cache/blob-descriptor-cache.js";
 import { Digest } from "../../reference/digest.js";
-import type { CatalogPage, Registry, RequestOrigin, ResolvedName } from "../../registry/registry.js";
+import { ForwardingRegistry } from "../../registry/forwarding-registry.js";
+import type { Registry, RequestOrigin } from "../../registry/registry.js";
 import type { RegistryStats } from "../../registry/registry-stats.js";
 import type { Repository } from "../../registry/repository.js";
 import { GcAwareRepository, type GcGuard } from "./gc-aware-repository.js";
@@ -10,12 +11,13 @@ import { GcAwareRepository, type GcGuard } from "./gc-aware-repository.js";
  * When a run dooms content, the node forgets it from the blob descriptor cache before it acks, so
  * no cached descriptor outlives the bytes. Everything else is the wrapped registry's.
  */
-export class GcAwareRegistry implements Registry {
+export class GcAwareRegistry extends ForwardingRegistry {
   constructor(
-    private readonly inner: Registry,
+    inner: Registry,
     private readonly guard: GcGuard,
     cache?: BlobDescriptorCache,
   ) {
+    super(inner);
     if (cache !== undefined) {
       guard.participant.onDoomed(async (view) => {
         for (const blob of view.doomedBlobs) await cache.clear(Digest.parse(blob));
@@ -27,7 +29,7 @@ export class GcAwareRegistry implements Registry {
     }
   }
 
-  repository(name: string): Repository {
+  override repository(name: string): Repository {
     return new GcAwareRepository(this.inner.repository(name), this.guard);
   }
 
@@ -36,31 +38,19 @@ export class GcAwareRegistry implements Registry {
     return inner === this.inner ? this : new GcAwareRegistry(inner, this.guard);
   }
 
-  resolveName(name: string, namespace: string | undefined): ResolvedName {
-    return this.inner.resolveName(name, namespace);
-  }
-
-  catalog(after: string | undefined, limit: number): Promise<CatalogPage> {
-    return this.inner.catalog(after, limit);
-  }
-
-  diagnostics(): Record<string, unknown> {
+  override diagnostics(): Record<string, unknown> {
     return { ...this.inner.diagnostics(), gc: { view: this.guard.participant.current().kind } };
   }
 
-  stats(): RegistryStats {
+  override stats(): RegistryStats {
     return { ...this.inner.stats(), gc: this.guard.stats };
   }
 
-  health(): Promise<Record<string, string>> {
-    return this.inner.health();
-  }
-
-  open(): void {
+  override open(): void {
     this.inner.open();
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     await this.guard.participant.close();
     await this.inner.close();
   }

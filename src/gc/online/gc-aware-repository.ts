@@ -1,18 +1,16 @@
 import { performance } from "node:perf_hooks";
-import type { Readable } from "node:stream";
 import type { BlobDescriptor } from "../../cache/blob-descriptor-cache.js";
 import { RegistryError } from "../../errcode/registry-error.js";
-import type { Descriptor } from "../../manifest/parse-manifest.js";
 import { parseManifest } from "../../manifest/parse-manifest.js";
 import { Digest } from "../../reference/digest.js";
-import type { DeletedManifest, PutManifestResult, Reference, Repository } from "../../registry/repository.js";
+import { ForwardingRepository } from "../../registry/forwarding-registry.js";
+import type { PutManifestResult, Reference, Repository } from "../../registry/repository.js";
 import type { StoredManifest } from "../../storage/manifest-store.js";
 import type { ChunkExpectation, UploadBody, UploadSession } from "../../storage/upload-store.js";
 import type { GcHooks } from "./gc-hooks.js";
 import type { OnlineGcStats } from "./gc-stats.js";
 import type { GcParticipant, Ticket } from "./participant.js";
 import type { GcTiming } from "./timing.js";
-import type { RedirectClient } from "../../driver/storage-driver.js";
 
 /** What a GcAwareRepository needs from the node: the participant, its timing, counters, test hooks. */
 export interface GcGuard {
@@ -37,36 +35,22 @@ export interface GcGuard {
  *
  * With no run active this costs a counter increment and a clock read per vouching request.
  */
-export class GcAwareRepository implements Repository {
+export class GcAwareRepository extends ForwardingRepository {
   constructor(
-    readonly inner: Repository,
+    inner: Repository,
     private readonly guard: GcGuard,
-  ) {}
-
-  get name(): string {
-    return this.inner.name;
+  ) {
+    super(inner);
   }
 
-  async statBlob(digest: Digest): Promise<BlobDescriptor> {
+  override async statBlob(digest: Digest): Promise<BlobDescriptor> {
     return this.vouch("blob-stat", [digest.toString()], false, (ticket) => {
       if (this.doomed(ticket, digest.toString())) throw this.gone(new RegistryError("BLOB_UNKNOWN", undefined, { digest: digest.toString() }));
       return this.inner.statBlob(digest);
     });
   }
 
-  openBlob(digest: Digest, offset: number, end: number): Promise<Readable> {
-    return this.inner.openBlob(digest, offset, end);
-  }
-
-  blobRedirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {
-    return this.inner.blobRedirectURL(digest, method, client);
-  }
-
-  deleteBlob(digest: Digest): Promise<void> {
-    return this.inner.deleteBlob(digest);
-  }
-
-  async mountBlob(digest: Digest, source: Repository): Promise<BlobDescriptor | undefined> {
+  override async mountBlob(digest: Digest, source: Repository): Promise<BlobDescriptor | undefined> {
     const key = digest.toString();
     return this.vouch("mount", [key], true, (ticket) => {
       if (this.doomed(ticket, key) || this.guard.participant.isDoomed(ticket.view, source.name, key)) {
@@ -77,32 +61,12 @@ export class GcAwareRepository implements Repository {
     });
   }
 
-  startUpload(): Promise<UploadSession> {
-    return this.inner.startUpload();
-  }
-
-  openUpload(id: string, startedAt?: Date): Promise<UploadSession> {
-    return this.inner.openUpload(id, startedAt);
-  }
-
-  uploadSize(session: UploadSession): Promise<number> {
-    return this.inner.uploadSize(session);
-  }
-
-  appendUpload(session: UploadSession, body: UploadBody, expect?: ChunkExpectation): Promise<number> {
-    return this.inner.appendUpload(session, body, expect);
-  }
-
-  async completeUpload(session: UploadSession, digest: Digest, body: UploadBody | undefined, expect?: ChunkExpectation): Promise<BlobDescriptor> {
+  override async completeUpload(session: UploadSession, digest: Digest, body: UploadBody | undefined, expect?: ChunkExpectation): Promise<BlobDescriptor> {
     const key = digest.toString();
     return this.vouchOnceNotDoomed("upload", [key], [key], () => this.inner.completeUpload(session, digest, body, expect));
   }
 
-  cancelUpload(session: UploadSession): Promise<void> {
-    return this.inner.cancelUpload(session);
-  }
-
-  async getManifest(reference: Reference): Promise<StoredManifest> {
+  override async getManifest(reference: Reference): Promise<StoredManifest> {
     // Not vouching (a pull names nothing new), but a doomed manifest is already gone.
     if ("digest" in reference && this.doomed({ generation: -1, view: this.guard.participant.current() }, reference.digest.toString())) {
       throw this.gone(new RegistryError("MANIFEST_UNKNOWN", undefined, { digest: reference.digest.toString() }));
@@ -110,7 +74,7 @@ export class GcAwareRepository implements Repository {
     return this.inner.getManifest(reference);
   }
 
-  async putManifest(reference: Reference, content: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
+  override async putManifest(reference: Reference, content: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
     if (this.guard.participant.current().kind === "idle" && !this.guard.participant.fenced()) {
       // The common case, decided without parsing; `vouch` re-checks in the generation it enters.
       return this.vouch("manifest", [], true, (ticket) =>
@@ -136,18 +100,6 @@ export class GcAwareRepository implements Repository {
       if (missing.length > 0) throw this.gone(new RegistryError("MANIFEST_BLOB_UNKNOWN", undefined, { digests: missing }));
       return this.inner.putManifest(reference, content, contentType, extraTags);
     });
-  }
-
-  deleteManifest(reference: Reference): Promise<DeletedManifest> {
-    return this.inner.deleteManifest(reference);
-  }
-
-  listTags(): Promise<string[]> {
-    return this.inner.listTags();
-  }
-
-  referrers(subject: Digest, artifactType?: string): Promise<Descriptor[]> {
-    return this.inner.referrers(subject, artifactType);
   }
 
   /**
