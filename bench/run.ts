@@ -279,6 +279,8 @@ async function main(): Promise<number> {
     snapshot = await mkdtemp(join(resultsDir, ".berth-snapshot-"));
     const distSrc = fileURLToPath(new URL("../src/", import.meta.url));
     await cp(distSrc, join(snapshot, "dist", "src"), { recursive: true });
+    // berth reads its version from package.json (the S3 driver's User-Agent).
+    await cp(fileURLToPath(new URL("../../package.json", import.meta.url)), join(snapshot, "package.json"));
     // The web UI's page is served from src/ui/assets/ (tsc does not copy it into dist/).
     await cp(fileURLToPath(new URL("../../src/ui/assets/", import.meta.url)), join(snapshot, "src", "ui", "assets"), { recursive: true });
     // The native addons load from build/Release next to dist/: without this copy the snapshot
