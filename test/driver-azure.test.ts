@@ -185,7 +185,7 @@ storage:
       assert.deepEqual(config.storage.driver, {
         kind: "azure",
         accountName: "myaccount",
-        accountKey: AZURITE_KEY,
+        credentials: { type: "shared_key", accountKey: AZURITE_KEY },
         container: "registry",
         realm: "core.windows.net",
         serviceUrl: undefined,
@@ -229,9 +229,9 @@ storage:
       configError(() => parse(YAML.replace(AZURITE_KEY, "secret!")), "storage.azure.accountkey", "in base64");
       configError(() => parse(YAML.replace("container: registry", "container: Registry_1")), "storage.azure.container", "an Azure container name");
       configError(() => parse(YAML.replace("container: registry", "container: registry\n    serviceurl: ftp://host/x")), "storage.azure.serviceurl", "an http(s) URL");
-      configError(() => parse(YAML.replace("container: registry", "container: registry\n    credentials:\n      type: default_credentials")), "storage.azure.credentials.type", "not supported by berth yet");
+      configError(() => parse(YAML.replace("container: registry", "container: registry\n    credentials:\n      type: default_credentials")), "storage.azure.accountkey", "is not used with credentials.type default_credentials");
       configError(() => parse(YAML.replace("container: registry", "container: registry\n    credentials:\n      type: sas")), "storage.azure.credentials.type", "expected one of shared_key, client_secret, default_credentials");
-      configError(() => parse(YAML.replace("container: registry", "container: registry\n    connectionstring: UseDevelopmentStorage=true")), "storage.azure.connectionstring", "not supported by berth yet");
+      configError(() => parse(YAML.replace("container: registry", "container: registry\n    connectionstring: UseDevelopmentStorage=true")), "storage.azure.accountkey", "is not used with connectionstring");
       const { warnings } = parse(YAML.replace("container: registry", "container: registry\n    copy_status_poll_max_retry: 5\n    copy_status_poll_delay: 100ms"));
       assert.deepEqual(warnings.sort(), [
         "storage.azure.copy_status_poll_delay is not supported by berth yet and is ignored",
