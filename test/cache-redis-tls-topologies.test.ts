@@ -109,7 +109,7 @@ async function cachedDigests(server: RedisServer, name: string): Promise<string[
 }
 
 describe("the Redis cache over mutual TLS through Sentinel (redis.mastername + redis.tls)", { skip }, () => {
-  it("serves blob descriptors from the TLS master, follows SENTINEL FAILOVER over TLS, and reports a wrong CA plainly", async (t) => {
+  it("serves blob descriptors from the TLS master, follows SENTINEL FAILOVER over TLS, and reports a wrong CA plainly", async () => {
     const certs = await certificates();
     const set = await startRedisSentinelSet({ sentinels: 1, tls: certs.servers });
     const root = await mkdtemp(join(tmpdir(), "berth-redis-sentinel-tls-"));
