@@ -11,6 +11,13 @@
  *   move(source, dest, syncDir[, placeFrom, placeTo])
  *                                     rename, then fsync syncDir
  *   syncDirectory(dir)                fsync a directory
+ *   writeHashed(fd, data, sha256State)
+ *                                     write all of data at fd (opened O_APPEND), then hash it into
+ *                                     the SHA-256 state (OpenSSL's SHA256_CTX, the buffer of
+ *                                     native/sha256_state.c), in the same job: an upload's bytes are
+ *                                     hashed on the threadpool instead of the event loop. The state
+ *                                     is updated only when every byte was written, so what it has
+ *                                     seen is always a prefix of the file
  *   makeStandIn(dir, root, suffix)    makes the hidden stand-in of the missing directory `dir`
  *                                     beside its highest missing ancestor below or at `root`
  *                                     (".<name>" + suffix, name cut to 200 bytes), and the levels
@@ -23,6 +30,9 @@
  * and the caller undoes what the stand-in holds. `placement` (true) says this build has these and
  * makeStandIn.
  *
+ * move's ENOENT names the destination (path_b) when the source is there (lstat in the same job), so
+ * the caller need not ask which of the two is missing with a round trip of its own.
+ *
  * An empty syncDir ("") means not durable: no fsync at all. A directory that is gone by the time it
  * is synced counts as synced (a concurrent delete removed what it held). Each returns a promise
  * rejected with an Error carrying Node's `code`, `errno`, `syscall` and `path`.
@@ -31,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <openssl/sha.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -39,7 +50,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR, OP_STAND_IN } op_kind;
+typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR, OP_STAND_IN, OP_WRITE_HASHED } op_kind;
 
 typedef struct {
   op_kind kind;
@@ -55,6 +66,10 @@ typedef struct {
   const char* data;
   size_t length;
   napi_ref data_ref;
+  /* writeHashed: the descriptor, and the hash state (kept alive by state_ref) */
+  int fd;
+  SHA256_CTX* state;
+  napi_ref state_ref;
   int err;
   const char* syscall;
   const char* err_path;
@@ -129,6 +144,21 @@ static void put(op_t* op) {
 remove_temp:
   if (fd >= 0) close(fd);
   unlink(op->path_a);
+}
+
+static void write_hashed(op_t* op) {
+  size_t done = 0;
+  while (done < op->length) {
+    ssize_t n = write(op->fd, op->data + done, op->length - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      fail(op, "write", NULL);
+      return;
+    }
+    done += (size_t)n;
+  }
+  SHA256_Update(op->state, op->data, op->length);
 }
 
 /* mkdir that counts a directory already there as made (a level of a stand-in another call made). */
@@ -216,7 +246,11 @@ static void execute(napi_env env, void* data) {
       break;
     case OP_MOVE:
       if (rename(op->path_a, op->path_b) != 0) {
-        fail(op, "rename", op->path_a);
+        struct stat source;
+        /* ENOENT with the source there: the destination's directory is what is missing. */
+        bool source_there = errno == ENOENT && lstat(op->path_a, &source) == 0;
+        if (source_there) errno = ENOENT;
+        fail(op, "rename", source_there ? op->path_b : op->path_a);
         break;
       }
       if (place(op) != 0) break;
@@ -228,6 +262,9 @@ static void execute(napi_env env, void* data) {
     case OP_STAND_IN:
       make_stand_in(op);
       break;
+    case OP_WRITE_HASHED:
+      write_hashed(op);
+      break;
   }
 }
 
@@ -238,6 +275,7 @@ static void set_string(napi_env env, napi_value object, const char* name, const 
 
 static void free_op(napi_env env, op_t* op) {
   if (op->data_ref) napi_delete_reference(env, op->data_ref);
+  if (op->state_ref) napi_delete_reference(env, op->state_ref);
   free(op->path_a);
   free(op->path_b);
   free(op->sync_dir);
@@ -366,6 +404,46 @@ static napi_value put_file(napi_env env, napi_callback_info info) {
   return queue(env, op);
 }
 
+/* writeHashed(fd, data, state): data a Uint8Array, state a Buffer of sizeof(SHA256_CTX). */
+static napi_value write_hashed_op(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "durable_file.writeHashed(fd, data, sha256State)");
+    return NULL;
+  }
+  bool is_typedarray = false;
+  napi_typedarray_type type;
+  size_t length;
+  void* bytes;
+  if (napi_is_typedarray(env, argv[1], &is_typedarray) != napi_ok || !is_typedarray ||
+      napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "durable_file.writeHashed: data must be a Uint8Array");
+    return NULL;
+  }
+  bool is_buffer = false;
+  void* state;
+  size_t state_length;
+  if (napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, argv[2], &state, &state_length) != napi_ok || state_length != sizeof(SHA256_CTX)) {
+    napi_throw_type_error(env, NULL, "durable_file.writeHashed: the state must be a Buffer of SHA256_CTX's size");
+    return NULL;
+  }
+  op_t* op = new_op(env, OP_WRITE_HASHED);
+  if (op == NULL) return NULL;
+  if (napi_create_reference(env, argv[1], 1, &op->data_ref) != napi_ok || napi_create_reference(env, argv[2], 1, &op->state_ref) != napi_ok) {
+    napi_throw_error(env, NULL, "durable_file: could not reference the arguments");
+    free_op(env, op);
+    return NULL;
+  }
+  op->fd = fd;
+  op->data = bytes;
+  op->length = length;
+  op->state = state;
+  return queue(env, op);
+}
+
 /* An operation on paths only: (path_a[, path_b][, syncDir][, placeFrom, placeTo]), `count`
  * arguments, or `count` + 2 when `placed`. */
 static napi_value path_op(napi_env env, napi_callback_info info, op_kind kind, size_t count, bool placed, const char* usage) {
@@ -419,7 +497,11 @@ NAPI_MODULE_INIT() {
       napi_create_function(env, "syncDirectory", NAPI_AUTO_LENGTH, sync_dir, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "syncDirectory", fn) != napi_ok ||
       napi_create_function(env, "makeStandIn", NAPI_AUTO_LENGTH, make_stand_in_op, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "makeStandIn", fn) != napi_ok || napi_get_boolean(env, true, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "makeStandIn", fn) != napi_ok ||
+      napi_create_function(env, "writeHashed", NAPI_AUTO_LENGTH, write_hashed_op, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "writeHashed", fn) != napi_ok ||
+      napi_create_uint32(env, (uint32_t)sizeof(SHA256_CTX), &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "sha256StateSize", fn) != napi_ok || napi_get_boolean(env, true, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "placement", fn) != napi_ok) {
     return NULL;
   }

@@ -3,12 +3,14 @@
  * held to the same behaviour: what lands on disk, what is left behind, and the errors callers map.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type DurableFileOps, nodeFileOps } from "../src/driver/durable-file-ops.js";
 import { nativeFileOps } from "../src/native/durable-file.js";
+import { createResumableSha256, unmarshalSha256 } from "../src/hash/resumable-sha256.js";
 
 const implementations: [string, DurableFileOps | undefined][] = [
   ["native", nativeFileOps],
@@ -90,6 +92,21 @@ for (const [name, ops] of implementations) {
         (e: NodeJS.ErrnoException) => e,
       );
       assert.equal(err.code, "ENOENT");
+      assert.equal(err.path, join(dir, "from"), "the missing source is named");
+    });
+
+    it("move into a missing directory fails with ENOENT and leaves the source where it was", async () => {
+      const dir = join(root, "move-missing-dir");
+      await mkdir(dir);
+      await writeFile(join(dir, "from"), "stays");
+      const err = await use().move(join(dir, "from"), join(dir, "gone", "here"), join(dir, "gone")).then(
+        () => assert.fail("move succeeded"),
+        (e: NodeJS.ErrnoException) => e,
+      );
+      assert.equal(err.code, "ENOENT");
+      // node:fs names the source whatever is missing; the native job looked and names the destination.
+      assert.equal(err.path, name === "native" ? join(dir, "gone", "here") : join(dir, "from"));
+      assert.equal(await readFile(join(dir, "from"), "utf8"), "stays");
     });
 
     it("syncDirectory syncs a directory and treats a vanished one as synced", async () => {
@@ -120,3 +137,74 @@ for (const [name, ops] of implementations) {
     });
   });
 }
+
+describe("durable file operations (native): writeHashed", { skip: nativeFileOps === undefined && process.env.CI !== "true" && "native durable_file addon not built (npm install builds it)" }, () => {
+  let root: string;
+  const writeHashed = (): NonNullable<DurableFileOps["writeHashed"]> => {
+    assert.ok(nativeFileOps?.writeHashed, "the native durable_file addon is not built, or is older than writeHashed");
+    return nativeFileOps.writeHashed;
+  };
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "berth-write-hashed-"));
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("appends each buffer to the file and hashes it into the state, in order, across a resumed state", async () => {
+    const parts = [randomBytes(256 * 1024), randomBytes(100_003), randomBytes(1)];
+    const all = Buffer.concat(parts);
+    const handle = await open(join(root, "data"), "a");
+    const hash = createResumableSha256();
+    assert.ok(hash, "the sha256_state addon is not built");
+    try {
+      for (const part of parts.slice(0, 2)) await writeHashed()(handle.fd, part, hash.nativeState);
+    } finally {
+      await handle.close();
+    }
+    // The saved state goes on in another hasher and another descriptor, as a resumed upload does.
+    const resumed = unmarshalSha256(hash.marshal());
+    assert.ok(resumed);
+    const again = await open(join(root, "data"), "a");
+    try {
+      await writeHashed()(again.fd, parts[2]!, resumed.nativeState);
+    } finally {
+      await again.close();
+    }
+    assert.deepEqual(await readFile(join(root, "data")), all);
+    assert.equal(resumed.length, all.length);
+    assert.equal(resumed.hexDigest(), createHash("sha256").update(all).digest("hex"));
+  });
+
+  it("leaves the state untouched when the write fails", async () => {
+    await writeFile(join(root, "read-only"), "x");
+    const handle = await open(join(root, "read-only"), "r");
+    const hash = createResumableSha256();
+    assert.ok(hash);
+    hash.update(Buffer.from("before "));
+    try {
+      const err = await writeHashed()(handle.fd, Buffer.from("never written"), hash.nativeState).then(
+        () => assert.fail("write succeeded"),
+        (e: NodeJS.ErrnoException) => e,
+      );
+      assert.equal(err.code, "EBADF");
+      assert.equal(err.syscall, "write");
+    } finally {
+      await handle.close();
+    }
+    assert.equal(hash.length, 7);
+    assert.equal(hash.hexDigest(), createHash("sha256").update("before ").digest("hex"));
+  });
+
+  it("refuses a state of the wrong size, before anything is written", async () => {
+    const handle = await open(join(root, "refused"), "a");
+    try {
+      await assert.rejects(writeHashed()(handle.fd, Buffer.from("x"), Buffer.alloc(16)), TypeError);
+    } finally {
+      await handle.close();
+    }
+    assert.equal((await readFile(join(root, "refused"))).length, 0);
+  });
+});

@@ -18,7 +18,11 @@ export interface DurableFileOps {
    * that rename's error, naming `place.from`.
    */
   put(temp: string, target: string, data: Uint8Array, syncDir: string | undefined, place?: Placement): Promise<void>;
-  /** Renames `source` to `dest`, then `place.from` onto `place.to` when given, then fsyncs `syncDir` when given. */
+  /**
+   * Renames `source` to `dest`, then `place.from` onto `place.to` when given, then fsyncs `syncDir`
+   * when given. A failed rename's ENOENT names `source`, or, from the native addon, which looks in
+   * the same job, `dest` when the source is there (its directory is what is missing).
+   */
   move(source: string, dest: string, syncDir: string | undefined, place?: Placement): Promise<void>;
   /** Makes a directory's entries (a rename, a new file) survive a crash. A directory that is gone counts as synced. */
   syncDirectory(dir: string): Promise<void>;
@@ -29,6 +33,13 @@ export interface DurableFileOps {
    * (EROFS, ENOSPC, EACCES) are thrown as they are. See src/driver/new-directory.ts.
    */
   makeStandIn(dir: string, root: string, suffix: string): Promise<StandIn>;
+  /**
+   * Writes all of `data` at the descriptor (opened to append), then hashes it into `sha256State`
+   * (OpenSSL's SHA256_CTX, src/hash/resumable-sha256.ts) in the same threadpool job, so an upload's
+   * bytes are hashed off the event loop. The state takes the bytes only once all are written.
+   * Only the native addon has it.
+   */
+  writeHashed?(fd: number, data: Uint8Array, sha256State: Buffer): Promise<void>;
 }
 
 /** A new directory's stand-in, and the missing ancestor it stands for. */

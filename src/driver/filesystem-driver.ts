@@ -154,7 +154,8 @@ export class FilesystemDriver implements StorageDriver {
           await this.#ops.move(source, join(dir, name), place?.parent ?? dir, place);
         } catch (err) {
           // The source itself being gone is final; only a vanished destination directory is retried.
-          if (isNotFound(err) && (err as NodeJS.ErrnoException).path !== place?.from) {
+          // The native move names the destination when it found the source there: no lstat then.
+          if (isNotFound(err) && (err as NodeJS.ErrnoException).path === source) {
             await lstat(source).catch(() => Promise.reject(new PathNotFoundError(sourcePath, this.name)));
           }
           throw err;
@@ -422,6 +423,9 @@ class FilesystemFileWriter implements FileWriter {
   /** The early writeback in flight, if any (see #startWriteback). */
   #syncing: Promise<void> | undefined;
   #finished: Promise<void> = Promise.resolve();
+  /** The SHA-256 state each flush's job updates (hashWhileWriting), if one was taken. */
+  #sha256State: Buffer | undefined;
+  #written = false;
 
   constructor(
     private readonly fullPath: string,
@@ -443,9 +447,17 @@ class FilesystemFileWriter implements FileWriter {
    * write would stop reading the socket during each one, leaving the network and the disk to take
    * turns.
    */
+  /** Taken when the native addon can hash in its write jobs; see FileWriter. */
+  hashWhileWriting(sha256State: Buffer): boolean {
+    if (this.ops.writeHashed === undefined || this.#state !== "open" || this.#written || this.#sha256State !== undefined) return false;
+    this.#sha256State = sha256State;
+    return true;
+  }
+
   write(chunk: Uint8Array): Promise<void> {
     if (this.#state !== "open") return Promise.reject(new Error(`writer is ${this.#state}: ${this.fullPath}`));
     if (this.#failure) return Promise.reject(this.#failure);
+    this.#written = true;
     let wait = RESOLVED;
     for (let offset = 0; offset < chunk.byteLength; ) {
       this.#buffer ??= writeBuffers.take();
@@ -533,7 +545,10 @@ class FilesystemFileWriter implements FileWriter {
     if (buffer) {
       this.#flushed = this.#flushed
         .then(async () => {
-          await writeAll(this.handle, buffer.subarray(0, bytes));
+          const state = this.#sha256State;
+          // writeHashed is there whenever a state was taken (hashWhileWriting).
+          if (state) await this.ops.writeHashed!(this.handle.fd, buffer.subarray(0, bytes), state);
+          else await writeAll(this.handle, buffer.subarray(0, bytes));
           this.#unsynced += bytes;
           if (this.#unsynced >= EARLY_WRITEBACK_BYTES) this.#startWriteback();
         })
