@@ -10,6 +10,12 @@
  *                                     onto target, fsync syncDir; the temp is removed on failure
  *   move(source, dest, syncDir[, placeFrom, placeTo])
  *                                     rename, then fsync syncDir
+ *   putMakingDirectories(temp, target, data, root)
+ *                                     put without syncs whose temp's missing directories (below
+ *                                     or at root) are made when its open says ENOENT, then opened
+ *                                     again: mkdir -p in the same job, for what need not survive a
+ *                                     crash whole (an upload's startedat, markers), where node's
+ *                                     recursive mkdir costs a job per level and the failed put one
  *   syncDirectory(dir)                fsync a directory
  *   writeHashed(fd, data, sha256State)
  *                                     write all of data at fd (opened O_APPEND), then hash it into
@@ -59,6 +65,8 @@ typedef struct {
   char* sync_dir; /* NULL: none */
   char* place_from; /* NULL: no placement */
   char* place_to;
+  char* make_root; /* putMakingDirectories: the highest directory it may make */
+  char* failed_dir; /* the directory whose mkdir failed, named by the error */
   /* makeStandIn: path_a is the directory, path_b the root, suffix the name's tail; out_* the answer */
   char* suffix;
   char* out_stand_in;
@@ -104,10 +112,56 @@ static int place(op_t* op) {
   return fail(op, "rename", op->place_from);
 }
 
-static void put(op_t* op) {
+/*
+ * mkdir -p of dir, never above make_root; an existing level counts as made. The error is the real
+ * one of the level that failed (EROFS, ENOSPC, EACCES); ENOENT only when make_root itself is missing.
+ */
+static int make_directories(op_t* op, const char* dir) {
+  if (mkdir(dir, 0777) == 0 || errno == EEXIST) return 0;
+  if (errno == ENOENT && strcmp(dir, op->make_root) != 0 && strlen(dir) > strlen(op->make_root)) {
+    char* parent = strdup(dir);
+    char* slash = parent == NULL ? NULL : strrchr(parent, '/');
+    if (slash != NULL && slash != parent) {
+      *slash = '\0';
+      int made = make_directories(op, parent);
+      free(parent);
+      if (made != 0) return -1;
+      if (mkdir(dir, 0777) == 0 || errno == EEXIST) return 0;
+    } else {
+      free(parent);
+      errno = ENOENT;
+    }
+  }
+  int saved = errno;
+  free(op->failed_dir);
+  op->failed_dir = strdup(dir);
+  errno = saved;
+  return fail(op, "mkdir", op->failed_dir != NULL ? op->failed_dir : op->path_a);
+}
+
+static int open_temp(op_t* op) {
   int fd;
   do fd = open(op->path_a, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+static void put(op_t* op) {
+  int fd = open_temp(op);
+  if (fd < 0 && errno == ENOENT && op->make_root != NULL) {
+    char* dir = strdup(op->path_a);
+    char* slash = dir == NULL ? NULL : strrchr(dir, '/');
+    if (slash == NULL || slash == dir) {
+      free(dir);
+      errno = ENOENT;
+    } else {
+      *slash = '\0';
+      int made = make_directories(op, dir);
+      free(dir);
+      if (made != 0) return;
+      fd = open_temp(op);
+    }
+  }
   /* Opened exclusively: when the open fails there is no temporary file to remove. */
   if (fd < 0) {
     fail(op, "open", op->path_a);
@@ -281,6 +335,8 @@ static void free_op(napi_env env, op_t* op) {
   free(op->sync_dir);
   free(op->place_from);
   free(op->place_to);
+  free(op->make_root);
+  free(op->failed_dir);
   free(op->suffix);
   free(op->out_stand_in);
   free(op->out_top);
@@ -404,6 +460,35 @@ static napi_value put_file(napi_env env, napi_callback_info info) {
   return queue(env, op);
 }
 
+/* putMakingDirectories(temp, target, data, root): put, not durable, making temp's directories. */
+static napi_value put_making_directories(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) {
+    napi_throw_type_error(env, NULL, "durable_file.putMakingDirectories(temp, target, data, root)");
+    return NULL;
+  }
+  bool is_typedarray = false;
+  napi_typedarray_type type;
+  size_t length;
+  void* bytes;
+  if (napi_is_typedarray(env, argv[2], &is_typedarray) != napi_ok || !is_typedarray ||
+      napi_get_typedarray_info(env, argv[2], &type, &length, &bytes, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "durable_file.putMakingDirectories: data must be a Uint8Array");
+    return NULL;
+  }
+  op_t* op = new_op(env, OP_PUT);
+  if (op == NULL) return NULL;
+  if ((op->path_a = string_arg(env, argv[0])) == NULL || (op->path_b = string_arg(env, argv[1])) == NULL ||
+      (op->make_root = string_arg(env, argv[3])) == NULL || napi_create_reference(env, argv[2], 1, &op->data_ref) != napi_ok) {
+    free_op(env, op);
+    return NULL;
+  }
+  op->data = bytes;
+  op->length = length;
+  return queue(env, op);
+}
+
 /* writeHashed(fd, data, state): data a Uint8Array, state a Buffer of sizeof(SHA256_CTX). */
 static napi_value write_hashed_op(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -498,6 +583,8 @@ NAPI_MODULE_INIT() {
       napi_set_named_property(env, exports, "syncDirectory", fn) != napi_ok ||
       napi_create_function(env, "makeStandIn", NAPI_AUTO_LENGTH, make_stand_in_op, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "makeStandIn", fn) != napi_ok ||
+      napi_create_function(env, "putMakingDirectories", NAPI_AUTO_LENGTH, put_making_directories, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "putMakingDirectories", fn) != napi_ok ||
       napi_create_function(env, "writeHashed", NAPI_AUTO_LENGTH, write_hashed_op, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "writeHashed", fn) != napi_ok ||
       napi_create_uint32(env, (uint32_t)sizeof(SHA256_CTX), &fn) != napi_ok ||

@@ -208,3 +208,52 @@ describe("durable file operations (native): writeHashed", { skip: nativeFileOps 
     assert.equal((await readFile(join(root, "refused"))).length, 0);
   });
 });
+
+describe("durable file operations (native): putMakingDirectories", { skip: nativeFileOps === undefined && process.env.CI !== "true" && "native durable_file addon not built (npm install builds it)" }, () => {
+  let root: string;
+  const put = (): NonNullable<DurableFileOps["putMakingDirectories"]> => {
+    assert.ok(nativeFileOps?.putMakingDirectories, "the native durable_file addon is not built, or is older than putMakingDirectories");
+    return nativeFileOps.putMakingDirectories;
+  };
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "berth-put-making-"));
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("makes the missing levels below the root and writes the file, leaving no temporary file", async () => {
+    const dir = join(root, "repo", "_uploads", "id");
+    await put()(join(dir, ".startedat.tmp"), join(dir, "startedat"), Buffer.from("2026-12-03"), root);
+    assert.equal(await readFile(join(dir, "startedat"), "utf8"), "2026-12-03");
+    assert.deepEqual(await readdir(dir), ["startedat"]);
+    // Into an existing directory it is a plain put.
+    await put()(join(dir, ".other.tmp"), join(dir, "other"), Buffer.from("x"), root);
+    assert.deepEqual((await readdir(dir)).sort(), ["other", "startedat"]);
+  });
+
+  it("never makes the root or anything above it: a missing root is ENOENT and nothing is made", async () => {
+    const missingRoot = join(root, "no-root", "root");
+    const err = await put()(join(missingRoot, "a", ".x.tmp"), join(missingRoot, "a", "x"), Buffer.from("x"), missingRoot).then(
+      () => assert.fail("put succeeded"),
+      (e: NodeJS.ErrnoException) => e,
+    );
+    assert.equal(err.code, "ENOENT");
+    assert.equal(err.syscall, "mkdir");
+    assert.equal((await readdir(root)).includes("no-root"), false);
+  });
+
+  it("a file where a directory belongs is ENOTDIR (the open says so; nothing is made) and nothing is written", async () => {
+    await writeFile(join(root, "plain-file"), "not a directory");
+    const dir = join(root, "plain-file", "below", "dir");
+    const err = await put()(join(dir, ".x.tmp"), join(dir, "x"), Buffer.from("x"), root).then(
+      () => assert.fail("put succeeded"),
+      (e: NodeJS.ErrnoException) => e,
+    );
+    assert.equal(err.code, "ENOTDIR");
+    assert.equal(err.syscall, "open");
+    assert.equal(await readFile(join(root, "plain-file"), "utf8"), "not a directory");
+  });
+});

@@ -34,6 +34,14 @@ export interface DurableFileOps {
    */
   makeStandIn(dir: string, root: string, suffix: string): Promise<StandIn>;
   /**
+   * `put` without any sync, which first makes the missing directories of `temp` (never above
+   * `root`) when its open says ENOENT, in the same job, then opens again. A mkdir's own error is
+   * thrown as it is (EROFS, ENOSPC, EACCES), naming that directory; ENOENT means `root` is missing
+   * or a concurrent delete won. For writes that need not survive a crash whole, where mkdir -p and
+   * a write in sequence is fine (see makeDirectory in new-directory.ts). Only the native addon has it.
+   */
+  putMakingDirectories?(temp: string, target: string, data: Uint8Array, root: string): Promise<void>;
+  /**
    * Writes all of `data` at the descriptor (opened to append), then hashes it into `sha256State`
    * (OpenSSL's SHA256_CTX, src/hash/resumable-sha256.ts) in the same threadpool job, so an upload's
    * bytes are hashed off the event loop. The state takes the bytes only once all are written.

@@ -88,10 +88,16 @@ export class FilesystemDriver implements StorageDriver {
     assertValidPath(path);
     const target = this.#fullPath(path);
     const name = basename(target);
+    const putMakingDirectories = this.#ops.putMakingDirectories;
     await this.#inDirectory(dirname(target), path, {
       atomic: durable,
+      // Not durable: one job that makes a missing directory itself, where a failed put, node's
+      // recursive mkdir (a job per level) and the put again were three or more (every upload's
+      // startedat is in a new directory).
       operation: (dir, place) =>
-        this.#ops.put(join(dir, temporaryName(name)), join(dir, name), content, durable ? (place?.parent ?? dir) : undefined, place),
+        !durable && putMakingDirectories
+          ? putMakingDirectories(join(dir, temporaryName(name)), join(dir, name), content, this.rootDirectory)
+          : this.#ops.put(join(dir, temporaryName(name)), join(dir, name), content, durable ? (place?.parent ?? dir) : undefined, place),
       discard: async () => undefined,
     });
   }
