@@ -16,6 +16,11 @@
  *                                     again: mkdir -p in the same job, for what need not survive a
  *                                     crash whole (an upload's startedat, markers), where node's
  *                                     recursive mkdir costs a job per level and the failed put one
+ *   removeTree(path)                  rm -r of a small tree (an upload's directory) in one job,
+ *                                     with nftw: files and directories removed depth first; ENOENT
+ *                                     of an entry is ignored (a concurrent delete); resolves to
+ *                                     false when nothing was there. Not for large trees: it holds
+ *                                     one threadpool thread until done
  *   syncDirectory(dir)                fsync a directory
  *   writeHashed(fd, data, sha256State)
  *                                     write all of data at fd (opened O_APPEND), then hash it into
@@ -44,8 +49,11 @@
  * rejected with an Error carrying Node's `code`, `errno`, `syscall` and `path`.
  */
 #define NAPI_VERSION 8
+/* nftw and its FTW_DEPTH, FTW_PHYS */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <node_api.h>
 #include <openssl/sha.h>
 #include <stdbool.h>
@@ -56,7 +64,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR, OP_STAND_IN, OP_WRITE_HASHED } op_kind;
+typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR, OP_STAND_IN, OP_WRITE_HASHED, OP_REMOVE_TREE } op_kind;
 
 typedef struct {
   op_kind kind;
@@ -76,6 +84,7 @@ typedef struct {
   napi_ref data_ref;
   /* writeHashed: the descriptor, and the hash state (kept alive by state_ref) */
   int fd;
+  bool found; /* removeTree: something was there */
   SHA256_CTX* state;
   napi_ref state_ref;
   int err;
@@ -200,6 +209,29 @@ remove_temp:
   unlink(op->path_a);
 }
 
+/* nftw's callback: the failing entry's errno, or 0 to go on. */
+static int remove_entry(const char* path, const struct stat* info, int kind, struct FTW* where) {
+  (void)info;
+  (void)where;
+  if ((kind == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT) return 0;
+  return errno;
+}
+
+static void remove_tree(op_t* op) {
+  struct stat info;
+  if (lstat(op->path_a, &info) != 0) {
+    if (errno != ENOENT) fail(op, "lstat", op->path_a);
+    return;
+  }
+  op->found = true;
+  /* FTW_DEPTH: a directory after what it holds; FTW_PHYS: links are removed, never followed. */
+  int result = nftw(op->path_a, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (result == 0) return;
+  if (result > 0) errno = result;
+  else if (errno == ENOENT) return; /* removed meanwhile by a concurrent delete */
+  fail(op, "rm", op->path_a);
+}
+
 static void write_hashed(op_t* op) {
   size_t done = 0;
   while (done < op->length) {
@@ -319,6 +351,9 @@ static void execute(napi_env env, void* data) {
     case OP_WRITE_HASHED:
       write_hashed(op);
       break;
+    case OP_REMOVE_TREE:
+      remove_tree(op);
+      break;
   }
 }
 
@@ -354,6 +389,8 @@ static void complete(napi_env env, napi_status status, void* data) {
       napi_create_string_utf8(env, op->out_top, NAPI_AUTO_LENGTH, &top);
       napi_set_element(env, result, 0, stand_in);
       napi_set_element(env, result, 1, top);
+    } else if (op->kind == OP_REMOVE_TREE) {
+      napi_get_boolean(env, op->found, &result);
     } else {
       napi_get_undefined(env, &result);
     }
@@ -569,6 +606,10 @@ static napi_value make_stand_in_op(napi_env env, napi_callback_info info) {
   return queue(env, op);
 }
 
+static napi_value remove_tree_op(napi_env env, napi_callback_info info) {
+  return path_op(env, info, OP_REMOVE_TREE, 1, false, "durable_file.removeTree(path)");
+}
+
 static napi_value sync_dir(napi_env env, napi_callback_info info) {
   return path_op(env, info, OP_SYNC_DIR, 1, false, "durable_file.syncDirectory(dir)");
 }
@@ -583,6 +624,8 @@ NAPI_MODULE_INIT() {
       napi_set_named_property(env, exports, "syncDirectory", fn) != napi_ok ||
       napi_create_function(env, "makeStandIn", NAPI_AUTO_LENGTH, make_stand_in_op, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "makeStandIn", fn) != napi_ok ||
+      napi_create_function(env, "removeTree", NAPI_AUTO_LENGTH, remove_tree_op, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "removeTree", fn) != napi_ok ||
       napi_create_function(env, "putMakingDirectories", NAPI_AUTO_LENGTH, put_making_directories, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "putMakingDirectories", fn) != napi_ok ||
       napi_create_function(env, "writeHashed", NAPI_AUTO_LENGTH, write_hashed_op, NULL, &fn) != napi_ok ||

@@ -257,3 +257,37 @@ describe("durable file operations (native): putMakingDirectories", { skip: nativ
     assert.equal(await readFile(join(root, "plain-file"), "utf8"), "not a directory");
   });
 });
+
+describe("durable file operations (native): removeSmallTree", { skip: nativeFileOps === undefined && process.env.CI !== "true" && "native durable_file addon not built (npm install builds it)" }, () => {
+  let root: string;
+  const remove = (): NonNullable<DurableFileOps["removeSmallTree"]> => {
+    assert.ok(nativeFileOps?.removeSmallTree, "the native durable_file addon is not built, or is older than removeTree");
+    return nativeFileOps.removeSmallTree;
+  };
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "berth-remove-tree-"));
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("removes an upload's directory with what it holds, nested directories included, and nothing beside it", async () => {
+    const upload = join(root, "_uploads", "id");
+    await mkdir(join(upload, "hashstates", "sha256"), { recursive: true });
+    await writeFile(join(upload, "data"), randomBytes(1000));
+    await writeFile(join(upload, "startedat"), "2026-12-03");
+    await writeFile(join(upload, "hashstates", "sha256", "1000"), randomBytes(108));
+    await writeFile(join(root, "_uploads", "neighbour"), "stays");
+    assert.equal(await remove()(upload), true);
+    assert.deepEqual(await readdir(join(root, "_uploads")), ["neighbour"]);
+  });
+
+  it("a path that is not there is false, not an error; a file is removed", async () => {
+    assert.equal(await remove()(join(root, "never-existed")), false);
+    await writeFile(join(root, "single"), "x");
+    assert.equal(await remove()(join(root, "single")), true);
+    assert.equal((await readdir(root)).includes("single"), false);
+  });
+});

@@ -34,6 +34,14 @@ export interface DurableFileOps {
    */
   makeStandIn(dir: string, root: string, suffix: string): Promise<StandIn>;
   /**
+   * rm -r of a small tree (an upload's directory) in one job, where a listing, an unlink per file
+   * and an rmdir per directory are a job each. Not atomic, not synced; an entry removed meanwhile is
+   * no error; ENOTEMPTY when a concurrent writer added one (the caller tries again, as
+   * removeTree does). Resolves to false when nothing was there. It holds a threadpool thread
+   * until done: not for a repository's tree. Only the native addon has it.
+   */
+  removeSmallTree?(path: string): Promise<boolean>;
+  /**
    * `put` without any sync, which first makes the missing directories of `temp` (never above
    * `root`) when its open says ENOENT, in the same job, then opens again. A mkdir's own error is
    * thrown as it is (EROFS, ENOSPC, EACCES), naming that directory; ENOENT means `root` is missing

@@ -30,6 +30,8 @@ import { removeStaleTemporaries } from "./stale-temporaries.js";
 import { isTemporaryName, temporaryName } from "./temporary-names.js";
 
 const READ_CHUNK = 1024 * 1024;
+/** Attempts at emptying a directory that concurrent writers keep adding to (as removeTree). */
+const REMOVE_RETRIES = 5;
 /** Attempts at a write whose directory a concurrent delete keeps removing. */
 const DIRECTORY_RACE_RETRIES = 5;
 /** Flushed bytes after which the writer starts an early writeback (see #startWriteback). */
@@ -200,7 +202,7 @@ export class FilesystemDriver implements StorageDriver {
     if (isDirectory && !durable) {
       // What may be left part way (an upload's files after its blob was stored): removed in place,
       // without the rename, in a directory every upload of the repository shares.
-      if (!(await removeTree(full)) && options.directory === true) throw new PathNotFoundError(path, this.name);
+      if (!(await this.#removeUploadTree(full)) && options.directory === true) throw new PathNotFoundError(path, this.name);
       return;
     }
     const hidden = isDirectory ? join(parent, temporaryName(full)) : undefined;
@@ -216,6 +218,23 @@ export class FilesystemDriver implements StorageDriver {
     }
     if (durable) await this.#ops.syncDirectory(parent);
     if (hidden !== undefined) await removeTree(hidden);
+  }
+
+  /**
+   * removeTree, in one native job when the addon has it: what is deleted this way is an upload's
+   * directory after its blob went (a few files), where node:fs costs a job per entry.
+   */
+  async #removeUploadTree(full: string): Promise<boolean> {
+    const removeSmallTree = this.#ops.removeSmallTree;
+    if (!removeSmallTree) return removeTree(full);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await removeSmallTree(full);
+      } catch (err) {
+        // A concurrent writer added an entry while the directory was emptied: go round again.
+        if ((err as NodeJS.ErrnoException).code !== "ENOTEMPTY" || attempt >= REMOVE_RETRIES) throw err;
+      }
+    }
   }
 
   /** See removeStaleTemporaries. */
