@@ -146,7 +146,8 @@ export class UploadStore {
       const commit = { durableName: false, directoryRemovedNext: true };
       // The writer hashes its last bytes as it writes them: the digest is known once it commits.
       // Bytes that then fail the digest were synced for nothing, and are removed with the upload.
-      if (hashedByWriter) await writer.commit(commit);
+      // (A digest of another algorithm goes the other way, which closes the writer first.)
+      if (hashedByWriter && digest.algorithm === RESUMABLE_ALGORITHM) await writer.commit(commit);
       const live = this.hashers.get(hasherKey(session));
       if (digest.algorithm === RESUMABLE_ALGORITHM && live?.length === size) {
         // The common case: this process hashed every byte as it arrived.
