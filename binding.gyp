@@ -19,7 +19,7 @@
     {
       "target_name": "durable_file",
       "sources": ["native/durable_file.c"],
-      "cflags": ["-O2", "-Wall"]
+      "cflags": ["-O2", "-Wall", "-Wno-deprecated-declarations"]
     }
   ]
 }

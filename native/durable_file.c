@@ -10,7 +10,25 @@
  *                                     onto target, fsync syncDir; the temp is removed on failure
  *   move(source, dest, syncDir[, placeFrom, placeTo])
  *                                     rename, then fsync syncDir
+ *   putMakingDirectories(temp, target, data, root)
+ *                                     put without syncs whose temp's missing directories (below
+ *                                     or at root) are made when its open says ENOENT, then opened
+ *                                     again: mkdir -p in the same job, for what need not survive a
+ *                                     crash whole (an upload's startedat, markers), where node's
+ *                                     recursive mkdir costs a job per level and the failed put one
+ *   removeTree(path)                  rm -r of a small tree (an upload's directory) in one job,
+ *                                     with nftw: files and directories removed depth first; ENOENT
+ *                                     of an entry is ignored (a concurrent delete); resolves to
+ *                                     false when nothing was there. Not for large trees: it holds
+ *                                     one threadpool thread until done
  *   syncDirectory(dir)                fsync a directory
+ *   writeHashed(fd, data, sha256State)
+ *                                     write all of data at fd (opened O_APPEND), then hash it into
+ *                                     the SHA-256 state (OpenSSL's SHA256_CTX, the buffer of
+ *                                     native/sha256_state.c), in the same job: an upload's bytes are
+ *                                     hashed on the threadpool instead of the event loop. The state
+ *                                     is updated only when every byte was written, so what it has
+ *                                     seen is always a prefix of the file
  *   makeStandIn(dir, root, suffix)    makes the hidden stand-in of the missing directory `dir`
  *                                     beside its highest missing ancestor below or at `root`
  *                                     (".<name>" + suffix, name cut to 200 bytes), and the levels
@@ -23,14 +41,21 @@
  * and the caller undoes what the stand-in holds. `placement` (true) says this build has these and
  * makeStandIn.
  *
+ * move's ENOENT names the destination (path_b) when the source is there (lstat in the same job), so
+ * the caller need not ask which of the two is missing with a round trip of its own.
+ *
  * An empty syncDir ("") means not durable: no fsync at all. A directory that is gone by the time it
  * is synced counts as synced (a concurrent delete removed what it held). Each returns a promise
  * rejected with an Error carrying Node's `code`, `errno`, `syscall` and `path`.
  */
 #define NAPI_VERSION 8
+/* nftw and its FTW_DEPTH, FTW_PHYS */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <node_api.h>
+#include <openssl/sha.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -39,7 +64,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR, OP_STAND_IN } op_kind;
+typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR, OP_STAND_IN, OP_WRITE_HASHED, OP_REMOVE_TREE } op_kind;
 
 typedef struct {
   op_kind kind;
@@ -48,6 +73,8 @@ typedef struct {
   char* sync_dir; /* NULL: none */
   char* place_from; /* NULL: no placement */
   char* place_to;
+  char* make_root; /* putMakingDirectories: the highest directory it may make */
+  char* failed_dir; /* the directory whose mkdir failed, named by the error */
   /* makeStandIn: path_a is the directory, path_b the root, suffix the name's tail; out_* the answer */
   char* suffix;
   char* out_stand_in;
@@ -55,6 +82,11 @@ typedef struct {
   const char* data;
   size_t length;
   napi_ref data_ref;
+  /* writeHashed: the descriptor, and the hash state (kept alive by state_ref) */
+  int fd;
+  bool found; /* removeTree: something was there */
+  SHA256_CTX* state;
+  napi_ref state_ref;
   int err;
   const char* syscall;
   const char* err_path;
@@ -89,10 +121,56 @@ static int place(op_t* op) {
   return fail(op, "rename", op->place_from);
 }
 
-static void put(op_t* op) {
+/*
+ * mkdir -p of dir, never above make_root; an existing level counts as made. The error is the real
+ * one of the level that failed (EROFS, ENOSPC, EACCES); ENOENT only when make_root itself is missing.
+ */
+static int make_directories(op_t* op, const char* dir) {
+  if (mkdir(dir, 0777) == 0 || errno == EEXIST) return 0;
+  if (errno == ENOENT && strcmp(dir, op->make_root) != 0 && strlen(dir) > strlen(op->make_root)) {
+    char* parent = strdup(dir);
+    char* slash = parent == NULL ? NULL : strrchr(parent, '/');
+    if (slash != NULL && slash != parent) {
+      *slash = '\0';
+      int made = make_directories(op, parent);
+      free(parent);
+      if (made != 0) return -1;
+      if (mkdir(dir, 0777) == 0 || errno == EEXIST) return 0;
+    } else {
+      free(parent);
+      errno = ENOENT;
+    }
+  }
+  int saved = errno;
+  free(op->failed_dir);
+  op->failed_dir = strdup(dir);
+  errno = saved;
+  return fail(op, "mkdir", op->failed_dir != NULL ? op->failed_dir : op->path_a);
+}
+
+static int open_temp(op_t* op) {
   int fd;
   do fd = open(op->path_a, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+static void put(op_t* op) {
+  int fd = open_temp(op);
+  if (fd < 0 && errno == ENOENT && op->make_root != NULL) {
+    char* dir = strdup(op->path_a);
+    char* slash = dir == NULL ? NULL : strrchr(dir, '/');
+    if (slash == NULL || slash == dir) {
+      free(dir);
+      errno = ENOENT;
+    } else {
+      *slash = '\0';
+      int made = make_directories(op, dir);
+      free(dir);
+      if (made != 0) return;
+      fd = open_temp(op);
+    }
+  }
   /* Opened exclusively: when the open fails there is no temporary file to remove. */
   if (fd < 0) {
     fail(op, "open", op->path_a);
@@ -129,6 +207,44 @@ static void put(op_t* op) {
 remove_temp:
   if (fd >= 0) close(fd);
   unlink(op->path_a);
+}
+
+/* nftw's callback: the failing entry's errno, or 0 to go on. */
+static int remove_entry(const char* path, const struct stat* info, int kind, struct FTW* where) {
+  (void)info;
+  (void)where;
+  if ((kind == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT) return 0;
+  return errno;
+}
+
+static void remove_tree(op_t* op) {
+  struct stat info;
+  if (lstat(op->path_a, &info) != 0) {
+    if (errno != ENOENT) fail(op, "lstat", op->path_a);
+    return;
+  }
+  op->found = true;
+  /* FTW_DEPTH: a directory after what it holds; FTW_PHYS: links are removed, never followed. */
+  int result = nftw(op->path_a, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (result == 0) return;
+  if (result > 0) errno = result;
+  else if (errno == ENOENT) return; /* removed meanwhile by a concurrent delete */
+  fail(op, "rm", op->path_a);
+}
+
+static void write_hashed(op_t* op) {
+  size_t done = 0;
+  while (done < op->length) {
+    ssize_t n = write(op->fd, op->data + done, op->length - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      fail(op, "write", NULL);
+      return;
+    }
+    done += (size_t)n;
+  }
+  SHA256_Update(op->state, op->data, op->length);
 }
 
 /* mkdir that counts a directory already there as made (a level of a stand-in another call made). */
@@ -216,7 +332,11 @@ static void execute(napi_env env, void* data) {
       break;
     case OP_MOVE:
       if (rename(op->path_a, op->path_b) != 0) {
-        fail(op, "rename", op->path_a);
+        struct stat source;
+        /* ENOENT with the source there: the destination's directory is what is missing. */
+        bool source_there = errno == ENOENT && lstat(op->path_a, &source) == 0;
+        if (source_there) errno = ENOENT;
+        fail(op, "rename", source_there ? op->path_b : op->path_a);
         break;
       }
       if (place(op) != 0) break;
@@ -228,6 +348,12 @@ static void execute(napi_env env, void* data) {
     case OP_STAND_IN:
       make_stand_in(op);
       break;
+    case OP_WRITE_HASHED:
+      write_hashed(op);
+      break;
+    case OP_REMOVE_TREE:
+      remove_tree(op);
+      break;
   }
 }
 
@@ -238,11 +364,14 @@ static void set_string(napi_env env, napi_value object, const char* name, const 
 
 static void free_op(napi_env env, op_t* op) {
   if (op->data_ref) napi_delete_reference(env, op->data_ref);
+  if (op->state_ref) napi_delete_reference(env, op->state_ref);
   free(op->path_a);
   free(op->path_b);
   free(op->sync_dir);
   free(op->place_from);
   free(op->place_to);
+  free(op->make_root);
+  free(op->failed_dir);
   free(op->suffix);
   free(op->out_stand_in);
   free(op->out_top);
@@ -260,6 +389,8 @@ static void complete(napi_env env, napi_status status, void* data) {
       napi_create_string_utf8(env, op->out_top, NAPI_AUTO_LENGTH, &top);
       napi_set_element(env, result, 0, stand_in);
       napi_set_element(env, result, 1, top);
+    } else if (op->kind == OP_REMOVE_TREE) {
+      napi_get_boolean(env, op->found, &result);
     } else {
       napi_get_undefined(env, &result);
     }
@@ -366,6 +497,75 @@ static napi_value put_file(napi_env env, napi_callback_info info) {
   return queue(env, op);
 }
 
+/* putMakingDirectories(temp, target, data, root): put, not durable, making temp's directories. */
+static napi_value put_making_directories(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) {
+    napi_throw_type_error(env, NULL, "durable_file.putMakingDirectories(temp, target, data, root)");
+    return NULL;
+  }
+  bool is_typedarray = false;
+  napi_typedarray_type type;
+  size_t length;
+  void* bytes;
+  if (napi_is_typedarray(env, argv[2], &is_typedarray) != napi_ok || !is_typedarray ||
+      napi_get_typedarray_info(env, argv[2], &type, &length, &bytes, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "durable_file.putMakingDirectories: data must be a Uint8Array");
+    return NULL;
+  }
+  op_t* op = new_op(env, OP_PUT);
+  if (op == NULL) return NULL;
+  if ((op->path_a = string_arg(env, argv[0])) == NULL || (op->path_b = string_arg(env, argv[1])) == NULL ||
+      (op->make_root = string_arg(env, argv[3])) == NULL || napi_create_reference(env, argv[2], 1, &op->data_ref) != napi_ok) {
+    free_op(env, op);
+    return NULL;
+  }
+  op->data = bytes;
+  op->length = length;
+  return queue(env, op);
+}
+
+/* writeHashed(fd, data, state): data a Uint8Array, state a Buffer of sizeof(SHA256_CTX). */
+static napi_value write_hashed_op(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "durable_file.writeHashed(fd, data, sha256State)");
+    return NULL;
+  }
+  bool is_typedarray = false;
+  napi_typedarray_type type;
+  size_t length;
+  void* bytes;
+  if (napi_is_typedarray(env, argv[1], &is_typedarray) != napi_ok || !is_typedarray ||
+      napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "durable_file.writeHashed: data must be a Uint8Array");
+    return NULL;
+  }
+  bool is_buffer = false;
+  void* state;
+  size_t state_length;
+  if (napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, argv[2], &state, &state_length) != napi_ok || state_length != sizeof(SHA256_CTX)) {
+    napi_throw_type_error(env, NULL, "durable_file.writeHashed: the state must be a Buffer of SHA256_CTX's size");
+    return NULL;
+  }
+  op_t* op = new_op(env, OP_WRITE_HASHED);
+  if (op == NULL) return NULL;
+  if (napi_create_reference(env, argv[1], 1, &op->data_ref) != napi_ok || napi_create_reference(env, argv[2], 1, &op->state_ref) != napi_ok) {
+    napi_throw_error(env, NULL, "durable_file: could not reference the arguments");
+    free_op(env, op);
+    return NULL;
+  }
+  op->fd = fd;
+  op->data = bytes;
+  op->length = length;
+  op->state = state;
+  return queue(env, op);
+}
+
 /* An operation on paths only: (path_a[, path_b][, syncDir][, placeFrom, placeTo]), `count`
  * arguments, or `count` + 2 when `placed`. */
 static napi_value path_op(napi_env env, napi_callback_info info, op_kind kind, size_t count, bool placed, const char* usage) {
@@ -406,6 +606,10 @@ static napi_value make_stand_in_op(napi_env env, napi_callback_info info) {
   return queue(env, op);
 }
 
+static napi_value remove_tree_op(napi_env env, napi_callback_info info) {
+  return path_op(env, info, OP_REMOVE_TREE, 1, false, "durable_file.removeTree(path)");
+}
+
 static napi_value sync_dir(napi_env env, napi_callback_info info) {
   return path_op(env, info, OP_SYNC_DIR, 1, false, "durable_file.syncDirectory(dir)");
 }
@@ -419,7 +623,15 @@ NAPI_MODULE_INIT() {
       napi_create_function(env, "syncDirectory", NAPI_AUTO_LENGTH, sync_dir, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "syncDirectory", fn) != napi_ok ||
       napi_create_function(env, "makeStandIn", NAPI_AUTO_LENGTH, make_stand_in_op, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "makeStandIn", fn) != napi_ok || napi_get_boolean(env, true, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "makeStandIn", fn) != napi_ok ||
+      napi_create_function(env, "removeTree", NAPI_AUTO_LENGTH, remove_tree_op, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "removeTree", fn) != napi_ok ||
+      napi_create_function(env, "putMakingDirectories", NAPI_AUTO_LENGTH, put_making_directories, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "putMakingDirectories", fn) != napi_ok ||
+      napi_create_function(env, "writeHashed", NAPI_AUTO_LENGTH, write_hashed_op, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "writeHashed", fn) != napi_ok ||
+      napi_create_uint32(env, (uint32_t)sizeof(SHA256_CTX), &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "sha256StateSize", fn) != napi_ok || napi_get_boolean(env, true, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "placement", fn) != napi_ok) {
     return NULL;
   }

@@ -985,7 +985,6 @@ describe("redis section and the redis blob descriptor cache", () => {
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: localhost\n`), "redis.addr", "missing port");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: localhost:0\n`), "redis.addr", "port 0");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n  db: 1\n`), "redis.db", "Redis Cluster has database 0 only");
-    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n  tls:\n    enabled: true\n`), "redis.tls", "TLS with Redis Cluster");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b]\n`), "redis.addrs[1]", "invalid Redis address");
     assertConfigError(bad("  db: -1\n"), "redis.db", "non-negative integer");
     assertConfigError(bad("  db: one\n"), "redis.db", "non-negative integer");
@@ -1067,11 +1066,20 @@ describe("redis section and the redis blob descriptor cache", () => {
     ]);
   });
 
-  it("refuses Sentinel without sentinels, beside redis.addr, with a bad address or with TLS", () => {
+  it("takes redis.tls with Sentinel and with a Cluster (the same settings for every server)", () => {
+    const sentinel = parse(`${REDIS_CACHE}redis:\n  addrs: [a:1]\n  mastername: m\n  tls:\n    enabled: true\n`).config.redis!;
+    assert.equal(sentinel.tls, true);
+    assert.equal(sentinel.masterName, "m");
+    const cluster = parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, b:2]\n  tls:\n    clientcas: [/etc/berth/ca.pem]\n`, { REGISTRY_REDIS_TLS_ENABLED: "true" }).config.redis!;
+    assert.equal(cluster.tls, true);
+    assert.deepEqual(cluster.tlsFiles.clientCAs, ["/etc/berth/ca.pem"]);
+    assert.equal(cluster.cluster.length, 2);
+  });
+
+  it("refuses Sentinel without sentinels, beside redis.addr, or with a bad address", () => {
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  mastername: m\n`), "redis.addrs", "required with redis.mastername");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addr: a:1\n  addrs: [b:2]\n  mastername: m\n`), "redis.addr", "list the sentinels in redis.addrs");
     assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1, nohost]\n  mastername: m\n`), "redis.addrs[1]", "invalid Redis address");
-    assertConfigError(() => parse(`${REDIS_CACHE}redis:\n  addrs: [a:1]\n  mastername: m\n  tls:\n    enabled: true\n`), "redis.tls", "TLS with Sentinel");
     assertConfigError(() => parse(REDIS_CACHE, { REGISTRY_REDIS_ADDRS: "[a:1, nohost]" }), "redis.addrs[1]", "REGISTRY_REDIS_ADDRS");
   });
 

@@ -185,7 +185,7 @@ storage:
       assert.deepEqual(config.storage.driver, {
         kind: "azure",
         accountName: "myaccount",
-        accountKey: AZURITE_KEY,
+        credentials: { type: "shared_key", accountKey: AZURITE_KEY },
         container: "registry",
         realm: "core.windows.net",
         serviceUrl: undefined,
@@ -215,6 +215,37 @@ storage:
       assert.equal(config.storage.driver.serviceUrl, "http://127.0.0.1:10000/fromenv");
     });
 
+    it("reads client_secret credentials from REGISTRY_STORAGE_AZURE_CREDENTIALS_*, and masks the secret", () => {
+      const secret = "client-secret-from-env";
+      const { config, warnings } = parse(YAML.replace(`    accountkey: ${AZURITE_KEY}\n`, ""), {
+        REGISTRY_STORAGE_AZURE_CREDENTIALS_TYPE: "client_secret",
+        REGISTRY_STORAGE_AZURE_CREDENTIALS_TENANTID: "tenant-1",
+        REGISTRY_STORAGE_AZURE_CREDENTIALS_CLIENTID: "client-1",
+        REGISTRY_STORAGE_AZURE_CREDENTIALS_SECRET: secret,
+        REGISTRY_STORAGE_AZURE_CREDENTIALS_AUTHORITYHOST: "https://login.microsoftonline.us/",
+      });
+      assert.deepEqual(warnings, []);
+      assert.equal(config.storage.driver.kind, "azure");
+      if (config.storage.driver.kind !== "azure") return;
+      assert.deepEqual(config.storage.driver.credentials, { type: "client_secret", tenantId: "tenant-1", clientId: "client-1", secret, authorityHost: "https://login.microsoftonline.us" });
+      const described = describeConfig(config) as { storage: { azure: { credentials: Record<string, unknown> } } };
+      assert.deepEqual(described.storage.azure.credentials, { type: "client_secret", tenantid: "tenant-1", clientid: "client-1", secret: MASK, authorityhost: "https://login.microsoftonline.us" });
+      assert.ok(!JSON.stringify(described).includes(secret));
+    });
+
+    it("reads a connection string, taking the account name from it, and masks it", () => {
+      const connectionString = `DefaultEndpointsProtocol=https;AccountName=fromstring;AccountKey=${AZURITE_KEY};EndpointSuffix=core.windows.net`;
+      const { config } = parse("version: 0.1\nstorage:\n  azure:\n    container: registry\n", { REGISTRY_STORAGE_AZURE_CONNECTIONSTRING: connectionString });
+      assert.equal(config.storage.driver.kind, "azure");
+      if (config.storage.driver.kind !== "azure") return;
+      assert.equal(config.storage.driver.accountName, "fromstring");
+      assert.deepEqual(config.storage.driver.credentials, { type: "connection_string", connectionString });
+      const described = JSON.stringify(describeConfig(config));
+      assert.ok(!described.includes(AZURITE_KEY) && described.includes(`"connectionstring":"${MASK}"`), described);
+      const driver = new AzureDriver({ accountname: "fromstring", container: "registry", credentials: { type: "connection_string", connectionString } });
+      assert.equal(driver.options.serviceUrl, "https://fromstring.blob.core.windows.net");
+    });
+
     it("masks the account key when describing the configuration", () => {
       const described = describeConfig(parse(YAML).config) as { storage: { azure: Record<string, unknown> } };
       assert.equal(described.storage.azure["accountname"], "myaccount");
@@ -229,9 +260,9 @@ storage:
       configError(() => parse(YAML.replace(AZURITE_KEY, "secret!")), "storage.azure.accountkey", "in base64");
       configError(() => parse(YAML.replace("container: registry", "container: Registry_1")), "storage.azure.container", "an Azure container name");
       configError(() => parse(YAML.replace("container: registry", "container: registry\n    serviceurl: ftp://host/x")), "storage.azure.serviceurl", "an http(s) URL");
-      configError(() => parse(YAML.replace("container: registry", "container: registry\n    credentials:\n      type: default_credentials")), "storage.azure.credentials.type", "not supported by berth yet");
+      configError(() => parse(YAML.replace("container: registry", "container: registry\n    credentials:\n      type: default_credentials")), "storage.azure.accountkey", "is not used with credentials.type default_credentials");
       configError(() => parse(YAML.replace("container: registry", "container: registry\n    credentials:\n      type: sas")), "storage.azure.credentials.type", "expected one of shared_key, client_secret, default_credentials");
-      configError(() => parse(YAML.replace("container: registry", "container: registry\n    connectionstring: UseDevelopmentStorage=true")), "storage.azure.connectionstring", "not supported by berth yet");
+      configError(() => parse(YAML.replace("container: registry", "container: registry\n    connectionstring: UseDevelopmentStorage=true")), "storage.azure.accountkey", "is not used with connectionstring");
       const { warnings } = parse(YAML.replace("container: registry", "container: registry\n    copy_status_poll_max_retry: 5\n    copy_status_poll_delay: 100ms"));
       assert.deepEqual(warnings.sort(), [
         "storage.azure.copy_status_poll_delay is not supported by berth yet and is ignored",

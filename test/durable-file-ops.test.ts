@@ -3,12 +3,14 @@
  * held to the same behaviour: what lands on disk, what is left behind, and the errors callers map.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type DurableFileOps, nodeFileOps } from "../src/driver/durable-file-ops.js";
 import { nativeFileOps } from "../src/native/durable-file.js";
+import { createResumableSha256, unmarshalSha256 } from "../src/hash/resumable-sha256.js";
 
 const implementations: [string, DurableFileOps | undefined][] = [
   ["native", nativeFileOps],
@@ -90,6 +92,21 @@ for (const [name, ops] of implementations) {
         (e: NodeJS.ErrnoException) => e,
       );
       assert.equal(err.code, "ENOENT");
+      assert.equal(err.path, join(dir, "from"), "the missing source is named");
+    });
+
+    it("move into a missing directory fails with ENOENT and leaves the source where it was", async () => {
+      const dir = join(root, "move-missing-dir");
+      await mkdir(dir);
+      await writeFile(join(dir, "from"), "stays");
+      const err = await use().move(join(dir, "from"), join(dir, "gone", "here"), join(dir, "gone")).then(
+        () => assert.fail("move succeeded"),
+        (e: NodeJS.ErrnoException) => e,
+      );
+      assert.equal(err.code, "ENOENT");
+      // node:fs names the source whatever is missing; the native job looked and names the destination.
+      assert.equal(err.path, name === "native" ? join(dir, "gone", "here") : join(dir, "from"));
+      assert.equal(await readFile(join(dir, "from"), "utf8"), "stays");
     });
 
     it("syncDirectory syncs a directory and treats a vanished one as synced", async () => {
@@ -120,3 +137,157 @@ for (const [name, ops] of implementations) {
     });
   });
 }
+
+describe("durable file operations (native): writeHashed", { skip: nativeFileOps === undefined && process.env.CI !== "true" && "native durable_file addon not built (npm install builds it)" }, () => {
+  let root: string;
+  const writeHashed = (): NonNullable<DurableFileOps["writeHashed"]> => {
+    assert.ok(nativeFileOps?.writeHashed, "the native durable_file addon is not built, or is older than writeHashed");
+    return nativeFileOps.writeHashed;
+  };
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "berth-write-hashed-"));
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("appends each buffer to the file and hashes it into the state, in order, across a resumed state", async () => {
+    const parts = [randomBytes(256 * 1024), randomBytes(100_003), randomBytes(1)];
+    const all = Buffer.concat(parts);
+    const handle = await open(join(root, "data"), "a");
+    const hash = createResumableSha256();
+    assert.ok(hash, "the sha256_state addon is not built");
+    try {
+      for (const part of parts.slice(0, 2)) await writeHashed()(handle.fd, part, hash.nativeState);
+    } finally {
+      await handle.close();
+    }
+    // The saved state goes on in another hasher and another descriptor, as a resumed upload does.
+    const resumed = unmarshalSha256(hash.marshal());
+    assert.ok(resumed);
+    const again = await open(join(root, "data"), "a");
+    try {
+      await writeHashed()(again.fd, parts[2]!, resumed.nativeState);
+    } finally {
+      await again.close();
+    }
+    assert.deepEqual(await readFile(join(root, "data")), all);
+    assert.equal(resumed.length, all.length);
+    assert.equal(resumed.hexDigest(), createHash("sha256").update(all).digest("hex"));
+  });
+
+  it("leaves the state untouched when the write fails", async () => {
+    await writeFile(join(root, "read-only"), "x");
+    const handle = await open(join(root, "read-only"), "r");
+    const hash = createResumableSha256();
+    assert.ok(hash);
+    hash.update(Buffer.from("before "));
+    try {
+      const err = await writeHashed()(handle.fd, Buffer.from("never written"), hash.nativeState).then(
+        () => assert.fail("write succeeded"),
+        (e: NodeJS.ErrnoException) => e,
+      );
+      assert.equal(err.code, "EBADF");
+      assert.equal(err.syscall, "write");
+    } finally {
+      await handle.close();
+    }
+    assert.equal(hash.length, 7);
+    assert.equal(hash.hexDigest(), createHash("sha256").update("before ").digest("hex"));
+  });
+
+  it("refuses a state of the wrong size, before anything is written", async () => {
+    const handle = await open(join(root, "refused"), "a");
+    try {
+      await assert.rejects(writeHashed()(handle.fd, Buffer.from("x"), Buffer.alloc(16)), TypeError);
+    } finally {
+      await handle.close();
+    }
+    assert.equal((await readFile(join(root, "refused"))).length, 0);
+  });
+});
+
+describe("durable file operations (native): putMakingDirectories", { skip: nativeFileOps === undefined && process.env.CI !== "true" && "native durable_file addon not built (npm install builds it)" }, () => {
+  let root: string;
+  const put = (): NonNullable<DurableFileOps["putMakingDirectories"]> => {
+    assert.ok(nativeFileOps?.putMakingDirectories, "the native durable_file addon is not built, or is older than putMakingDirectories");
+    return nativeFileOps.putMakingDirectories;
+  };
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "berth-put-making-"));
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("makes the missing levels below the root and writes the file, leaving no temporary file", async () => {
+    const dir = join(root, "repo", "_uploads", "id");
+    await put()(join(dir, ".startedat.tmp"), join(dir, "startedat"), Buffer.from("2026-12-03"), root);
+    assert.equal(await readFile(join(dir, "startedat"), "utf8"), "2026-12-03");
+    assert.deepEqual(await readdir(dir), ["startedat"]);
+    // Into an existing directory it is a plain put.
+    await put()(join(dir, ".other.tmp"), join(dir, "other"), Buffer.from("x"), root);
+    assert.deepEqual((await readdir(dir)).sort(), ["other", "startedat"]);
+  });
+
+  it("never makes the root or anything above it: a missing root is ENOENT and nothing is made", async () => {
+    const missingRoot = join(root, "no-root", "root");
+    const err = await put()(join(missingRoot, "a", ".x.tmp"), join(missingRoot, "a", "x"), Buffer.from("x"), missingRoot).then(
+      () => assert.fail("put succeeded"),
+      (e: NodeJS.ErrnoException) => e,
+    );
+    assert.equal(err.code, "ENOENT");
+    assert.equal(err.syscall, "mkdir");
+    assert.equal((await readdir(root)).includes("no-root"), false);
+  });
+
+  it("a file where a directory belongs is ENOTDIR (the open says so; nothing is made) and nothing is written", async () => {
+    await writeFile(join(root, "plain-file"), "not a directory");
+    const dir = join(root, "plain-file", "below", "dir");
+    const err = await put()(join(dir, ".x.tmp"), join(dir, "x"), Buffer.from("x"), root).then(
+      () => assert.fail("put succeeded"),
+      (e: NodeJS.ErrnoException) => e,
+    );
+    assert.equal(err.code, "ENOTDIR");
+    assert.equal(err.syscall, "open");
+    assert.equal(await readFile(join(root, "plain-file"), "utf8"), "not a directory");
+  });
+});
+
+describe("durable file operations (native): removeSmallTree", { skip: nativeFileOps === undefined && process.env.CI !== "true" && "native durable_file addon not built (npm install builds it)" }, () => {
+  let root: string;
+  const remove = (): NonNullable<DurableFileOps["removeSmallTree"]> => {
+    assert.ok(nativeFileOps?.removeSmallTree, "the native durable_file addon is not built, or is older than removeTree");
+    return nativeFileOps.removeSmallTree;
+  };
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "berth-remove-tree-"));
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("removes an upload's directory with what it holds, nested directories included, and nothing beside it", async () => {
+    const upload = join(root, "_uploads", "id");
+    await mkdir(join(upload, "hashstates", "sha256"), { recursive: true });
+    await writeFile(join(upload, "data"), randomBytes(1000));
+    await writeFile(join(upload, "startedat"), "2026-12-03");
+    await writeFile(join(upload, "hashstates", "sha256", "1000"), randomBytes(108));
+    await writeFile(join(root, "_uploads", "neighbour"), "stays");
+    assert.equal(await remove()(upload), true);
+    assert.deepEqual(await readdir(join(root, "_uploads")), ["neighbour"]);
+  });
+
+  it("a path that is not there is false, not an error; a file is removed", async () => {
+    assert.equal(await remove()(join(root, "never-existed")), false);
+    await writeFile(join(root, "single"), "x");
+    assert.equal(await remove()(join(root, "single")), true);
+    assert.equal((await readdir(root)).includes("single"), false);
+  });
+});

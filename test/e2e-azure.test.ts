@@ -271,11 +271,6 @@ describe("storage.azure configurations that cannot work", () => {
     await refusedByBoth(azureYaml("/x", { accountkey: "not a key!" }), /^berth: configuration: storage\.azure\.accountkey: expected the storage account's access key, in base64/m);
   });
 
-  it("refuses Azure AD credential types, which berth does not support yet", async () => {
-    const driver = `${azureYaml("/x")}\n    credentials:\n      type: client_secret\n      tenantid: t\n      clientid: c\n      secret: s`;
-    await refusedByBoth(driver, /storage\.azure\.credentials\.type: client_secret \(Azure AD\) is not supported by berth yet/);
-  });
-
   it("berth serve refuses a key the service does not accept, and a container that does not exist", async () => {
     const wrongKey = Buffer.from(randomBytes(64)).toString("base64");
     for (const [overrides, message] of [

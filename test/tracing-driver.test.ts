@@ -17,6 +17,9 @@ import { FilesystemDriver } from "../src/driver/filesystem-driver.js";
 import { InMemoryDriver } from "../src/driver/inmemory-driver.js";
 import type { StorageDriver } from "../src/driver/storage-driver.js";
 import { TracedDriver } from "../src/tracing/traced-driver.js";
+import { createHash } from "node:crypto";
+import { createResumableSha256 } from "../src/hash/resumable-sha256.js";
+import { nativeFileOps } from "../src/native/durable-file.js";
 import { runDriverSuite } from "./driver-suite.js";
 
 const exporter = new InMemorySpanExporter();
@@ -59,6 +62,24 @@ describe("traced driver: its spans", () => {
   it("appendLog is there exactly when the inner driver has it", () => {
     assert.equal(typeof new TracedDriver(new FilesystemDriver("/nonexistent"), tracer).appendLog, "function");
     assert.equal("appendLog" in new TracedDriver(new InMemoryDriver(), tracer), false);
+  });
+
+  it("a traced filesystem writer takes a hash state as the filesystem writer does, and one of the inmemory driver does not", { skip: nativeFileOps?.writeHashed === undefined && process.env.CI !== "true" && "native durable_file addon not built" }, async () => {
+    const root = await mkdtemp(join(tmpdir(), "berth-traced-hash-"));
+    try {
+      const state = createResumableSha256();
+      assert.ok(state, "the sha256_state addon is not built");
+      const writer = await new TracedDriver(new FilesystemDriver(root), tracer).writer("/upload/data", false);
+      assert.equal(writer.hashWhileWriting?.(state.nativeState), true);
+      await writer.write(Buffer.from("traced"));
+      await writer.commit();
+      assert.equal(state.hexDigest(), createHash("sha256").update("traced").digest("hex"));
+      const inMemory = await new TracedDriver(new InMemoryDriver(), tracer).writer("/upload/data", false);
+      assert.equal(inMemory.hashWhileWriting?.(createResumableSha256()!.nativeState) ?? false, false);
+      await inMemory.cancel();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it("every call of the suites made a span, a child of the active span, and every span ended", () => {

@@ -35,6 +35,7 @@
  */
 import type { ConnectionOptions } from "node:tls";
 import { Cluster, Redis, ReplyError, type RedisOptions } from "ioredis";
+import { probeRedisTls } from "./redis-tls-probe.js";
 import type { Digest } from "../reference/digest.js";
 import type { Logger } from "../log/logger.js";
 import { validateDescriptor, validateKey, type BlobDescriptor, type BlobDescriptorCache, type CacheStats } from "./blob-descriptor-cache.js";
@@ -45,7 +46,10 @@ export interface RedisBlobDescriptorCacheOptions {
   username?: string | undefined;
   password?: string | undefined;
   db: number;
-  /** TLS options for the connection (src/cache/redis-tls.ts), or undefined for clear text. */
+  /**
+   * TLS options for every connection (src/cache/redis-tls.ts): the server, or the sentinels and
+   * the master they name, or each Cluster node. Undefined for clear text.
+   */
   tls: ConnectionOptions | undefined;
   /**
    * Sentinel: host and port are then ignored; the sentinels name the master of `masterName`, and
@@ -116,6 +120,9 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
   private readonly pending = new Map<string, PendingClear>();
   /** More clears were missed than `pending` holds: forget every blob descriptor on recovery. */
   private forgetAllOnRecovery = false;
+  /** The server asked why TLS fails when ioredis does not say (Sentinel, Cluster); undefined without TLS. */
+  private readonly tlsProbeTarget: { host: string; port: number; tls: ConnectionOptions; timeoutMs: number } | undefined;
+  private probing = false;
 
   constructor(options: RedisBlobDescriptorCacheOptions) {
     this.log = options.log;
@@ -127,6 +134,8 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
         : sentinel === undefined
           ? hostPort(options.host, options.port)
           : `master ${sentinel.masterName} via sentinels ${sentinel.sentinels.map((s) => hostPort(s.host, s.port)).join(",")}`;
+    const first = cluster?.[0] ?? sentinel?.sentinels[0];
+    this.tlsProbeTarget = options.tls === undefined || first === undefined ? undefined : { ...first, tls: options.tls, timeoutMs: options.dialTimeoutMs };
     this.probeIntervalMs = options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
     this.maxPendingClears = options.maxPendingClears ?? DEFAULT_MAX_PENDING_CLEARS;
     this.observer = options.observer;
@@ -174,11 +183,16 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
         // Told of +switch-master by the sentinels, not only when the old master drops the connection.
         failoverDetector: true,
         sentinelRetryStrategy: reconnectDelay,
+        // TLS to the sentinels as to the master (go-redis's FailoverOptions give both one TLSConfig).
+        ...(options.tls === undefined ? {} : { sentinelTLS: options.tls, enableTLSForSentinelMode: true }),
       });
     } else {
       this.client = new Redis({ ...connection, host: options.host, port: options.port });
     }
     this.client.on("error", (err: Error) => this.failed(err));
+    // A Cluster that cannot reach any node to learn the slots says so only per node; one node's
+    // error while the Cluster is up is a failed command, handled where the command fails.
+    if (this.client instanceof Cluster) this.client.on("node error", (err: Error) => !this.up && this.failed(err));
     this.client.on("close", () => {
       // When already down, the error that closed the connection (refused, timed out) says more.
       if (this.up) this.failed(new Error("connection lost"));
@@ -319,14 +333,35 @@ export class RedisBlobDescriptorCache implements BlobDescriptorCache {
   /** Redis is unreachable (or refused a clear): stop using it until a probe succeeds. */
   private failed(err: unknown): void {
     if (this.closed) return;
+    const reason = describeFailure(err);
+    // While down, a connection closing after its cause (a Cluster node's TLS error, then the slot
+    // refresh's "Connection is closed.") does not hide the cause.
+    const keepCause = !this.up && this.announcedDown && OPAQUE_FAILURES.has(reason) && !OPAQUE_FAILURES.has(this.reason);
     this.up = false;
-    this.reason = describeFailure(err);
+    if (!keepCause) this.reason = reason;
+    if (OPAQUE_FAILURES.has(this.reason)) this.explainOverTls();
     if (this.announcedDown) return;
     this.announcedDown = true;
     this.log.warn(
       { redis: this.where, err: err instanceof Error ? err.message : String(err) },
       "redis blob descriptor cache unreachable: serving blob descriptors from storage until it is back",
     );
+  }
+
+  /**
+   * Through Sentinel or on a Cluster, ioredis hides why a TLS connection failed: ask the first
+   * sentinel or node directly (redis-tls-probe.ts) and report its answer. One probe at a time.
+   */
+  private explainOverTls(): void {
+    const target = this.tlsProbeTarget;
+    if (target === undefined || this.probing) return;
+    this.probing = true;
+    void probeRedisTls(target.host, target.port, target.tls, target.timeoutMs).then((err) => {
+      this.probing = false;
+      if (err === undefined || this.up || this.closed) return;
+      const reason = describeFailure(err);
+      if (!OPAQUE_FAILURES.has(reason)) this.reason = reason;
+    });
   }
 
   private remember(entry: PendingClear): void {
@@ -472,8 +507,13 @@ function parseGlobal(digest: Digest, reply: Array<string | null>): BlobDescripto
   return { digest, size: n, mediaType: typeof mediaType === "string" && mediaType !== "" ? mediaType : OCTET_STREAM };
 }
 
+/** Reasons that say a connection failed but not why. */
+const OPAQUE_FAILURES = new Set(["connection lost", "sentinels unreachable", "connection failed"]);
+
 /** A short reason for health: what went wrong, without addresses, keys or server internals. */
 function describeFailure(err: unknown): string {
+  // A Cluster that reached no node wraps the last node's error.
+  if (err instanceof Error && "lastNodeError" in err && err.lastNodeError instanceof Error) return describeFailure(err.lastNodeError);
   if (isReplyError(err)) {
     const code = /^[A-Z]+/.exec(err.message)?.[0];
     if (code === "NOAUTH" || code === "WRONGPASS") return "authentication failed";
@@ -491,5 +531,18 @@ function describeFailure(err: unknown): string {
   if (code.startsWith("ERR_SSL") || code.startsWith("ERR_TLS")) return "TLS handshake failed";
   if (code === "ECONNRESET" || message === "connection lost" || message === "Connection is closed.") return "connection lost";
   if (message.startsWith("Stream isn't writeable")) return "not connected";
+  // ioredis reports unreachable sentinels with the last one's error as text only.
+  const lastError = /All sentinels are unreachable\..* Last error: (.*)$/s.exec(message)?.[1];
+  if (lastError !== undefined) return describeSentinelError(lastError);
   return "connection failed";
+}
+
+/** describeFailure for the text of a sentinel's error (Node's and OpenSSL's messages, without their codes). */
+function describeSentinelError(message: string): string {
+  if (/alert (certificate required|bad certificate|unknown ca|certificate unknown)/i.test(message)) return "TLS client certificate refused";
+  if (/certificate|unable to verify|unable to get (local )?issuer/i.test(message)) return "TLS certificate not trusted";
+  if (/ECONNREFUSED/.test(message)) return "connection refused";
+  if (/timed? ?out/i.test(message)) return "connect timed out";
+  if (/ssl|tls/i.test(message)) return "TLS handshake failed";
+  return "sentinels unreachable";
 }

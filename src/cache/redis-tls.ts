@@ -1,5 +1,6 @@
 /**
- * The TLS options of the Redis connection (redis.tls): a client certificate and its key
+ * The TLS options of the Redis connections (redis.tls): the same for a single server, for the
+ * sentinels and the master they name, and for every node of a Cluster. A client certificate and its key
  * (redis.tls.certificate, key) for a server that asks for one (tls-auth-clients), and the CAs the
  * server's certificate must chain to (redis.tls.clientcas), which then replace Node's list, as Go's
  * RootCAs replace the system's. Without clientcas the server is checked against Node's CAs.
@@ -21,8 +22,11 @@ import { ConfigError, type RedisConfig } from "../config/config.js";
 export function loadRedisTlsOptions(redis: RedisConfig): ConnectionOptions | undefined {
   if (!redis.tls) return undefined;
   const files = redis.tlsFiles;
-  // SNI only for a host name (an IP address in SNI is not allowed).
-  const options: ConnectionOptions = isIP(redis.host) === 0 ? { servername: redis.host } : {};
+  // SNI only for a host name (an IP address in SNI is not allowed). Through Sentinel or on a
+  // Cluster the servers are many and learnt at run time: no fixed name, so Node names and checks
+  // each host it connects to, as Go's tls.Dial does for go-redis.
+  const single = redis.masterName === undefined && redis.cluster.length === 0;
+  const options: ConnectionOptions = single && isIP(redis.host) === 0 ? { servername: redis.host } : {};
   if (files.certificate !== undefined && files.key !== undefined) {
     const cert = read("redis.tls.certificate", files.certificate);
     const key = read("redis.tls.key", files.key);

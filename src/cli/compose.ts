@@ -66,7 +66,7 @@ export async function createDriver(config: Config, log?: Logger): Promise<Storag
       const azure = new AzureDriver({
         accountname: driver.accountName,
         container: driver.container,
-        credentials: { type: "shared_key", accountKey: driver.accountKey },
+        credentials: await azureDriverCredentials(driver),
         realm: driver.realm,
         serviceurl: driver.serviceUrl,
         rootdirectory: driver.rootDirectory,
@@ -87,6 +87,21 @@ export async function createDriver(config: Config, log?: Logger): Promise<Storag
   }
 }
 
+/** storage.azure's credentials as the driver takes them; @azure/identity is loaded only for a token credential. */
+async function azureDriverCredentials(config: AzureStorage): Promise<import("../driver/azure/azure-driver.js").AzureDriverOptions["credentials"]> {
+  const credentials = config.credentials;
+  switch (credentials.type) {
+    case "shared_key":
+    case "connection_string":
+      return credentials;
+    case "client_secret":
+    case "default_credentials": {
+      const { entraCredential } = await import("../driver/azure/entra-credential.js");
+      return { type: "token", credential: entraCredential(credentials) };
+    }
+  }
+}
+
 /** How long start-up waits for the Azure service's answer about the container. */
 const AZURE_PROBE_MS = 10_000;
 
@@ -97,17 +112,32 @@ const AZURE_PROBE_MS = 10_000;
  */
 async function refuseUnusableContainer(azure: import("../driver/azure/azure-driver.js").AzureDriver, config: AzureStorage): Promise<void> {
   let problem: Awaited<ReturnType<typeof azure.containerProblem>>;
+  const credentials = config.credentials;
   try {
     problem = await azure.containerProblem(AbortSignal.timeout(AZURE_PROBE_MS));
-  } catch {
-    return;
+  } catch (err) {
+    if (credentials.type !== "client_secret" && credentials.type !== "default_credentials") return;
+    // No token: a configuration problem, said without the secret.
+    const { describeCredentialFailure } = await import("../driver/azure/entra-credential.js");
+    const failure = describeCredentialFailure(err);
+    if (failure === undefined) return;
+    if (credentials.type === "client_secret") {
+      throw new ConfigError("storage.azure.credentials", `${failure} for client ${JSON.stringify(credentials.clientId)} of tenant ${JSON.stringify(credentials.tenantId)}: check clientid, tenantid and secret`);
+    }
+    throw new ConfigError("storage.azure.credentials", `default_credentials: ${failure}`);
   }
   const service = azure.options.serviceUrl;
   if (problem === "container-not-found") {
     throw new ConfigError("storage.azure.container", `container ${JSON.stringify(config.container)} does not exist at ${service}; create it first (berth does not create containers)`);
   }
   if (problem === "authentication-failed") {
-    throw new ConfigError("storage.azure.accountkey", `${service} refused the key of account ${JSON.stringify(config.accountName)} (AuthenticationFailed): check accountname and accountkey`);
+    if (credentials.type === "shared_key") {
+      throw new ConfigError("storage.azure.accountkey", `${service} refused the key of account ${JSON.stringify(config.accountName)} (AuthenticationFailed): check accountname and accountkey`);
+    }
+    if (credentials.type === "connection_string") {
+      throw new ConfigError("storage.azure.connectionstring", `${service} refused the connection string's key or SAS (AuthenticationFailed)`);
+    }
+    throw new ConfigError("storage.azure.credentials", `${service} refused the token of ${credentials.type} (AuthenticationFailed): check that the identity has a Storage Blob Data role on account ${JSON.stringify(config.accountName)}`);
   }
 }
 
@@ -284,7 +314,7 @@ export function describeStorage(config: Config): string {
     case "s3":
       return `s3 bucket ${driver.bucket} at ${driver.regionEndpoint ?? `AWS ${driver.region}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
     case "azure":
-      return `azure container ${driver.container} at ${driver.serviceUrl ?? `https://${driver.accountName}.blob.${driver.realm}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
+      return `azure container ${driver.container} at ${driver.credentials.type === "connection_string" ? "the connection string's endpoint" : (driver.serviceUrl ?? `https://${driver.accountName}.blob.${driver.realm}`)}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
     case "gcs":
       return `gcs bucket ${driver.bucket}${driver.apiEndpoint === undefined ? "" : ` at ${driver.apiEndpoint}`}${driver.rootDirectory ? `, root ${driver.rootDirectory}` : ""}`;
   }

@@ -30,8 +30,9 @@ export function buildRedis(root: RawMap, used: boolean, warnings: string[]): Red
   const masterNode = child(redis, "mastername");
   const masterName = readOptionalString(masterNode, `${at}.mastername`) || undefined;
   const servers = masterName === undefined ? readServer(redis, addrs, warnings, used) : readSentinels(redis, addrs, masterName);
-  const tlsNode = child(redis, "tls");
-  const tls = readSection(tlsNode, `${at}.tls`);
+  // The same TLS settings reach every server: sentinels, master and replicas, Cluster nodes, as
+  // go-redis applies its one TLSConfig to each connection (distribution 3).
+  const tls = readSection(child(redis, "tls"), `${at}.tls`);
   const tlsFiles = readTlsFiles(tls);
   const hasFiles = tlsFiles.certificate !== undefined || tlsFiles.clientCAs.length > 0;
   const enabledNode = child(tls, "enabled");
@@ -40,12 +41,6 @@ export function buildRedis(root: RawMap, used: boolean, warnings: string[]): Red
     throw fail(`${at}.tls.enabled`, enabledNode, "is false, but redis.tls names certificate files: remove them, or the line (the files turn TLS on)");
   }
   const tlsOn = enabled === true || hasFiles;
-  if (tlsOn && masterName !== undefined) {
-    throw fail(`${at}.tls`, tlsNode, "TLS with Sentinel (redis.mastername) is not supported yet: berth reaches sentinels and master in clear text");
-  }
-  if (tlsOn && servers.cluster.length > 0) {
-    throw fail(`${at}.tls`, tlsNode, "TLS with Redis Cluster (several redis.addrs) is not supported yet");
-  }
   const dbNode = child(redis, "db");
   if (servers.cluster.length > 0 && (readNonNegativeInt(dbNode, `${at}.db`) ?? 0) !== 0) {
     throw fail(`${at}.db`, dbNode, "Redis Cluster has database 0 only (several redis.addrs make a Cluster)");

@@ -113,7 +113,7 @@ export const ROOT_SPEC: Spec = section({
       rootdirectory: VALUE,
       serviceurl: VALUE,
       connectionstring: VALUE,
-      credentials: section({ type: VALUE, clientid: VALUE, tenantid: VALUE, secret: VALUE }),
+      credentials: section({ type: VALUE, clientid: VALUE, tenantid: VALUE, secret: VALUE, authorityhost: VALUE }),
       // distribution 3 polls a pending copy this often before giving up; berth polls until it ends.
       copy_status_poll_max_retry: IGNORED,
       copy_status_poll_delay: IGNORED,

@@ -424,11 +424,23 @@ export interface S3Storage {
 }
 
 /** storage.azure: distribution's keys, defaults applied. */
+/**
+ * storage.azure's credentials. shared_key signs with the account key; client_secret and
+ * default_credentials (distribution 3's Azure AD types) get tokens from Entra ID (authorityHost:
+ * berth's key for a sovereign cloud or another token service); connectionstring carries an
+ * endpoint and a key or SAS of its own.
+ */
+export type AzureCredentialsConfig =
+  | { type: "shared_key"; accountKey: string }
+  | { type: "client_secret"; tenantId: string; clientId: string; secret: string; authorityHost: string | undefined }
+  | { type: "default_credentials"; authorityHost: string | undefined }
+  | { type: "connection_string"; connectionString: string };
+
 export interface AzureStorage {
   kind: "azure";
   accountName: string;
-  /** Shared Key credentials (credentials.type shared_key, the only type berth supports yet). */
-  accountKey: string;
+  /** How requests are signed: credentials.type, or a connection string. */
+  credentials: AzureCredentialsConfig;
   container: string;
   realm: string;
   /** The blob service's URL; `https://<accountName>.blob.<realm>` when undefined. */

@@ -141,16 +141,36 @@ function describeHealth(health: HealthConfig): Record<string, unknown> {
   return out;
 }
 
+/** Every secret (account key, client secret, connection string) masked. */
 function describeAzure(azure: AzureStorage): Record<string, unknown> {
-  return {
-    accountname: azure.accountName,
-    accountkey: MASK,
-    container: azure.container,
+  const credentials = azure.credentials;
+  const out: Record<string, unknown> = { accountname: azure.accountName };
+  if (credentials.type === "shared_key") out["accountkey"] = MASK;
+  if (credentials.type === "connection_string") out["connectionstring"] = MASK;
+  Object.assign(out, { container: azure.container });
+  if (credentials.type === "connection_string") return { ...out, rootdirectory: azure.rootDirectory };
+  Object.assign(out, {
     realm: azure.realm,
     ...(azure.serviceUrl === undefined ? {} : { serviceurl: azure.serviceUrl }),
     rootdirectory: azure.rootDirectory,
-    credentials: { type: "shared_key" },
-  };
+  });
+  switch (credentials.type) {
+    case "shared_key":
+      return { ...out, credentials: { type: "shared_key" } };
+    case "client_secret":
+      return {
+        ...out,
+        credentials: {
+          type: credentials.type,
+          tenantid: credentials.tenantId,
+          clientid: credentials.clientId,
+          secret: MASK,
+          ...(credentials.authorityHost === undefined ? {} : { authorityhost: credentials.authorityHost }),
+        },
+      };
+    case "default_credentials":
+      return { ...out, credentials: { type: credentials.type, ...(credentials.authorityHost === undefined ? {} : { authorityhost: credentials.authorityHost }) } };
+  }
 }
 
 function describeS3(s3: S3Storage): Record<string, unknown> {

@@ -18,7 +18,11 @@ export interface DurableFileOps {
    * that rename's error, naming `place.from`.
    */
   put(temp: string, target: string, data: Uint8Array, syncDir: string | undefined, place?: Placement): Promise<void>;
-  /** Renames `source` to `dest`, then `place.from` onto `place.to` when given, then fsyncs `syncDir` when given. */
+  /**
+   * Renames `source` to `dest`, then `place.from` onto `place.to` when given, then fsyncs `syncDir`
+   * when given. A failed rename's ENOENT names `source`, or, from the native addon, which looks in
+   * the same job, `dest` when the source is there (its directory is what is missing).
+   */
   move(source: string, dest: string, syncDir: string | undefined, place?: Placement): Promise<void>;
   /** Makes a directory's entries (a rename, a new file) survive a crash. A directory that is gone counts as synced. */
   syncDirectory(dir: string): Promise<void>;
@@ -29,6 +33,29 @@ export interface DurableFileOps {
    * (EROFS, ENOSPC, EACCES) are thrown as they are. See src/driver/new-directory.ts.
    */
   makeStandIn(dir: string, root: string, suffix: string): Promise<StandIn>;
+  /**
+   * rm -r of a small tree (an upload's directory) in one job, where a listing, an unlink per file
+   * and an rmdir per directory are a job each. Not atomic, not synced; an entry removed meanwhile is
+   * no error; ENOTEMPTY when a concurrent writer added one (the caller tries again, as
+   * removeTree does). Resolves to false when nothing was there. It holds a threadpool thread
+   * until done: not for a repository's tree. Only the native addon has it.
+   */
+  removeSmallTree?(path: string): Promise<boolean>;
+  /**
+   * `put` without any sync, which first makes the missing directories of `temp` (never above
+   * `root`) when its open says ENOENT, in the same job, then opens again. A mkdir's own error is
+   * thrown as it is (EROFS, ENOSPC, EACCES), naming that directory; ENOENT means `root` is missing
+   * or a concurrent delete won. For writes that need not survive a crash whole, where mkdir -p and
+   * a write in sequence is fine (see makeDirectory in new-directory.ts). Only the native addon has it.
+   */
+  putMakingDirectories?(temp: string, target: string, data: Uint8Array, root: string): Promise<void>;
+  /**
+   * Writes all of `data` at the descriptor (opened to append), then hashes it into `sha256State`
+   * (OpenSSL's SHA256_CTX, src/hash/resumable-sha256.ts) in the same threadpool job, so an upload's
+   * bytes are hashed off the event loop. The state takes the bytes only once all are written.
+   * Only the native addon has it.
+   */
+  writeHashed?(fd: number, data: Uint8Array, sha256State: Buffer): Promise<void>;
 }
 
 /** A new directory's stand-in, and the missing ancestor it stands for. */

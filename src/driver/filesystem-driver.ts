@@ -30,6 +30,8 @@ import { removeStaleTemporaries } from "./stale-temporaries.js";
 import { isTemporaryName, temporaryName } from "./temporary-names.js";
 
 const READ_CHUNK = 1024 * 1024;
+/** Attempts at emptying a directory that concurrent writers keep adding to (as removeTree). */
+const REMOVE_RETRIES = 5;
 /** Attempts at a write whose directory a concurrent delete keeps removing. */
 const DIRECTORY_RACE_RETRIES = 5;
 /** Flushed bytes after which the writer starts an early writeback (see #startWriteback). */
@@ -88,10 +90,16 @@ export class FilesystemDriver implements StorageDriver {
     assertValidPath(path);
     const target = this.#fullPath(path);
     const name = basename(target);
+    const putMakingDirectories = this.#ops.putMakingDirectories;
     await this.#inDirectory(dirname(target), path, {
       atomic: durable,
+      // Not durable: one job that makes a missing directory itself, where a failed put, node's
+      // recursive mkdir (a job per level) and the put again were three or more (every upload's
+      // startedat is in a new directory).
       operation: (dir, place) =>
-        this.#ops.put(join(dir, temporaryName(name)), join(dir, name), content, durable ? (place?.parent ?? dir) : undefined, place),
+        !durable && putMakingDirectories
+          ? putMakingDirectories(join(dir, temporaryName(name)), join(dir, name), content, this.rootDirectory)
+          : this.#ops.put(join(dir, temporaryName(name)), join(dir, name), content, durable ? (place?.parent ?? dir) : undefined, place),
       discard: async () => undefined,
     });
   }
@@ -154,7 +162,8 @@ export class FilesystemDriver implements StorageDriver {
           await this.#ops.move(source, join(dir, name), place?.parent ?? dir, place);
         } catch (err) {
           // The source itself being gone is final; only a vanished destination directory is retried.
-          if (isNotFound(err) && (err as NodeJS.ErrnoException).path !== place?.from) {
+          // The native move names the destination when it found the source there: no lstat then.
+          if (isNotFound(err) && (err as NodeJS.ErrnoException).path === source) {
             await lstat(source).catch(() => Promise.reject(new PathNotFoundError(sourcePath, this.name)));
           }
           throw err;
@@ -193,7 +202,7 @@ export class FilesystemDriver implements StorageDriver {
     if (isDirectory && !durable) {
       // What may be left part way (an upload's files after its blob was stored): removed in place,
       // without the rename, in a directory every upload of the repository shares.
-      if (!(await removeTree(full)) && options.directory === true) throw new PathNotFoundError(path, this.name);
+      if (!(await this.#removeUploadTree(full)) && options.directory === true) throw new PathNotFoundError(path, this.name);
       return;
     }
     const hidden = isDirectory ? join(parent, temporaryName(full)) : undefined;
@@ -209,6 +218,23 @@ export class FilesystemDriver implements StorageDriver {
     }
     if (durable) await this.#ops.syncDirectory(parent);
     if (hidden !== undefined) await removeTree(hidden);
+  }
+
+  /**
+   * removeTree, in one native job when the addon has it: what is deleted this way is an upload's
+   * directory after its blob went (a few files), where node:fs costs a job per entry.
+   */
+  async #removeUploadTree(full: string): Promise<boolean> {
+    const removeSmallTree = this.#ops.removeSmallTree;
+    if (!removeSmallTree) return removeTree(full);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await removeSmallTree(full);
+      } catch (err) {
+        // A concurrent writer added an entry while the directory was emptied: go round again.
+        if ((err as NodeJS.ErrnoException).code !== "ENOTEMPTY" || attempt >= REMOVE_RETRIES) throw err;
+      }
+    }
   }
 
   /** See removeStaleTemporaries. */
@@ -422,6 +448,9 @@ class FilesystemFileWriter implements FileWriter {
   /** The early writeback in flight, if any (see #startWriteback). */
   #syncing: Promise<void> | undefined;
   #finished: Promise<void> = Promise.resolve();
+  /** The SHA-256 state each flush's job updates (hashWhileWriting), if one was taken. */
+  #sha256State: Buffer | undefined;
+  #written = false;
 
   constructor(
     private readonly fullPath: string,
@@ -443,9 +472,17 @@ class FilesystemFileWriter implements FileWriter {
    * write would stop reading the socket during each one, leaving the network and the disk to take
    * turns.
    */
+  /** Taken when the native addon can hash in its write jobs; see FileWriter. */
+  hashWhileWriting(sha256State: Buffer): boolean {
+    if (this.ops.writeHashed === undefined || this.#state !== "open" || this.#written || this.#sha256State !== undefined) return false;
+    this.#sha256State = sha256State;
+    return true;
+  }
+
   write(chunk: Uint8Array): Promise<void> {
     if (this.#state !== "open") return Promise.reject(new Error(`writer is ${this.#state}: ${this.fullPath}`));
     if (this.#failure) return Promise.reject(this.#failure);
+    this.#written = true;
     let wait = RESOLVED;
     for (let offset = 0; offset < chunk.byteLength; ) {
       this.#buffer ??= writeBuffers.take();
@@ -533,7 +570,10 @@ class FilesystemFileWriter implements FileWriter {
     if (buffer) {
       this.#flushed = this.#flushed
         .then(async () => {
-          await writeAll(this.handle, buffer.subarray(0, bytes));
+          const state = this.#sha256State;
+          // writeHashed is there whenever a state was taken (hashWhileWriting).
+          if (state) await this.ops.writeHashed!(this.handle.fd, buffer.subarray(0, bytes), state);
+          else await writeAll(this.handle, buffer.subarray(0, bytes));
           this.#unsynced += bytes;
           if (this.#unsynced >= EARLY_WRITEBACK_BYTES) this.#startWriteback();
         })

@@ -269,6 +269,16 @@ export interface FileWriter {
    * flushes, and the caller must leave its memory alone.
    */
   readonly copiesChunks?: boolean;
+  /**
+   * Optional. Offers the writer a SHA-256 state (OpenSSL's SHA256_CTX, src/hash/resumable-sha256.ts)
+   * to update with every byte it writes from now on, in order, in the job that writes them, so the
+   * caller need not hash on the event loop. true when taken: only before the first write, and only
+   * where writes run in such jobs (the filesystem driver with its native addon). The state then
+   * changes off the event loop until close, commit or cancel has settled, and must not be read
+   * before; it has seen exactly the bytes that reached the file, so its length matching `size`
+   * afterwards says it saw them all.
+   */
+  hashWhileWriting?(sha256State: Buffer): boolean;
   write(chunk: Uint8Array): Promise<void>;
   /** Makes what was written resumable by a later `writer(path, true)`. Idempotent. */
   close(): Promise<void>;

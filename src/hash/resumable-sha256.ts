@@ -15,6 +15,11 @@ export interface ResumableSha256 {
   hexDigest(): string;
   /** Go's crypto/sha256 MarshalBinary encoding: what distribution stores in `hashstates/sha256/<offset>`. */
   marshal(): Buffer;
+  /**
+   * The state itself (OpenSSL's SHA256_CTX), for a writer that hashes in its own threadpool jobs
+   * (FileWriter.hashWhileWriting). Nothing here may be called while such a job may run.
+   */
+  readonly nativeState: Buffer;
 }
 
 interface Sha256Addon {
@@ -70,6 +75,10 @@ class NativeSha256 implements ResumableSha256 {
     private readonly native: Sha256Addon,
     private readonly ctx: Buffer,
   ) {}
+
+  get nativeState(): Buffer {
+    return this.ctx;
+  }
 
   get length(): number {
     const bits = (BigInt(this.ctx.readUInt32LE(CTX_NH)) << 32n) | BigInt(this.ctx.readUInt32LE(CTX_NL));

@@ -11,6 +11,8 @@ export interface UploadHash {
   /** Hex digest of the bytes so far; hashing may continue afterwards. */
   hexDigest(): string;
   marshal(): Buffer | undefined;
+  /** OpenSSL's SHA256_CTX, when the native addon holds the state (see ResumableSha256). */
+  readonly nativeState?: Buffer;
 }
 
 export function newUploadHash(): UploadHash {

@@ -7,6 +7,13 @@ interface DurableFileAddon {
   move(source: string, dest: string, syncDir: string, ...place: [] | [string, string]): Promise<void>;
   syncDirectory(dir: string): Promise<void>;
   makeStandIn(dir: string, root: string, suffix: string): Promise<[string, string]>;
+  /** Absent in builds before it (the driver then removes with node:fs). */
+  removeTree?(path: string): Promise<boolean>;
+  /** Absent in builds before it (the driver then makes the directories with node:fs). */
+  putMakingDirectories?(temp: string, target: string, data: Uint8Array, root: string): Promise<void>;
+  /** Absent in builds before it (uploads are then hashed on the event loop). */
+  writeHashed?(fd: number, data: Uint8Array, sha256State: Buffer): Promise<void>;
+  sha256StateSize?: number;
   /** True in builds that take placeFrom and placeTo and have makeStandIn; an older build is not used (node:fs is). */
   placement?: boolean;
 }
@@ -29,4 +36,10 @@ export const nativeFileOps: DurableFileOps | undefined = addon && {
     const [standIn, top] = await addon.makeStandIn(dir, root, suffix);
     return { standIn, top };
   },
+  removeSmallTree: typeof addon.removeTree === "function" ? addon.removeTree.bind(addon) : undefined,
+  putMakingDirectories: typeof addon.putMakingDirectories === "function" ? addon.putMakingDirectories.bind(addon) : undefined,
+  writeHashed:
+    typeof addon.writeHashed === "function"
+      ? (fd, data, state) => (state.length === addon.sha256StateSize ? addon.writeHashed!(fd, data, state) : Promise.reject(new TypeError("not a SHA-256 state")))
+      : undefined,
 };

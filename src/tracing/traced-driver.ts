@@ -181,6 +181,10 @@ class TracedFileWriter implements FileWriter {
     return this.inner.copiesChunks;
   }
 
+  hashWhileWriting(sha256State: Buffer): boolean {
+    return this.inner.hashWhileWriting?.(sha256State) === true;
+  }
+
   write(chunk: Uint8Array): Promise<void> {
     return this.inner.write(chunk);
   }

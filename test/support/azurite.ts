@@ -6,7 +6,9 @@
  * Azurite is a devDependency, so it is always there after `npm ci`: a missing one is a failure,
  * never a skip.
  *
- * What Azurite does not cover (the driver's tests cannot prove it): Azure AD credentials, the
+ * What Azurite does not cover (the driver's tests cannot prove it): a real Entra ID (its
+ * `--oauth basic` checks a token's claims, not its signature; test/support/entra-token-service.ts
+ * stands in for the token service), the
  * service's throttling (503 ServerBusy) and its block limits (Azurite does not enforce the 50,000
  * committed or 100,000 uncommitted blocks per blob), copies that stay pending (Azurite copies within
  * an account at once), and the real service's listing page sizes.
@@ -42,7 +44,16 @@ function azuriteBlobMain(): string {
   return join(dirname(require.resolve("azurite/package.json")), "dist", "src", "blob", "main.js");
 }
 
-export async function startAzurite(): Promise<Azurite> {
+export interface AzuriteOptions {
+  /**
+   * Serve HTTPS with this certificate (`--cert`, `--key`) and accept Entra ID bearer tokens
+   * (`--oauth basic`: issuer, audience and lifetime are checked, not the signature). Shared Key
+   * requests are accepted too. Clients must trust the certificate's CA (NODE_EXTRA_CA_CERTS).
+   */
+  oauth?: { cert: string; key: string };
+}
+
+export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurite> {
   const dir = await mkdtemp(join(tmpdir(), "berth-azurite-"));
   let child: ChildProcess | undefined;
   let output = "";
@@ -63,7 +74,10 @@ export async function startAzurite(): Promise<Azurite> {
     // knows; the operations the driver uses are older than both.
     const proc = spawn(
       process.execPath,
-      [azuriteBlobMain(), "--blobHost", "127.0.0.1", "--blobPort", String(port), "--location", dir, "--skipApiVersionCheck", "--disableTelemetry", "--silent"],
+      [
+        azuriteBlobMain(), "--blobHost", "127.0.0.1", "--blobPort", String(port), "--location", dir, "--skipApiVersionCheck", "--disableTelemetry", "--silent",
+        ...(options.oauth === undefined ? [] : ["--cert", options.oauth.cert, "--key", options.oauth.key, "--oauth", "basic"]),
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     child = proc;
@@ -91,7 +105,7 @@ export async function startAzurite(): Promise<Azurite> {
     }
   }
 
-  const serviceUrl = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
+  const serviceUrl = `${options.oauth === undefined ? "http" : "https"}://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
   let inspector: BlobServiceClient | undefined;
   const client = (): BlobServiceClient => {
     inspector ??= new BlobServiceClient(serviceUrl, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY));

@@ -5,7 +5,7 @@
  */
 import { Cluster } from "ioredis";
 import { requireProgram, runOk } from "./external-program.js";
-import { startRedis, type RedisServer } from "./redis-server.js";
+import { inspectorTls, startRedis, type RedisServer, type RedisTls } from "./redis-server.js";
 
 export interface RedisClusterSet {
   nodes: RedisServer[];
@@ -18,14 +18,18 @@ export interface RedisClusterSet {
 
 const WAIT_MS = 60_000;
 
-export async function startRedisCluster(): Promise<RedisClusterSet> {
+/** With `tls`, the nodes serve TLS only and their cluster bus is TLS too (tls-cluster yes). */
+export async function startRedisCluster(options: { tls?: RedisTls } = {}): Promise<RedisClusterSet> {
+  const tls = options.tls;
   const cli = requireProgram("redis-cli");
   if (!cli.path) throw new Error(`cannot create a Redis Cluster: ${cli.skip}`);
   const nodes: RedisServer[] = [];
   let inspector: Cluster | undefined;
   try {
-    for (let i = 0; i < 3; i++) nodes.push(await startRedis({ args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"] }));
-    await runOk(cli.path, ["--cluster", "create", ...nodes.map((n) => n.addr), "--cluster-yes"]);
+    for (let i = 0; i < 3; i++) nodes.push(await startRedis({ ...(tls === undefined ? {} : { tls }), args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"] }));
+    const cliTls =
+      tls === undefined ? [] : ["--tls", ...(tls.clientCa === undefined ? [] : ["--cacert", tls.clientCa]), ...(tls.outbound === undefined ? [] : ["--cert", tls.outbound.cert, "--key", tls.outbound.key])];
+    await runOk(cli.path, [...cliTls, "--cluster", "create", ...nodes.map((n) => n.addr), "--cluster-yes"]);
     const deadline = Date.now() + WAIT_MS;
     for (const node of nodes) {
       while (!/cluster_state:ok/.test(String(await node.client().call("CLUSTER", "INFO")))) {
@@ -42,7 +46,7 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
     addrs: nodes.map((n) => n.addr),
     client: () => {
       if (inspector === undefined) {
-        inspector = new Cluster(nodes.map((n) => ({ host: "127.0.0.1", port: n.port })), { redisOptions: { protocol: 2 } });
+        inspector = new Cluster(nodes.map((n) => ({ host: "127.0.0.1", port: n.port })), { redisOptions: { protocol: 2, ...(tls === undefined ? {} : { tls: inspectorTls(tls) }) } });
         inspector.on("error", () => undefined);
       }
       return inspector;

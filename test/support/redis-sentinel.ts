@@ -5,7 +5,7 @@
  * (SENTINEL FAILOVER); killing the master (`master.kill()`) makes them elect it by themselves.
  */
 import { Redis } from "ioredis";
-import { startRedis, type RedisServer } from "./redis-server.js";
+import { inspectorTls, startRedis, type RedisServer, type RedisTls } from "./redis-server.js";
 
 export interface RedisSentinelSet {
   masterName: string;
@@ -25,25 +25,37 @@ export interface RedisSentinelSet {
 
 const WAIT_MS = 60_000;
 
-export async function startRedisSentinelSet(options: { sentinels: 1 | 3; masterName?: string }): Promise<RedisSentinelSet> {
+/**
+ * With `tls`, every process serves TLS only and talks TLS to the others (the replica to the master,
+ * sentinels to both and to each other), each with the same certificates.
+ */
+export async function startRedisSentinelSet(options: { sentinels: 1 | 3; masterName?: string; tls?: RedisTls }): Promise<RedisSentinelSet> {
+  const tls = options.tls === undefined ? {} : { tls: options.tls };
   const masterName = options.masterName ?? "berthmaster";
   const started: RedisServer[] = [];
   const clients: Redis[] = [];
   try {
-    const master = await startRedis();
+    const master = await startRedis(tls);
     started.push(master);
-    const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(master.port)] });
+    const replica = await startRedis({ ...tls, args: ["--replicaof", "127.0.0.1", String(master.port)] });
     started.push(replica);
     await poll(async () => /master_link_status:up/.test(await replica.client().info("replication")), "the replica to sync with the master");
     const quorum = options.sentinels === 1 ? 1 : 2;
     const sentinels: RedisServer[] = [];
     for (let i = 0; i < options.sentinels; i++) {
-      const sentinel = await startRedis({ sentinel: { masterName, masterPort: master.port, quorum } });
+      const sentinel = await startRedis({ ...tls, sentinel: { masterName, masterPort: master.port, quorum } });
       started.push(sentinel);
       sentinels.push(sentinel);
     }
     const sentinelClient = (sentinel: RedisServer): Redis => {
-      const client = new Redis({ host: "127.0.0.1", port: sentinel.port, protocol: 2, maxRetriesPerRequest: 1, lazyConnect: false });
+      const client = new Redis({
+        host: "127.0.0.1",
+        port: sentinel.port,
+        protocol: 2,
+        maxRetriesPerRequest: 1,
+        lazyConnect: false,
+        ...(options.tls === undefined ? {} : { tls: inspectorTls(options.tls) }),
+      });
       client.on("error", () => undefined);
       clients.push(client);
       return client;

@@ -8,10 +8,12 @@
  * unanswered, the data survives).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import type { ConnectionOptions } from "node:tls";
 import { freePort } from "./distribution-process.js";
 import { requireProgram, type ProgramCheck } from "./external-program.js";
 
@@ -40,12 +42,24 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
+export interface RedisTls {
+  cert: string;
+  key: string;
+  clientCa?: string;
+  /**
+   * The server's own connections (a replica to its master, a sentinel to the servers and the other
+   * sentinels, the Cluster bus) over TLS too (tls-replication, tls-cluster), with this client
+   * certificate (tls-client-cert-file), checked against `clientCa`.
+   */
+  outbound?: { cert: string; key: string };
+}
+
 export interface RedisOptions {
   /**
    * Serve TLS only (no plain port), with this certificate and key (PEM files). With `clientCa`,
    * clients must present a certificate that chains to it (tls-auth-clients yes).
    */
-  tls?: { cert: string; key: string; clientCa?: string };
+  tls?: RedisTls;
   /** More arguments for redis-server (`--replicaof 127.0.0.1 6379`, …). */
   args?: string[];
   /**
@@ -70,6 +84,9 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
       ? [
           "--port", "0", "--tls-port", String(port), "--tls-cert-file", options.tls.cert, "--tls-key-file", options.tls.key,
           ...(options.tls.clientCa === undefined ? ["--tls-auth-clients", "no"] : ["--tls-ca-cert-file", options.tls.clientCa, "--tls-auth-clients", "yes"]),
+          ...(options.tls.outbound === undefined
+            ? []
+            : ["--tls-client-cert-file", options.tls.outbound.cert, "--tls-client-key-file", options.tls.outbound.key, "--tls-replication", "yes", "--tls-cluster", "yes"]),
         ]
       : ["--port", String(port)];
     const sentinel = options.sentinel;
@@ -131,7 +148,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
     addr: `127.0.0.1:${port}`,
     client: () => {
       if (inspector === undefined) {
-        inspector = new Redis({ host: "127.0.0.1", port, protocol: 2, maxRetriesPerRequest: 1 });
+        inspector = new Redis({ host: "127.0.0.1", port, protocol: 2, maxRetriesPerRequest: 1, ...(options.tls === undefined ? {} : { tls: inspectorTls(options.tls) }) });
         inspector.on("error", () => undefined);
       }
       return inspector;
@@ -154,5 +171,16 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
       await kill();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * TLS options for a test's own client of a TLS server: trusting `clientCa`, presenting the
+ * server's outbound certificate when it has one (needed where tls-auth-clients is on).
+ */
+export function inspectorTls(tls: RedisTls): ConnectionOptions {
+  return {
+    ...(tls.clientCa === undefined ? {} : { ca: readFileSync(tls.clientCa) }),
+    ...(tls.outbound === undefined ? {} : { cert: readFileSync(tls.outbound.cert), key: readFileSync(tls.outbound.key) }),
   };
 }

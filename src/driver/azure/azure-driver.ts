@@ -19,6 +19,7 @@ import { Walker, type Visit } from "../s3/s3-walk.js";
 import { asPathNotFound, azureErrorCode, isInvalidBlobType, isInvalidRange, unlessBlobNotFound } from "./azure-errors.js";
 import { createContainerClient, resolveOptions, type AzureDriverOptions, type AzureDriverTuning, type AzureResolvedOptions } from "./azure-options.js";
 import { BlobContainer } from "./blob-container.js";
+import { readUrlSigner } from "./read-url-signer.js";
 import { freshState, resumeState } from "./block-session.js";
 import { BlockWriter } from "./block-writer.js";
 
@@ -38,7 +39,9 @@ export class AzureDriver implements StorageDriver {
 
   constructor(options: AzureDriverOptions, tuning: AzureDriverTuning = {}) {
     const resolved = resolveOptions(options, tuning);
-    this.#c = new BlobContainer(createContainerClient(options, resolved), resolved);
+    const client = createContainerClient(options, resolved);
+    const token = options.credentials.type === "token" ? options.credentials.credential : undefined;
+    this.#c = new BlobContainer(client, resolved, readUrlSigner(client, resolved.serviceUrl, token));
   }
 
   /** The configuration in effect, with defaults applied. */
@@ -201,7 +204,7 @@ export class AzureDriver implements StorageDriver {
     if (!found) throw new PathNotFoundError(path, this.name);
   }
 
-  /** A read-only SAS URL of the blob (GET and HEAD alike), valid for 20 minutes. */
+  /** A read-only SAS URL of the blob (GET and HEAD alike), valid for 20 minutes; none when the credentials cannot sign one. */
   async redirectURL(path: string, _method: "GET" | "HEAD"): Promise<string | undefined> {
     assertValidPath(path);
     return this.#c.readOnlyUrl(this.#c.name(path), REDIRECT_EXPIRY_SECONDS);

@@ -1,4 +1,5 @@
 /** The azure driver's options (distribution's keys) and the SDK client they make. */
+import type { TokenCredential } from "@azure/core-auth";
 import { ContainerClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 
 export const MiB = 1024 * 1024;
@@ -7,19 +8,20 @@ export const MiB = 1024 * 1024;
 export const DEFAULT_REALM = "core.windows.net";
 
 /**
- * How the driver signs its requests. Only the account key (Shared Key) for now: it also signs the
- * SAS URLs of redirects without a request to the service.
+ * How the driver signs its requests: the account key (Shared Key; it also signs redirect URLs
+ * without a request to the service), an Entra ID token credential (@azure/identity; redirect URLs
+ * are signed with a user delegation key), or a connection string (its endpoint, and its key or SAS).
  */
-export interface SharedKeyCredentials {
-  type: "shared_key";
-  accountKey: string;
-}
+export type AzureDriverCredentials =
+  | { type: "shared_key"; accountKey: string }
+  | { type: "token"; credential: TokenCredential }
+  | { type: "connection_string"; connectionString: string };
 
 /** distribution's parameters, by its key names. */
 export interface AzureDriverOptions {
   accountname: string;
   container: string;
-  credentials: SharedKeyCredentials;
+  credentials: AzureDriverCredentials;
   /** Domain suffix of the service: `https://<accountname>.blob.<realm>`. Default core.windows.net. */
   realm?: string;
   /** The blob service's URL, in place of the one made from accountname and realm (Azurite, Azure Stack, private endpoints). */
@@ -62,7 +64,24 @@ export function resolveOptions(options: AzureDriverOptions, tuning: AzureDriverT
   };
 }
 
+/**
+ * The SDK's client of the container. With a connection string, its endpoint replaces the service
+ * URL made from accountname, realm and serviceurl (set in `resolved`).
+ */
 export function createContainerClient(options: AzureDriverOptions, resolved: AzureResolvedOptions): ContainerClient {
-  const credential = new StorageSharedKeyCredential(options.accountname, options.credentials.accountKey);
-  return new ContainerClient(`${resolved.serviceUrl}/${encodeURIComponent(resolved.container)}`, credential);
+  const credentials = options.credentials;
+  const url = `${resolved.serviceUrl}/${encodeURIComponent(resolved.container)}`;
+  switch (credentials.type) {
+    case "shared_key":
+      return new ContainerClient(url, new StorageSharedKeyCredential(options.accountname, credentials.accountKey));
+    case "token":
+      return new ContainerClient(url, credentials.credential);
+    case "connection_string": {
+      const client = new ContainerClient(credentials.connectionString, options.container);
+      const endpoint = new URL(client.url);
+      endpoint.search = "";
+      resolved.serviceUrl = endpoint.toString().replace(/\/+$/, "").slice(0, -(encodeURIComponent(options.container).length + 1));
+      return client;
+    }
+  }
 }

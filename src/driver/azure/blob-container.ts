@@ -3,11 +3,12 @@
  * prefix, and the mapping between driver paths and blob names (distribution's: `rootdirectory` +
  * path, without the leading slash).
  */
-import { BlobSASPermissions, type BlockBlobClient, type ContainerClient, type ContainerListBlobFlatSegmentResponse } from "@azure/storage-blob";
+import { type BlockBlobClient, type ContainerClient, type ContainerListBlobFlatSegmentResponse } from "@azure/storage-blob";
 import type { ListedObject, ListPage, ListParams } from "../s3/bucket.js";
 import type { FlatListing } from "../s3/s3-walk.js";
 import { isBlobNotFound, unlessBlobNotFound } from "./azure-errors.js";
 import type { AzureResolvedOptions } from "./azure-options.js";
+import type { ReadUrlSigner } from "./read-url-signer.js";
 
 /** Blobs deleted at once when a tree is removed (the service has no multi-object delete without Blob Batch). */
 const DELETE_CONCURRENCY = 16;
@@ -22,6 +23,7 @@ export class BlobContainer {
   constructor(
     readonly client: ContainerClient,
     readonly o: AzureResolvedOptions,
+    private readonly signer: ReadUrlSigner | undefined,
   ) {}
 
   name(path: string): string {
@@ -122,12 +124,9 @@ export class BlobContainer {
     return removed;
   }
 
-  /** A read-only SAS URL of the blob, signed with the account key, valid for `seconds`. */
-  async readOnlyUrl(name: string, seconds: number): Promise<string> {
-    return this.blob(name).generateSasUrl({
-      permissions: BlobSASPermissions.parse("r"),
-      expiresOn: new Date(Date.now() + seconds * 1000),
-    });
+  /** A read-only SAS URL of the blob, valid for `seconds`; undefined when the credentials sign none (read-url-signer.ts). */
+  async readOnlyUrl(name: string, seconds: number): Promise<string | undefined> {
+    return this.signer?.sign(this.client, name, new Date(Date.now() + seconds * 1000));
   }
 }
 
