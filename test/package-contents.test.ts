@@ -51,11 +51,16 @@ describe("the packed package", { skip }, () => {
     );
   });
 
-  it("serves the web UI from the unpacked package: the page and its script, byte for byte", async () => {
+  it("serves the web UI from the unpacked package: the page, and its script and style byte for byte", async () => {
     const page = await fetch(`${berth.url}/ui/`, { headers: { "Accept-Encoding": "identity" } });
     assert.equal(page.status, 200);
     assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
-    assert.equal(await page.text(), await readFile(join(CHECKOUT, "src", "ui", "assets", "index.html"), "utf8"));
+    // The page is the shipped index.html with the settings filled in (src/ui/static-assets.ts).
+    const html = await page.text();
+    assert.match(html, /<script src="ui\.js" defer><\/script>/);
+    assert.match(html, /data-settings="\{&quot;auth&quot;:&quot;none&quot;/);
+    const style = await fetch(`${berth.url}/ui/ui.css`, { headers: { "Accept-Encoding": "identity" } });
+    assert.equal(await style.text(), await readFile(join(CHECKOUT, "src", "ui", "assets", "ui.css"), "utf8"));
     const script = await fetch(`${berth.url}/ui/ui.js`, { headers: { "Accept-Encoding": "identity" } });
     assert.equal(script.status, 200);
     assert.equal(await script.text(), await readFile(join(CHECKOUT, "src", "ui", "assets", "ui.js"), "utf8"));

@@ -59,6 +59,12 @@ describe("web UI in a browser: htpasswd", { skip }, () => {
     assert.equal(((await response.json()) as { errors: { code: string }[] }).errors[0]!.code, "UNAUTHORIZED");
   });
 
+  it("the page carries auth htpasswd and preloads nothing: the catalog would only be answered 401", async () => {
+    const html = await (await fetch(`${berth.url}/ui/`)).text();
+    assert.match(html, /data-settings="\{&quot;auth&quot;:&quot;htpasswd&quot;/);
+    assert.doesNotMatch(html, /rel="preload"/);
+  });
+
   it("shows the login form first, refuses a wrong password, and shows the catalog after signing in", async () => {
     const page = await browser.page();
     await openUi(page, `${berth.url}/ui/`);

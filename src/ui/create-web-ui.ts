@@ -51,15 +51,16 @@ class DeferredWebUi implements PathMount {
 
 async function assembleWebUi(config: Config, registry: Registry, driver: StorageDriver, access: AccessController): Promise<PathMount> {
   const [{ loadStaticAssets }, { WebUi }, { CatalogSearch }] = await Promise.all([import("./static-assets.js"), import("./web-ui.js"), import("./catalog-search.js")]);
+  const settings = { auth: config.auth?.kind ?? "none", deleteEnabled: config.storage.deleteEnabled, readOnly: config.storage.readOnly } as const;
   return new WebUi(
-    await loadStaticAssets(),
+    await loadStaticAssets(settings),
     {
       registry,
       driver,
       access,
       pullable: pullableRepositoriesOf(access),
       search: new CatalogSearch(registry, SEARCH_LIST_MAX_AGE_MS),
-      settings: { auth: config.auth?.kind ?? "none", deleteEnabled: config.storage.deleteEnabled, readOnly: config.storage.readOnly },
+      settings,
     },
     config.auth?.kind === "token" ? config.auth.realm : undefined,
   );

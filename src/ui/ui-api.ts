@@ -42,13 +42,17 @@ const MAX_TAG_PAGE = 100;
 
 const pullAccess = (name: string): Access[] => [{ type: "repository", name, action: "pull" }];
 
-type ApiResult = { status: number; body: unknown };
+/** An answer, and what to start once it is sent (work the answer must not wait for). */
+type ApiResult = { status: number; body: unknown; afterwards?: () => void };
 
 /** Answers one /ui/api/ request; NOT_FOUND for a path that is none of its routes. */
 export async function answerUiApi(parts: UiApiParts, req: IncomingMessage, path: string, query: URLSearchParams): Promise<ApiResult> {
   if (path === "/ui/api/settings") return { status: 200, body: parts.settings };
   if (path === "/ui/api/catalog") {
-    return { status: 200, body: await catalog(parts, query, await parts.pullable.pullable(req)) };
+    const visible = await parts.pullable.pullable(req);
+    // Whoever sees the catalog page may search next: the list of every name is read once the page
+    // is sent, so that reading 10,000 names does not delay the first 50.
+    return { status: 200, body: await catalog(parts, query, visible), afterwards: () => parts.search.warm() };
   }
   const tags = /^\/ui\/api\/repositories\/(.+)\/tags$/.exec(path);
   if (tags) {
@@ -80,8 +84,6 @@ async function catalog(parts: UiApiParts, query: URLSearchParams, visible: Repos
     return { repositories: page.names, next: page.more ? (page.names.at(-1) ?? null) : null };
   }
   if (text === "") {
-    // Whoever sees the catalog page may search next: the list of every name is read meanwhile.
-    parts.search.warm();
     const page = await parts.registry.catalog(last, size);
     return { repositories: page.names, next: page.more ? (page.names.at(-1) ?? null) : null };
   }
@@ -142,5 +144,6 @@ export function sendApiResult(req: IncomingMessage, res: ServerResponse, result:
     "Content-Length": Buffer.byteLength(body),
     "Cache-Control": "no-store",
   });
+  if (result.afterwards !== undefined) res.once("finish", result.afterwards);
   res.end(req.method === "HEAD" ? undefined : body);
 }
