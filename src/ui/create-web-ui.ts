@@ -52,6 +52,11 @@ class DeferredWebUi implements PathMount {
 async function assembleWebUi(config: Config, registry: Registry, driver: StorageDriver, access: AccessController): Promise<PathMount> {
   const [{ loadStaticAssets }, { WebUi }, { CatalogSearch }] = await Promise.all([import("./static-assets.js"), import("./web-ui.js"), import("./catalog-search.js")]);
   const settings = { auth: config.auth?.kind ?? "none", deleteEnabled: config.storage.deleteEnabled, readOnly: config.storage.readOnly } as const;
+  const search = new CatalogSearch(registry, SEARCH_LIST_MAX_AGE_MS);
+  // With token auth the catalog page itself is filtered from the search's list of names: reading
+  // it from the first request for the page, not from the catalog request that follows, gains the
+  // time the browser takes to get the script and a token.
+  if (config.auth?.kind === "token") search.warm();
   return new WebUi(
     await loadStaticAssets(settings),
     {
@@ -59,7 +64,7 @@ async function assembleWebUi(config: Config, registry: Registry, driver: Storage
       driver,
       access,
       pullable: pullableRepositoriesOf(access),
-      search: new CatalogSearch(registry, SEARCH_LIST_MAX_AGE_MS),
+      search,
       settings,
     },
     config.auth?.kind === "token" ? config.auth.realm : undefined,
