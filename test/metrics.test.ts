@@ -46,6 +46,12 @@ describe("http.debug.prometheus: GET /metrics on the debug listener", () => {
     }
     assert.equal((await client.send(`/v2/${name}/blobs/${digestOf(image.layers[0]!)}`, { method: "HEAD" })).status, 200);
     assert.equal((await client.send(`/v2/${name}/manifests/nope`)).status, 404);
+    // The web UI: the page, its script, two JSON answers and a JSON path that is none.
+    for (const [path, status] of [["/ui/", 200], ["/ui/ui.js", 200], ["/ui/api/catalog", 200], [`/ui/api/repositories/${name}/tags`, 200], ["/ui/api/nope", 404]] as const) {
+      const response = await fetch(`${berth.url}${path}`);
+      await response.arrayBuffer();
+      assert.equal(response.status, status, path);
+    }
     ({ text, samples } = await scrape(`${debug}/metrics`));
   });
   after(async () => {
@@ -65,6 +71,21 @@ describe("http.debug.prometheus: GET /metrics on the debug listener", () => {
     assert.equal(count("blob", "200", "head"), 1);
     assert.equal(valueOf(samples, "registry_http_request_duration_seconds_count", { handler: "blob", method: "get" }), 2);
     assert.equal(valueOf(samples, "registry_http_request_duration_seconds_bucket", { handler: "blob", method: "get", le: "60" }), 2);
+  });
+
+  it("counts the web UI's requests under handlers of its own, ui and ui_api, and none under distribution's", () => {
+    const count = (handler: string, code: string, method: string) => valueOf(samples, "registry_http_requests_total", { handler, code, method });
+    assert.equal(count("ui", "200", "get"), 2);
+    assert.equal(count("ui_api", "200", "get"), 2);
+    assert.equal(count("ui_api", "404", "get"), 1);
+    assert.equal(valueOf(samples, "registry_http_request_duration_seconds_count", { handler: "ui_api", method: "get" }), 3);
+    assert.equal(valueOf(samples, "registry_http_in_flight_requests", { handler: "ui" }), 0);
+    assert.ok(valueOf(samples, "registry_http_response_size_bytes_sum", { handler: "ui" })! > 0);
+    // The catalog and tags the UI read are not /v2/ requests: distribution's handlers never saw them.
+    assert.equal(count("catalog", "200", "get"), undefined);
+    assert.equal(count("tags", "200", "get"), undefined);
+    const handlers = new Set(samples.filter((s) => s.name === "registry_http_requests_total").map((s) => s.labels.handler));
+    assert.deepEqual([...handlers].sort(), ["blob", "blob_upload", "blob_upload_chunk", "manifest", "ui", "ui_api"]);
   });
 
   it("has every handler's in-flight gauge, at 0 between requests", () => {

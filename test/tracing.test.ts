@@ -216,6 +216,31 @@ describe("tracing: spans of a push and a pull, exported over OTLP/HTTP", () => {
     assert.equal(span!.status.code, STATUS_UNSET);
   });
 
+  it("the web UI: the page, an asset and each JSON route have a server span named by its route", async () => {
+    const name = uniqueName();
+    await client.pushImage(name, "v1", randomImage({ layers: 1 }));
+    const paths = ["/ui/", "/ui/ui.css", "/ui/api/settings", "/ui/api/catalog?q=x", `/ui/api/repositories/${name}/tags`, `/ui/api/repositories/${name}/configs/sha256:${"0".repeat(64)}`];
+    for (const path of paths) await (await fetch(`${berth.url}${path}`)).arrayBuffer();
+    const wanted = new Set(paths.map((p) => p.split("?")[0]));
+    const spans = await receiver.waitFor((s) => s.service === "berth-test" && isServer(s) && wanted.has(String(s.attributes["url.path"])), (found) => found.length >= paths.length, "the UI's spans");
+    const byPath = new Map(spans.map((s) => [s.attributes["url.path"], s]));
+    const seen = paths.map((p) => summary(byPath.get(p.split("?")[0]!)!));
+    assert.deepEqual(seen, [
+      "GET /ui/ 200",
+      "GET /ui/ 200",
+      "GET /ui/api/settings 200",
+      "GET /ui/api/catalog 200",
+      "GET /ui/api/repositories/{name}/tags 200",
+      "GET /ui/api/repositories/{name}/configs/{digest} 404",
+    ]);
+    const tags = byPath.get(`/ui/api/repositories/${name}/tags`)!;
+    assert.equal(tags.attributes["http.route"], "/ui/api/repositories/{name}/tags");
+    assert.equal(tags.kind, SPAN_KIND_SERVER);
+    // The storage reads of the tag summaries are children of the UI request's span.
+    const children = await childrenOf(receiver, tags, (found) => found.some(isStorage), "a storage span under the tags span");
+    assert.ok(children.some(isStorage));
+  });
+
   it("GET /v2/: a route without a repository has no repository attribute", async () => {
     assert.equal((await client.send("/v2/")).status, 200);
     const [base] = await receiver.waitFor((s) => isServer(s) && s.name === "GET /v2/", (spans) => spans.length >= 1, "GET /v2/");

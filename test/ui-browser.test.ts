@@ -144,6 +144,9 @@ describe("web UI in a browser: an open registry", { skip }, () => {
     assert.ok(bytes > 0 && bytes < 100 * 1024, `first load transferred ${bytes} bytes`);
     const foreign = urls.filter((u) => !u.startsWith(berth.url) && !u.startsWith("data:"));
     assert.deepEqual(foreign, []);
+    // The first catalog page is preloaded with the script, and the script's request reuses it: one
+    // request for it, and no request for the settings (the page carries them).
+    assert.deepEqual(urls.filter((u) => u.includes("/ui/api/")), [`${berth.url}/ui/api/catalog?n=50`]);
     console.log(`# first page load: ${bytes} bytes transferred in ${urls.length} requests`);
     await page.close();
   });

@@ -104,6 +104,16 @@ describe("web UI over HTTP", () => {
     assert.deepEqual(body, { auth: "none", deleteEnabled: true, readOnly: false });
   });
 
+  it("the page carries the same settings, and on an open registry preloads the first catalog page its script asks for", async () => {
+    const html = await (await client.fetch("/ui/", { headers: { "Accept-Encoding": "identity" } })).text();
+    const attribute = /<html lang="en" data-settings="([^"]*)">/.exec(html);
+    assert.ok(attribute, "the settings attribute");
+    const decoded = attribute[1]!.replace(/&quot;/g, '"').replace(/&lt;/g, "<").replace(/&amp;/g, "&");
+    assert.deepEqual(JSON.parse(decoded), { auth: "none", deleteEnabled: true, readOnly: false });
+    assert.match(html, /<link rel="preload" href="api\/catalog\?n=50" as="fetch" crossorigin="anonymous">/);
+    assert.doesNotMatch(html, /\{\{/);
+  });
+
   it("GET /ui/api/catalog pages the catalog, and ?q= searches names", async () => {
     assert.deepEqual((await client.getJSON("/ui/api/catalog?n=2")).body, { repositories: ["alpha/app", "alpha/tool"], next: "alpha/tool" });
     assert.deepEqual((await client.getJSON("/ui/api/catalog?n=2&last=alpha/tool")).body, { repositories: ["beta/app", "gamma"], next: null });

@@ -1,9 +1,13 @@
 /**
  * The web UI at 10,000 repositories: the time from opening the UI in a fresh headless chromium tab
- * (no cache; the browser itself already running) to the rendered first catalog page, wall clock
- * as the benchmark sees it (goal < 1 s), and the JSON view's search over every name: the first
- * search, a second after the page (whose catalog request started reading every name), and a
- * following one. distribution has no UI: on it the case times its first catalog page of 50
+ * (no cache; the browser itself already running) to the first catalog page in the document, by
+ * the page's own clock: from the navigation's start, as a person sees it after pressing Enter
+ * (goal < 1 s). The wall clock of the benchmark process is a figure beside it, not the value: it
+ * adds puppeteer's round trips to the browser (the navigation command, the polling for the list,
+ * the answer), which on the loaded 2-core machine measured 70–600 ms more than the page's clock
+ * for the same visit, and which no person waits for. Also the JSON view's search over every name:
+ * the first search, a second after the page (whose catalog request started reading every name),
+ * and a following one. distribution has no UI: on it the case times its first catalog page of 50
  * from /v2/_catalog, the least any bolted-on UI has to wait for (a reference, not a comparison).
  */
 import { join } from "node:path";
@@ -34,9 +38,11 @@ export const uiFirstPage: BenchCase<State> = {
   unit: "ms",
   higherIsBetter: false,
   figures: [
+    { key: "wallMs", label: "wall clock of the benchmark, puppeteer's round trips included, ms", higherIsBetter: false },
     { key: "htmlMs", label: "page clock: HTML received, ms", higherIsBetter: false },
     { key: "scriptMs", label: "page clock: script run (DOMContentLoaded), ms", higherIsBetter: false },
-    { key: "listMs", label: "page clock: list rendered (≤), ms", higherIsBetter: false },
+    { key: "catalogStartMs", label: "page clock: catalog request sent, ms", higherIsBetter: false },
+    { key: "catalogEndMs", label: "page clock: catalog answer received, ms", higherIsBetter: false },
     { key: "searchColdMs", label: "first search ms, 1 s after the page", higherIsBetter: false },
     { key: "searchWarmMs", label: "next search ms", higherIsBetter: false },
   ],
@@ -53,20 +59,39 @@ export const uiFirstPage: BenchCase<State> = {
   async run(srv: RunningServer, _ctx, state: State) {
     if (state.browser === undefined) return { value: await timed(`${srv.url}/v2/_catalog?n=50`) };
     const page = await state.browser.page();
+    // The moment the first name is in the document, by the page's clock (0 = the navigation's
+    // start, the renderer's start-up for the new site included), noted by the page itself.
+    await page.evaluateOnNewDocument(() => {
+      // Runs in the page, whose DOM Node's typings do not describe.
+      const doc = (globalThis as unknown as { document: { querySelector(s: string): unknown } }).document;
+      new MutationObserver((_records, observer) => {
+        if (doc.querySelector("#repositories a") === null) return;
+        (globalThis as unknown as { berthListedMs: number }).berthListedMs = performance.now();
+        observer.disconnect();
+      }).observe(doc as never, { childList: true, subtree: true });
+    });
     // The browser is running, as a user's is: its first tab's start-up is not the UI's.
     await page.goto("about:blank");
     const started = performance.now();
     await page.goto(`${srv.url}/ui/`, { waitUntil: "domcontentloaded" });
     await page.waitForSelector('html[data-ready="true"] #repositories a');
-    const value = performance.now() - started;
-    // Where the time went, by the page's own clock (0 = the navigation's start, the renderer's
-    // start-up included): the HTML received, the script run, the list rendered.
+    const wallMs = performance.now() - started;
+    // Where the time went, by the page's clock: the HTML received, the script run, the catalog
+    // request sent and answered (preloaded on an open registry), the list in the document.
     const inPage = await page.evaluate(() => {
-      // Runs in the page: the DOM's Performance, which Node's typings do not describe.
-      const timing = performance as unknown as { getEntriesByType(type: string): Array<{ responseEnd: number; domContentLoadedEventEnd: number }> };
+      type Entry = { name: string; startTime: number; responseEnd: number; domContentLoadedEventEnd: number };
+      const timing = performance as unknown as { getEntriesByType(type: string): Entry[] };
       const nav = timing.getEntriesByType("navigation")[0]!;
-      return { htmlMs: nav.responseEnd, scriptMs: nav.domContentLoadedEventEnd, listMs: performance.now() };
+      const catalog = timing.getEntriesByType("resource").find((r) => r.name.includes("/ui/api/catalog"));
+      return {
+        listedMs: (globalThis as unknown as { berthListedMs: number }).berthListedMs,
+        htmlMs: nav.responseEnd,
+        scriptMs: nav.domContentLoadedEventEnd,
+        catalogStartMs: catalog?.startTime ?? NaN,
+        catalogEndMs: catalog?.responseEnd ?? NaN,
+      };
     });
+    const { listedMs: value, ...phases } = inPage;
     const shown = await page.$$eval("#repositories a", (links) => links.length);
     if (shown !== 50) throw new Error(`the first page shows ${shown} names, not 50`);
     await page.close();
@@ -74,7 +99,7 @@ export const uiFirstPage: BenchCase<State> = {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const searchColdMs = await timed(`${srv.url}/ui/api/catalog?q=repo-09999`);
     const searchWarmMs = await timed(`${srv.url}/ui/api/catalog?q=repo-05`);
-    return { value, extra: { searchColdMs, searchWarmMs, ...inPage } };
+    return { value, extra: { wallMs, searchColdMs, searchWarmMs, ...phases } };
   },
   async teardown(state: State) {
     await state.browser?.close();

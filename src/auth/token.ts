@@ -19,6 +19,7 @@ import { readFileSync } from "node:fs";
 import { ConfigError, type TokenAuthConfig, type TokenSigningAlgorithm } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import { quoted, scopeParam, unauthorized, credentialsFor, type Access, type AccessController, type AuthRequest, type Grant } from "./access-controller.js";
+import { CATALOG_ACCESS, type PullableRepositories, type RepositoryFilter } from "./pullable-repositories.js";
 import { keyForJWK, parseCertificateBundle, parseJWKS, TokenKeyError, trustedKeysOf, verifyCertificateChain, type TrustedKeys } from "./token-keys.js";
 
 
@@ -47,29 +48,14 @@ interface ResourceActions {
 
 type Failure = "token_required" | "invalid_token" | "insufficient_scope";
 
-export class TokenAccessController implements AccessController {
+export class TokenAccessController implements AccessController, PullableRepositories {
   constructor(
     private readonly options: TokenOptions,
     private readonly log: Logger,
   ) {}
 
   async authorize(req: AuthRequest, needed: readonly Access[]): Promise<Grant> {
-    const token = credentialsFor(req, "bearer");
-    if (token === undefined) throw this.challenge(req, needed, "token_required");
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, (header) => this.signingKey(header), {
-        algorithms: [...this.options.algorithms],
-        issuer: this.options.issuer,
-        audience: this.options.service,
-        clockTolerance: LEEWAY_SECONDS,
-        requiredClaims: ["exp"],
-      }));
-    } catch (err) {
-      if (!isTokenError(err)) throw err;
-      this.log.info({ reason: err.message }, "token auth: invalid token");
-      throw this.challenge(req, needed, "invalid_token");
-    }
+    const payload = await this.verify(req, needed);
     const granted = grantedActions(payload["access"]);
     for (const access of needed) {
       const actions = granted.get(`${access.type}:${access.name}`);
@@ -78,6 +64,48 @@ export class TokenAccessController implements AccessController {
       }
     }
     return { user: typeof payload.sub === "string" && payload.sub !== "" ? payload.sub : undefined };
+  }
+
+  /**
+   * The repositories the token's `access` claim grants pull on: the token service decides, once,
+   * in the token it issues for the catalog scope (README, "The web UI"). An entry names one
+   * repository, or ends in `*` to grant every name that starts with what precedes it (`team/*`,
+   * `*`), so that a user of thousands of repositories gets a token that fits in a header. A token
+   * that grants pull on nothing is answered like a request without the catalog scope: 401.
+   */
+  async pullable(req: AuthRequest): Promise<RepositoryFilter> {
+    const payload = await this.verify(req, CATALOG_ACCESS);
+    const exact = new Set<string>();
+    const prefixes: string[] = [];
+    for (const [resource, actions] of grantedActions(payload["access"])) {
+      if (!resource.startsWith("repository:") || !(actions.has("pull") || actions.has("*"))) continue;
+      const name = resource.slice("repository:".length);
+      if (name.endsWith("*")) prefixes.push(name.slice(0, -1));
+      else exact.add(name);
+    }
+    if (prefixes.includes("")) return "every";
+    if (exact.size === 0 && prefixes.length === 0) throw this.challenge(req, CATALOG_ACCESS, "insufficient_scope");
+    return (name) => exact.has(name) || prefixes.some((prefix) => name.startsWith(prefix));
+  }
+
+  /** The claims of the request's token when it is valid; the challenge for `needed` otherwise. */
+  private async verify(req: AuthRequest, needed: readonly Access[]): Promise<JWTPayload> {
+    const token = credentialsFor(req, "bearer");
+    if (token === undefined) throw this.challenge(req, needed, "token_required");
+    try {
+      const { payload } = await jwtVerify(token, (header) => this.signingKey(header), {
+        algorithms: [...this.options.algorithms],
+        issuer: this.options.issuer,
+        audience: this.options.service,
+        clockTolerance: LEEWAY_SECONDS,
+        requiredClaims: ["exp"],
+      });
+      return payload;
+    } catch (err) {
+      if (!isTokenError(err)) throw err;
+      this.log.info({ reason: err.message }, "token auth: invalid token");
+      throw this.challenge(req, needed, "invalid_token");
+    }
   }
 
   /** The key the token says signed it, if this registry trusts it; jose then checks the signature. */

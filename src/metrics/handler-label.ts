@@ -15,6 +15,20 @@ export const HANDLER_BY_ROUTE: Readonly<Record<string, string>> = {
   referrers: "referrers",
 };
 
+/**
+ * berth's own handlers, for the web UI's paths (src/server/path-mount.ts): the page and its assets,
+ * and its JSON view. distribution has no UI, so its dashboards never match these values; their
+ * series appear with the first UI request, not at start.
+ */
+export const UI_HANDLER_BY_ROUTE: Readonly<Record<string, string>> = {
+  ui: "ui",
+  ui_api: "ui_api",
+  ui_api_catalog: "ui_api",
+  ui_api_settings: "ui_api",
+  ui_api_tags: "ui_api",
+  ui_api_config: "ui_api",
+};
+
 /** Every handler value, so each handler's in-flight gauge exists from the start (as in distribution). */
 export const HANDLERS: readonly string[] = [...new Set(Object.values(HANDLER_BY_ROUTE))];
 

@@ -3,7 +3,7 @@ import type { Registry } from "prom-client";
 import type { RequestInterceptor, RoutedRequest } from "../server/request-interceptor.js";
 import { UploadStateSigner } from "../server/upload-state-token.js";
 import { FastCounter, FastGauge, FastHistogram, type CounterChild, type GaugeChild, type HistogramChild } from "./fast-metrics.js";
-import { HANDLER_BY_ROUTE, HANDLERS, methodLabel } from "./handler-label.js";
+import { HANDLER_BY_ROUTE, HANDLERS, methodLabel, UI_HANDLER_BY_ROUTE } from "./handler-label.js";
 import type { RepositoryBytes } from "./repository-bytes.js";
 
 /** go-metrics' default duration buckets (distribution's registry_http_request_duration_seconds). */
@@ -86,7 +86,7 @@ export class HttpMetrics implements RequestInterceptor {
       responseSize: new FastHistogram({ name: "registry_http_response_size_bytes", help: "The HTTP response sizes in bytes.", labelNames: ["handler"], buckets: SIZE_BUCKETS, registers }),
     };
     const byHandler = new Map<string, HandlerSeries>();
-    for (const [route, handler] of Object.entries(HANDLER_BY_ROUTE)) {
+    for (const [route, handler] of Object.entries({ ...HANDLER_BY_ROUTE, ...UI_HANDLER_BY_ROUTE })) {
       let series = byHandler.get(handler);
       if (series === undefined) byHandler.set(handler, (series = new HandlerSeries(handler, metrics)));
       this.series.set(route, series);

@@ -113,8 +113,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
   try {
     const mount = options.mounts?.find((candidate) => candidate.owns(path));
     if (mount !== undefined) {
-      routeName = "mount";
-      await mount.handle(req, res, path, query);
+      routeName = mount.route(path);
+      const serveMount = (): Promise<void> => mount.handle(req, res, path, query);
+      await (interceptor === undefined ? serveMount() : interceptor.around({ req, res, route: routeName, method: req.method ?? "GET", path, repository: "" }, serveMount));
       return;
     }
     const match = route(req.method ?? "GET", path);

@@ -4,7 +4,10 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 export interface RoutedRequest {
   req: IncomingMessage;
   res: ServerResponse;
-  /** berth's route name (src/server/router.ts): base, catalog, tags, manifest, uploads, upload, blob, referrers, health, status. */
+  /**
+   * berth's route name (src/server/router.ts): base, catalog, tags, manifest, uploads, upload, blob,
+   * referrers, health, status; or a path mount's (src/server/path-mount.ts): ui, ui_api_catalog, …
+   */
   route: string;
   method: string;
   /** The request target's path, without query (and without scheme and authority in absolute form). */

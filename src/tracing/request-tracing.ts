@@ -28,6 +28,13 @@ const ROUTE_TEMPLATES: Readonly<Record<string, string>> = {
   live: "/debug/health/live",
   ready: "/debug/health/ready",
   status: "/debug/status",
+  // The web UI (src/ui/): its page and assets, and its JSON view; the path attribute has the rest.
+  ui: "/ui/",
+  ui_api: "/ui/api/",
+  ui_api_catalog: "/ui/api/catalog",
+  ui_api_settings: "/ui/api/settings",
+  ui_api_tags: "/ui/api/repositories/{name}/tags",
+  ui_api_config: "/ui/api/repositories/{name}/configs/{digest}",
 };
 
 const HEADER_GETTER: TextMapGetter<IncomingHttpHeaders> = {

@@ -1,4 +1,5 @@
 import type { AccessController } from "../auth/access-controller.js";
+import { pullableRepositoriesOf } from "../auth/pullable-repositories.js";
 import type { Config } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import type { Registry } from "../registry/registry.js";
@@ -6,7 +7,7 @@ import type { PathMount } from "../server/path-mount.js";
 import type { RequestInterceptor } from "../server/request-interceptor.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { CrossSiteGuard } from "./cross-site-guard.js";
-import { isUiPath } from "./ui-paths.js";
+import { isUiPath, uiRoute } from "./ui-paths.js";
 
 /** How long a search reuses the list of names it read (src/ui/catalog-search.ts). */
 const SEARCH_LIST_MAX_AGE_MS = 10_000;
@@ -35,6 +36,10 @@ class DeferredWebUi implements PathMount {
     return isUiPath(path);
   }
 
+  route(path: string): string {
+    return uiRoute(path);
+  }
+
   async handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
     this.#loading ??= this.load().catch((err: unknown) => {
       this.#loading = undefined;
@@ -46,14 +51,21 @@ class DeferredWebUi implements PathMount {
 
 async function assembleWebUi(config: Config, registry: Registry, driver: StorageDriver, access: AccessController): Promise<PathMount> {
   const [{ loadStaticAssets }, { WebUi }, { CatalogSearch }] = await Promise.all([import("./static-assets.js"), import("./web-ui.js"), import("./catalog-search.js")]);
+  const settings = { auth: config.auth?.kind ?? "none", deleteEnabled: config.storage.deleteEnabled, readOnly: config.storage.readOnly } as const;
+  const search = new CatalogSearch(registry, SEARCH_LIST_MAX_AGE_MS);
+  // With token auth the catalog page itself is filtered from the search's list of names: reading
+  // it from the first request for the page, not from the catalog request that follows, gains the
+  // time the browser takes to get the script and a token.
+  if (config.auth?.kind === "token") search.warm();
   return new WebUi(
-    await loadStaticAssets(),
+    await loadStaticAssets(settings),
     {
       registry,
       driver,
       access,
-      search: new CatalogSearch(registry, SEARCH_LIST_MAX_AGE_MS),
-      settings: { auth: config.auth?.kind ?? "none", deleteEnabled: config.storage.deleteEnabled, readOnly: config.storage.readOnly },
+      pullable: pullableRepositoriesOf(access),
+      search,
+      settings,
     },
     config.auth?.kind === "token" ? config.auth.realm : undefined,
   );

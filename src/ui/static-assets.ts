@@ -21,6 +21,14 @@ const ASSET_FILES: Record<string, string> = {
 };
 
 /**
+ * On an open registry the browser fetches the first catalog page while it fetches the script,
+ * instead of after running it: the request the script makes first for `#/` (ui.js, catalogPage,
+ * with credentials "same-origin" so that the preload matches). Measured at 10,000 repositories
+ * (docs/benchmarks.md, ui-first-page). With auth the request would only be answered 401.
+ */
+const CATALOG_PRELOAD = '<link rel="preload" href="api/catalog?n=50" as="fetch" crossorigin="anonymous">';
+
+/**
  * The shipped assets live beside the sources (src/ui/assets/), not in dist/: tsc does not copy
  * them, and the package ships both trees. From dist/src/ui/ that is three levels up.
  */
@@ -29,12 +37,19 @@ const ASSETS_DIR = new URL("../../../src/ui/assets/", import.meta.url);
 /**
  * Reads and compresses every asset; rejects when one is missing. Runs on the first request for a
  * UI path (create-web-ui.ts), so brotli at quality 5: 7 ms for all assets where quality 11 took
- * 104 ms of that request, for 11.1 KB instead of 10.0 KB.
+ * 104 ms of that request, for 11.1 KB instead of 10.0 KB. The page gets `settings` (what
+ * /ui/api/settings answers) in its `data-settings` attribute, so that its script asks the registry
+ * for the catalog at once instead of asking for the settings first: one round trip less before
+ * the first page, and they never change while the process runs.
  */
-export async function loadStaticAssets(): Promise<Map<string, StaticAsset>> {
+export async function loadStaticAssets(settings: { auth: string }): Promise<Map<string, StaticAsset>> {
   const assets = new Map<string, StaticAsset>();
   for (const [name, contentType] of Object.entries(ASSET_FILES)) {
-    const identity = await readFile(new URL(name, ASSETS_DIR));
+    let identity = await readFile(new URL(name, ASSETS_DIR));
+    if (name === "index.html") {
+      const html = identity.toString("utf8").replace("{{settings}}", escapeAttribute(JSON.stringify(settings))).replace("{{preload}}", settings.auth === "none" ? CATALOG_PRELOAD : "");
+      identity = Buffer.from(html);
+    }
     assets.set(name, {
       contentType,
       identity,
@@ -63,6 +78,11 @@ export function sendAsset(req: IncomingMessage, res: ServerResponse, asset: Stat
     ...(encoding === undefined ? {} : { "Content-Encoding": encoding }),
   });
   res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** A value for a double-quoted HTML attribute. */
+function escapeAttribute(value: string): string {
+  return value.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
 }
 
 /** The codings of an Accept-Encoding header, without those refused by q=0. */

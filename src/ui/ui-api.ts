@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Access, AccessController } from "../auth/access-controller.js";
+import type { PullableRepositories, RepositoryFilter } from "../auth/pullable-repositories.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import { Digest } from "../reference/digest.js";
@@ -29,6 +30,8 @@ export interface UiApiParts {
   registry: Registry;
   driver: StorageDriver;
   access: AccessController;
+  /** What a request may pull: the catalog and search list nothing else. */
+  pullable: PullableRepositories;
   search: CatalogSearch;
   settings: UiSettings;
 }
@@ -37,17 +40,19 @@ const DEFAULT_PAGE = 50;
 /** A page of tags costs a manifest read (and a config read) per tag: kept small. */
 const MAX_TAG_PAGE = 100;
 
-const CATALOG_ACCESS: Access[] = [{ type: "registry", name: "catalog", action: "*" }];
 const pullAccess = (name: string): Access[] => [{ type: "repository", name, action: "pull" }];
 
-type ApiResult = { status: number; body: unknown };
+/** An answer, and what to start once it is sent (work the answer must not wait for). */
+type ApiResult = { status: number; body: unknown; afterwards?: () => void };
 
 /** Answers one /ui/api/ request; NOT_FOUND for a path that is none of its routes. */
 export async function answerUiApi(parts: UiApiParts, req: IncomingMessage, path: string, query: URLSearchParams): Promise<ApiResult> {
   if (path === "/ui/api/settings") return { status: 200, body: parts.settings };
   if (path === "/ui/api/catalog") {
-    await parts.access.authorize(req, CATALOG_ACCESS);
-    return { status: 200, body: await catalog(parts, query) };
+    const visible = await parts.pullable.pullable(req);
+    // Whoever sees the catalog page may search next: the list of every name is read once the page
+    // is sent, so that reading 10,000 names does not delay the first 50.
+    return { status: 200, body: await catalog(parts, query, visible), afterwards: () => parts.search.warm() };
   }
   const tags = /^\/ui\/api\/repositories\/(.+)\/tags$/.exec(path);
   if (tags) {
@@ -65,14 +70,20 @@ export async function answerUiApi(parts: UiApiParts, req: IncomingMessage, path:
   throw new RegistryError("NOT_FOUND");
 }
 
-/** Catalog order, `n` names after `last`; with `q`, only names containing it. */
-async function catalog(parts: UiApiParts, query: URLSearchParams): Promise<{ repositories: string[]; next: string | null }> {
+/**
+ * Catalog order, `n` names after `last`; with `q`, only names containing it; only names `visible`
+ * accepts. Filtered, the page comes from the search's list of names (at most its age old): reading
+ * storage until a page of visible names is found could read every name for one page.
+ */
+async function catalog(parts: UiApiParts, query: URLSearchParams, visible: RepositoryFilter): Promise<{ repositories: string[]; next: string | null }> {
   const size = Math.max(1, pageSize(query) ?? DEFAULT_PAGE);
   const last = query.get("last") || undefined;
   const text = (query.get("q") ?? "").trim();
+  if (visible !== "every") {
+    const page = await parts.search.search(text, last, size, visible);
+    return { repositories: page.names, next: page.more ? (page.names.at(-1) ?? null) : null };
+  }
   if (text === "") {
-    // Whoever sees the catalog page may search next: the list of every name is read meanwhile.
-    parts.search.warm();
     const page = await parts.registry.catalog(last, size);
     return { repositories: page.names, next: page.more ? (page.names.at(-1) ?? null) : null };
   }
@@ -133,5 +144,6 @@ export function sendApiResult(req: IncomingMessage, res: ServerResponse, result:
     "Content-Length": Buffer.byteLength(body),
     "Cache-Control": "no-store",
   });
+  if (result.afterwards !== undefined) res.once("finish", result.afterwards);
   res.end(req.method === "HEAD" ? undefined : body);
 }

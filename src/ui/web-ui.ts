@@ -5,7 +5,7 @@ import { pageHeaders } from "./page-headers.js";
 import type { StaticAsset } from "./static-assets.js";
 import { sendAsset } from "./static-assets.js";
 import { answerUiApi, sendApiResult, type UiApiParts } from "./ui-api.js";
-import { isUiPath } from "./ui-paths.js";
+import { isUiPath, uiRoute } from "./ui-paths.js";
 
 /**
  * The web UI on the registry's port: `/` redirects to `/ui/`, `/ui/` is the page (one HTML file,
@@ -26,6 +26,10 @@ export class WebUi implements PathMount {
 
   owns(path: string): boolean {
     return isUiPath(path);
+  }
+
+  route(path: string): string {
+    return uiRoute(path);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {

@@ -30,6 +30,8 @@ export interface StartOptions {
   args?: string[];
   /** Remove the storage root on stop (default true unless `root` was given). */
   cleanup?: boolean;
+  /** The CLI to run (default: this checkout's compiled one), e.g. an installed package's. */
+  cli?: string;
   /** Run as this user and group (the test runs as root); the config file is made readable to them. */
   uid?: number;
   gid?: number;
@@ -87,7 +89,7 @@ export async function startBerth(options: StartOptions = {}): Promise<BerthProce
   const configPath = join(work, "config.yml");
   await writeFile(configPath, (options.configYaml ?? DEFAULT_TEST_CONFIG).replaceAll("{{root}}", root));
   if (options.uid !== undefined) await chmod(work, 0o755);
-  const child = spawn(process.execPath, [BERTH_CLI, "serve", ...(options.args ?? []), configPath], {
+  const child = spawn(process.execPath, [options.cli ?? BERTH_CLI, "serve", ...(options.args ?? []), configPath], {
     env: { ...process.env, ...options.env },
     uid: options.uid,
     gid: options.gid,

@@ -73,6 +73,12 @@ export interface TokenIssuerOptions {
    * allow (berth's web UI: the registry's own origin). None by default, like docker's token servers.
    */
   allowOrigin?: string;
+  /**
+   * A token service that filters the catalog for berth's web UI: what it adds to a token asked for
+   * `registry:catalog:*` (the repositories `user` may pull, by name or `prefix*`). None by default,
+   * like docker's token servers.
+   */
+  catalogGrants?: (user: string | undefined) => AccessEntry[];
 }
 
 export async function startTokenIssuer(options: TokenIssuerOptions): Promise<TokenIssuer> {
@@ -165,6 +171,7 @@ export async function startTokenIssuer(options: TokenIssuerOptions): Promise<Tok
         const actions = options.acl(user, type, name, scope.slice(last + 1).split(","));
         if (actions.length > 0) access.push({ type, name, actions });
       }
+      if (options.catalogGrants !== undefined && scopes.includes("registry:catalog:*")) access.push(...options.catalogGrants(user));
       issued.push({ user, scopes, access });
       const token = await mint({ sub: user ?? "", access });
       res.writeHead(200, { "Content-Type": "application/json" });

@@ -205,7 +205,9 @@
     const attempt = (authorization) => {
       const headers = new Headers(init.headers || {});
       if (authorization) headers.set("Authorization", authorization);
-      return fetch(path, { ...init, headers, credentials: "omit", redirect: "follow" });
+      // An open registry has no credentials to keep out, and "same-origin" is what the page's
+      // preload of the first catalog page was fetched with (index.html): only then is it reused.
+      return fetch(path, { ...init, headers, credentials: settings.auth === "none" ? "same-origin" : "omit", redirect: "follow" });
     };
     const credentials = storedCredentials();
     const basic = settings.auth === "htpasswd" || settings.auth === "silly";
@@ -696,11 +698,12 @@
   }
 
   async function start() {
+    // The page carries the settings (src/ui/static-assets.ts): no request stands between the
+    // script and the first registry request. /ui/api/settings answers the same for other clients.
     try {
-      const response = await fetch("/ui/api/settings", { credentials: "omit" });
-      if (response.ok) settings = { ...settings, ...(await response.json()) };
+      settings = { ...settings, ...JSON.parse(document.documentElement.dataset.settings || "{}") };
     } catch {
-      // an older or unreachable server: an open registry is assumed; requests will tell otherwise
+      // a page without them: an open registry is assumed; requests will tell otherwise
     }
     renderSession();
     window.addEventListener("hashchange", () => {
