@@ -4,6 +4,9 @@
 // values), never parsed as HTML: names, tags and annotations can hold anything.
 "use strict";
 (() => {
+  // The page is "<root>ui/": root is "/", or http.prefix, or whatever path a reverse proxy serves
+  // the registry under. The API and the JSON view are found beside it, wherever that is.
+  const ROOT = location.pathname.slice(0, location.pathname.lastIndexOf("/ui/") + 1);
   const main = document.getElementById("main");
   const sessionNav = document.getElementById("session");
   const confirmDialog = document.getElementById("confirm");
@@ -205,7 +208,7 @@
     const attempt = (authorization) => {
       const headers = new Headers(init.headers || {});
       if (authorization) headers.set("Authorization", authorization);
-      return fetch(path, { ...init, headers, credentials: "omit", redirect: "follow" });
+      return fetch(ROOT + path.slice(1), { ...init, headers, credentials: "omit", redirect: "follow" });
     };
     const credentials = storedCredentials();
     const basic = settings.auth === "htpasswd" || settings.auth === "silly";
@@ -697,7 +700,7 @@
 
   async function start() {
     try {
-      const response = await fetch("/ui/api/settings", { credentials: "omit" });
+      const response = await fetch(`${ROOT}ui/api/settings`, { credentials: "omit" });
       if (response.ok) settings = { ...settings, ...(await response.json()) };
     } catch {
       // an older or unreachable server: an open registry is assumed; requests will tell otherwise
