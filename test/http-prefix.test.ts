@@ -282,3 +282,36 @@ describe("http.prefix side by side with distribution 2.8", () => {
     assert.ok(ours.includes(`PUT manifest a 201 /registry/v2/same/manifests/${image.digest}`), ours.join("\n"));
   });
 });
+
+describe("a mirror whose upstream is served under a prefix (proxy.remoteurl with the prefix)", () => {
+  let upstream: BerthProcess;
+  let mirror: BerthProcess;
+
+  before(async () => {
+    upstream = await startBerth({ configYaml: testConfig({ http: `  prefix: ${PREFIX}` }) });
+    mirror = await startBerth({ configYaml: testConfig({ sections: `proxy:\n  remoteurl: ${upstream.url}/registry/` }) });
+  });
+  after(async () => {
+    await mirror?.stop();
+    await upstream?.stop();
+  });
+
+  it("pulls a manifest and its blobs through, and lists tags across the upstream's pages (its Links name the prefix)", async () => {
+    const up = new RegistryClient(`${upstream.url}/registry`);
+    const image = await up.pushImage("library/paged", "t0000", randomImage());
+    // More tags than the mirror asks for in one page (1,000), so the second page is reached by the Link.
+    for (let i = 1; i <= 1000; i++) await up.pushManifest("library/paged", `t${String(i).padStart(4, "0")}`, image.bytes, image.mediaType);
+    const down = new RegistryClient(mirror.url);
+    const { response, bytes } = await down.get("/v2/library/paged/manifests/t0000", { Accept: OCI_MANIFEST });
+    assert.equal(response.status, 200);
+    assert.equal(digestOf(bytes), image.digest);
+    for (const layer of image.layers) {
+      const blob = await down.get(`/v2/library/paged/blobs/${digestOf(layer)}`);
+      assert.equal(blob.response.status, 200);
+      assert.equal(digestOf(blob.bytes), digestOf(layer));
+    }
+    const tags = await down.tags("library/paged", "?n=10000");
+    assert.equal(tags.length, 1001);
+    assert.equal(tags.at(-1), "t1000");
+  });
+});
