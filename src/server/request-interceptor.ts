@@ -7,7 +7,7 @@ export interface RoutedRequest {
   /** berth's route name (src/server/router.ts): base, catalog, tags, manifest, uploads, upload, blob, referrers, health, status. */
   route: string;
   method: string;
-  /** The request target's path, without query (and without scheme and authority in absolute form). */
+  /** The request target's path, without query, http.prefix (and scheme and authority in absolute form). */
   path: string;
   /** The repository the path names, decoded ("" for routes without one), before any mirror namespace is applied. */
   repository: string;
