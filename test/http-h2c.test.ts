@@ -110,6 +110,12 @@ describe("http.h2c.enabled on berth's plain port", () => {
     assert.match(result.stdout, /\r\ndocker-distribution-api-version: registry\/2\.0\r\n/);
   });
 
+  it("curl --http2 (an HTTP/1.1 request with Upgrade: h2c) is answered over HTTP/1.1, as the upgrade is not offered", { skip: curl.skip }, async () => {
+    const result = await run(curl.path!, ["-sS", "-i", "--http2", `${berth.url}/v2/`]);
+    assert.equal(result.code, 0, describeRun(result));
+    assert.match(result.stdout, /^HTTP\/1\.1 200 OK\r\n/);
+  });
+
   it("Node's http2 client: GET /v2/ answers 200 with the API version header", async () => {
     const response = await request(session, { ":method": "GET", ":path": "/v2/" });
     assert.equal(response.status, 200);
