@@ -1113,12 +1113,12 @@ function allPaths(value: unknown, at: string[] = []): string[][] {
 /**
  * What berth may refuse in a distribution config, and why: security settings it cannot honour
  * here (several auth types at once, which distribution refuses too; credentials or certificates in
- * files that do not exist; Let's Encrypt), http.prefix (berth serves "/" only, so far), and
+ * files that do not exist; Let's Encrypt), and
  * middleware: named registry and repository middleware (distribution has none built in, and fails
  * to start on these names too) and a CloudFront private key file that does not exist.
  * Anything else must start berth, with a warning when it is ignored.
  */
-const MAY_REFUSE = /^(auth|http\.tls|http\.prefix|middleware\.(registry|repository|storage))(\.|$)/;
+const MAY_REFUSE = /^(auth|http\.tls|middleware\.(registry|repository|storage))(\.|$)/;
 
 /**
  * Checks (`config check`) and starts (`serve`) the config, removing each key a refusal names until
@@ -1164,7 +1164,9 @@ describe("distribution's configuration files", () => {
     try {
       t.diagnostic(`keys berth refuses in Debian's config: ${refused.join(", ") || "none"}`);
       for (const key of refused) assert.match(key, MAY_REFUSE, `${key} may not stop berth from starting`);
-      const response = await fetch(`${served.url}/v2/`);
+      // The API is served under http.prefix ("/my/nested/registry/" in distribution's example).
+      const prefix = String(accepted.http?.prefix ?? "/").replace(/\/*$/, "/");
+      const response = await fetch(`${served.url}${prefix}v2/`);
       await response.arrayBuffer();
       if (accepted.auth?.htpasswd) {
         // As distribution does on this file: htpasswd auth with no users locks everyone out.
@@ -1189,7 +1191,9 @@ describe("distribution's configuration files", () => {
     try {
       t.diagnostic(`refused: ${refused.join(", ")}`);
       for (const key of refused) assert.match(key, MAY_REFUSE, `${key} may not stop berth from starting`);
-      const response = await fetch(`${served.url}/v2/`);
+      // The API is served under http.prefix ("/my/nested/registry/" in distribution's example).
+      const prefix = String(accepted.http?.prefix ?? "/").replace(/\/*$/, "/");
+      const response = await fetch(`${served.url}${prefix}v2/`);
       await response.arrayBuffer();
       if (accepted.auth !== undefined) {
         assert.equal(response.status, 401, "auth is configured");

@@ -224,6 +224,7 @@ http:
       listenPort: 5001,
       host: "https://registry.example.com:8443",
       prefix: "/",
+      h2c: false,
       secret: "asecretforlocaldevelopment",
       secretGenerated: false,
       headers: {
@@ -614,9 +615,40 @@ describe("configuration errors name the key", () => {
     assertConfigError(() => parse(`${MINIMAL}http:\n  net: tcp6\n`), "http.net", "use tcp or unix");
   });
 
-  it("accepts only / for http.prefix", () => {
+  it("reads http.prefix as distribution serves it: leading slash required, trailing slash optional", () => {
     assert.equal(parse(`${MINIMAL}http:\n  prefix: ""\n`).config.http.prefix, "/");
-    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: /registry/\n`), "http.prefix", 'only "/" is supported yet');
+    assert.equal(parse(`${MINIMAL}http:\n  prefix: /\n`).config.http.prefix, "/");
+    assert.equal(parse(`${MINIMAL}http:\n  prefix: /registry/\n`).config.http.prefix, "/registry/");
+    // gorilla/mux drops the trailing slashes before appending /v2/: the same paths are served.
+    assert.equal(parse(`${MINIMAL}http:\n  prefix: /registry\n`).config.http.prefix, "/registry/");
+    assert.equal(parse(`${MINIMAL}http:\n  prefix: /a/b.c_d~e//\n`).config.http.prefix, "/a/b.c_d~e/");
+    assert.equal(parse(MINIMAL, { REGISTRY_HTTP_PREFIX: "/from-env/" }).config.http.prefix, "/from-env/");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: registry/\n`), "http.prefix", 'must start with "/"');
+    assertConfigError(() => parse(MINIMAL, { REGISTRY_HTTP_PREFIX: "registry" }), "http.prefix", "REGISTRY_HTTP_PREFIX");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: /a//b/\n`), "http.prefix", "empty");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: /a/../b/\n`), "http.prefix", '".."');
+    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: /v2/\n`), "http.prefix", '"v2" segment');
+    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: /a/v2/b/\n`), "http.prefix", '"v2" segment');
+    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: "/{name}/"\n`), "http.prefix", "a segment may hold");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: /a%20b/\n`), "http.prefix", "a segment may hold");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: /a?b/\n`), "http.prefix", "a segment may hold");
+  });
+
+  it("accepts http.host whose path is http.prefix (distribution's way to put the prefix in generated URLs)", () => {
+    const { config } = parse(`${MINIMAL}http:\n  prefix: /registry/\n  host: https://r.example.com/registry/\n`);
+    assert.equal(config.http.host, "https://r.example.com");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  prefix: /registry/\n  host: https://r.example.com/other/\n`), "http.host", "other than http.prefix");
+  });
+
+  it("reads http.h2c.enabled, and from REGISTRY_HTTP_H2C_ENABLED; warns that it does nothing over TLS", () => {
+    assert.equal(parse(MINIMAL).config.http.h2c, false);
+    assert.equal(parse(`${MINIMAL}http:\n  h2c:\n    enabled: true\n`).config.http.h2c, true);
+    assert.equal(parse(MINIMAL, { REGISTRY_HTTP_H2C_ENABLED: "true" }).config.http.h2c, true);
+    assert.equal(parse(MINIMAL, { REGISTRY_HTTP_H2C: "{enabled: true}" }).config.http.h2c, true);
+    assertConfigError(() => parse(`${MINIMAL}http:\n  h2c: true\n`), "http.h2c", "expected a mapping");
+    assertConfigError(() => parse(`${MINIMAL}http:\n  h2c:\n    enabled: sometimes\n`), "http.h2c.enabled", "");
+    const overTls = parse(`${MINIMAL}http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n  h2c:\n    enabled: true\n`);
+    assert.deepEqual(overTls.warnings, ["http.h2c.enabled has no effect with http.tls: there is no cleartext listener (HTTP/2 over TLS is http.http2)"]);
   });
 
   it("requires http.host to be an http(s) URL without a path", () => {
@@ -769,6 +801,7 @@ describe("describeConfig", () => {
         draintimeout: "0s",
         timeout: { readheader: "30s", idle: "5s", inactivity: "5m0s" },
         http2: { disabled: false },
+        h2c: { enabled: false },
       },
       health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
       validation: { disabled: false, manifests: { urls: { allow: [], deny: [] } } },
@@ -826,13 +859,10 @@ http:
     addr: :5001
     tls:
       certificate: /x
-  h2c:
-    enabled: true
 `);
     assert.deepEqual(warnings, [
       "log.hooks is not supported by berth yet and is ignored",
       "http.debug.tls is not supported by berth yet and is ignored",
-      "http.h2c is not supported by berth yet and is ignored",
     ]);
   });
 

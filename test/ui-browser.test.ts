@@ -383,3 +383,34 @@ describe("web UI in a browser: 10,000 repositories", { skip }, () => {
     await page.close();
   });
 });
+
+describe("web UI in a browser under http.prefix", { skip }, () => {
+  let berth: BerthProcess;
+  let browser: HeadlessBrowser;
+
+  before(async () => {
+    if (skip) return;
+    berth = await startBerth({ configYaml: testConfig({ http: "  prefix: /registry/" }) });
+    await pushImage(new RegistryClient(`${berth.url}/registry`), "team/app", "v1", imageConfig("amd64"));
+    browser = await startBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await berth?.stop();
+  });
+
+  it("GET / redirects to <prefix>ui/, whose page reads the catalog and a manifest under the prefix", async () => {
+    const page = await browser.page();
+    const requested: string[] = [];
+    page.on("request", (request) => requested.push(new URL(request.url()).pathname));
+    await openUi(page, `${berth.url}/`);
+    assert.equal(page.url(), `${berth.url}/registry/ui/`);
+    assert.deepEqual(await page.$$eval("#repositories a", (links) => links.map((a) => a.textContent)), ["team/app"]);
+    await goHash(page, `#/m/${encodeURIComponent("team/app")}/v1`);
+    await page.waitForSelector("#config-title + dl");
+    assert.ok(requested.includes("/registry/v2/team/app/manifests/v1"), requested.join("\n"));
+    assert.deepEqual(requested.filter((path) => path !== "/" && !path.startsWith("/registry/")), []);
+    await page.close();
+  });
+});

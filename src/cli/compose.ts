@@ -12,6 +12,7 @@ import type { PrometheusMetrics } from "../metrics/prometheus-metrics.js";
 import type { Registry } from "../registry/registry.js";
 import { StorageRegistry } from "../registry/storage-registry.js";
 import type { DebugRoute } from "../server/debug-route.js";
+import { PathPrefix } from "../server/path-prefix.js";
 import type { ServerSettings } from "../server/request-context.js";
 import type { Tracing } from "../tracing/tracing.js";
 import { readTracingSettings } from "../tracing/tracing-settings.js";
@@ -297,6 +298,7 @@ export function serverSettings(config: Config): ServerSettings {
   return {
     baseURL: config.http.host?.replace(/\/+$/, ""),
     relativeURLs: config.http.relativeUrls,
+    prefix: new PathPrefix(config.http.prefix),
     // On by default: blob GETs answer 307 to the driver's URL when it has one (S3: presigned).
     redirectsEnabled: !config.storage.redirectDisabled,
     headers: Object.entries(config.http.headers),

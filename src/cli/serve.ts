@@ -79,7 +79,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     // The UI's cross-site guard innermost: it refuses before the access check and the handler run.
     interceptors: [tracing?.interceptor, metrics?.interceptor, health.interceptor, ui?.interceptor].filter((interceptor) => interceptor !== undefined),
     mounts: ui === undefined ? [] : [ui.mount],
-    ...(config.http.tls === undefined ? {} : { tls: config.http.tls, http2: !config.http.http2Disabled }),
+    ...(config.http.tls === undefined ? { h2c: config.http.h2c } : { tls: config.http.tls, http2: !config.http.http2Disabled }),
     ...(certificates === undefined ? {} : { certificates }),
   });
   // Announce the registry in its storage before it can write there, so garbage-collect refuses to run.
@@ -113,7 +113,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       readOnly: config.storage.readOnly,
       deleteEnabled: config.storage.deleteEnabled,
       auth: config.auth?.kind ?? "none",
-      ...(config.http.tls === undefined ? {} : { tls: config.http.tls.minimumVersion, mutualTLS: config.http.tls.clientCAs.length > 0, http2: !config.http.http2Disabled }),
+      ...(config.http.tls === undefined ? (config.http.h2c ? { h2c: true } : {}) : { tls: config.http.tls.minimumVersion, mutualTLS: config.http.tls.clientCAs.length > 0, http2: !config.http.http2Disabled }),
     },
     `berth listening on ${url}, storing in ${describeStorage(config)}`,
   );

@@ -36,15 +36,15 @@ export function buildHttp(root: RawMap): Omit<Config["http"], "tls" | "http2Disa
     }
   }
 
+  const prefixNode = child(http, "prefix");
+  const prefix = parsePathPrefix(readString(prefixNode, "http.prefix") ?? "", prefixNode);
+
   const hostNode = child(http, "host");
   const hostText = readString(hostNode, "http.host");
-  const host = hostText === undefined || hostText === "" ? undefined : parseBaseUrl(hostText, hostNode);
+  const host = hostText === undefined || hostText === "" ? undefined : parseBaseUrl(hostText, hostNode, prefix);
 
-  const prefixNode = child(http, "prefix");
-  const prefix = readString(prefixNode, "http.prefix") ?? "/";
-  if (prefix !== "/" && prefix !== "") {
-    throw fail("http.prefix", prefixNode, `only "/" is supported yet, got ${JSON.stringify(prefix)}`);
-  }
+  const h2c = readSection(child(http, "h2c"), "http.h2c");
+  const h2cEnabled = readBool(child(h2c, "enabled"), "http.h2c.enabled") ?? false;
 
   const configuredSecret = readString(child(http, "secret"), "http.secret");
   const secretGenerated = configuredSecret === undefined || configuredSecret === "";
@@ -55,7 +55,8 @@ export function buildHttp(root: RawMap): Omit<Config["http"], "tls" | "http2Disa
     listenHost: listen.host,
     listenPort: listen.port,
     host,
-    prefix: "/",
+    prefix,
+    h2c: h2cEnabled,
     secret: secretGenerated ? randomBytes(32).toString("hex") : configuredSecret,
     secretGenerated,
     headers: readHeaders(child(http, "headers")),
@@ -84,8 +85,38 @@ function readTimeouts(node: Raw | undefined): Config["http"]["timeouts"] {
   };
 }
 
-/** http.host becomes the origin Location headers are built on, so only scheme://host[:port]. */
-function parseBaseUrl(text: string, node: Raw | undefined): string {
+/**
+ * http.prefix, normalised to "/" (none) or "/<path>/". distribution mounts its router under the
+ * prefix with gorilla/mux, which drops trailing slashes before appending "/v2/": "/registry" and
+ * "/registry/" serve the same paths, and "" or "/" none. A prefix without its leading slash makes
+ * mux's router fail, so distribution then answers 404 to everything: refused here instead. So is
+ * what it could not serve either: a "v2" segment (its URL builder cuts generated URLs at the first
+ * "/v2/" of the request path), empty, "." or ".." segments (clients and proxies rewrite those), and
+ * characters that need percent-encoding or that mux reads as a pattern ("{", "}").
+ */
+export function parsePathPrefix(text: string, node: Raw | undefined): string {
+  const trimmed = text.replace(/\/+$/, "");
+  if (trimmed === "") return "/";
+  if (!trimmed.startsWith("/")) throw fail("http.prefix", node, `must start with "/", as in "/registry/"; got ${JSON.stringify(text)}`);
+  const segments = trimmed.slice(1).split("/");
+  for (const segment of segments) {
+    if (segment === "" || segment === "." || segment === "..") throw fail("http.prefix", node, `${JSON.stringify(text)} has an empty, "." or ".." segment`);
+    if (segment === "v2") throw fail("http.prefix", node, `${JSON.stringify(text)} has a "v2" segment: generated URLs would be cut at it, as distribution cuts them`);
+    if (!PREFIX_SEGMENT.test(segment)) throw fail("http.prefix", node, `${JSON.stringify(text)}: a segment may hold letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = : @ only`);
+  }
+  return `${trimmed}/`;
+}
+
+// RFC 3986 pchar without percent-encoding.
+const PREFIX_SEGMENT = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]+$/;
+
+/**
+ * http.host becomes the origin Location headers are built on, so only scheme://host[:port].
+ * distribution takes it as the whole root of generated URLs, so its users put the prefix in it
+ * too ("https://example.com/registry/"): that path is accepted when it is the prefix, which berth
+ * adds to every URL anyway.
+ */
+function parseBaseUrl(text: string, node: Raw | undefined, prefix: string): string {
   let url: URL;
   try {
     url = new URL(text);
@@ -97,8 +128,9 @@ function parseBaseUrl(text: string, node: Raw | undefined): string {
   }
   if (url.hostname === "") throw fail("http.host", node, `URL has no host: ${JSON.stringify(text)}`);
   if (url.username !== "" || url.password !== "") throw fail("http.host", node, "must not contain credentials");
-  if (url.pathname !== "/" || url.search !== "" || url.hash !== "") {
-    throw fail("http.host", node, `must be scheme://host[:port] without path, query or fragment, got ${JSON.stringify(text)}`);
+  const pathIsPrefix = url.pathname === "/" || url.pathname.replace(/\/*$/, "/") === prefix;
+  if (!pathIsPrefix || url.search !== "" || url.hash !== "") {
+    throw fail("http.host", node, `must be scheme://host[:port] without path (other than http.prefix), query or fragment, got ${JSON.stringify(text)}`);
   }
   return url.origin;
 }

@@ -45,6 +45,10 @@ export function buildTls(root: RawMap, warnings: string[]): Pick<Config["http"],
     if (clientCAs.length > 0) throw fail(`${K}.certificate`, child(tls, "clientcas"), "required when http.tls.clientcas is set (client certificates need TLS)");
     return { tls: undefined, http2Disabled };
   }
+  // distribution's h2c applies to the cleartext listener only; over TLS, ALPN offers h2 (http.http2).
+  if (readBool(child(readSection(child(http, "h2c"), "http.h2c"), "enabled"), "http.h2c.enabled") === true) {
+    warnings.push("http.h2c.enabled has no effect with http.tls: there is no cleartext listener (HTTP/2 over TLS is http.http2)");
+  }
   if (key === "" && letsEncrypt === undefined) throw fail(`${K}.key`, child(tls, "key") ?? tlsNode, "required when http.tls.certificate is set");
 
   const versionNode = child(tls, "minimumtls");

@@ -175,7 +175,7 @@ export const ROOT_SPEC: Spec = section({
     // berth's keys: repositories, gcdurations (src/config/build-debug.ts). debug.tls (distribution 3) is not served.
     debug: section({ addr: VALUE, prometheus: section({ enabled: VALUE, path: VALUE, repositories: VALUE, gcdurations: VALUE }), tls: IGNORED }),
     http2: section({ disabled: VALUE }),
-    h2c: IGNORED,
+    h2c: section({ enabled: VALUE }),
   }),
   auth: section({
     htpasswd: section({ realm: VALUE, path: VALUE }),

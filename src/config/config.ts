@@ -43,7 +43,13 @@ export interface Config {
     listenPort: number;
     /** Base URL used to build absolute Location headers; undefined means derive from the request. */
     host: string | undefined;
+    /**
+     * http.prefix: where the API, the web UI and the main port's /debug/ routes are served, "/"
+     * or "/<path>/" (normalised); every URL berth generates carries it.
+     */
     prefix: string;
+    /** http.h2c.enabled: HTTP/2 with prior knowledge beside HTTP/1.1 on the plain (non-TLS) listener. */
+    h2c: boolean;
     /** HMAC key for upload state tokens. Random per process when not configured (single node only). */
     secret: string;
     secretGenerated: boolean;

@@ -278,7 +278,7 @@ function describeRedis(redis: RedisConfig): Record<string, unknown> {
 }
 
 function describeTls(http: Config["http"]): Record<string, unknown> {
-  const out: Record<string, unknown> = { http2: { disabled: http.http2Disabled } };
+  const out: Record<string, unknown> = { http2: { disabled: http.http2Disabled }, h2c: { enabled: http.h2c } };
   const tls = http.tls;
   if (tls !== undefined) {
     const le = tls.letsEncrypt;

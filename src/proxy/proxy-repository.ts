@@ -368,7 +368,7 @@ export class ProxyRepository implements Repository {
       const list = (body as { tags?: unknown }).tags;
       if (Array.isArray(list)) for (const tag of list) if (typeof tag === "string" && isValidTag(tag)) tags.push(tag);
       const link = response.headers.link;
-      path = nextPage(Array.isArray(link) ? link.join(", ") : link, this.remote);
+      path = nextPage(Array.isArray(link) ? link.join(", ") : link, this.remote, new URL(this.upstream.url).pathname);
     }
     return tags;
   }
@@ -482,12 +482,18 @@ function parseJSON(bytes: Buffer, upstream: string, what: string): object {
   return value;
 }
 
-/** The next page of a tag list from a Link header, only when it stays on the same repository. */
-function nextPage(link: string | undefined, remote: string): string | undefined {
+/**
+ * The next page of a tag list from a Link header, only when it stays on the same repository.
+ * An upstream served under a path prefix (remoteurl "https://host/registry", distribution's or
+ * berth's http.prefix) names its pages under that prefix; the path returned is the API path the
+ * upstream client puts after remoteurl.
+ */
+function nextPage(link: string | undefined, remote: string, upstreamPath: string): string | undefined {
   const target = link === undefined ? undefined : /<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1];
   if (target === undefined) return undefined;
   const url = new URL(target, "http://upstream.invalid");
-  return url.pathname === `/v2/${remote}/tags/list` ? url.pathname + url.search : undefined;
+  const apiPath = `/v2/${remote}/tags/list`;
+  return url.pathname === upstreamPath.replace(/\/+$/, "") + apiPath ? apiPath + url.search : undefined;
 }
 
 function referrerDescriptor(entry: unknown): Descriptor | undefined {

@@ -4,7 +4,9 @@ import { isPublicRoute, requiredAccess } from "../auth/required-access.js";
 import type { TlsConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import type { Registry } from "../registry/registry.js";
+import { RegistryError } from "../errcode/registry-error.js";
 import { sendError } from "./error-response.js";
+import { serveH2cBeside } from "./h2c-listener.js";
 import { registryHealthView, type HealthView } from "./health-view.js";
 import type { PathMount } from "./path-mount.js";
 import { discardUnreadBody } from "./request-body.js";
@@ -32,6 +34,8 @@ export interface ServerOptions {
   certificates?: CertificateProvider;
   /** Over TLS, offer HTTP/2 beside HTTP/1.1 (default true; http.http2.disabled turns it off). */
   http2?: boolean;
+  /** Without TLS, serve HTTP/2 with prior knowledge beside HTTP/1.1 (http.h2c.enabled). */
+  h2c?: boolean;
   /** What capabilities add around each routed request (metrics, tracing, health), outermost first. */
   interceptors?: readonly RequestInterceptor[];
   /** What the health routes show (src/health/); the registry's component problems when absent. */
@@ -95,6 +99,11 @@ export function createRegistryServer(serverOptions: ServerOptions): RegistryServ
     },
   );
   server.setTimeout(timerMs(timeouts.inactivityMs), (socket) => socket.destroy());
+  if (options.h2c === true) {
+    return serveH2cBeside(server, { headersTimeout, inactivityMs: timerMs(timeouts.inactivityMs) }, (req, res) => {
+      void handle(req, res, options, signer, interceptor);
+    });
+  }
   return server;
 }
 
@@ -106,11 +115,14 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
   // path, as HTTP/1.1 servers must; the authority in it is ignored like any Host header.
   const rawURL = (req.url ?? "/").replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "") || "/";
   const queryStart = rawURL.indexOf("?");
-  const path = queryStart === -1 ? rawURL : rawURL.slice(0, queryStart);
+  const publicPath = queryStart === -1 ? rawURL : rawURL.slice(0, queryStart);
   const query = new URLSearchParams(queryStart === -1 ? "" : rawURL.slice(queryStart + 1));
   let routeName = "none";
   let user: string | undefined;
   try {
+    // http.prefix: from here on every path is the routed one ("/v2/…"); outside the prefix, 404.
+    const path = options.settings.prefix.strip(publicPath);
+    if (path === undefined) throw new RegistryError("NOT_FOUND");
     const mount = options.mounts?.find((candidate) => candidate.owns(path));
     if (mount !== undefined) {
       routeName = mount.route(path);
@@ -156,7 +168,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Server
   } finally {
     if (options.accessLog) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      options.log.info({ method: req.method, path, route: routeName, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(user === undefined ? {} : { user }) }, "request");
+      options.log.info({ method: req.method, path: publicPath, route: routeName, status: res.statusCode, ms: Math.round(ms * 10) / 10, ...(user === undefined ? {} : { user }) }, "request");
     }
   }
 }

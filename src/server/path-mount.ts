@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
  * the first that owns the path answers it, and the registry router never sees that request.
  * A mount's requests go through the same interceptors as the API's, under the route name it gives.
  * A mount does its own access checks; an error it throws is rendered like any handler's
- * (src/server/error-response.ts). Mounts must never own a path under /v2/.
+ * (src/server/error-response.ts). Mounts must never own a path under /v2/. Paths reach a mount
+ * without http.prefix (src/server/path-prefix.ts); a URL it generates must add it back.
  */
 export interface PathMount {
   owns(path: string): boolean;

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../log/logger.js";
 import type { Registry } from "../registry/registry.js";
 import type { HealthView } from "./health-view.js";
+import type { PathPrefix } from "./path-prefix.js";
 import type { UploadStateSigner } from "./upload-state-token.js";
 
 /** Server-wide settings the handlers need, derived from the configuration once. */
@@ -9,6 +10,8 @@ export interface ServerSettings {
   /** Absolute base URL for Location headers ("https://registry.example.com"), or undefined. */
   baseURL: string | undefined;
   relativeURLs: boolean;
+  /** http.prefix: where the routed paths are served; every generated URL carries it. */
+  prefix: PathPrefix;
   redirectsEnabled: boolean;
   /** Extra headers on every response (http.headers). */
   headers: Array<[string, string[]]>;
@@ -33,8 +36,14 @@ export interface RequestContext {
 
 export type Handler = (ctx: RequestContext) => Promise<void>;
 
-/** An absolute (or, with http.relativeurls, relative) URL for a registry path. */
-export function locationFor(ctx: RequestContext, path: string): string {
+/**
+ * An absolute (or, with http.relativeurls, relative) URL for a registry path ("/v2/…"), under
+ * http.prefix. distribution leaves the prefix out of relative URLs and of those built on http.host
+ * (its URL builder takes the prefix from the request path only when neither is set); berth puts
+ * it in every one, since only then does the URL name what berth serves.
+ */
+export function locationFor(ctx: RequestContext, routedPath: string): string {
+  const path = ctx.settings.prefix.apply(routedPath);
   if (ctx.settings.relativeURLs) return path;
   if (ctx.settings.baseURL) return ctx.settings.baseURL + path;
   const forwardedProto = firstHeader(ctx.req.headers["x-forwarded-proto"]);

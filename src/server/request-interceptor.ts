@@ -10,7 +10,7 @@ export interface RoutedRequest {
    */
   route: string;
   method: string;
-  /** The request target's path, without query (and without scheme and authority in absolute form). */
+  /** The request target's path, without query, http.prefix (and scheme and authority in absolute form). */
   path: string;
   /** The repository the path names, decoded ("" for routes without one), before any mirror namespace is applied. */
   repository: string;

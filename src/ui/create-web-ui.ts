@@ -4,6 +4,7 @@ import type { Config } from "../config/config.js";
 import type { StorageDriver } from "../driver/storage-driver.js";
 import type { Registry } from "../registry/registry.js";
 import type { PathMount } from "../server/path-mount.js";
+import { PathPrefix } from "../server/path-prefix.js";
 import type { RequestInterceptor } from "../server/request-interceptor.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { CrossSiteGuard } from "./cross-site-guard.js";
@@ -68,5 +69,7 @@ async function assembleWebUi(config: Config, registry: Registry, driver: Storage
       settings,
     },
     config.auth?.kind === "token" ? config.auth.realm : undefined,
+    // The page finds the API from its own address (ui.js), so only the redirects need the prefix.
+    new PathPrefix(config.http.prefix).apply("/ui/"),
   );
 }

@@ -20,6 +20,8 @@ export class WebUi implements PathMount {
     private readonly assets: ReadonlyMap<string, StaticAsset>,
     private readonly api: UiApiParts,
     tokenRealm: string | undefined,
+    /** Where the page is, under http.prefix ("/ui/", "/registry/ui/"): what the redirects name. */
+    private readonly pagePath: string,
   ) {
     this.headers = pageHeaders(tokenRealm);
   }
@@ -36,7 +38,7 @@ export class WebUi implements PathMount {
     const method = req.method ?? "GET";
     if (method !== "GET" && method !== "HEAD") throw new RegistryError("UNSUPPORTED", `${method} is not supported on the web UI; it reads only`);
     if (path === "/" || path === "/ui") {
-      res.writeHead(302, { ...this.headers, Location: "/ui/", "Content-Length": 0 });
+      res.writeHead(302, { ...this.headers, Location: this.pagePath, "Content-Length": 0 });
       res.end();
       return;
     }

@@ -49,6 +49,8 @@ export interface DistributionOptions {
   env?: Record<string, string>;
   /** The storage driver's lines under `storage:` in place of the filesystem at `root` (e.g. s3DriverConfig). */
   driver?: string;
+  /** The path that answers 200 once it serves (default "/v2/"; "<prefix>v2/" with http.prefix). */
+  readyPath?: string;
 }
 
 /** The config the helper writes: the same one `garbage-collect` is run with. */
@@ -138,7 +140,7 @@ async function startOnce(programPath: string, options: DistributionOptions): Pro
       throw new Error(`docker-registry exited before answering on ${url}:\n${output}`);
     }
     try {
-      const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
+      const response = await fetch(`${url}${options.readyPath ?? "/v2/"}`, { signal: AbortSignal.timeout(1000) });
       await response.arrayBuffer();
       if (response.status === 200) break;
     } catch {

@@ -4,6 +4,9 @@
 // values), never parsed as HTML: names, tags and annotations can hold anything.
 "use strict";
 (() => {
+  // The page is "<root>ui/": root is "/", or http.prefix, or whatever path a reverse proxy serves
+  // the registry under. The API and the JSON view are found beside it, wherever that is.
+  const ROOT = location.pathname.slice(0, location.pathname.lastIndexOf("/ui/") + 1);
   const main = document.getElementById("main");
   const sessionNav = document.getElementById("session");
   const confirmDialog = document.getElementById("confirm");
@@ -207,7 +210,7 @@
       if (authorization) headers.set("Authorization", authorization);
       // An open registry has no credentials to keep out, and "same-origin" is what the page's
       // preload of the first catalog page was fetched with (index.html): only then is it reused.
-      return fetch(path, { ...init, headers, credentials: settings.auth === "none" ? "same-origin" : "omit", redirect: "follow" });
+      return fetch(ROOT + path.slice(1), { ...init, headers, credentials: settings.auth === "none" ? "same-origin" : "omit", redirect: "follow" });
     };
     const credentials = storedCredentials();
     const basic = settings.auth === "htpasswd" || settings.auth === "silly";
