@@ -30,7 +30,7 @@ describe("CpuPace", () => {
     }
     const cpu = cpuMs() - cpu0;
     const wall = performance.now() - t0;
-    // Each 50 ms window is followed by the pause that brings it back to the share; the last window
+    // Each 10 ms window is followed by the pause that brings it back to the share; the last window
     // has no pause after it, and the test runner's own work counts too: hence the margin.
     assert.ok(cpu / wall <= 0.3, `used ${cpu.toFixed(0)} ms of CPU in ${wall.toFixed(0)} ms of wall time`);
     assert.ok(pace.pausedMs > 0);

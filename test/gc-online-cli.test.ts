@@ -72,7 +72,7 @@ describe("berth garbage-collect --online", () => {
 
   it("--max-cpu paces the collection: the summary says how long it paused, and it still deletes what it should", async () => {
     const { root, client, config } = await serving();
-    // Enough repositories that the scan takes more than one 50 ms window of CPU.
+    // Enough repositories that the scan takes many 10 ms windows of CPU.
     for (let i = 0; i < 40; i++) await client.pushImage(`paced/r${i}`, "v1", randomImage({ layers: 1 }));
     const orphan = await client.pushBlob("paced/r0", randomBlob(300));
     await age(root, orphan, ["paced/r0"]);
@@ -83,6 +83,32 @@ describe("berth garbage-collect --online", () => {
     assert.ok(paused, result.stdout);
     assert.ok(Number(paused[1]) > 0, result.stdout);
     assert.equal(await exists(root, orphan), false);
+  });
+
+  it("SIGTERM stops a collection: exit 1, the collector lease released at once, and the next collector runs without waiting", async () => {
+    const { root, client, config } = await serving();
+    for (let i = 0; i < 40; i++) await client.pushImage(`stop/r${i}`, "v1", randomImage({ layers: 1 }));
+    // A tenth of the unpaced speed at most: slow enough to be stopped in the middle of its scan.
+    const child = spawn(process.execPath, [BERTH_CLI, "garbage-collect", config, "--online", "--dry-run", "--max-cpu", "0.01"], {
+      env: { ...process.env, ...TIMING },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    const marking = new Promise<void>((resolve) => {
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString("utf8");
+        if (stderr.includes("online gc: collecting")) resolve();
+      });
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    await marking;
+    child.kill("SIGTERM");
+    assert.equal(await exited, 1, stderr);
+    assert.match(stderr, /berth garbage-collect: stopped by SIGTERM: nothing more was deleted, the run \(if one was under way\) was ended and the collector lease released/);
+    await assert.rejects(stat(join(root, "berth", "gc", "lease")), { code: "ENOENT" });
+    const next = await gcOnline(config, "--dry-run");
+    assert.equal(next.code, 0, describeRun(next));
+    assert.match(next.stdout, /^ {2}repositories scanned: 40$/m);
   });
 
   it("refuses a --max-cpu that is not a share of one core, or without --online, with exit status 2 and nothing deleted", async () => {

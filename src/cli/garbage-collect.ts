@@ -33,6 +33,8 @@ serve announces itself there); run it with the registry stopped or read-only
 (storage.maintenance.readonly.enabled).
 With storage.cache.blobdescriptor: redis, the Redis cache is cleared once something was deleted
 (registries sharing it would otherwise go on describing the deleted blobs).
+SIGINT or SIGTERM stops an online collection at its next storage call: it ends its run (if one was
+under way) and releases the collector lease, so the next collector need not wait for it to expire.
 Exit status: 0 done, 1 failed or stopped (nothing unsafe was deleted), 2 usage, 3 storage in use.
 `;
 
@@ -115,6 +117,11 @@ export async function runGarbageCollect(argv: string[]): Promise<number> {
 /** `--online`: one run of the protocol as a collector, beside whatever registries serve the storage. */
 async function runOnline(config: Config, options: { dryRun: boolean; deleteUntagged: boolean; maxCpu: number }, progress: GcProgress): Promise<number> {
   const test = testTimingFromEnv(process.env);
+  // Killed outright, the collector would leave its lease for the next one to wait out (T_expire).
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => stop.abort(new CollectionStoppedError(signal));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   let summary: OnlineGcSummary;
   try {
     summary = await collectOnline(
@@ -123,6 +130,7 @@ async function runOnline(config: Config, options: { dryRun: boolean; deleteUntag
         ...options,
         graceMs: test?.graceMs ?? config.storage.gc.graceMs,
         holder: `cli-${randomBytes(6).toString("hex")}`,
+        signal: stop.signal,
         timing: test?.timing ?? DEFAULT_GC_TIMING,
       },
       progress,
@@ -133,12 +141,27 @@ async function runOnline(config: Config, options: { dryRun: boolean; deleteUntag
       process.stderr.write(`berth garbage-collect: ${err.message}\n`);
       return EXIT_STORAGE_IN_USE;
     }
+    if (err instanceof CollectionStoppedError) {
+      process.stderr.write(`berth garbage-collect: ${err.message}\n`);
+      return 1;
+    }
     throw err;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
   process.stdout.write(formatOnlineSummary(summary));
   const deleted = summary.blobsDeleted + summary.manifestsDeleted + summary.layerLinksRemoved > 0;
   const cacheCleared = deleted ? await forgetCachedDescriptors(config) : true;
   return summary.outcome === "refused" || summary.outcome === "failed" || summary.failures > 0 || !cacheCleared ? 1 : 0;
+}
+
+/** An online collection stopped by a signal, after it ended its run and released its lease. */
+class CollectionStoppedError extends Error {
+  constructor(signal: NodeJS.Signals) {
+    super(`stopped by ${signal}: nothing more was deleted, the run (if one was under way) was ended and the collector lease released`);
+    this.name = "CollectionStoppedError";
+  }
 }
 
 /** The closing report of an online run. */

@@ -1,8 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { StorageDriver, Visitor } from "../../driver/storage-driver.js";
 
-/** How much work (wall time) passes between two looks at the CPU clock. */
-const WINDOW_MS = 50;
+/**
+ * How much work (wall time) passes between two looks at the CPU clock: short, so that what the
+ * collector runs flat out before a pause is a burst of milliseconds beside the requests.
+ */
+const WINDOW_MS = 10;
 /**
  * A pause is at most this many times the window it follows, so the collector keeps a tenth of its
  * unpaced speed however busy its process is (inside `berth serve` the process's CPU includes the
@@ -30,12 +33,17 @@ export class CpuPace {
   private cpuStart = processCpuMs();
   private pausing: Promise<void> | undefined;
 
-  constructor(private readonly share: number) {
+  /** `signal`: once aborted, every turn throws its reason, so the collection unwinds at its next storage call. */
+  constructor(
+    private readonly share: number,
+    private readonly signal?: AbortSignal,
+  ) {
     if (!(share > 0 && share <= 1)) throw new RangeError(`CPU share must be in (0, 1], got ${share}`);
   }
 
-  /** undefined: go on now; a promise: go on once it resolves. */
+  /** undefined: go on now; a promise: go on once it resolves. Throws once the signal is aborted. */
   turn(): Promise<void> | undefined {
+    this.signal?.throwIfAborted();
     if (this.pausing !== undefined) return this.pausing;
     if (this.share === 1) return undefined;
     const now = performance.now();

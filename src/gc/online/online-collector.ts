@@ -29,6 +29,11 @@ export interface OnlineGcOptions {
    * `--max-cpu`); 1 is unpaced. The lease, the run state and the acks are never held back.
    */
   maxCpu: number;
+  /**
+   * Stops the collection at its next storage call or poll (the CLI's SIGINT/SIGTERM): the run, if
+   * one was published, is ended as abandoned, and the lease is released for the next collector.
+   */
+  signal?: AbortSignal;
   /** Names this collector in its lease and the run state. */
   holder: string;
   timing: GcTiming;
@@ -116,7 +121,7 @@ class OnlineCollection {
     private readonly progress: GcProgress,
     private readonly lease: CollectorLease,
   ) {
-    this.pace = new CpuPace(options.maxCpu);
+    this.pace = new CpuPace(options.maxCpu, options.signal);
     this.paced = pacedDriver(driver, this.pace);
   }
 
@@ -261,6 +266,7 @@ class OnlineCollection {
     const watch = new ObjectWatch(timing.leaseExpireMs);
     const deadline = performance.now() + timing.ackTimeoutMs;
     for (;;) {
+      this.options.signal?.throwIfAborted();
       this.lease.assertHeld();
       const leases = (await readLeases(this.driver)).filter((lease) => lease.role === "serve" && lease.writable);
       for (const lease of leases) watch.observe(lease.path, JSON.stringify(lease.record) ?? lease.modTime.toISOString());
