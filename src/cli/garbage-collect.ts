@@ -35,6 +35,7 @@ With storage.cache.blobdescriptor: redis, the Redis cache is cleared once someth
 (registries sharing it would otherwise go on describing the deleted blobs).
 SIGINT or SIGTERM stops an online collection at its next storage call: it ends its run (if one was
 under way) and releases the collector lease, so the next collector need not wait for it to expire.
+A second signal stops it at once (while it waits to take over a dead collector's lease, only that).
 Exit status: 0 done, 1 failed or stopped (nothing unsafe was deleted), 2 usage, 3 storage in use.
 `;
 
