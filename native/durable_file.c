@@ -468,6 +468,18 @@ static int place_args(napi_env env, size_t argc, napi_value* argv, size_t at, op
   return 0;
 }
 
+/* A Uint8Array argument's bytes and length; -1 after throwing `message` for anything else. */
+static int uint8_array_arg(napi_env env, napi_value value, const char* message, void** bytes, size_t* length) {
+  bool is_typedarray = false;
+  napi_typedarray_type type;
+  if (napi_is_typedarray(env, value, &is_typedarray) != napi_ok || !is_typedarray ||
+      napi_get_typedarray_info(env, value, &type, length, bytes, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, message);
+    return -1;
+  }
+  return 0;
+}
+
 static napi_value put_file(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -475,15 +487,9 @@ static napi_value put_file(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "durable_file.put(temp, target, data, syncDir[, placeFrom, placeTo])");
     return NULL;
   }
-  bool is_typedarray = false;
-  napi_typedarray_type type;
   size_t length;
   void* bytes;
-  if (napi_is_typedarray(env, argv[2], &is_typedarray) != napi_ok || !is_typedarray ||
-      napi_get_typedarray_info(env, argv[2], &type, &length, &bytes, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, NULL, "durable_file.put: data must be a Uint8Array");
-    return NULL;
-  }
+  if (uint8_array_arg(env, argv[2], "durable_file.put: data must be a Uint8Array", &bytes, &length) != 0) return NULL;
   op_t* op = new_op(env, OP_PUT);
   if (op == NULL) return NULL;
   if ((op->path_a = string_arg(env, argv[0])) == NULL || (op->path_b = string_arg(env, argv[1])) == NULL ||
@@ -505,15 +511,9 @@ static napi_value put_making_directories(napi_env env, napi_callback_info info) 
     napi_throw_type_error(env, NULL, "durable_file.putMakingDirectories(temp, target, data, root)");
     return NULL;
   }
-  bool is_typedarray = false;
-  napi_typedarray_type type;
   size_t length;
   void* bytes;
-  if (napi_is_typedarray(env, argv[2], &is_typedarray) != napi_ok || !is_typedarray ||
-      napi_get_typedarray_info(env, argv[2], &type, &length, &bytes, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, NULL, "durable_file.putMakingDirectories: data must be a Uint8Array");
-    return NULL;
-  }
+  if (uint8_array_arg(env, argv[2], "durable_file.putMakingDirectories: data must be a Uint8Array", &bytes, &length) != 0) return NULL;
   op_t* op = new_op(env, OP_PUT);
   if (op == NULL) return NULL;
   if ((op->path_a = string_arg(env, argv[0])) == NULL || (op->path_b = string_arg(env, argv[1])) == NULL ||
@@ -535,15 +535,9 @@ static napi_value write_hashed_op(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "durable_file.writeHashed(fd, data, sha256State)");
     return NULL;
   }
-  bool is_typedarray = false;
-  napi_typedarray_type type;
   size_t length;
   void* bytes;
-  if (napi_is_typedarray(env, argv[1], &is_typedarray) != napi_ok || !is_typedarray ||
-      napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, NULL, "durable_file.writeHashed: data must be a Uint8Array");
-    return NULL;
-  }
+  if (uint8_array_arg(env, argv[1], "durable_file.writeHashed: data must be a Uint8Array", &bytes, &length) != 0) return NULL;
   bool is_buffer = false;
   void* state;
   size_t state_length;
