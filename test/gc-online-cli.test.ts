@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -131,8 +131,12 @@ describe("berth garbage-collect --online", () => {
     const lease = join(root, "berth", "gc", "lease");
     await mkdir(join(root, "berth", "gc"), { recursive: true });
     let renewals = 0;
+    // Written beside the lease and renamed over it, as the filesystem driver writes: a reader
+    // never sees a half-written lease (writeFile in place would truncate it first).
     const renew = async (): Promise<void> => {
-      await writeFile(lease, JSON.stringify({ holder: "elsewhere", pid: 1, host: "other", renewals: ++renewals }));
+      const n = ++renewals;
+      await writeFile(`${lease}.${n}`, JSON.stringify({ holder: "elsewhere", pid: 1, host: "other", renewals: n }));
+      await rename(`${lease}.${n}`, lease);
     };
     await renew();
     const timer = setInterval(() => void renew(), 100);
