@@ -827,7 +827,7 @@ describe("notifications: SIGTERM with http.draintimeout 10m", () => {
       await sleep(30);
       return realDelete(path);
     };
-    const outbox = new EndpointOutbox(driver, "/berth/notifications/probe/ep");
+    const outbox = new EndpointOutbox(driver, "/berth/notifications/probe/ep", "v1");
     const sent: string[] = [];
     const sender = {
       send: async (envelope: { body: Buffer }) => {
@@ -876,7 +876,7 @@ describe("notifications: SIGTERM with http.draintimeout 10m", () => {
     // one step when the head batch is removed, or the delivered batch is counted out twice.
     assert.deepEqual(
       observed,
-      ["while removing 000000000000.events: pending 1", "while removing 000000000001.events: pending 0"],
+      ["while removing 000000000000.v1.events: pending 1", "while removing 000000000001.v1.events: pending 0"],
       "while the first segment (delivered) is removed, the second event is still pending",
     );
   });
@@ -921,7 +921,7 @@ describe("notifications: the outbox across a restart", () => {
       assert.equal(outboxes.length, 1, "one outbox: this process's, of endpoint durable");
       assert.match(outboxes[0]!.dir, /^[^/]+\/durable$/, "<node id>/<endpoint>");
       assert.ok(outboxes[0]!.segments.length > 0, "segments remain");
-      for (const name of outboxes[0]!.segments) assert.match(name, /^\d{12}\.events$/, "<12-digit seq>.events");
+      for (const name of outboxes[0]!.segments) assert.match(name, /^\d{12}\.v1\.events$/, "<12-digit seq>.v1.events");
       assert.equal(outboxes[0]!.unreadable, 0);
       const stored = outboxes[0]!.undelivered;
       assert.deepEqual(digests(stored), [...blobs, ...imageBlobDigests(image), image.digest], "2 blobs, then the image's config, layer and manifest");

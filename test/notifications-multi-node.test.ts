@@ -118,8 +118,8 @@ describe("notifications on two berth nodes sharing one S3 bucket", { skip }, () 
   async function outboxEvents(nodeId: string): Promise<StoredEvent[]> {
     const events: StoredEvent[] = [];
     for (const key of (await listKeys(outboxPrefix(nodeId))).sort()) {
-      assert.match(key, /\/hook\/\d{12}\.events$/, "an outbox segment of endpoint hook (and no cursor: nothing was delivered)");
-      const { events: stored, unreadable } = parseSegment(Buffer.from(await readObject(key)));
+      assert.match(key, /\/hook\/\d{12}\.v1\.events$/, "an outbox segment of endpoint hook (and no cursor: nothing was delivered)");
+      const { events: stored, unreadable } = parseSegment(Buffer.from(await readObject(key)), key);
       assert.equal(unreadable, 0, key);
       events.push(...(stored as unknown as StoredEvent[]));
     }

@@ -10,7 +10,8 @@ import { after, describe, it } from "node:test";
 import { FilesystemDriver } from "../src/driver/filesystem-driver.js";
 import { InMemoryDriver } from "../src/driver/inmemory-driver.js";
 import type { AppendLog, StorageDriver } from "../src/driver/storage-driver.js";
-import { EndpointOutbox, endpointKey, parseSegment, segmentName, segmentSeq } from "../src/notifications/endpoint-outbox.js";
+import { EndpointOutbox, endpointKey, parseSegment, readRecords, segmentFormat, segmentName, segmentSeq } from "../src/notifications/endpoint-outbox.js";
+import { decodeRecord, encodeRecord, envelopeOf, type EventRecord } from "../src/notifications/event-record.js";
 import { adoptOrphanedOutboxes } from "../src/notifications/outbox-adoption.js";
 import { memoryLogger } from "./support/memory-logger.js";
 import { envelopeFor } from "../src/notifications/event-envelope.js";
@@ -64,13 +65,18 @@ function event(repository = "team/app", method = "PUT", action: RegistryEvent["a
   };
 }
 
+/** The id of the event a v1 record holds. */
+function idOf(record: EventRecord): string {
+  return decodeRecord(record.bytes, "v1")!.id;
+}
+
 /** Takes everything from the head, in order, the way the dispatcher does. */
 async function drain(outbox: EndpointOutbox, max = 100): Promise<string[]> {
   const ids: string[] = [];
   for (;;) {
     const events = await outbox.peek(max);
     if (events.length === 0) return ids;
-    for (const e of events) ids.push(e.id);
+    for (const e of events) ids.push(idOf(e));
     await outbox.consume(events.length);
   }
 }
@@ -95,13 +101,13 @@ for (const store of stores) {
   describe(`notification outbox, ${store.name}`, () => {
     it("group-commits concurrent appends and hands them out in order; nothing stays once all is consumed", async () => {
       const driver = store.make();
-      const outbox = new EndpointOutbox(driver, DIR);
+      const outbox = new EndpointOutbox(driver, DIR, "v1");
       const events = Array.from({ length: 50 }, () => event());
       await Promise.all(events.map((e) => outbox.append([e], true)));
       const stored = await listed(driver);
       // The 50 appends of one turn of the event loop share one write: one segment either way.
-      assert.deepEqual(stored, [`${DIR}/${segmentName(0)}`], "one segment");
-      assert.equal(parseSegment(await driver.getContent(stored[0]!)).events.length, 50);
+      assert.deepEqual(stored, [`${DIR}/${segmentName(0, "v1")}`], "one segment");
+      assert.equal(parseSegment(await driver.getContent(stored[0]!), stored[0]!).events.length, 50);
       assert.equal(outbox.pendingEvents, 50);
       assert.deepEqual(await drain(outbox), events.map((e) => e.id));
       assert.equal(outbox.pendingEvents, 0);
@@ -111,7 +117,7 @@ for (const store of stores) {
 
     it("keeps a bounded window and reads the rest back from storage, appends during refills included", async () => {
       const driver = store.make();
-      const outbox = new EndpointOutbox(driver, DIR);
+      const outbox = new EndpointOutbox(driver, DIR, "v1");
       const ids: string[] = [];
       // 2,500 appends of one event: more segments than the window holds (objects), more events than memory keeps.
       for (let i = 0; i < 2_500; i++) {
@@ -125,7 +131,7 @@ for (const store of stores) {
       for (;;) {
         const events = await outbox.peek(7);
         if (events.length === 0) break;
-        for (const e of events) seen.push(e.id);
+        for (const e of events) seen.push(idOf(e));
         await outbox.consume(events.length);
         // Keep appending while the consumer works through refills.
         if (appendedDuring < 300) {
@@ -146,17 +152,17 @@ for (const store of stores) {
 
     it("consuming part of a batch keeps the rest, and a cursor tells a later reader where delivery stopped", async () => {
       const driver = store.make();
-      const outbox = new EndpointOutbox(driver, DIR);
+      const outbox = new EndpointOutbox(driver, DIR, "v1");
       const events = Array.from({ length: 5 }, () => event());
       await outbox.append(events, true);
-      assert.deepEqual((await outbox.peek(2)).map((e) => e.id), events.slice(0, 2).map((e) => e.id));
+      assert.deepEqual((await outbox.peek(2)).map(idOf), events.slice(0, 2).map((e) => e.id));
       await outbox.consume(2);
       assert.equal(outbox.pendingEvents, 3);
       await outbox.close();
       assert.deepEqual(JSON.parse((await driver.getContent(`${DIR}/cursor`)).toString()), { seq: 0, consumed: 2 });
 
       // Another process adopts it (no lease: a process that is gone) and gets the other three, once.
-      const adopter = new EndpointOutbox(driver, "/berth/notifications/n2/ep");
+      const adopter = new EndpointOutbox(driver, "/berth/notifications/n2/ep", "v1");
       const adopted = await adoptOrphanedOutboxes(driver, "n2", new Map([["ep", adopter]]), memoryLogger().log);
       assert.equal(adopted, 3);
       assert.deepEqual(await drain(adopter), events.slice(2).map((e) => e.id));
@@ -169,7 +175,7 @@ for (const store of stores) {
 describe("notification outbox: failures and crashes", () => {
   it("a failed write rejects its waiters and the next append still goes through (an object per append)", async () => {
     const driver = new FailingOnceDriver();
-    const outbox = new EndpointOutbox(driver, DIR);
+    const outbox = new EndpointOutbox(driver, DIR, "v1");
     await assert.rejects(outbox.append([event()], true), /disk full/);
     const ok = event();
     await outbox.append([ok], true);
@@ -179,29 +185,48 @@ describe("notification outbox: failures and crashes", () => {
   it("an append log cut short by a failed write is trimmed back: the next append follows the last whole event", async () => {
     const { root } = filesystem();
     const driver = new TornAppendDriver(root);
-    const outbox = new EndpointOutbox(driver, DIR);
+    const outbox = new EndpointOutbox(driver, DIR, "v1");
     await assert.rejects(outbox.append([event(), event()], true), /disk full/);
     const ok = event();
     await outbox.append([ok], true);
     const files = (await readdir(join(root, DIR))).filter((name) => segmentSeq(`/${name}`) !== undefined);
     const content = Buffer.concat(await Promise.all(files.sort().map((name) => readFile(join(root, DIR, name)))));
-    assert.deepEqual(parseSegment(content), { events: [ok], unreadable: 0 }, "only the acknowledged event is stored");
+    assert.equal(files.length, 1);
+    assert.deepEqual(parseSegment(content, `/${files[0]}`), { events: [ok], unreadable: 0 }, "only the acknowledged event is stored");
     assert.deepEqual(await drain(outbox), [ok.id]);
     await outbox.close();
   });
 
-  it("reads segments the way a crash leaves them: a torn last line is not an event, a damaged whole line is counted", () => {
+  it("reads segments the way a crash leaves them: a torn last record is not an event, a damaged whole one is counted", () => {
     const a = event();
     const b = event();
-    const whole = `${JSON.stringify(a)}\n${JSON.stringify(b)}\n`;
-    assert.deepEqual(parseSegment(Buffer.from(whole + JSON.stringify(event()).slice(0, 40))), { events: [a, b], unreadable: 0 });
-    assert.deepEqual(parseSegment(Buffer.from(`${JSON.stringify(a)}\n{"not":"an event"}\nnot json\n${JSON.stringify(b)}\n`)), { events: [a, b], unreadable: 2 });
-    assert.deepEqual(parseSegment(Buffer.alloc(0)), { events: [], unreadable: 0 });
+    const path = `/${segmentName(3, "v1")}`;
+    const record = (e: RegistryEvent): string => `${encodeRecord(e, "v1")}\x1e\n`;
+    const whole = record(a) + record(b);
+    assert.deepEqual(parseSegment(Buffer.from(whole + encodeRecord(event(), "v1").slice(0, 40)), path), { events: [a, b], unreadable: 0 });
+    assert.deepEqual(parseSegment(Buffer.from(`${record(a)}{"not":"an event"}\x1e\nnot json\x1e\n${record(b)}`), path), { events: [a, b], unreadable: 2 });
+    assert.deepEqual(parseSegment(Buffer.alloc(0), path), { events: [], unreadable: 0 });
+  });
+
+  it("delivers what an older berth left (one event per line) and records of another format, each in the endpoint's format", () => {
+    const a = event();
+    const b = event();
+    const legacy = Buffer.from(`${JSON.stringify(a)}\n${JSON.stringify(b)}\n${JSON.stringify(event()).slice(0, 30)}`);
+    assert.equal(segmentFormat("/x/000000000007.events"), "legacy");
+    const fromLegacy = readRecords(legacy, "legacy", "v2");
+    assert.equal(fromLegacy.unreadable, 0);
+    assert.deepEqual(fromLegacy.records.map((r) => r.bytes.toString()), [encodeRecord(a, "v2"), encodeRecord(b, "v2")]);
+    assert.deepEqual(fromLegacy.records.map((r) => r.timestamp), [a.timestamp, b.timestamp]);
+    const v2 = Buffer.from(`${encodeRecord(a, "v2")}\x1e\n`);
+    assert.deepEqual(readRecords(v2, "v2", "cloudevents").records.map((r) => r.bytes.toString()), [encodeRecord(decodeRecord(v2.subarray(0, v2.length - 2), "v2")!, "cloudevents")]);
+    // The same format: the stored bytes, not a copy written anew.
+    const same = readRecords(v2, "v2", "v2").records[0]!;
+    assert.equal(same.bytes.buffer, v2.buffer);
   });
 
   it("an idle append log is sealed and deleted a second after everything in it was consumed", async () => {
     const { driver } = filesystem();
-    const outbox = new EndpointOutbox(driver, DIR);
+    const outbox = new EndpointOutbox(driver, DIR, "v1");
     await outbox.append([event(), event()], false);
     await outbox.consume(1);
     const until = async (count: number): Promise<string[]> => {
@@ -210,20 +235,23 @@ describe("notification outbox: failures and crashes", () => {
       return listed(driver);
     };
     // The cursor is saved within 100 ms of the consumption.
-    assert.deepEqual(await until(2), [`${DIR}/${segmentName(0)}`, `${DIR}/cursor`].sort());
+    assert.deepEqual(await until(2), [`${DIR}/${segmentName(0, "v1")}`, `${DIR}/cursor`].sort());
     await outbox.consume(1);
     assert.deepEqual(await until(0), [], "segment and cursor gone");
     // Appends after that start a new segment.
     const next = event();
     await outbox.append([next], false);
-    assert.deepEqual(await listed(driver), [`${DIR}/${segmentName(1)}`]);
+    assert.deepEqual(await listed(driver), [`${DIR}/${segmentName(1, "v1")}`]);
     assert.deepEqual(await drain(outbox), [next.id]);
     await outbox.close();
   });
 
   it("names segments so a listing tells their order, and endpoints so names never share a queue", () => {
-    assert.equal(segmentName(42), "000000000042.events");
-    assert.equal(segmentSeq("/berth/notifications/n/ep/000000000042.events"), 42);
+    assert.equal(segmentName(42, "v2"), "000000000042.v2.events");
+    assert.equal(segmentSeq("/berth/notifications/n/ep/000000000042.v2.events"), 42);
+    assert.equal(segmentFormat("/berth/notifications/n/ep/000000000042.cloudevents.events"), "cloudevents");
+    assert.equal(segmentSeq("/berth/notifications/n/ep/000000000042.events"), 42, "an older berth's segment");
+    assert.equal(segmentSeq("/berth/notifications/n/ep/000000000042.v3.events"), undefined);
     assert.equal(segmentSeq("/berth/notifications/n/ep/cursor"), undefined);
     assert.equal(endpointKey("ci-hook"), "ci-hook");
     assert.notEqual(endpointKey("a_b"), endpointKey("a.b"));
@@ -258,6 +286,35 @@ describe("event filters and envelopes", () => {
     assert.equal(noHeads.mayAccept("pull", "HEAD"), false);
     // The repository filter needs the event: a GET may pass.
     assert.equal(noHeads.mayAccept("pull", "GET"), true);
+  });
+
+  it("joins records into the very bytes Go's MarshalIndent writes for the envelope, in every format and for odd events", () => {
+    const odd = ["", "plain", 'quo"te\\back', "a<b>&c", "line\u2028sep\u2029", "tab\tnew\nline\u0001", "ünï 漢字 🐳", "x".repeat(300)];
+    const pick = (i: number): string => odd[i % odd.length]!;
+    const events: RegistryEvent[] = [];
+    for (let i = 0; i < 64; i++) {
+      const e = event(`team/${i}`, i % 3 === 0 ? "HEAD" : "GET", (["pull", "push", "mount", "delete"] as const)[i % 4]);
+      e.target = i % 5 === 0 ? { repository: pick(i), tag: pick(i + 1) } : { ...e.target, size: i % 7, length: i % 7, url: `http://h/${pick(i)}`, fromRepository: i % 2 ? pick(i + 2) : undefined, tag: i % 3 ? pick(i + 3) : undefined };
+      if (i % 4 === 1) {
+        e.target.references = [
+          { mediaType: "application/vnd.oci.image.config.v1+json", digest: "sha256:1", size: 2 },
+          { mediaType: pick(i), size: 0, urls: ["http://a<b"], annotations: { z: pick(i + 4), a: "1" }, platform: { os: "linux", architecture: "arm64", variant: "v8" }, artifactType: pick(i + 5), data: "e30=" },
+        ];
+      }
+      e.request = { id: pick(i + 6) || "r", addr: i % 2 ? "10.0.0.1" : undefined, host: i % 3 ? pick(i) : undefined, method: "GET", useragent: pick(i + 7) };
+      e.actor = i % 2 ? { name: pick(i + 1) } : {};
+      e.source = i % 6 === 0 ? {} : { addr: "host:5000", instanceID: i % 4 ? "id" : undefined };
+      events.push(JSON.parse(JSON.stringify(e)) as RegistryEvent);
+    }
+    for (const format of ["v1", "v2", "cloudevents"] as const) {
+      const batches = format === "cloudevents" ? events.map((e) => [e]) : [events.slice(0, 1), events];
+      for (const batch of batches) {
+        const joined = envelopeOf(batch.map((e) => Buffer.from(encodeRecord(e, format))), format);
+        const reference = envelopeFor(batch, format);
+        assert.equal(joined.contentType, reference.contentType);
+        assert.equal(joined.body.toString("utf8"), reference.body.toString("utf8"), `${format}, ${batch.length} events`);
+      }
+    }
   });
 
   it("escapes as Go does and writes each format's content type", () => {

@@ -1,8 +1,7 @@
 import type { EndpointConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
-import { envelopeFor } from "./event-envelope.js";
 import type { EndpointOutbox } from "./endpoint-outbox.js";
-import type { RegistryEvent } from "./registry-event.js";
+import { envelopeOf, type EventRecord } from "./event-record.js";
 import type { WebhookSender } from "./webhook-sender.js";
 
 /** Events waiting before several go in one request. */
@@ -126,9 +125,9 @@ export class EndpointDispatcher {
   }
 
   /** One attempt to deliver the head events; on success they leave the outbox. */
-  private async deliver(events: RegistryEvent[], signal: AbortSignal): Promise<void> {
+  private async deliver(events: EventRecord[], signal: AbortSignal): Promise<void> {
     this.lastSendAt = performance.now();
-    const result = await this.sender.send(envelopeFor(events, this.config.format), signal);
+    const result = await this.sender.send(envelopeOf(events.map((record) => record.bytes), this.config.format), signal);
     if (signal.aborted) return;
     if (result.status !== undefined) this.status.statuses[String(result.status)] = (this.status.statuses[String(result.status)] ?? 0) + 1;
     if (result.delivered) {

@@ -1,6 +1,8 @@
+import type { EventFormat } from "../config/config.js";
 import type { AppendLog, StorageDriver } from "../driver/storage-driver.js";
 import { publicErrorCode } from "../errcode/public-error-code.js";
 import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
+import { decodeRecord, encodeRecord, type EventRecord } from "./event-record.js";
 import type { RegistryEvent } from "./registry-event.js";
 
 /**
@@ -44,45 +46,63 @@ function describeWriteError(err: unknown): string {
   return publicErrorCode(err) ?? "write failed";
 }
 
-/** A segment's name: `<seq, 12 digits>.events`, so a listing tells the order. */
-export function segmentName(seq: number): string {
-  return `${String(seq).padStart(12, "0")}.events`;
+/**
+ * How a segment holds its events: records of an endpoint format (src/notifications/event-record.ts),
+ * each followed by RS LF (0x1e 0x0a; JSON never holds a raw 0x1e, so a record needs no escaping),
+ * or, in segments of berth before records (`legacy`), one RegistryEvent as compact JSON per line.
+ */
+export type SegmentFormat = EventFormat | "legacy";
+
+const RECORD_END = "\x1e\n";
+const RS = 0x1e;
+const LF = 0x0a;
+
+/** A segment's name: `<seq, 12 digits>.<format>.events`, so a listing tells the order. */
+export function segmentName(seq: number, format: EventFormat): string {
+  return `${String(seq).padStart(12, "0")}.${format}.events`;
 }
+
+const SEGMENT_PATH = /(?:^|\/)(\d{12})(?:\.(v1|v2|cloudevents))?\.events$/;
 
 /** The sequence number of a segment path; undefined for anything else (the cursor). */
 export function segmentSeq(path: string): number | undefined {
-  const match = /\/(\d{12})\.events$/.exec(path);
+  const match = SEGMENT_PATH.exec(path);
   return match ? Number(match[1]) : undefined;
 }
 
-/**
- * The events of a segment: one JSON event per line. A last line without its newline is an append
- * a crash cut short (never acknowledged) and is left out; a complete line that is not an event
- * (damage) is counted in `unreadable`.
- */
-export function parseSegment(content: Buffer): { events: RegistryEvent[]; unreadable: number } {
-  const events: RegistryEvent[] = [];
-  let unreadable = 0;
-  let start = 0;
-  for (let end = content.indexOf(10, start); end !== -1; start = end + 1, end = content.indexOf(10, start)) {
-    if (end === start) continue;
-    const event = parseEvent(content.toString("utf8", start, end));
-    if (event) events.push(event);
-    else unreadable++;
-  }
-  return { events, unreadable };
+/** How the segment at `path` holds its events (a name without a format is an older berth's). */
+export function segmentFormat(path: string): SegmentFormat {
+  return (SEGMENT_PATH.exec(path)?.[2] as EventFormat | undefined) ?? "legacy";
 }
 
-function parseEvent(line: string): RegistryEvent | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return undefined;
+/**
+ * The records of a segment, as an endpoint of `format` delivers them. A last record without its
+ * end is an append a crash cut short (never acknowledged) and is left out; a complete one that is
+ * not an event (damage) is counted in `unreadable`. Every record is checked to be a whole event,
+ * so that damage is never delivered (a receiver refusing it would hold the queue up); records of
+ * another format (the endpoint's configuration changed) are written anew in this one.
+ */
+export function readRecords(content: Buffer, stored: SegmentFormat, format: EventFormat): { records: EventRecord[]; unreadable: number } {
+  const records: EventRecord[] = [];
+  let unreadable = 0;
+  const end = stored === "legacy" ? LF : RS;
+  let start = 0;
+  for (let stop = content.indexOf(end, start); stop !== -1; start = stop + (end === RS ? 2 : 1), stop = content.indexOf(end, start)) {
+    if (stop === start) continue;
+    const bytes = content.subarray(start, stop);
+    const event = stored === "legacy" ? decodeRecord(bytes, "v1") : decodeRecord(bytes, stored);
+    if (event === undefined) unreadable++;
+    else if (stored === format) records.push({ bytes, timestamp: event.timestamp });
+    else records.push({ bytes: Buffer.from(encodeRecord(event, format)), timestamp: event.timestamp });
   }
-  const e = value as Partial<RegistryEvent> | null;
-  if (typeof e !== "object" || e === null || typeof e.id !== "string" || typeof e.action !== "string" || typeof e.target !== "object") return undefined;
-  return e as RegistryEvent;
+  return { records, unreadable };
+}
+
+/** The events of the segment at `path`, read back (test support, audits). */
+export function parseSegment(content: Buffer, path: string): { events: RegistryEvent[]; unreadable: number } {
+  const stored = segmentFormat(path);
+  const { records, unreadable } = readRecords(content, stored, stored === "legacy" ? "v1" : stored);
+  return { events: records.map((record) => decodeRecord(record.bytes, stored === "legacy" ? "v1" : stored)!), unreadable };
 }
 
 /** How far delivery got: segments before `seq` are done, and the first `consumed` events of `seq`. */
@@ -113,14 +133,16 @@ interface Segment {
   path: string;
   /** Events stored in it; undefined until it is read (a segment found by listing). */
   count: number | undefined;
-  /** Its events while held in memory: then exactly `count` of them. */
-  events: RegistryEvent[] | undefined;
+  /** Its events' records while held in memory: then exactly `count` of them. */
+  records: EventRecord[] | undefined;
   /** Nothing more is appended to it. */
   sealed: boolean;
 }
 
 interface PendingAppend {
-  events: RegistryEvent[];
+  /** Records written, without their end. */
+  records: string[];
+  timestamps: string[];
   durable: boolean;
   waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
 }
@@ -128,7 +150,9 @@ interface PendingAppend {
 /**
  * One endpoint's queue of events, kept in storage. Writers append (a request waits until its
  * events are stored); one dispatcher reads from the head (`peek`) and takes off what it delivered
- * or dropped (`consume`).
+ * or dropped (`consume`). Events are kept as the endpoint's records (src/notifications/event-record.ts),
+ * written once on append: what is held in memory is their bytes, not objects, and a delivery
+ * joins them.
  *
  * The queue is a run of segments, one event per line. Where the driver can append (the
  * filesystem), appends go to one open segment, a single write each, which is sealed at
@@ -179,15 +203,38 @@ export class EndpointOutbox {
   constructor(
     private readonly driver: StorageDriver,
     readonly dir: string,
+    /** The endpoint's format: the records are written in it. */
+    readonly format: EventFormat,
   ) {}
 
   /** Resolves once the events are stored (durably when asked), rejects when storage refused them. */
   append(events: RegistryEvent[], durable: boolean): Promise<void> {
     if (events.length === 0) return Promise.resolve();
+    return this.enqueue(
+      events.map((event) => encodeRecord(event, this.format)),
+      events.map((event) => event.timestamp),
+      durable,
+    );
+  }
+
+  /** append() for records already written in this outbox's format (adopted from another process). */
+  appendRecords(records: EventRecord[], durable: boolean): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
+    return this.enqueue(
+      records.map((record) => record.bytes.toString("utf8")),
+      records.map((record) => record.timestamp),
+      durable,
+    );
+  }
+
+  private enqueue(records: string[], timestamps: string[], durable: boolean): Promise<void> {
     if (this.closed) return Promise.reject(new Error("the notification outbox is closed"));
     return new Promise((resolve, reject) => {
-      const batch = (this.pending ??= { events: [], durable: false, waiters: [] });
-      for (const event of events) batch.events.push(event);
+      const batch = (this.pending ??= { records: [], timestamps: [], durable: false, waiters: [] });
+      for (let i = 0; i < records.length; i++) {
+        batch.records.push(records[i]!);
+        batch.timestamps.push(timestamps[i]!);
+      }
       batch.durable ||= durable;
       batch.waiters.push({ resolve, reject });
       this.writing ??= this.flushSoon();
@@ -207,12 +254,10 @@ export class EndpointOutbox {
     while (this.pending !== undefined) {
       const batch = this.pending;
       this.pending = undefined;
-      let text = "";
-      for (const event of batch.events) text += `${JSON.stringify(event)}\n`;
-      const data = Buffer.from(text);
+      const data = Buffer.from(batch.records.join(RECORD_END) + RECORD_END);
       try {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
-        this.stored(segment, batch.events);
+        this.stored(segment, splitRecords(data, batch.timestamps));
       } catch (err) {
         // Only a change's events (durable) fail their request; lost pull events are served and
         // counted, and on a read-only registry's read-only storage they would fail readiness forever.
@@ -245,7 +290,7 @@ export class EndpointOutbox {
   /** An object store: the events become a sealed segment of their own. */
   private async writeSegment(data: Buffer, durable: boolean): Promise<Segment> {
     const seq = this.nextSeq++;
-    const segment: Segment = { seq, path: `${this.dir}/${segmentName(seq)}`, count: 0, events: [], sealed: true };
+    const segment: Segment = { seq, path: `${this.dir}/${segmentName(seq, this.format)}`, count: 0, records: [], sealed: true };
     await this.driver.putContent(segment.path, data, { durable });
     this.track(segment);
     return segment;
@@ -259,7 +304,7 @@ export class EndpointOutbox {
     }
     if (!active) {
       const seq = this.nextSeq++;
-      const segment: Segment = { seq, path: `${this.dir}/${segmentName(seq)}`, count: 0, events: [], sealed: false };
+      const segment: Segment = { seq, path: `${this.dir}/${segmentName(seq, this.format)}`, count: 0, records: [], sealed: false };
       active = this.active = { segment, log: await this.driver.appendLog!(segment.path) };
       this.track(segment);
     }
@@ -278,20 +323,20 @@ export class EndpointOutbox {
   private track(segment: Segment): void {
     if (this.overflow || this.refilling || this.window.length >= WINDOW_SEGMENTS) {
       this.overflow = true;
-      segment.events = undefined;
+      segment.records = undefined;
     } else {
       this.window.push(segment);
       this.highestQueued = segment.seq;
     }
   }
 
-  private stored(segment: Segment, events: RegistryEvent[]): void {
-    segment.count = (segment.count ?? 0) + events.length;
-    this.pendingEvents += events.length;
-    this.appendedEvents += events.length;
-    if (segment.events) {
-      for (const event of events) segment.events.push(event);
-      this.heldEvents += events.length;
+  private stored(segment: Segment, records: EventRecord[]): void {
+    segment.count = (segment.count ?? 0) + records.length;
+    this.pendingEvents += records.length;
+    this.appendedEvents += records.length;
+    if (segment.records) {
+      for (const record of records) segment.records.push(record);
+      this.heldEvents += records.length;
       // Past the budget only the head keeps its events; the others are read back when their turn comes.
       if (this.heldEvents > WINDOW_EVENTS && segment !== this.window[0]) this.release(segment);
     }
@@ -299,9 +344,9 @@ export class EndpointOutbox {
   }
 
   private release(segment: Segment): void {
-    if (!segment.events) return;
-    this.heldEvents -= segment.events.length;
-    segment.events = undefined;
+    if (!segment.records) return;
+    this.heldEvents -= segment.records.length;
+    segment.records = undefined;
   }
 
   private isDrainedHead(segment: Segment): boolean {
@@ -323,15 +368,15 @@ export class EndpointOutbox {
    * Segments not in memory are read back (the head always; the ones after it while the memory
    * budget allows).
    */
-  async peek(max: number): Promise<RegistryEvent[]> {
-    const out: RegistryEvent[] = [];
+  async peek(max: number): Promise<EventRecord[]> {
+    const out: EventRecord[] = [];
     if (this.window.length === 0 && this.overflow) await this.refill();
     let skip = this.consumed;
     // A snapshot: sealing may remove a consumed head meanwhile. Each segment holds an event or more.
     for (const segment of this.window.slice(0, max + 1)) {
       if (out.length >= max) break;
-      if (!segment.events && out.length > 0 && this.heldEvents >= WINDOW_EVENTS) break;
-      const events = segment.events ?? (await this.load(segment));
+      if (!segment.records && out.length > 0 && this.heldEvents >= WINDOW_EVENTS) break;
+      const events = segment.records ?? (await this.load(segment));
       // Whole segments where they fit: a segment consumed whole is deleted and needs no cursor
       // (on an object store, a cursor is a PUT).
       if (out.length > 0 && out.length + events.length > max) break;
@@ -399,8 +444,8 @@ export class EndpointOutbox {
     }
   }
 
-  /** The events of a segment, read back from storage; the head keeps them until it is removed. */
-  private async load(segment: Segment): Promise<RegistryEvent[]> {
+  /** The records of a segment, read back from storage; the head keeps them until it is removed. */
+  private async load(segment: Segment): Promise<EventRecord[]> {
     for (;;) {
       const expected = segment.count;
       let content: Buffer;
@@ -413,8 +458,8 @@ export class EndpointOutbox {
         taken = true;
         content = Buffer.alloc(0);
       }
-      if (segment.events) return segment.events; // an append filled it meanwhile
-      const { events, unreadable } = parseSegment(content);
+      if (segment.records) return segment.records; // an append filled it meanwhile
+      const { records: events, unreadable } = readRecords(content, segmentFormat(segment.path), this.format);
       if (expected !== undefined && segment.count !== expected) continue; // appended to while read: again
       // Damaged, or taken by another node: what is not there is given up on.
       const missing = expected === undefined ? unreadable : Math.max(0, expected - events.length);
@@ -424,7 +469,7 @@ export class EndpointOutbox {
       const kept = expected === undefined ? events : events.slice(0, expected);
       segment.count = kept.length;
       if (this.consumed > kept.length && this.window[0] === segment) this.consumed = kept.length;
-      segment.events = kept;
+      segment.records = kept;
       this.heldEvents += kept.length;
       if (this.window[0] !== segment && this.heldEvents > WINDOW_EVENTS) this.release(segment);
       return kept;
@@ -505,7 +550,7 @@ export class EndpointOutbox {
       const taken = found.slice(0, WINDOW_SEGMENTS);
       for (const { path, seq } of taken) {
         // The open segment keeps its own record: appends go on counting into it.
-        const segment = this.active?.segment.seq === seq ? this.active.segment : { seq, path, count: undefined, events: undefined, sealed: true };
+        const segment = this.active?.segment.seq === seq ? this.active.segment : { seq, path, count: undefined, records: undefined, sealed: true };
         this.window.push(segment);
       }
       if (taken.length > 0) this.highestQueued = taken[taken.length - 1]!.seq;
@@ -515,4 +560,16 @@ export class EndpointOutbox {
       this.refilling = false;
     }
   }
+}
+
+/** The records of `data` (records each followed by RS LF), as views of it. */
+function splitRecords(data: Buffer, timestamps: string[]): EventRecord[] {
+  const records: EventRecord[] = [];
+  let start = 0;
+  for (const timestamp of timestamps) {
+    const end = data.indexOf(RS, start);
+    records.push({ bytes: data.subarray(start, end), timestamp });
+    start = end + RECORD_END.length;
+  }
+  return records;
 }

@@ -7,7 +7,7 @@ export interface EnvelopeBody {
   body: Buffer;
 }
 
-const CONTENT_TYPES: Record<EventFormat, string> = {
+export const CONTENT_TYPES: Record<EventFormat, string> = {
   v1: "application/vnd.docker.distribution.events.v1+json",
   v2: "application/vnd.docker.distribution.events.v2+json",
   cloudevents: "application/cloudevents+json",
@@ -17,13 +17,17 @@ const CONTENT_TYPES: Record<EventFormat, string> = {
  * The body an endpoint receives for some events, byte for byte as distribution writes it: Go's
  * json.MarshalIndent(envelope, "", "   "), which orders fields as its structs declare them and
  * escapes <, >, & and the two Unicode line separators. CloudEvents take one event per body.
+ *
+ * This renders objects: the reference for what Go writes, and the CloudEvents body. Deliveries of
+ * distribution's formats join records written once (src/notifications/event-record.ts), whose
+ * test holds them to this byte for byte.
  */
 export function envelopeFor(events: RegistryEvent[], format: EventFormat): EnvelopeBody {
   const value = format === "cloudevents" ? cloudEvent(events[0]!) : { events: events.map((event) => distributionEvent(event, format)) };
   return { contentType: CONTENT_TYPES[format], body: Buffer.from(goJSON(value), "utf8") };
 }
 
-function goJSON(value: unknown): string {
+export function goJSON(value: unknown): string {
   return JSON.stringify(value, null, 3).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
@@ -77,6 +81,11 @@ function withTargetTail(
   if (target.tag) out.tag = target.tag;
   if (target.references && target.references.length > 0) out.references = target.references.map(descriptor);
   return out;
+}
+
+/** A referenced descriptor as distribution of `format`'s version writes it. */
+export function referenceDescriptor(d: Record<string, unknown>, format: "v1" | "v2"): Record<string, unknown> {
+  return format === "v1" ? descriptorV1(d) : descriptorV2(d);
 }
 
 /**

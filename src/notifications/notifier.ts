@@ -50,7 +50,7 @@ export class Notifier {
     this.source = { addr: options.sourceAddr, instanceID: randomUUID() };
     this.includeReferences = options.config.includeReferences;
     this.endpoints = options.config.endpoints.map((config) => {
-      const outbox = new EndpointOutbox(options.driver, `${NOTIFICATIONS_ROOT}/${options.nodeId}/${endpointKey(config.name)}`);
+      const outbox = new EndpointOutbox(options.driver, `${NOTIFICATIONS_ROOT}/${options.nodeId}/${endpointKey(config.name)}`, config.format);
       return {
         config,
         filter: new EventFilter(config),

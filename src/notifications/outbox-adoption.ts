@@ -8,7 +8,8 @@ import {
   deliveredInSegment,
   NOTIFICATIONS_ROOT,
   parseCursor,
-  parseSegment,
+  readRecords,
+  segmentFormat,
   segmentSeq,
   type EndpointOutbox,
   type OutboxCursor,
@@ -136,10 +137,10 @@ async function adoptQueue(driver: StorageDriver, dir: string, outbox: EndpointOu
       if (isPathNotFound(err)) continue; // adopted by another node meanwhile
       throw err;
     }
-    const { events, unreadable } = parseSegment(content);
+    const { records, unreadable } = readRecords(content, segmentFormat(segment.path), outbox.format);
     if (unreadable > 0) log.error({ segment: segment.path, events: unreadable }, "unreadable notification events of a gone process dropped");
-    const undelivered = events.slice(deliveredInSegment(cursor, segment.seq, events.length));
-    if (undelivered.length > 0) await outbox.append(undelivered, true);
+    const undelivered = records.slice(deliveredInSegment(cursor, segment.seq, records.length));
+    if (undelivered.length > 0) await outbox.appendRecords(undelivered, true);
     adopted += undelivered.length;
     await deleteIfPresent(driver, segment.path);
   }

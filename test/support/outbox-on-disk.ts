@@ -37,7 +37,7 @@ export async function readOutboxes(root: string): Promise<OutboxOnDisk[]> {
         if (seq === undefined) continue;
         const content = await readIfPresent(join(dir, name));
         if (content === undefined) continue;
-        const { events, unreadable } = parseSegment(content);
+        const { events, unreadable } = parseSegment(content, name);
         outbox.segments.push(name);
         outbox.events.push(...events);
         outbox.unreadable += unreadable;
