@@ -127,7 +127,7 @@ export class EndpointDispatcher {
   /** One attempt to deliver the head events; on success they leave the outbox. */
   private async deliver(events: EventRecord[], signal: AbortSignal): Promise<void> {
     this.lastSendAt = performance.now();
-    const result = await this.sender.send(envelopeOf(events.map((record) => record.bytes), this.config.format), signal);
+    const result = await this.sender.send(envelopeOf(events.map((record) => record.text), this.config.format), signal);
     if (signal.aborted) return;
     if (result.status !== undefined) this.status.statuses[String(result.status)] = (this.status.statuses[String(result.status)] ?? 0) + 1;
     if (result.delivered) {
@@ -179,10 +179,14 @@ export class EndpointDispatcher {
 
   /**
    * Time between two batched requests: as long as `batch` events take to arrive at the measured
-   * rate, within BATCH_LINGER_MS..BATCH_LINGER_MAX_MS. A backlog already holds a batch: no wait.
+   * rate, within BATCH_LINGER_MS..BATCH_LINGER_MAX_MS. A backlog already holds a batch: no wait
+   * (with one, a request every BATCH_LINGER_MS capped delivery at `maxbatch` per BATCH_LINGER_MS,
+   * below what a busy registry records, and a backlog past the events held in memory is read back
+   * from storage).
    */
   private lingerMs(batch: number): number {
-    if (this.pending >= batch || this.arrivalRate <= 0) return BATCH_LINGER_MS;
+    if (this.pending >= batch) return 0;
+    if (this.arrivalRate <= 0) return BATCH_LINGER_MS;
     return Math.min(BATCH_LINGER_MAX_MS, Math.max(BATCH_LINGER_MS, (batch * 1_000) / this.arrivalRate));
   }
 

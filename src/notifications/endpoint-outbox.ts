@@ -89,11 +89,10 @@ export function readRecords(content: Buffer, stored: SegmentFormat, format: Even
   let start = 0;
   for (let stop = content.indexOf(end, start); stop !== -1; start = stop + (end === RS ? 2 : 1), stop = content.indexOf(end, start)) {
     if (stop === start) continue;
-    const bytes = content.subarray(start, stop);
-    const event = stored === "legacy" ? decodeRecord(bytes, "v1") : decodeRecord(bytes, stored);
+    const text = content.toString("utf8", start, stop);
+    const event = decodeRecord(text, stored === "legacy" ? "v1" : stored);
     if (event === undefined) unreadable++;
-    else if (stored === format) records.push({ bytes, timestamp: event.timestamp });
-    else records.push({ bytes: Buffer.from(encodeRecord(event, format)), timestamp: event.timestamp });
+    else records.push({ text: stored === format ? text : encodeRecord(event, format), timestamp: event.timestamp });
   }
   return { records, unreadable };
 }
@@ -102,7 +101,7 @@ export function readRecords(content: Buffer, stored: SegmentFormat, format: Even
 export function parseSegment(content: Buffer, path: string): { events: RegistryEvent[]; unreadable: number } {
   const stored = segmentFormat(path);
   const { records, unreadable } = readRecords(content, stored, stored === "legacy" ? "v1" : stored);
-  return { events: records.map((record) => decodeRecord(record.bytes, stored === "legacy" ? "v1" : stored)!), unreadable };
+  return { events: records.map((record) => decodeRecord(record.text, stored === "legacy" ? "v1" : stored)!), unreadable };
 }
 
 /** How far delivery got: segments before `seq` are done, and the first `consumed` events of `seq`. */
@@ -151,8 +150,8 @@ interface PendingAppend {
  * One endpoint's queue of events, kept in storage. Writers append (a request waits until its
  * events are stored); one dispatcher reads from the head (`peek`) and takes off what it delivered
  * or dropped (`consume`). Events are kept as the endpoint's records (src/notifications/event-record.ts),
- * written once on append: what is held in memory is their bytes, not objects, and a delivery
- * joins them.
+ * written once on append: what is held in memory is one string per event, not objects, and a
+ * delivery joins them.
  *
  * The queue is a run of segments, one event per line. Where the driver can append (the
  * filesystem), appends go to one open segment, a single write each, which is sealed at
@@ -221,7 +220,7 @@ export class EndpointOutbox {
   appendRecords(records: EventRecord[], durable: boolean): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     return this.enqueue(
-      records.map((record) => record.bytes.toString("utf8")),
+      records.map((record) => record.text),
       records.map((record) => record.timestamp),
       durable,
     );
@@ -257,7 +256,7 @@ export class EndpointOutbox {
       const data = Buffer.from(batch.records.join(RECORD_END) + RECORD_END);
       try {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
-        this.stored(segment, splitRecords(data, batch.timestamps));
+        this.stored(segment, batch.records.map((text, i) => ({ text, timestamp: batch.timestamps[i]! })));
       } catch (err) {
         // Only a change's events (durable) fail their request; lost pull events are served and
         // counted, and on a read-only registry's read-only storage they would fail readiness forever.
@@ -560,16 +559,4 @@ export class EndpointOutbox {
       this.refilling = false;
     }
   }
-}
-
-/** The records of `data` (records each followed by RS LF), as views of it. */
-function splitRecords(data: Buffer, timestamps: string[]): EventRecord[] {
-  const records: EventRecord[] = [];
-  let start = 0;
-  for (const timestamp of timestamps) {
-    const end = data.indexOf(RS, start);
-    records.push({ bytes: data.subarray(start, end), timestamp });
-    start = end + RECORD_END.length;
-  }
-  return records;
 }

@@ -6,19 +6,23 @@ import type { EventTarget, RegistryEvent } from "./registry-event.js";
 /**
  * An event as its endpoint receives it, serialised once: for distribution's formats the event's
  * part of the envelope (`{` … `}` as json.MarshalIndent writes it at an element of `events`), for
- * CloudEvents the whole body. The outbox stores these bytes and a delivery joins them, so an event
- * is never parsed or rendered again on its way (at thousands of pulls a second, rendering each
- * event into objects and then into the envelope cost as much as the pulls' own work).
+ * CloudEvents the whole body. The outbox stores these and a delivery joins them, so an event is
+ * never parsed or rendered again on its way (at thousands of pulls a second, rendering each event
+ * into objects and then into the envelope cost as much as the pulls' own work).
+ *
+ * Held as a string: one flat object in the JavaScript heap, where the collector compacts it;
+ * thousands of small Buffers held for a while (the outbox's window) cost their own allocations and
+ * left the process's memory fragmented (measured: +7 MiB RSS with 100,000 events queued).
  */
 export interface EventRecord {
-  bytes: Buffer;
+  text: string;
   /** The event's RFC 3339 time, for `maxage`. */
   timestamp: string;
 }
 
-const ENVELOPE_HEAD = Buffer.from('{\n   "events": [\n      ');
-const ENVELOPE_JOIN = Buffer.from(",\n      ");
-const ENVELOPE_TAIL = Buffer.from("\n   ]\n}");
+const ENVELOPE_HEAD = '{\n   "events": [\n      ';
+const ENVELOPE_JOIN = ",\n      ";
+const ENVELOPE_TAIL = "\n   ]\n}";
 
 /** Indentation of an event's fields (depth 3 of the envelope) and of its objects' fields (depth 4). */
 const EVENT_FIELD = "\n         ";
@@ -96,15 +100,9 @@ export function encodeRecord(event: RegistryEvent, format: EventFormat): string 
 }
 
 /** What an endpoint receives for some records of its format (CloudEvents: one record). */
-export function envelopeOf(records: Buffer[], format: EventFormat): EnvelopeBody {
-  if (format === "cloudevents") return { contentType: CONTENT_TYPES.cloudevents, body: records[0]! };
-  const parts: Buffer[] = [ENVELOPE_HEAD];
-  for (let i = 0; i < records.length; i++) {
-    if (i > 0) parts.push(ENVELOPE_JOIN);
-    parts.push(records[i]!);
-  }
-  parts.push(ENVELOPE_TAIL);
-  return { contentType: CONTENT_TYPES[format], body: Buffer.concat(parts) };
+export function envelopeOf(records: string[], format: EventFormat): EnvelopeBody {
+  const text = format === "cloudevents" ? records[0]! : ENVELOPE_HEAD + records.join(ENVELOPE_JOIN) + ENVELOPE_TAIL;
+  return { contentType: CONTENT_TYPES[format], body: Buffer.from(text, "utf8") };
 }
 
 /**
@@ -112,10 +110,10 @@ export function envelopeOf(records: Buffer[], format: EventFormat): EnvelopeBody
  * a CloudEvent's `data`), or undefined when it is not one (damage). Records of another format than
  * the endpoint's (its configuration changed) are re-encoded from this.
  */
-export function decodeRecord(bytes: Buffer, format: EventFormat): RegistryEvent | undefined {
+export function decodeRecord(text: string, format: EventFormat): RegistryEvent | undefined {
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString("utf8"));
+    value = JSON.parse(text);
   } catch {
     return undefined;
   }
