@@ -85,7 +85,7 @@ describe("berth garbage-collect --online", () => {
     assert.equal(await exists(root, orphan), false);
   });
 
-  it("SIGTERM stops a collection: exit 1, the collector lease released at once, and the next collector runs without waiting", async () => {
+  it("runs at nice 10, and SIGTERM stops it: exit 1, the collector lease released at once, and the next collector runs without waiting", async () => {
     const { root, client, config } = await serving();
     for (let i = 0; i < 40; i++) await client.pushImage(`stop/r${i}`, "v1", randomImage({ layers: 1 }));
     // A tenth of the unpaced speed at most: slow enough to be stopped in the middle of its scan.
@@ -102,6 +102,9 @@ describe("berth garbage-collect --online", () => {
     });
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
     await marking;
+    // It yields the CPU to the registries: nice 10 (field 19 of /proc/<pid>/stat).
+    const procStat = await readFile(`/proc/${child.pid}/stat`, "utf8");
+    assert.equal(Number(procStat.slice(procStat.lastIndexOf(")") + 2).split(" ")[16]), 10, "the collector runs at nice 10");
     child.kill("SIGTERM");
     assert.equal(await exited, 1, stderr);
     assert.match(stderr, /berth garbage-collect: stopped by SIGTERM: nothing more was deleted, the run \(if one was under way\) was ended and the collector lease released/);

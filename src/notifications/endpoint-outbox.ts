@@ -139,9 +139,7 @@ interface Segment {
 }
 
 interface PendingAppend {
-  /** Records written, without their end. */
-  records: string[];
-  timestamps: string[];
+  records: EventRecord[];
   durable: boolean;
   waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
 }
@@ -153,7 +151,7 @@ interface PendingAppend {
  * written once on append: what is held in memory is one string per event, not objects, and a
  * delivery joins them.
  *
- * The queue is a run of segments, one event per line. Where the driver can append (the
+ * The queue is a run of segments, one record per event. Where the driver can append (the
  * filesystem), appends go to one open segment, a single write each, which is sealed at
  * SEGMENT_BYTES (or once delivered) and deleted when everything in it is consumed; an object store
  * gets one sealed segment per append. Appends are group-committed: the events of every request
@@ -209,9 +207,8 @@ export class EndpointOutbox {
   /** Resolves once the events are stored (durably when asked), rejects when storage refused them. */
   append(events: RegistryEvent[], durable: boolean): Promise<void> {
     if (events.length === 0) return Promise.resolve();
-    return this.enqueue(
-      events.map((event) => encodeRecord(event, this.format)),
-      events.map((event) => event.timestamp),
+    return this.appendRecords(
+      events.map((event) => ({ text: encodeRecord(event, this.format), timestamp: event.timestamp })),
       durable,
     );
   }
@@ -219,21 +216,10 @@ export class EndpointOutbox {
   /** append() for records already written in this outbox's format (adopted from another process). */
   appendRecords(records: EventRecord[], durable: boolean): Promise<void> {
     if (records.length === 0) return Promise.resolve();
-    return this.enqueue(
-      records.map((record) => record.text),
-      records.map((record) => record.timestamp),
-      durable,
-    );
-  }
-
-  private enqueue(records: string[], timestamps: string[], durable: boolean): Promise<void> {
     if (this.closed) return Promise.reject(new Error("the notification outbox is closed"));
     return new Promise((resolve, reject) => {
-      const batch = (this.pending ??= { records: [], timestamps: [], durable: false, waiters: [] });
-      for (let i = 0; i < records.length; i++) {
-        batch.records.push(records[i]!);
-        batch.timestamps.push(timestamps[i]!);
-      }
+      const batch = (this.pending ??= { records: [], durable: false, waiters: [] });
+      for (const record of records) batch.records.push(record);
       batch.durable ||= durable;
       batch.waiters.push({ resolve, reject });
       this.writing ??= this.flushSoon();
@@ -253,10 +239,12 @@ export class EndpointOutbox {
     while (this.pending !== undefined) {
       const batch = this.pending;
       this.pending = undefined;
-      const data = Buffer.from(batch.records.join(RECORD_END) + RECORD_END);
+      let text = "";
+      for (const record of batch.records) text += record.text + RECORD_END;
+      const data = Buffer.from(text);
       try {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
-        this.stored(segment, batch.records.map((text, i) => ({ text, timestamp: batch.timestamps[i]! })));
+        this.stored(segment, batch.records);
       } catch (err) {
         // Only a change's events (durable) fail their request; lost pull events are served and
         // counted, and on a read-only registry's read-only storage they would fail readiness forever.
