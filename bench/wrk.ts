@@ -93,3 +93,11 @@ export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
     errors: { connect: n("connect"), read: n("read"), write: n("write"), status: n("status"), timeout: n("timeout") },
   };
 }
+
+/** Runs of one side of a paired case (A B B A halves) as one: requests over time, the halves' mean latency percentiles. */
+export function combineHalves(halves: WrkResult[]): { requests: number; rps: number; p50Ms: number; p99Ms: number } {
+  const requests = halves.reduce((sum, r) => sum + r.requests, 0);
+  const seconds = halves.reduce((sum, r) => sum + r.durationS, 0);
+  const mean = (pick: (r: WrkResult) => number): number => halves.reduce((sum, r) => sum + pick(r), 0) / halves.length;
+  return { requests, rps: requests / seconds, p50Ms: mean((r) => r.p50Ms), p99Ms: mean((r) => r.p99Ms) };
+}

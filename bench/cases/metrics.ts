@@ -15,7 +15,7 @@ import { MANIFEST_ACCEPT, pushImage, type SmallImage } from "../registry-ops.js"
 import { startPair, stopPair, variantFirst, type ServerPair } from "../server-pair.js";
 import { freePort, type RunningServer } from "../servers.js";
 import type { BenchCase } from "../types.js";
-import { runWrk, type WrkResult } from "../wrk.js";
+import { combineHalves as combine, runWrk, type WrkResult } from "../wrk.js";
 import { sharedSmallImage } from "./small-requests.js";
 
 const REPO = "bench/app";
@@ -70,14 +70,6 @@ async function scrape(host: string, port: number): Promise<{ text: string; ms: n
   } finally {
     conn.close();
   }
-}
-
-/** Two halves of one side of the pair as one run: requests over time; the halves' mean latency percentiles. */
-function combine(halves: WrkResult[]): { requests: number; rps: number; p50Ms: number; p99Ms: number } {
-  const requests = halves.reduce((sum, r) => sum + r.requests, 0);
-  const seconds = halves.reduce((sum, r) => sum + r.durationS, 0);
-  const mean = (pick: (r: WrkResult) => number): number => halves.reduce((sum, r) => sum + pick(r), 0) / halves.length;
-  return { requests, rps: requests / seconds, p50Ms: mean((r) => r.p50Ms), p99Ms: mean((r) => r.p99Ms) };
 }
 
 export function metricsGet(target: Target): BenchCase<State> {
