@@ -84,24 +84,33 @@ export function segmentFormat(path: string): SegmentFormat {
  */
 export function readRecords(content: Buffer, stored: SegmentFormat, format: EventFormat): { records: EventRecord[]; unreadable: number } {
   const records: EventRecord[] = [];
-  let unreadable = 0;
-  const end = stored === "legacy" ? LF : RS;
-  let start = 0;
-  for (let stop = content.indexOf(end, start); stop !== -1; start = stop + (end === RS ? 2 : 1), stop = content.indexOf(end, start)) {
-    if (stop === start) continue;
-    const text = content.toString("utf8", start, stop);
-    const event = decodeRecord(text, stored === "legacy" ? "v1" : stored);
-    if (event === undefined) unreadable++;
-    else records.push({ text: stored === format ? text : encodeRecord(event, format), timestamp: event.timestamp });
-  }
+  const unreadable = decodeSegment(content, stored, (text, event) => {
+    records.push({ text: stored === format ? text : encodeRecord(event, format), timestamp: event.timestamp });
+  });
   return { records, unreadable };
 }
 
 /** The events of the segment at `path`, read back (test support, audits). */
 export function parseSegment(content: Buffer, path: string): { events: RegistryEvent[]; unreadable: number } {
-  const stored = segmentFormat(path);
-  const { records, unreadable } = readRecords(content, stored, stored === "legacy" ? "v1" : stored);
-  return { events: records.map((record) => decodeRecord(record.text, stored === "legacy" ? "v1" : stored)!), unreadable };
+  const events: RegistryEvent[] = [];
+  const unreadable = decodeSegment(content, segmentFormat(path), (_, event) => events.push(event));
+  return { events, unreadable };
+}
+
+/** Visits each whole record of a segment with the event it holds; returns how many are not events. */
+function decodeSegment(content: Buffer, stored: SegmentFormat, visit: (text: string, event: RegistryEvent) => void): number {
+  // A legacy line is a RegistryEvent, which reads as a v1 record does.
+  const [end, endLength, decodeAs] = stored === "legacy" ? [LF, 1, "v1" as const] : [RS, RECORD_END.length, stored];
+  let unreadable = 0;
+  let start = 0;
+  for (let stop = content.indexOf(end, start); stop !== -1; start = stop + endLength, stop = content.indexOf(end, start)) {
+    if (stop === start) continue;
+    const text = content.toString("utf8", start, stop);
+    const event = decodeRecord(text, decodeAs);
+    if (event === undefined) unreadable++;
+    else visit(text, event);
+  }
+  return unreadable;
 }
 
 /** How far delivery got: segments before `seq` are done, and the first `consumed` events of `seq`. */

@@ -23,12 +23,25 @@ export const CONTENT_TYPES: Record<EventFormat, string> = {
  * test holds them to this byte for byte.
  */
 export function envelopeFor(events: RegistryEvent[], format: EventFormat): EnvelopeBody {
-  const value = format === "cloudevents" ? cloudEvent(events[0]!) : { events: events.map((event) => distributionEvent(event, format)) };
-  return { contentType: CONTENT_TYPES[format], body: Buffer.from(goJSON(value), "utf8") };
+  const text = format === "cloudevents" ? cloudEventJSON(events[0]!) : goJSON({ events: events.map((event) => distributionEvent(event, format)) });
+  return { contentType: CONTENT_TYPES[format], body: Buffer.from(text, "utf8") };
+}
+
+/** The CloudEvents body of one event (CloudEvents take one event per body). */
+export function cloudEventJSON(event: RegistryEvent): string {
+  return goJSON(cloudEvent(event));
 }
 
 export function goJSON(value: unknown): string {
-  return JSON.stringify(value, null, 3).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return goEscape(JSON.stringify(value, null, 3));
+}
+
+const GO_EXTRA = /[<>&\u2028\u2029]/;
+const GO_EXTRA_ALL = /[<>&\u2028\u2029]/g;
+
+/** JSON text with the characters Go escapes beyond JSON's rules (<, >, &, U+2028, U+2029) escaped. */
+export function goEscape(json: string): string {
+  return GO_EXTRA.test(json) ? json.replace(GO_EXTRA_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : json;
 }
 
 /**

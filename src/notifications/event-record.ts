@@ -1,5 +1,5 @@
 import type { EventFormat } from "../config/config.js";
-import { CONTENT_TYPES, envelopeFor, goJSON, referenceDescriptor } from "./event-envelope.js";
+import { CONTENT_TYPES, cloudEventJSON, goEscape, goJSON, referenceDescriptor } from "./event-envelope.js";
 import type { EnvelopeBody } from "./event-envelope.js";
 import type { EventTarget, RegistryEvent } from "./registry-event.js";
 
@@ -30,12 +30,6 @@ const NESTED_FIELD = "\n            ";
 
 /** Characters a JSON string must escape, or that Go escapes beyond JSON's rules. */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f<>&\u2028\u2029]/;
-const GO_EXTRA = /[<>&\u2028\u2029]/;
-const GO_EXTRA_ALL = /[<>&\u2028\u2029]/g;
-
-function goEscape(json: string): string {
-  return GO_EXTRA.test(json) ? json.replace(GO_EXTRA_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : json;
-}
 
 /** A JSON string as Go writes it. Most of an event's strings (ids, digests, times) need no escape. */
 function quote(value: string): string {
@@ -96,7 +90,7 @@ function distributionRecord(event: RegistryEvent, format: "v1" | "v2"): string {
 
 /** The record of `event` for an endpoint of `format`. */
 export function encodeRecord(event: RegistryEvent, format: EventFormat): string {
-  return format === "cloudevents" ? envelopeFor([event], "cloudevents").body.toString("utf8") : distributionRecord(event, format);
+  return format === "cloudevents" ? cloudEventJSON(event) : distributionRecord(event, format);
 }
 
 /** What an endpoint receives for some records of its format (CloudEvents: one record). */
