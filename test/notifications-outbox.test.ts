@@ -11,7 +11,7 @@ import { FilesystemDriver } from "../src/driver/filesystem-driver.js";
 import { InMemoryDriver } from "../src/driver/inmemory-driver.js";
 import type { AppendLog, StorageDriver } from "../src/driver/storage-driver.js";
 import { EndpointOutbox, endpointKey, parseSegment, readRecords, segmentFormat, segmentName, segmentSeq } from "../src/notifications/endpoint-outbox.js";
-import { decodeRecord, encodeRecord, envelopeOf, type EventRecord } from "../src/notifications/event-record.js";
+import { chunkOfRecords, encodeRecord, envelopeOf, piece, type RecordRun } from "../src/notifications/event-record.js";
 import { adoptOrphanedOutboxes } from "../src/notifications/outbox-adoption.js";
 import { memoryLogger } from "./support/memory-logger.js";
 import { envelopeFor } from "../src/notifications/event-envelope.js";
@@ -65,19 +65,22 @@ function event(repository = "team/app", method = "PUT", action: RegistryEvent["a
   };
 }
 
-/** The id of the event a v1 record holds. */
-function idOf(record: EventRecord): string {
-  return decodeRecord(record.text, "v1")!.id;
+/** The ids of the events a run of v1 records holds, read the way a receiver reads them. */
+function idsOf(run: RecordRun): string[] {
+  const events = JSON.parse(envelopeOf(run, "v1").body.toString("utf8")) as { events: RegistryEvent[] };
+  assert.equal(events.events.length, run.count);
+  assert.equal(run.times.length, run.count);
+  return events.events.map((e) => e.id);
 }
 
 /** Takes everything from the head, in order, the way the dispatcher does. */
 async function drain(outbox: EndpointOutbox, max = 100): Promise<string[]> {
   const ids: string[] = [];
   for (;;) {
-    const events = await outbox.peek(max);
-    if (events.length === 0) return ids;
-    for (const e of events) ids.push(idOf(e));
-    await outbox.consume(events.length);
+    const run = await outbox.peek(max);
+    if (run.count === 0) return ids;
+    ids.push(...idsOf(run));
+    await outbox.consume(run.count);
   }
 }
 
@@ -129,10 +132,10 @@ for (const store of stores) {
       const seen: string[] = [];
       let appendedDuring = 0;
       for (;;) {
-        const events = await outbox.peek(7);
-        if (events.length === 0) break;
-        for (const e of events) seen.push(idOf(e));
-        await outbox.consume(events.length);
+        const run = await outbox.peek(7);
+        if (run.count === 0) break;
+        seen.push(...idsOf(run));
+        await outbox.consume(run.count);
         // Keep appending while the consumer works through refills.
         if (appendedDuring < 300) {
           const e = event();
@@ -155,7 +158,7 @@ for (const store of stores) {
       const outbox = new EndpointOutbox(driver, DIR, "v1");
       const events = Array.from({ length: 5 }, () => event());
       await outbox.append(events, true);
-      assert.deepEqual((await outbox.peek(2)).map(idOf), events.slice(0, 2).map((e) => e.id));
+      assert.deepEqual(idsOf(await outbox.peek(2)), events.slice(0, 2).map((e) => e.id));
       await outbox.consume(2);
       assert.equal(outbox.pendingEvents, 3);
       await outbox.close();
@@ -216,10 +219,13 @@ describe("notification outbox: failures and crashes", () => {
     const fromLegacy = readRecords(legacy, "legacy", "v2");
     assert.equal(fromLegacy.unreadable, 0);
     assert.deepEqual(fromLegacy.records.map((r) => r.text), [encodeRecord(a, "v2"), encodeRecord(b, "v2")]);
-    assert.deepEqual(fromLegacy.records.map((r) => r.timestamp), [a.timestamp, b.timestamp]);
+    assert.deepEqual(fromLegacy.records.map((r) => r.time), [Date.parse(a.timestamp), Date.parse(b.timestamp)]);
     const v2 = Buffer.from(`${encodeRecord(a, "v2")}\x1e\n`);
     assert.deepEqual(readRecords(v2, "v2", "cloudevents").records.map((r) => r.text), [encodeRecord(a, "cloudevents")]);
     assert.deepEqual(readRecords(v2, "v2", "v2").records.map((r) => r.text), [encodeRecord(a, "v2")]);
+    // Stored by the berth of 2026-12-04, before records carried their indentation: they get it.
+    const unindented = Buffer.from(`${encodeRecord(a, "v1").trimStart()}\x1e\n`);
+    assert.deepEqual(readRecords(unindented, "v1", "v1").records.map((r) => r.text), [encodeRecord(a, "v1")]);
   });
 
   it("an idle append log is sealed and deleted a second after everything in it was consumed", async () => {
@@ -307,10 +313,16 @@ describe("event filters and envelopes", () => {
     for (const format of ["v1", "v2", "cloudevents"] as const) {
       const batches = format === "cloudevents" ? events.map((e) => [e]) : [events.slice(0, 1), events];
       for (const batch of batches) {
-        const joined = envelopeOf(batch.map((e) => encodeRecord(e, format)), format);
+        const chunk = chunkOfRecords(batch.map((e) => ({ text: encodeRecord(e, format), time: 0 })));
+        const joined = envelopeOf({ count: batch.length, pieces: [piece(chunk, 0, batch.length)], times: chunk.times }, format);
         const reference = envelopeFor(batch, format);
         assert.equal(joined.contentType, reference.contentType);
         assert.equal(joined.body.toString("utf8"), reference.body.toString("utf8"), `${format}, ${batch.length} events`);
+        if (batch.length < 3) continue;
+        // A run taken from two writes, starting and ending inside them: the same bytes.
+        const [front, back] = [batch.slice(0, 20), batch.slice(20)].map((part) => chunkOfRecords(part.map((e) => ({ text: encodeRecord(e, format), time: 0 }))));
+        const split = envelopeOf({ count: batch.length - 2, pieces: [piece(front!, 1, 19), piece(back!, 0, batch.length - 21)], times: [] }, format);
+        assert.equal(split.body.toString("utf8"), envelopeFor(batch.slice(1, -1), format).body.toString("utf8"), `${format}, two pieces`);
       }
     }
   });

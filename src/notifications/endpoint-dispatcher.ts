@@ -1,7 +1,7 @@
 import type { EndpointConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import type { EndpointOutbox } from "./endpoint-outbox.js";
-import { envelopeOf, type EventRecord } from "./event-record.js";
+import { envelopeOf, type RecordRun } from "./event-record.js";
 import type { WebhookSender } from "./webhook-sender.js";
 
 /** Events waiting before several go in one request. */
@@ -111,7 +111,7 @@ export class EndpointDispatcher {
         }
         const events = await this.outbox.peek(batch);
         this.noteUnreadable();
-        if (events.length === 0) {
+        if (events.count === 0) {
           await this.outbox.waitForAppend(signal);
           continue;
         }
@@ -125,18 +125,18 @@ export class EndpointDispatcher {
   }
 
   /** One attempt to deliver the head events; on success they leave the outbox. */
-  private async deliver(events: EventRecord[], signal: AbortSignal): Promise<void> {
+  private async deliver(events: RecordRun, signal: AbortSignal): Promise<void> {
     this.lastSendAt = performance.now();
-    const result = await this.sender.send(envelopeOf(events.map((record) => record.text), this.config.format), signal);
+    const result = await this.sender.send(envelopeOf(events, this.config.format), signal);
     if (signal.aborted) return;
     if (result.status !== undefined) this.status.statuses[String(result.status)] = (this.status.statuses[String(result.status)] ?? 0) + 1;
     if (result.delivered) {
-      this.status.delivered += events.length;
+      this.status.delivered += events.count;
       this.status.lastDeliveredAt = new Date().toISOString();
       if (this.recentFailures >= this.config.threshold) this.log.info({ endpoint: this.config.name }, "notification endpoint accepts events again");
       this.recentFailures = 0;
       // Takes them out of `pending` before its first await, in the same step as `delivered` counts them.
-      await this.outbox.consume(events.length);
+      await this.outbox.consume(events.count);
       return;
     }
     this.status.failures++;
@@ -203,15 +203,15 @@ export class EndpointDispatcher {
       for (;;) {
         const oldest = Date.now() - this.config.maxAgeMs;
         const first = await this.outbox.peek(1);
-        if (first.length === 0 || Date.parse(first[0]!.timestamp) >= oldest) return;
+        if (first.count === 0 || first.times[0]! >= oldest) return;
         const head = await this.outbox.peek(this.config.maxBatch);
         let old = 0;
-        while (old < head.length && Date.parse(head[old]!.timestamp) < oldest) old++;
+        while (old < head.count && head.times[old]! < oldest) old++;
         if (old === 0) return;
         this.status.dropped += old;
         expired += old;
         await this.outbox.consume(old);
-        if (old < head.length) return;
+        if (old < head.count) return;
       }
     } finally {
       if (expired > 0) this.logDropped(expired, "maxage");

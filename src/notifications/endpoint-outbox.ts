@@ -2,7 +2,7 @@ import type { EventFormat } from "../config/config.js";
 import type { AppendLog, StorageDriver } from "../driver/storage-driver.js";
 import { publicErrorCode } from "../errcode/public-error-code.js";
 import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
-import { decodeRecord, encodeRecord, type EventRecord } from "./event-record.js";
+import { chunkOfRecords, chunkOfStored, currentRecord, decodeRecord, encodeRecord, piece, RECORD_END, type EventRecord, type RecordChunk, type RecordRun } from "./event-record.js";
 import type { RegistryEvent } from "./registry-event.js";
 
 /**
@@ -48,12 +48,11 @@ function describeWriteError(err: unknown): string {
 
 /**
  * How a segment holds its events: records of an endpoint format (src/notifications/event-record.ts),
- * each followed by RS LF (0x1e 0x0a; JSON never holds a raw 0x1e, so a record needs no escaping),
- * or, in segments of berth before records (`legacy`), one RegistryEvent as compact JSON per line.
+ * each followed by RECORD_END, or, in segments of berth before records (`legacy`), one
+ * RegistryEvent as compact JSON per line.
  */
 export type SegmentFormat = EventFormat | "legacy";
 
-const RECORD_END = "\x1e\n";
 const RS = 0x1e;
 const LF = 0x0a;
 
@@ -85,7 +84,7 @@ export function segmentFormat(path: string): SegmentFormat {
 export function readRecords(content: Buffer, stored: SegmentFormat, format: EventFormat): { records: EventRecord[]; unreadable: number } {
   const records: EventRecord[] = [];
   const unreadable = decodeSegment(content, stored, (text, event) => {
-    records.push({ text: stored === format ? text : encodeRecord(event, format), timestamp: event.timestamp });
+    records.push({ text: stored === format ? currentRecord(text, format) : encodeRecord(event, format), time: Date.parse(event.timestamp) });
   });
   return { records, unreadable };
 }
@@ -142,7 +141,7 @@ interface Segment {
   /** Events stored in it; undefined until it is read (a segment found by listing). */
   count: number | undefined;
   /** Its events' records while held in memory: then exactly `count` of them. */
-  records: EventRecord[] | undefined;
+  chunks: RecordChunk[] | undefined;
   /** Nothing more is appended to it. */
   sealed: boolean;
 }
@@ -157,8 +156,8 @@ interface PendingAppend {
  * One endpoint's queue of events, kept in storage. Writers append (a request waits until its
  * events are stored); one dispatcher reads from the head (`peek`) and takes off what it delivered
  * or dropped (`consume`). Events are kept as the endpoint's records (src/notifications/event-record.ts),
- * written once on append: what is held in memory is one string per event, not objects, and a
- * delivery joins them.
+ * written once on append: what is held in memory is the bytes of each write, which a delivery
+ * sends as they are (RecordChunk), not objects or strings.
  *
  * The queue is a run of segments, one record per event. Where the driver can append (the
  * filesystem), appends go to one open segment, a single write each, which is sealed at
@@ -217,7 +216,7 @@ export class EndpointOutbox {
   append(events: RegistryEvent[], durable: boolean): Promise<void> {
     if (events.length === 0) return Promise.resolve();
     return this.appendRecords(
-      events.map((event) => ({ text: encodeRecord(event, this.format), timestamp: event.timestamp })),
+      events.map((event) => ({ text: encodeRecord(event, this.format), time: Date.parse(event.timestamp) })),
       durable,
     );
   }
@@ -253,7 +252,7 @@ export class EndpointOutbox {
       const data = Buffer.from(text);
       try {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
-        this.stored(segment, batch.records);
+        this.stored(segment, data, batch.records);
       } catch (err) {
         // Only a change's events (durable) fail their request; lost pull events are served and
         // counted, and on a read-only registry's read-only storage they would fail readiness forever.
@@ -286,7 +285,7 @@ export class EndpointOutbox {
   /** An object store: the events become a sealed segment of their own. */
   private async writeSegment(data: Buffer, durable: boolean): Promise<Segment> {
     const seq = this.nextSeq++;
-    const segment: Segment = { seq, path: `${this.dir}/${segmentName(seq, this.format)}`, count: 0, records: [], sealed: true };
+    const segment: Segment = { seq, path: `${this.dir}/${segmentName(seq, this.format)}`, count: 0, chunks: [], sealed: true };
     await this.driver.putContent(segment.path, data, { durable });
     this.track(segment);
     return segment;
@@ -300,7 +299,7 @@ export class EndpointOutbox {
     }
     if (!active) {
       const seq = this.nextSeq++;
-      const segment: Segment = { seq, path: `${this.dir}/${segmentName(seq, this.format)}`, count: 0, records: [], sealed: false };
+      const segment: Segment = { seq, path: `${this.dir}/${segmentName(seq, this.format)}`, count: 0, chunks: [], sealed: false };
       active = this.active = { segment, log: await this.driver.appendLog!(segment.path) };
       this.track(segment);
     }
@@ -319,19 +318,22 @@ export class EndpointOutbox {
   private track(segment: Segment): void {
     if (this.overflow || this.refilling || this.window.length >= WINDOW_SEGMENTS) {
       this.overflow = true;
-      segment.records = undefined;
+      segment.chunks = undefined;
     } else {
       this.window.push(segment);
       this.highestQueued = segment.seq;
     }
   }
 
-  private stored(segment: Segment, records: EventRecord[]): void {
+  /** `data` (the records, as written) is storage's now, and becomes the records held for delivery. */
+  private stored(segment: Segment, data: Buffer, records: EventRecord[]): void {
     segment.count = (segment.count ?? 0) + records.length;
     this.pendingEvents += records.length;
     this.appendedEvents += records.length;
-    if (segment.records) {
-      for (const record of records) segment.records.push(record);
+    if (segment.chunks) {
+      // An object store's driver may keep what it was given (the in-memory one does): a copy is turned.
+      const held = this.driver.appendLog ? data : Buffer.from(data);
+      segment.chunks.push(chunkOfStored(held, records.map((record) => record.time)));
       this.heldEvents += records.length;
       // Past the budget only the head keeps its events; the others are read back when their turn comes.
       if (this.heldEvents > WINDOW_EVENTS && segment !== this.window[0]) this.release(segment);
@@ -340,9 +342,9 @@ export class EndpointOutbox {
   }
 
   private release(segment: Segment): void {
-    if (!segment.records) return;
-    this.heldEvents -= segment.records.length;
-    segment.records = undefined;
+    if (!segment.chunks) return;
+    this.heldEvents -= chunkedCount(segment.chunks);
+    segment.chunks = undefined;
   }
 
   private isDrainedHead(segment: Segment): boolean {
@@ -364,24 +366,36 @@ export class EndpointOutbox {
    * Segments not in memory are read back (the head always; the ones after it while the memory
    * budget allows).
    */
-  async peek(max: number): Promise<EventRecord[]> {
-    const out: EventRecord[] = [];
+  async peek(max: number): Promise<RecordRun> {
+    const run: RecordRun = { count: 0, pieces: [], times: [] };
     if (this.window.length === 0 && this.overflow) await this.refill();
     let skip = this.consumed;
     // A snapshot: sealing may remove a consumed head meanwhile. Each segment holds an event or more.
     for (const segment of this.window.slice(0, max + 1)) {
-      if (out.length >= max) break;
-      if (!segment.records && out.length > 0 && this.heldEvents >= WINDOW_EVENTS) break;
-      const events = segment.records ?? (await this.load(segment));
+      if (run.count >= max) break;
+      if (!segment.chunks && run.count > 0 && this.heldEvents >= WINDOW_EVENTS) break;
+      const chunks = segment.chunks ?? (await this.load(segment));
       // Whole segments where they fit: a segment consumed whole is deleted and needs no cursor
       // (on an object store, a cursor is a PUT).
-      if (out.length > 0 && out.length + events.length > max) break;
-      for (let j = skip; j < events.length && out.length < max; j++) out.push(events[j]!);
+      if (run.count > 0 && run.count + chunkedCount(chunks) > max) break;
+      for (const chunk of chunks) {
+        const inChunk = chunk.ends.length;
+        if (skip >= inChunk) {
+          skip -= inChunk;
+          continue;
+        }
+        const taken = Math.min(inChunk - skip, max - run.count);
+        run.pieces.push(piece(chunk, skip, taken));
+        for (let j = skip; j < skip + taken; j++) run.times.push(chunk.times[j]!);
+        run.count += taken;
+        skip = 0;
+        if (run.count >= max) break;
+      }
       skip = 0;
     }
     // Nothing waits: a count that says otherwise (events given up on while read) is set right.
-    if (out.length === 0 && !this.waiting()) this.pendingEvents = 0;
-    return out;
+    if (run.count === 0 && !this.waiting()) this.pendingEvents = 0;
+    return run;
   }
 
   /** Events are stored that were not consumed yet. */
@@ -441,7 +455,7 @@ export class EndpointOutbox {
   }
 
   /** The records of a segment, read back from storage; the head keeps them until it is removed. */
-  private async load(segment: Segment): Promise<EventRecord[]> {
+  private async load(segment: Segment): Promise<RecordChunk[]> {
     for (;;) {
       const expected = segment.count;
       let content: Buffer;
@@ -454,7 +468,7 @@ export class EndpointOutbox {
         taken = true;
         content = Buffer.alloc(0);
       }
-      if (segment.records) return segment.records; // an append filled it meanwhile
+      if (segment.chunks) return segment.chunks; // an append filled it meanwhile
       const { records: events, unreadable } = readRecords(content, segmentFormat(segment.path), this.format);
       if (expected !== undefined && segment.count !== expected) continue; // appended to while read: again
       // Damaged, or taken by another node: what is not there is given up on.
@@ -465,10 +479,11 @@ export class EndpointOutbox {
       const kept = expected === undefined ? events : events.slice(0, expected);
       segment.count = kept.length;
       if (this.consumed > kept.length && this.window[0] === segment) this.consumed = kept.length;
-      segment.records = kept;
+      const chunks = kept.length > 0 ? [chunkOfRecords(kept)] : [];
+      segment.chunks = chunks;
       this.heldEvents += kept.length;
       if (this.window[0] !== segment && this.heldEvents > WINDOW_EVENTS) this.release(segment);
-      return kept;
+      return chunks;
     }
   }
 
@@ -546,7 +561,7 @@ export class EndpointOutbox {
       const taken = found.slice(0, WINDOW_SEGMENTS);
       for (const { path, seq } of taken) {
         // The open segment keeps its own record: appends go on counting into it.
-        const segment = this.active?.segment.seq === seq ? this.active.segment : { seq, path, count: undefined, records: undefined, sealed: true };
+        const segment = this.active?.segment.seq === seq ? this.active.segment : { seq, path, count: undefined, chunks: undefined, sealed: true };
         this.window.push(segment);
       }
       if (taken.length > 0) this.highestQueued = taken[taken.length - 1]!.seq;
@@ -556,4 +571,11 @@ export class EndpointOutbox {
       this.refilling = false;
     }
   }
+}
+
+/** The records in `chunks`. */
+function chunkedCount(chunks: RecordChunk[]): number {
+  let count = 0;
+  for (const chunk of chunks) count += chunk.ends.length;
+  return count;
 }
