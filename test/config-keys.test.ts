@@ -146,7 +146,7 @@ describe("middleware.storage", () => {
 
 describe("validation", () => {
   it("is on with no lists by default; disabled, enabled (deprecated) and the lists are read", () => {
-    assert.deepEqual(parse(MINIMAL).config.validation, { enabled: true, allow: [], deny: [] });
+    assert.deepEqual(parse(MINIMAL).config.validation, { enabled: true, allow: [], deny: [], indexes: { platforms: "all", platformList: [] } });
     assert.equal(parse(`${MINIMAL}validation:\n  disabled: true\n`).config.validation.enabled, false);
     // distribution: the deprecated enabled: true wins over disabled.
     const both = parse(`${MINIMAL}validation:\n  enabled: true\n  disabled: true\n`);
@@ -154,8 +154,11 @@ describe("validation", () => {
     assert.deepEqual(both.warnings, ["validation.enabled is deprecated in distribution; use validation.disabled"]);
     const { config, warnings } = parse(`${MINIMAL}validation:\n  manifests:\n    urls:\n      allow: ['^https://a/']\n      deny: ['b$', 'c']\n`);
     assert.deepEqual(warnings, []);
-    assert.deepEqual(config.validation, { enabled: true, allow: ["^https://a/"], deny: ["b$", "c"] });
-    assert.deepEqual(describeConfig(config)["validation"], { disabled: false, manifests: { urls: { allow: ["^https://a/"], deny: ["b$", "c"] } } });
+    assert.deepEqual(config.validation, { enabled: true, allow: ["^https://a/"], deny: ["b$", "c"], indexes: { platforms: "all", platformList: [] } });
+    assert.deepEqual(describeConfig(config)["validation"], {
+      disabled: false,
+      manifests: { urls: { allow: ["^https://a/"], deny: ["b$", "c"] }, indexes: { platforms: "all", platformlist: [] } },
+    });
   });
 
   it("refuses a list that is not a list of patterns, and a pattern that does not compile", () => {
@@ -164,10 +167,30 @@ describe("validation", () => {
     assertConfigError(() => parse(MINIMAL, { REGISTRY_VALIDATION_DISABLED: "perhaps" }), "validation.disabled", "REGISTRY_VALIDATION_DISABLED");
   });
 
-  it("warns about distribution 3's indexes.platforms, which berth does not act on", () => {
-    assert.deepEqual(parse(`${MINIMAL}validation:\n  manifests:\n    indexes:\n      platforms: none\n`).warnings, [
-      "validation.manifests.indexes is not supported by berth yet and is ignored",
+  it("reads distribution 3's indexes.platforms (all, none, list, any case) and platformlist, warning as distribution does when not all", () => {
+    const none = parse(`${MINIMAL}validation:\n  manifests:\n    indexes:\n      platforms: None\n`);
+    assert.deepEqual(none.config.validation.indexes, { platforms: "none", platformList: [] });
+    assert.deepEqual(none.warnings, [
+      "validation.manifests.indexes.platforms: none: indexes may be pushed with children the registry does not hold, which other tools may not expect",
     ]);
+    const list = parse(`${MINIMAL}validation:\n  manifests:\n    indexes:\n      platforms: list\n      platformlist:\n        - architecture: amd64\n          os: linux\n        - {architecture: arm64, os: linux}\n`);
+    assert.deepEqual(list.config.validation.indexes, { platforms: "list", platformList: [{ architecture: "amd64", os: "linux" }, { architecture: "arm64", os: "linux" }] });
+    assert.deepEqual((describeConfig(list.config)["validation"] as { manifests: unknown }).manifests, {
+      urls: { allow: [], deny: [] },
+      indexes: { platforms: "list", platformlist: [{ architecture: "amd64", os: "linux" }, { architecture: "arm64", os: "linux" }] },
+    });
+    assert.equal(parse(MINIMAL, { REGISTRY_VALIDATION_MANIFESTS_INDEXES_PLATFORMS: "none" }).config.validation.indexes.platforms, "none");
+    const stray = parse(`${MINIMAL}validation:\n  manifests:\n    indexes:\n      platformlist:\n        - {architecture: amd64, os: linux}\n`);
+    assert.equal(stray.config.validation.indexes.platforms, "all");
+    assert.deepEqual(stray.warnings, ["validation.manifests.indexes.platformlist applies only with platforms: list; every child is required"]);
+  });
+
+  it("refuses an unknown indexes.platforms and a platformlist that is not a list of platforms", () => {
+    const at = "validation.manifests.indexes";
+    assertConfigError(() => parse(`${MINIMAL}validation:\n  manifests:\n    indexes:\n      platforms: some\n`), `${at}.platforms`, "expected one of all, none, list");
+    assertConfigError(() => parse(`${MINIMAL}validation:\n  manifests:\n    indexes:\n      platforms: list\n      platformlist: linux/amd64\n`), `${at}.platformlist`, "expected a list of platforms");
+    assertConfigError(() => parse(`${MINIMAL}validation:\n  manifests:\n    indexes:\n      platforms: list\n      platformlist:\n        - linux/amd64\n`), `${at}.platformlist[0]`, "expected a mapping");
+    assertConfigError(() => parse(`${MINIMAL}validation:\n  manifests:\n    indexes:\n      platforms: list\n      platformlist:\n        - {variant: v8}\n`), `${at}.platformlist[0]`, "expected an architecture and an os");
   });
 });
 

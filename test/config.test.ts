@@ -804,7 +804,7 @@ describe("describeConfig", () => {
         h2c: { enabled: false },
       },
       health: { storagedriver: { enabled: true, interval: "10s", threshold: 3 } },
-      validation: { disabled: false, manifests: { urls: { allow: [], deny: [] } } },
+      validation: { disabled: false, manifests: { urls: { allow: [], deny: [] }, indexes: { platforms: "all", platformlist: [] } } },
       ui: { enabled: true },
     });
   });

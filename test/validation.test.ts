@@ -1,6 +1,8 @@
 /**
  * validation.manifests.urls: the URLs of layers in pushed manifests, over a real socket, with the
- * same pushes checked against distribution 2.8 (Debian's docker-registry) on the same rules.
+ * same pushes checked against distribution 2.8 (Debian's docker-registry) on the same rules; and
+ * validation.manifests.indexes (distribution 3 only, so berth alone): which children of an index
+ * must be in the repository.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -10,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { compileGoRegexp, compileGoRegexpList } from "../src/validation/go-regexp.js";
 import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { requireDistribution, startDistribution, type DistributionProcess } from "./support/distribution-process.js";
-import { DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient, expectError, json, randomImage, uniqueName, unknownDigest } from "./support/registry-client.js";
+import { DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, RegistryClient, digestOf, expectError, json, randomImage, uniqueName, unknownDigest } from "./support/registry-client.js";
 
 const NON_DISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
 const FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
@@ -152,6 +154,62 @@ describe("validation decisions compared with distribution 2.8", { skip: distribu
       }
     }
   });
+});
+
+describe("validation.manifests.indexes: which children of a pushed index must be in the repository", () => {
+  const modes = {
+    all: "",
+    none: "validation:\n  manifests:\n    indexes:\n      platforms: none",
+    list: "validation:\n  manifests:\n    indexes:\n      platforms: list\n      platformlist:\n        - architecture: amd64\n          os: linux",
+  };
+  const servers: Partial<Record<keyof typeof modes, { berth: BerthProcess; client: RegistryClient }>> = {};
+  before(async () => {
+    for (const [mode, sections] of Object.entries(modes) as Array<[keyof typeof modes, string]>) {
+      const berth = await startBerth({ configYaml: testConfig({ sections }) });
+      servers[mode] = { berth, client: new RegistryClient(berth.url) };
+    }
+  });
+  after(async () => {
+    for (const server of Object.values(servers)) await server.berth.stop();
+  });
+
+  /** An index over `children` (digest, os/arch), pushed by digest after one image it may name; the PUT's response and the index's digest. */
+  async function pushIndex(client: RegistryClient, name: string, children: Array<{ digest: string; platform: string }>): Promise<{ response: Response; digest: string }> {
+    const bytes = json({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: children.map(({ digest, platform }) => {
+        const [os, architecture] = platform.split("/");
+        return { mediaType: OCI_MANIFEST, digest, size: 321, platform: { architecture, os } };
+      }),
+    });
+    const digest = digestOf(bytes);
+    return { response: await client.putManifest(name, digest, bytes, OCI_INDEX), digest };
+  }
+
+  for (const mode of Object.keys(modes) as Array<keyof typeof modes>) {
+    it(`platforms: ${mode}: a missing child is refused 400 MANIFEST_BLOB_UNKNOWN where the mode requires it, with nothing written`, async () => {
+      const { client } = servers[mode]!;
+      const name = uniqueName(`idx-${mode}`);
+      const present = await client.pushImage(name, undefined);
+      const [missingArm, missingAmd] = [unknownDigest(), unknownDigest()];
+      // An arm64 child missing: only "all" requires it.
+      const arm = await pushIndex(client, name, [{ digest: present.digest, platform: "linux/amd64" }, { digest: missingArm, platform: "linux/arm64" }]);
+      // An amd64 child missing: "all" and "list" (linux/amd64) require it.
+      const amd = await pushIndex(client, name, [{ digest: missingAmd, platform: "linux/amd64" }]);
+      const expected = { all: [false, false], none: [true, true], list: [true, false] }[mode];
+      for (const [i, [pushed, missing]] of ([[arm, missingArm], [amd, missingAmd]] as const).entries()) {
+        if (expected[i]) {
+          assert.equal(pushed.response.status, 201, `${mode}: index ${i}`);
+          assert.equal((await client.send(`/v2/${name}/manifests/${pushed.digest}`, { headers: { Accept: OCI_INDEX } })).status, 200);
+        } else {
+          const error = await expectError(pushed.response, 400, "MANIFEST_BLOB_UNKNOWN");
+          assert.deepEqual((error.detail as { digests: string[] }).digests, [missing]);
+          assert.equal((await client.send(`/v2/${name}/manifests/${pushed.digest}`, { headers: { Accept: OCI_INDEX } })).status, 404);
+        }
+      }
+    });
+  }
 });
 
 describe("Go regular expressions", () => {

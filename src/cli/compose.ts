@@ -17,6 +17,7 @@ import type { ServerSettings } from "../server/request-context.js";
 import type { Tracing } from "../tracing/tracing.js";
 import { readTracingSettings } from "../tracing/tracing-settings.js";
 import { isWorker } from "./workers.js";
+import { IndexChildPolicy } from "../validation/index-child-policy.js";
 import { LayerUrlPolicy } from "../validation/layer-url-policy.js";
 import type { OnlineGcNode } from "../gc/online/online-gc-node.js";
 import { DEFAULT_GC_TIMING, testTimingFromEnv, type GcTiming } from "../gc/online/timing.js";
@@ -247,6 +248,7 @@ export async function createRegistry(
     deleteEnabled: config.storage.deleteEnabled,
     readOnly: config.storage.readOnly,
     manifestChecks: [new LayerUrlPolicy(config.validation)],
+    indexChildren: new IndexChildPolicy(config.validation.indexes),
     ...(config.storage.tagLookupConcurrency > 0 ? { tagLookupConcurrency: config.storage.tagLookupConcurrency } : {}),
   });
   let registry: Registry = local;

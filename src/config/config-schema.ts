@@ -231,8 +231,7 @@ export const ROOT_SPEC: Spec = section({
   validation: section({
     enabled: VALUE,
     disabled: VALUE,
-    // indexes.platforms (distribution 3): berth requires every child of an index, as "all" does.
-    manifests: section({ urls: section({ allow: VALUE, deny: VALUE }), indexes: IGNORED }),
+    manifests: section({ urls: section({ allow: VALUE, deny: VALUE }), indexes: section({ platforms: VALUE, platformlist: VALUE }) }),
   }),
   compatibility: IGNORED,
   reporting: IGNORED,

@@ -84,6 +84,8 @@ export interface Config {
     /** Go regular expressions, each checked to compile. */
     allow: string[];
     deny: string[];
+    /** validation.manifests.indexes (distribution 3): which children of a pushed index must be in the repository. */
+    indexes: IndexValidation;
   };
   /** middleware.storage: wrappers of the driver's redirect URLs, innermost first. */
   middleware: { storage: StorageMiddlewareConfig[] };
@@ -514,3 +516,13 @@ export const DEFAULT_GC_MAX_CPU = 0.25;
 
 /** A blob pushed but not yet named by a manifest must survive the push: pushes take minutes, not seconds. */
 export const GC_MIN_GRACE_MS = 10 * 60_000;
+
+/**
+ * validation.manifests.indexes: `all` children of a pushed index must already be in the repository
+ * (distribution's default, and 2.8's only behaviour), `none`, or those whose platform is in `platformList`
+ * (`list`; every child when the list is empty, as in distribution).
+ */
+export interface IndexValidation {
+  platforms: "all" | "none" | "list";
+  platformList: Array<{ architecture: string; os: string }>;
+}

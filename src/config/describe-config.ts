@@ -89,7 +89,13 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.notifications === undefined ? {} : { notifications: describeNotifications(config.notifications) }),
     ...(config.health === undefined ? {} : { health: describeHealth(config.health) }),
     ...(config.policy.repositoryClasses.length === 0 ? {} : { policy: { repository: { classes: [...config.policy.repositoryClasses] } } }),
-    validation: { disabled: !config.validation.enabled, manifests: { urls: { allow: [...config.validation.allow], deny: [...config.validation.deny] } } },
+    validation: {
+      disabled: !config.validation.enabled,
+      manifests: {
+        urls: { allow: [...config.validation.allow], deny: [...config.validation.deny] },
+        indexes: { platforms: config.validation.indexes.platforms, platformlist: config.validation.indexes.platformList.map((p) => ({ ...p })) },
+      },
+    },
     ...(config.middleware.storage.length === 0 ? {} : { middleware: { storage: config.middleware.storage.map(describeStorageMiddleware) } }),
     ...(config.catalog.maxEntries === undefined ? {} : { catalog: { maxentries: config.catalog.maxEntries } }),
     ui: { enabled: config.ui.enabled },

@@ -30,6 +30,14 @@ export interface LayerDescriptor {
   urls: string[];
 }
 
+/** A child of an index, with the platform it names (validation.manifests.indexes picks children by it). */
+export interface IndexChild {
+  digest: Digest;
+  /** The descriptor's platform.architecture and platform.os; "" where absent. */
+  architecture: string;
+  os: string;
+}
+
 /** What the registry needs to know of a manifest; the bytes themselves are kept as pushed. */
 export interface ParsedManifest {
   mediaType: string;
@@ -38,6 +46,8 @@ export interface ParsedManifest {
   blobs: Digest[];
   /** Manifests the repository must hold: the children of an index. */
   manifests: Digest[];
+  /** The children of an index with their platforms (empty for an image manifest). */
+  children: IndexChild[];
   /** An image manifest's layers with the `urls` they name (empty for an index). */
   layers: LayerDescriptor[];
   subject?: Descriptor;
@@ -79,7 +89,8 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
   if (kind === "index") {
     if (!Array.isArray(value.manifests)) throw invalid("index has no manifests array");
     const children = value.manifests.map((entry, i) => descriptor(entry, `manifests[${i}]`));
-    return { mediaType, kind, blobs: [], manifests: children.map((d) => d.digest), layers: [], subject, artifactType, annotations };
+    const withPlatforms = children.map((d, i) => ({ digest: d.digest, ...platformOf((value.manifests as unknown[])[i]) }));
+    return { mediaType, kind, blobs: [], manifests: children.map((d) => d.digest), children: withPlatforms, layers: [], subject, artifactType, annotations };
   }
   if (value.config === undefined) throw invalid("manifest has no config");
   const config = descriptor(value.config, "config");
@@ -99,6 +110,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     kind,
     blobs,
     manifests: [],
+    children: [],
     layers: withURLs,
     subject,
     artifactType: artifactType ?? config.mediaType,
@@ -134,6 +146,14 @@ function descriptor(value: unknown, where: string): Descriptor {
   const artifactType = optionalString(value, "artifactType");
   const annotations = stringMap(value.annotations, `${where}.annotations`);
   return { mediaType, digest, size, artifactType, annotations };
+}
+
+/** An index entry's platform as distribution's Go structs read it: a field that is not a string reads as "". */
+function platformOf(entry: unknown): { architecture: string; os: string } {
+  const platform = isObject(entry) ? entry.platform : undefined;
+  if (!isObject(platform)) return { architecture: "", os: "" };
+  const text = (v: unknown): string => (typeof v === "string" ? v : "");
+  return { architecture: text(platform.architecture), os: text(platform.os) };
 }
 
 function stringMap(value: unknown, where: string): Record<string, string> | undefined {

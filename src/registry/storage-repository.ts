@@ -14,12 +14,15 @@ import type { ChunkExpectation, UploadBody, UploadSession, UploadStore } from ".
 import type { DeletedManifest, PutManifestResult, Reference, Repository } from "./repository.js";
 import type { RedirectClient } from "../driver/storage-driver.js";
 import type { ManifestCheck } from "./manifest-check.js";
+import type { IndexChildPolicy } from "../validation/index-child-policy.js";
 
 export interface RepositoryPolicy {
   deleteEnabled: boolean;
   readOnly: boolean;
   /** Rules every pushed manifest must pass (validation.manifests.urls). */
   manifestChecks?: readonly ManifestCheck[];
+  /** Which children of a pushed index must be here (validation.manifests.indexes); all of them without it. */
+  indexChildren?: IndexChildPolicy;
 }
 
 export interface RepositoryParts {
@@ -193,7 +196,7 @@ export class StorageRepository implements Repository {
     // are there; on an object store that spares a request per reference and two for the manifest.
     let digest = computed;
     if (!(await this.parts.manifests.exists(computed))) {
-      await this.assertReferencesExist(manifest.blobs, manifest.manifests);
+      await this.assertReferencesExist(manifest.blobs, this.policy.indexChildren?.required(manifest) ?? manifest.manifests);
       digest = await this.parts.manifests.put(content, manifest.mediaType, algorithm);
     }
     if (manifest.subject) await this.parts.referrers.add(manifest.subject.digest, digest);
