@@ -3,6 +3,7 @@ import { createHash, randomBytes, randomInt } from "node:crypto";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
+import { settleCopy, type CopyStatus } from "../src/driver/azure/copy-settle.js";
 import { AzureDriver, type AzureDriverOptions, type AzureDriverTuning } from "../src/driver/azure/azure-driver.js";
 import { PathNotFoundError } from "../src/driver/storage-driver.js";
 import { describeStorage } from "../src/cli/compose.js";
@@ -190,6 +191,8 @@ storage:
         realm: "core.windows.net",
         serviceUrl: undefined,
         rootDirectory: "/prefix",
+        maxRetries: 5,
+        retryDelayMs: 100,
       });
       assert.equal(describeStorage(config), "azure container registry at https://myaccount.blob.core.windows.net, root /prefix");
       const china = parse(YAML.replace("container: registry", "container: registry\n    realm: core.chinacloudapi.cn\n    credentials:\n      type: shared_key"));
@@ -263,11 +266,68 @@ storage:
       configError(() => parse(YAML.replace("container: registry", "container: registry\n    credentials:\n      type: default_credentials")), "storage.azure.accountkey", "is not used with credentials.type default_credentials");
       configError(() => parse(YAML.replace("container: registry", "container: registry\n    credentials:\n      type: sas")), "storage.azure.credentials.type", "expected one of shared_key, client_secret, default_credentials");
       configError(() => parse(YAML.replace("container: registry", "container: registry\n    connectionstring: UseDevelopmentStorage=true")), "storage.azure.accountkey", "is not used with connectionstring");
-      const { warnings } = parse(YAML.replace("container: registry", "container: registry\n    copy_status_poll_max_retry: 5\n    copy_status_poll_delay: 100ms"));
-      assert.deepEqual(warnings.sort(), [
-        "storage.azure.copy_status_poll_delay is not supported by berth yet and is ignored",
-        "storage.azure.copy_status_poll_max_retry is not supported by berth yet and is ignored",
-      ]);
+      configError(() => parse(YAML.replace("container: registry", "container: registry\n    max_retries: -2")), "storage.azure.max_retries", "expected -1 or a non-negative integer");
+      configError(() => parse(YAML.replace("container: registry", "container: registry\n    retry_delay: soon")), "storage.azure.retry_delay", "");
+      configError(() => parse(YAML.replace("container: registry", "container: registry\n    max_retries: 3\n    copy_status_poll_max_retry: 5")), "storage.azure.copy_status_poll_max_retry", "set one");
+    });
+
+    it("reads max_retries and retry_delay (distribution 3.0), and their release candidates' names with a warning", () => {
+      const azure = (yaml: string, env: Record<string, string> = {}): { maxRetries: number; retryDelayMs: number; warnings: string[] } => {
+        const { config, warnings } = parse(yaml, env);
+        assert.equal(config.storage.driver.kind, "azure");
+        const driver = config.storage.driver as { maxRetries: number; retryDelayMs: number };
+        return { maxRetries: driver.maxRetries, retryDelayMs: driver.retryDelayMs, warnings };
+      };
+      assert.deepEqual(azure(YAML), { maxRetries: 5, retryDelayMs: 100, warnings: [] });
+      assert.deepEqual(azure(YAML.replace("container: registry", "container: registry\n    max_retries: 12\n    retry_delay: 2s")), { maxRetries: 12, retryDelayMs: 2000, warnings: [] });
+      assert.deepEqual(azure(YAML.replace("container: registry", "container: registry\n    max_retries: 0\n    retry_delay: 0s")), { maxRetries: 5, retryDelayMs: 100, warnings: [] });
+      assert.deepEqual(azure(YAML.replace("container: registry", "container: registry\n    max_retries: -1")).maxRetries, -1);
+      assert.deepEqual(azure(YAML.replace("container: registry", "container: registry\n    copy_status_poll_max_retry: 9\n    copy_status_poll_delay: 1s")), {
+        maxRetries: 9,
+        retryDelayMs: 1000,
+        warnings: [
+          "storage.azure.copy_status_poll_max_retry is read as storage.azure.max_retries, its name since distribution 3.0",
+          "storage.azure.copy_status_poll_delay is read as storage.azure.retry_delay, its name since distribution 3.0",
+        ],
+      });
+      const described = describeConfig(parse(YAML.replace("container: registry", "container: registry\n    max_retries: 3")).config) as { storage: { azure: Record<string, unknown> } };
+      assert.equal(described.storage.azure["max_retries"], 3);
+      assert.equal(described.storage.azure["retry_delay"], "100ms");
+    });
+
+    it("waits for a pending copy as distribution does: n-th wait retry_delay × n, aborted after max_retries checks, at once with -1", async () => {
+      /** A copy the service reports `statuses` for, one per check; records the waits and the abort. */
+      const copy = (statuses: CopyStatus[], description?: string) => {
+        const log: string[] = [];
+        return {
+          log,
+          pending: {
+            status: async () => {
+              const status = statuses.shift() ?? "pending";
+              log.push(`check ${status}`);
+              return { status, description };
+            },
+            abort: async () => {
+              log.push("abort");
+            },
+          },
+          sleep: async (ms: number) => {
+            log.push(`wait ${ms}`);
+          },
+        };
+      };
+      const done = copy(["pending", "pending", "success"]);
+      await settleCopy(done.pending, { maxRetries: 5, retryDelayMs: 100 }, "a", done.sleep);
+      assert.deepEqual(done.log, ["check pending", "wait 100", "check pending", "wait 200", "check success"]);
+      const stuck = copy([]);
+      await assert.rejects(settleCopy(stuck.pending, { maxRetries: 3, retryDelayMs: 10 }, "of /a to /b", stuck.sleep), /copy of \/a to \/b still pending after 3 checks \(max_retries 3\): aborted/);
+      assert.deepEqual(stuck.log, ["check pending", "wait 10", "check pending", "wait 20", "check pending", "abort"]);
+      const failed = copy(["pending", "failed"], "source changed");
+      await assert.rejects(settleCopy(failed.pending, { maxRetries: 5, retryDelayMs: 1 }, "c", failed.sleep), /copy c failed: source changed/);
+      assert.ok(!failed.log.includes("abort"));
+      const never = copy([]);
+      await assert.rejects(settleCopy(never.pending, { maxRetries: -1, retryDelayMs: 100 }, "d", never.sleep), /max_retries is -1: aborted/);
+      assert.deepEqual(never.log, ["abort"]);
     });
   });
 

@@ -38,6 +38,7 @@ function options(overrides: Partial<GcsDriverOptions> = {}): GcsDriverOptions {
     serviceAccount: account,
     rootDirectory: `/t-${randomBytes(4).toString("hex")}`,
     chunkSize: 256 * KiB,
+    maxConcurrency: 50,
     ...overrides,
   };
 }
@@ -328,7 +329,7 @@ describe("storage.gcs configuration", () => {
 
   it("reads distribution's keys with its defaults, masks the private key, and builds the driver", async () => {
     const { config, warnings } = parse(inline("    rootdirectory: /prefix\n    useragent: x\n"));
-    assert.deepEqual(warnings, ["storage.gcs.useragent is not supported by berth yet and is ignored"]);
+    assert.deepEqual(warnings, []);
     const driver = config.storage.driver;
     assert.equal(driver.kind, "gcs");
     if (driver.kind !== "gcs") return;
@@ -336,6 +337,8 @@ describe("storage.gcs configuration", () => {
     assert.equal(driver.chunkSize, 5 * MiB);
     assert.equal(driver.rootDirectory, "/prefix");
     assert.equal(driver.apiEndpoint, undefined);
+    assert.equal(driver.userAgent, "x");
+    assert.equal(driver.maxConcurrency, 50);
     assert.equal(driver.serviceAccount?.client_email, account.client_email);
     const described = JSON.stringify(describeConfig(config));
     assert.ok(!described.includes("PRIVATE KEY"), described);
@@ -355,10 +358,22 @@ describe("storage.gcs configuration", () => {
         REGISTRY_STORAGE_GCS_KEYFILE: keyfile,
         REGISTRY_STORAGE_GCS_CHUNKSIZE: String(512 * KiB),
         REGISTRY_STORAGE_GCS_APIENDPOINT: "http://127.0.0.1:9199/",
+        REGISTRY_STORAGE_GCS_USERAGENT: "ua/1",
+        REGISTRY_STORAGE_GCS_MAXCONCURRENCY: "30",
       });
       assert.deepEqual(
         { ...config.storage.driver, serviceAccount: undefined },
-        { kind: "gcs", bucket: "from-env", serviceAccount: undefined, keyFile: keyfile, rootDirectory: "", chunkSize: 512 * KiB, apiEndpoint: "http://127.0.0.1:9199" },
+        {
+          kind: "gcs",
+          bucket: "from-env",
+          serviceAccount: undefined,
+          keyFile: keyfile,
+          rootDirectory: "",
+          chunkSize: 512 * KiB,
+          apiEndpoint: "http://127.0.0.1:9199",
+          userAgent: "ua/1",
+          maxConcurrency: 30,
+        },
       );
       const fromFields = parse(inline(""), { REGISTRY_STORAGE_GCS_CREDENTIALS_CLIENT_EMAIL: "other@demo-berth.iam.gserviceaccount.com" });
       assert.equal(fromFields.config.storage.driver.kind === "gcs" && fromFields.config.storage.driver.serviceAccount?.client_email, "other@demo-berth.iam.gserviceaccount.com");
@@ -372,6 +387,11 @@ describe("storage.gcs configuration", () => {
     configError(inline("    chunksize: 300000\n"), "storage.gcs.chunksize", "multiple of 262144");
     configError(inline("    chunksize: 0\n"), "storage.gcs.chunksize", "");
     configError(inline("    apiendpoint: ftp://x\n"), "storage.gcs.apiendpoint", "expected an http or https URL");
+    configError(inline("    maxconcurrency: many\n"), "storage.gcs.maxconcurrency", "");
+    configError(inline("    maxconcurrency: 0\n"), "storage.gcs.maxconcurrency", "");
+    const low = parse(inline("    maxconcurrency: 10\n"));
+    assert.equal(low.config.storage.driver.kind === "gcs" && low.config.storage.driver.maxConcurrency, 25);
+    assert.deepEqual(low.warnings, ["storage.gcs.maxconcurrency 10 is raised to 25, distribution's least"]);
     configError(inline("    keyfile: /nonexistent/key.json\n"), "storage.gcs.credentials", "not both");
     configError("version: 0.1\nstorage:\n  gcs:\n    bucket: b-1\n    keyfile: /nonexistent/key.json\n", "storage.gcs.keyfile", "cannot read the service account key");
     configError(

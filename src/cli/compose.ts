@@ -72,6 +72,7 @@ export async function createDriver(config: Config, log?: Logger): Promise<Storag
         realm: driver.realm,
         serviceurl: driver.serviceUrl,
         rootdirectory: driver.rootDirectory,
+        copyRetry: { maxRetries: driver.maxRetries, retryDelayMs: driver.retryDelayMs },
       });
       await refuseUnusableContainer(azure, driver);
       return azure;
@@ -84,6 +85,8 @@ export async function createDriver(config: Config, log?: Logger): Promise<Storag
         rootDirectory: driver.rootDirectory,
         chunkSize: driver.chunkSize,
         apiEndpoint: driver.apiEndpoint,
+        userAgent: driver.userAgent,
+        maxConcurrency: driver.maxConcurrency,
       });
     }
   }

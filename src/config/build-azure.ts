@@ -1,6 +1,6 @@
 // storage.azure, with distribution's keys and defaults (2.8's, plus 3's credentials and serviceurl).
 import type { AzureCredentialsConfig, AzureStorage } from "./config.js";
-import { child, fail, readEnum, readOptionalString, readSection } from "./raw-values.js";
+import { child, fail, readDuration, readEnum, readOptionalString, readSection } from "./raw-values.js";
 import type { Raw, RawMap } from "./raw-yaml.js";
 
 const DEFAULT_REALM = "core.windows.net";
@@ -11,7 +11,11 @@ const CONTAINER_NAME = /^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/;
 const ACCOUNT_NAME = /^[a-z0-9]{3,24}$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-export function buildAzure(azure: RawMap | undefined, node: Raw | undefined): AzureStorage {
+/** distribution 3's defaults for polling a pending copy. */
+const DEFAULT_MAX_RETRIES = 5;
+const DEFAULT_RETRY_DELAY_MS = 100;
+
+export function buildAzure(azure: RawMap | undefined, node: Raw | undefined, warnings: string[]): AzureStorage {
   const at = "storage.azure";
   const str = (key: string): string | undefined => readOptionalString(child(azure, key), `${at}.${key}`);
 
@@ -53,7 +57,30 @@ export function buildAzure(azure: RawMap | undefined, node: Raw | undefined): Az
     realm,
     serviceUrl: serviceUrl?.replace(/\/+$/, ""),
     rootDirectory: str("rootdirectory") ?? "",
+    ...readCopyRetry(azure, warnings),
   };
+}
+
+/**
+ * max_retries and retry_delay (distribution 3.0), or copy_status_poll_max_retry and
+ * copy_status_poll_delay (its release candidates' names, warned about). 0 and "" keep the
+ * default, as in distribution.
+ */
+function readCopyRetry(azure: RawMap | undefined, warnings: string[]): { maxRetries: number; retryDelayMs: number } {
+  const at = "storage.azure";
+  const pick = (key: string, old: string): [string, Raw | undefined] => {
+    const [current, previous] = [child(azure, key), child(azure, old)];
+    if (current !== undefined && previous !== undefined) throw fail(`${at}.${old}`, previous, `${old} is distribution's earlier name of ${key}: set one`);
+    if (previous !== undefined) warnings.push(`${at}.${old} is read as ${at}.${key}, its name since distribution 3.0`);
+    return previous !== undefined ? [`${at}.${old}`, previous] : [`${at}.${key}`, current];
+  };
+  const [retriesKey, retriesNode] = pick("max_retries", "copy_status_poll_max_retry");
+  const retriesText = readOptionalString(retriesNode, retriesKey);
+  if (retriesText !== undefined && !/^(-1|\+?\d{1,9})$/.test(retriesText)) throw fail(retriesKey, retriesNode, `expected -1 or a non-negative integer, got ${JSON.stringify(retriesText)}`);
+  const retries = retriesText === undefined ? 0 : Number(retriesText);
+  const [delayKey, delayNode] = pick("retry_delay", "copy_status_poll_delay");
+  const delay = readOptionalString(delayNode, delayKey) === undefined ? undefined : readDuration(delayNode, delayKey);
+  return { maxRetries: retries === 0 ? DEFAULT_MAX_RETRIES : retries, retryDelayMs: delay === undefined || delay === 0 ? DEFAULT_RETRY_DELAY_MS : delay };
 }
 
 /** credentials.type and the keys it needs (distribution 3's, plus berth's authorityhost). */

@@ -12,9 +12,12 @@ export const GCS_CHUNK_QUANTUM = 256 * KiB;
 const DEFAULT_CHUNK_SIZE = 5 * KiB * KiB;
 /** A bound so that one misplaced digit does not hold gigabytes per upload in memory. */
 const MAX_CHUNK_SIZE = 1024 * KiB * KiB;
+/** distribution 3's maxconcurrency default and floor (a lower value is raised to it). */
+const DEFAULT_MAX_CONCURRENCY = 50;
+const MIN_CONCURRENCY = 25;
 
 /** storage.gcs, with distribution's defaults and limits. */
-export function buildGcs(gcs: RawMap | undefined, node: Raw | undefined): GcsStorage {
+export function buildGcs(gcs: RawMap | undefined, node: Raw | undefined, warnings: string[]): GcsStorage {
   const at = "storage.gcs";
   const bucket = readOptionalString(child(gcs, "bucket"), `${at}.bucket`);
   if (bucket === undefined) throw fail(`${at}.bucket`, child(gcs, "bucket") ?? node, "required");
@@ -62,6 +65,13 @@ export function buildGcs(gcs: RawMap | undefined, node: Raw | undefined): GcsSto
     }
   }
 
+  const concurrencyNode = child(gcs, "maxconcurrency");
+  let maxConcurrency = readPositiveInt(concurrencyNode, `${at}.maxconcurrency`) ?? DEFAULT_MAX_CONCURRENCY;
+  if (maxConcurrency < MIN_CONCURRENCY) {
+    warnings.push(`${at}.maxconcurrency ${maxConcurrency} is raised to ${MIN_CONCURRENCY}, distribution's least`);
+    maxConcurrency = MIN_CONCURRENCY;
+  }
+
   return {
     kind: "gcs",
     bucket,
@@ -70,6 +80,8 @@ export function buildGcs(gcs: RawMap | undefined, node: Raw | undefined): GcsSto
     rootDirectory: readOptionalString(child(gcs, "rootdirectory"), `${at}.rootdirectory`) ?? "",
     chunkSize,
     apiEndpoint: apiEndpoint?.replace(/\/+$/, ""),
+    userAgent: readOptionalString(child(gcs, "useragent"), `${at}.useragent`),
+    maxConcurrency,
   };
 }
 

@@ -44,9 +44,9 @@ export function buildStorage(root: RawMap, warnings: string[]): Config["storage"
   } else if (drivers[0] === "s3") {
     driver = buildS3(readSection(child(storage, "s3"), "storage.s3"), child(storage, "s3"), warnings);
   } else if (drivers[0] === "azure") {
-    driver = buildAzure(readSection(child(storage, "azure"), "storage.azure"), child(storage, "azure"));
+    driver = buildAzure(readSection(child(storage, "azure"), "storage.azure"), child(storage, "azure"), warnings);
   } else if (drivers[0] === "gcs") {
-    driver = buildGcs(readSection(child(storage, "gcs"), "storage.gcs"), child(storage, "gcs"));
+    driver = buildGcs(readSection(child(storage, "gcs"), "storage.gcs"), child(storage, "gcs"), warnings);
   } else {
     readSection(child(storage, "inmemory"), "storage.inmemory");
     driver = { kind: "inmemory" };

@@ -114,9 +114,11 @@ export const ROOT_SPEC: Spec = section({
       serviceurl: VALUE,
       connectionstring: VALUE,
       credentials: section({ type: VALUE, clientid: VALUE, tenantid: VALUE, secret: VALUE, authorityhost: VALUE }),
-      // distribution 3 polls a pending copy this often before giving up; berth polls until it ends.
-      copy_status_poll_max_retry: IGNORED,
-      copy_status_poll_delay: IGNORED,
+      max_retries: VALUE,
+      retry_delay: VALUE,
+      // The same, as distribution 3's release candidates named them.
+      copy_status_poll_max_retry: VALUE,
+      copy_status_poll_delay: VALUE,
     }),
     gcs: section({
       bucket: VALUE,
@@ -127,8 +129,8 @@ export const ROOT_SPEC: Spec = section({
       rootdirectory: VALUE,
       chunksize: VALUE,
       apiendpoint: VALUE,
-      useragent: IGNORED,
-      maxconcurrency: IGNORED,
+      useragent: VALUE,
+      maxconcurrency: VALUE,
     }),
     // distribution 3 removed both drivers; each service speaks S3.
     swift: {

@@ -455,6 +455,10 @@ export interface AzureStorage {
   serviceUrl: string | undefined;
   /** Name prefix, as distribution: "/registry" stores under "registry/docker/registry/v2/…". */
   rootDirectory: string;
+  /** max_retries: checks of a pending server-side copy before it is aborted; -1 aborts it at once. */
+  maxRetries: number;
+  /** retry_delay in ms: the n-th wait for a pending copy is n times this. */
+  retryDelayMs: number;
 }
 
 /** A Google service account key, as in its JSON key file: what signs redirect URLs and authenticates. */
@@ -479,6 +483,10 @@ export interface GcsStorage {
   chunkSize: number;
   /** The JSON API's base URL (an emulator); undefined: Google's. Requests to it carry no credentials. */
   apiEndpoint: string | undefined;
+  /** Put before the SDK's User-Agent (distribution 3's `useragent`). */
+  userAgent: string | undefined;
+  /** Requests to GCS at once, at least 25 (distribution 3's `maxconcurrency`, default 50). */
+  maxConcurrency: number;
 }
 
 /** Asymmetric JWS algorithms token auth verifies with public keys; HMAC (HS*) never applies there. */

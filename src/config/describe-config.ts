@@ -153,7 +153,7 @@ function describeAzure(azure: AzureStorage): Record<string, unknown> {
   const out: Record<string, unknown> = { accountname: azure.accountName };
   if (credentials.type === "shared_key") out["accountkey"] = MASK;
   if (credentials.type === "connection_string") out["connectionstring"] = MASK;
-  Object.assign(out, { container: azure.container });
+  Object.assign(out, { container: azure.container, max_retries: azure.maxRetries, retry_delay: `${azure.retryDelayMs}ms` });
   if (credentials.type === "connection_string") return { ...out, rootdirectory: azure.rootDirectory };
   Object.assign(out, {
     realm: azure.realm,
@@ -212,6 +212,8 @@ function describeGcs(gcs: GcsStorage): Record<string, unknown> {
   else if (gcs.serviceAccount !== undefined) out["credentials"] = { type: "service_account", client_email: gcs.serviceAccount.client_email, private_key: MASK };
   Object.assign(out, { rootdirectory: gcs.rootDirectory, chunksize: gcs.chunkSize });
   if (gcs.apiEndpoint !== undefined) out["apiendpoint"] = gcs.apiEndpoint;
+  if (gcs.userAgent !== undefined) out["useragent"] = gcs.userAgent;
+  out["maxconcurrency"] = gcs.maxConcurrency;
   return out;
 }
 

@@ -22,6 +22,7 @@ import { BlobContainer } from "./blob-container.js";
 import { readUrlSigner } from "./read-url-signer.js";
 import { freshState, resumeState } from "./block-session.js";
 import { BlockWriter } from "./block-writer.js";
+import { settleCopy, type CopyRetry } from "./copy-settle.js";
 
 export type { AzureDriverOptions, AzureDriverTuning, AzureResolvedOptions } from "./azure-options.js";
 
@@ -36,12 +37,14 @@ const REDIRECT_EXPIRY_SECONDS = 20 * 60;
 export class AzureDriver implements StorageDriver {
   readonly name = "azure";
   readonly #c: BlobContainer;
+  readonly #copyRetry: CopyRetry;
 
   constructor(options: AzureDriverOptions, tuning: AzureDriverTuning = {}) {
     const resolved = resolveOptions(options, tuning);
     const client = createContainerClient(options, resolved);
     const token = options.credentials.type === "token" ? options.credentials.credential : undefined;
     this.#c = new BlobContainer(client, resolved, readUrlSigner(client, resolved.serviceUrl, token));
+    this.#copyRetry = options.copyRetry ?? { maxRetries: 5, retryDelayMs: 100 };
   }
 
   /** The configuration in effect, with defaults applied. */
@@ -158,7 +161,8 @@ export class AzureDriver implements StorageDriver {
 
   /**
    * Copy Blob within the account (the service copies server-side; the bytes never pass through
-   * this process), polled until done, then Delete Blob of the source. A source the caller removes
+   * this process), waited for while pending as max_retries and retry_delay say (copy-settle.ts),
+   * then Delete Blob of the source. A source the caller removes
    * next (with its directory) is left to that removal. The copy is authorised by the account key,
    * as the source is in the same account.
    */
@@ -169,10 +173,23 @@ export class AzureDriver implements StorageDriver {
     const source = this.#c.blob(this.#c.name(sourcePath));
     const dest = this.#c.blob(this.#c.name(destPath));
     try {
-      const poller = await dest.beginCopyFromURL(source.url, { intervalInMs: 100 });
-      const result = await poller.pollUntilDone();
-      if (result.copyStatus !== undefined && result.copyStatus !== "success") {
-        throw new Error(`azure: copy of ${sourcePath} to ${destPath} ended ${result.copyStatus}`);
+      // The SDK's poller only to start the copy: waiting for it is distribution's (settleCopy).
+      const poller = await dest.beginCopyFromURL(source.url);
+      if (!poller.isDone()) {
+        await settleCopy(
+          {
+            status: async () => {
+              const props = await dest.getProperties();
+              return { status: props.copyStatus, description: props.copyStatusDescription };
+            },
+            abort: () => poller.cancelOperation(),
+          },
+          this.#copyRetry,
+          `of ${sourcePath} to ${destPath}`,
+        );
+      } else {
+        const status = poller.getResult()?.copyStatus;
+        if (status !== undefined && status !== "success") throw new Error(`azure: copy of ${sourcePath} to ${destPath} ended ${status}`);
       }
     } catch (err) {
       throw asPathNotFound(err, sourcePath, this.name);

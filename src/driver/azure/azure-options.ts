@@ -1,3 +1,4 @@
+import type { CopyRetry } from "./copy-settle.js";
 /** The azure driver's options (distribution's keys) and the SDK client they make. */
 import type { TokenCredential } from "@azure/core-auth";
 import { ContainerClient, StorageSharedKeyCredential } from "@azure/storage-blob";
@@ -28,6 +29,8 @@ export interface AzureDriverOptions {
   serviceurl?: string;
   /** Prefix of every blob name: `<rootdirectory>/docker/registry/v2/…`. */
   rootdirectory?: string;
+  /** How long a pending server-side copy is waited for (max_retries, retry_delay); distribution's 5 and 100 ms without it. */
+  copyRetry?: CopyRetry;
 }
 
 /** Not configuration keys: sizes the tests make small to reach several blocks and pages cheaply. */

@@ -7,6 +7,8 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import type { GcsServiceAccount } from "../../config/config.js";
+import { ConcurrencyGate } from "../concurrency-gate.js";
+import { cancelSession, putChunk, querySession, type SessionStatus } from "./resumable-session.js";
 import type { ListedObject, ListPage, ListParams } from "../s3/bucket.js";
 import type { FlatListing } from "../s3/s3-walk.js";
 
@@ -20,6 +22,10 @@ export interface GcsDriverOptions {
   chunkSize: number;
   /** The JSON API's base URL (an emulator). Requests to it are sent without credentials. */
   apiEndpoint?: string;
+  /** Put before the SDK's own User-Agent on every request (distribution 3's `useragent`). */
+  userAgent?: string;
+  /** Requests to GCS at once (distribution 3's `maxconcurrency`); the rest wait. */
+  maxConcurrency: number;
 }
 
 export interface ObjectHead {
@@ -54,6 +60,9 @@ export class GcsBucket implements FlatListing {
   /** The JSON API's base URL; a custom one (an emulator) gets no credentials, as the SDK does. */
   readonly #api: string;
   readonly #custom: boolean;
+  readonly #gate: ConcurrencyGate;
+  /** Headers of the requests made here rather than through the SDK. */
+  readonly #headers: Record<string, string>;
 
   constructor(options: GcsDriverOptions) {
     const account = options.serviceAccount;
@@ -63,6 +72,7 @@ export class GcsBucket implements FlatListing {
       // retries only those with preconditions, so a reset connection would fail a delete.
       retryOptions: { autoRetry: true, maxRetries: 3, idempotencyStrategy: IdempotencyStrategy.RetryAlways },
       ...(options.apiEndpoint === undefined ? {} : { apiEndpoint: options.apiEndpoint }),
+      ...(options.userAgent === undefined ? {} : { userAgent: options.userAgent }),
       ...(account === undefined ? {} : { credentials: account, projectId: account["project_id"] }),
     });
     this.bucket = this.storage.bucket(options.bucket);
@@ -70,6 +80,8 @@ export class GcsBucket implements FlatListing {
     this.#custom = options.apiEndpoint !== undefined;
     this.root = (options.rootDirectory ?? "").replace(/^\/+|\/+$/g, "");
     this.chunkSize = options.chunkSize;
+    this.#gate = new ConcurrencyGate(options.maxConcurrency);
+    this.#headers = options.userAgent === undefined ? {} : { "user-agent": options.userAgent };
     // distribution redirects only when it holds a private key to sign with.
     this.canSign = account !== undefined;
   }
@@ -98,14 +110,14 @@ export class GcsBucket implements FlatListing {
    * (the emulator) still gives the right answer, only more slowly.
    */
   async listPage(params: ListParams): Promise<ListPage> {
-    const [, , response] = await this.bucket.getFiles({
+    const [, , response] = await this.#gate.run(() => this.bucket.getFiles({
       prefix: params.Prefix,
       autoPaginate: false,
       ...(params.Delimiter === undefined ? {} : { delimiter: params.Delimiter }),
       ...(params.ContinuationToken === undefined ? {} : { pageToken: params.ContinuationToken }),
       ...(params.StartAfter === undefined || params.ContinuationToken !== undefined ? {} : { startOffset: params.StartAfter }),
       ...(params.MaxKeys === undefined ? {} : { maxResults: params.MaxKeys }),
-    });
+    }));
     const body = (response ?? {}) as { items?: unknown; prefixes?: unknown; nextPageToken?: unknown };
     let contents = (Array.isArray(body.items) ? body.items : []).map(asListed).filter((item): item is ListedObject => item !== undefined);
     const after = params.StartAfter;
@@ -117,7 +129,7 @@ export class GcsBucket implements FlatListing {
 
   async head(key: string): Promise<ObjectHead | undefined> {
     try {
-      const [metadata] = await this.file(key).getMetadata();
+      const [metadata] = await this.#gate.run(() => this.file(key).getMetadata());
       const custom: Record<string, string> = {};
       for (const [name, value] of Object.entries(metadata.metadata ?? {})) if (typeof value === "string") custom[name] = value;
       return { size: Number(metadata.size ?? 0), modTime: new Date(String(metadata.updated ?? 0)), metadata: custom };
@@ -129,7 +141,7 @@ export class GcsBucket implements FlatListing {
 
   async getBytes(key: string): Promise<Buffer | undefined> {
     try {
-      const [bytes] = await this.file(key).download({ validation: false });
+      const [bytes] = await this.#gate.run(() => this.file(key).download({ validation: false }));
       return bytes;
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -139,18 +151,20 @@ export class GcsBucket implements FlatListing {
 
   /** One request (no resumable session): small objects, atomic like every GCS object write. */
   async putBytes(key: string, bytes: Uint8Array, metadata?: Record<string, string>): Promise<void> {
-    await this.file(key).save(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
-      resumable: false,
-      validation: false,
-      contentType: "application/octet-stream",
-      ...(metadata === undefined ? {} : { metadata: { metadata } }),
-    });
+    await this.#gate.run(() =>
+      this.file(key).save(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+        resumable: false,
+        validation: false,
+        contentType: "application/octet-stream",
+        ...(metadata === undefined ? {} : { metadata: { metadata } }),
+      }),
+    );
   }
 
   /** Deletes one object; true when it was there. */
   async deleteKey(key: string): Promise<boolean> {
     try {
-      await this.file(key).delete();
+      await this.#gate.run(() => this.file(key).delete());
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -167,16 +181,20 @@ export class GcsBucket implements FlatListing {
    */
   async download(key: string, start: number, end: number | undefined): Promise<Readable | undefined> {
     const url = `${this.#api}/storage/v1/b/${encodeURIComponent(this.bucket.name)}/o/${encodeURIComponent(key)}?alt=media`;
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...this.#headers };
     if (start > 0 || end !== undefined) headers["range"] = `bytes=${start}-${end === undefined ? "" : end - 1}`;
     if (!this.#custom) {
       const auth = await this.storage.authClient.getRequestHeaders(url);
       for (const [name, value] of Object.entries(auth as unknown as Record<string, string>)) headers[name.toLowerCase()] = value;
     }
-    const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = url.startsWith("https:") ? httpsRequest : httpRequest;
-      request(url, { headers }, resolve).on("error", reject).end();
-    });
+    // A slot until the answer's head arrives, as distribution's regulator holds one while a reader opens.
+    const response = await this.#gate.run(
+      () =>
+        new Promise<IncomingMessage>((resolve, reject) => {
+          const request = url.startsWith("https:") ? httpsRequest : httpRequest;
+          request(url, { headers }, resolve).on("error", reject).end();
+        }),
+    );
     const status = response.statusCode ?? 0;
     if (status === 200 || status === 206) return response;
     const parts: Buffer[] = [];
@@ -187,13 +205,26 @@ export class GcsBucket implements FlatListing {
 
   /** Server-side copy (the SDK's rewrite loop): the bytes do not pass through this process. */
   async copy(source: string, dest: string): Promise<void> {
-    await this.file(source).copy(this.file(dest));
+    await this.#gate.run(() => this.file(source).copy(this.file(dest)));
   }
 
   /** Starts a resumable upload session for `key`; its URI is the capability to continue it. */
   async startSession(key: string): Promise<string> {
-    const [uri] = await this.file(key).createResumableUpload({ metadata: { contentType: "application/octet-stream" } });
+    const [uri] = await this.#gate.run(() => this.file(key).createResumableUpload({ metadata: { contentType: "application/octet-stream" } }));
     return uri;
+  }
+
+  /** The session's state (src/driver/gcs/resumable-session.ts), as one of this bucket's requests. */
+  querySession(uri: string): Promise<SessionStatus> {
+    return this.#gate.run(() => querySession(uri, this.#headers));
+  }
+
+  putChunk(uri: string, offset: number, bytes: Uint8Array, total?: number): Promise<number> {
+    return this.#gate.run(() => putChunk(uri, offset, bytes, total, this.#headers));
+  }
+
+  cancelSession(uri: string): Promise<void> {
+    return this.#gate.run(() => cancelSession(uri, this.#headers));
   }
 
   async signedGetURL(key: string, expirySeconds: number): Promise<string> {

@@ -1,7 +1,7 @@
 /** The FileWriter of the GCS driver: a resumable upload session that a later process can continue. */
 import type { CommitOptions, FileWriter } from "../storage-driver.js";
 import type { GcsBucket } from "./gcs-bucket.js";
-import { cancelSession, CHUNK_QUANTUM, putChunk, querySession } from "./resumable-session.js";
+import { CHUNK_QUANTUM } from "./resumable-session.js";
 
 /**
  * Suffix of the side object that keeps a closed writer's state. `~` is not in the path alphabet,
@@ -53,7 +53,7 @@ export async function resumeState(b: GcsBucket, key: string): Promise<WriterStat
     if (session === NO_SESSION || session === undefined) {
       return { session: undefined, offset: 0, tail, pendingStored: true, fresh: false };
     }
-    const status = await querySession(session);
+    const status = await b.querySession(session);
     if (status.kind === "open") {
       if (status.stored === offset) return { session, offset, tail, pendingStored: true, fresh: false };
       return { session, offset: status.stored, tail: Buffer.alloc(0), pendingStored: true, fresh: false };
@@ -85,11 +85,11 @@ async function continueCommitted(b: GcsBucket, key: string, state: WriterState, 
       pending = Buffer.concat([pending, piece as Buffer]);
       if (pending.length >= b.chunkSize) {
         const send = pending.length - (pending.length % CHUNK_QUANTUM);
-        state.offset = await putChunk(state.session, state.offset, pending.subarray(0, send));
+        state.offset = await b.putChunk(state.session, state.offset, pending.subarray(0, send));
         pending = pending.subarray(send);
       }
     }
-    if (pending.length > 0) state.offset = await putChunk(state.session, state.offset, pending);
+    if (pending.length > 0) state.offset = await b.putChunk(state.session, state.offset, pending);
   }
   const rest: Buffer[] = [];
   const tail = size > aligned ? await b.download(key, aligned, size) : undefined;
@@ -190,7 +190,7 @@ export class SessionWriter implements FileWriter {
       const session = this.#session;
       this.#session = undefined;
       await Promise.all([
-        session === undefined ? undefined : cancelSession(session),
+        session === undefined ? undefined : this.#b.cancelSession(session),
         this.#b.deleteKey(pendingKey(this.#key)),
         this.#b.deleteKey(this.#key),
       ]);
@@ -228,7 +228,7 @@ export class SessionWriter implements FileWriter {
 
   async #send(bytes: Buffer): Promise<void> {
     this.#session ??= await this.#b.startSession(this.#key);
-    this.#offset = await putChunk(this.#session, this.#offset, bytes);
+    this.#offset = await this.#b.putChunk(this.#session, this.#offset, bytes);
   }
 
   /** close(): the 256 KiB multiples go to the session, the rest to the side object with the session's state. */
@@ -256,7 +256,7 @@ export class SessionWriter implements FileWriter {
       if (tail.length !== this.#size) throw new Error(`gcs: ${this.#key}: ${tail.length} bytes to store, expected ${this.#size}`);
       await this.#b.putBytes(this.#key, tail);
     } else {
-      const stored = await putChunk(this.#session, this.#offset, tail, this.#size);
+      const stored = await this.#b.putChunk(this.#session, this.#offset, tail, this.#size);
       if (stored !== this.#size) throw new Error(`gcs: ${this.#key}: stored ${stored} bytes, expected ${this.#size}`);
       this.#offset = stored;
       this.#session = undefined;
