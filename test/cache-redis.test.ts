@@ -569,8 +569,9 @@ describe("berth with a Redis cache over mutual TLS (redis.tls.certificate, key, 
       assert.equal((await wrongCa.send(`/v2/${name}/blobs/${digest}`, { method: "HEAD" })).status, 200, "served from storage");
       await berth.stop();
 
-      // No client certificate: the server refuses the connection, and health says why.
-      berth = await startBerth({ configYaml: tlsConfig(redis.addr, [`clientcas: [${pki.ca.cert}]`]), root });
+      // No client certificate: the server refuses the connection, and health says why. The server's
+      // CA named by rootcas (the later distribution's name): trusted, so the refusal is the server's.
+      berth = await startBerth({ configYaml: tlsConfig(redis.addr, [`rootcas: [${pki.ca.cert}]`]), root });
       const noCert = new RegistryClient(berth.url);
       await waitFor(async () => (await noCert.send("/debug/health")).status === 503, "health to report the refused connection");
       assert.deepEqual(await (await noCert.send("/debug/health")).json(), { redis: "unreachable: TLS client certificate refused" });

@@ -952,7 +952,7 @@ describe("redis section and the redis blob descriptor cache", () => {
       readTimeoutMs: 20,
       writeTimeoutMs: 30,
       tls: true,
-      tlsFiles: { certificate: undefined, key: undefined, clientCAs: [] },
+      tlsFiles: { certificate: undefined, key: undefined, clientCAs: [], caKey: "clientcas" },
       pool: { maxIdle: 16, maxActive: 64, idleTimeoutMs: 300_000 },
     });
   });
@@ -975,7 +975,7 @@ describe("redis section and the redis blob descriptor cache", () => {
       readTimeoutMs: 1_000,
       writeTimeoutMs: 1_000,
       tls: false,
-      tlsFiles: { certificate: undefined, key: undefined, clientCAs: [] },
+      tlsFiles: { certificate: undefined, key: undefined, clientCAs: [], caKey: "clientcas" },
       pool: { maxIdle: 0, maxActive: 0, idleTimeoutMs: 0 },
     });
     // A zero timeout means the default, not "none".
@@ -1024,6 +1024,7 @@ describe("redis section and the redis blob descriptor cache", () => {
     assertConfigError(bad("  pool:\n    maxactive: lots\n"), "redis.pool.maxactive", "non-negative integer");
     assertConfigError(bad("  tls:\n    certificate: /etc/redis/client.pem\n"), "redis.tls.key", "required when redis.tls.certificate is set");
     assertConfigError(bad("  tls:\n    key: /etc/redis/client.key\n"), "redis.tls.certificate", "required when redis.tls.key is set");
+    assertConfigError(bad("  tls:\n    rootcas: [/ca.pem]\n    clientcas: [/ca.pem]\n"), "redis.tls.rootcas", "clientcas is distribution 3.0's name of the same list");
     assertConfigError(bad("  tls:\n    enabled: false\n    clientcas: [/etc/redis/ca.pem]\n"), "redis.tls.enabled", "is false, but redis.tls names certificate files");
     assertConfigError(() => parse(REDIS_CACHE, { REGISTRY_REDIS_ADDR: "nohost" }), "redis.addr", "REGISTRY_REDIS_ADDR");
   });
@@ -1117,15 +1118,20 @@ describe("redis section and the redis blob descriptor cache", () => {
     const { config, warnings } = parse(`${REDIS_CACHE}redis:\n  addr: localhost:6380\n  tls:\n    certificate: client.crt\n    key: /etc/berth/client.key\n    clientcas: [/etc/berth/ca.pem]\n`);
     assert.deepEqual(warnings, []);
     assert.equal(config.redis?.tls, true);
-    assert.deepEqual(config.redis?.tlsFiles, { certificate: path.resolve("client.crt"), key: "/etc/berth/client.key", clientCAs: ["/etc/berth/ca.pem"] });
+    assert.deepEqual(config.redis?.tlsFiles, { certificate: path.resolve("client.crt"), key: "/etc/berth/client.key", clientCAs: ["/etc/berth/ca.pem"], caKey: "clientcas" });
     assert.deepEqual((describeConfig(config).redis as { tls?: unknown } | undefined)?.tls, { enabled: true, certificate: path.resolve("client.crt"), key: "/etc/berth/client.key", clientcas: ["/etc/berth/ca.pem"] });
     const fromEnv = parse(`${REDIS_CACHE}redis:\n  addr: localhost:6380\n`, {
       REGISTRY_REDIS_TLS_CERTIFICATE: "/c.crt",
       REGISTRY_REDIS_TLS_KEY: "/c.key",
       REGISTRY_REDIS_TLS_CLIENTCAS: "[/ca1.pem, /ca2.pem]",
     }).config.redis;
-    assert.deepEqual(fromEnv?.tlsFiles, { certificate: "/c.crt", key: "/c.key", clientCAs: ["/ca1.pem", "/ca2.pem"] });
+    assert.deepEqual(fromEnv?.tlsFiles, { certificate: "/c.crt", key: "/c.key", clientCAs: ["/ca1.pem", "/ca2.pem"], caKey: "clientcas" });
     assert.equal(fromEnv?.tls, true);
+    // The later distribution's name of the list, shown back under it.
+    const rootcas = parse(`${REDIS_CACHE}redis:\n  addr: localhost:6380\n  tls:\n    rootcas: [/etc/berth/ca.pem]\n`).config;
+    assert.deepEqual(rootcas.redis?.tlsFiles, { certificate: undefined, key: undefined, clientCAs: ["/etc/berth/ca.pem"], caKey: "rootcas" });
+    assert.equal(rootcas.redis?.tls, true);
+    assert.deepEqual((describeConfig(rootcas).redis as { tls?: unknown } | undefined)?.tls, { enabled: true, rootcas: ["/etc/berth/ca.pem"] });
   });
 
   it("warns about redis keys it does not know, and about addrs beside addr", () => {

@@ -2,12 +2,12 @@
  * The TLS options of the Redis connections (redis.tls): the same for a single server, for the
  * sentinels and the master they name, and for every node of a Cluster. A client certificate and its key
  * (redis.tls.certificate, key) for a server that asks for one (tls-auth-clients), and the CAs the
- * server's certificate must chain to (redis.tls.clientcas), which then replace Node's list, as Go's
- * RootCAs replace the system's. Without clientcas the server is checked against Node's CAs.
+ * server's certificate must chain to (redis.tls.rootcas, or clientcas), which then replace Node's
+ * list, as Go's RootCAs replace the system's. Without them the server is checked against Node's CAs.
  *
- * distribution 3 puts clientcas in the tls.Config's ClientCAs, which a Go client never reads, so
- * there a private CA for Redis cannot work; berth gives the list the only meaning it can have on a
- * client.
+ * distribution 3.0 put clientcas in the tls.Config's ClientCAs, which a Go client never reads, so
+ * there a private CA for Redis could not work; later releases read rootcas into RootCAs. berth gives
+ * both names that meaning.
  *
  * The files are read once, when berth starts (and by `berth config check`): a missing or unusable
  * file is a ConfigError naming its key, before anything listens.
@@ -50,8 +50,9 @@ export function loadRedisTlsOptions(redis: RedisConfig): ConnectionOptions | und
   }
   if (files.clientCAs.length > 0) {
     options.ca = files.clientCAs.map((file) => {
-      const pem = read("redis.tls.clientcas", file);
-      if (!pem.toString("latin1").includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError("redis.tls.clientcas", `${file} holds no PEM certificate`);
+      const key = `redis.tls.${files.caKey}`;
+      const pem = read(key, file);
+      if (!pem.toString("latin1").includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError(key, `${file} holds no PEM certificate`);
       return pem;
     });
   }

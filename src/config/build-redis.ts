@@ -130,9 +130,14 @@ function readTlsFiles(tls: RawMap | undefined): RedisTlsFiles {
   const key = readOptionalString(child(tls, "key"), `${at}.key`) || undefined;
   if (certificate !== undefined && key === undefined) throw fail(`${at}.key`, child(tls, "certificate"), "required when redis.tls.certificate is set");
   if (key !== undefined && certificate === undefined) throw fail(`${at}.certificate`, child(tls, "key"), "required when redis.tls.key is set");
+  // distribution 3.0 named the server's CAs clientcas (and never used them); later releases rootcas.
+  const rootCAs = readStringList(child(tls, "rootcas"), `${at}.rootcas`);
+  const clientCAs = readStringList(child(tls, "clientcas"), `${at}.clientcas`);
+  if (rootCAs.length > 0 && clientCAs.length > 0) throw fail(`${at}.rootcas`, child(tls, "rootcas"), "redis.tls.clientcas is distribution 3.0's name of the same list: set one");
   return {
     certificate: certificate === undefined ? undefined : absolutePath(certificate),
     key: key === undefined ? undefined : absolutePath(key),
-    clientCAs: readStringList(child(tls, "clientcas"), `${at}.clientcas`).map(absolutePath),
+    clientCAs: (rootCAs.length > 0 ? rootCAs : clientCAs).map(absolutePath),
+    caKey: rootCAs.length > 0 ? "rootcas" : "clientcas",
   };
 }

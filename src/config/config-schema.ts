@@ -218,6 +218,7 @@ export const ROOT_SPEC: Spec = section({
       certificate: VALUE,
       key: VALUE,
       clientcas: VALUE,
+      rootcas: VALUE,
     }),
   }),
   health: section({

@@ -318,7 +318,9 @@ export interface RedisConfig {
 export interface RedisTlsFiles {
   certificate: string | undefined;
   key: string | undefined;
+  /** The CAs the server's certificate must chain to, from `rootcas` or `clientcas` (named by `caKey`). */
   clientCAs: string[];
+  caKey: "rootcas" | "clientcas";
 }
 
 /** http.tls. Paths are absolute; the files are read when the server starts. */

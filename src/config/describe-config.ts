@@ -279,7 +279,7 @@ function describeRedis(redis: RedisConfig): Record<string, unknown> {
       enabled: redis.tls,
       ...(redis.tlsFiles.certificate === undefined ? {} : { certificate: redis.tlsFiles.certificate }),
       ...(redis.tlsFiles.key === undefined ? {} : { key: redis.tlsFiles.key }),
-      ...(redis.tlsFiles.clientCAs.length === 0 ? {} : { clientcas: redis.tlsFiles.clientCAs }),
+      ...(redis.tlsFiles.clientCAs.length === 0 ? {} : { [redis.tlsFiles.caKey]: redis.tlsFiles.clientCAs }),
     },
   });
   return out;
