@@ -162,9 +162,9 @@ export class AzureDriver implements StorageDriver {
   /**
    * Copy Blob within the account (the service copies server-side; the bytes never pass through
    * this process), waited for while pending as max_retries and retry_delay say (copy-settle.ts),
-   * then Delete Blob of the source. A source the caller removes
-   * next (with its directory) is left to that removal. The copy is authorised by the account key,
-   * as the source is in the same account.
+   * then Delete Blob of the source. A source the caller removes next (with its directory) is left
+   * to that removal. The copy is authorised by the account key, as the source is in the same
+   * account.
    */
   async move(sourcePath: string, destPath: string, options?: MoveOptions): Promise<void> {
     assertValidPath(sourcePath);

@@ -110,14 +110,15 @@ export class GcsBucket implements FlatListing {
    * (the emulator) still gives the right answer, only more slowly.
    */
   async listPage(params: ListParams): Promise<ListPage> {
-    const [, , response] = await this.#gate.run(() => this.bucket.getFiles({
+    const query = {
       prefix: params.Prefix,
       autoPaginate: false,
       ...(params.Delimiter === undefined ? {} : { delimiter: params.Delimiter }),
       ...(params.ContinuationToken === undefined ? {} : { pageToken: params.ContinuationToken }),
       ...(params.StartAfter === undefined || params.ContinuationToken !== undefined ? {} : { startOffset: params.StartAfter }),
       ...(params.MaxKeys === undefined ? {} : { maxResults: params.MaxKeys }),
-    }));
+    };
+    const [, , response] = await this.#gate.run(() => this.bucket.getFiles(query));
     const body = (response ?? {}) as { items?: unknown; prefixes?: unknown; nextPageToken?: unknown };
     let contents = (Array.isArray(body.items) ? body.items : []).map(asListed).filter((item): item is ListedObject => item !== undefined);
     const after = params.StartAfter;
