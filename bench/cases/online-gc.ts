@@ -11,7 +11,7 @@
  * BENCH_GC_NICE=<n> runs the collector under `nice -n <n>`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes, randomFillSync } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Conn } from "../lean-client.js";
 import { makeImage, pushImage, type SmallImage } from "../registry-ops.js";
@@ -21,7 +21,7 @@ import { restartOnS3, s3Unavailable, type S3Server } from "../s3-env.js";
 import { variantFirst } from "../server-pair.js";
 import { BERTH_MAIN, DISTRIBUTION_BIN, readReapedChildrenCpu, type RunningServer } from "../servers.js";
 import type { BenchCase, BenchContext } from "../types.js";
-import { pushImages } from "./push-images.js";
+import { imageSets } from "./push-images.js";
 
 const REPOSITORIES = 1000;
 const SEED_CONNECTIONS = 16;
@@ -101,9 +101,6 @@ function median(values: number[]): number | undefined {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-/** The image sets after push-images' own: every block of a round pushes images not stored yet. */
-const MORE_SETS = ["gc-push-images-2", "gc-push-images-3", "gc-push-images-4"];
-
 /**
  * Each round pushes four blocks of 50 fresh images, A B B A (the order alternating between rounds):
  * one push-50 takes 0.4-0.7 s here, within which the machine's own drift moved single ratios by
@@ -117,16 +114,8 @@ export const gcPush50: BenchCase<GcState> = {
   higherIsBetter: false,
   baseline: { label: "no collection", target: "≤ 1.20" },
   async prepare(ctx) {
-    await pushImages.prepare!(ctx);
-    // Fresh sets: pushing a set's blobs again would find them stored (no new blob directories)
-    // and make that block look faster.
-    const { images: n, layersPerImage, layerBytes } = ctx.sizes;
-    for (const name of MORE_SETS) {
-      if (ctx.shared.has(name)) continue;
-      const set: SmallImage[] = [];
-      for (let i = 0; i < n; i++) set.push(makeImage(Array.from({ length: layersPerImage }, () => randomFillSync(Buffer.allocUnsafe(layerBytes))), `${name}-${i}`));
-      ctx.shared.set(name, set);
-    }
+    // Four fresh sets: every block of a round pushes images its server has not stored.
+    imageSets(ctx, 4);
   },
   async setup(srv, ctx) {
     await seedTree(srv);
@@ -134,7 +123,7 @@ export const gcPush50: BenchCase<GcState> = {
     return { conns: await Promise.all(Array.from({ length: n }, () => Conn.connect(srv.host, srv.port))), collectionSeconds: [] };
   },
   async run(srv, ctx, state) {
-    const sets = [ctx.shared.get("push-images") as SmallImage[], ...MORE_SETS.map((name) => ctx.shared.get(name) as SmallImage[])];
+    const sets = imageSets(ctx, 4);
     const times = { gc: 0, baseline: 0 };
     const blocks: string[] = [];
     const [a, b] = variantFirst("gc-push-50", srv) ? (["gc", "baseline"] as const) : (["baseline", "gc"] as const);
