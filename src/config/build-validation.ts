@@ -22,7 +22,7 @@ export function buildValidation(root: RawMap, warnings: string[]): Config["valid
 
 const KEY = "validation.manifests.indexes";
 
-function readIndexes(indexes: ReturnType<typeof readSection>, warnings: string[]): IndexValidation {
+function readIndexes(indexes: RawMap | undefined, warnings: string[]): IndexValidation {
   const platforms = readEnum(child(indexes, "platforms"), `${KEY}.platforms`, ["all", "none", "list"] as const) ?? "all";
   const listNode = child(indexes, "platformlist");
   const platformList: IndexValidation["platformList"] = [];
