@@ -37,9 +37,13 @@ test("GET /v2/ answers 200 with Docker-Distribution-API-Version registry/2.0", a
   assert.deepEqual(await response.json(), {});
 });
 
-test("GET /v2 without the trailing slash answers 200", async () => {
-  const response = await client.send("/v2");
-  assert.equal(response.status, 200);
+test("GET and HEAD /v2 without the trailing slash answer 301 to /v2/, as distribution's router does", async () => {
+  for (const method of ["GET", "HEAD"]) {
+    const response = await client.send("/v2", { method });
+    assert.equal(response.status, 301, method);
+    assert.equal(response.headers.get("location"), "/v2/", method);
+    assert.equal(await response.text(), "");
+  }
 });
 
 test("HEAD /v2/ answers 200 without a body", async () => {

@@ -881,6 +881,22 @@ async function plantManifest(root: string, name: string, tag: string, content: B
   return digest;
 }
 
+describe("the base path without its slash", { skip: distribution.skip }, () => {
+  it("GET and HEAD /v2 answer 301 to /v2/ on both, with the same Location and version header", async () => {
+    const root = await newRoot();
+    const answers: Record<string, string[]> = {};
+    for (const kind of ["distribution", "berth"] as const) {
+      await on(kind, root, async ({ client }) => {
+        for (const method of ["GET", "HEAD"]) {
+          const response = await client.send("/v2", { method });
+          (answers[method] ??= []).push(`${response.status} ${response.headers.get("location")} ${response.headers.get("docker-distribution-api-version")}`);
+        }
+      });
+    }
+    assert.deepEqual(answers, { GET: ["301 /v2/ registry/2.0", "301 /v2/ registry/2.0"], HEAD: ["301 /v2/ registry/2.0", "301 /v2/ registry/2.0"] });
+  });
+});
+
 describe("bad input from the tree", () => {
   it("an empty directory is an empty registry: nothing listed, nothing found, nothing written", async () => {
     const root = await newRoot();

@@ -1,7 +1,10 @@
 import type { Access } from "./access-controller.js";
 
-/** Routes anyone may call without credentials: the health, liveness and readiness checks load balancers probe. */
-const PUBLIC_ROUTES = new Set(["health", "live", "ready"]);
+/**
+ * Routes anyone may call without credentials: the health, liveness and readiness checks load
+ * balancers probe, and /v2's redirect to /v2/ (distribution's router answers it before any check).
+ */
+const PUBLIC_ROUTES = new Set(["health", "live", "ready", "base-redirect"]);
 
 /** True for a route that needs no authentication at all (not even the "who are you?" of `GET /v2/`). */
 export function isPublicRoute(route: string): boolean {

@@ -1,6 +1,6 @@
 import { RegistryError } from "../errcode/registry-error.js";
 import type { Handler } from "./request-context.js";
-import { getBase } from "./routes/base.js";
+import { getBase, redirectToBase } from "./routes/base.js";
 import { deleteBlob, getBlob } from "./routes/blobs.js";
 import { getCatalog } from "./routes/catalog.js";
 import { getHealth, getLive, getReady, getStatus } from "./routes/health.js";
@@ -21,7 +21,8 @@ interface Route {
 // Order matters: names may contain "/blobs" or "/manifests", so the more specific suffixes are
 // tried first and the name capture is greedy.
 const ROUTES: Route[] = [
-  { name: "base", pattern: /^\/v2\/?$/, methods: { GET: getBase, HEAD: getBase } },
+  { name: "base", pattern: /^\/v2\/$/, methods: { GET: getBase, HEAD: getBase } },
+  { name: "base-redirect", pattern: /^\/v2$/, methods: { GET: redirectToBase, HEAD: redirectToBase } },
   { name: "catalog", pattern: /^\/v2\/_catalog$/, methods: { GET: getCatalog } },
   { name: "tags", pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: getTags, HEAD: getTags } },
   {
