@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { parseSegment } from "../src/notifications/endpoint-outbox.js";
+import { parseSegment } from "../src/notifications/outbox-files.js";
 import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { cephSkipReason, listKeys as listBucketKeys, s3DriverConfig, startCephS3, type CephS3 } from "./support/ceph-s3.js";
 import { startEventReceiver, type EventReceiver } from "./support/event-receiver.js";

@@ -3,7 +3,8 @@ import type { EndpointConfig, EventAction, NotificationsConfig } from "../config
 import type { StorageDriver } from "../driver/storage-driver.js";
 import type { Logger } from "../log/logger.js";
 import { EndpointDispatcher, type EndpointStatus } from "./endpoint-dispatcher.js";
-import { EndpointOutbox, NOTIFICATIONS_ROOT, endpointKey } from "./endpoint-outbox.js";
+import { EndpointOutbox } from "./endpoint-outbox.js";
+import { NOTIFICATIONS_ROOT, endpointKey } from "./outbox-files.js";
 import { EventFilter } from "./event-filter.js";
 import { adoptOrphanedOutboxes } from "./outbox-adoption.js";
 import type { RegistryEvent, SourceRecord } from "./registry-event.js";

@@ -3,17 +3,8 @@ import type { StorageDriver } from "../driver/storage-driver.js";
 import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
 import { LEASE_FRESH_MS, LEASE_REFRESH_MS, leasePath, readLeases, type LeaseStatus } from "../gc/registry-lease.js";
 import type { Logger } from "../log/logger.js";
-import {
-  CURSOR_NAME,
-  deliveredInSegment,
-  NOTIFICATIONS_ROOT,
-  parseCursor,
-  readRecords,
-  segmentFormat,
-  segmentSeq,
-  type EndpointOutbox,
-  type OutboxCursor,
-} from "./endpoint-outbox.js";
+import type { EndpointOutbox } from "./endpoint-outbox.js";
+import { CURSOR_NAME, deliveredInSegment, NOTIFICATIONS_ROOT, parseCursor, readRecords, segmentFormat, segmentSeq, type OutboxCursor } from "./outbox-files.js";
 
 /** A node that adopts an outbox names itself here first; other adopters leave that outbox alone. */
 const CLAIM_NAME = "claim.json";

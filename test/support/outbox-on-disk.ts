@@ -1,6 +1,6 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { CURSOR_NAME, deliveredInSegment, parseCursor, parseSegment, segmentSeq } from "../../src/notifications/endpoint-outbox.js";
+import { CURSOR_NAME, deliveredInSegment, parseCursor, parseSegment, segmentSeq } from "../../src/notifications/outbox-files.js";
 import type { RegistryEvent } from "../../src/notifications/registry-event.js";
 
 /** One endpoint's outbox of one process, as a filesystem-rooted berth left it. */

@@ -72,7 +72,7 @@ function finishedSize(answer: Answer): number {
 }
 
 /** How many bytes the session holds (a PUT of no bytes with an unknown range and total). */
-export async function querySession(uri: string, headers: Record<string, string> = {}): Promise<SessionStatus> {
+export async function querySession(uri: string, headers: Record<string, string>): Promise<SessionStatus> {
   const answer = await send(uri, "PUT", { ...headers, "content-range": "bytes */*" });
   if (answer.status === 308) return { kind: "open", stored: storedFrom(answer) };
   if (answer.status === 200 || answer.status === 201) return { kind: "finished", size: finishedSize(answer) };
@@ -84,7 +84,7 @@ export async function querySession(uri: string, headers: Record<string, string> 
  * Sends `bytes` at `offset`. Without `total` they must be a multiple of 256 KiB and the session
  * stays open; with it they are the last and the object is created, whose size is returned.
  */
-export async function putChunk(uri: string, offset: number, bytes: Uint8Array, total?: number, headers: Record<string, string> = {}): Promise<number> {
+export async function putChunk(uri: string, offset: number, bytes: Uint8Array, total: number | undefined, headers: Record<string, string>): Promise<number> {
   const range =
     bytes.byteLength === 0 ? `bytes */${total ?? "*"}` : `bytes ${offset}-${offset + bytes.byteLength - 1}/${total ?? "*"}`;
   const answer = await send(uri, "PUT", { ...headers, "content-range": range }, bytes);
@@ -101,7 +101,7 @@ export async function putChunk(uri: string, offset: number, bytes: Uint8Array, t
 }
 
 /** Cancels the session (GCS answers 499); one already gone is not an error. */
-export async function cancelSession(uri: string, headers: Record<string, string> = {}): Promise<void> {
+export async function cancelSession(uri: string, headers: Record<string, string>): Promise<void> {
   const answer = await send(uri, "DELETE", headers);
   if (![499, 204, 200, 404, 410].includes(answer.status)) throw new SessionError(answer.status, `cancel resumable session: HTTP ${answer.status}`);
 }
