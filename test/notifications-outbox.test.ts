@@ -119,6 +119,40 @@ for (const store of stores) {
       assert.deepEqual(await listed(driver), [], "no segment and no cursor left");
     });
 
+    it("hands out every write's events intact whatever its size: small, past the scratch buffer's growth, past its limit", async () => {
+      const driver = store.make();
+      const outbox = new EndpointOutbox(driver, DIR, "v1");
+      const ids: string[] = [];
+      // Each group write is encoded into one reused buffer (16 KiB, growing to 1 MiB) unless it is
+      // larger: the events a write left held for delivery must not change with the writes after it.
+      for (const [count, repository] of [
+        [3, "team/app"],
+        [40, `team/${"a".repeat(300)}`],
+        [700, `team/${"b".repeat(600)}`],
+        [2, "team/app"],
+      ] as const) {
+        const batch = Array.from({ length: count }, () => event(repository));
+        ids.push(...batch.map((e) => e.id));
+        await outbox.append(batch, false);
+      }
+      const run = await outbox.peek(10_000);
+      const delivered = JSON.parse(envelopeOf(run, "v1").body.toString("utf8")) as { events: RegistryEvent[] };
+      assert.deepEqual(
+        delivered.events.map((e) => e.id),
+        ids,
+      );
+      assert.deepEqual(
+        delivered.events.map((e) => e.target.repository!.length),
+        [...Array(3).fill(8), ...Array(40).fill(305), ...Array(700).fill(605), ...Array(2).fill(8)],
+      );
+      const stored: string[] = [];
+      for (const path of (await listed(driver)).filter((p) => segmentSeq(p) !== undefined).sort((a, b) => segmentSeq(a)! - segmentSeq(b)!)) {
+        stored.push(...parseSegment(await driver.getContent(path), path).events.map((e) => e.id));
+      }
+      assert.deepEqual(stored, ids, "storage holds the same events");
+      await outbox.close();
+    });
+
     it("keeps a bounded window and reads the rest back from storage, appends during refills included", async () => {
       const driver = store.make();
       const outbox = new EndpointOutbox(driver, DIR, "v1");

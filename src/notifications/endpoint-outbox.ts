@@ -16,6 +16,9 @@ const SEGMENT_BYTES = 1024 * 1024;
 const DRAINED_SEGMENT_BYTES = 64 * 1024;
 /** After this long with everything delivered and nothing appended, the open segment is sealed and deleted. */
 const IDLE_SEAL_MS = 1_000;
+/** The scratch buffer's first size, and the most it grows to (larger writes get a buffer of their own). */
+const SCRATCH_START_BYTES = 16 * 1024;
+const SCRATCH_MAX_BYTES = 1024 * 1024;
 /** How often the delivery cursor is saved while it moves: what a crash can make a receiver see twice. */
 const CURSOR_SAVE_MS = 100;
 
@@ -81,6 +84,13 @@ export class EndpointOutbox {
   private pending: PendingAppend | undefined;
   private writing: Promise<void> | undefined;
   private readonly window: Segment[] = [];
+  /**
+   * What a group write's bytes are encoded into; only the records held for delivery are copied out
+   * of it. While an endpoint is down (the window full), a write then allocates nothing that outlives
+   * it: a Buffer per write outlived a young-generation collection while written, and waited for a
+   * full one as external memory (10.9 against 4.8 MiB after 100,000 queued events).
+   */
+  private scratch = Buffer.allocUnsafeSlow(SCRATCH_START_BYTES);
   /** Events of the head segment already consumed. */
   private consumed = 0;
   private heldEvents = 0;
@@ -143,7 +153,9 @@ export class EndpointOutbox {
       this.pending = undefined;
       let text = "";
       for (const record of batch.records) text += record.text + RECORD_END;
-      const data = Buffer.from(text);
+      // An append log takes the bytes from the scratch buffer; an object store's driver may keep
+      // what it is given (the in-memory one does), so it gets bytes of its own.
+      const data = this.driver.appendLog ? this.scratchBytes(text) : Buffer.from(text);
       try {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
         this.stored(segment, data, batch.records);
@@ -158,6 +170,20 @@ export class EndpointOutbox {
       for (const waiter of batch.waiters) waiter.resolve();
     }
     this.writing = undefined;
+  }
+
+  /**
+   * `text` encoded into the scratch buffer (one write at a time uses it), or into a buffer of its
+   * own when it needs more than SCRATCH_MAX_BYTES.
+   */
+  private scratchBytes(text: string): Buffer {
+    // UTF-8 takes at most three bytes per UTF-16 unit.
+    const room = text.length * 3;
+    if (room > this.scratch.length) {
+      if (room > SCRATCH_MAX_BYTES) return Buffer.from(text);
+      this.scratch = Buffer.allocUnsafeSlow(Math.max(room, Math.min(SCRATCH_MAX_BYTES, this.scratch.length * 2)));
+    }
+    return this.scratch.subarray(0, this.scratch.write(text));
   }
 
   /**
@@ -225,9 +251,8 @@ export class EndpointOutbox {
     this.pendingEvents += records.length;
     this.appendedEvents += records.length;
     if (segment.chunks) {
-      // An object store's driver may keep what it was given (the in-memory one does): a copy is turned.
-      const held = this.driver.appendLog ? data : Buffer.from(data);
-      segment.chunks.push(chunkOfStored(held, records.map((record) => record.time)));
+      // `data` is the scratch buffer, or what an object store's driver may keep: a copy is turned.
+      segment.chunks.push(chunkOfStored(Buffer.from(data), records.map((record) => record.time)));
       this.heldEvents += records.length;
       // Past the budget only the head keeps its events; the others are read back when their turn comes.
       if (this.heldEvents > WINDOW_EVENTS && segment !== this.window[0]) this.release(segment);
