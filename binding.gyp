@@ -17,6 +17,11 @@
       "cflags": ["-O2", "-Wall"]
     },
     {
+      "target_name": "heap_trim",
+      "sources": ["native/heap_trim.c"],
+      "cflags": ["-O2", "-Wall"]
+    },
+    {
       "target_name": "durable_file",
       "sources": ["native/durable_file.c"],
       "cflags": ["-O2", "-Wall", "-Wno-deprecated-declarations"]

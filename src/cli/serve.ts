@@ -16,6 +16,7 @@ import { startDebugListener, type DebugListener } from "./debug-listener.js";
 import { checkStartPrerequisites } from "./start-checks.js";
 import { answerDebugRequests } from "./worker-debug.js";
 import { isWorker } from "./workers.js";
+import { IdleMemoryReturn } from "../process/idle-memory-return.js";
 
 export interface RunningRegistry {
   server: RegistryServer;
@@ -105,6 +106,8 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   registry.open();
   health.start();
   gc?.startSchedule();
+  const memoryReturn = new IdleMemoryReturn();
+  memoryReturn.start();
   const url = listenURL(server.address(), config.http.tls !== undefined);
   log.info(
     {
@@ -194,6 +197,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       await lease?.release();
       // Last: the spans of everything above are exported before the process ends.
       await tracing?.shutdown();
+      await memoryReturn.close();
     },
   };
 }

@@ -1,0 +1,91 @@
+import { performance, type EventLoopUtilization } from "node:perf_hooks";
+import { trimHeap } from "../native/heap-trim.js";
+
+/** How often the event loop's load is looked at. */
+const CHECK_MS = 500;
+/** A check interval in which the event loop was busy at most this share of the time is quiet. */
+const QUIET_UTILIZATION = 0.2;
+/**
+ * Quiet intervals in a row before a trim: the first one after a burst still holds its end, and
+ * what the burst's last collections free comes after it.
+ */
+const QUIET_CHECKS = 2;
+/** Less free memory than this in the C heap is not worth a trim. */
+const MIN_FREE_BYTES = 1024 * 1024;
+
+export interface IdleMemoryReturnOptions {
+  /** The event loop's utilisation since `previous` (performance.eventLoopUtilization). */
+  utilization?: (previous?: EventLoopUtilization) => EventLoopUtilization;
+  trim?: (minFreeBytes: number) => Promise<boolean>;
+}
+
+/**
+ * Gives the memory a burst of work left free back to the system once the process is quiet again.
+ *
+ * glibc keeps what is freed below memory still in use: after 100,000 pulls berth held 7 MiB of free
+ * C heap (Buffers, V8's and libraries' own allocations) resident for as long as it ran, where
+ * distribution's Go runtime returns such memory on its own. Once the event loop was quiet for
+ * QUIET_CHECKS intervals in a row with work done since the last trim, the free pages are handed
+ * back (malloc_trim, on the threadpool). Never under load: memory freed then is about to be used
+ * again.
+ */
+export class IdleMemoryReturn {
+  /** Trims done, and trims that found too little free to do anything. */
+  trims = 0;
+  skipped = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private last: EventLoopUtilization;
+  /** Work was done since the last trim (the start is work too). */
+  private busySinceTrim = true;
+  private quietChecks = 0;
+  private trimming: Promise<void> | undefined;
+  private readonly utilization: (previous?: EventLoopUtilization) => EventLoopUtilization;
+  private readonly trim: (minFreeBytes: number) => Promise<boolean>;
+
+  constructor(options: IdleMemoryReturnOptions = {}) {
+    this.utilization = options.utilization ?? ((previous) => performance.eventLoopUtilization(previous));
+    this.trim = options.trim ?? trimHeap;
+    this.last = this.utilization();
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.check(), CHECK_MS);
+    this.timer.unref();
+  }
+
+  /** One look at the load since the previous one; trims when it was quiet after work. */
+  check(): Promise<void> | undefined {
+    const now = this.utilization();
+    const since = this.utilization(this.last);
+    this.last = now;
+    if (since.utilization > QUIET_UTILIZATION) {
+      this.busySinceTrim = true;
+      this.quietChecks = 0;
+      return undefined;
+    }
+    if (++this.quietChecks < QUIET_CHECKS || !this.busySinceTrim || this.trimming) return undefined;
+    this.busySinceTrim = false;
+    this.trimming = this.trim(MIN_FREE_BYTES)
+      .then(
+        (trimmed) => {
+          if (trimmed) this.trims++;
+          else this.skipped++;
+        },
+        // A trim that fails costs nothing but the memory it would have returned.
+        () => {
+          this.skipped++;
+        },
+      )
+      .finally(() => {
+        this.trimming = undefined;
+      });
+    return this.trimming;
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.trimming;
+  }
+}
