@@ -106,8 +106,6 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   registry.open();
   health.start();
   gc?.startSchedule();
-  const memoryReturn = new IdleMemoryReturn();
-  memoryReturn.start();
   const url = listenURL(server.address(), config.http.tls !== undefined);
   log.info(
     {
@@ -172,6 +170,9 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
     }, Math.min(intervalMs, Math.floor(Math.random() * 60_000)));
     purgeTimer.unref();
   }
+
+  const memoryReturn = new IdleMemoryReturn();
+  memoryReturn.start();
 
   return {
     server,
