@@ -72,6 +72,9 @@ test("GET /v2/_catalog?last= of a name that does not exist answers the names aft
   // Not a storage path: placed by comparing segment by segment (" " sorts before "-").
   assert.deepEqual((await catalog(`?last=${encodeURIComponent("alpha z")}`)).repositories, ["alpha-dash", "b", "beta/deep/nested", "zeta"]);
   assert.deepEqual((await catalog(`?last=${encodeURIComponent("../../..")}`)).repositories, sorted);
+  // Longer than a file name may be (255 bytes): no repository is there, nested or not.
+  assert.deepEqual((await catalog(`?n=2&last=${"a".repeat(300)}`)).repositories, ["alpha/0x", "alpha"]);
+  assert.deepEqual((await catalog(`?n=2&last=alpha/${"p".repeat(300)}/x`)).repositories, ["alpha/two", "alpha-dash"]);
 });
 
 test("GET /v2/_catalog?last= without n answers every name after last", async () => {

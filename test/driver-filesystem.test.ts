@@ -93,6 +93,21 @@ describe("filesystem storage driver specifics", () => {
     await assert.rejects(missing.walk("/", () => undefined), PathNotFoundError);
   });
 
+  it("a name longer than the filesystem allows is PathNotFoundError for whatever only looks, and a walk resumes past it", async () => {
+    await driver.putContent("/long/b/data", Buffer.from("b"));
+    const long = "a".repeat(300);
+    for (const path of [`/long/${long}`, `/long/${long}/data`]) {
+      await assert.rejects(driver.stat(path), PathNotFoundError);
+      await assert.rejects(driver.list(path), PathNotFoundError);
+      await assert.rejects(driver.getContent(path), PathNotFoundError);
+      await assert.rejects(driver.reader(path, 0), PathNotFoundError);
+      await assert.rejects(driver.delete(path), PathNotFoundError);
+    }
+    const visited: string[] = [];
+    await driver.walk("/long", (info) => void visited.push(info.path), { startAfter: `/long/${long}/data` });
+    assert.deepEqual(visited, ["/long/b", "/long/b/data"]);
+  });
+
   it("has no redirect URL", async () => {
     assert.equal(await driver.redirectURL("/docker/registry/v2/x", "GET"), undefined);
   });

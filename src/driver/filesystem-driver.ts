@@ -123,7 +123,7 @@ export class FilesystemDriver implements StorageDriver {
       const isDir = stats.isDirectory();
       return { path, size: isDir ? 0 : stats.size, modTime: stats.mtime, isDir };
     } catch (err) {
-      throw this.#mapError(err, path);
+      throw this.#mapReadError(err, path);
     }
   }
 
@@ -133,7 +133,7 @@ export class FilesystemDriver implements StorageDriver {
     try {
       names = await readdir(this.#fullPath(path));
     } catch (err) {
-      throw this.#mapError(err, path);
+      throw this.#mapReadError(err, path);
     }
     const prefix = path === "/" ? "/" : `${path}/`;
     return names.filter(isContentName).map((name) => prefix + name);
@@ -179,7 +179,7 @@ export class FilesystemDriver implements StorageDriver {
       // A caller that knows it is a directory (an upload's) saves the lstat: the rename says whether it exists.
       isDirectory = options.directory === true || (await lstat(full)).isDirectory();
     } catch (err) {
-      throw this.#mapError(err, path);
+      throw this.#mapReadError(err, path);
     }
     if (path === "/") {
       // The root may be a mount point, which cannot be removed; empty it instead.
@@ -298,7 +298,7 @@ export class FilesystemDriver implements StorageDriver {
     try {
       handle = await open(this.#fullPath(path), "r");
     } catch (err) {
-      throw this.#mapError(err, path);
+      throw this.#mapReadError(err, path);
     }
     const stats = await handle.stat().catch(() => undefined);
     // Opening a directory read-only succeeds on Linux; only a regular file holds content.
@@ -345,6 +345,15 @@ export class FilesystemDriver implements StorageDriver {
 
   #mapError(err: unknown, path: string): unknown {
     return isNotFound(err) ? new PathNotFoundError(path, this.name) : err;
+  }
+
+  /**
+   * For what only looks: a path with a name longer than the filesystem allows (ENAMETOOLONG) names
+   * nothing that exists. Such a path comes from input that is not a stored name, as a catalog's
+   * `last` which a walk resumes after.
+   */
+  #mapReadError(err: unknown, path: string): unknown {
+    return (err as NodeJS.ErrnoException | undefined)?.code === "ENAMETOOLONG" ? new PathNotFoundError(path, this.name) : this.#mapError(err, path);
   }
 }
 
