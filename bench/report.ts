@@ -32,6 +32,8 @@ export interface RunRecord {
   baselineValue?: number;
   baselineP50Ms?: number;
   baselineP99Ms?: number;
+  /** How the timed part's page cache was settled (cases with settlePageCache). */
+  pageCache?: "dropped" | "synced";
   extra?: Record<string, unknown>;
 }
 

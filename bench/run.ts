@@ -26,6 +26,7 @@ import { skopeoRoundTrip } from "./cases/skopeo.js";
 import { headManifest, manifestGet, tagsList } from "./cases/small-requests.js";
 import { uiFirstPage } from "./cases/ui-first-page.js";
 import { describeMachine, machineInfo } from "./machine.js";
+import { settlePageCache } from "./page-cache.js";
 import { generateRandomFile, type RandomFile } from "./registry-ops.js";
 import { formatSummary, summarize, type RunRecord } from "./report.js";
 import { BERTH_MAIN, readMachineBusyCpu, readReapedChildrenCpu, setBerthMain, SERVER_KINDS, startServer, type RunningServer, type ServerKind } from "./servers.js";
@@ -123,7 +124,8 @@ async function runOne(c: BenchCase<unknown>, kind: ServerKind, round: number, ct
     state = await c.setup?.(srv, ctx);
     hasState = true;
     record.setupPeakRssMiB = toMiB(srv.memory().hwmKiB);
-    if (c.syncBefore) spawnSync("sync");
+    if (c.settlePageCache) record.pageCache = await settlePageCache(await c.settlePageCache(ctx));
+    else if (c.syncBefore) spawnSync("sync");
     srv.resetPeak();
     const cpu0 = srv.cpu().cpu;
     const self0 = process.cpuUsage();

@@ -90,6 +90,11 @@ export interface BenchCase<S = unknown> {
   figures?: Figure[];
   /** Run `sync` before the timed part (upload cases). */
   syncBefore?: boolean;
+  /**
+   * Start the timed part from a settled page cache (bench/page-cache.ts): synced, dropped where the
+   * harness may, and these files (what the timed part reads) read back in.
+   */
+  settlePageCache?(ctx: BenchContext): Promise<string[]>;
   /** Why the case cannot run on this machine (a program missing), or undefined: the harness then skips it. */
   unavailable?(): string | undefined;
   /** Once per benchmark run, before any server starts (not timed). */

@@ -18,7 +18,9 @@ function uploadCase(name: string, description: string, push: Push, extra: (ctx: 
     description,
     unit: "MB/s",
     higherIsBetter: true,
-    syncBefore: true,
+    async settlePageCache(ctx) {
+      return [(await ctx.blob()).path];
+    },
     async prepare(ctx) {
       await ctx.blob();
     },
