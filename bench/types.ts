@@ -88,7 +88,7 @@ export interface BenchCase<S = unknown> {
   target?: string;
   /** Further figures from `Measurement.extra`, summarised like the value (see Figure). */
   figures?: Figure[];
-  /** Run `sync` before the timed part (upload cases). */
+  /** Run `sync` before the timed part (push-50, skopeo; upload cases settle the page cache instead). */
   syncBefore?: boolean;
   /**
    * Start the timed part from a settled page cache (bench/page-cache.ts): synced, dropped where the
