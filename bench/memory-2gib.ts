@@ -2,7 +2,10 @@
  * Memory check: berth alone, one 2 GiB blob pushed monolithically and in chunks, then pulled,
  * with the server's VmRSS sampled every 100 ms. Target: peak RSS < 150 MiB.
  *
- *   node dist/bench/memory-2gib.js [--size-mib 2048] [--target-mib 150] [--chunk-mib 16]
+ *   node dist/bench/memory-2gib.js [--size-mib 2048] [--target-mib 150] [--chunk-mib 16] [--s3]
+ *
+ * With `--s3`, berth stores on a Ceph radosgw started for the check (memstore, sized for the
+ * blobs; redirects off, so the pulls go through berth) instead of the filesystem.
  *
  * Exits 1 when the peak is over the target or a request fails.
  */
@@ -12,6 +15,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Conn, expectStatus, HttpError } from "./lean-client.js";
 import { generateRandomFile, pushBlobChunked, pushBlobMonolithic, type RandomFile } from "./registry-ops.js";
+import { startCephS3, type CephS3 } from "../test/support/ceph-s3.js";
+import { s3StorageYaml } from "./s3-env.js";
 import { readProcMemory, startServer, type RunningServer } from "./servers.js";
 import { MB, MiB } from "./types.js";
 
@@ -29,6 +34,7 @@ async function main(): Promise<number> {
       "size-mib": { type: "string", default: "2048" },
       "target-mib": { type: "string", default: "150" },
       "chunk-mib": { type: "string", default: "16" },
+      s3: { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -37,13 +43,22 @@ async function main(): Promise<number> {
   const chunk = Number(values["chunk-mib"]) * MiB;
   const tmpRoot = await mkdtemp(join(tmpdir(), "berth-mem-"));
   let srv: RunningServer | undefined;
+  let ceph: CephS3 | undefined;
   let sampler: NodeJS.Timeout | undefined;
   try {
     process.stdout.write(`generating two ${(size / MiB).toFixed(0)} MiB random blobs…\n`);
     const monoBlob = await generateRandomFile(join(tmpRoot, "mono.bin"), size);
     const chunkedBlob = await generateRandomFile(join(tmpRoot, "chunked.bin"), size);
 
-    srv = await startServer("berth", { tmpRoot });
+    let storageYaml: string | undefined;
+    if (values.s3) {
+      // Each blob is held twice while its upload is copied into place; memstore keeps it all in RAM.
+      const osdGiB = Math.ceil((4 * size) / (1024 * MiB)) + 2;
+      ceph = await startCephS3({ bucket: "berth-memory", env: { RGW_FRONTEND_OPTS: "tcp_nodelay=1", CEPH_OSD_SIZE_GB: String(osdGiB) } });
+      storageYaml = s3StorageYaml(ceph, ceph.endpoint, "/memory-check");
+      process.stdout.write(`storage: Ceph radosgw at ${ceph.endpoint} (memstore, ${osdGiB} GiB)\n`);
+    }
+    srv = await startServer("berth", { tmpRoot, ...(storageYaml === undefined ? {} : { storageYaml }) });
     const pid = srv.pid;
     const startRss = readProcMemory(pid).rssKiB / 1024;
     let phasePeak = 0;
@@ -119,6 +134,7 @@ async function main(): Promise<number> {
   } finally {
     if (sampler) clearInterval(sampler);
     await srv?.stop().catch(() => undefined);
+    await ceph?.stop().catch(() => undefined);
     await rm(tmpRoot, { recursive: true, force: true });
   }
 }

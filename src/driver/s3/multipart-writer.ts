@@ -1,4 +1,5 @@
 /** The FileWriter of the S3 driver: a multipart upload that a later session can continue. */
+import { releaseChunk } from "../../native/release-buffer.js";
 import type { CommitOptions, FileWriter } from "../storage-driver.js";
 import type { Bucket, Part } from "./bucket.js";
 import { KiB, MIN_PART_SIZE } from "./s3-limits.js";
@@ -50,6 +51,13 @@ export class MultipartWriter implements FileWriter {
   #buffer: Buffer;
   /** Full-size buffers whose part upload finished, ready to fill again. */
   #free: Buffer[] = [];
+  /**
+   * The memory of the buffers this writer allocated, freed (releaseChunk) as soon as it is done
+   * with one rather than whenever V8 collects it: a chunked upload opens a writer per PATCH, and
+   * each left its 10 MiB part buffers as external memory until a full collection (a 2 GiB upload
+   * in 16 MiB PATCHes peaked at 154 MiB of RSS on S3, against 67 MiB on the filesystem).
+   */
+  readonly #owned = new Set<ArrayBufferLike>();
   #cutParts = 0;
   #fill: number;
   /** Writes absorbed one after another on this chain; a failure leaves it rejected. */
@@ -123,8 +131,10 @@ export class MultipartWriter implements FileWriter {
       await previous.catch(() => undefined);
       await this.#writing.catch(() => undefined);
       await this.#chain.catch(() => undefined);
+      this.#release(this.#buffer);
       this.#buffer = Buffer.alloc(0);
       this.#fill = 0;
+      this.#releaseFree();
       const uploads = [...this.#stale, ...(this.#uploadId === undefined ? [] : [this.#uploadId])];
       await Promise.all([
         ...uploads.map((id) => this.#b.abortUpload(this.#key, id)),
@@ -160,9 +170,26 @@ export class MultipartWriter implements FileWriter {
     if (this.#buffer.length >= needed) return;
     const capacity =
       this.#cutParts > 0 ? this.#chunkSize : Math.min(this.#chunkSize, Math.max(needed, 64 * KiB, this.#buffer.length * 2));
-    const grown = (capacity === this.#chunkSize ? this.#free.pop() : undefined) ?? Buffer.allocUnsafe(capacity);
+    const grown = (capacity === this.#chunkSize ? this.#free.pop() : undefined) ?? this.#allocate(capacity);
     this.#buffer.copy(grown, 0, 0, this.#fill);
+    this.#release(this.#buffer);
     this.#buffer = grown;
+  }
+
+  /** At least 64 KiB, so never a slice of Node's shared pool: the buffer owns its memory. */
+  #allocate(size: number): Buffer {
+    const buffer = Buffer.allocUnsafe(size);
+    this.#owned.add(buffer.buffer);
+    return buffer;
+  }
+
+  /** Frees the memory behind `bytes` now, if this writer allocated it and nothing uses it any more. */
+  #release(bytes: Buffer): void {
+    if (this.#owned.delete(bytes.buffer)) releaseChunk(new Uint8Array(bytes.buffer));
+  }
+
+  #releaseFree(): void {
+    for (const buffer of this.#free.splice(0)) this.#release(buffer);
   }
 
   #takeBuffer(): Buffer {
@@ -182,8 +209,10 @@ export class MultipartWriter implements FileWriter {
     this.#cutParts++;
     const link = this.#chain.then(async () => {
       await this.#uploadPart(bytes);
-      if (bytes.buffer.byteLength >= this.#chunkSize && bytes.byteOffset === 0 && this.#free.length < 2) {
+      if (bytes.buffer.byteLength >= this.#chunkSize && bytes.byteOffset === 0 && this.#free.length < 2 && this.#phase === "open") {
         this.#free.push(Buffer.from(bytes.buffer, 0, this.#chunkSize));
+      } else {
+        this.#release(bytes);
       }
     });
     // Recorded here so that a failure no one awaits is not an unhandled rejection.
@@ -234,6 +263,8 @@ export class MultipartWriter implements FileWriter {
     // next session finds it without searching (resumeWithMarker).
     await storePending(this.#b, this.#key, tail, this.#uploadId, this.#parts.length);
     this.#pendingStored = true;
+    this.#release(tail);
+    this.#releaseFree();
   }
 
   /**
@@ -252,6 +283,7 @@ export class MultipartWriter implements FileWriter {
       // A PutObject stores the whole body or fails: no HEAD to check it (a multipart upload gets one).
       if (tail.length !== this.#size) throw new Error(`s3: ${this.#key}: ${tail.length} bytes to store, expected ${this.#size}`);
       await this.#b.putObject(this.#key, tail);
+      this.#release(tail);
       if (this.#uploadId !== undefined) this.#stale.push(this.#uploadId);
       this.#uploadId = undefined;
     } else {
@@ -267,5 +299,6 @@ export class MultipartWriter implements FileWriter {
     ]);
     this.#stale = [];
     this.#pendingStored = false;
+    this.#releaseFree();
   }
 }
