@@ -153,6 +153,22 @@ for (const store of stores) {
       await outbox.close();
     });
 
+    it("past the memory budget, writes to a head segment still being appended to are held intact", async () => {
+      const driver = store.make();
+      const outbox = new EndpointOutbox(driver, DIR, "v1");
+      const ids: string[] = [];
+      // Small events, so that 2,100 of them (more than the 2,000 held in memory) fit in the head
+      // segment (1 MiB): writes past the budget go through a reused buffer, yet the head keeps them.
+      for (let i = 0; i < 2_100; i++) {
+        const e: RegistryEvent = { id: `small-${i}`, timestamp: goTimestamp(), action: "pull", target: { repository: "r" }, request: { id: "r", method: "GET", useragent: "t" }, actor: {}, source: {} };
+        ids.push(e.id);
+        await outbox.append([e], false);
+      }
+      assert.equal((await listed(driver)).filter((p) => segmentSeq(p) !== undefined).length, store.name.startsWith("filesystem") ? 1 : 2_100);
+      assert.deepEqual(await drain(outbox, 500), ids);
+      await outbox.close();
+    });
+
     it("keeps a bounded window and reads the rest back from storage, appends during refills included", async () => {
       const driver = store.make();
       const outbox = new EndpointOutbox(driver, DIR, "v1");

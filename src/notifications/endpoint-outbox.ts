@@ -85,10 +85,11 @@ export class EndpointOutbox {
   private writing: Promise<void> | undefined;
   private readonly window: Segment[] = [];
   /**
-   * What a group write's bytes are encoded into; only the records held for delivery are copied out
-   * of it. While an endpoint is down (the window full), a write then allocates nothing that outlives
-   * it: a Buffer per write outlived a young-generation collection while written, and waited for a
-   * full one as external memory (10.9 against 4.8 MiB after 100,000 queued events).
+   * What a group write's bytes are encoded into while the window is full (an endpoint down), when
+   * nothing of the write is likely to be held: the write then allocates nothing that outlives it. A
+   * Buffer per write outlived a young-generation collection while written, and waited for a full one
+   * as external memory (10.9 against 4.8 MiB after 100,000 queued events). Records that are held
+   * after all (the head segment's) are copied out of it.
    */
   private scratch = Buffer.allocUnsafeSlow(SCRATCH_START_BYTES);
   /** Events of the head segment already consumed. */
@@ -153,9 +154,8 @@ export class EndpointOutbox {
       this.pending = undefined;
       let text = "";
       for (const record of batch.records) text += record.text + RECORD_END;
-      // An append log takes the bytes from the scratch buffer; an object store's driver may keep
-      // what it is given (the in-memory one does), so it gets bytes of its own.
-      const data = this.driver.appendLog ? this.scratchBytes(text) : Buffer.from(text);
+      // An object store's driver may keep what it is given (the in-memory one does): bytes of its own.
+      const data = this.driver.appendLog && this.heldEvents >= WINDOW_EVENTS ? this.scratchBytes(text) : Buffer.from(text);
       try {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
         this.stored(segment, data, batch.records);
@@ -251,8 +251,9 @@ export class EndpointOutbox {
     this.pendingEvents += records.length;
     this.appendedEvents += records.length;
     if (segment.chunks) {
-      // `data` is the scratch buffer, or what an object store's driver may keep: a copy is turned.
-      segment.chunks.push(chunkOfStored(Buffer.from(data), records.map((record) => record.time)));
+      // The scratch buffer, or what an object store's driver may keep, is copied: the copy is turned.
+      const held = this.driver.appendLog && data.buffer !== this.scratch.buffer ? data : Buffer.from(data);
+      segment.chunks.push(chunkOfStored(held, records.map((record) => record.time)));
       this.heldEvents += records.length;
       // Past the budget only the head keeps its events; the others are read back when their turn comes.
       if (this.heldEvents > WINDOW_EVENTS && segment !== this.window[0]) this.release(segment);
