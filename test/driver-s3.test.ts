@@ -3,7 +3,7 @@ import { createHash, randomBytes, randomInt } from "node:crypto";
 import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, type S3Client } from "@aws-sdk/client-s3";
 import { PENDING_SUFFIX, S3Driver, type S3DriverOptions } from "../src/driver/s3/s3-driver.js";
 import { PathNotFoundError, compareWalkOrder, type WriterOptions } from "../src/driver/storage-driver.js";
 import { createDriver, describeStorage } from "../src/cli/compose.js";
@@ -318,6 +318,51 @@ function defineTests(): void {
       await driver.delete("/abandoned/_uploads/id");
       assert.equal(await openUploads(driver, "abandoned/"), 0);
       assert.deepEqual(await rawKeys(driver, "/abandoned"), []);
+    });
+
+    it("a removal after its writers settled looks for no multipart uploads; removeTemporaries aborts those left with nothing beside them", async () => {
+      const options = cephServer().driverOptions({ chunksize: 5 * MiB });
+      const driver = new S3Driver(options, { leftoverUploadMinAgeMs: 0 });
+      const careful = new S3Driver(options);
+      drivers.push(driver, careful);
+      // A writer killed after its first part: its upload is open, and no side object names it.
+      const killed = await driver.writer("/left/_uploads/killed/data", false);
+      await killed.write(randomBytes(5 * MiB + 10));
+      await waitFor(async () => (await partsOf(driver, "/left/_uploads/killed/data")) === 1);
+      await driver.putContent("/left/_uploads/killed/startedat", Buffer.from("2024-01-01T00:00:00Z"));
+      // A resumable upload: closed, its directory in use.
+      const live = await driver.writer("/left/_uploads/live/data", false);
+      await live.write(randomBytes(5 * MiB + 10));
+      await live.close();
+      await driver.putContent("/left/_uploads/live/startedat", Buffer.from("2024-01-01T00:00:00Z"));
+      // A multipart copy cut short beside the object a later copy stored.
+      await driver.putContent("/left/blob/data", Buffer.from("stored"));
+      const recorded = recordCommands(driver);
+      // What UploadStore does once the blob is stored: its writers settled.
+      await driver.delete("/left/_uploads/killed", { directory: true, durable: false, writersSettled: true });
+      assert.deepEqual(recorded.map((command) => command.split(" ")[0]), ["ListObjectsV2", "DeleteObjects"]);
+      assert.equal(await openUploads(driver, "left/_uploads/killed/"), 1, "the killed writer's upload is left for removeTemporaries");
+      const root = driver.options.root ? `${driver.options.root}/` : "";
+      const stray = await inspect().send(new CreateMultipartUploadCommand({ Bucket: driver.options.bucket, Key: `${root}left/blob/data` }));
+      assert.ok(stray.UploadId);
+
+      // Not yet a day old: nothing is aborted under the default age.
+      assert.equal(await careful.removeTemporaries(new Date(Date.now() + 60_000)), 0);
+      assert.equal(await openUploads(driver, "left/"), 3);
+      // Started after the cut-off: kept.
+      assert.equal(await driver.removeTemporaries(new Date(Date.now() - 60_000)), 0);
+      recorded.length = 0;
+      assert.equal(await driver.removeTemporaries(new Date(Date.now() + 60_000)), 2);
+      assert.equal(await openUploads(driver, "left/_uploads/killed/"), 0);
+      assert.equal(await openUploads(driver, "left/blob/"), 0);
+      assert.equal(await openUploads(driver, "left/_uploads/live/"), 1, "an upload whose directory is in use is resumable");
+      assert.equal(recorded.filter((command) => command.startsWith("AbortMultipartUpload")).length, 2, recorded.join("\n"));
+      const resumed = await driver.writer("/left/_uploads/live/data", true);
+      assert.equal(resumed.size, 5 * MiB + 10);
+      await resumed.cancel();
+      assert.ok((await driver.getContent("/left/blob/data")).equals(Buffer.from("stored")));
+      await driver.delete("/left");
+      assert.equal(await openUploads(driver, "left/"), 0);
     });
 
     it("moves an object above multipartcopythresholdsize with a multipart copy", async () => {

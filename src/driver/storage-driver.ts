@@ -100,8 +100,9 @@ export interface StorageDriver {
 
   /**
    * Optional: removes what interrupted operations left under hidden temporary names, last changed
-   * before `olderThan`, and resolves to how many. Drivers whose operations leave nothing behind
-   * (object stores, memory) leave it out. Run by the upload purge and by garbage collection.
+   * before `olderThan`, and resolves to how many (the S3 driver: unfinished multipart uploads).
+   * Drivers whose operations leave nothing behind (memory) leave it out. Run by the upload purge
+   * and by garbage collection.
    */
   removeTemporaries?(olderThan: Date): Promise<number>;
 }
@@ -177,6 +178,12 @@ export function segmentsBelow(path: string, startAfter: string): string[] {
 export interface DeleteOptions {
   /** The path is a directory: no object of that very name is looked for. */
   directory?: boolean;
+  /**
+   * Every writer the caller opened under the path was committed or cancelled: an unfinished
+   * multipart upload still there is one a killed writer left. An object store then does not look
+   * for such uploads (a request on every removal); its removeTemporaries aborts them later.
+   */
+  writersSettled?: boolean;
   /**
    * Default true: once the delete resolves it survives a power cut (the filesystem driver syncs
    * the parent directory), and a directory leaves listings whole even when the process dies part

@@ -114,10 +114,14 @@ export class BlobStore {
     }
   }
 
-  /** Stores small content (a manifest) under its digest; a no-op when already stored. */
+  /**
+   * Stores small content (a manifest) under its digest; a no-op where the cache knows it stored.
+   * Otherwise it is written without asking storage first, as `adopt` moves: the same bytes replace
+   * the same bytes.
+   */
   async put(content: Uint8Array, algorithm: DigestAlgorithm): Promise<BlobDescriptor> {
     const digest = Digest.of(algorithm, content);
-    if (!(await this.exists(digest))) {
+    if (!(await this.knownStored(digest))) {
       await this.driver.putContent(blobDataPath(digest), content);
       this.markVerified(digest);
     }
@@ -127,13 +131,15 @@ export class BlobStore {
   }
 
   /**
-   * Moves verified upload bytes into place. When the digest is already stored (a concurrent
-   * push of the same layer), the stored copy wins: same digest, same bytes. A caller that removes
+   * Moves verified upload bytes into place. Where the cache knows the digest stored, the stored
+   * copy stays: same digest, same bytes. Otherwise storage is not asked first: the move replaces
+   * whatever a concurrent push of the same layer stored with the same bytes, and asking costs an
+   * object store a request on every push of a new blob (distribution asks). A caller that removes
    * the source's directory next says so: an object store then makes no request to delete it.
    */
   async adopt(sourcePath: string, digest: Digest, size: number, options: { sourceRemovedByCaller?: boolean } = {}): Promise<BlobDescriptor> {
     const sourceRemovedByCaller = options.sourceRemovedByCaller === true;
-    if (await this.exists(digest)) {
+    if (await this.knownStored(digest)) {
       if (!sourceRemovedByCaller) await this.driver.delete(sourcePath).catch(() => undefined);
     } else {
       await this.driver.move(sourcePath, blobDataPath(digest), { size, sourceRemovedByCaller });
@@ -143,6 +149,11 @@ export class BlobStore {
     const descriptor = { digest, size, mediaType: OCTET_STREAM };
     await this.cache.set(descriptor);
     return descriptor;
+  }
+
+  /** The cache knows the digest stored: no request to storage decides it. */
+  private async knownStored(digest: Digest): Promise<boolean> {
+    return (await this.cache.get(digest)) !== undefined;
   }
 
   async redirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {

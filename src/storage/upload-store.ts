@@ -165,7 +165,8 @@ export class UploadStore {
         if (!resumed) await this.verify(session, digest, await this.rehash(dataPath, size, digest.algorithm));
       }
       const descriptor = await this.blobs.adopt(dataPath, digest, size, { sourceRemovedByCaller: true });
-      await this.remove(session);
+      // The writers are settled: this one committed; one a kill cut short is the purge's.
+      await this.remove(session, true);
       return descriptor;
     });
   }
@@ -314,12 +315,13 @@ export class UploadStore {
     return Digest.fromHash(algorithm, hash);
   }
 
-  private async remove(session: UploadSession): Promise<void> {
+  /** `writersSettled`: see DeleteOptions (after a commit; a cancel leaves the last writer's upload open). */
+  private async remove(session: UploadSession, writersSettled = false): Promise<void> {
     this.hashers.delete(hasherKey(session));
     try {
       // Not synced: an upload that comes back after a power cut holds nothing the registry serves,
       // and is purged with the others; a sync here would cost every push of a blob a flush.
-      await this.driver.delete(uploadPath(session.repository, session.id), { directory: true, durable: false });
+      await this.driver.delete(uploadPath(session.repository, session.id), { directory: true, durable: false, writersSettled });
     } catch (err) {
       if (!isPathNotFound(err)) throw err;
     }

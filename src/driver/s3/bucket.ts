@@ -8,7 +8,7 @@ import { isNoSuchUpload, unlessNotFound } from "./s3-errors.js";
 import { DELETE_BATCH, MAX_PARTS, splitRanges } from "./s3-limits.js";
 import type { S3ResolvedOptions } from "./s3-options.js";
 import type { S3Request, S3Transport } from "./s3-transport.js";
-import { completeUploadXml, deleteObjectsXml, parseCopyPartETag, parseDeleteErrors, parseListPage, parsePartsPage, parseUploadId, parseUploadsPage, type ListPage } from "./s3-xml.js";
+import { completeUploadXml, deleteObjectsXml, parseCompleteETag, parseCopyPartETag, parseDeleteErrors, parseListPage, parsePartsPage, parseUploadId, parseUploadsPage, type ListPage } from "./s3-xml.js";
 import { encodeKeyPath } from "./sigv4.js";
 
 export type { ListedObject, ListPage } from "./s3-xml.js";
@@ -189,17 +189,22 @@ export class Bucket {
     }
   }
 
-  /** Completes an upload, then checks the object's size (Ceph 16 answers an empty ETag: HEAD is the truth). */
+  /**
+   * Completes an upload of `size` bytes from `parts`. The object is then exactly those parts: S3
+   * refuses a part whose ETag differs from the one named (InvalidPart), so a part uploaded again
+   * by another session fails the completion instead of changing the object. So no HEAD checks the
+   * stored size afterwards (it cost every multipart blob a request); the parts' sizes are checked
+   * against `size` before, and the answer's ETag, where S3 gives one, must count the parts.
+   */
   async completeUpload(key: string, uploadId: string, parts: Part[], size: number): Promise<void> {
+    const listed = parts.reduce((sum, part) => sum + part.size, 0);
+    if (listed !== size) throw new Error(`s3: ${key}: parts of ${listed} bytes, expected ${size}`);
     const body = Buffer.from(completeUploadXml(parts), "utf8");
     const headers = { "content-type": "application/xml" };
-    await this.transport.send({ operation: "CompleteMultipartUpload", method: "POST", key, query: [["uploadId", uploadId]], headers, body, signedBody: true, errorIn200: true });
-    await this.verifySize(key, size);
-  }
-
-  async verifySize(key: string, size: number): Promise<void> {
-    const stored = (await this.head(key))?.size;
-    if (stored !== size) throw new Error(`s3: ${key}: stored ${stored ?? "no"} bytes, expected ${size}`);
+    const out = await this.transport.send({ operation: "CompleteMultipartUpload", method: "POST", key, query: [["uploadId", uploadId]], headers, body, signedBody: true, errorIn200: true });
+    // A multipart ETag is the parts' MD5s hashed, then "-" and their count.
+    const count = /-(\d+)"?$/.exec(parseCompleteETag(out.body.toString("utf8")) ?? "")?.[1];
+    if (count !== undefined && Number(count) !== parts.length) throw new Error(`s3: ${key}: completed with ${count} parts, sent ${parts.length}`);
   }
 
   /** Aborts an upload; one that is already gone is fine. */

@@ -176,7 +176,7 @@ export class S3Driver implements StorageDriver {
     const dirPrefix = this.#b.dirPrefix(path);
     const isRoot = path === "/";
     const [uploads, top] = await Promise.all([
-      this.#b.listUploads(isRoot ? dirPrefix : key, (k) => isRoot || k === key || k.startsWith(dirPrefix)),
+      options?.writersSettled && !isRoot ? [] : this.#b.listUploads(isRoot ? dirPrefix : key, (k) => isRoot || k === key || k.startsWith(dirPrefix)),
       isRoot || options?.directory ? { keys: [], hasDir: true } : this.#nameLevel(key),
     ]);
     let found = top.keys.length > 0;
@@ -194,6 +194,31 @@ export class S3Driver implements StorageDriver {
     }
     await Promise.all(uploads.map((upload) => this.#b.abortUpload(upload.key, upload.uploadId)));
     if (!found && uploads.length === 0) throw new PathNotFoundError(path, this.name);
+  }
+
+  /**
+   * Aborts the unfinished multipart uploads interrupted operations left: started before
+   * `olderThan` (and at least `leftoverUploadMinAgeMs` ago), with no object in their directory
+   * but their own key and its side object. Those are a writer killed before it stored its side
+   * object, whose directory was then removed without looking for uploads (`writersSettled`), and
+   * multipart copies cut short. An upload whose directory holds anything else (an upload's
+   * `startedat`) is still resumable, and goes when that directory is removed. S3 keeps the parts of
+   * an unfinished upload, and bills them, until it is aborted.
+   */
+  async removeTemporaries(olderThan: Date): Promise<number> {
+    const cutoff = Math.min(olderThan.getTime(), Date.now() - this.#b.o.leftoverUploadMinAgeMs);
+    const uploads = await this.#b.listUploads(this.#b.dirPrefix("/"), () => true);
+    let aborted = 0;
+    for (const upload of uploads) {
+      if (upload.initiated >= cutoff) continue;
+      const dir = upload.key.slice(0, upload.key.lastIndexOf("/") + 1);
+      const page = await this.#b.listPage({ Prefix: dir, Delimiter: "/" });
+      const own = (object: { Key?: string }): boolean => object.Key === upload.key || object.Key === pendingKey(upload.key);
+      if ((page.CommonPrefixes ?? []).length > 0 || !(page.Contents ?? []).every(own)) continue;
+      await this.#b.abortUpload(upload.key, upload.uploadId);
+      aborted++;
+    }
+    return aborted;
   }
 
   /**

@@ -60,7 +60,16 @@ export interface S3DriverTuning {
   socketTimeoutMs?: number;
   /** storage.s3.loglevel, made into a log by the composition root (it has the logger). */
   requestLog?: S3RequestLog;
+  /** The least age of a multipart upload removeTemporaries aborts. Default LEFTOVER_UPLOAD_MIN_AGE_MS. */
+  leftoverUploadMinAgeMs?: number;
 }
+
+/**
+ * removeTemporaries never aborts a multipart upload started less than this long ago, whatever it
+ * is asked: in a bucket shared with other programs an upload with nothing beside it may be one
+ * of theirs in progress.
+ */
+export const LEFTOVER_UPLOAD_MIN_AGE_MS = 24 * 60 * 60 * 1000;
 
 /**
  * How long an S3 connection may be silent (no byte either way) before the request fails and is
@@ -88,6 +97,7 @@ export interface S3ResolvedOptions {
   kmsKeyId: string | undefined;
   listPageSize: number;
   socketTimeoutMs: number;
+  leftoverUploadMinAgeMs: number;
 }
 
 export function resolveOptions(options: S3DriverOptions, tuning: S3DriverTuning): S3ResolvedOptions {
@@ -108,6 +118,7 @@ export function resolveOptions(options: S3DriverOptions, tuning: S3DriverTuning)
     kmsKeyId: encrypt && options.keyid ? options.keyid : undefined,
     listPageSize: integerOption("listPageSize", tuning.listPageSize ?? 1000, 1, 1000, "between 1 and 1000"),
     socketTimeoutMs: integerOption("socketTimeoutMs", tuning.socketTimeoutMs ?? SOCKET_TIMEOUT_MS, 1, 2 ** 31 - 1, "a positive number of milliseconds"),
+    leftoverUploadMinAgeMs: integerOption("leftoverUploadMinAgeMs", tuning.leftoverUploadMinAgeMs ?? LEFTOVER_UPLOAD_MIN_AGE_MS, 0, Infinity, "a number of milliseconds"),
   };
 }
 

@@ -128,6 +128,12 @@ export function parseCopyPartETag(xml: string): string {
   return text(requireRoot(xml, "CopyPartResult"), "ETag");
 }
 
+/** A CompleteMultipartUpload answer's ETag, when it has one (Ceph 16 answers an empty one). */
+export function parseCompleteETag(xml: string): string | undefined {
+  const root = rootOf(xml, "CompleteMultipartUploadResult");
+  return root === undefined ? undefined : optionalText(root, "ETag") || undefined;
+}
+
 /** The keys DeleteObjects could not delete (quiet mode lists only those). */
 export function parseDeleteErrors(xml: string): Array<{ Key: string; Code: string; Message: string }> {
   return elements(requireRoot(xml, "DeleteResult"), "Error").map((e) => ({ Key: optionalText(e, "Key") ?? "", Code: optionalText(e, "Code") ?? "", Message: optionalText(e, "Message") ?? "" }));
