@@ -3,7 +3,7 @@ import { createHash, randomBytes, randomInt } from "node:crypto";
 import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { PENDING_SUFFIX, S3Driver, type S3DriverOptions } from "../src/driver/s3/s3-driver.js";
 import { PathNotFoundError, compareWalkOrder, type WriterOptions } from "../src/driver/storage-driver.js";
 import { createDriver, describeStorage } from "../src/cli/compose.js";
@@ -141,7 +141,12 @@ function defineTests(): void {
         assert.deepEqual(await driver.list("/small/_uploads/id").catch(() => []), []);
       }
       const keys = await rawKeys(driver, "/small");
-      assert.deepEqual(keys, [`small/_uploads/id/data${PENDING_SUFFIX}`], "the tail waits in the side object");
+      // A side object per close that moved the upload on, each named after the parts its tail
+      // follows (and the upload): the last one holds the tail, the earlier ones are stale and left
+      // to the commit (or the directory's removal).
+      const side = `small/_uploads/id/data${PENDING_SUFFIX}`;
+      assert.equal(keys[0], `${side}~0~none`, "the first sessions' tail: no part, no upload");
+      assert.deepEqual(keys.map((key) => key.replace(/~[^~]+$/, "")), [`${side}~0`, `${side}~1`, `${side}~2`], "the tail waits in the side object");
       const last = await driver.writer(path, true);
       assert.equal(last.size, expected);
       await last.commit();
@@ -245,6 +250,60 @@ function defineTests(): void {
         assert.equal(await openUploads(driver, "marker/"), 0);
       });
 
+      it("a commit with nothing written after the side object's tail copies it server-side, never reading it", async () => {
+        const driver = make({ chunksize: 5 * MiB });
+        const commands = recordCommands(driver);
+        const root = driver.options.root ? `${driver.options.root}/` : "";
+        for (const [name, size] of [["parts", 6 * MiB + 333], ["small", 1000]] as const) {
+          const dir = `/marker/_uploads/${name}`;
+          await driver.putContent(`${dir}/startedat`, Buffer.from("2026-12-03T00:00:00Z"));
+          const bytes = randomBytes(size);
+          const writer = await driver.writer(`${dir}/data`, true, marker(dir));
+          await writer.write(bytes);
+          await writer.close();
+          commands.length = 0;
+          const finishing = await driver.writer(`${dir}/data`, true, marker(dir));
+          assert.equal(finishing.size, size);
+          await finishing.commit({ directoryRemovedNext: true });
+          const ops = commands.map((command) => command.split(" ")[0]);
+          assert.ok(!ops.includes("GetObject") && !ops.includes("UploadPart") && !ops.includes("PutObject"), commands.join("\n"));
+          const side = commands.find((command) => command.includes(`${PENDING_SUFFIX}~`));
+          assert.equal(side, undefined, `the side object is not read: ${commands.join("\n")}`);
+          if (name === "parts") {
+            // One part of 5 MiB, then the tail as the last part: an UploadPartCopy of the side object.
+            assert.deepEqual(ops, ["ListObjectsV2", "ListParts", "UploadPartCopy", "CompleteMultipartUpload"], commands.join("\n"));
+          } else {
+            // No upload: the side object is copied to the path.
+            assert.deepEqual(commands, ["ListObjectsV2", `CopyObject ${root}${dir.slice(1)}/data`], commands.join("\n"));
+          }
+          assert.ok((await driver.getContent(`${dir}/data`)).equals(bytes));
+          await driver.delete(dir, { directory: true });
+        }
+        assert.equal(await openUploads(driver, "marker/"), 0);
+      });
+
+      it("continues an upload an older berth left, its side object's tags in its metadata", async () => {
+        const driver = make({ chunksize: 5 * MiB });
+        const root = driver.options.root ? `${driver.options.root}/` : "";
+        const dir = "/marker/_uploads/legacy";
+        await driver.putContent(`${dir}/startedat`, Buffer.from("2026-12-03T00:00:00Z"));
+        const tail = randomBytes(70_000);
+        await inspect().send(
+          new PutObjectCommand({ Bucket: driver.options.bucket, Key: `${root}${dir.slice(1)}/data${PENDING_SUFFIX}`, Body: tail, Metadata: { "berth-upload-id": "none", "berth-parts": "0" } }),
+        );
+        const writer = await driver.writer(`${dir}/data`, true, marker(dir));
+        assert.equal(writer.size, tail.length, "the legacy side object's tail");
+        const more = randomBytes(6 * MiB);
+        await writer.write(more);
+        await writer.close();
+        const finishing = await driver.writer(`${dir}/data`, true, marker(dir));
+        assert.equal(finishing.size, tail.length + more.length);
+        await finishing.commit();
+        assert.ok((await driver.getContent(`${dir}/data`)).equals(Buffer.concat([tail, more])));
+        await driver.delete(dir, { directory: true });
+        assert.deepEqual(await rawKeys(driver, dir), []);
+      });
+
       it("answers PathNotFoundError naming the marker when it is gone, and writes nothing", async () => {
         const driver = make({ chunksize: 5 * MiB });
         const dir = "/marker/_uploads/gone";
@@ -262,7 +321,7 @@ function defineTests(): void {
         await writer.close();
         const finishing = await driver.writer(`${dir}/data`, true, marker(dir));
         await finishing.commit({ directoryRemovedNext: true });
-        assert.ok((await rawKeys(driver, dir)).includes(`${dir.slice(1)}/data~pending`), "the side object is left to the directory's removal");
+        assert.ok((await rawKeys(driver, dir)).some((key) => key.startsWith(`${dir.slice(1)}/data${PENDING_SUFFIX}~1~`)), "the side object is left to the directory's removal");
         // The process dies before removing the directory: the side object names a completed upload.
         const after = await driver.writer(`${dir}/data`, true, marker(dir));
         assert.equal(after.size, first.length, "the committed object, not the side object's upload");

@@ -3,7 +3,7 @@ import { releaseChunk } from "../../native/release-buffer.js";
 import type { CommitOptions, FileWriter } from "../storage-driver.js";
 import type { Bucket, Part } from "./bucket.js";
 import { KiB, MIN_PART_SIZE } from "./s3-limits.js";
-import { pendingKey, storePending, type WriterState } from "./writer-state.js";
+import { deleteSideObjects, storePending, type WriterState } from "./writer-state.js";
 
 type Phase = "open" | "closed" | "committed" | "cancelled";
 
@@ -16,19 +16,21 @@ type Phase = "open" | "closed" | "committed" | "cancelled";
  * (ListMultipartUploads for the key, or the side object below) and its parts (ListParts) and
  * continues. The only bytes that cannot go into a part at close are a tail under 5 MiB (S3 accepts
  * a part that small only as the last one of a completed upload). That tail is stored as a side
- * object `<key>~pending` (at every close, even empty), tagged with the upload id and the number of
- * parts it follows; the next session reads it back (it is under 5 MiB) as the start of its buffer,
- * so it becomes the head of that session's next part. The tags
- * make a crash harmless: a pending object whose upload or part count does not match (because a
- * later part already took its bytes, or the upload was completed or aborted) is ignored.
+ * object `<key>~pending~<parts>~<upload>` (at every close, even empty), named after the upload and
+ * the number of parts it follows. A later session that writes reads it back (it is under 5 MiB) as
+ * the start of its buffer, so it becomes the head of that session's next part; a commit with
+ * nothing more to write copies it into the last part server-side (UploadPartCopy; CopyObject when
+ * there is no upload), never reading it. The tags make a crash harmless: a side object whose
+ * upload or part count does not match (because a later part already took its bytes, or the upload
+ * was completed or aborted) is ignored, and left to the directory's removal.
  * distribution instead uploads the small tail as a part, and on the next write completes the upload
  * and starts a new one whose first part is a copy of the whole object (re-copying everything so
  * far on every small-tail session, and exposing a partial object at the path in between); the side
  * object costs one small PUT per close and one GET per reopen instead.
  *
  * `commit()` uploads the buffer as the last part and completes the upload (a writer that never
- * filled a part commits with a single PutObject, empty or not), then checks the stored size with a
- * HEAD. `cancel()` aborts the upload and removes the side object and any committed object.
+ * filled a part commits with a single PutObject, empty or not). `cancel()` aborts the upload and
+ * removes the side objects and any committed object.
  */
 export class MultipartWriter implements FileWriter {
   readonly #b: Bucket;
@@ -39,6 +41,8 @@ export class MultipartWriter implements FileWriter {
   #partBytes: number;
   #stale: string[];
   #pendingStored: boolean;
+  /** The side object holding the tail, until bytes follow it (then read into `#buffer`) or a commit copies it. */
+  #tailObject: { key: string; size: number } | undefined;
   #base: { size: number; copied: boolean } | undefined;
   #phase: Phase = "open";
   #size: number;
@@ -77,11 +81,12 @@ export class MultipartWriter implements FileWriter {
     this.#partBytes = state.parts.reduce((sum, part) => sum + part.size, 0);
     this.#stale = state.stale;
     this.#pendingStored = state.pendingStored;
+    this.#tailObject = state.tailObject;
     this.#base = state.base;
     this.#dirty = state.fresh;
     this.#buffer = state.tail;
     this.#fill = state.tail.length;
-    this.#size = this.#partBytes + this.#fill + (state.base && !state.base.copied ? state.base.size : 0);
+    this.#size = this.#partBytes + this.#fill + (state.tailObject?.size ?? 0) + (state.base && !state.base.copied ? state.base.size : 0);
   }
 
   get size(): number {
@@ -94,8 +99,13 @@ export class MultipartWriter implements FileWriter {
     if (chunk.byteLength === 0) return this.#writing;
     this.#dirty = true;
     this.#size += chunk.byteLength;
+    const tailObject = this.#tailObject;
+    this.#tailObject = undefined;
     // Chained, so that writes not awaited keep their order while one waits for a free buffer.
-    const absorbed = this.#writing.then(() => this.#absorb(chunk));
+    const absorbed = this.#writing.then(async () => {
+      if (tailObject !== undefined) await this.#readTail(tailObject);
+      await this.#absorb(chunk);
+    });
     absorbed.catch((err: unknown) => {
       this.#error ??= err;
     });
@@ -136,14 +146,20 @@ export class MultipartWriter implements FileWriter {
       this.#fill = 0;
       this.#releaseFree();
       const uploads = [...this.#stale, ...(this.#uploadId === undefined ? [] : [this.#uploadId])];
-      await Promise.all([
-        ...uploads.map((id) => this.#b.abortUpload(this.#key, id)),
-        this.#b.deleteKey(pendingKey(this.#key)),
-        this.#b.deleteKey(this.#key),
-      ]);
+      await Promise.all([...uploads.map((id) => this.#b.abortUpload(this.#key, id)), deleteSideObjects(this.#b, this.#key), this.#b.deleteKey(this.#key)]);
       this.#uploadId = undefined;
     })();
     return this.#finished;
+  }
+
+  /** The side object's tail, read as the head of the part being filled (which is empty until then). */
+  async #readTail(source: { key: string; size: number }): Promise<void> {
+    const { bytes } = await this.#b.getObject(source.key);
+    // Changed since it was listed: another session wrote the upload meanwhile.
+    if (bytes.length !== source.size) throw new Error(`s3: ${source.key}: ${bytes.length} bytes, listed with ${source.size}`);
+    this.#reserve(bytes.length);
+    bytes.copy(this.#buffer, this.#fill);
+    this.#fill += bytes.length;
   }
 
   /**
@@ -279,15 +295,26 @@ export class MultipartWriter implements FileWriter {
     await this.#writing;
     await this.#chain;
     const tail = this.#takeBuffer();
+    // Nothing was written after the side object's tail: it is copied where it goes, not read.
+    const tailObject = this.#tailObject;
+    this.#tailObject = undefined;
     if (this.#parts.length === 0 && (this.#base === undefined || this.#base.copied)) {
-      // A PutObject stores the whole body or fails: no HEAD to check it (a multipart upload gets one).
-      if (tail.length !== this.#size) throw new Error(`s3: ${this.#key}: ${tail.length} bytes to store, expected ${this.#size}`);
-      await this.#b.putObject(this.#key, tail);
+      if (tailObject !== undefined) {
+        if (tailObject.size !== this.#size) throw new Error(`s3: ${this.#key}: ${tailObject.size} bytes to store, expected ${this.#size}`);
+        await this.#b.copyObject(tailObject.key, this.#key);
+      } else {
+        // A PutObject stores the whole body or fails: no HEAD to check it.
+        if (tail.length !== this.#size) throw new Error(`s3: ${this.#key}: ${tail.length} bytes to store, expected ${this.#size}`);
+        await this.#b.putObject(this.#key, tail);
+      }
       this.#release(tail);
       if (this.#uploadId !== undefined) this.#stale.push(this.#uploadId);
       this.#uploadId = undefined;
     } else {
-      if (tail.length > 0) this.#queuePart(tail);
+      if (tailObject !== undefined) {
+        const uploadId = await this.#ensureUpload();
+        this.#parts.push(...(await this.#b.copyParts(tailObject.key, tailObject.size, this.#key, uploadId, this.#parts.length + 1)));
+      } else if (tail.length > 0) this.#queuePart(tail);
       else await this.#ensureUpload();
       await this.#chain;
       await this.#b.completeUpload(this.#key, this.#uploadId!, this.#parts, this.#size);
@@ -295,7 +322,7 @@ export class MultipartWriter implements FileWriter {
     }
     await Promise.all([
       ...this.#stale.map((id) => this.#b.abortUpload(this.#key, id)),
-      this.#pendingStored && !directoryRemovedNext ? this.#b.deleteKey(pendingKey(this.#key)) : undefined,
+      this.#pendingStored && !directoryRemovedNext ? deleteSideObjects(this.#b, this.#key) : undefined,
     ]);
     this.#stale = [];
     this.#pendingStored = false;

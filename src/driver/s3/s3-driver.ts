@@ -8,7 +8,7 @@ import { KiB, MAX_PART_SIZE } from "./s3-limits.js";
 import { createTransport, resolveOptions, type S3DriverOptions, type S3DriverTuning, type S3ResolvedOptions } from "./s3-options.js";
 import type { S3Transport } from "./s3-transport.js";
 import { Walker, type Visit } from "./s3-walk.js";
-import { freshState, MARKER_MISSING, pendingKey, resumeState, resumeWithMarker } from "./writer-state.js";
+import { freshState, isPendingKeyOf, MARKER_MISSING, resumeState, resumeWithMarker } from "./writer-state.js";
 
 export type { S3DriverOptions, S3DriverTuning, S3ResolvedOptions } from "./s3-options.js";
 export { PENDING_SUFFIX } from "./writer-state.js";
@@ -213,7 +213,7 @@ export class S3Driver implements StorageDriver {
       if (upload.initiated >= cutoff) continue;
       const dir = upload.key.slice(0, upload.key.lastIndexOf("/") + 1);
       const page = await this.#b.listPage({ Prefix: dir, Delimiter: "/" });
-      const own = (object: { Key?: string }): boolean => object.Key === upload.key || object.Key === pendingKey(upload.key);
+      const own = (object: { Key?: string }): boolean => object.Key === upload.key || isPendingKeyOf(object.Key ?? "", upload.key);
       if ((page.CommonPrefixes ?? []).length > 0 || !(page.Contents ?? []).every(own)) continue;
       await this.#b.abortUpload(upload.key, upload.uploadId);
       aborted++;
@@ -264,7 +264,7 @@ export class S3Driver implements StorageDriver {
     let hasDir = false;
     for await (const page of this.#b.listPages({ Prefix: key, Delimiter: "/" })) {
       for (const object of page.Contents ?? []) {
-        if (object.Key === key || object.Key === pendingKey(key)) keys.push(object.Key);
+        if (object.Key === key || isPendingKeyOf(object.Key ?? "", key)) keys.push(object.Key!);
       }
       if ((page.CommonPrefixes ?? []).some((common) => common.Prefix === `${key}/`)) hasDir = true;
     }
