@@ -282,6 +282,44 @@ function defineTests(): void {
         assert.equal(await openUploads(driver, "marker/"), 0);
       });
 
+      it("commitAt puts a tail, in memory or in the side object, at another path in one request, and declines once parts exist", async () => {
+        const driver = make({ chunksize: 5 * MiB });
+        const commands = recordCommands(driver);
+        const root = driver.options.root ? `${driver.options.root}/` : "";
+        const dir = "/marker/_uploads/placed";
+        await driver.putContent(`${dir}/startedat`, Buffer.from("2026-12-03T00:00:00Z"));
+        // In memory: the PUT that brings the whole blob.
+        const whole = randomBytes(3000);
+        const writer = await driver.writer(`${dir}/data`, true, marker(dir));
+        await writer.write(whole);
+        commands.length = 0;
+        assert.equal(await writer.commitAt!("/placed/one/data"), true);
+        assert.deepEqual(commands, [`PutObject ${root}placed/one/data`]);
+        assert.ok((await driver.getContent("/placed/one/data")).equals(whole));
+        await assert.rejects(driver.stat(`${dir}/data`), PathNotFoundError, "nothing at the writer's own path");
+        // In the side object: a PATCH, then a PUT without a body.
+        const closed = await driver.writer(`${dir}/data`, false, marker(dir));
+        const tail = randomBytes(4000);
+        await closed.write(tail);
+        await closed.close();
+        commands.length = 0;
+        const finishing = await driver.writer(`${dir}/data`, true, marker(dir));
+        assert.equal(await finishing.commitAt!("/placed/two/data"), true);
+        assert.deepEqual(commands, [`ListObjectsV2`, `CopyObject ${root}placed/two/data`]);
+        assert.ok((await driver.getContent("/placed/two/data")).equals(tail));
+        // Parts: only the writer's own key can complete the upload.
+        const big = await driver.writer(`${dir}/data`, false, marker(dir));
+        const bytes = randomBytes(6 * MiB);
+        await big.write(bytes);
+        assert.equal(await big.commitAt!("/placed/three/data"), false);
+        await assert.rejects(driver.stat("/placed/three/data"), PathNotFoundError);
+        await big.commit();
+        assert.ok((await driver.getContent(`${dir}/data`)).equals(bytes));
+        await driver.delete(dir, { directory: true });
+        await driver.delete("/placed");
+        assert.equal(await openUploads(driver, "marker/"), 0);
+      });
+
       it("continues an upload an older berth left, its side object's tags in its metadata", async () => {
         const driver = make({ chunksize: 5 * MiB });
         const root = driver.options.root ? `${driver.options.root}/` : "";

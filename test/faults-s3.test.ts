@@ -112,8 +112,9 @@ describe("S3 faults between berth and Ceph", { skip }, () => {
     assert.equal(digestOf(got.bytes), digestOf(bytes));
   }
 
-  it("500 InternalError on every PutObject of an upload's data: 3 attempts, then 503 UNAVAILABLE; the push succeeds once it ends", async () => {
-    const data = /_uploads\/[^/]+\/data$/;
+  it("500 InternalError on every PutObject of a blob's data: 3 attempts, then 503 UNAVAILABLE; the push succeeds once it ends", async () => {
+    // A monolithic push's bytes are verified, then stored at the blob's path in one PutObject.
+    const data = /\/blobs\/sha256\/[0-9a-f]{2}\/[0-9a-f]{64}\/data$/;
     proxy.inject({ operations: ["PutObject"], key: data, fault: { kind: "error", status: 500, code: "InternalError" } });
     const bytes = randomBlob(100_000);
     await expectBackendUnavailable(await monolithicPush(client, name, bytes));
@@ -141,7 +142,7 @@ describe("S3 faults between berth and Ceph", { skip }, () => {
   });
 
   it("one connection reset before the answer: retried once, the push succeeds", async () => {
-    const data = /_uploads\/[^/]+\/data$/;
+    const data = /\/blobs\/sha256\/[0-9a-f]{2}\/[0-9a-f]{64}\/data$/;
     proxy.inject({ operations: ["PutObject"], key: data, fault: { kind: "reset" }, times: 1 });
     const bytes = randomBlob(50_000);
     assert.equal((await monolithicPush(client, name, bytes)).status, 201);

@@ -291,6 +291,15 @@ export interface FileWriter {
   close(): Promise<void>;
   /** Makes the content durable and visible at the path. */
   commit(options?: CommitOptions): Promise<void>;
+  /**
+   * Optional: commits the content at `path` in place of the writer's own, where the driver can put
+   * it there without storing it at its own path first (the S3 driver, when its bytes are a tail
+   * in memory or in its side object: one PutObject or CopyObject to `path`, where commit and move
+   * cost two). `path` is replaced if present. Resolves false, having done nothing, where it cannot:
+   * the caller then commits and moves. What the writer kept beside its own path is left to the
+   * caller's removal of that directory, as with `directoryRemovedNext`.
+   */
+  commitAt?(path: string): Promise<boolean>;
   /** Discards everything written, including earlier sessions. Safe to call more than once. */
   cancel(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { pipeline, Transform, type Readable, type TransformCallback } from "node:stream";
-import type { StorageDriver } from "../driver/storage-driver.js";
+import type { FileWriter, StorageDriver } from "../driver/storage-driver.js";
 import { isPathNotFound } from "../driver/storage-driver.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
@@ -146,6 +146,21 @@ export class BlobStore {
       // The caller verified these bytes against the digest as they arrived.
       this.markVerified(digest);
     }
+    const descriptor = { digest, size, mediaType: OCTET_STREAM };
+    await this.cache.set(descriptor);
+    return descriptor;
+  }
+
+  /**
+   * Verified upload bytes put at the blob's path by their writer itself (FileWriter.commitAt),
+   * where it can: no commit at the upload's path, and no move. undefined, with nothing done, where
+   * it cannot or the cache knows the digest stored: the caller then commits and adopts.
+   */
+  async place(writer: FileWriter, digest: Digest, size: number): Promise<BlobDescriptor | undefined> {
+    if (writer.commitAt === undefined || (await this.knownStored(digest))) return undefined;
+    if (!(await writer.commitAt(blobDataPath(digest)))) return undefined;
+    // The caller verified these bytes against the digest as they arrived.
+    this.markVerified(digest);
     const descriptor = { digest, size, mediaType: OCTET_STREAM };
     await this.cache.set(descriptor);
     return descriptor;

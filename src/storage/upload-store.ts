@@ -154,6 +154,12 @@ export class UploadStore {
         const computed = Digest.parse(`${digest.algorithm}:${live.hexDigest()}`);
         if (!computed.equals(digest)) await writer.close();
         await this.verify(session, digest, computed);
+        // Verified before anything was committed: the writer may put the bytes at the blob's path itself.
+        const placed = hashedByWriter ? undefined : await this.blobs.place(writer, digest, size);
+        if (placed) {
+          await this.remove(session, true);
+          return placed;
+        }
         await writer.commit(commit);
       } else {
         await writer.close();

@@ -197,6 +197,20 @@ class TracedFileWriter implements FileWriter {
     return this.finish("commit", this.inner.commit(options));
   }
 
+  /** The span ends once the content is committed, or the attempt failed; `false` leaves it to commit(). */
+  async commitAt(path: string): Promise<boolean> {
+    if (this.inner.commitAt === undefined) return false;
+    let placed: boolean;
+    try {
+      placed = await this.inner.commitAt(path);
+    } catch (err) {
+      await this.finish("commit", Promise.reject(err));
+      throw err;
+    }
+    if (placed) await this.finish("commit", Promise.resolve());
+    return placed;
+  }
+
   cancel(): Promise<void> {
     return this.finish("cancel", this.inner.cancel());
   }

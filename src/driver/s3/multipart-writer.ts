@@ -132,6 +132,42 @@ export class MultipartWriter implements FileWriter {
     return this.#finished;
   }
 
+  /**
+   * Where nothing went into parts (a tail in memory or in the side object), stores it at `path`'s
+   * key directly: one PutObject or CopyObject, where commit and a move cost two requests and a
+   * second copy of the bytes. The side object stays for the caller's removal of the directory.
+   */
+  async commitAt(path: string): Promise<boolean> {
+    if (this.#phase !== "open") throw new Error(`cannot commit a ${this.#phase} writer: ${this.#key}`);
+    await this.#writing;
+    await this.#chain;
+    if (this.#error !== undefined) throw this.#error;
+    if (this.#phase !== "open" || this.#parts.length > 0 || (this.#base !== undefined && !this.#base.copied)) return false;
+    this.#phase = "committed";
+    const dest = this.#b.key(path);
+    this.#finished = (async () => {
+      const tailObject = this.#tailObject;
+      this.#tailObject = undefined;
+      const tail = this.#takeBuffer();
+      const stored = tailObject?.size ?? tail.length;
+      if (stored !== this.#size) throw new Error(`s3: ${this.#key}: ${stored} bytes to store at ${dest}, expected ${this.#size}`);
+      if (tailObject !== undefined) await this.#b.copyObject(tailObject.key, dest);
+      else await this.#b.putObject(dest, tail);
+      this.#release(tail);
+      if (this.#uploadId !== undefined) this.#stale.push(this.#uploadId);
+      this.#uploadId = undefined;
+      await Promise.all(this.#stale.map((id) => this.#b.abortUpload(this.#key, id)));
+      this.#stale = [];
+      this.#releaseFree();
+    })().catch((err: unknown) => {
+      // It can still be cancelled; a later writer resumes from what was stored.
+      this.#phase = "closed";
+      throw err;
+    });
+    await this.#finished;
+    return true;
+  }
+
   cancel(): Promise<void> {
     if (this.#phase === "cancelled") return this.#finished;
     if (this.#phase === "committed") return Promise.reject(new Error(`writer already committed: ${this.#key}`));
