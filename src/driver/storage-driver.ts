@@ -26,6 +26,12 @@ export interface RedirectClient {
 export interface StorageDriver {
   /** Short name for logs and errors: "filesystem", "inmemory", "s3". */
   readonly name: string;
+  /**
+   * true where every operation is a request to a remote store (S3, GCS, Azure). Content-addressed
+   * bytes are then written without asking first whether they are there (the same bytes replace the
+   * same bytes): asking is a request each time. On local storage asking is cheaper than a rewrite.
+   */
+  readonly remote?: boolean;
 
   /** The whole content of a small object. PathNotFoundError when absent or a directory. */
   getContent(path: string): Promise<Buffer>;

@@ -25,6 +25,7 @@ export function distributionDriverName(name: string): string {
  */
 export class MeteredDriver implements StorageDriver {
   readonly name: string;
+  readonly remote?: boolean;
   readonly appendLog?: (path: string) => Promise<AppendLog>;
   readonly removeTemporaries?: (olderThan: Date) => Promise<number>;
 
@@ -33,6 +34,7 @@ export class MeteredDriver implements StorageDriver {
     private readonly timers: Readonly<Record<TimedAction, ActionTimer>>,
   ) {
     this.name = inner.name;
+    if (inner.remote !== undefined) this.remote = inner.remote;
     if (inner.appendLog !== undefined) this.appendLog = inner.appendLog.bind(inner);
     if (inner.removeTemporaries !== undefined) this.removeTemporaries = inner.removeTemporaries.bind(inner);
   }

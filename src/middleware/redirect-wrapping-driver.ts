@@ -22,11 +22,13 @@ import type {
  */
 export abstract class RedirectWrappingDriver implements StorageDriver {
   readonly name: string;
+  readonly remote?: boolean;
   readonly appendLog?: (path: string) => Promise<AppendLog>;
   readonly removeTemporaries?: (olderThan: Date) => Promise<number>;
 
   constructor(protected readonly inner: StorageDriver) {
     this.name = inner.name;
+    if (inner.remote !== undefined) this.remote = inner.remote;
     if (inner.appendLog !== undefined) this.appendLog = inner.appendLog.bind(inner);
     if (inner.removeTemporaries !== undefined) this.removeTemporaries = inner.removeTemporaries.bind(inner);
   }

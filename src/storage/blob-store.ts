@@ -114,14 +114,10 @@ export class BlobStore {
     }
   }
 
-  /**
-   * Stores small content (a manifest) under its digest; a no-op where the cache knows it stored.
-   * Otherwise it is written without asking storage first, as `adopt` moves: the same bytes replace
-   * the same bytes.
-   */
+  /** Stores small content (a manifest) under its digest; a no-op when already stored (asked as `adopt` asks). */
   async put(content: Uint8Array, algorithm: DigestAlgorithm): Promise<BlobDescriptor> {
     const digest = Digest.of(algorithm, content);
-    if (!(await this.knownStored(digest))) {
+    if (!(await this.stored(digest))) {
       await this.driver.putContent(blobDataPath(digest), content);
       this.markVerified(digest);
     }
@@ -131,15 +127,15 @@ export class BlobStore {
   }
 
   /**
-   * Moves verified upload bytes into place. Where the cache knows the digest stored, the stored
-   * copy stays: same digest, same bytes. Otherwise storage is not asked first: the move replaces
-   * whatever a concurrent push of the same layer stored with the same bytes, and asking costs an
-   * object store a request on every push of a new blob (distribution asks). A caller that removes
-   * the source's directory next says so: an object store then makes no request to delete it.
+   * Moves verified upload bytes into place. When the digest is already stored (a concurrent push of
+   * the same layer), the stored copy stays: same digest, same bytes. A remote store is not asked
+   * (a request on every push of a new blob; distribution asks), only the cache: otherwise the move
+   * replaces such a copy with the same bytes. A caller that removes the source's directory next
+   * says so: an object store then makes no request to delete it.
    */
   async adopt(sourcePath: string, digest: Digest, size: number, options: { sourceRemovedByCaller?: boolean } = {}): Promise<BlobDescriptor> {
     const sourceRemovedByCaller = options.sourceRemovedByCaller === true;
-    if (await this.knownStored(digest)) {
+    if (await this.stored(digest)) {
       if (!sourceRemovedByCaller) await this.driver.delete(sourcePath).catch(() => undefined);
     } else {
       await this.driver.move(sourcePath, blobDataPath(digest), { size, sourceRemovedByCaller });
@@ -157,7 +153,7 @@ export class BlobStore {
    * it cannot or the cache knows the digest stored: the caller then commits and adopts.
    */
   async place(writer: FileWriter, digest: Digest, size: number): Promise<BlobDescriptor | undefined> {
-    if (writer.commitAt === undefined || (await this.knownStored(digest))) return undefined;
+    if (writer.commitAt === undefined || (await this.stored(digest))) return undefined;
     if (!(await writer.commitAt(blobDataPath(digest)))) return undefined;
     // The caller verified these bytes against the digest as they arrived.
     this.markVerified(digest);
@@ -166,9 +162,12 @@ export class BlobStore {
     return descriptor;
   }
 
-  /** The cache knows the digest stored: no request to storage decides it. */
-  private async knownStored(digest: Digest): Promise<boolean> {
-    return (await this.cache.get(digest)) !== undefined;
+  /**
+   * Whether the digest is stored, as far as it is worth asking: local storage is asked (a stat);
+   * for a remote store only the cache is (see StorageDriver.remote).
+   */
+  private async stored(digest: Digest): Promise<boolean> {
+    return this.driver.remote ? (await this.cache.get(digest)) !== undefined : this.exists(digest);
   }
 
   async redirectURL(digest: Digest, method: "GET" | "HEAD", client?: RedirectClient): Promise<string | undefined> {

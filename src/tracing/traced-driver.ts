@@ -44,6 +44,7 @@ import type { RedirectClient } from "../driver/storage-driver.js";
  */
 export class TracedDriver implements StorageDriver {
   readonly name: string;
+  declare readonly remote?: boolean;
   // Declared, not a field: a field would be an own property even when undefined, and
   // `"appendLog" in driver` would then be true for a driver without it.
   declare readonly appendLog?: (path: string) => Promise<AppendLog>;
@@ -54,6 +55,7 @@ export class TracedDriver implements StorageDriver {
     private readonly tracer: Tracer,
   ) {
     this.name = inner.name;
+    if (inner.remote !== undefined) this.remote = inner.remote;
     if (inner.appendLog !== undefined) this.appendLog = (path) => this.openAppendLog(path);
     // A maintenance pass over the whole tree: not a span (nothing a request waits on).
     if (inner.removeTemporaries !== undefined) this.removeTemporaries = inner.removeTemporaries.bind(inner);

@@ -36,6 +36,7 @@ const REDIRECT_EXPIRY_SECONDS = 20 * 60;
  */
 export class AzureDriver implements StorageDriver {
   readonly name = "azure";
+  readonly remote = true;
   readonly #c: BlobContainer;
   readonly #copyRetry: CopyRetry;
 

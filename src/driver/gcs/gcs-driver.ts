@@ -34,6 +34,7 @@ const DELETE_CONCURRENCY = 16;
  */
 export class GcsDriver implements StorageDriver {
   readonly name = "gcs";
+  readonly remote = true;
   readonly #b: GcsBucket;
 
   constructor(options: GcsDriverOptions) {

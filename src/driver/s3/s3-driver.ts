@@ -23,6 +23,7 @@ const REDIRECT_EXPIRY_SECONDS = 20 * 60;
  */
 export class S3Driver implements StorageDriver {
   readonly name = "s3";
+  readonly remote = true;
   /** What sends the S3 requests: observers see each one (tests count them); `destroy()` closes its idle connections. */
   readonly transport: S3Transport;
   readonly #b: Bucket;
