@@ -207,6 +207,42 @@ describe("S3 requests of a push", { skip: cephSkip }, () => {
     });
   });
 
+  it("a PUT on another node than the chunk's reads the saved hash state by name and opens the upload once: nothing is read back, nothing listed twice", async () => {
+    const root = "/requests-two-nodes";
+    const other = await startBerth({ configYaml: testConfig({ driver: driverConfig(root), storage: NO_PURGE }) });
+    try {
+      await withBerth(root, async (berth) => {
+        const name = uniqueName("nodes");
+        const bytes = randomBlob(6 * 1024 * 1024);
+        const first = new RegistryClient(berth.url);
+        const { location } = await first.startUpload(name);
+        const patched = await first.patchChunk(location, bytes, 0);
+        assert.equal(patched.status, 202);
+        log.take();
+        const second = new RegistryClient(other.url);
+        // The same upload location, on the other node.
+        const next = new URL(patched.headers.get("location")!, berth.url);
+        const put = await second.send(withQuery(`${other.url}${next.pathname}${next.search}`, { digest: digestOf(bytes) }), { method: "PUT" });
+        assert.equal(put.status, 201, await put.clone().text());
+        const requests = log.take();
+        const hashStates = (r: S3Request): boolean => r.key.includes("/hashstates/");
+        assert.deepEqual(requests.filter(hashStates).map((r) => r.operation), ["GetObject"], summary(requests));
+        assert.equal(count(requests, (r) => r.operation === "GetObject"), 1, "only the hash state is read");
+        // The upload's directory: once to find the writer's state, once to remove it.
+        assert.equal(count(requests, (r) => r.operation === "ListObjectsV2"), 2, summary(requests));
+        assert.equal(count(requests, (r) => r.operation === "ListParts"), 1, summary(requests));
+        // Listing, ListParts, the state, the tail's UploadPartCopy, Complete, the copy to the blob,
+        // the directory's listing and delete, the link.
+        assert.equal(requests.length, 9, requests.map((r) => `${r.operation} ${r.key}`).join("\n"));
+        // Through the redirect to the bucket.
+        const pulled = await fetch(new URL(`/v2/${name}/blobs/${digestOf(bytes)}`, berth.url));
+        assert.equal(digestOf(Buffer.from(await pulled.arrayBuffer())), digestOf(bytes));
+      });
+    } finally {
+      await other.stop();
+    }
+  });
+
   it("a chunk sent with the state token of an upload that was cancelled answers 404 BLOB_UPLOAD_UNKNOWN and writes nothing", async () => {
     await withBerth("/requests-cancelled", async (berth) => {
       const client = new RegistryClient(berth.url);

@@ -149,9 +149,13 @@ export class UploadStore {
       // (A digest of another algorithm goes the other way, which closes the writer first.)
       if (hashedByWriter && digest.algorithm === RESUMABLE_ALGORITHM) await writer.commit(commit);
       const live = this.hashers.get(hasherKey(session));
-      if (digest.algorithm === RESUMABLE_ALGORITHM && live?.length === size) {
-        // The common case: this process hashed every byte as it arrived.
-        const computed = Digest.parse(`${digest.algorithm}:${live.hexDigest()}`);
+      // The common cases: this process hashed every byte as it arrived, or the process that took the
+      // last chunk (another node) saved the hash state at the end. Nothing is read back either way,
+      // and this writer stays open for the commit.
+      const known =
+        digest.algorithm !== RESUMABLE_ALGORITHM ? undefined : live?.length === size ? live : await this.savedHashAt(session, size);
+      if (known) {
+        const computed = Digest.parse(`${digest.algorithm}:${known.hexDigest()}`);
         if (!computed.equals(digest)) await writer.close();
         await this.verify(session, digest, computed);
         // Verified before anything was committed: the writer may put the bytes at the blob's path itself.
@@ -269,6 +273,18 @@ export class UploadStore {
       }
     }
     return saved.length === offset ? saved : undefined;
+  }
+
+  /** The saved hash state at exactly `offset`, read by its name (no listing), if there is one. */
+  private async savedHashAt(session: UploadSession, offset: number): Promise<UploadHash | undefined> {
+    if (offset === 0) return newUploadHash();
+    try {
+      const resumed = resumeUploadHash(await this.driver.getContent(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, offset)));
+      return resumed?.length === offset ? resumed : undefined;
+    } catch (err) {
+      if (isPathNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   private async loadHashState(session: UploadSession, atMost: number): Promise<UploadHash | undefined> {
