@@ -4,13 +4,15 @@
  *
  *   node dist/bench/memory-2gib.js [--size-mib 2048] [--target-mib 150] [--chunk-mib 16] [--s3]
  *
- * With `--s3`, berth stores on a Ceph radosgw started for the check (memstore, sized for the
- * blobs; redirects off, so the pulls go through berth) instead of the filesystem.
+ * With `--s3`, berth stores on a Ceph radosgw started for the check (sized for the blobs;
+ * redirects off, so the pulls go through berth) instead of the filesystem: memstore, or a
+ * file-backed bluestore OSD when memstore would need more than half of the machine's memory (a
+ * 5 GiB check: memstore keeps every object in RAM, about three times the blob at the peak).
  *
  * Exits 1 when the peak is over the target or a request fails.
  */
 import { mkdtemp, open, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Conn, expectStatus, HttpError } from "./lean-client.js";
@@ -54,9 +56,10 @@ async function main(): Promise<number> {
     if (values.s3) {
       // Each blob is held twice while its upload is copied into place; memstore keeps it all in RAM.
       const osdGiB = Math.ceil((4 * size) / (1024 * MiB)) + 2;
-      ceph = await startCephS3({ bucket: "berth-memory", env: { RGW_FRONTEND_OPTS: "tcp_nodelay=1", CEPH_OSD_SIZE_GB: String(osdGiB) } });
+      const backend = osdGiB * 1024 * MiB > totalmem() / 2 ? "bluestore" : "memstore";
+      ceph = await startCephS3({ bucket: "berth-memory", env: { RGW_FRONTEND_OPTS: "tcp_nodelay=1", CEPH_OSD_SIZE_GB: String(osdGiB), CEPH_OSD_BACKEND: backend } });
       storageYaml = s3StorageYaml(ceph, ceph.endpoint, "/memory-check");
-      process.stdout.write(`storage: Ceph radosgw at ${ceph.endpoint} (memstore, ${osdGiB} GiB)\n`);
+      process.stdout.write(`storage: Ceph radosgw at ${ceph.endpoint} (${backend}, ${osdGiB} GiB)\n`);
     }
     srv = await startServer("berth", { tmpRoot, ...(storageYaml === undefined ? {} : { storageYaml }) });
     const pid = srv.pid;

@@ -245,6 +245,23 @@ export function markLocalFileRange(stream: Readable, range: LocalFileRange): Rea
   return stream;
 }
 
+const ownedChunkStreams = new WeakSet<Readable>();
+
+/**
+ * Records that every chunk `stream` gives out is memory of its own, referenced by nothing else
+ * once read (a driver's reader over a network response): its consumer may free each one as soon
+ * as it is done with it (releaseChunk), rather than leave it to the collector.
+ */
+export function markOwnedChunks(stream: Readable): Readable {
+  ownedChunkStreams.add(stream);
+  return stream;
+}
+
+/** Whether `stream`'s chunks are the consumer's to free (see markOwnedChunks). */
+export function hasOwnedChunks(stream: Readable): boolean {
+  return ownedChunkStreams.has(stream);
+}
+
 /** The local file range behind a driver's reader, when it has one. */
 export function localFileRangeOf(stream: Readable): LocalFileRange | undefined {
   return localFileRanges.get(stream);

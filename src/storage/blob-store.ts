@@ -1,7 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { pipeline, Transform, type Readable, type TransformCallback } from "node:stream";
 import type { FileWriter, StorageDriver } from "../driver/storage-driver.js";
-import { isPathNotFound } from "../driver/storage-driver.js";
+import { hasOwnedChunks, isPathNotFound, markOwnedChunks } from "../driver/storage-driver.js";
 import { RegistryError } from "../errcode/registry-error.js";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
 import type { BlobDescriptor, BlobDescriptorCache } from "../cache/blob-descriptor-cache.js";
@@ -95,7 +95,9 @@ export class BlobStore {
       );
     });
     // Errors travel both ways: a failing read fails the verifier, a destroyed verifier stops the read.
-    return pipeline(stream, verifier, () => undefined);
+    const checked = pipeline(stream, verifier, () => undefined);
+    // It passes the same chunks on, hashed and let go of.
+    return hasOwnedChunks(stream) ? markOwnedChunks(checked) : checked;
   }
 
   /** Records that the stored bytes of `digest` are known to match it (hashed here, on write or read). */

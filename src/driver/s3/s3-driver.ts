@@ -1,6 +1,6 @@
 import { posix } from "node:path";
 import { PassThrough, Readable, pipeline } from "node:stream";
-import { assertOffset, assertValidPath, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WalkOptions, type WriterOptions, requireFile, segmentsBelow } from "../storage-driver.js";
+import { assertOffset, assertValidPath, markOwnedChunks, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WalkOptions, type WriterOptions, requireFile, segmentsBelow } from "../storage-driver.js";
 import { Bucket, isValidSegment } from "./bucket.js";
 import { MultipartWriter } from "./multipart-writer.js";
 import { asPathNotFound, isInvalidRange } from "./s3-errors.js";
@@ -67,7 +67,8 @@ export class S3Driver implements StorageDriver {
         // the pipeline then destroys the response and its socket. It moves references, not bytes.
         const stream = new PassThrough({ highWaterMark: 256 * KiB });
         pipeline(body, stream, () => undefined);
-        return stream;
+        // Each body chunk is a socket read of its own, passed on by reference.
+        return markOwnedChunks(stream);
       } catch (err) {
         // 416: the offset is at or past the end (or the object is empty); an absent object answers 404.
         if (!isInvalidRange(err)) throw asPathNotFound(err, path, this.name);
