@@ -302,14 +302,7 @@ export class UploadStore {
       await this.driver.delete(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, stale), { durable: false }).catch(() => undefined);
     }
     const best = offsets.filter((o) => Number.isSafeInteger(o) && o <= atMost).sort((a, b) => b - a)[0];
-    if (best === undefined) return undefined;
-    try {
-      const resumed = resumeUploadHash(await this.driver.getContent(uploadHashStatePath(session.repository, session.id, RESUMABLE_ALGORITHM, best)));
-      return resumed && resumed.length === best ? resumed : undefined;
-    } catch (err) {
-      if (isPathNotFound(err)) return undefined;
-      throw err;
-    }
+    return best === undefined ? undefined : this.savedHashAt(session, best);
   }
 
   /** Saves the live hasher's state, when it is at `size`, where every process can resume it. */

@@ -99,8 +99,7 @@ export class MultipartWriter implements FileWriter {
     if (chunk.byteLength === 0) return this.#writing;
     this.#dirty = true;
     this.#size += chunk.byteLength;
-    const tailObject = this.#tailObject;
-    this.#tailObject = undefined;
+    const tailObject = this.#takeTailObject();
     // Chained, so that writes not awaited keep their order while one waits for a free buffer.
     const absorbed = this.#writing.then(async () => {
       if (tailObject !== undefined) await this.#readTail(tailObject);
@@ -142,23 +141,11 @@ export class MultipartWriter implements FileWriter {
     await this.#writing;
     await this.#chain;
     if (this.#error !== undefined) throw this.#error;
-    if (this.#phase !== "open" || this.#parts.length > 0 || (this.#base !== undefined && !this.#base.copied)) return false;
+    if (this.#phase !== "open" || !this.#noParts()) return false;
     this.#phase = "committed";
-    const dest = this.#b.key(path);
     this.#finished = (async () => {
-      const tailObject = this.#tailObject;
-      this.#tailObject = undefined;
-      const tail = this.#takeBuffer();
-      const stored = tailObject?.size ?? tail.length;
-      if (stored !== this.#size) throw new Error(`s3: ${this.#key}: ${stored} bytes to store at ${dest}, expected ${this.#size}`);
-      if (tailObject !== undefined) await this.#b.copyObject(tailObject.key, dest);
-      else await this.#b.putObject(dest, tail);
-      this.#release(tail);
-      if (this.#uploadId !== undefined) this.#stale.push(this.#uploadId);
-      this.#uploadId = undefined;
-      await Promise.all(this.#stale.map((id) => this.#b.abortUpload(this.#key, id)));
-      this.#stale = [];
-      this.#releaseFree();
+      await this.#storeWhole(this.#b.key(path), this.#takeBuffer(), this.#takeTailObject());
+      await this.#settle(false);
     })().catch((err: unknown) => {
       // It can still be cancelled; a later writer resumes from what was stored.
       this.#phase = "closed";
@@ -332,20 +319,9 @@ export class MultipartWriter implements FileWriter {
     await this.#chain;
     const tail = this.#takeBuffer();
     // Nothing was written after the side object's tail: it is copied where it goes, not read.
-    const tailObject = this.#tailObject;
-    this.#tailObject = undefined;
-    if (this.#parts.length === 0 && (this.#base === undefined || this.#base.copied)) {
-      if (tailObject !== undefined) {
-        if (tailObject.size !== this.#size) throw new Error(`s3: ${this.#key}: ${tailObject.size} bytes to store, expected ${this.#size}`);
-        await this.#b.copyObject(tailObject.key, this.#key);
-      } else {
-        // A PutObject stores the whole body or fails: no HEAD to check it.
-        if (tail.length !== this.#size) throw new Error(`s3: ${this.#key}: ${tail.length} bytes to store, expected ${this.#size}`);
-        await this.#b.putObject(this.#key, tail);
-      }
-      this.#release(tail);
-      if (this.#uploadId !== undefined) this.#stale.push(this.#uploadId);
-      this.#uploadId = undefined;
+    const tailObject = this.#takeTailObject();
+    if (this.#noParts()) {
+      await this.#storeWhole(this.#key, tail, tailObject);
     } else {
       if (tailObject !== undefined) {
         const uploadId = await this.#ensureUpload();
@@ -356,10 +332,38 @@ export class MultipartWriter implements FileWriter {
       await this.#b.completeUpload(this.#key, this.#uploadId!, this.#parts, this.#size);
       this.#uploadId = undefined;
     }
-    await Promise.all([
-      ...this.#stale.map((id) => this.#b.abortUpload(this.#key, id)),
-      this.#pendingStored && !directoryRemovedNext ? deleteSideObjects(this.#b, this.#key) : undefined,
-    ]);
+    await this.#settle(this.#pendingStored && !directoryRemovedNext);
+  }
+
+  /** Nothing is in parts, nor must be copied into them: the content is one tail, in memory or in the side object. */
+  #noParts(): boolean {
+    return this.#parts.length === 0 && (this.#base === undefined || this.#base.copied);
+  }
+
+  #takeTailObject(): { key: string; size: number } | undefined {
+    const tailObject = this.#tailObject;
+    this.#tailObject = undefined;
+    return tailObject;
+  }
+
+  /**
+   * Stores content that is one tail at `dest`: a CopyObject of the side object, or a PutObject of
+   * the bytes. Either stores the whole object or fails: no HEAD checks it. An upload started for
+   * nothing is aborted with the stale ones.
+   */
+  async #storeWhole(dest: string, tail: Buffer, tailObject: { key: string; size: number } | undefined): Promise<void> {
+    const stored = tailObject?.size ?? tail.length;
+    if (stored !== this.#size) throw new Error(`s3: ${this.#key}: ${stored} bytes to store at ${dest}, expected ${this.#size}`);
+    if (tailObject !== undefined) await this.#b.copyObject(tailObject.key, dest);
+    else await this.#b.putObject(dest, tail);
+    this.#release(tail);
+    if (this.#uploadId !== undefined) this.#stale.push(this.#uploadId);
+    this.#uploadId = undefined;
+  }
+
+  /** After a commit: stale uploads aborted, the side objects removed where asked, spare buffers freed. */
+  async #settle(removeSideObjects: boolean): Promise<void> {
+    await Promise.all([...this.#stale.map((id) => this.#b.abortUpload(this.#key, id)), removeSideObjects ? deleteSideObjects(this.#b, this.#key) : undefined]);
     this.#stale = [];
     this.#pendingStored = false;
     this.#releaseFree();

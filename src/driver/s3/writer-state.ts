@@ -59,15 +59,10 @@ function sideObject(object: ListedObject, key: string): SideObject | undefined {
   return { key: name, size, tags: { uploadId, parts: Number(parts) } };
 }
 
-/** The side object a resume starts from: the newest naming, the most parts; a legacy one only alone. */
+/** The side object a resume starts from: of the tagged ones the one with the most parts; a legacy one only alone. */
 function latestSideObject(found: SideObject[]): SideObject | undefined {
-  let best: SideObject | undefined;
-  for (const side of found) {
-    if (best === undefined || (best.tags === undefined && side.tags !== undefined) || (side.tags !== undefined && best.tags !== undefined && side.tags.parts > best.tags.parts)) {
-      best = side;
-    }
-  }
-  return best;
+  const parts = (side: SideObject): number => side.tags?.parts ?? -1;
+  return found.reduce<SideObject | undefined>((best, side) => (best === undefined || parts(side) > parts(best) ? side : best), undefined);
 }
 
 /** Every side object of `key` (one listing of their shared prefix). */
@@ -225,10 +220,8 @@ export async function freshState(b: Bucket, key: string): Promise<WriterState> {
 }
 
 /** Stores a closed writer's tail under a name that says which upload (if any) and how many parts it follows. */
-export async function storePending(b: Bucket, key: string, tail: Buffer, uploadId: string | undefined, parts: number): Promise<string> {
-  const name = pendingObjectKey(key, uploadId, parts);
-  await b.putObject(name, tail);
-  return name;
+export async function storePending(b: Bucket, key: string, tail: Buffer, uploadId: string | undefined, parts: number): Promise<void> {
+  await b.putObject(pendingObjectKey(key, uploadId, parts), tail);
 }
 
 /** The side object an older berth wrote (`<key>~pending`, tags in its metadata). */
