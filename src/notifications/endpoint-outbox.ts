@@ -19,6 +19,8 @@ const IDLE_SEAL_MS = 1_000;
 /** The scratch buffer's first size, and the most it grows to (larger writes get a buffer of their own). */
 const SCRATCH_START_BYTES = 16 * 1024;
 const SCRATCH_MAX_BYTES = 1024 * 1024;
+/** The writes of an append log are encoded one after the other into slabs of this size (larger ones get a buffer of their own). */
+const SLAB_BYTES = 64 * 1024;
 /** How often the delivery cursor is saved while it moves: what a crash can make a receiver see twice. */
 const CURSOR_SAVE_MS = 100;
 
@@ -92,6 +94,13 @@ export class EndpointOutbox {
    * after all (the head segment's) are copied out of it.
    */
   private scratch = Buffer.allocUnsafeSlow(SCRATCH_START_BYTES);
+  /**
+   * Where an append log's writes are encoded otherwise, one after the other, and then held for
+   * delivery as they are: a Buffer of its own per write (a few KiB each, thousands a second) cost
+   * an allocation of memory outside the heap each, and the collector's work to give it back.
+   */
+  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private slabUsed = 0;
   /** Events of the head segment already consumed. */
   private consumed = 0;
   private heldEvents = 0;
@@ -155,7 +164,7 @@ export class EndpointOutbox {
       let text = "";
       for (const record of batch.records) text += record.text + RECORD_END;
       // An object store's driver may keep what it is given (the in-memory one does): bytes of its own.
-      const data = this.driver.appendLog && this.heldEvents >= WINDOW_EVENTS ? this.scratchBytes(text) : Buffer.from(text);
+      const data = !this.driver.appendLog ? Buffer.from(text) : this.heldEvents >= WINDOW_EVENTS ? this.scratchBytes(text) : this.slabBytes(text);
       try {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
         this.stored(segment, data, batch.records);
@@ -184,6 +193,20 @@ export class EndpointOutbox {
       this.scratch = Buffer.allocUnsafeSlow(Math.max(room, Math.min(SCRATCH_MAX_BYTES, this.scratch.length * 2)));
     }
     return this.scratch.subarray(0, this.scratch.write(text));
+  }
+
+  /** `text` encoded into the current slab, or a new one when it does not fit; one of its own when larger than a quarter slab. */
+  private slabBytes(text: string): Buffer {
+    // UTF-8 takes at most three bytes per UTF-16 unit.
+    const room = text.length * 3;
+    if (room > SLAB_BYTES / 4) return Buffer.from(text);
+    if (this.slabUsed + room > SLAB_BYTES) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.slabUsed = 0;
+    }
+    const start = this.slabUsed;
+    this.slabUsed += this.slab.write(text, start);
+    return this.slab.subarray(start, this.slabUsed);
   }
 
   /**

@@ -85,55 +85,74 @@ function quote(value: string): string {
   return NEEDS_ESCAPE.test(value) ? goEscape(JSON.stringify(value)) : `"${value}"`;
 }
 
-/** An object of already written `"key": value` fields, at depth 3 (`nested` false) or 4. */
-function object(fields: string[], nested: boolean): string {
-  if (fields.length === 0) return "{}";
-  const [open, close] = nested ? [NESTED_FIELD, EVENT_FIELD] : [EVENT_FIELD, `\n${ELEMENT_INDENT}`];
-  return `{${open}${fields.join(`,${open}`)}${close}}`;
+/**
+ * A field of an object at depth 4 (target, request, actor, source), appended to the fields
+ * written so far: strings are added to, not arrays joined (records are written once per event, at
+ * thousands a second).
+ */
+function nestedField(fields: string, name: string, value: string): string {
+  return `${fields}${fields === "" ? "" : ","}${NESTED_FIELD}"${name}": ${value}`;
 }
 
-function targetFields(target: EventTarget, format: "v1" | "v2"): string[] {
-  const fields: string[] = [];
+/** An object at depth 3 from its nestedField()s. */
+function nestedObject(fields: string): string {
+  return fields === "" ? "{}" : `{${fields}${EVENT_FIELD}}`;
+}
+
+function targetObject(target: EventTarget, format: "v1" | "v2"): string {
+  let fields = "";
   if (format === "v1") {
-    if (target.mediaType) fields.push(`"mediaType": ${quote(target.mediaType)}`);
-    if (target.size) fields.push(`"size": ${target.size}`);
-    if (target.digest) fields.push(`"digest": ${quote(target.digest)}`);
+    if (target.mediaType) fields = nestedField(fields, "mediaType", quote(target.mediaType));
+    if (target.size) fields = nestedField(fields, "size", String(target.size));
+    if (target.digest) fields = nestedField(fields, "digest", quote(target.digest));
   } else {
-    fields.push(`"mediaType": ${quote(target.mediaType ?? "")}`, `"digest": ${quote(target.digest ?? "")}`, `"size": ${target.size ?? 0}`);
+    fields = nestedField(fields, "mediaType", quote(target.mediaType ?? ""));
+    fields = nestedField(fields, "digest", quote(target.digest ?? ""));
+    fields = nestedField(fields, "size", String(target.size ?? 0));
   }
-  if (target.length) fields.push(`"length": ${target.length}`);
-  if (target.repository) fields.push(`"repository": ${quote(target.repository)}`);
-  if (target.fromRepository) fields.push(`"fromRepository": ${quote(target.fromRepository)}`);
-  if (target.url) fields.push(`"url": ${quote(target.url)}`);
-  if (target.tag) fields.push(`"tag": ${quote(target.tag)}`);
+  if (target.length) fields = nestedField(fields, "length", String(target.length));
+  if (target.repository) fields = nestedField(fields, "repository", quote(target.repository));
+  if (target.fromRepository) fields = nestedField(fields, "fromRepository", quote(target.fromRepository));
+  if (target.url) fields = nestedField(fields, "url", quote(target.url));
+  if (target.tag) fields = nestedField(fields, "tag", quote(target.tag));
   if (target.references && target.references.length > 0) {
     // Rare (includereferences) and free-form: rendered as Go would, then indented to its depth.
     const rendered = goJSON(target.references.map((d) => referenceDescriptor(d, format)));
-    fields.push(`"references": ${rendered.replaceAll("\n", NESTED_FIELD)}`);
+    fields = nestedField(fields, "references", rendered.replaceAll("\n", NESTED_FIELD));
   }
-  return fields;
+  return nestedObject(fields);
+}
+
+function requestObject(request: RegistryEvent["request"]): string {
+  let fields = nestedField("", "id", quote(request.id));
+  if (request.addr) fields = nestedField(fields, "addr", quote(request.addr));
+  if (request.host) fields = nestedField(fields, "host", quote(request.host));
+  fields = nestedField(fields, "method", quote(request.method));
+  return nestedObject(nestedField(fields, "useragent", quote(request.useragent)));
+}
+
+/** A process's events share one source: written once. */
+const sourceObjects = new WeakMap<RegistryEvent["source"], string>();
+
+function sourceObject(source: RegistryEvent["source"]): string {
+  let text = sourceObjects.get(source);
+  if (text === undefined) {
+    let fields = "";
+    if (source.addr) fields = nestedField(fields, "addr", quote(source.addr));
+    if (source.instanceID) fields = nestedField(fields, "instanceID", quote(source.instanceID));
+    text = nestedObject(fields);
+    sourceObjects.set(source, text);
+  }
+  return text;
 }
 
 /** distribution's Event, written at an element of the envelope's `events` (see EventRecord). */
 function distributionRecord(event: RegistryEvent, format: "v1" | "v2"): string {
-  const request = [`"id": ${quote(event.request.id)}`];
-  if (event.request.addr) request.push(`"addr": ${quote(event.request.addr)}`);
-  if (event.request.host) request.push(`"host": ${quote(event.request.host)}`);
-  request.push(`"method": ${quote(event.request.method)}`, `"useragent": ${quote(event.request.useragent)}`);
-  const source: string[] = [];
-  if (event.source.addr) source.push(`"addr": ${quote(event.source.addr)}`);
-  if (event.source.instanceID) source.push(`"instanceID": ${quote(event.source.instanceID)}`);
-  return ELEMENT_INDENT + object(
-    [
-      `"id": ${quote(event.id)}`,
-      `"timestamp": ${quote(event.timestamp)}`,
-      `"action": ${quote(event.action)}`,
-      `"target": ${object(targetFields(event.target, format), true)}`,
-      `"request": ${object(request, true)}`,
-      `"actor": ${event.actor.name ? object([`"name": ${quote(event.actor.name)}`], true) : "{}"}`,
-      `"source": ${object(source, true)}`,
-    ],
-    false,
+  const actor = event.actor.name ? nestedObject(nestedField("", "name", quote(event.actor.name))) : "{}";
+  return (
+    `${ELEMENT_INDENT}{${EVENT_FIELD}"id": ${quote(event.id)},${EVENT_FIELD}"timestamp": ${quote(event.timestamp)},${EVENT_FIELD}"action": ${quote(event.action)},` +
+    `${EVENT_FIELD}"target": ${targetObject(event.target, format)},${EVENT_FIELD}"request": ${requestObject(event.request)},` +
+    `${EVENT_FIELD}"actor": ${actor},${EVENT_FIELD}"source": ${sourceObject(event.source)}\n${ELEMENT_INDENT}}`
   );
 }
 
