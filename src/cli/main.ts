@@ -4,23 +4,20 @@
 // benchmarks, it keeps requests per second and cuts resident memory under load by about a third.
 import { Writable } from "node:stream";
 import { parseArgs } from "node:util";
-import { setFlagsFromString } from "node:v8";
 import { berthVersion } from "../berth-version.js";
 import { ConfigError } from "../config/config.js";
 import { describeConfig, loadConfig } from "../config/load-config.js";
 import { CollectionRunningError } from "../gc/registry-lease.js";
 import { createLogger, type Logger } from "../log/logger.js";
+import { setHeapGrowth } from "../process/heap-growth.js";
 import { effectiveDrainMs } from "./compose.js";
 import { runGarbageCollect } from "./garbage-collect.js";
 import { serve } from "./serve.js";
 import { checkStartPrerequisites } from "./start-checks.js";
 import { isWorker, parseWorkerCount, runWorkers } from "./workers.js";
 
-// V8 lets the old generation grow to up to four times what survived the last full collection
-// before collecting again. Under a flood of small requests that was 30 MiB of dead request objects
-// (promoted by the small young generation above); growing by at most 100% keeps berth's heap near
-// 20 MiB at the same requests per second (docs/benchmarks.md). A flag given to node wins.
-if (!process.execArgv.some((arg) => arg.startsWith("--heap-growing-percent"))) setFlagsFromString("--heap-growing-percent=100");
+// Until the storage is known (serve raises it for object storage): see src/process/heap-growth.ts.
+setHeapGrowth(false);
 
 const USAGE = `berth — a container registry (OCI distribution spec v1.1, drop-in for CNCF distribution)
 

@@ -17,6 +17,7 @@ import { checkStartPrerequisites } from "./start-checks.js";
 import { answerDebugRequests } from "./worker-debug.js";
 import { isWorker } from "./workers.js";
 import { IdleMemoryReturn } from "../process/idle-memory-return.js";
+import { setHeapGrowth } from "../process/heap-growth.js";
 
 export interface RunningRegistry {
   server: RegistryServer;
@@ -58,6 +59,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
   const plain = hooks.wrapDriver === undefined ? created : hooks.wrapDriver(created);
   const traced = tracing === undefined ? plain : tracing.traceDriver(plain);
   const driver = metrics === undefined ? traced : metrics.meterDriver(traced);
+  setHeapGrowth(driver.remote === true);
   // The lease's id names this process's notification outboxes too (src/notifications/).
   const nodeId = randomBytes(8).toString("hex");
   const gc = await createOnlineGc(config, driver, nodeId, log, hooks.gc);
