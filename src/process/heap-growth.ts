@@ -10,7 +10,8 @@ import { setFlagsFromString } from "node:v8";
  * - 400% on object storage. There every byte a client pulls or pushes arrives as fresh memory from
  *   a socket read, which V8 counts towards that growth: at 100% it marked the whole heap every few
  *   MiB moved, two fifths of berth's CPU in a pull through S3 (1.5 ms per MB, against 0.85 at
- *   400%; docs/benchmarks.md, 2026-12-05). The memory checks through S3 stay under their bound.
+ *   400%; docs/benchmarks.md, 2026-12-05). The memory checks through S3 stay under their bound;
+ *   a flood of small requests peaks higher (99 against 74 MiB in manifest-get-c16).
  *
  * A `--heap-growing-percent` given to node wins over both.
  */
