@@ -595,6 +595,74 @@ describe("notifications: formats", () => {
   });
 });
 
+describe("notifications: pulls of one manifest", () => {
+  it("each pull's event names its own repository, tag, URL, user agent and ids, in both formats, though pulls of a cached manifest share their target", async (t) => {
+    const v1 = await receiver(t);
+    const v2 = await receiver(t);
+    const berth = await startRegistry(t, [
+      { name: "v1", url: v1.url },
+      { name: "v2", url: v2.url, lines: ["format: v2"] },
+    ]);
+    const client = new RegistryClient(berth.url);
+    const a = uniqueName("shared-a");
+    const b = uniqueName("shared-b");
+    const image = await client.pushImage(a, "one", randomImage());
+    await client.pushManifest(a, "two", image.bytes, image.mediaType);
+    await client.pushImage(b, "one", image);
+
+    // Pulls that differ in one thing each from the one before; the first one twice (cached).
+    const pulls: Array<{ name: string; reference: string; host?: string; agent: string }> = [
+      { name: a, reference: "one", agent: "agent-1" },
+      { name: a, reference: "one", agent: "agent-1" },
+      { name: a, reference: "two", agent: "agent-1" },
+      { name: a, reference: image.digest, agent: "agent-1" },
+      { name: b, reference: "one", agent: "agent-1" },
+      { name: a, reference: "one", host: "mirror.example:8443", agent: "agent-1" },
+      { name: a, reference: "one", agent: "agent-2 \"quoted\" <&>" },
+      { name: a, reference: "one", agent: "agent-1" },
+    ];
+    for (const pull of pulls) {
+      const headers: Record<string, string> = { Accept: image.mediaType, "User-Agent": pull.agent };
+      if (pull.host) headers["X-Forwarded-Host"] = pull.host;
+      const response = await client.send(`/v2/${pull.name}/manifests/${pull.reference}`, { headers });
+      assert.equal(response.status, 200, `GET ${pull.name}:${pull.reference}`);
+    }
+
+    const pullsOf = (events: Array<Record<string, unknown>>): Array<Record<string, unknown>> => events.filter((event) => event.action === "pull");
+    await waitUntil(() => pullsOf(v1.events()).length >= pulls.length && pullsOf(v2.events()).length >= pulls.length, `${pulls.length} pull events at each endpoint`);
+    const fromV1 = pullsOf(v1.events());
+    const fromV2 = pullsOf(v2.events());
+    assert.equal(fromV1.length, pulls.length, "v1: one event per pull");
+    assert.equal(fromV2.length, pulls.length, "v2: one event per pull");
+    const host = new URL(berth.url).host;
+    const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    for (const [i, pull] of pulls.entries()) {
+      for (const [format, event] of [["v1", fromV1[i]!], ["v2", fromV2[i]!]] as const) {
+        const where = `${format} pull #${i} (${pull.name}:${pull.reference}, ${pull.host ?? host}, ${pull.agent})`;
+        const t1 = target(event);
+        const request = event.request as Event;
+        assert.equal(t1.repository, pull.name, `${where}: repository`);
+        assert.equal(t1.tag, pull.reference === image.digest ? undefined : pull.reference, `${where}: tag`);
+        assert.equal(t1.digest, image.digest, `${where}: digest`);
+        assert.equal(t1.mediaType, image.mediaType, `${where}: mediaType`);
+        assert.equal(t1.url, `http://${pull.host ?? host}/v2/${pull.name}/manifests/${image.digest}`, `${where}: url`);
+        assert.equal(request.useragent, pull.agent, `${where}: user agent`);
+        assert.equal(request.method, "GET", `${where}: method`);
+        assert.match(String(event.id), uuid, `${where}: id is a version 4 UUID`);
+        assert.match(String(request.id), uuid, `${where}: request id is a version 4 UUID`);
+      }
+      assert.deepEqual(ids([fromV2[i]]), ids([fromV1[i]]), `pull #${i}: one event, the same id at both endpoints`);
+    }
+    const eventIds = new Set(fromV1.map((event) => event.id));
+    const requestIds = new Set(fromV1.map((event) => (event.request as Event).id));
+    assert.equal(eventIds.size, pulls.length, "every pull has an event id of its own");
+    assert.equal(requestIds.size, pulls.length, "every pull has a request id of its own");
+    // The quoted user agent, as Go escapes it, byte for byte.
+    const quoted = v1.deliveries.find((delivery) => delivery.body.includes("agent-2"));
+    assert.ok(quoted?.body.includes('"useragent": "agent-2 \\"quoted\\" \\u003c\\u0026\\u003e"'), `Go's escaping of the user agent in: ${quoted?.body}`);
+  });
+});
+
 describe("notifications: filters", () => {
   it("repositories, ignore.headpulls, ignore.mediatypes and ignore.actions each keep exactly the events they should", async (t) => {
     const all = await receiver(t);

@@ -6,6 +6,7 @@ import { EndpointDispatcher, type EndpointStatus } from "./endpoint-dispatcher.j
 import { EndpointOutbox } from "./endpoint-outbox.js";
 import { NOTIFICATIONS_ROOT, endpointKey } from "./outbox-files.js";
 import { EventFilter } from "./event-filter.js";
+import { EventTargets } from "./event-targets.js";
 import { adoptOrphanedOutboxes } from "./outbox-adoption.js";
 import type { RegistryEvent, SourceRecord } from "./registry-event.js";
 import { WebhookSender } from "./webhook-sender.js";
@@ -40,6 +41,8 @@ interface Endpoint {
 export class Notifier {
   readonly source: SourceRecord;
   readonly includeReferences: boolean;
+  /** The targets of this process's events, shared between the events of requests about the same thing. */
+  readonly targets = new EventTargets();
   private readonly endpoints: Endpoint[];
   private adoptionTimer: NodeJS.Timeout | undefined;
   private adopting: Promise<void> | undefined;
@@ -74,7 +77,8 @@ export class Notifier {
   record(events: RegistryEvent[], durable: boolean): Promise<unknown> {
     const writes: Array<Promise<void>> = [];
     for (const endpoint of this.endpoints) {
-      const wanted = events.filter((event) => endpoint.filter.accepts(event));
+      // Most requests have one event: no array of the wanted ones is made for it.
+      const wanted = events.length === 1 ? (endpoint.filter.accepts(events[0]!) ? events : []) : events.filter((event) => endpoint.filter.accepts(event));
       if (wanted.length > 0) writes.push(endpoint.outbox.append(wanted, durable));
     }
     return writes.length === 1 ? writes[0]! : Promise.all(writes);

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { BlobDescriptor } from "../cache/blob-descriptor-cache.js";
 import type { EventAction } from "../config/config.js";
 import { RegistryError } from "../errcode/registry-error.js";
@@ -9,6 +8,7 @@ import type { DeletedManifest, PutManifestResult, Reference, Repository } from "
 import type { StoredManifest } from "../storage/manifest-store.js";
 import type { ChunkExpectation, UploadBody, UploadSession } from "../storage/upload-store.js";
 import type { Notifier } from "./notifier.js";
+import { randomUuid } from "./random-uuid.js";
 import { manifestReferences, newEvent, requestRecord, type EventTarget, type RegistryEvent, type RequestRecord } from "./registry-event.js";
 
 /** What a request's repositories share: the notifier and who asked. */
@@ -26,7 +26,7 @@ export class RequestEvents {
   }
 
   event(action: EventAction, target: EventTarget): RegistryEvent {
-    this.record ??= requestRecord(this.origin.req, randomUUID());
+    this.record ??= requestRecord(this.origin.req, randomUuid());
     return newEvent(action, target, this.record, this.origin.user, this.notifier.source);
   }
 
@@ -90,8 +90,7 @@ export class NotifyingRepository extends ForwardingRepository {
   override async getManifest(reference: Reference): Promise<StoredManifest> {
     const manifest = await this.inner.getManifest(reference);
     if (!this.events.wants("pull")) return manifest;
-    const target = this.manifestTarget(manifest.digest, manifest.mediaType, manifest.content);
-    if ("tag" in reference) target.tag = reference.tag;
+    const target = this.manifestTarget(manifest.digest, manifest.mediaType, manifest.content, "tag" in reference ? reference.tag : undefined);
     await this.events.emit([this.events.event("pull", target)], true);
     return manifest;
   }
@@ -100,11 +99,7 @@ export class NotifyingRepository extends ForwardingRepository {
     const result = await this.inner.putManifest(reference, content, contentType, extraTags);
     const tags = [...new Set("tag" in reference ? [reference.tag, ...extraTags] : extraTags)];
     // One push per tag the put applied (distribution knows only the one in the path), or one untagged.
-    const events = (tags.length > 0 ? tags : [undefined]).map((tag) => {
-      const target = this.manifestTarget(result.digest, result.mediaType, content);
-      if (tag !== undefined) target.tag = tag;
-      return this.events.event("push", target);
-    });
+    const events = (tags.length > 0 ? tags : [undefined]).map((tag) => this.events.event("push", this.manifestTarget(result.digest, result.mediaType, content, tag)));
     await this.events.emit(events, false);
     return result;
   }
@@ -118,28 +113,28 @@ export class NotifyingRepository extends ForwardingRepository {
     return deleted;
   }
 
+  /** Shared by the events of every request about the same descriptor (see EventTargets). */
   private blobTarget(descriptor: BlobDescriptor): EventTarget {
     const digest = descriptor.digest.toString();
-    return {
+    const url = this.events.origin.urlFor(`/v2/${this.name}/blobs/${digest}`);
+    return this.events.notifier.targets.get(descriptor, { repository: this.name, tag: undefined, url, mediaType: descriptor.mediaType }, () => ({
       mediaType: descriptor.mediaType,
       size: descriptor.size,
       digest,
       length: descriptor.size,
       repository: this.name,
-      url: this.events.origin.urlFor(`/v2/${this.name}/blobs/${digest}`),
-    };
+      url,
+    }));
   }
 
-  private manifestTarget(digest: Digest, mediaType: string, content: Buffer): EventTarget {
-    const target: EventTarget = {
-      mediaType,
-      size: content.length,
-      digest: digest.toString(),
-      length: content.length,
-      repository: this.name,
-      url: this.events.origin.urlFor(`/v2/${this.name}/manifests/${digest.toString()}`),
-    };
-    if (this.events.notifier.includeReferences) target.references = manifestReferences(content);
-    return target;
+  /** Shared by the events of every request about the same content (a cached manifest's; see EventTargets). */
+  private manifestTarget(digest: Digest, mediaType: string, content: Buffer, tag: string | undefined): EventTarget {
+    const url = this.events.origin.urlFor(`/v2/${this.name}/manifests/${digest.toString()}`);
+    return this.events.notifier.targets.get(content, { repository: this.name, tag, url, mediaType }, () => {
+      const target: EventTarget = { mediaType, size: content.length, digest: digest.toString(), length: content.length, repository: this.name, url };
+      if (tag !== undefined) target.tag = tag;
+      if (this.events.notifier.includeReferences) target.references = manifestReferences(content);
+      return target;
+    });
   }
 }

@@ -1,7 +1,7 @@
-import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { isIP } from "node:net";
 import type { EventAction } from "../config/config.js";
+import { randomUuid } from "./random-uuid.js";
 
 /**
  * One registry event, shaped as distribution's notifications.Event (bridge.go) and kept in the
@@ -81,7 +81,7 @@ function firstValue(value: string | string[] | undefined): string | undefined {
 /** A new event with a fresh id and the current time. */
 export function newEvent(action: EventAction, target: EventTarget, request: RequestRecord, actor: string | undefined, source: SourceRecord): RegistryEvent {
   return {
-    id: randomUUID(),
+    id: randomUuid(),
     timestamp: goTimestamp(),
     action,
     target,
