@@ -150,8 +150,8 @@ interface RecordTail {
   text: string;
 }
 
-/** Client addresses whose tail is kept; beyond it the map starts again (connections come and go). */
-const TAILS_MAX = 4096;
+/** Client addresses whose tail is kept (about 400 bytes each); beyond it the map starts again (connections come and go). */
+const TAILS_MAX = 1024;
 const recordTails = new Map<string, RecordTail>();
 
 function recordTail(event: RegistryEvent): string {
