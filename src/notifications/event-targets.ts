@@ -1,6 +1,6 @@
 import type { EventTarget } from "./registry-event.js";
 
-/** Targets kept per manifest or blob: one per repository, tag, URL and media type it was seen with, the newest first. */
+/** Targets kept per manifest or blob: one per repository, tag, URL and media type it was pulled as, the newest first. */
 const TARGETS_PER_KEY = 8;
 /**
  * Targets kept in all, with their texts about 1.5 KB each: the manifest cache holds up to 32 MiB of
@@ -10,38 +10,40 @@ const TARGETS_PER_KEY = 8;
 const TARGETS_MAX = 4096;
 
 /**
- * The targets of events about one manifest or blob, shared by the events of every request that
- * pulls it. A pull of a cached manifest used to make its target object, URL and (with
- * includereferences) parsed references again each time, and the record its text: most of what an
- * event cost. A target is never changed once made, so the record written for it is kept with it
+ * The targets of pull events about one manifest or blob, shared by every request that pulls it. A
+ * pull of a cached manifest used to make its target object, URL and (with includereferences)
+ * parsed references again each time, and the record its text: most of what an event cost. A
+ * target is never changed once made, so the record written for it is kept with it
  * (src/notifications/event-record.ts).
  *
  * Keyed weakly by the object the target describes (a cached manifest's content, a cached blob
- * descriptor): the targets go when it does, and all of them once TARGETS_MAX were made.
+ * descriptor): the targets go when it does, and all of them once TARGETS_MAX were kept.
  */
 export class EventTargets {
   private byKey = new WeakMap<object, EventTarget[]>();
-  /** Targets made since byKey was last emptied (some may be gone with their keys). */
-  private made = 0;
+  /** Targets kept since byKey was last emptied (some may be gone with their keys). */
+  private kept = 0;
 
-  /**
-   * The target kept for `key` with these fields, or `make()`'s, kept from then on. `make` must fill
-   * them in as given.
-   */
-  get(key: object, fields: Pick<EventTarget, "repository" | "tag" | "url" | "mediaType">, make: () => EventTarget): EventTarget {
-    let kept = this.byKey.get(key);
-    if (kept === undefined) this.byKey.set(key, (kept = []));
-    for (const target of kept) {
-      if (target.repository === fields.repository && target.tag === fields.tag && target.url === fields.url && target.mediaType === fields.mediaType) return target;
+  /** The target kept for `key` with this repository, tag, URL and media type, if any. */
+  find(key: object, repository: string, tag: string | undefined, url: string, mediaType: string): EventTarget | undefined {
+    const targets = this.byKey.get(key);
+    if (targets === undefined) return undefined;
+    for (const target of targets) {
+      if (target.repository === repository && target.tag === tag && target.url === url && target.mediaType === mediaType) return target;
     }
-    const target = make();
-    if (++this.made > TARGETS_MAX) {
+    return undefined;
+  }
+
+  /** Keeps `target` for `key` (found from then on by its own fields), and returns it. */
+  keep(key: object, target: EventTarget): EventTarget {
+    if (++this.kept > TARGETS_MAX) {
       this.byKey = new WeakMap();
-      this.made = 1;
-      this.byKey.set(key, (kept = []));
+      this.kept = 1;
     }
-    kept.unshift(target);
-    if (kept.length > TARGETS_PER_KEY) kept.pop();
+    let targets = this.byKey.get(key);
+    if (targets === undefined) this.byKey.set(key, (targets = []));
+    targets.unshift(target);
+    if (targets.length > TARGETS_PER_KEY) targets.pop();
     return target;
   }
 }

@@ -41,7 +41,7 @@ interface Endpoint {
 export class Notifier {
   readonly source: SourceRecord;
   readonly includeReferences: boolean;
-  /** The targets of this process's events, shared between the events of requests about the same thing. */
+  /** The targets of this process's pull events, shared by the pulls of the same manifest or blob. */
   readonly targets = new EventTargets();
   private readonly endpoints: Endpoint[];
   private adoptionTimer: NodeJS.Timeout | undefined;

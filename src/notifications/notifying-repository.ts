@@ -62,7 +62,7 @@ export class NotifyingRepository extends ForwardingRepository {
   override async statBlob(digest: Digest): Promise<BlobDescriptor> {
     const descriptor = await this.inner.statBlob(digest);
     // The blob GET/HEAD handler is the only caller: a stat is a pull, as distribution's ServeBlob.
-    if (this.events.wants("pull")) await this.events.emit([this.events.event("pull", this.blobTarget(descriptor))], true);
+    if (this.events.wants("pull")) await this.events.emit([this.events.event("pull", this.pulledBlobTarget(descriptor))], true);
     return descriptor;
   }
 
@@ -90,8 +90,7 @@ export class NotifyingRepository extends ForwardingRepository {
   override async getManifest(reference: Reference): Promise<StoredManifest> {
     const manifest = await this.inner.getManifest(reference);
     if (!this.events.wants("pull")) return manifest;
-    const target = this.manifestTarget(manifest.digest, manifest.mediaType, manifest.content, "tag" in reference ? reference.tag : undefined);
-    await this.events.emit([this.events.event("pull", target)], true);
+    await this.events.emit([this.events.event("pull", this.pulledManifestTarget(manifest, "tag" in reference ? reference.tag : undefined))], true);
     return manifest;
   }
 
@@ -113,28 +112,37 @@ export class NotifyingRepository extends ForwardingRepository {
     return deleted;
   }
 
-  /** Shared by the events of every request about the same descriptor (see EventTargets). */
-  private blobTarget(descriptor: BlobDescriptor): EventTarget {
-    const digest = descriptor.digest.toString();
-    const url = this.events.origin.urlFor(`/v2/${this.name}/blobs/${digest}`);
-    return this.events.notifier.targets.get(descriptor, { repository: this.name, tag: undefined, url, mediaType: descriptor.mediaType }, () => ({
-      mediaType: descriptor.mediaType,
-      size: descriptor.size,
-      digest,
-      length: descriptor.size,
-      repository: this.name,
-      url,
-    }));
+  /** A pull's: shared by the pulls of the same (cached) descriptor as the same repository and URL (see EventTargets). */
+  private pulledBlobTarget(descriptor: BlobDescriptor): EventTarget {
+    const url = this.blobURL(descriptor);
+    const targets = this.events.notifier.targets;
+    return targets.find(descriptor, this.name, undefined, url, descriptor.mediaType) ?? targets.keep(descriptor, this.blobTarget(descriptor, url));
   }
 
-  /** Shared by the events of every request about the same content (a cached manifest's; see EventTargets). */
-  private manifestTarget(digest: Digest, mediaType: string, content: Buffer, tag: string | undefined): EventTarget {
-    const url = this.events.origin.urlFor(`/v2/${this.name}/manifests/${digest.toString()}`);
-    return this.events.notifier.targets.get(content, { repository: this.name, tag, url, mediaType }, () => {
-      const target: EventTarget = { mediaType, size: content.length, digest: digest.toString(), length: content.length, repository: this.name, url };
-      if (tag !== undefined) target.tag = tag;
-      if (this.events.notifier.includeReferences) target.references = manifestReferences(content);
-      return target;
-    });
+  private blobTarget(descriptor: BlobDescriptor, url = this.blobURL(descriptor)): EventTarget {
+    return { mediaType: descriptor.mediaType, size: descriptor.size, digest: descriptor.digest.toString(), length: descriptor.size, repository: this.name, url };
+  }
+
+  private blobURL(descriptor: BlobDescriptor): string {
+    return this.events.origin.urlFor(`/v2/${this.name}/blobs/${descriptor.digest.toString()}`);
+  }
+
+  /** A pull's: shared by the pulls of the same (cached) manifest as the same repository, tag and URL (see EventTargets). */
+  private pulledManifestTarget(manifest: StoredManifest, tag: string | undefined): EventTarget {
+    const url = this.manifestURL(manifest.digest);
+    const targets = this.events.notifier.targets;
+    const found = targets.find(manifest.content, this.name, tag, url, manifest.mediaType);
+    return found ?? targets.keep(manifest.content, this.manifestTarget(manifest.digest, manifest.mediaType, manifest.content, tag, url));
+  }
+
+  private manifestTarget(digest: Digest, mediaType: string, content: Buffer, tag: string | undefined, url = this.manifestURL(digest)): EventTarget {
+    const target: EventTarget = { mediaType, size: content.length, digest: digest.toString(), length: content.length, repository: this.name, url };
+    if (tag !== undefined) target.tag = tag;
+    if (this.events.notifier.includeReferences) target.references = manifestReferences(content);
+    return target;
+  }
+
+  private manifestURL(digest: Digest): string {
+    return this.events.origin.urlFor(`/v2/${this.name}/manifests/${digest.toString()}`);
   }
 }
