@@ -22,6 +22,11 @@
       "cflags": ["-O2", "-Wall"]
     },
     {
+      "target_name": "cached_read",
+      "sources": ["native/cached_read.c"],
+      "cflags": ["-O2", "-Wall"]
+    },
+    {
       "target_name": "durable_file",
       "sources": ["native/durable_file.c"],
       "cflags": ["-O2", "-Wall", "-Wno-deprecated-declarations"]
