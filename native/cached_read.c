@@ -17,9 +17,10 @@
  *                     the usual way. Other errors (ENOENT, ENOTDIR, EACCES, ENAMETOOLONG, ELOOP)
  *                     are thrown as an Error carrying Node's `code`, `errno`, `syscall` and `path`.
  *
- * A kernel without openat2 (before 5.6) or RESOLVE_CACHED (before 5.12) is remembered, and read
- * answers undefined at once from then on; so is a filesystem without RWF_NOWAIT (EOPNOTSUPP),
- * since a process reads one storage root.
+ * A kernel without openat2 (before 5.6) or RESOLVE_CACHED (before 5.12), or a seccomp filter that
+ * refuses openat2, is found when the addon loads, and read answers undefined at once from then on;
+ * so is a filesystem without RWF_NOWAIT (EOPNOTSUPP), since a process reads one storage root. EPERM
+ * from a call is left to the usual way, which reports a real one.
  */
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
@@ -98,7 +99,9 @@ static napi_value read_cached(napi_env env, napi_callback_info info) {
   do fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) {
-    if (errno == EAGAIN) return undefined_value(env);
+    /* EPERM: a seccomp filter that refuses openat2 (older container profiles) says so, where a
+     * read-only open says EACCES; the usual way reports a real one. */
+    if (errno == EAGAIN || errno == EPERM) return undefined_value(env);
     /* No openat2, or one without RESOLVE_CACHED. */
     if (errno == ENOSYS || errno == EINVAL || errno == E2BIG) {
       unsupported = true;
@@ -137,7 +140,7 @@ static napi_value read_cached(napi_env env, napi_callback_info info) {
     if (n < 0) {
       int err = errno;
       close(fd);
-      if (err == EAGAIN) return undefined_value(env);
+      if (err == EAGAIN || err == EPERM) return undefined_value(env);
       if (err == EOPNOTSUPP || err == ENOSYS || err == EINVAL) {
         unsupported = true;
         return undefined_value(env);
@@ -157,6 +160,12 @@ static napi_value read_cached(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
+  /* Where openat2 is missing, or refused by a seccomp filter (EPERM), every read would pay a failed
+   * syscall first: find out once. "/" is always in the dentry cache. */
+  struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_DIRECTORY, .resolve = RESOLVE_CACHED};
+  int probe = (int)syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof how);
+  if (probe >= 0) close(probe);
+  else if (errno != EAGAIN) unsupported = true;
   napi_value fn;
   if (napi_create_function(env, "read", NAPI_AUTO_LENGTH, read_cached, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "read", fn) != napi_ok) {

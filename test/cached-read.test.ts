@@ -45,7 +45,9 @@ describe("cached read (native)", { skip: readCachedFile === undefined && process
     const path = join(root, "link");
     const content = randomBytes(5000);
     await writeFile(path, content);
-    assert.deepEqual(read(path), content);
+    const answer = read(path);
+    assert.notEqual(answer, undefined, "not read in place: this kernel or filesystem lacks openat2(RESOLVE_CACHED) or preadv2(RWF_NOWAIT), or a seccomp filter refuses openat2");
+    assert.deepEqual(answer, content);
     await writeFile(join(root, "empty"), "");
     assert.deepEqual(read(join(root, "empty")), Buffer.alloc(0));
   });
