@@ -26,7 +26,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <node_api.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,6 +37,19 @@
 #include <unistd.h>
 #include <uv.h>
 
+/* openat2's argument, a stable ABI; older kernel headers lack <linux/openat2.h> and SYS_openat2. */
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#else
+struct open_how {
+  uint64_t flags;
+  uint64_t mode;
+  uint64_t resolve;
+};
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 #ifndef RESOLVE_CACHED
 #define RESOLVE_CACHED 0x20
 #endif
