@@ -37,6 +37,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "errno_error.h"
+
 /* openat2's argument, a stable ABI; older kernel headers lack <linux/openat2.h> and SYS_openat2. */
 #if __has_include(<linux/openat2.h>)
 #include <linux/openat2.h>
@@ -68,25 +70,9 @@ static napi_value undefined_value(napi_env env) {
   return v;
 }
 
-static void set_string(napi_env env, napi_value object, const char* name, const char* value) {
-  napi_value v;
-  if (napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v) == napi_ok) napi_set_named_property(env, object, name, v);
-}
-
-/* Throws errno as node:fs would (code, errno, syscall, path) and returns NULL. */
+/* Throws errno as node:fs would and returns NULL. */
 static napi_value throw_errno(napi_env env, int err, const char* syscall, const char* path) {
-  const char* code = uv_err_name(-err);
-  char text[MAX_PATH_BYTES + 200];
-  snprintf(text, sizeof text, "%s: %s, %s '%s'", code, strerror(err), syscall, path);
-  napi_value message, error, errno_value;
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, NULL, message, &error);
-  set_string(env, error, "code", code);
-  napi_create_int32(env, -err, &errno_value);
-  napi_set_named_property(env, error, "errno", errno_value);
-  set_string(env, error, "syscall", syscall);
-  set_string(env, error, "path", path);
-  napi_throw(env, error);
+  napi_throw(env, errno_error(env, err, syscall, path));
   return NULL;
 }
 

@@ -64,6 +64,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "errno_error.h"
+
 typedef enum { OP_PUT, OP_MOVE, OP_SYNC_DIR, OP_STAND_IN, OP_WRITE_HASHED, OP_REMOVE_TREE } op_kind;
 
 typedef struct {
@@ -357,11 +359,6 @@ static void execute(napi_env env, void* data) {
   }
 }
 
-static void set_string(napi_env env, napi_value object, const char* name, const char* value) {
-  napi_value v;
-  if (napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v) == napi_ok) napi_set_named_property(env, object, name, v);
-}
-
 static void free_op(napi_env env, op_t* op) {
   if (op->data_ref) napi_delete_reference(env, op->data_ref);
   if (op->state_ref) napi_delete_reference(env, op->state_ref);
@@ -397,19 +394,7 @@ static void complete(napi_env env, napi_status status, void* data) {
     napi_resolve_deferred(env, op->deferred, result);
   } else {
     int err = status == napi_ok ? op->err : ECANCELED;
-    const char* code = uv_err_name(-err);
-    char text[4200];
-    snprintf(text, sizeof text, "%s: %s, %s '%s'", code, strerror(err), op->syscall ? op->syscall : "?",
-             op->err_path ? op->err_path : "");
-    napi_value message, error, errno_value;
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &error);
-    set_string(env, error, "code", code);
-    napi_create_int32(env, -err, &errno_value);
-    napi_set_named_property(env, error, "errno", errno_value);
-    if (op->syscall) set_string(env, error, "syscall", op->syscall);
-    if (op->err_path) set_string(env, error, "path", op->err_path);
-    napi_reject_deferred(env, op->deferred, error);
+    napi_reject_deferred(env, op->deferred, errno_error(env, err, op->syscall, op->err_path));
   }
   napi_delete_async_work(env, op->work);
   free_op(env, op);
