@@ -3,11 +3,10 @@
  * the mapping between driver paths and keys.
  */
 import { createHash } from "node:crypto";
-import type { IncomingMessage } from "node:http";
 import { isNoSuchUpload, unlessNotFound } from "./s3-errors.js";
 import { DELETE_BATCH, MAX_PARTS, splitRanges } from "./s3-limits.js";
 import type { S3ResolvedOptions } from "./s3-options.js";
-import type { S3Request, S3Transport } from "./s3-transport.js";
+import type { S3Answer, S3Request, S3Transport } from "./s3-transport.js";
 import { completeUploadXml, deleteObjectsXml, parseCompleteETag, parseCopyPartETag, parseDeleteErrors, parseListPage, parsePartsPage, parseUploadId, parseUploadsPage, type ListPage } from "./s3-xml.js";
 import { encodeKeyPath } from "./sigv4.js";
 
@@ -109,7 +108,7 @@ export class Bucket {
   }
 
   /** The HTTP response body of a GetObject, of the whole object or of an HTTP `range` ("bytes=a-b"). */
-  getBody(key: string, range: string | undefined): Promise<IncomingMessage> {
+  getBody(key: string, range: string | undefined): Promise<S3Answer> {
     return this.transport.stream({ operation: "GetObject", method: "GET", key, headers: range === undefined ? undefined : { range } });
   }
 

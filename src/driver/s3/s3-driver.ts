@@ -3,6 +3,7 @@ import { PassThrough, Readable, pipeline } from "node:stream";
 import { assertOffset, assertValidPath, markOwnedChunks, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WalkOptions, type WriterOptions, requireFile, segmentsBelow } from "../storage-driver.js";
 import { Bucket, isValidSegment } from "./bucket.js";
 import { MultipartWriter } from "./multipart-writer.js";
+import { ObjectBody } from "./object-body-client.js";
 import { asPathNotFound, isInvalidRange } from "./s3-errors.js";
 import { KiB, MAX_PART_SIZE } from "./s3-limits.js";
 import { createTransport, resolveOptions, type S3DriverOptions, type S3DriverTuning, type S3ResolvedOptions } from "./s3-options.js";
@@ -61,7 +62,9 @@ export class S3Driver implements StorageDriver {
       const range = offset === 0 && end === undefined ? undefined : `bytes=${offset}-${end === undefined ? "" : end - 1}`;
       try {
         const body = await this.#b.getBody(key, range);
-        // Not the HTTP response itself: a consumer that stops early (a `for await` left with
+        // Read by berth's own client: a stream whose chunks are lent pool buffers, destroyed at once.
+        if (body instanceof ObjectBody) return markOwnedChunks(body);
+        // Not Node's HTTP response itself: a consumer that stops early (a `for await` left with
         // `break`) gets it aborted through its request, so it is not yet `destroyed` when the
         // consumer looks, as the driver contract wants. The pass-through is destroyed at once, and
         // the pipeline then destroys the response and its socket. It moves references, not bytes.

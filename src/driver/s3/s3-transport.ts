@@ -7,12 +7,14 @@
  * in its middleware stack and hashed every payload for the signature, which made berth CPU-bound
  * on small requests and on pushes (docs/benchmarks.md). Here a request is one signature (the
  * signing key cached per day), one `http.request`, and bodies go out as they are
- * (UNSIGNED-PAYLOAD); a GetObject body is the IncomingMessage itself.
+ * (UNSIGNED-PAYLOAD). A streamed GetObject is read by ObjectBodyClient, on connections of its own,
+ * into buffers used again.
  */
 import { createHash } from "node:crypto";
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
+import { ObjectBodyClient, UnframedAnswerError, type ObjectBody } from "./object-body-client.js";
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from "./retry-policy.js";
 import type { CredentialSource } from "./s3-credentials.js";
 import type { S3RequestLog } from "./s3-request-log.js";
@@ -83,10 +85,15 @@ interface AttemptTrace {
   canonical: string;
 }
 
+/** An answer whose body is not read yet: Node's, or ObjectBodyClient's for a streamed GetObject. */
+export type S3Answer = IncomingMessage | ObjectBody;
+
 /** Called once per request (not per attempt), before it is sent. */
 export type RequestObserver = (request: Readonly<S3Request>) => void;
 
 const SOCKET_BUFFER = 256 * 1024;
+/** Connections kept open for streamed GetObjects, each with a 256 KiB read buffer. */
+const MAX_IDLE_BODY_CONNECTIONS = 16;
 /** An error answer's body is read up to this much: enough for any <Error> document. */
 const MAX_ERROR_BODY = 64 * 1024;
 
@@ -98,6 +105,8 @@ export class S3Transport {
   readonly #options: S3TransportOptions;
   readonly #retry: RetryPolicy;
   readonly #observers: RequestObserver[] = [];
+  /** Reads streamed GetObjects; undefined once a server answered one without a Content-Length. */
+  #bodies: ObjectBodyClient | undefined;
 
   constructor(endpoint: S3Endpoint, credentials: CredentialSource, options: S3TransportOptions) {
     this.#endpoint = endpoint;
@@ -110,6 +119,12 @@ export class S3Transport {
     // CPU was within the noise of the measurements (docs/benchmarks.md); it costs nothing.
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, highWaterMark: SOCKET_BUFFER };
     this.#agent = endpoint.protocol === "https:" ? new HttpsAgent({ ...agentOptions, rejectUnauthorized: options.rejectUnauthorized }) : new HttpAgent(agentOptions);
+    this.#bodies = new ObjectBodyClient(endpoint, {
+      connectTimeoutMs: options.connectTimeoutMs,
+      socketTimeoutMs: options.socketTimeoutMs,
+      rejectUnauthorized: options.rejectUnauthorized,
+      maxIdle: Math.min(options.maxSockets, MAX_IDLE_BODY_CONNECTIONS),
+    });
   }
 
   /** Sees every request from now on (tests count them; tracing could name them). */
@@ -120,6 +135,7 @@ export class S3Transport {
   /** Closes idle connections; requests in flight finish. */
   destroy(): void {
     this.#agent.destroy();
+    this.#bodies?.destroy();
   }
 
   /**
@@ -151,15 +167,15 @@ export class S3Transport {
 
   /**
    * Sends a request (a GetObject) and returns its successful answer as soon as its head has
-   * arrived: the body is the IncomingMessage, not read here and never replayed. Its socket's
-   * inactivity timeout stays on while the body flows, so a body that stops arriving fails.
+   * arrived: the body is not read here and never replayed. Its socket's inactivity timeout stays
+   * on while the body flows, so a body that stops arriving fails.
    */
-  async stream(request: S3Request): Promise<IncomingMessage> {
+  async stream(request: S3Request): Promise<S3Answer> {
     this.#notify(request);
     try {
       return await withRetries(this.#retry, async (n) => {
         const trace = this.#trace(n);
-        const response = await this.#attempt(request, trace);
+        const response = await this.#attempt(request, trace, request.method === "GET" && request.body === undefined);
         if (trace) this.#record(request, trace, response.statusCode, undefined, undefined);
         return response;
       });
@@ -193,8 +209,11 @@ export class S3Transport {
     return `${this.#endpoint.bucketPath}/${encodeKeyPath(key)}`;
   }
 
-  /** One attempt: resolves with a 2xx answer whose body is unread, rejects with the failure (logged when `trace`). */
-  async #attempt(request: S3Request, trace: AttemptTrace | undefined): Promise<IncomingMessage> {
+  /**
+   * One attempt: resolves with a 2xx answer whose body is unread, rejects with the failure (logged
+   * when `trace`). `streamed`: the answer's body is for a reader, and read by ObjectBodyClient.
+   */
+  async #attempt(request: S3Request, trace: AttemptTrace | undefined, streamed = false): Promise<S3Answer> {
     const e = this.#endpoint;
     const path = this.#path(request.key);
     const query = request.query ?? [];
@@ -207,9 +226,10 @@ export class S3Transport {
     // Not signed (sigv4.ts): proxies may rewrite it.
     headers["user-agent"] = this.#options.userAgent;
     const queryString = canonicalQuery(query);
-    let response: IncomingMessage;
+    const target = queryString === "" ? path : `${path}?${queryString}`;
+    let response: S3Answer;
     try {
-      response = await this.#exchange(request.method, queryString === "" ? path : `${path}?${queryString}`, headers, body);
+      response = streamed && this.#bodies !== undefined ? await this.#streamedExchange(this.#bodies, target, headers) : await this.#exchange(request.method, target, headers, body);
     } catch (err) {
       if (trace) this.#record(request, { ...trace, canonical }, undefined, err, undefined);
       throw err;
@@ -222,6 +242,18 @@ export class S3Transport {
     const failure = new S3ResponseError(request.operation, status, error?.code || codeOfStatus(status), error?.message ?? "");
     if (trace) this.#record(request, trace, status, failure, errorBody);
     throw failure;
+  }
+
+  /** A GET whose answer ObjectBodyClient reads; Node's client from then on for a server it cannot read. */
+  async #streamedExchange(bodies: ObjectBodyClient, target: string, headers: Record<string, string>): Promise<S3Answer> {
+    try {
+      return await bodies.get(target, headers);
+    } catch (err) {
+      if (!(err instanceof UnframedAnswerError)) throw err;
+      this.#bodies = undefined;
+      bodies.destroy();
+      return this.#exchange("GET", target, headers, undefined);
+    }
   }
 
   /** The HTTP exchange: resolves when the answer's head has arrived. */
@@ -248,7 +280,7 @@ export class S3Transport {
 }
 
 /** The whole body of an answer, or its first `limit` bytes; fails when the body is cut. */
-function readBody(response: IncomingMessage, limit: number): Promise<Buffer> {
+function readBody(response: S3Answer, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;
