@@ -9,10 +9,19 @@
 // file handle at once. One thread waits on epoll for all transfers; each writable socket gets at
 // most PUMP_SLICE bytes per turn so that one fast reader cannot starve the others.
 //
+// It also moves bytes from one socket to another with splice(2) through a pipe of its own: a blob's
+// body read from an object store goes to the client without passing through JavaScript (Node's
+// client copies each chunk into fresh memory, and each chunk then costs a pass through the stream
+// machinery and a write(2)). The source socket is read for exactly `length` bytes, so an answer
+// that follows on a kept-alive connection is left for its reader.
+//
 // JS API:
 //   start(socketFd, fileFd, offset, length, stallMs) -> id
 //     Begins a transfer; the completion callback given to init() later receives
 //     (id, errno, bytesSent). errno 0 means `length` bytes were sent.
+//   startSplice(socketFd, sourceFd, length, stallMs) -> id
+//     The same, from the socket `sourceFd` (its next `length` bytes). ECONNRESET when the source
+//     ends first.
 //   cancel(id)   Ends a transfer early (the callback reports ECANCELED).
 //   init(callback)  Must be called once before start().
 #define _GNU_SOURCE
@@ -27,6 +36,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,7 +48,11 @@
 typedef struct transfer {
   int64_t id;
   int socket_fd;
-  int file_fd;
+  int file_fd;  // a file, or for a splice the source socket
+  // A splice: the pipe between the sockets (-1 otherwise), the bytes in it, the bytes still to read.
+  int pipe_r, pipe_w;
+  int64_t in_pipe;
+  int64_t to_read;
   off_t offset;
   int64_t remaining;
   int64_t sent;
@@ -82,6 +96,11 @@ static void wake_pump(void) {
 static void finish(transfer* t, int error) {
   epoll_ctl(epoll_fd, EPOLL_CTL_DEL, t->socket_fd, NULL);
   close(t->socket_fd);
+  if (t->pipe_r >= 0) {
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, t->file_fd, NULL);
+    close(t->pipe_r);
+    close(t->pipe_w);
+  }
   close(t->file_fd);
   completion* c = malloc(sizeof *c);
   if (c) {
@@ -125,6 +144,53 @@ static int pump(transfer* t) {
   return 0;
 }
 
+// Moves up to one slice from the source socket to the client through the pipe; returns 1 when
+// the transfer is over. Both sockets are edge-triggered: each side is worked until it would block,
+// and a transfer stopped by its slice is re-armed so that epoll reports it again.
+static int pump_splice(transfer* t) {
+  int64_t budget = PUMP_SLICE;
+  for (;;) {
+    if (t->in_pipe > 0) {
+      unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (t->to_read > 0 ? SPLICE_F_MORE : 0);
+      ssize_t n = splice(t->pipe_r, NULL, t->socket_fd, NULL, (size_t)t->in_pipe, flags);
+      if (n > 0) {
+        t->in_pipe -= n;
+        t->remaining -= n;
+        t->sent += n;
+        budget -= n;
+        t->last_progress_ms = now_ms();
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return 0;  // the client's socket is full
+      finish(t, n == 0 ? EPIPE : errno);
+      return 1;
+    }
+    if (t->to_read == 0) {
+      finish(t, 0);
+      return 1;
+    }
+    if (budget <= 0) {
+      struct epoll_event out = {.events = EPOLLOUT | EPOLLET, .data.ptr = t};
+      struct epoll_event in = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = t};
+      epoll_ctl(epoll_fd, EPOLL_CTL_MOD, t->socket_fd, &out);
+      epoll_ctl(epoll_fd, EPOLL_CTL_MOD, t->file_fd, &in);
+      return 0;
+    }
+    ssize_t n = splice(t->file_fd, NULL, t->pipe_w, NULL, (size_t)(t->to_read < budget ? t->to_read : budget), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      t->to_read -= n;
+      t->in_pipe += n;
+      t->last_progress_ms = now_ms();
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return 0;  // nothing from the source yet
+    finish(t, n == 0 ? ECONNRESET : errno);  // the source ended before `length` bytes
+    return 1;
+  }
+}
+
 static void take_requests(void) {
   uint64_t count;
   ssize_t ignored = read(wake_fd, &count, sizeof count);
@@ -147,8 +213,23 @@ static void take_requests(void) {
     t->next = active;
     active = t;
     t->last_progress_ms = now_ms();
-    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = t};
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, t->socket_fd, &ev) != 0) finish(t, errno);
+    if (t->pipe_r < 0) {
+      struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = t};
+      if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, t->socket_fd, &ev) != 0) finish(t, errno);
+      continue;
+    }
+    struct epoll_event out = {.events = EPOLLOUT | EPOLLET, .data.ptr = t};
+    struct epoll_event in = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = t};
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, t->socket_fd, &out) != 0) {
+      finish(t, errno);
+      continue;
+    }
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, t->file_fd, &in) != 0) {
+      int error = errno;
+      epoll_ctl(epoll_fd, EPOLL_CTL_DEL, t->socket_fd, NULL);
+      // finish() removes the source too: harmless when it was never added.
+      finish(t, error);
+    }
   }
   for (size_t i = 0; ids && i < n_cancelled; i++) {
     for (transfer* t = active; t; t = t->next) {
@@ -194,7 +275,10 @@ static void* pump_thread(void* unused) {
           break;
         }
       }
-      if (live) pump(t);
+      if (live) {
+        if (t->pipe_r >= 0) pump_splice(t);
+        else pump(t);
+      }
     }
     int64_t now = now_ms();
     if (now - last_stall_check >= STALL_CHECK_MS) {
@@ -266,6 +350,8 @@ static int get_int64(napi_env env, napi_value value, int64_t* out) {
   return napi_get_value_int64(env, value, out) == napi_ok;
 }
 
+static napi_value enqueue(napi_env env, transfer* t);
+
 static napi_value start(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -297,11 +383,18 @@ static napi_value start(napi_env env, napi_callback_info info) {
     free(t);
     return throw_errno(env, "dup file");
   }
+  t->pipe_r = t->pipe_w = -1;
   int64_t id = next_id++;
   t->id = id;
   t->offset = (off_t)offset;
   t->remaining = length;
   t->stall_ms = stall_ms;
+  return enqueue(env, t);
+}
+
+// Hands `t` to the pump thread and returns its id to JS.
+static napi_value enqueue(napi_env env, transfer* t) {
+  int64_t id = t->id;
   if (unreported++ == 0) napi_ref_threadsafe_function(env, on_complete);
   // From here the pump thread owns `t` and may already have freed it: only `id` is ours.
   pthread_mutex_lock(&lock);
@@ -312,6 +405,56 @@ static napi_value start(napi_env env, napi_callback_info info) {
   napi_value result;
   napi_create_int64(env, id, &result);
   return result;
+}
+
+// The pipe of a splice: as large as the system lets an unprivileged process make it (1 MiB by
+// default), so that one splice moves up to that much.
+#define SPLICE_PIPE_BYTES (1024 * 1024)
+
+static napi_value start_splice(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int64_t socket_fd, source_fd, length, stall_ms;
+  if (argc != 4 || !get_int64(env, argv[0], &socket_fd) || !get_int64(env, argv[1], &source_fd) ||
+      !get_int64(env, argv[2], &length) || !get_int64(env, argv[3], &stall_ms) || socket_fd < 0 || source_fd < 0 ||
+      length < 0) {
+    napi_throw_type_error(env, NULL, "startSplice(socketFd, sourceFd, length, stallMs) takes non-negative integers");
+    return NULL;
+  }
+  if (!on_complete) {
+    napi_throw_error(env, NULL, "sendfile pump not initialised");
+    return NULL;
+  }
+  transfer* t = calloc(1, sizeof *t);
+  if (!t) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+    free(t);
+    return throw_errno(env, "pipe2");
+  }
+  (void)fcntl(pipe_fds[1], F_SETPIPE_SZ, SPLICE_PIPE_BYTES);  // a smaller pipe only means more splices
+  t->pipe_r = pipe_fds[0];
+  t->pipe_w = pipe_fds[1];
+  t->socket_fd = fcntl((int)socket_fd, F_DUPFD_CLOEXEC, 0);
+  t->file_fd = t->socket_fd < 0 ? -1 : fcntl((int)source_fd, F_DUPFD_CLOEXEC, 0);
+  if (t->file_fd < 0) {
+    int error = errno;
+    if (t->socket_fd >= 0) close(t->socket_fd);
+    close(t->pipe_r);
+    close(t->pipe_w);
+    free(t);
+    errno = error;
+    return throw_errno(env, "dup socket");
+  }
+  t->id = next_id++;
+  t->remaining = length;
+  t->to_read = length;
+  t->stall_ms = stall_ms;
+  return enqueue(env, t);
 }
 
 static napi_value cancel(napi_env env, napi_callback_info info) {
@@ -345,6 +488,7 @@ static napi_value module_init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"init", NULL, init_pump, NULL, NULL, NULL, napi_default, NULL},
       {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
+      {"startSplice", NULL, start_splice, NULL, NULL, NULL, napi_default, NULL},
       {"cancel", NULL, cancel, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);

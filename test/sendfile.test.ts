@@ -4,68 +4,21 @@
  * that stall, read slowly or go away.
  */
 import assert from "node:assert/strict";
-import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sendfilePump, type SendfilePump } from "../src/native/sendfile-pump.js";
 import { startBerth, testConfig, type BerthProcess } from "./support/berth-process.js";
 import { RegistryClient, randomBlob, uniqueName, waitFor } from "./support/registry-client.js";
+import { collect, connect, fdOf, openFds, parseResponses, socketPair, threadNames } from "./support/raw-sockets.js";
 
 const pump = sendfilePump();
 const required = process.env.CI === "true";
 const skip = !pump && !required && "native sendfile addon not built (npm install builds it)";
 
 const MiB = 1024 * 1024;
-
-/** A connected loopback pair: `sender` is the side the pump writes to. */
-async function socketPair(): Promise<{ sender: Socket; receiver: Socket; close(): void }> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-  const receiver = createConnection(port, "127.0.0.1");
-  const sender = await accepted;
-  server.close();
-  // Tests make peers fail on purpose (resets, destroyed sockets); what they assert is the transfer's outcome.
-  sender.on("error", () => undefined);
-  receiver.on("error", () => undefined);
-  return {
-    sender,
-    receiver,
-    close() {
-      sender.destroy();
-      receiver.destroy();
-    },
-  };
-}
-
-function fdOf(socket: Socket): number {
-  return (socket as unknown as { _handle: { fd: number } })._handle.fd;
-}
-
-/** Everything the socket receives until the peer ends or the socket closes. */
-function collect(socket: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-  return new Promise((resolve) => socket.once("close", () => resolve(Buffer.concat(chunks))));
-}
-
-function threadNames(pid: number | "self"): string[] {
-  return readdirSync(`/proc/${pid}/task`).map((task) => {
-    try {
-      return readFileSync(`/proc/${pid}/task/${task}/comm`, "utf8").trim();
-    } catch {
-      return "";
-    }
-  });
-}
-
-function openFds(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
 
 describe("sendfile pump", { skip }, () => {
   let dir: string;
@@ -163,31 +116,6 @@ describe("sendfile pump", { skip }, () => {
     pair.close();
   });
 });
-
-/** Sends raw bytes on a fresh connection; the caller reads. */
-async function connect(berth: BerthProcess): Promise<Socket> {
-  const { hostname, port } = new URL(berth.url);
-  const socket = createConnection(Number(port), hostname);
-  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
-  return socket;
-}
-
-/** Splits a received HTTP/1.1 stream of Content-Length responses into status, headers and body. */
-function parseResponses(raw: Buffer): Array<{ status: number; headers: Map<string, string>; body: Buffer }> {
-  const responses = [];
-  let at = 0;
-  while (at < raw.length) {
-    const end = raw.indexOf("\r\n\r\n", at);
-    assert.ok(end > 0, "a complete header block");
-    const lines = raw.subarray(at, end).toString("latin1").split("\r\n");
-    const status = Number(lines[0]!.split(" ")[1]);
-    const headers = new Map(lines.slice(1).map((line) => [line.slice(0, line.indexOf(":")).toLowerCase(), line.slice(line.indexOf(":") + 1).trim()]));
-    const length = Number(headers.get("content-length") ?? 0);
-    responses.push({ status, headers, body: raw.subarray(end + 4, end + 4 + length) });
-    at = end + 4 + length;
-  }
-  return responses;
-}
 
 describe("blob downloads through the server (http.timeout.inactivity: 1s)", { skip }, () => {
   let berth: BerthProcess;

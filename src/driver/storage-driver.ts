@@ -262,6 +262,37 @@ export function hasOwnedChunks(stream: Readable): boolean {
   return ownedChunkStreams.has(stream);
 }
 
+/**
+ * A reader's bytes that are still in a socket (an object store's answer on a plain TCP
+ * connection): a server may have the kernel move them to its client (splice) instead of reading
+ * them.
+ */
+export interface SocketSource {
+  /**
+   * Stops the stream reading and gives its socket over: the bytes the stream has read already (to
+   * be sent first; null when none), the socket's descriptor, how many of the body's bytes follow
+   * in it, and how long the source may go without sending (0: no limit). Undefined, having
+   * changed nothing, when that cannot be done (the stream has begun giving out its bytes, or
+   * they are already all read).
+   */
+  takeOver(): { buffered: Buffer | null; fd: number; length: number; stallMs: number } | undefined;
+  /** After takeOver: the `length` bytes were moved (true), or the move failed (false). Ends the stream. */
+  finish(moved: boolean): void;
+}
+
+const socketSources = new WeakMap<Readable, SocketSource>();
+
+/** Records that `stream`'s bytes can be taken from a socket (see SocketSource). */
+export function markSocketSource(stream: Readable, source: SocketSource): Readable {
+  socketSources.set(stream, source);
+  return stream;
+}
+
+/** The socket behind a driver's reader, when its bytes can be taken from one. */
+export function socketSourceOf(stream: Readable): SocketSource | undefined {
+  return socketSources.get(stream);
+}
+
 /** The local file range behind a driver's reader, when it has one. */
 export function localFileRangeOf(stream: Readable): LocalFileRange | undefined {
   return localFileRanges.get(stream);

@@ -1,9 +1,10 @@
+import type { Socket } from "node:net";
 import { getSystemErrorName } from "node:util";
 import { loadAddon } from "./load-addon.js";
 
 /**
- * sendfile(2) from a background thread (native/sendfile_pump.c): the kernel moves file pages to a
- * socket without copying them through JavaScript buffers. Unavailable (undefined) when the addon
+ * sendfile(2) and splice(2) from a background thread (native/sendfile_pump.c): the kernel moves
+ * file pages, or a socket's bytes, to a socket without copying them through JavaScript buffers. Unavailable (undefined) when the addon
  * was not built or on a platform without Linux's sendfile; callers then stream.
  */
 export interface SendfilePump {
@@ -14,6 +15,11 @@ export interface SendfilePump {
    * ETIMEDOUT when the peer accepts nothing for that long.
    */
   send(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number): SendfileTransfer;
+  /**
+   * Moves the next `length` bytes of the socket `sourceFd` to `socketFd` with splice(2), reading
+   * no further. The same rules as `send`, for both sockets; ECONNRESET when the source ends first.
+   */
+  splice(socketFd: number, sourceFd: number, length: number, stallMs: number): SendfileTransfer;
 }
 
 export interface SendfileTransfer {
@@ -26,6 +32,7 @@ export interface SendfileTransfer {
 interface PumpAddon {
   init(onComplete: (id: number, errno: number, sent: number) => void): void;
   start(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number): number;
+  startSplice(socketFd: number, sourceFd: number, length: number, stallMs: number): number;
   cancel(id: number): void;
 }
 
@@ -39,7 +46,14 @@ class NativeSendfilePump implements SendfilePump {
   }
 
   send(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number): SendfileTransfer {
-    const id = this.#addon.start(socketFd, fileFd, offset, length, Math.max(0, Math.floor(stallMs)));
+    return this.#transfer(this.#addon.start(socketFd, fileFd, offset, length, Math.max(0, Math.floor(stallMs))));
+  }
+
+  splice(socketFd: number, sourceFd: number, length: number, stallMs: number): SendfileTransfer {
+    return this.#transfer(this.#addon.startSplice(socketFd, sourceFd, length, Math.max(0, Math.floor(stallMs))));
+  }
+
+  #transfer(id: number): SendfileTransfer {
     const done = new Promise<void>((resolve, reject) => this.#waiting.set(id, { resolve, reject }));
     return { done, cancel: () => this.#addon.cancel(id) };
   }
@@ -53,14 +67,14 @@ class NativeSendfilePump implements SendfilePump {
       return;
     }
     const code = getSystemErrorName(-errno);
-    const err = Object.assign(new Error(`sendfile failed after ${sent} bytes: ${code}`), { code, errno, bytesSent: sent });
+    const err = Object.assign(new Error(`transfer failed after ${sent} bytes: ${code}`), { code, errno, bytesSent: sent });
     waiter.reject(err);
   }
 }
 
 function load(): SendfilePump | undefined {
   if (process.platform !== "linux") return undefined;
-  const addon = loadAddon<PumpAddon>("sendfile_pump", (candidate) => typeof candidate.start === "function");
+  const addon = loadAddon<PumpAddon>("sendfile_pump", (candidate) => typeof candidate.start === "function" && typeof candidate.startSplice === "function");
   return addon ? new NativeSendfilePump(addon) : undefined;
 }
 
@@ -70,4 +84,11 @@ let pump: SendfilePump | undefined | null = null;
 export function sendfilePump(): SendfilePump | undefined {
   if (pump === null) pump = load();
   return pump;
+}
+
+/** The descriptor of a plain TCP socket, which the pump can write to or read from; undefined for TLS sockets and anything without one. */
+export function plainSocketFd(socket: Socket): number | undefined {
+  if ("encrypted" in socket && socket.encrypted) return undefined;
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === "number" && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
 }

@@ -1,10 +1,8 @@
 import type { ServerResponse } from "node:http";
-import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { localFileRangeOf } from "../driver/storage-driver.js";
-import { sendfilePump, type SendfileTransfer } from "../native/sendfile-pump.js";
-
-const EMPTY = Buffer.alloc(0);
+import { plainSocketFd, sendfilePump, type SendfileTransfer } from "../native/sendfile-pump.js";
+import { headersFlushed } from "./plain-socket.js";
 
 /** Errors of a transfer that mean the client is gone or stopped reading, not that the server failed. */
 const CLIENT_GONE = new Set(["EPIPE", "ECONNRESET", "ECANCELED", "ETIMEDOUT"]);
@@ -69,28 +67,4 @@ export async function sendFileRange(res: ServerResponse, stream: Readable): Prom
   socket.setTimeout(inactivityMs);
   res.end();
   return true;
-}
-
-/** The descriptor of a plain TCP socket; undefined for TLS sockets and anything without one. */
-function plainSocketFd(socket: Socket): number | undefined {
-  if ("encrypted" in socket && socket.encrypted) return undefined;
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  return typeof fd === "number" && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
-}
-
-/**
- * Resolves once the status line and headers have left Node for the kernel. An empty write's
- * callback runs after every earlier write on the socket completed; if the socket closes first,
- * Node drops that callback, hence the race with 'close'.
- */
-function headersFlushed(res: ServerResponse, socket: Socket): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onClose = () => reject(Object.assign(new Error("connection closed before the body"), { code: "ECONNRESET" }));
-    socket.once("close", onClose);
-    res.write(EMPTY, (err) => {
-      socket.off("close", onClose);
-      if (err) reject(err);
-      else resolve();
-    });
-  });
 }

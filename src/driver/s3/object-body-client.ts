@@ -8,6 +8,9 @@
  * and each read of the body is passed on as a view of that buffer, which its consumer gives back
  * by releasing the chunk once the bytes are in the kernel (send-owned-chunks.ts).
  *
+ * On a plain TCP connection the body is also a SocketSource: a server can have the kernel move
+ * its bytes to the client (splice) without reading them at all.
+ *
  * Only answers whose body has a Content-Length are read here: every S3 server frames GetObject
  * that way. Any other answer fails with UnframedAnswerError and the transport sends its requests
  * with Node's client from then on.
@@ -16,7 +19,9 @@ import type { IncomingHttpHeaders } from "node:http";
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
+import { plainSocketFd } from "../../native/sendfile-pump.js";
 import { ReadBufferPool } from "../read-buffer-pool.js";
+import type { SocketSource } from "../storage-driver.js";
 import { MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from "./response-head.js";
 import { S3ProtocolError, S3TimeoutError } from "./s3-errors.js";
 import type { S3Endpoint } from "./s3-transport.js";
@@ -59,6 +64,7 @@ interface ConnectionUser {
 
 class Connection {
   readonly socket: Socket;
+  readonly socketTimeoutMs: number;
   user: ConnectionUser | undefined;
   /** The buffer the socket reads into next; undefined once lent with a chunk of it. */
   #current: Buffer | undefined;
@@ -74,6 +80,7 @@ class Connection {
         return false;
       },
     };
+    this.socketTimeoutMs = options.socketTimeoutMs;
     const port = endpoint.port;
     const host = endpoint.hostname;
     this.socket =
@@ -107,10 +114,15 @@ class Connection {
   }
 
   /** Starts serving `user`: the socket timeout runs and keeps the process alive. */
-  use(user: ConnectionUser, socketTimeoutMs: number): void {
+  use(user: ConnectionUser): void {
     this.user = user;
     this.socket.ref();
-    this.socket.setTimeout(socketTimeoutMs);
+    this.socket.setTimeout(this.socketTimeoutMs);
+  }
+
+  /** The descriptor of a plain TCP connection (not TLS), for the kernel to read from. */
+  get plainFd(): number | undefined {
+    return plainSocketFd(this.socket);
   }
 
   /** Waits for the next request: it closes after a while, and does not keep the process alive. */
@@ -151,7 +163,7 @@ export class ObjectBodyClient {
     request += "\r\n";
     const connection = this.#idle.pop() ?? this.#connect();
     return new Promise((resolve, reject) => {
-      connection.use(new HeadReader(this, connection, resolve, reject), this.#options.socketTimeoutMs);
+      connection.use(new HeadReader(this, connection, resolve, reject));
       connection.socket.write(request, "latin1");
     });
   }
@@ -241,7 +253,7 @@ class HeadReader implements ConnectionUser {
  * short reads). Its consumer may release each chunk once done with it (send-owned-chunks.ts).
  * Cut before its Content-Length, it fails with an error whose code is ECONNRESET (or ETIMEDOUT).
  */
-export class ObjectBody extends Readable implements ConnectionUser {
+export class ObjectBody extends Readable implements ConnectionUser, SocketSource {
   readonly statusCode: number;
   readonly headers: IncomingHttpHeaders;
   #remaining: number;
@@ -249,6 +261,8 @@ export class ObjectBody extends Readable implements ConnectionUser {
   #connection: Connection | undefined;
   readonly #client: ObjectBodyClient;
   readonly #keepAlive: boolean;
+  /** The socket was given over (takeOver): this stream reads no more. */
+  #takenOver = false;
 
   constructor(head: ResponseHead, client: ObjectBodyClient, connection: Connection) {
     super({ highWaterMark: READ_BUFFER_BYTES });
@@ -289,8 +303,36 @@ export class ObjectBody extends Readable implements ConnectionUser {
     this.destroy(err);
   }
 
+  takeOver(): ReturnType<SocketSource["takeOver"]> {
+    const connection = this.#connection;
+    const fd = connection?.plainFd;
+    if (connection === undefined || fd === undefined || this.#takenOver || this.readableFlowing === true || this.readableDidRead) return undefined;
+    this.#takenOver = true;
+    connection.socket.pause();
+    // The socket's own inactivity timer would fire while the kernel moves the bytes: the mover
+    // applies the limit instead.
+    connection.socket.setTimeout(0);
+    const buffered = this.readableLength > 0 ? (this.read() as Buffer) : null;
+    return { buffered, fd, length: this.#remaining, stallMs: connection.socketTimeoutMs };
+  }
+
+  finish(moved: boolean): void {
+    const connection = this.#connection;
+    if (!this.#takenOver || connection === undefined) return;
+    this.#connection = undefined;
+    if (moved) {
+      this.#remaining = 0;
+      connection.socket.setTimeout(connection.socketTimeoutMs);
+      this.#client.finished(connection, this.#keepAlive);
+    } else {
+      connection.user = undefined;
+      connection.socket.destroy();
+    }
+    this.destroy();
+  }
+
   override _read(): void {
-    this.#connection?.socket.resume();
+    if (!this.#takenOver) this.#connection?.socket.resume();
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {

@@ -1,6 +1,6 @@
 import { posix } from "node:path";
 import { PassThrough, Readable, pipeline } from "node:stream";
-import { assertOffset, assertValidPath, markOwnedChunks, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WalkOptions, type WriterOptions, requireFile, segmentsBelow } from "../storage-driver.js";
+import { assertOffset, assertValidPath, markOwnedChunks, markSocketSource, PathNotFoundError, type DeleteOptions, type FileInfo, type FileWriter, type MoveOptions, type StatOptions, type StorageDriver, type WalkOptions, type WriterOptions, requireFile, segmentsBelow } from "../storage-driver.js";
 import { Bucket, isValidSegment } from "./bucket.js";
 import { MultipartWriter } from "./multipart-writer.js";
 import { ObjectBody } from "./object-body-client.js";
@@ -63,7 +63,7 @@ export class S3Driver implements StorageDriver {
       try {
         const body = await this.#b.getBody(key, range);
         // Read by berth's own client: a stream whose chunks are lent pool buffers, destroyed at once.
-        if (body instanceof ObjectBody) return markOwnedChunks(body);
+        if (body instanceof ObjectBody) return markSocketSource(markOwnedChunks(body), body);
         // Not Node's HTTP response itself: a consumer that stops early (a `for await` left with
         // `break`) gets it aborted through its request, so it is not yet `destroyed` when the
         // consumer looks, as the driver contract wants. The pass-through is destroyed at once, and

@@ -4,6 +4,7 @@ import { parseRange } from "../byte-range.js";
 import { clientIP } from "../client-address.js";
 import { isClientGone, sendFileRange } from "../send-file-range.js";
 import { sendOwnedChunks } from "../send-owned-chunks.js";
+import { sendSplicedBody } from "../send-spliced-body.js";
 import { sendEmpty, type RequestContext } from "../request-context.js";
 
 /**
@@ -44,6 +45,7 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
   ctx.res.writeHead(status, headers);
   try {
     if (await sendFileRange(ctx.res, stream)) return;
+    if (await sendSplicedBody(ctx.res, stream)) return;
     if (await sendOwnedChunks(ctx.res, stream)) return;
     await pipeline(stream, ctx.res);
   } catch (err) {
