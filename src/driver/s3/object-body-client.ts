@@ -184,10 +184,6 @@ export class ObjectBodyClient {
     this.#idle.push(connection);
   }
 
-  get pool(): ReadBufferPool {
-    return this.#pool;
-  }
-
   #connect(): Connection {
     const connection = new Connection(this.#endpoint, this.#options, this.#pool, (closed) => {
       this.#open.delete(closed);
@@ -322,7 +318,6 @@ export class ObjectBody extends Readable implements ConnectionUser, SocketSource
     this.#connection = undefined;
     if (moved) {
       this.#remaining = 0;
-      connection.socket.setTimeout(connection.socketTimeoutMs);
       this.#client.finished(connection, this.#keepAlive);
     } else {
       connection.user = undefined;

@@ -105,8 +105,10 @@ export class S3Transport {
   readonly #options: S3TransportOptions;
   readonly #retry: RetryPolicy;
   readonly #observers: RequestObserver[] = [];
-  /** Reads streamed GetObjects; undefined once a server answered one without a Content-Length. */
-  #bodies: ObjectBodyClient | undefined;
+  /** Reads streamed GetObjects. */
+  readonly #bodies: ObjectBodyClient;
+  /** False once the server answered a streamed GetObject without a Content-Length: Node's client reads them from then on. */
+  #bodiesFramed = true;
 
   constructor(endpoint: S3Endpoint, credentials: CredentialSource, options: S3TransportOptions) {
     this.#endpoint = endpoint;
@@ -135,7 +137,7 @@ export class S3Transport {
   /** Closes idle connections; requests in flight finish. */
   destroy(): void {
     this.#agent.destroy();
-    this.#bodies?.destroy();
+    this.#bodies.destroy();
   }
 
   /**
@@ -229,7 +231,7 @@ export class S3Transport {
     const target = queryString === "" ? path : `${path}?${queryString}`;
     let response: S3Answer;
     try {
-      response = streamed && this.#bodies !== undefined ? await this.#streamedExchange(this.#bodies, target, headers) : await this.#exchange(request.method, target, headers, body);
+      response = streamed && this.#bodiesFramed ? await this.#streamedExchange(target, headers) : await this.#exchange(request.method, target, headers, body);
     } catch (err) {
       if (trace) this.#record(request, { ...trace, canonical }, undefined, err, undefined);
       throw err;
@@ -245,13 +247,13 @@ export class S3Transport {
   }
 
   /** A GET whose answer ObjectBodyClient reads; Node's client from then on for a server it cannot read. */
-  async #streamedExchange(bodies: ObjectBodyClient, target: string, headers: Record<string, string>): Promise<S3Answer> {
+  async #streamedExchange(target: string, headers: Record<string, string>): Promise<S3Answer> {
     try {
-      return await bodies.get(target, headers);
+      return await this.#bodies.get(target, headers);
     } catch (err) {
       if (!(err instanceof UnframedAnswerError)) throw err;
-      this.#bodies = undefined;
-      bodies.destroy();
+      // Bodies being read on its other connections finish; idle ones close by themselves.
+      this.#bodiesFramed = false;
       return this.#exchange("GET", target, headers, undefined);
     }
   }
