@@ -351,6 +351,21 @@ static int get_int64(napi_env env, napi_value value, int64_t* out) {
 
 static napi_value enqueue(napi_env env, transfer* t);
 
+// A transfer not yet started, without a pipe; NULL with a JS exception pending.
+static transfer* new_transfer(napi_env env) {
+  if (!on_complete) {
+    napi_throw_error(env, NULL, "sendfile pump not initialised");
+    return NULL;
+  }
+  transfer* t = calloc(1, sizeof *t);
+  if (!t) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  t->pipe_r = t->pipe_w = -1;
+  return t;
+}
+
 static napi_value start(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -362,15 +377,8 @@ static napi_value start(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "start(socketFd, fileFd, offset, length, stallMs) takes non-negative integers");
     return NULL;
   }
-  if (!on_complete) {
-    napi_throw_error(env, NULL, "sendfile pump not initialised");
-    return NULL;
-  }
-  transfer* t = calloc(1, sizeof *t);
-  if (!t) {
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
+  transfer* t = new_transfer(env);
+  if (!t) return NULL;
   t->socket_fd = fcntl((int)socket_fd, F_DUPFD_CLOEXEC, 0);
   if (t->socket_fd < 0) {
     free(t);
@@ -382,7 +390,6 @@ static napi_value start(napi_env env, napi_callback_info info) {
     free(t);
     return throw_errno(env, "dup file");
   }
-  t->pipe_r = t->pipe_w = -1;
   int64_t id = next_id++;
   t->id = id;
   t->offset = (off_t)offset;
@@ -421,15 +428,8 @@ static napi_value start_splice(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "startSplice(socketFd, sourceFd, length, stallMs) takes non-negative integers");
     return NULL;
   }
-  if (!on_complete) {
-    napi_throw_error(env, NULL, "sendfile pump not initialised");
-    return NULL;
-  }
-  transfer* t = calloc(1, sizeof *t);
-  if (!t) {
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
+  transfer* t = new_transfer(env);
+  if (!t) return NULL;
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
     free(t);
