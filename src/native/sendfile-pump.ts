@@ -4,8 +4,9 @@ import { loadAddon } from "./load-addon.js";
 
 /**
  * sendfile(2) and splice(2) from a background thread (native/sendfile_pump.c): the kernel moves
- * file pages, or a socket's bytes, to a socket without copying them through JavaScript buffers. Unavailable (undefined) when the addon
- * was not built or on a platform without Linux's sendfile; callers then stream.
+ * file pages, or a socket's bytes, to a socket without copying them through JavaScript buffers.
+ * Unavailable (undefined) when the addon was not built or on a platform without Linux's sendfile;
+ * callers then stream.
  */
 export interface SendfilePump {
   /**
@@ -86,7 +87,10 @@ export function sendfilePump(): SendfilePump | undefined {
   return pump;
 }
 
-/** The descriptor of a plain TCP socket, which the pump can write to or read from; undefined for TLS sockets and anything without one. */
+/**
+ * The descriptor of a plain TCP socket, which the pump can write to or read from; undefined for
+ * TLS sockets and anything without one.
+ */
 export function plainSocketFd(socket: Socket): number | undefined {
   if ("encrypted" in socket && socket.encrypted) return undefined;
   const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
