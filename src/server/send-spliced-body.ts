@@ -1,9 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
 import { socketSourceOf } from "../driver/storage-driver.js";
-import { plainSocketFd, sendfilePump, type SendfileTransfer } from "../native/sendfile-pump.js";
 import { releaseChunk } from "../native/release-buffer.js";
-import { headersFlushed } from "./plain-socket.js";
+import { pumpTarget, whilePumpWrites } from "./plain-socket.js";
 
 /**
  * Sends the body of `res` (status and headers already given to writeHead) from a stream whose
@@ -19,37 +18,24 @@ import { headersFlushed } from "./plain-socket.js";
  */
 export async function sendSplicedBody(res: ServerResponse, stream: Readable): Promise<boolean> {
   const source = socketSourceOf(stream);
-  const pump = sendfilePump();
-  const socket = res.socket;
-  const fd = socket ? plainSocketFd(socket) : undefined;
-  if (!source || !pump || !socket || fd === undefined || res.req.httpVersionMajor !== 1) return false;
+  const target = source && pumpTarget(res);
+  if (!source || !target) return false;
   const taken = source.takeOver();
   if (taken === undefined) return false;
+  const { pump, socket, fd } = target;
   let moved = false;
   try {
-    // What the stream had read already goes first, and the pump writes behind Node's back: both
-    // must be in the kernel before its first byte.
+    // What the stream had read already goes first: it is in the kernel before the pump's first byte.
     if (taken.buffered !== null) {
       const buffered = taken.buffered;
       res.write(buffered, () => releaseChunk(buffered));
     }
-    await headersFlushed(res, socket);
-    // Node sees no writes while the kernel moves the bytes; the pump applies the client's limit,
-    // or the object store's when that is shorter.
-    const inactivityMs = socket.timeout ?? 0;
-    socket.setTimeout(0);
-    const stallMs = inactivityMs > 0 && taken.stallMs > 0 ? Math.min(inactivityMs, taken.stallMs) : inactivityMs || taken.stallMs;
-    let transfer: SendfileTransfer | undefined;
-    const cancel = (): void => transfer?.cancel();
-    socket.once("close", cancel);
-    try {
-      transfer = pump.splice(fd, taken.fd, taken.length, stallMs);
-      await transfer.done;
-    } finally {
-      socket.off("close", cancel);
-    }
+    await whilePumpWrites(res, socket, async (inactivityMs, follow) => {
+      // The client's limit, or the object store's when that is shorter.
+      const stallMs = inactivityMs > 0 && taken.stallMs > 0 ? Math.min(inactivityMs, taken.stallMs) : inactivityMs || taken.stallMs;
+      await follow(pump.splice(fd, taken.fd, taken.length, stallMs));
+    });
     moved = true;
-    socket.setTimeout(inactivityMs);
   } finally {
     source.finish(moved);
   }

@@ -120,11 +120,6 @@ class Connection {
     this.socket.setTimeout(this.socketTimeoutMs);
   }
 
-  /** The descriptor of a plain TCP connection (not TLS), for the kernel to read from. */
-  get plainFd(): number | undefined {
-    return plainSocketFd(this.socket);
-  }
-
   /** Waits for the next request: it closes after a while, and does not keep the process alive. */
   idle(): void {
     this.user = undefined;
@@ -301,7 +296,7 @@ export class ObjectBody extends Readable implements ConnectionUser, SocketSource
 
   takeOver(): ReturnType<SocketSource["takeOver"]> {
     const connection = this.#connection;
-    const fd = connection?.plainFd;
+    const fd = connection && plainSocketFd(connection.socket);
     if (connection === undefined || fd === undefined || this.#takenOver || this.readableFlowing === true || this.readableDidRead) return undefined;
     this.#takenOver = true;
     connection.socket.pause();
