@@ -3,7 +3,7 @@
 // commit, the bounded window, refills from storage while appends land, removal, the cursor, and
 // what a crash or a failed write leaves.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -225,6 +225,52 @@ for (const store of stores) {
     });
   });
 }
+
+describe("notification outbox: a backlog read back from its own segments", () => {
+  it("keeps every record's bytes and time, and reads a segment damaged since it was written as any stored one", async () => {
+    const { driver, root } = filesystem();
+    const outbox = new EndpointOutbox(driver, DIR, "v1");
+    // Records of about 1 KB: 3,700 fill four append logs (1 MiB each), and past the 2,000 events
+    // held in memory the segments after the head are let go of and read back.
+    const events: RegistryEvent[] = [];
+    for (let i = 0; i < 3_700; i++) {
+      const e = event(`team/${"x".repeat(400)}`, "GET", "pull");
+      // Times apart, so that a time read back from the wrong record would show.
+      e.timestamp = new Date(Date.UTC(2026, 0, 1) + i * 1_001).toISOString().replace("Z", "123456Z");
+      events.push(e);
+      await outbox.append([e], false);
+    }
+    const dir = join(root, DIR);
+    const segments = (await readdir(dir)).filter((name) => segmentSeq(name) !== undefined).sort();
+    assert.equal(segments.length, 4);
+    // One record of the second segment (let go of, so read back; the third is read back whole) loses its timestamp's name: JSON
+    // still, but not an event.
+    const second = join(dir, segments[1]!);
+    const bytes = await readFile(second);
+    const at = bytes.indexOf('"timestamp"');
+    bytes.write('"timestampX', at, "latin1");
+    await writeFile(second, bytes);
+
+    const ids: string[] = [];
+    const times: number[] = [];
+    for (;;) {
+      const run = await outbox.peek(100);
+      if (run.count === 0) break;
+      ids.push(...idsOf(run));
+      times.push(...run.times);
+      await outbox.consume(run.count);
+    }
+    // The first place the ids part from the events is where the damaged one was.
+    const damaged = ids.findIndex((id, i) => id !== events[i]!.id);
+    assert.ok(damaged > 0, "the damaged record is the one left out");
+    const expected = events.filter((_, i) => i !== damaged);
+    assert.deepEqual(ids, expected.map((e) => e.id));
+    assert.deepEqual(times, expected.map((e) => Date.parse(e.timestamp)));
+    assert.equal(outbox.unreadableEvents, 1);
+    assert.equal(outbox.pendingEvents, 0);
+    await outbox.close();
+  });
+});
 
 describe("notification outbox: failures and crashes", () => {
   it("a failed write rejects its waiters and the next append still goes through (an object per append)", async () => {

@@ -41,6 +41,7 @@ export interface RecordRun {
 export const RECORD_END = "\x1e\n";
 const RS = 0x1e;
 const COMMA = 0x2c;
+const QUOTE = 0x22;
 
 /**
  * The chunk of `data`, records each followed by RECORD_END as they were just written, for delivery.
@@ -53,6 +54,34 @@ export function chunkOfStored(data: Buffer, times: number[]): RecordChunk {
     ends.push(at + 2);
   }
   return { data, ends, times };
+}
+
+/**
+ * The first `count` records of `data`, records of `format` that this process wrote (or read and
+ * checked before), each followed by RECORD_END, as a chunk: each record's time is read from its
+ * `timestamp` field and nothing else of it is parsed (a backlog past the records held in memory
+ * reads a segment back, and parsing each of its records cost ten times what writing it did).
+ * Undefined for CloudEvents, when fewer than `count` records end in `data`, or when one has no
+ * timestamp where this version writes it: such bytes are read as any stored segment is. Turns the
+ * RSs into commas in place (as chunkOfStored) only when it answers a chunk.
+ */
+export function chunkOfWritten(data: Buffer, format: EventFormat, count: number): RecordChunk | undefined {
+  if (format === "cloudevents") return undefined;
+  const times: number[] = [];
+  let start = 0;
+  while (times.length < count) {
+    const end = data.indexOf(RS, start);
+    if (end === -1) return undefined;
+    const field = data.indexOf(TIMESTAMP_FIELD, start);
+    if (field === -1 || field > end) return undefined;
+    const from = field + TIMESTAMP_FIELD.length;
+    const to = data.indexOf(QUOTE, from);
+    const time = to === -1 || to > end ? NaN : Date.parse(data.toString("latin1", from, to));
+    if (Number.isNaN(time)) return undefined;
+    times.push(time);
+    start = end + RECORD_END.length;
+  }
+  return chunkOfStored(data.subarray(0, start), times);
 }
 
 /** The chunk of records read back from storage (or adopted). */
@@ -199,9 +228,13 @@ function flat(text: string): string {
 
 const RECORD_ID = `${ELEMENT_INDENT}{${EVENT_FIELD}"id": `;
 const RECORD_TIMESTAMP = `,${EVENT_FIELD}"timestamp": `;
+/** Where chunkOfWritten finds a record's time: what precedes the timestamp's text. */
+const TIMESTAMP_FIELD = Buffer.from(`${RECORD_TIMESTAMP}"`, "latin1");
 const RECORD_ACTION = `,${EVENT_FIELD}"action": `;
 const RECORD_TARGET = `,${EVENT_FIELD}"target": `;
 const RECORD_REQUEST_ID = `,${EVENT_FIELD}"request": {${NESTED_FIELD}"id": `;
+const RECORD_TIMESTAMP_QUOTED = `"${RECORD_TIMESTAMP}"`;
+const RECORD_ACTION_QUOTED = `"${RECORD_ACTION}"`;
 
 /**
  * distribution's Event, written at an element of the envelope's `events` (see EventRecord): the
@@ -209,6 +242,11 @@ const RECORD_REQUEST_ID = `,${EVENT_FIELD}"request": {${NESTED_FIELD}"id": `;
  * that a pull's record is a few strings added, not its fields written again.
  */
 function distributionRecord(event: RegistryEvent, format: "v1" | "v2"): string {
+  // An event made in this process (it has `time`) holds ids, a time and an action written here,
+  // none of which needs escaping: testing them was a tenth of a pull event's cost.
+  if (event.time !== undefined) {
+    return `${RECORD_ID}"${event.id}${RECORD_TIMESTAMP_QUOTED}${event.timestamp}${RECORD_ACTION_QUOTED}${event.action}"${RECORD_TARGET}${targetText(event.target, format)}${RECORD_REQUEST_ID}"${event.request.id}"${recordTail(event)}`;
+  }
   return (
     RECORD_ID +
     quote(event.id) +

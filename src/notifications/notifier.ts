@@ -34,6 +34,12 @@ interface Endpoint {
   dispatcher: EndpointDispatcher;
 }
 
+/** The events `endpoint` accepts. Most requests have one event: no array is made for it. */
+function wantedBy(endpoint: Endpoint, events: RegistryEvent[]): RegistryEvent[] {
+  if (events.length === 1) return endpoint.filter.accepts(events[0]!) ? events : [];
+  return events.filter((event) => endpoint.filter.accepts(event));
+}
+
 /**
  * The notifications of one process: every endpoint's filter, outbox and dispatcher, and the search
  * for outboxes that processes which are gone left behind.
@@ -66,7 +72,8 @@ export class Notifier {
 
   /** Whether some endpoint may want an event of `action` for a request with `method`: if not, none need be built. */
   wants(action: EventAction, method: string | undefined): boolean {
-    return this.endpoints.some((endpoint) => endpoint.filter.mayAccept(action, method));
+    for (const endpoint of this.endpoints) if (endpoint.filter.mayAccept(action, method)) return true;
+    return false;
   }
 
   /**
@@ -75,10 +82,11 @@ export class Notifier {
    * survives a crash of the process, not of the machine.
    */
   record(events: RegistryEvent[], durable: boolean): Promise<unknown> {
+    // One endpoint is the usual case: its append's promise is the answer, with no array made.
+    if (this.endpoints.length === 1) return this.endpoints[0]!.outbox.append(wantedBy(this.endpoints[0]!, events), durable);
     const writes: Array<Promise<void>> = [];
     for (const endpoint of this.endpoints) {
-      // Most requests have one event: no array of the wanted ones is made for it.
-      const wanted = events.length === 1 ? (endpoint.filter.accepts(events[0]!) ? events : []) : events.filter((event) => endpoint.filter.accepts(event));
+      const wanted = wantedBy(endpoint, events);
       if (wanted.length > 0) writes.push(endpoint.outbox.append(wanted, durable));
     }
     return writes.length === 1 ? writes[0]! : Promise.all(writes);
