@@ -12,7 +12,8 @@ import { InMemoryDriver } from "../src/driver/inmemory-driver.js";
 import type { AppendLog, StorageDriver } from "../src/driver/storage-driver.js";
 import { EndpointOutbox } from "../src/notifications/endpoint-outbox.js";
 import { endpointKey, parseSegment, readRecords, segmentFormat, segmentName, segmentSeq } from "../src/notifications/outbox-files.js";
-import { chunkOfRecords, encodeRecord, envelopeOf, piece, type RecordRun } from "../src/notifications/event-record.js";
+import { chunkOfRecords, encodeRecord, envelopeOf, piece, RECORD_END, storedLength, writesAsBytes, writeStored, type RecordRun } from "../src/notifications/event-record.js";
+import { randomUuid } from "../src/notifications/random-uuid.js";
 import { adoptOrphanedOutboxes } from "../src/notifications/outbox-adoption.js";
 import { memoryLogger } from "./support/memory-logger.js";
 import { envelopeFor } from "../src/notifications/event-envelope.js";
@@ -422,6 +423,45 @@ describe("event filters and envelopes", () => {
         assert.equal(split.body.toString("utf8"), envelopeFor(batch.slice(1, -1), format).body.toString("utf8"), `${format}, two pieces`);
       }
     }
+  });
+
+  it("writes the record of an event made in this process straight as bytes: the bytes its text has, and the envelope Go writes", async () => {
+    const odd = ["plain", 'quo"te\\back', "a<b>&c", "line\u2028sep\u2029", "tab\tnew\nline\u0001", "ünï 漢字 🐳", "x".repeat(300)];
+    const pick = (i: number): string => odd[i % odd.length]!;
+    const events: RegistryEvent[] = [];
+    for (let i = 0; i < 40; i++) {
+      const time = Date.UTC(2026, 11, 5) + i * 37;
+      const e: RegistryEvent = {
+        id: randomUuid(),
+        timestamp: goTimestamp(time),
+        time,
+        action: (["pull", "push", "mount", "delete"] as const)[i % 4]!,
+        target: { mediaType: pick(i), size: i, digest: `sha256:${i}`, length: i, repository: `team/${i}`, url: `http://h/${pick(i + 1)}`, tag: i % 3 ? pick(i + 2) : undefined },
+        request: { id: randomUuid(), addr: i % 2 ? "10.0.0.1:5" : undefined, host: pick(i + 3), method: i % 3 ? "GET" : "HEAD", useragent: pick(i + 4) },
+        actor: i % 2 ? { name: pick(i + 5) } : {},
+        source: { addr: "host:5000", instanceID: "id" },
+      };
+      if (i % 5 === 1) e.target.references = [{ mediaType: pick(i), size: 0, digest: "sha256:1", annotations: { a: pick(i + 6) } }];
+      events.push(e);
+    }
+    for (const format of ["v1", "v2"] as const) {
+      for (const e of events) {
+        assert.ok(writesAsBytes(e, format));
+        const bytes = Buffer.alloc(storedLength(e, format));
+        assert.equal(writeStored(e, format, bytes, 0), bytes.length);
+        assert.equal(bytes.toString("utf8"), encodeRecord(e, format) + RECORD_END, `${format}: ${e.id}`);
+      }
+      for (const store of stores) {
+        const outbox = new EndpointOutbox(store.make(), DIR, format);
+        await Promise.all(events.map((e) => outbox.append([e], false)));
+        const run = await outbox.peek(events.length);
+        assert.equal(envelopeOf(run, format).body.toString("utf8"), envelopeFor(events, format).body.toString("utf8"), `${format}, ${store.name}`);
+        assert.deepEqual(run.times, events.map((e) => e.time));
+        await outbox.close();
+      }
+    }
+    assert.ok(!writesAsBytes(events[0]!, "cloudevents"), "CloudEvents are written as text");
+    assert.ok(!writesAsBytes({ ...events[0]!, time: undefined }, "v1"), "an event read back is written as text");
   });
 
   it("escapes as Go does and writes each format's content type", () => {

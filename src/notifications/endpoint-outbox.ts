@@ -2,7 +2,8 @@ import type { EventFormat } from "../config/config.js";
 import type { AppendLog, StorageDriver } from "../driver/storage-driver.js";
 import { publicErrorCode } from "../errcode/public-error-code.js";
 import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
-import { chunkOfRecords, chunkOfStored, chunkOfWritten, encodeRecord, piece, RECORD_END, type EventRecord, type RecordChunk, type RecordRun } from "./event-record.js";
+import { chunkOfRecords, chunkOfStored, chunkOfWritten, pendingRecord, pendingTime, piece, storedLength, writeStored } from "./event-record.js";
+import type { EventRecord, PendingRecord, RecordChunk, RecordRun } from "./event-record.js";
 import { CURSOR_NAME, readRecords, segmentFormat, segmentName, segmentSeq } from "./outbox-files.js";
 import type { RegistryEvent } from "./registry-event.js";
 
@@ -46,7 +47,7 @@ interface Segment {
 }
 
 interface PendingAppend {
-  records: EventRecord[];
+  records: PendingRecord[];
   durable: boolean;
   /** What every append of the batch waits for: one promise for all (a pull's own was a tenth of its event's cost). */
   stored: Promise<void>;
@@ -142,21 +143,27 @@ export class EndpointOutbox {
   /** Resolves once the events are stored (durably when asked), rejects when storage refused them. */
   append(events: RegistryEvent[], durable: boolean): Promise<void> {
     if (events.length === 0) return Promise.resolve();
-    return this.appendRecords(
-      events.map((event) => ({ text: encodeRecord(event, this.format), time: event.time ?? Date.parse(event.timestamp) })),
-      durable,
-    );
+    if (this.closed) return Promise.reject(new Error("the notification outbox is closed"));
+    const batch = this.batch(durable);
+    for (const event of events) batch.records.push(pendingRecord(event, this.format));
+    return batch.stored;
   }
 
   /** append() for records already written in this outbox's format (adopted from another process). */
   appendRecords(records: EventRecord[], durable: boolean): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     if (this.closed) return Promise.reject(new Error("the notification outbox is closed"));
-    const batch = (this.pending ??= pendingAppend());
+    const batch = this.batch(durable);
     for (const record of records) batch.records.push(record);
+    return batch.stored;
+  }
+
+  /** The group write appends go into, written after the current turn of the event loop. */
+  private batch(durable: boolean): PendingAppend {
+    const batch = (this.pending ??= pendingAppend());
     batch.durable ||= durable;
     this.writing ??= this.flushSoon();
-    return batch.stored;
+    return batch;
   }
 
   /**
@@ -172,10 +179,12 @@ export class EndpointOutbox {
     while (this.pending !== undefined) {
       const batch = this.pending;
       this.pending = undefined;
-      let text = "";
-      for (const record of batch.records) text += record.text + RECORD_END;
+      let size = 0;
+      for (const record of batch.records) size += storedLength(record, this.format);
       // An object store's driver may keep what it is given (the in-memory one does): bytes of its own.
-      const data = !this.driver.appendLog ? Buffer.from(text) : this.heldEvents >= WINDOW_EVENTS ? this.scratchBytes(text) : this.slabBytes(text);
+      const data = !this.driver.appendLog ? Buffer.allocUnsafe(size) : this.heldEvents >= WINDOW_EVENTS ? this.scratchBytes(size) : this.slabBytes(size);
+      let at = 0;
+      for (const record of batch.records) at = writeStored(record, this.format, data, at);
       try {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
         this.stored(segment, data, batch.records);
@@ -193,30 +202,26 @@ export class EndpointOutbox {
   }
 
   /**
-   * `text` encoded into the scratch buffer (one write at a time uses it), or into a buffer of its
-   * own when it needs more than SCRATCH_MAX_BYTES.
+   * `size` bytes of the scratch buffer (one write at a time uses it), or a buffer of their own when
+   * more than SCRATCH_MAX_BYTES.
    */
-  private scratchBytes(text: string): Buffer {
-    // UTF-8 takes at most three bytes per UTF-16 unit.
-    const room = text.length * 3;
-    if (room > this.scratch.length) {
-      if (room > SCRATCH_MAX_BYTES) return Buffer.from(text);
-      this.scratch = Buffer.allocUnsafeSlow(Math.max(room, Math.min(SCRATCH_MAX_BYTES, this.scratch.length * 2)));
+  private scratchBytes(size: number): Buffer {
+    if (size > this.scratch.length) {
+      if (size > SCRATCH_MAX_BYTES) return Buffer.allocUnsafe(size);
+      this.scratch = Buffer.allocUnsafeSlow(Math.max(size, Math.min(SCRATCH_MAX_BYTES, this.scratch.length * 2)));
     }
-    return this.scratch.subarray(0, this.scratch.write(text));
+    return this.scratch.subarray(0, size);
   }
 
-  /** `text` encoded into the current slab, or a new one when it does not fit; one of its own when larger than a quarter slab. */
-  private slabBytes(text: string): Buffer {
-    // UTF-8 takes at most three bytes per UTF-16 unit.
-    const room = text.length * 3;
-    if (room > SLAB_BYTES / 4) return Buffer.from(text);
-    if (this.slabUsed + room > SLAB_BYTES) {
+  /** `size` bytes of the current slab, or of a new one when they do not fit; of their own when more than a quarter slab. */
+  private slabBytes(size: number): Buffer {
+    if (size > SLAB_BYTES / 4) return Buffer.allocUnsafe(size);
+    if (this.slabUsed + size > SLAB_BYTES) {
       this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
       this.slabUsed = 0;
     }
     const start = this.slabUsed;
-    this.slabUsed += this.slab.write(text, start);
+    this.slabUsed += size;
     return this.slab.subarray(start, this.slabUsed);
   }
 
@@ -280,14 +285,14 @@ export class EndpointOutbox {
   }
 
   /** `data` (the records, as written) is storage's now, and becomes the records held for delivery. */
-  private stored(segment: Segment, data: Buffer, records: EventRecord[]): void {
+  private stored(segment: Segment, data: Buffer, records: PendingRecord[]): void {
     segment.count = (segment.count ?? 0) + records.length;
     this.pendingEvents += records.length;
     this.appendedEvents += records.length;
     if (segment.chunks) {
       // The scratch buffer, or what an object store's driver may keep, is copied: the copy is turned.
       const held = this.driver.appendLog && data.buffer !== this.scratch.buffer ? data : Buffer.from(data);
-      segment.chunks.push(chunkOfStored(held, records.map((record) => record.time)));
+      segment.chunks.push(chunkOfStored(held, records.map(pendingTime)));
       this.heldEvents += records.length;
       // Past the budget only the head keeps its events; the others are read back when their turn comes.
       if (this.heldEvents > WINDOW_EVENTS && segment !== this.window[0]) this.release(segment);

@@ -157,12 +157,23 @@ function targetObject(target: EventTarget, format: "v1" | "v2"): string {
  * has it, and pulls of a cached manifest share theirs (src/notifications/event-targets.ts). Writing
  * it for every pull made most of the garbage an event left (4 of 11 KB).
  */
-const targetTexts = new WeakMap<EventTarget, { v1?: string; v2?: string }>();
+const targetTexts = new WeakMap<EventTarget, { v1?: KeptText; v2?: KeptText }>();
 
-function targetText(target: EventTarget, format: "v1" | "v2"): string {
+/** A text written once and kept, with its UTF-8 bytes (what a record written as bytes copies). */
+interface KeptText {
+  text: string;
+  bytes: Buffer;
+}
+
+function keptText(text: string): KeptText {
+  const bytes = Buffer.from(text, "utf8");
+  return { text: bytes.toString("utf8"), bytes };
+}
+
+function targetText(target: EventTarget, format: "v1" | "v2"): KeptText {
   let texts = targetTexts.get(target);
   if (texts === undefined) targetTexts.set(target, (texts = {}));
-  return (texts[format] ??= flat(targetObject(target, format)));
+  return (texts[format] ??= keptText(targetObject(target, format)));
 }
 
 /**
@@ -176,19 +187,19 @@ interface RecordTail {
   useragent: string;
   actor: string | undefined;
   source: RegistryEvent["source"];
-  text: string;
+  kept: KeptText;
 }
 
 /** Client addresses whose tail is kept (about 400 bytes each); beyond it the map starts again (connections come and go). */
 const TAILS_MAX = 1024;
 const recordTails = new Map<string, RecordTail>();
 
-function recordTail(event: RegistryEvent): string {
+function recordTail(event: RegistryEvent): KeptText {
   const { request, actor, source } = event;
   const addr = request.addr ?? "";
   const kept = recordTails.get(addr);
   if (kept !== undefined && kept.host === request.host && kept.method === request.method && kept.useragent === request.useragent && kept.actor === actor.name && kept.source === source) {
-    return kept.text;
+    return kept.kept;
   }
   let fields = "";
   if (request.addr) fields = nestedField(fields, "addr", quote(request.addr));
@@ -197,10 +208,10 @@ function recordTail(event: RegistryEvent): string {
   fields = nestedField(fields, "useragent", quote(request.useragent));
   const actorText = actor.name ? nestedObject(nestedField("", "name", quote(actor.name))) : "{}";
   // The fields follow the id: each one after a comma.
-  const text = flat(`,${fields}${EVENT_FIELD}},${EVENT_FIELD}"actor": ${actorText},${EVENT_FIELD}"source": ${sourceObject(source)}\n${ELEMENT_INDENT}}`);
+  const tail = keptText(`,${fields}${EVENT_FIELD}},${EVENT_FIELD}"actor": ${actorText},${EVENT_FIELD}"source": ${sourceObject(source)}\n${ELEMENT_INDENT}}`);
   if (recordTails.size >= TAILS_MAX) recordTails.clear();
-  recordTails.set(addr, { host: request.host, method: request.method, useragent: request.useragent, actor: actor.name, source, text });
-  return text;
+  recordTails.set(addr, { host: request.host, method: request.method, useragent: request.useragent, actor: actor.name, source, kept: tail });
+  return tail;
 }
 
 /** A process's events share one source: written once. */
@@ -218,14 +229,6 @@ function sourceObject(source: RegistryEvent["source"]): string {
   return text;
 }
 
-/**
- * `text` as one piece: a kept text made by adding many would be walked again at each write of a
- * record that holds it. Kept texts are written once, so the copy's cost does not matter.
- */
-function flat(text: string): string {
-  return Buffer.from(text, "utf8").toString("utf8");
-}
-
 const RECORD_ID = `${ELEMENT_INDENT}{${EVENT_FIELD}"id": `;
 const RECORD_TIMESTAMP = `,${EVENT_FIELD}"timestamp": `;
 /** Where chunkOfWritten finds a record's time: what precedes the timestamp's text. */
@@ -233,8 +236,6 @@ const TIMESTAMP_FIELD = Buffer.from(`${RECORD_TIMESTAMP}"`, "latin1");
 const RECORD_ACTION = `,${EVENT_FIELD}"action": `;
 const RECORD_TARGET = `,${EVENT_FIELD}"target": `;
 const RECORD_REQUEST_ID = `,${EVENT_FIELD}"request": {${NESTED_FIELD}"id": `;
-const RECORD_TIMESTAMP_QUOTED = `"${RECORD_TIMESTAMP}"`;
-const RECORD_ACTION_QUOTED = `"${RECORD_ACTION}"`;
 
 /**
  * distribution's Event, written at an element of the envelope's `events` (see EventRecord): the
@@ -242,11 +243,6 @@ const RECORD_ACTION_QUOTED = `"${RECORD_ACTION}"`;
  * that a pull's record is a few strings added, not its fields written again.
  */
 function distributionRecord(event: RegistryEvent, format: "v1" | "v2"): string {
-  // An event made in this process (it has `time`) holds ids, a time and an action written here,
-  // none of which needs escaping: testing them was a tenth of a pull event's cost.
-  if (event.time !== undefined) {
-    return `${RECORD_ID}"${event.id}${RECORD_TIMESTAMP_QUOTED}${event.timestamp}${RECORD_ACTION_QUOTED}${event.action}"${RECORD_TARGET}${targetText(event.target, format)}${RECORD_REQUEST_ID}"${event.request.id}"${recordTail(event)}`;
-  }
   return (
     RECORD_ID +
     quote(event.id) +
@@ -255,16 +251,94 @@ function distributionRecord(event: RegistryEvent, format: "v1" | "v2"): string {
     RECORD_ACTION +
     quote(event.action) +
     RECORD_TARGET +
-    targetText(event.target, format) +
+    targetText(event.target, format).text +
     RECORD_REQUEST_ID +
     quote(event.request.id) +
-    recordTail(event)
+    recordTail(event).text
   );
 }
 
 /** The record of `event` for an endpoint of `format`. */
 export function encodeRecord(event: RegistryEvent, format: EventFormat): string {
   return format === "cloudevents" ? cloudEventJSON(event) : distributionRecord(event, format);
+}
+
+/**
+ * A record on its way to storage: its text (adopted, read back in another format, or CloudEvents),
+ * or an event made in this process, whose record is written straight into the bytes of the write
+ * (writesAsBytes).
+ */
+export type PendingRecord = EventRecord | RegistryEvent;
+
+/**
+ * Whether the record of `event` is written as bytes rather than made a string first: an event made
+ * in this process (it has `time`), in one of distribution's formats. Its ids, time and action were
+ * written here and need no escaping. As strings, a pull's record was added from eleven strings and
+ * then flattened into a copy to be encoded: most of the garbage its event left.
+ */
+export function writesAsBytes(event: RegistryEvent, format: EventFormat): boolean {
+  return event.time !== undefined && format !== "cloudevents";
+}
+
+/** The pending record of `event` for an endpoint of `format`. */
+export function pendingRecord(event: RegistryEvent, format: EventFormat): PendingRecord {
+  return writesAsBytes(event, format) ? event : { text: encodeRecord(event, format), time: event.time ?? Date.parse(event.timestamp) };
+}
+
+function isEventRecord(record: PendingRecord): record is EventRecord {
+  return typeof (record as Partial<EventRecord>).text === "string";
+}
+
+export function pendingTime(record: PendingRecord): number {
+  return isEventRecord(record) ? record.time : record.time!;
+}
+
+const ID_BYTES = Buffer.from(`${RECORD_ID}"`, "latin1");
+const TIMESTAMP_BYTES = Buffer.from(`"${RECORD_TIMESTAMP}"`, "latin1");
+const ACTION_BYTES = Buffer.from(`"${RECORD_ACTION}"`, "latin1");
+const TARGET_BYTES = Buffer.from(`"${RECORD_TARGET}`, "latin1");
+const REQUEST_ID_BYTES = Buffer.from(`${RECORD_REQUEST_ID}"`, "latin1");
+const FIXED_BYTES = ID_BYTES.length + TIMESTAMP_BYTES.length + ACTION_BYTES.length + TARGET_BYTES.length + REQUEST_ID_BYTES.length + 1 + RECORD_END.length;
+
+/** The bytes `record` takes in storage, RECORD_END included. */
+export function storedLength(record: PendingRecord, format: EventFormat): number {
+  if (isEventRecord(record)) return Buffer.byteLength(record.text, "utf8") + RECORD_END.length;
+  const event = record;
+  const distribution = format as "v1" | "v2";
+  return FIXED_BYTES + event.id.length + event.timestamp.length + event.action.length + targetText(event.target, distribution).bytes.length + event.request.id.length + recordTail(event).bytes.length;
+}
+
+/** Writes `record` and RECORD_END (storedLength bytes) into `into` from `at`; answers where it ends. */
+export function writeStored(record: PendingRecord, format: EventFormat, into: Buffer, at: number): number {
+  if (isEventRecord(record)) {
+    at += into.write(record.text, at, "utf8");
+    return writeAscii(into, at, RECORD_END);
+  }
+  const event = record;
+  const distribution = format as "v1" | "v2";
+  into.set(ID_BYTES, at);
+  at = writeAscii(into, at + ID_BYTES.length, event.id);
+  into.set(TIMESTAMP_BYTES, at);
+  at = writeAscii(into, at + TIMESTAMP_BYTES.length, event.timestamp);
+  into.set(ACTION_BYTES, at);
+  at = writeAscii(into, at + ACTION_BYTES.length, event.action);
+  into.set(TARGET_BYTES, at);
+  at += TARGET_BYTES.length;
+  const target = targetText(event.target, distribution).bytes;
+  into.set(target, at);
+  at += target.length;
+  into.set(REQUEST_ID_BYTES, at);
+  at = writeAscii(into, at + REQUEST_ID_BYTES.length, event.request.id);
+  into[at++] = QUOTE;
+  const tail = recordTail(event).bytes;
+  into.set(tail, at);
+  return writeAscii(into, at + tail.length, RECORD_END);
+}
+
+/** `text`, which is ASCII, into `into` from `at`; answers where it ends. A loop costs less than a call into Node for strings this short. */
+function writeAscii(into: Buffer, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) into[at++] = text.charCodeAt(i);
+  return at;
 }
 
 /** What an endpoint receives for a run of records of its format (CloudEvents: one record). */
