@@ -167,6 +167,7 @@ interface KeptText {
 
 function keptText(text: string): KeptText {
   const bytes = Buffer.from(text, "utf8");
+  // The text as one piece: one added from many would be walked again at each record that holds it.
   return { text: bytes.toString("utf8"), bytes };
 }
 
@@ -239,8 +240,9 @@ const RECORD_REQUEST_ID = `,${EVENT_FIELD}"request": {${NESTED_FIELD}"id": `;
 
 /**
  * distribution's Event, written at an element of the envelope's `events` (see EventRecord): the
- * event's own id, time and request id around texts kept for its target and its request's tail, so
- * that a pull's record is a few strings added, not its fields written again.
+ * event's own id, time and request id around texts kept for its target and its request's tail.
+ * An event made in this process is written the same way straight as bytes (writeStored); this is
+ * for events read back in another format, and the reference the bytes are tested against.
  */
 function distributionRecord(event: RegistryEvent, format: "v1" | "v2"): string {
   return (

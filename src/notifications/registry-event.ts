@@ -113,17 +113,25 @@ export function goTimestamp(ms = Date.now()): string {
   // The date and time to the second, formatted once a second: thousands of pulls a second share it.
   if (second !== secondCache.second) secondCache = { second, text: `${new Date(second * 1000).toISOString().slice(0, 19)}.` };
   const sub = performance.now();
-  // The fraction as nine digits in one number (below 2^31), its trailing zeros cut.
-  let fraction = (ms - second * 1000) * 1_000_000 + Math.floor((sub - Math.floor(sub)) * 1e6);
-  if (fraction === 0) return `${secondCache.text.slice(0, 19)}Z`;
-  let digits = 9;
-  while (fraction % 10 === 0) {
-    fraction /= 10;
-    digits--;
-  }
-  const text = String(fraction);
-  return `${secondCache.text}${text.length === digits ? text : "0".repeat(digits - text.length) + text}Z`;
+  // The fraction's nine digits as three groups of three: milliseconds, then microseconds and
+  // nanoseconds of the monotonic clock, trailing zeros cut.
+  const milli = ms - second * 1000;
+  const nano = Math.floor((sub - Math.floor(sub)) * 1e6);
+  const micro = Math.floor(nano / 1000);
+  const rest = nano - micro * 1000;
+  if (rest !== 0) return `${secondCache.text}${DIGITS[milli]}${DIGITS[micro]}${SIGNIFICANT[rest]}Z`;
+  if (micro !== 0) return `${secondCache.text}${DIGITS[milli]}${SIGNIFICANT[micro]}Z`;
+  if (milli !== 0) return `${secondCache.text}${SIGNIFICANT[milli]}Z`;
+  return `${secondCache.text.slice(0, 19)}Z`;
 }
+
+/**
+ * 0–999 as three digits, and without their trailing zeros. Strings from a table: String(n) goes
+ * through V8's number-to-string cache, which keeps each new string until a full collection, so a
+ * string per event outlived the young generation.
+ */
+const DIGITS = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, "0"));
+const SIGNIFICANT = DIGITS.map((digits) => digits.replace(/0+$/, ""));
 
 let secondCache = { second: -1, text: "" };
 
