@@ -12,7 +12,7 @@ import { InMemoryDriver } from "../src/driver/inmemory-driver.js";
 import type { AppendLog, StorageDriver } from "../src/driver/storage-driver.js";
 import { EndpointOutbox } from "../src/notifications/endpoint-outbox.js";
 import { endpointKey, parseSegment, readRecords, segmentFormat, segmentName, segmentSeq } from "../src/notifications/outbox-files.js";
-import { chunkOfRecords, encodeRecord, envelopeOf, piece, RECORD_END, storedLength, writesAsBytes, writeStored, type RecordRun } from "../src/notifications/event-record.js";
+import { chunkOfRecords, decodeRecord, encodeRecord, envelopeOf, piece, RECORD_END, storedLength, writesAsBytes, writeStored, type RecordRun } from "../src/notifications/event-record.js";
 import { randomUuid } from "../src/notifications/random-uuid.js";
 import { adoptOrphanedOutboxes } from "../src/notifications/outbox-adoption.js";
 import { memoryLogger } from "./support/memory-logger.js";
@@ -462,6 +462,9 @@ describe("event filters and envelopes", () => {
     }
     assert.ok(!writesAsBytes(events[0]!, "cloudevents"), "CloudEvents are written as text");
     assert.ok(!writesAsBytes({ ...events[0]!, time: undefined }, "v1"), "an event read back is written as text");
+    // A stored record that says it has a time is still an event read back: its ids are not trusted.
+    const stored = JSON.stringify({ ...JSON.parse(encodeRecord(events[0]!, "v1")), time: 1, id: 'x"y' });
+    assert.ok(!writesAsBytes(decodeRecord(stored, "v1")!, "v1"));
   });
 
   it("escapes as Go does and writes each format's content type", () => {

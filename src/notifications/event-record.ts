@@ -276,7 +276,7 @@ export type PendingRecord = EventRecord | RegistryEvent;
  * Whether the record of `event` is written as bytes rather than made a string first: an event made
  * in this process (it has `time`), in one of distribution's formats. Its ids, time and action were
  * written here and need no escaping. As strings, a pull's record was added from eleven strings and
- * then flattened into a copy to be encoded: most of the garbage its event left.
+ * then flattened into a copy to be encoded: the largest part of the garbage its event left.
  */
 export function writesAsBytes(event: RegistryEvent, format: EventFormat): boolean {
   return event.time !== undefined && format !== "cloudevents";
@@ -376,5 +376,8 @@ export function decodeRecord(text: string, format: EventFormat): RegistryEvent |
   const e = value as Partial<RegistryEvent> | null | undefined;
   if (typeof e !== "object" || e === null || typeof e.id !== "string" || typeof e.timestamp !== "string" || typeof e.action !== "string") return undefined;
   if (typeof e.target !== "object" || e.target === null || typeof e.request !== "object" || e.request === null) return undefined;
-  return { ...e, actor: e.actor ?? {}, source: e.source ?? {} } as RegistryEvent;
+  const event = { ...e, actor: e.actor ?? {}, source: e.source ?? {} } as RegistryEvent;
+  // `time` marks an event made in this process (writesAsBytes): never one read back.
+  delete event.time;
+  return event;
 }
