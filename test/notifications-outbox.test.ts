@@ -361,6 +361,10 @@ describe("notification outbox: failures and crashes", () => {
   });
 });
 
+/** Texts that need Go's escapes, multibyte text, or nothing at all, for the fields of odd events. */
+const ODD_TEXTS = ["", "plain", 'quo"te\\back', "a<b>&c", "line\u2028sep\u2029", "tab\tnew\nline\u0001", "ünï 漢字 🐳", "x".repeat(300)];
+const pick = (i: number): string => ODD_TEXTS[i % ODD_TEXTS.length]!;
+
 describe("event filters and envelopes", () => {
   it("matches repository globs per path component", () => {
     assert.ok(globToRegExp("team/**").test("team/a/b"));
@@ -391,8 +395,6 @@ describe("event filters and envelopes", () => {
   });
 
   it("joins records into the very bytes Go's MarshalIndent writes for the envelope, in every format and for odd events", () => {
-    const odd = ["", "plain", 'quo"te\\back', "a<b>&c", "line\u2028sep\u2029", "tab\tnew\nline\u0001", "ünï 漢字 🐳", "x".repeat(300)];
-    const pick = (i: number): string => odd[i % odd.length]!;
     const events: RegistryEvent[] = [];
     for (let i = 0; i < 64; i++) {
       const e = event(`team/${i}`, i % 3 === 0 ? "HEAD" : "GET", (["pull", "push", "mount", "delete"] as const)[i % 4]);
@@ -426,8 +428,6 @@ describe("event filters and envelopes", () => {
   });
 
   it("writes the record of an event made in this process straight as bytes: the bytes its text has, and the envelope Go writes", async () => {
-    const odd = ["plain", 'quo"te\\back', "a<b>&c", "line\u2028sep\u2029", "tab\tnew\nline\u0001", "ünï 漢字 🐳", "x".repeat(300)];
-    const pick = (i: number): string => odd[i % odd.length]!;
     const events: RegistryEvent[] = [];
     for (let i = 0; i < 40; i++) {
       const time = Date.UTC(2026, 11, 5) + i * 37;

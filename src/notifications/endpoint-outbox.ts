@@ -2,8 +2,9 @@ import type { EventFormat } from "../config/config.js";
 import type { AppendLog, StorageDriver } from "../driver/storage-driver.js";
 import { publicErrorCode } from "../errcode/public-error-code.js";
 import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
-import { chunkOfRecords, chunkOfStored, chunkOfWritten, pendingRecord, pendingTime, piece, storedLength, writeStored } from "./event-record.js";
+import { chunkOfRecords, chunkOfStored, chunkOfWritten, pendingRecord, piece, storedLength, writeStored } from "./event-record.js";
 import type { EventRecord, PendingRecord, RecordChunk, RecordRun } from "./event-record.js";
+import { GroupWriteBuffers } from "./group-write-buffers.js";
 import { CURSOR_NAME, readRecords, segmentFormat, segmentName, segmentSeq } from "./outbox-files.js";
 import type { RegistryEvent } from "./registry-event.js";
 
@@ -17,11 +18,6 @@ const SEGMENT_BYTES = 1024 * 1024;
 const DRAINED_SEGMENT_BYTES = 64 * 1024;
 /** After this long with everything delivered and nothing appended, the open segment is sealed and deleted. */
 const IDLE_SEAL_MS = 1_000;
-/** The scratch buffer's first size, and the most it grows to (larger writes get a buffer of their own). */
-const SCRATCH_START_BYTES = 16 * 1024;
-const SCRATCH_MAX_BYTES = 1024 * 1024;
-/** The writes of an append log are encoded one after the other into slabs of this size (larger ones get a buffer of their own). */
-const SLAB_BYTES = 512 * 1024;
 /** How often the delivery cursor is saved while it moves: what a crash can make a receiver see twice. */
 const CURSOR_SAVE_MS = 100;
 
@@ -100,21 +96,8 @@ export class EndpointOutbox {
   private pending: PendingAppend | undefined;
   private writing: Promise<void> | undefined;
   private readonly window: Segment[] = [];
-  /**
-   * What a group write's bytes are encoded into while the window is full (an endpoint down), when
-   * nothing of the write is likely to be held: the write then allocates nothing that outlives it. A
-   * Buffer per write outlived a young-generation collection while written, and waited for a full one
-   * as external memory (10.9 against 4.8 MiB after 100,000 queued events). Records that are held
-   * after all (the head segment's) are copied out of it.
-   */
-  private scratch = Buffer.allocUnsafeSlow(SCRATCH_START_BYTES);
-  /**
-   * Where an append log's writes are encoded otherwise, one after the other, and then held for
-   * delivery as they are: a Buffer of its own per write (a few KiB each, thousands a second) cost
-   * an allocation of memory outside the heap each, and the collector's work to give it back.
-   */
-  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-  private slabUsed = 0;
+  /** Where group writes put their bytes. */
+  private readonly buffers = new GroupWriteBuffers();
   /** Events of the head segment already consumed. */
   private consumed = 0;
   private heldEvents = 0;
@@ -182,7 +165,8 @@ export class EndpointOutbox {
       let size = 0;
       for (const record of batch.records) size += storedLength(record, this.format);
       // An object store's driver may keep what it is given (the in-memory one does): bytes of its own.
-      const data = !this.driver.appendLog ? Buffer.allocUnsafe(size) : this.heldEvents >= WINDOW_EVENTS ? this.scratchBytes(size) : this.slabBytes(size);
+      // While the window is full, nothing of the write is likely to be held.
+      const data = !this.driver.appendLog ? Buffer.allocUnsafe(size) : this.heldEvents >= WINDOW_EVENTS ? this.buffers.transient(size) : this.buffers.held(size);
       let at = 0;
       for (const record of batch.records) at = writeStored(record, this.format, data, at);
       try {
@@ -199,30 +183,6 @@ export class EndpointOutbox {
       batch.resolve();
     }
     this.writing = undefined;
-  }
-
-  /**
-   * `size` bytes of the scratch buffer (one write at a time uses it), or a buffer of their own when
-   * more than SCRATCH_MAX_BYTES.
-   */
-  private scratchBytes(size: number): Buffer {
-    if (size > this.scratch.length) {
-      if (size > SCRATCH_MAX_BYTES) return Buffer.allocUnsafe(size);
-      this.scratch = Buffer.allocUnsafeSlow(Math.max(size, Math.min(SCRATCH_MAX_BYTES, this.scratch.length * 2)));
-    }
-    return this.scratch.subarray(0, size);
-  }
-
-  /** `size` bytes of the current slab, or of a new one when they do not fit; of their own when more than a quarter slab. */
-  private slabBytes(size: number): Buffer {
-    if (size > SLAB_BYTES / 4) return Buffer.allocUnsafe(size);
-    if (this.slabUsed + size > SLAB_BYTES) {
-      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-      this.slabUsed = 0;
-    }
-    const start = this.slabUsed;
-    this.slabUsed += size;
-    return this.slab.subarray(start, this.slabUsed);
   }
 
   /**
@@ -290,9 +250,10 @@ export class EndpointOutbox {
     this.pendingEvents += records.length;
     this.appendedEvents += records.length;
     if (segment.chunks) {
-      // The scratch buffer, or what an object store's driver may keep, is copied: the copy is turned.
-      const held = this.driver.appendLog && data.buffer !== this.scratch.buffer ? data : Buffer.from(data);
-      segment.chunks.push(chunkOfStored(held, records.map(pendingTime)));
+      // A transient buffer, or what an object store's driver may keep, is copied: the copy is turned.
+      const held = this.driver.appendLog && !this.buffers.isTransient(data) ? data : Buffer.from(data);
+      // Every pending record has its time: a text's is given with it, an event written as bytes was made here.
+      segment.chunks.push(chunkOfStored(held, records.map((record) => record.time!)));
       this.heldEvents += records.length;
       // Past the budget only the head keeps its events; the others are read back when their turn comes.
       if (this.heldEvents > WINDOW_EVENTS && segment !== this.window[0]) this.release(segment);
@@ -428,13 +389,10 @@ export class EndpointOutbox {
         content = Buffer.alloc(0);
       }
       if (segment.chunks) return segment.chunks; // an append filled it meanwhile
-      if (expected !== undefined && !taken) {
-        const chunks = this.loadWritten(segment, content, expected);
-        if (chunks === "again") continue;
-        if (chunks !== undefined) return chunks;
-      }
-      const { records: events, unreadable } = readRecords(content, segmentFormat(segment.path), this.format);
       if (expected !== undefined && segment.count !== expected) continue; // appended to while read: again
+      const written = expected !== undefined && !taken ? this.loadWritten(segment, content, expected) : undefined;
+      if (written !== undefined) return written;
+      const { records: events, unreadable } = readRecords(content, segmentFormat(segment.path), this.format);
       // Damaged, or taken by another node: what is not there is given up on.
       const missing = expected === undefined ? unreadable : Math.max(0, expected - events.length);
       if (taken) this.takenEvents += missing;
@@ -454,11 +412,9 @@ export class EndpointOutbox {
   /**
    * A segment this process wrote (or read and checked before), read back as stored: its records
    * were checked when written, so only their times are read (chunkOfWritten). Undefined when the
-   * bytes are not all such records, to be read as any stored segment; "again" when an append
-   * landed while they were read.
+   * bytes are not all such records, to be read as any stored segment.
    */
-  private loadWritten(segment: Segment, content: Buffer, expected: number): RecordChunk[] | "again" | undefined {
-    if (segment.count !== expected) return "again";
+  private loadWritten(segment: Segment, content: Buffer, expected: number): RecordChunk[] | undefined {
     if (segmentFormat(segment.path) !== this.format) return undefined;
     // An object store's driver may answer with what it keeps (the in-memory one does), and the
     // chunk turns RSs into commas: it gets bytes of its own.

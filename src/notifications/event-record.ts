@@ -291,10 +291,6 @@ function isEventRecord(record: PendingRecord): record is EventRecord {
   return typeof (record as Partial<EventRecord>).text === "string";
 }
 
-export function pendingTime(record: PendingRecord): number {
-  return isEventRecord(record) ? record.time : record.time!;
-}
-
 const ID_BYTES = Buffer.from(`${RECORD_ID}"`, "latin1");
 const TIMESTAMP_BYTES = Buffer.from(`"${RECORD_TIMESTAMP}"`, "latin1");
 const ACTION_BYTES = Buffer.from(`"${RECORD_ACTION}"`, "latin1");
