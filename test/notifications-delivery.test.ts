@@ -898,8 +898,8 @@ describe("notifications: SIGTERM with http.draintimeout 10m", () => {
     const outbox = new EndpointOutbox(driver, "/berth/notifications/probe/ep", "v1");
     const sent: string[] = [];
     const sender = {
-      send: async (envelope: { body: Buffer }) => {
-        sent.push(String(((JSON.parse(envelope.body.toString("utf8")) as { events: Event[] }).events[0] ?? {}).id));
+      send: async (envelope: { parts: Buffer[] }) => {
+        sent.push(String(((JSON.parse(Buffer.concat(envelope.parts).toString("utf8")) as { events: Event[] }).events[0] ?? {}).id));
         return { delivered: true as const, status: 200 };
       },
       close: () => undefined,

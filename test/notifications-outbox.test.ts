@@ -11,12 +11,13 @@ import { FilesystemDriver } from "../src/driver/filesystem-driver.js";
 import { InMemoryDriver } from "../src/driver/inmemory-driver.js";
 import type { AppendLog, StorageDriver } from "../src/driver/storage-driver.js";
 import { EndpointOutbox } from "../src/notifications/endpoint-outbox.js";
+import { GroupWriteBuffers } from "../src/notifications/group-write-buffers.js";
 import { endpointKey, parseSegment, readRecords, segmentFormat, segmentName, segmentSeq } from "../src/notifications/outbox-files.js";
 import { chunkOfRecords, decodeRecord, encodeRecord, envelopeOf, piece, RECORD_END, storedLength, writesAsBytes, writeStored, type RecordRun } from "../src/notifications/event-record.js";
 import { randomUuid } from "../src/notifications/random-uuid.js";
 import { adoptOrphanedOutboxes } from "../src/notifications/outbox-adoption.js";
 import { memoryLogger } from "./support/memory-logger.js";
-import { envelopeFor } from "../src/notifications/event-envelope.js";
+import { envelopeFor, type EnvelopeBody } from "../src/notifications/event-envelope.js";
 import { EventFilter, globToRegExp } from "../src/notifications/event-filter.js";
 import { goTimestamp, type RegistryEvent } from "../src/notifications/registry-event.js";
 
@@ -67,9 +68,16 @@ function event(repository = "team/app", method = "PUT", action: RegistryEvent["a
   };
 }
 
+/** The body a receiver gets: the parts as they are written, one after the other. */
+function bodyText(envelope: EnvelopeBody): string {
+  const body = Buffer.concat(envelope.parts);
+  assert.equal(body.length, envelope.length);
+  return body.toString("utf8");
+}
+
 /** The ids of the events a run of v1 records holds, read the way a receiver reads them. */
 function idsOf(run: RecordRun): string[] {
-  const events = JSON.parse(envelopeOf(run, "v1").body.toString("utf8")) as { events: RegistryEvent[] };
+  const events = JSON.parse(bodyText(envelopeOf(run, "v1"))) as { events: RegistryEvent[] };
   assert.equal(events.events.length, run.count);
   assert.equal(run.times.length, run.count);
   return events.events.map((e) => e.id);
@@ -137,7 +145,7 @@ for (const store of stores) {
         await outbox.append(batch, false);
       }
       const run = await outbox.peek(10_000);
-      const delivered = JSON.parse(envelopeOf(run, "v1").body.toString("utf8")) as { events: RegistryEvent[] };
+      const delivered = JSON.parse(bodyText(envelopeOf(run, "v1"))) as { events: RegistryEvent[] };
       assert.deepEqual(
         delivered.events.map((e) => e.id),
         ids,
@@ -269,6 +277,72 @@ describe("notification outbox: a backlog read back from its own segments", () =>
     assert.deepEqual(times, expected.map((e) => Date.parse(e.timestamp)));
     assert.equal(outbox.unreadableEvents, 1);
     assert.equal(outbox.pendingEvents, 0);
+    await outbox.close();
+  });
+});
+
+describe("notification outbox: the group writes' slabs are reused only once nothing reads them", () => {
+  it("a slab comes back for reuse when its last hold (a chunk's or a delivery's) is dropped, and not before", () => {
+    const buffers = new GroupWriteBuffers();
+    // 512 KiB slabs: four writes of 128 KiB fill one.
+    const size = 128 * 1024;
+    const slab = (): Buffer[] => Array.from({ length: 4 }, () => buffers.held(size));
+    const first = slab();
+    assert.ok(first.every((bytes) => buffers.isSlab(bytes) && bytes.buffer === first[0]!.buffer), "laid one after the other in one slab");
+    const piece = first[1]!.subarray(10, 20);
+    buffers.hold(piece); // a delivery writing part of a chunk
+    for (const bytes of first) buffers.drop(bytes);
+    const second = slab();
+    assert.notEqual(second[0]!.buffer, first[0]!.buffer, "the first slab is full: the next write starts another");
+    // The first slab is still held by the piece: filling the second does not bring it back.
+    const third = slab();
+    assert.ok(![first[0]!.buffer, second[0]!.buffer].includes(third[0]!.buffer), "not reused while a delivery still writes from it");
+    buffers.drop(piece);
+    for (const bytes of second) buffers.drop(bytes);
+    // Both are free now: the next two slabs are those, not new memory.
+    const fourth = slab();
+    const fifth = slab();
+    assert.deepEqual(new Set([fourth[0]!.buffer, fifth[0]!.buffer]), new Set([first[0]!.buffer, second[0]!.buffer]));
+    // Scratch bytes and large writes are no slab's: holds on them change nothing.
+    const scratch = buffers.transient(64);
+    const large = buffers.held(300 * 1024);
+    assert.ok(!buffers.isSlab(scratch) && !buffers.isSlab(large));
+    buffers.hold(large);
+    buffers.drop(large);
+    buffers.drop(scratch);
+  });
+
+  it("a delivery's bytes stay as they were while written, though their events were consumed and later writes reuse slabs", async () => {
+    const { driver } = filesystem();
+    const outbox = new EndpointOutbox(driver, DIR, "v1");
+    const events: RegistryEvent[] = [];
+    const delivered: string[] = [];
+    // Runs peeked and consumed at once, given back 30 writes later (a receiver that answers before
+    // the whole body is written): ~1 KB records, 40 per write, 12,000 in all, so that an append log
+    // (1 MiB) is sealed and consumed and a 512 KiB slab filled while a run is still "written".
+    const inFlight: Array<{ run: RecordRun; text: string }> = [];
+    for (let turn = 0; turn < 300; turn++) {
+      const batch = Array.from({ length: 40 }, () => event(`team/${"x".repeat(400)}-${turn % 7}`, "GET", "pull"));
+      events.push(...batch);
+      await Promise.all(batch.map((e) => outbox.append([e], false)));
+      const run = await outbox.peek(100);
+      const text = bodyText(envelopeOf(run, "v1"));
+      await outbox.consume(run.count);
+      inFlight.push({ run, text });
+      if (inFlight.length > 30) {
+        const done = inFlight.shift()!;
+        assert.equal(bodyText(envelopeOf(done.run, "v1")), done.text, `turn ${turn}: bytes written over while held`);
+        delivered.push(...idsOf(done.run));
+        outbox.letGo(done.run);
+      }
+    }
+    for (const done of inFlight) {
+      assert.equal(bodyText(envelopeOf(done.run, "v1")), done.text);
+      delivered.push(...idsOf(done.run));
+      outbox.letGo(done.run);
+    }
+    delivered.push(...(await drain(outbox)));
+    assert.deepEqual(delivered, events.map((e) => e.id));
     await outbox.close();
   });
 });
@@ -417,12 +491,12 @@ describe("event filters and envelopes", () => {
         const joined = envelopeOf({ count: batch.length, pieces: [piece(chunk, 0, batch.length)], times: chunk.times }, format);
         const reference = envelopeFor(batch, format);
         assert.equal(joined.contentType, reference.contentType);
-        assert.equal(joined.body.toString("utf8"), reference.body.toString("utf8"), `${format}, ${batch.length} events`);
+        assert.equal(bodyText(joined), bodyText(reference), `${format}, ${batch.length} events`);
         if (batch.length < 3) continue;
         // A run taken from two writes, starting and ending inside them: the same bytes.
         const [front, back] = [batch.slice(0, 20), batch.slice(20)].map((part) => chunkOfRecords(part.map((e) => ({ text: encodeRecord(e, format), time: 0 }))));
         const split = envelopeOf({ count: batch.length - 2, pieces: [piece(front!, 1, 19), piece(back!, 0, batch.length - 21)], times: [] }, format);
-        assert.equal(split.body.toString("utf8"), envelopeFor(batch.slice(1, -1), format).body.toString("utf8"), `${format}, two pieces`);
+        assert.equal(bodyText(split), bodyText(envelopeFor(batch.slice(1, -1), format)), `${format}, two pieces`);
       }
     }
   });
@@ -455,7 +529,7 @@ describe("event filters and envelopes", () => {
         const outbox = new EndpointOutbox(store.make(), DIR, format);
         await Promise.all(events.map((e) => outbox.append([e], false)));
         const run = await outbox.peek(events.length);
-        assert.equal(envelopeOf(run, format).body.toString("utf8"), envelopeFor(events, format).body.toString("utf8"), `${format}, ${store.name}`);
+        assert.equal(bodyText(envelopeOf(run, format)), bodyText(envelopeFor(events, format)), `${format}, ${store.name}`);
         assert.deepEqual(run.times, events.map((e) => e.time));
         await outbox.close();
       }
@@ -472,13 +546,13 @@ describe("event filters and envelopes", () => {
     e.request.useragent = "a<b>&c\u2028";
     const v1 = envelopeFor([e], "v1");
     assert.equal(v1.contentType, "application/vnd.docker.distribution.events.v1+json");
-    assert.ok(v1.body.toString().includes('"useragent": "a\\u003cb\\u003e\\u0026c\\u2028"'));
-    assert.deepEqual(JSON.parse(v1.body.toString()).events[0].request.useragent, "a<b>&c\u2028");
-    const v2 = JSON.parse(envelopeFor([{ ...e, target: { repository: "r", tag: "t" }, action: "delete" }], "v2").body.toString());
+    assert.ok(bodyText(v1).includes('"useragent": "a\\u003cb\\u003e\\u0026c\\u2028"'));
+    assert.deepEqual(JSON.parse(bodyText(v1)).events[0].request.useragent, "a<b>&c\u2028");
+    const v2 = JSON.parse(bodyText(envelopeFor([{ ...e, target: { repository: "r", tag: "t" }, action: "delete" }], "v2")));
     assert.deepEqual(Object.keys(v2.events[0].target), ["mediaType", "digest", "size", "repository", "tag"]);
     const cloud = envelopeFor([e], "cloudevents");
     assert.equal(cloud.contentType, "application/cloudevents+json");
-    const parsed = JSON.parse(cloud.body.toString());
+    const parsed = JSON.parse(bodyText(cloud));
     assert.equal(parsed.specversion, "1.0");
     assert.equal(parsed.type, "io.berth.registry.push");
     assert.equal(parsed.source, "/team/app");

@@ -127,7 +127,8 @@ export class EndpointDispatcher {
   /** One attempt to deliver the head events; on success they leave the outbox. */
   private async deliver(events: RecordRun, signal: AbortSignal): Promise<void> {
     this.lastSendAt = performance.now();
-    const result = await this.sender.send(envelopeOf(events, this.config.format), signal);
+    // The body is written from the outbox's own memory: it is given back once all of it is written.
+    const result = await this.sender.send(envelopeOf(events, this.config.format), signal, () => this.outbox.letGo(events));
     if (signal.aborted) return;
     if (result.status !== undefined) this.status.statuses[String(result.status)] = (this.status.statuses[String(result.status)] ?? 0) + 1;
     if (result.delivered) {
@@ -203,8 +204,10 @@ export class EndpointDispatcher {
       for (;;) {
         const oldest = Date.now() - this.config.maxAgeMs;
         const first = await this.outbox.peek(1);
+        this.outbox.letGo(first);
         if (first.count === 0 || first.times[0]! >= oldest) return;
         const head = await this.outbox.peek(this.config.maxBatch);
+        this.outbox.letGo(head);
         let old = 0;
         while (old < head.count && head.times[old]! < oldest) old++;
         if (old === 0) return;

@@ -173,6 +173,7 @@ export class EndpointOutbox {
         const segment = this.driver.appendLog ? await this.appendToLog(data, batch.durable) : await this.writeSegment(data, batch.durable);
         this.stored(segment, data, batch.records);
       } catch (err) {
+        this.buffers.drop(data);
         // Only a change's events (durable) fail their request; lost pull events are served and
         // counted, and on a read-only registry's read-only storage they would fail readiness forever.
         if (batch.durable) this.writeError = describeWriteError(err);
@@ -252,19 +253,24 @@ export class EndpointOutbox {
     if (segment.chunks) {
       // A transient buffer, or what an object store's driver may keep, is copied: the copy is turned.
       const held = this.driver.appendLog && !this.buffers.isTransient(data) ? data : Buffer.from(data);
+      if (held !== data) this.buffers.drop(data);
       // Every pending record has its time: a text's is given with it, an event written as bytes was made here.
       segment.chunks.push(chunkOfStored(held, records.map((record) => record.time!)));
       this.heldEvents += records.length;
       // Past the budget only the head keeps its events; the others are read back when their turn comes.
       if (this.heldEvents > WINDOW_EVENTS && segment !== this.window[0]) this.release(segment);
+    } else {
+      this.buffers.drop(data);
     }
     this.wake?.();
   }
 
   private release(segment: Segment): void {
-    if (!segment.chunks) return;
-    this.heldEvents -= chunkedCount(segment.chunks);
+    const chunks = segment.chunks;
+    if (!chunks) return;
     segment.chunks = undefined;
+    this.heldEvents -= chunkedCount(chunks);
+    for (const chunk of chunks) this.buffers.drop(chunk.data);
   }
 
   private isDrainedHead(segment: Segment): boolean {
@@ -284,7 +290,8 @@ export class EndpointOutbox {
   /**
    * Up to `max` events from the head, in order, without taking them off. Empty when nothing waits.
    * Segments not in memory are read back (the head always; the ones after it while the memory
-   * budget allows).
+   * budget allows). The run's pieces hold their bytes until given back with `letGo`, once nothing
+   * reads them (a delivery's are written to a socket after this returns).
    */
   async peek(max: number): Promise<RecordRun> {
     const run: RecordRun = { count: 0, pieces: [], times: [] };
@@ -294,7 +301,13 @@ export class EndpointOutbox {
     for (const segment of this.window.slice(0, max + 1)) {
       if (run.count >= max) break;
       if (!segment.chunks && run.count > 0 && this.heldEvents >= WINDOW_EVENTS) break;
-      const chunks = segment.chunks ?? (await this.load(segment));
+      let chunks = segment.chunks;
+      if (!chunks) {
+        const read = await this.load(segment);
+        // Held records let go of while this waited may be written over by now: a read's own are not.
+        chunks = segment.chunks ?? (read.some((chunk) => this.buffers.isSlab(chunk.data)) ? undefined : read);
+        if (!chunks) break;
+      }
       // Whole segments where they fit: a segment consumed whole is deleted and needs no cursor
       // (on an object store, a cursor is a PUT).
       if (run.count > 0 && run.count + chunkedCount(chunks) > max) break;
@@ -305,7 +318,9 @@ export class EndpointOutbox {
           continue;
         }
         const taken = Math.min(inChunk - skip, max - run.count);
-        run.pieces.push(piece(chunk, skip, taken));
+        const bytes = piece(chunk, skip, taken);
+        this.buffers.hold(bytes);
+        run.pieces.push(bytes);
         for (let j = skip; j < skip + taken; j++) run.times.push(chunk.times[j]!);
         run.count += taken;
         skip = 0;
@@ -316,6 +331,11 @@ export class EndpointOutbox {
     // Nothing waits: a count that says otherwise (events given up on while read) is set right.
     if (run.count === 0 && !this.waiting()) this.pendingEvents = 0;
     return run;
+  }
+
+  /** Gives back the holds of a run from `peek`: its bytes may be written over from now on. Once per run. */
+  letGo(run: RecordRun): void {
+    for (const bytes of run.pieces) this.buffers.drop(bytes);
   }
 
   /** Events are stored that were not consumed yet. */

@@ -1,10 +1,12 @@
 import type { EventFormat } from "../config/config.js";
 import type { EventTarget, RegistryEvent } from "./registry-event.js";
 
-/** What one delivery sends: the body bytes and their Content-Type. */
+/** What one delivery sends: the body, in parts written one after the other, and its Content-Type. */
 export interface EnvelopeBody {
   contentType: string;
-  body: Buffer;
+  parts: Buffer[];
+  /** The parts' bytes in all. */
+  length: number;
 }
 
 export const CONTENT_TYPES: Record<EventFormat, string> = {
@@ -24,7 +26,8 @@ export const CONTENT_TYPES: Record<EventFormat, string> = {
  */
 export function envelopeFor(events: RegistryEvent[], format: EventFormat): EnvelopeBody {
   const text = format === "cloudevents" ? cloudEventJSON(events[0]!) : goJSON({ events: events.map((event) => distributionEvent(event, format)) });
-  return { contentType: CONTENT_TYPES[format], body: Buffer.from(text, "utf8") };
+  const body = Buffer.from(text, "utf8");
+  return { contentType: CONTENT_TYPES[format], parts: [body], length: body.length };
 }
 
 /** The CloudEvents body of one event (CloudEvents take one event per body). */

@@ -343,12 +343,17 @@ function writeAscii(into: Buffer, at: number, text: string): number {
 export function envelopeOf(run: RecordRun, format: EventFormat): EnvelopeBody {
   if (format === "cloudevents") {
     if (run.count !== 1) throw new Error(`a CloudEvents request carries one event, not ${run.count}`);
-    return { contentType: CONTENT_TYPES[format], body: run.pieces[0]! };
+    return { contentType: CONTENT_TYPES[format], parts: [run.pieces[0]!], length: run.pieces[0]!.length };
   }
+  // The pieces as they are, not joined: a joined body was a buffer outside the heap per delivery.
   const parts: Buffer[] = [ENVELOPE_HEAD];
-  for (const piece of run.pieces) parts.push(piece, ENVELOPE_JOIN);
+  let length = ENVELOPE_HEAD.length + ENVELOPE_TAIL.length - ENVELOPE_JOIN.length;
+  for (const piece of run.pieces) {
+    parts.push(piece, ENVELOPE_JOIN);
+    length += piece.length + ENVELOPE_JOIN.length;
+  }
   parts[parts.length - 1] = ENVELOPE_TAIL;
-  return { contentType: CONTENT_TYPES[format], body: Buffer.concat(parts) };
+  return { contentType: CONTENT_TYPES[format], parts, length };
 }
 
 /** A record as this version writes it: one an older berth stored without its indentation gets it. */

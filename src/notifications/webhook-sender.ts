@@ -27,10 +27,16 @@ export class WebhookSender {
     for (const [name, values] of Object.entries(config.headers)) this.headers[name] = values.length === 1 ? values[0] : values;
   }
 
-  send(envelope: EnvelopeBody, signal: AbortSignal): Promise<DeliveryResult> {
-    const headers: OutgoingHttpHeaders = { ...this.headers, "Content-Type": envelope.contentType, "Content-Length": envelope.body.length };
+  /**
+   * Resolves with the outcome. `written` is called once the whole body has been handed to the
+   * socket, and never when the request was cut before that: the parts are read until then.
+   */
+  send(envelope: EnvelopeBody, signal: AbortSignal, written?: () => void): Promise<DeliveryResult> {
+    const headers: OutgoingHttpHeaders = { ...this.headers, "Content-Type": envelope.contentType, "Content-Length": envelope.length };
     if (this.config.signingKey !== undefined) {
-      headers["X-Berth-Signature-256"] = `sha256=${createHmac("sha256", this.config.signingKey).update(envelope.body).digest("hex")}`;
+      const hmac = createHmac("sha256", this.config.signingKey);
+      for (const part of envelope.parts) hmac.update(part);
+      headers["X-Berth-Signature-256"] = `sha256=${hmac.digest("hex")}`;
     }
     const request = this.url.protocol === "https:" ? httpsRequest : httpRequest;
     return new Promise((resolve) => {
@@ -62,7 +68,12 @@ export class WebhookSender {
       };
       signal.addEventListener("abort", onAbort, { once: true });
       req.on("error", (err: NodeJS.ErrnoException) => finish({ delivered: false, error: describeError(err) }));
-      req.end(envelope.body);
+      if (written) req.once("finish", written);
+      // Corked: the parts leave in one write (end uncorks).
+      req.cork();
+      const last = envelope.parts.length - 1;
+      for (let i = 0; i < last; i++) req.write(envelope.parts[i]!);
+      req.end(envelope.parts[last]);
     });
   }
 
