@@ -14,6 +14,7 @@ import { locationFor, type RequestContext, type ServerSettings } from "./request
 import { route } from "./router.js";
 import { chainInterceptors, type RequestInterceptor } from "./request-interceptor.js";
 import { createTlsServer, type CertificateProvider, type RegistryServer } from "./tls-server.js";
+import { endOfTurn } from "./turn-end.js";
 import { UploadStateSigner } from "./upload-state-token.js";
 
 export interface ServerOptions {
@@ -109,6 +110,8 @@ export function createRegistryServer(serverOptions: ServerOptions): RegistryServ
 
 async function handle(req: IncomingMessage, res: ServerResponse, options: ServerOptions & { health: HealthView }, signer: UploadStateSigner, interceptor: RequestInterceptor | undefined): Promise<void> {
   const started = process.hrtime.bigint();
+  // Served with every other request read this turn, once all of them are read (see endOfTurn).
+  await endOfTurn();
   res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
   for (const [name, values] of options.settings.headers) res.setHeader(name, values);
   // An absolute-form target ("GET http://host/v2/ HTTP/1.1", as sent to a proxy) is routed by its
