@@ -8,6 +8,7 @@ import { CollectionRunningError, acquireServeLease, type RegistryLease } from ".
 import { createLogger, type Logger } from "../log/logger.js";
 import { createRegistryServer } from "../server/app.js";
 import type { RegistryServer } from "../server/tls-server.js";
+import { lastOnTheirConnections } from "../server/turn-end.js";
 import { purgeUploads } from "../storage/upload-purger.js";
 import { createCertificateProvider, createDebugRoutes, createDriver, createMetrics, createOnlineGc, createRegistry, createStorageMiddleware, createTracing, createWebUi, describeStorage, serverSettings } from "./compose.js";
 import type { GcHooks } from "../gc/online/gc-hooks.js";
@@ -189,6 +190,7 @@ export async function serve(config: Config, warnings: string[], logOverride?: Lo
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        lastOnTheirConnections();
       });
       // The registry first: notifications drain while the lease still says this process lives,
       // so no other node adopts its outbox meanwhile.

@@ -5,6 +5,7 @@ import type { TlsConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import type { Registry } from "../registry/registry.js";
 import { RegistryError } from "../errcode/registry-error.js";
+import { answerUnparsable } from "./client-error.js";
 import { sendError } from "./error-response.js";
 import { serveH2cBeside } from "./h2c-listener.js";
 import { registryHealthView, type HealthView } from "./health-view.js";
@@ -14,7 +15,7 @@ import { locationFor, type RequestContext, type ServerSettings } from "./request
 import { route } from "./router.js";
 import { chainInterceptors, type RequestInterceptor } from "./request-interceptor.js";
 import { createTlsServer, type CertificateProvider, type RegistryServer } from "./tls-server.js";
-import { endOfTurn } from "./turn-end.js";
+import { servedAtTurnEnd } from "./turn-end.js";
 import { UploadStateSigner } from "./upload-state-token.js";
 
 export interface ServerOptions {
@@ -100,6 +101,7 @@ export function createRegistryServer(serverOptions: ServerOptions): RegistryServ
     },
   );
   server.setTimeout(timerMs(timeouts.inactivityMs), (socket) => socket.destroy());
+  server.on("clientError", answerUnparsable);
   if (options.h2c === true) {
     return serveH2cBeside(server, { headersTimeout, inactivityMs: timerMs(timeouts.inactivityMs) }, (req, res) => {
       void handle(req, res, options, signer, interceptor);
@@ -110,8 +112,8 @@ export function createRegistryServer(serverOptions: ServerOptions): RegistryServ
 
 async function handle(req: IncomingMessage, res: ServerResponse, options: ServerOptions & { health: HealthView }, signer: UploadStateSigner, interceptor: RequestInterceptor | undefined): Promise<void> {
   const started = process.hrtime.bigint();
-  // Served with every other request read this turn, once all of them are read (see endOfTurn).
-  await endOfTurn();
+  // Served with every other request read this turn, once all of them are read.
+  await servedAtTurnEnd(res);
   res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
   for (const [name, values] of options.settings.headers) res.setHeader(name, values);
   // An absolute-form target ("GET http://host/v2/ HTTP/1.1", as sent to a proxy) is routed by its

@@ -15,6 +15,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { Server as NetServer, Socket } from "node:net";
 import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from "node:tls";
 import { ConfigError, type TlsConfig } from "../config/config.js";
+import { answerUnparsable } from "./client-error.js";
 
 /** A listening server of any kind (HTTP, HTTPS, HTTP/2), as serve.ts drives it. */
 export type RegistryServer = NetServer & {
@@ -172,6 +173,7 @@ function createHttp1Server(options: TlsServerOptions, limits: Http1Limits, liste
     listener,
   );
   server.setTimeout(limits.inactivityMs, (socket) => socket.destroy());
+  server.on("clientError", answerUnparsable);
   return server;
 }
 
