@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { after, describe, it } from "node:test";
 import { FilesystemDriver } from "../src/driver/filesystem-driver.js";
 import { InMemoryDriver } from "../src/driver/inmemory-driver.js";
@@ -310,6 +312,21 @@ describe("notification outbox: the group writes' slabs are reused only once noth
     buffers.hold(large);
     buffers.drop(large);
     buffers.drop(scratch);
+  });
+
+  it("a slab whose holds are not all given back (a delivery cut before its body was written) is left to the collector, not kept", async () => {
+    setFlagsFromString("--expose-gc");
+    const collect = runInNewContext("gc") as () => void;
+    const buffers = new GroupWriteBuffers();
+    let bytes: Buffer | undefined = buffers.held(128 * 1024);
+    buffers.hold(bytes.subarray(0, 10));
+    const memory = new WeakRef(bytes.buffer);
+    // Three more fill that slab and four the next: the first is neither current nor free.
+    for (let i = 0; i < 7; i++) buffers.held(128 * 1024);
+    bytes = undefined;
+    await new Promise((resolve) => setImmediate(resolve));
+    collect();
+    assert.equal(memory.deref(), undefined, "the slab's memory was collected");
   });
 
   it("a delivery's bytes stay as they were while written, though their events were consumed and later writes reuse slabs", async () => {

@@ -4,7 +4,7 @@ const SCRATCH_MAX_BYTES = 1024 * 1024;
 /** Writes held for delivery are laid one after the other into slabs of this size (those over a quarter slab get a buffer of their own). */
 const SLAB_BYTES = 512 * 1024;
 /** Slabs nothing holds any more, kept for the next ones: at a steady rate they come back about as fast as they fill. */
-const FREE_SLABS = 4;
+const FREE_SLABS = 2;
 
 interface Slab {
   readonly bytes: Buffer;
@@ -34,8 +34,12 @@ export class GroupWriteBuffers {
   #scratch = Buffer.allocUnsafeSlow(SCRATCH_START_BYTES);
   /** For writes held for delivery as they are: laid one after the other. */
   #slab: Slab = { bytes: Buffer.allocUnsafeSlow(SLAB_BYTES), used: 0, holds: 0 };
-  /** The slabs something holds, and the current one, by their memory. */
-  readonly #slabs = new Map<ArrayBufferLike, Slab>([[this.#slab.bytes.buffer, this.#slab]]);
+  /**
+   * The slabs something holds, and the current one, by their memory. Weak: a slab whose holds are
+   * never all dropped (a delivery cut before its body was written) is collected once nothing
+   * refers to its bytes, instead of being kept here for ever.
+   */
+  readonly #slabs = new WeakMap<ArrayBufferLike, Slab>([[this.#slab.bytes.buffer, this.#slab]]);
   readonly #free: Slab[] = [];
   /** Every slab's memory, held or not. */
   readonly #slabMemory = new WeakSet<ArrayBufferLike>([this.#slab.bytes.buffer]);
