@@ -37,7 +37,7 @@ function answerAfterInFlight(err: NodeJS.ErrnoException, socket: Socket): void {
 /**
  * The HTTP/1 server's 'clientError', as Node's own handling (400, or 408, 413, 431 by the error,
  * unless an answer has begun; then the connection is closed) with one difference. Requests are
- * served at the end of the turn they were read in (endOfTurn), so bytes that cannot be parsed
+ * served at the end of the turn they were read in (servedAtTurnEnd), so bytes that cannot be parsed
  * right behind a whole request (a DELETE whose client sent a body without saying how long it is)
  * are met before that request is answered, and Node would answer 400 in its place. Here such a
  * request is answered first, then the bytes after it, as when they arrive later.
