@@ -35,14 +35,12 @@ export class GroupWriteBuffers {
   /** For writes held for delivery as they are: laid one after the other. */
   #slab: Slab = { bytes: Buffer.allocUnsafeSlow(SLAB_BYTES), used: 0, holds: 0 };
   /**
-   * The slabs something holds, and the current one, by their memory. Weak: a slab whose holds are
-   * never all dropped (a delivery cut before its body was written) is collected once nothing
-   * refers to its bytes, instead of being kept here for ever.
+   * Every slab, by its memory. Weak: a slab whose holds are never all dropped (a delivery cut
+   * before its body was written) is collected once nothing refers to its bytes, instead of being
+   * kept here for ever.
    */
   readonly #slabs = new WeakMap<ArrayBufferLike, Slab>([[this.#slab.bytes.buffer, this.#slab]]);
   readonly #free: Slab[] = [];
-  /** Every slab's memory, held or not. */
-  readonly #slabMemory = new WeakSet<ArrayBufferLike>([this.#slab.bytes.buffer]);
 
   /** `size` bytes of the scratch buffer (one write at a time uses it), or of their own when more than it grows to. */
   transient(size: number): Buffer {
@@ -72,36 +70,34 @@ export class GroupWriteBuffers {
     let next = this.#free.pop();
     if (!next) {
       next = { bytes: Buffer.allocUnsafeSlow(SLAB_BYTES), used: 0, holds: 0 };
-      this.#slabMemory.add(next.bytes.buffer);
+      this.#slabs.set(next.bytes.buffer, next);
     }
     next.used = 0;
     this.#slab = next;
-    this.#slabs.set(next.bytes.buffer, next);
     if (full.holds === 0) this.#letGo(full);
     return next;
   }
 
-  /** One more hold on `bytes`, when they are a slab's (a delivery writing them). */
+  /** One more hold on `bytes`, when they are a held slab's (a delivery writing them); a free slab takes none. */
   hold(bytes: Buffer): void {
     const slab = this.#slabs.get(bytes.buffer);
-    if (slab) slab.holds++;
+    if (slab && slab.holds > 0) slab.holds++;
   }
 
   /** Gives back a hold on `bytes` (no-op when they are not a slab's): the last one frees the slab for reuse. */
   drop(bytes: Buffer): void {
     const slab = this.#slabs.get(bytes.buffer);
-    if (!slab || --slab.holds > 0 || slab === this.#slab) return;
+    if (!slab || slab.holds === 0 || --slab.holds > 0 || slab === this.#slab) return;
     this.#letGo(slab);
   }
 
   #letGo(slab: Slab): void {
-    this.#slabs.delete(slab.bytes.buffer);
     if (this.#free.length < FREE_SLABS) this.#free.push(slab);
   }
 
   /** Whether `bytes` are a slab's, which may be reused once nothing holds it. */
   isSlab(bytes: Buffer): boolean {
-    return this.#slabMemory.has(bytes.buffer);
+    return this.#slabs.has(bytes.buffer);
   }
 
   /** Whether `bytes` are the scratch buffer's, which the next write reuses. */

@@ -113,7 +113,7 @@ export function createRegistryServer(serverOptions: ServerOptions): RegistryServ
 async function handle(req: IncomingMessage, res: ServerResponse, options: ServerOptions & { health: HealthView }, signer: UploadStateSigner, interceptor: RequestInterceptor | undefined): Promise<void> {
   const started = process.hrtime.bigint();
   // Served with every other request read this turn, once all of them are read.
-  await servedAtTurnEnd(res);
+  if (await servedAtTurnEnd()) res.shouldKeepAlive = false;
   res.setHeader("Docker-Distribution-API-Version", "registry/2.0");
   for (const [name, values] of options.settings.headers) res.setHeader(name, values);
   // An absolute-form target ("GET http://host/v2/ HTTP/1.1", as sent to a proxy) is routed by its

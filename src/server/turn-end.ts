@@ -1,15 +1,14 @@
-import type { ServerResponse } from "node:http";
-
 /** What every request read in the current turn waits for: one setImmediate a turn, not one each. */
-let turnEnd: Promise<void> | undefined;
-/** The responses of those requests, until the turn ends. */
-let waiting: ServerResponse[] = [];
+let turnEnd: Promise<boolean> | undefined;
+/** Shutdown began while requests waited for the current turn's end. */
+let closingThisTurn = false;
 
 /**
  * Resolves at the end of the current turn of the event loop (its check phase), after the I/O
  * callbacks of this turn have run. Requests that arrive together are served together this way:
  * every request read this turn starts once all of them have been read, and their answers leave
- * one after the other.
+ * one after the other. Resolves true when the request is to be the last on its connection (see
+ * lastOnTheirConnections).
  *
  * Served as each one was read, a small request's answer woke its client for that one answer while
  * the server went on reading the others, and the server came back to wait for the client's next
@@ -18,13 +17,13 @@ let waiting: ServerResponse[] = [];
  * with twice the GETs a second. A request waits for the rest of the turn's callbacks: a few
  * microseconds when the server is idle.
  */
-export function servedAtTurnEnd(res: ServerResponse): Promise<void> {
-  waiting.push(res);
+export function servedAtTurnEnd(): Promise<boolean> {
   return (turnEnd ??= new Promise((resolve) =>
     setImmediate(() => {
+      const last = closingThisTurn;
       turnEnd = undefined;
-      waiting = [];
-      resolve();
+      closingThisTurn = false;
+      resolve(last);
     }),
   ));
 }
@@ -36,5 +35,5 @@ export function servedAtTurnEnd(res: ServerResponse): Promise<void> {
  * through the close, and a client went on sending requests on them while the registry drained.
  */
 export function lastOnTheirConnections(): void {
-  for (const res of waiting) res.shouldKeepAlive = false;
+  if (turnEnd) closingThisTurn = true;
 }
