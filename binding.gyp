@@ -27,6 +27,11 @@
       "cflags": ["-O2", "-Wall"]
     },
     {
+      "target_name": "memory_pressure",
+      "sources": ["native/memory_pressure.cc"],
+      "cflags_cc": ["-O2", "-Wall"]
+    },
+    {
       "target_name": "durable_file",
       "sources": ["native/durable_file.c"],
       "cflags": ["-O2", "-Wall", "-Wno-deprecated-declarations"]

@@ -33,7 +33,7 @@ import { BERTH_MAIN, readMachineBusyCpu, readReapedChildrenCpu, setBerthMain, SE
 import { MiB, type BenchCase, type BenchContext, type Sizes } from "./types.js";
 
 /** The addons binding.gyp builds; a missing one is reported, since berth then runs its fallback. */
-const BERTH_ADDONS = ["sha256_state.node", "sendfile_pump.node", "release_buffer.node", "durable_file.node", "cached_read.node", "heap_trim.node"];
+const BERTH_ADDONS = ["sha256_state.node", "sendfile_pump.node", "release_buffer.node", "durable_file.node", "cached_read.node", "heap_trim.node", "memory_pressure.node"];
 
 const FULL: Sizes = {
   blobBytes: 1024 * MiB,
