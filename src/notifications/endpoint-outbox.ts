@@ -155,8 +155,9 @@ export class EndpointOutbox {
    * at the end of the loop's turn (src/server/turn-end.ts) all append within that one callback, so
    * their events share one write (and one fsync), and their answers leave in that same callback.
    * Waiting for the next turn instead (setImmediate) held every pull's answer back a turn of the
-   * loop: 4–12% more CPU per cached manifest GET on the 2-core VMs. Appends from separate I/O callbacks write separately, and those
-   * that come while a write is in progress (an fsync) all go in the next one.
+   * loop: 4–12% more CPU per cached manifest GET on the 2-core VMs. Appends from separate I/O
+   * callbacks write separately, and those that come while a write is in progress (an fsync) all go
+   * in the next one.
    */
   private async flushSoon(): Promise<void> {
     await new Promise((resolve) => process.nextTick(resolve));
