@@ -29,7 +29,7 @@
     {
       "target_name": "memory_pressure",
       "sources": ["native/memory_pressure.cc"],
-      "cflags_cc": ["-O2", "-Wall"]
+      "cflags_cc": ["-O2", "-Wall", "-Wno-cast-function-type"]
     },
     {
       "target_name": "durable_file",

@@ -178,7 +178,7 @@ describe("idle memory return: the native heap reduction", { skip: !canReduceHeap
 
   it("gives back the old generation's pages that dead objects held, without a collection asked for by a flag", async () => {
     const oldSpace = (): number => getHeapSpaceStatistics().find((space) => space.space_name === "old_space")!.space_size;
-    // ~60 MiB of small objects kept long enough to be promoted to the old generation, then dropped.
+    // ~150 MiB of small objects kept long enough to be promoted to the old generation, then dropped.
     let kept: Array<{ id: number; name: string }[]> | undefined = [];
     for (let i = 0; i < 300; i++) {
       kept.push(Array.from({ length: 5_000 }, (_, j) => ({ id: j, name: `object ${i}/${j}` })));
