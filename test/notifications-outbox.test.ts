@@ -130,6 +130,26 @@ for (const store of stores) {
       assert.deepEqual(await listed(driver), [], "no segment and no cursor left");
     });
 
+    it("while its endpoint fails, keeps only the head's events in memory and retries only them; hands out all in order once it answers", async () => {
+      const driver = store.make();
+      const outbox = new EndpointOutbox(driver, DIR, "v1");
+      const events = Array.from({ length: 3_000 }, () => event());
+      await outbox.append(events.slice(0, 5), false);
+      assert.equal(outbox.eventsInMemory, 5);
+      outbox.holdOnlyHead(true);
+      for (let i = 5; i < events.length; i += 100) await outbox.append(events.slice(i, i + 100), false);
+      assert.equal(outbox.pendingEvents, 3_000);
+      assert.equal(outbox.eventsInMemory, 5, "the 2,995 after the head are stored, not held");
+      const retry = await outbox.peek(500);
+      assert.equal(retry.count, 5, "a retry sends the head's events again, nothing read back for it");
+      outbox.letGo(retry);
+      assert.equal(outbox.eventsInMemory, 5);
+      outbox.holdOnlyHead(false);
+      assert.deepEqual(await drain(outbox, 500), events.map((e) => e.id));
+      assert.equal(outbox.pendingEvents, 0);
+      await outbox.close();
+    });
+
     it("hands out every write's events intact whatever its size: small, past the scratch buffer's growth, past its limit", async () => {
       const driver = store.make();
       const outbox = new EndpointOutbox(driver, DIR, "v1");

@@ -136,6 +136,7 @@ export class EndpointDispatcher {
       this.status.lastDeliveredAt = new Date().toISOString();
       if (this.recentFailures >= this.config.threshold) this.log.info({ endpoint: this.config.name }, "notification endpoint accepts events again");
       this.recentFailures = 0;
+      this.outbox.holdOnlyHead(false);
       // Takes them out of `pending` before its first await, in the same step as `delivered` counts them.
       await this.outbox.consume(events.count);
       return;
@@ -148,7 +149,10 @@ export class EndpointDispatcher {
     if (this.recentFailures === this.config.threshold) {
       this.log.warn({ endpoint: this.config.name, error: result.error, pending: this.pending }, `notification endpoint failed ${this.config.threshold} times in a row; retrying every ${this.config.backoffMs} ms`);
     }
-    if (this.recentFailures >= this.config.threshold) await this.backOff(signal);
+    if (this.recentFailures >= this.config.threshold) {
+      this.outbox.holdOnlyHead(true);
+      await this.backOff(signal);
+    }
   }
 
   /** Waits `backoff`, keeping the queue within its limits meanwhile (events keep arriving). */

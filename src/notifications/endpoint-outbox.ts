@@ -101,6 +101,8 @@ export class EndpointOutbox {
   /** Events of the head segment already consumed. */
   private consumed = 0;
   private heldEvents = 0;
+  /** The endpoint is failing: only the head segment's events are kept in memory (holdOnlyHead). */
+  private headOnly = false;
   /** The open segment of an append log. */
   private active: { segment: Segment; log: AppendLog } | undefined;
   /** Segments exist in storage beyond the window: the next refill lists them. */
@@ -172,7 +174,7 @@ export class EndpointOutbox {
       for (const record of batch.records) size += storedLength(record, this.format);
       // An object store's driver may keep what it is given (the in-memory one does): bytes of its own.
       // While the window is full, nothing of the write is likely to be held.
-      const data = !this.driver.appendLog ? Buffer.allocUnsafe(size) : this.heldEvents >= WINDOW_EVENTS ? this.buffers.transient(size) : this.buffers.held(size);
+      const data = !this.driver.appendLog ? Buffer.allocUnsafe(size) : this.heldEvents >= WINDOW_EVENTS || this.headOnly ? this.buffers.transient(size) : this.buffers.held(size);
       let at = 0;
       for (const record of batch.records) at = writeStored(record, this.format, data, at);
       try {
@@ -219,7 +221,9 @@ export class EndpointOutbox {
 
   private async appendToLog(data: Buffer, durable: boolean): Promise<Segment> {
     let active = this.active;
-    if (active && (active.log.size >= SEGMENT_BYTES || (active.log.size >= DRAINED_SEGMENT_BYTES && this.isDrainedHead(active.segment)))) {
+    // While the endpoint fails the head stops growing: what comes after it is not kept in memory.
+    const headToKeepSmall = active !== undefined && this.headOnly && this.window[0] === active.segment && active.log.size > 0;
+    if (active && (active.log.size >= SEGMENT_BYTES || headToKeepSmall || (active.log.size >= DRAINED_SEGMENT_BYTES && this.isDrainedHead(active.segment)))) {
       await this.seal();
       active = undefined;
     }
@@ -256,7 +260,10 @@ export class EndpointOutbox {
     segment.count = (segment.count ?? 0) + records.length;
     this.pendingEvents += records.length;
     this.appendedEvents += records.length;
-    if (segment.chunks) {
+    if (segment.chunks && this.headOnly && segment !== this.window[0]) {
+      this.release(segment);
+      this.buffers.drop(data);
+    } else if (segment.chunks) {
       // A transient buffer, or what an object store's driver may keep, is copied: the copy is turned.
       const held = this.driver.appendLog && !this.buffers.isTransient(data) ? data : Buffer.from(data);
       if (held !== data) this.buffers.drop(data);
@@ -306,7 +313,8 @@ export class EndpointOutbox {
     // A snapshot: sealing may remove a consumed head meanwhile. Each segment holds an event or more.
     for (const segment of this.window.slice(0, max + 1)) {
       if (run.count >= max) break;
-      if (!segment.chunks && run.count > 0 && this.heldEvents >= WINDOW_EVENTS) break;
+      // A failing endpoint's retries send the head's events again, not more read back each time.
+      if (!segment.chunks && run.count > 0 && (this.heldEvents >= WINDOW_EVENTS || this.headOnly)) break;
       let chunks = segment.chunks;
       if (!chunks) {
         const read = await this.load(segment);
@@ -337,6 +345,23 @@ export class EndpointOutbox {
     // Nothing waits: a count that says otherwise (events given up on while read) is set right.
     if (run.count === 0 && !this.waiting()) this.pendingEvents = 0;
     return run;
+  }
+
+  /**
+   * While the endpoint fails (`on`), keeps in memory only the head segment's events, which the
+   * retries send again, instead of a delivery window of WINDOW_EVENTS: with the endpoint down for
+   * hours that window (~3 MiB of slabs) did nothing but wait. New events go to a segment of their
+   * own, written and not kept; once the endpoint answers, they are read back as their turn comes.
+   */
+  holdOnlyHead(on: boolean): void {
+    if (this.headOnly === on) return;
+    this.headOnly = on;
+    if (on) for (const segment of this.window.slice(1)) this.release(segment);
+  }
+
+  /** Events whose records are held in memory (for status and tests). */
+  get eventsInMemory(): number {
+    return this.heldEvents;
   }
 
   /** Gives back the holds of a run from `peek`: its bytes may be written over from now on. Once per run. */
@@ -430,7 +455,7 @@ export class EndpointOutbox {
       const chunks = kept.length > 0 ? [chunkOfRecords(kept)] : [];
       segment.chunks = chunks;
       this.heldEvents += kept.length;
-      if (this.window[0] !== segment && this.heldEvents > WINDOW_EVENTS) this.release(segment);
+      if (this.window[0] !== segment && (this.heldEvents > WINDOW_EVENTS || this.headOnly)) this.release(segment);
       return chunks;
     }
   }
@@ -449,7 +474,7 @@ export class EndpointOutbox {
     const chunks = [chunk];
     segment.chunks = chunks;
     this.heldEvents += expected;
-    if (this.window[0] !== segment && this.heldEvents > WINDOW_EVENTS) this.release(segment);
+    if (this.window[0] !== segment && (this.heldEvents > WINDOW_EVENTS || this.headOnly)) this.release(segment);
     return chunks;
   }
 
