@@ -350,7 +350,7 @@ export class EndpointOutbox {
   /**
    * While the endpoint fails (`on`), keeps in memory only the head segment's events, which the
    * retries send again, instead of a delivery window of WINDOW_EVENTS: with the endpoint down for
-   * hours that window (~3 MiB of slabs) did nothing but wait. New events go to a segment of their
+   * hours that window (~1.5 MiB of slabs) did nothing but wait. New events go to a segment of their
    * own, written and not kept; once the endpoint answers, they are read back as their turn comes.
    */
   holdOnlyHead(on: boolean): void {
@@ -359,7 +359,7 @@ export class EndpointOutbox {
     if (on) for (const segment of this.window.slice(1)) this.release(segment);
   }
 
-  /** Events whose records are held in memory (for status and tests). */
+  /** Events whose records are held in memory (what the tests read of the window). */
   get eventsInMemory(): number {
     return this.heldEvents;
   }
