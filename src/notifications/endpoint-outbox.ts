@@ -101,8 +101,8 @@ export class EndpointOutbox {
   /** Events of the head segment already consumed. */
   private consumed = 0;
   private heldEvents = 0;
-  /** The endpoint is failing: only the head segment's events are kept in memory (holdOnlyHead). */
-  private headOnly = false;
+  /** Held events past which only the head keeps its own: WINDOW_EVENTS, none while the endpoint fails (holdOnlyHead). */
+  private windowEvents = WINDOW_EVENTS;
   /** The open segment of an append log. */
   private active: { segment: Segment; log: AppendLog } | undefined;
   /** Segments exist in storage beyond the window: the next refill lists them. */
@@ -174,7 +174,7 @@ export class EndpointOutbox {
       for (const record of batch.records) size += storedLength(record, this.format);
       // An object store's driver may keep what it is given (the in-memory one does): bytes of its own.
       // While the window is full, nothing of the write is likely to be held.
-      const data = !this.driver.appendLog ? Buffer.allocUnsafe(size) : this.heldEvents >= WINDOW_EVENTS || this.headOnly ? this.buffers.transient(size) : this.buffers.held(size);
+      const data = !this.driver.appendLog ? Buffer.allocUnsafe(size) : this.windowFull() ? this.buffers.transient(size) : this.buffers.held(size);
       let at = 0;
       for (const record of batch.records) at = writeStored(record, this.format, data, at);
       try {
@@ -222,7 +222,7 @@ export class EndpointOutbox {
   private async appendToLog(data: Buffer, durable: boolean): Promise<Segment> {
     let active = this.active;
     // While the endpoint fails the head stops growing: what comes after it is not kept in memory.
-    const headToKeepSmall = active !== undefined && this.headOnly && this.window[0] === active.segment && active.log.size > 0;
+    const headToKeepSmall = active !== undefined && this.windowEvents === 0 && this.window[0] === active.segment && active.log.size > 0;
     if (active && (active.log.size >= SEGMENT_BYTES || headToKeepSmall || (active.log.size >= DRAINED_SEGMENT_BYTES && this.isDrainedHead(active.segment)))) {
       await this.seal();
       active = undefined;
@@ -260,7 +260,8 @@ export class EndpointOutbox {
     segment.count = (segment.count ?? 0) + records.length;
     this.pendingEvents += records.length;
     this.appendedEvents += records.length;
-    if (segment.chunks && this.headOnly && segment !== this.window[0]) {
+    // Past the window only the head keeps its events; the others are read back when their turn comes.
+    if (segment.chunks && this.pastWindow(segment, records.length)) {
       this.release(segment);
       this.buffers.drop(data);
     } else if (segment.chunks) {
@@ -270,8 +271,6 @@ export class EndpointOutbox {
       // Every pending record has its time: a text's is given with it, an event written as bytes was made here.
       segment.chunks.push(chunkOfStored(held, records.map((record) => record.time!)));
       this.heldEvents += records.length;
-      // Past the budget only the head keeps its events; the others are read back when their turn comes.
-      if (this.heldEvents > WINDOW_EVENTS && segment !== this.window[0]) this.release(segment);
     } else {
       this.buffers.drop(data);
     }
@@ -314,7 +313,7 @@ export class EndpointOutbox {
     for (const segment of this.window.slice(0, max + 1)) {
       if (run.count >= max) break;
       // A failing endpoint's retries send the head's events again, not more read back each time.
-      if (!segment.chunks && run.count > 0 && (this.heldEvents >= WINDOW_EVENTS || this.headOnly)) break;
+      if (!segment.chunks && run.count > 0 && this.windowFull()) break;
       let chunks = segment.chunks;
       if (!chunks) {
         const read = await this.load(segment);
@@ -354,9 +353,20 @@ export class EndpointOutbox {
    * own, written and not kept; once the endpoint answers, they are read back as their turn comes.
    */
   holdOnlyHead(on: boolean): void {
-    if (this.headOnly === on) return;
-    this.headOnly = on;
+    const windowEvents = on ? 0 : WINDOW_EVENTS;
+    if (this.windowEvents === windowEvents) return;
+    this.windowEvents = windowEvents;
     if (on) for (const segment of this.window.slice(1)) this.release(segment);
+  }
+
+  /** As many events are held as the window allows: writes are not kept, reads beyond the head not held. */
+  private windowFull(): boolean {
+    return this.heldEvents >= this.windowEvents;
+  }
+
+  /** `segment` is not the head, and its events and `adding` more would take the held ones past the window. */
+  private pastWindow(segment: Segment, adding = 0): boolean {
+    return segment !== this.window[0] && this.heldEvents + adding > this.windowEvents;
   }
 
   /** Events whose records are held in memory (what the tests read of the window). */
@@ -455,7 +465,7 @@ export class EndpointOutbox {
       const chunks = kept.length > 0 ? [chunkOfRecords(kept)] : [];
       segment.chunks = chunks;
       this.heldEvents += kept.length;
-      if (this.window[0] !== segment && (this.heldEvents > WINDOW_EVENTS || this.headOnly)) this.release(segment);
+      if (this.pastWindow(segment)) this.release(segment);
       return chunks;
     }
   }
@@ -474,7 +484,7 @@ export class EndpointOutbox {
     const chunks = [chunk];
     segment.chunks = chunks;
     this.heldEvents += expected;
-    if (this.window[0] !== segment && (this.heldEvents > WINDOW_EVENTS || this.headOnly)) this.release(segment);
+    if (this.pastWindow(segment)) this.release(segment);
     return chunks;
   }
 
