@@ -305,7 +305,12 @@ describe("readiness", () => {
     const socket = connect(Number(url.port), url.hostname);
     const reader = responses(socket);
     await new Promise((resolve) => socket.once("connect", resolve));
-    socket.write(`PATCH ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
+    // The PATCH must be in flight before the SIGTERM: a request read in the turn that stops the
+    // registry is its connection's last (Connection: close). 100 Continue is written as the server
+    // takes the request, so once it is here the SIGTERM is read in a later turn.
+    socket.write(`PATCH ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n`);
+    assert.match(await reader.next(), /^HTTP\/1\.1 100 Continue\r\n/);
+    socket.write("5\r\nhello\r\n");
     const exited = new Promise<number | null>((resolve) => berth.child.once("exit", resolve));
     berth.child.kill("SIGTERM");
     await waitFor(async () => (await fetch(`${berth.url}/v2/`).then(() => false, () => true)), "the listener to close");
