@@ -334,6 +334,37 @@ describe("notification outbox: the group writes' slabs are reused only once noth
     buffers.drop(scratch);
   });
 
+  it("free slabs are forgotten when told (an endpoint that fails), left to the collector, and later writes take new ones", async () => {
+    setFlagsFromString("--expose-gc");
+    const collect = runInNewContext("gc") as () => void;
+    const buffers = new GroupWriteBuffers();
+    const size = 128 * 1024;
+    // In a function of its own: a loop variable left in this suspended async function's frame
+    // would keep the last slab it saw.
+    const fill = (): { memory: Array<WeakRef<ArrayBufferLike>>; current: Buffer } => {
+      // Three slabs filled (four writes each), a fourth current; the three come free as their
+      // holds are dropped, and two of them are kept for reuse.
+      const filled = Array.from({ length: 12 }, () => buffers.held(size));
+      const current = buffers.held(size);
+      for (const bytes of filled) buffers.drop(bytes);
+      return { memory: [new WeakRef(filled[0]!.buffer), new WeakRef(filled[4]!.buffer)], current };
+    };
+    const { memory, current } = fill();
+    assert.equal(buffers.freeSlabs, 2);
+    buffers.forgetFree();
+    assert.equal(buffers.freeSlabs, 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    collect();
+    assert.deepEqual(
+      memory.map((ref) => ref.deref() === undefined),
+      [true, true],
+      "their memory was collected",
+    );
+    const next = Array.from({ length: 4 }, () => buffers.held(size)).at(-1)!;
+    assert.notEqual(next.buffer, current.buffer, "past the current slab, a new one");
+    assert.ok(buffers.isSlab(next));
+  });
+
   it("a slab whose holds are not all given back (a delivery cut before its body was written) is left to the collector, not kept", async () => {
     setFlagsFromString("--expose-gc");
     const collect = runInNewContext("gc") as () => void;

@@ -356,7 +356,10 @@ export class EndpointOutbox {
     const windowEvents = on ? 0 : WINDOW_EVENTS;
     if (this.windowEvents === windowEvents) return;
     this.windowEvents = windowEvents;
-    if (on) for (const segment of this.window.slice(1)) this.release(segment);
+    if (!on) return;
+    for (const segment of this.window.slice(1)) this.release(segment);
+    // Writes go to the scratch buffer from now on: slabs freed by the release would only wait.
+    this.buffers.forgetFree();
   }
 
   /** As many events are held as the window allows: writes are not kept, reads beyond the head not held. */

@@ -95,6 +95,19 @@ export class GroupWriteBuffers {
     if (this.#free.length < FREE_SLABS) this.#free.push(slab);
   }
 
+  /**
+   * Forgets the free slabs (the collector gives their memory back): for while no write is held,
+   * such as an endpoint that fails, when they would wait unused for as long as it does.
+   */
+  forgetFree(): void {
+    this.#free.length = 0;
+  }
+
+  /** Slabs kept for reuse (what the tests read). */
+  get freeSlabs(): number {
+    return this.#free.length;
+  }
+
   /** Whether `bytes` are a slab's, which may be reused once nothing holds it. */
   isSlab(bytes: Buffer): boolean {
     return this.#slabs.has(bytes.buffer);
