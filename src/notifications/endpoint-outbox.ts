@@ -4,6 +4,7 @@ import { publicErrorCode } from "../errcode/public-error-code.js";
 import { deleteIfPresent, isPathNotFound, listOrEmpty } from "../driver/storage-driver.js";
 import { chunkOfRecords, chunkOfStored, chunkOfWritten, pendingRecord, piece, storedLength, writeStored } from "./event-record.js";
 import type { EventRecord, PendingRecord, RecordChunk, RecordRun } from "./event-record.js";
+import { CursorWriter } from "./cursor-writer.js";
 import { GroupWriteBuffers } from "./group-write-buffers.js";
 import { CURSOR_NAME, readRecords, segmentFormat, segmentName, segmentSeq } from "./outbox-files.js";
 import type { RegistryEvent } from "./registry-event.js";
@@ -18,8 +19,6 @@ const SEGMENT_BYTES = 1024 * 1024;
 const DRAINED_SEGMENT_BYTES = 64 * 1024;
 /** After this long with everything delivered and nothing appended, the open segment is sealed and deleted. */
 const IDLE_SEAL_MS = 1_000;
-/** How often the delivery cursor is saved while it moves: what a crash can make a receiver see twice. */
-const CURSOR_SAVE_MS = 100;
 
 /** What probeWritable writes and removes at once; neither a segment nor the cursor, so readers skip it. */
 const WRITE_PROBE_NAME = "write-probe";
@@ -75,9 +74,9 @@ function pendingAppend(): PendingAppend {
  * started in one callback (a batch of requests read in one turn of the event loop), and of those
  * that arrive while a write is in progress, share one write (and one fsync).
  *
- * Delivery progress within a segment is saved in a cursor within CURSOR_SAVE_MS, so after a crash
- * a receiver sees at most the last CURSOR_SAVE_MS of deliveries again (at least once; events keep
- * their ids). Memory stays bounded however long the endpoint is down: at most WINDOW_SEGMENTS
+ * Delivery progress within a segment is saved in a cursor within CURSOR_SAVE_MS (CursorWriter), so
+ * after a crash a receiver sees at most the last CURSOR_SAVE_MS of deliveries again (at least once;
+ * events keep their ids). Memory stays bounded however long the endpoint is down: at most WINDOW_SEGMENTS
  * references and about WINDOW_EVENTS events (or one segment's); the rest is found again by listing
  * the directory.
  */
@@ -110,12 +109,8 @@ export class EndpointOutbox {
   private refilling = false;
   private highestQueued = -1;
   private wake: (() => void) | undefined;
-  private cursorTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
-  /** The cursor in storage; "" for none. */
-  private cursorSaved = "";
-  /** Cursor writes, one after the other so that an older one never lands last. */
-  private cursorWrites: Promise<void> = Promise.resolve();
+  private readonly cursor: CursorWriter;
   private closed = false;
 
   constructor(
@@ -123,7 +118,13 @@ export class EndpointOutbox {
     readonly dir: string,
     /** The endpoint's format: the records are written in it. */
     readonly format: EventFormat,
-  ) {}
+  ) {
+    // A cursor is only needed while the head segment is partly consumed; otherwise there is none.
+    this.cursor = new CursorWriter(driver, `${dir}/${CURSOR_NAME}`, () => {
+      const head = this.window[0];
+      return head && this.consumed > 0 ? JSON.stringify({ seq: head.seq, consumed: this.consumed }) : "";
+    });
+  }
 
   /** Resolves once the events are stored (durably when asked), rejects when storage refused them. */
   append(events: RegistryEvent[], durable: boolean): Promise<void> {
@@ -402,7 +403,7 @@ export class EndpointOutbox {
       left -= taken;
       if (taken === available && !(await this.removeConsumedHeads())) break;
     }
-    this.scheduleCursorSave();
+    this.cursor.schedule();
     if (this.pendingEvents === 0) this.scheduleIdleSeal();
   }
 
@@ -432,7 +433,7 @@ export class EndpointOutbox {
       this.window.shift();
       this.release(head);
       this.consumed = 0;
-      this.scheduleCursorSave();
+      this.cursor.schedule();
       await deleteIfPresent(this.driver, head.path);
       if (this.window.length === 0 && this.overflow) await this.refill();
     }
@@ -508,39 +509,13 @@ export class EndpointOutbox {
   /** Saves the cursor now; no more appends are taken. What is left stays for the next process. */
   async close(): Promise<void> {
     this.closed = true;
+    this.cursor.stop();
     // An idle seal may hand over to a flush of appends that came meanwhile: wait for all of it.
     while (this.writing) await this.writing;
-    if (this.cursorTimer) clearTimeout(this.cursorTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.cursorTimer = this.idleTimer = undefined;
+    this.idleTimer = undefined;
     await this.seal();
-    await this.saveCursor();
-  }
-
-  private scheduleCursorSave(): void {
-    if (this.cursorTimer || this.closed) return;
-    this.cursorTimer = setTimeout(() => {
-      this.cursorTimer = undefined;
-      void this.saveCursor().catch(() => undefined);
-    }, CURSOR_SAVE_MS);
-    this.cursorTimer.unref();
-  }
-
-  /** Not synced: a cursor lost in a power cut only means events delivered again. */
-  private saveCursor(): Promise<void> {
-    this.cursorWrites = this.cursorWrites.catch(() => undefined).then(() => this.writeCursor());
-    return this.cursorWrites;
-  }
-
-  /** A cursor is only needed while the head segment is partly consumed; otherwise there is none. */
-  private async writeCursor(): Promise<void> {
-    const head = this.window[0];
-    const wanted = head && this.consumed > 0 ? JSON.stringify({ seq: head.seq, consumed: this.consumed }) : "";
-    if (wanted === this.cursorSaved) return;
-    const path = `${this.dir}/${CURSOR_NAME}`;
-    if (wanted === "") await deleteIfPresent(this.driver, path);
-    else await this.driver.putContent(path, Buffer.from(wanted), { durable: false });
-    this.cursorSaved = wanted;
+    await this.cursor.save();
   }
 
   /**
