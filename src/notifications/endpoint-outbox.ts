@@ -76,9 +76,9 @@ function pendingAppend(): PendingAppend {
  *
  * Delivery progress within a segment is saved in a cursor within CURSOR_SAVE_MS (CursorWriter), so
  * after a crash a receiver sees at most the last CURSOR_SAVE_MS of deliveries again (at least once;
- * events keep their ids). Memory stays bounded however long the endpoint is down: at most WINDOW_SEGMENTS
- * references and about WINDOW_EVENTS events (or one segment's); the rest is found again by listing
- * the directory.
+ * events keep their ids). Memory stays bounded however long the endpoint is down: at most
+ * WINDOW_SEGMENTS references and about WINDOW_EVENTS events (or one segment's); the rest is found
+ * again by listing the directory.
  */
 export class EndpointOutbox {
   /** Events stored and not yet consumed. */
