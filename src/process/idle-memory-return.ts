@@ -67,7 +67,10 @@ export class IdleMemoryReturn {
     this.timer.unref();
   }
 
-  /** One look at the load since the previous one; trims when it was quiet after work. */
+  /**
+   * One look at the load since the previous one: when it was quiet after work, reduces the
+   * JavaScript heap, then (at the next quiet look) trims the C heap.
+   */
   check(): Promise<void> | undefined {
     const now = this.utilization();
     const since = this.utilization(this.last);
@@ -79,12 +82,11 @@ export class IdleMemoryReturn {
       return undefined;
     }
     if (++this.quietChecks < QUIET_CHECKS || !this.busySinceTrim || this.trimming) return undefined;
-    if (!this.heapReduced) {
+    // Without the addon nothing is reduced, and the trim comes at once.
+    if (!this.heapReduced && this.reduceHeap()) {
       this.heapReduced = true;
-      if (this.reduceHeap()) {
-        this.heapReductions++;
-        return undefined;
-      }
+      this.heapReductions++;
+      return undefined;
     }
     this.busySinceTrim = false;
     this.heapReduced = false;
